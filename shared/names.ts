@@ -1,0 +1,109 @@
+/**
+ * Cloud Tasks resource names, parsed and validated by Cloud Tasks' own rules before any URL is built.
+ * https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks#Task.FIELDS.name
+ */
+
+// Project IDs: letters, digits and hyphens, optionally domain-scoped (`example.com:my-project`).
+const PROJECT_ID = /^(?:[a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+// Location IDs from ListLocations: lowercase letters, digits and hyphens (`us-central1`).
+const LOCATION_ID = /^[a-z][a-z0-9-]{0,62}$/;
+const QUEUE_ID = /^[A-Za-z0-9-]{1,100}$/;
+const TASK_ID = /^[A-Za-z0-9_-]{1,500}$/;
+
+/** The parts of a queue name `projects/P/locations/L/queues/Q`. */
+export interface QueueName {
+  readonly project: string;
+  readonly location: string;
+  readonly queue: string;
+  /** The full resource name. */
+  readonly name: string;
+}
+
+/** The parts of a task name `projects/P/locations/L/queues/Q/tasks/T`. */
+export interface TaskName extends Omit<QueueName, 'name'> {
+  readonly task: string;
+  readonly queueName: string;
+  readonly name: string;
+}
+
+export function isProjectId(id: string): boolean {
+  return PROJECT_ID.test(id);
+}
+export function isLocationId(id: string): boolean {
+  return LOCATION_ID.test(id);
+}
+export function isQueueId(id: string): boolean {
+  return QUEUE_ID.test(id);
+}
+export function isTaskId(id: string): boolean {
+  return TASK_ID.test(id);
+}
+
+/** Parses a queue name; undefined unless every segment follows Cloud Tasks' rules. */
+export function parseQueueName(name: string): QueueName | undefined {
+  const parts = name.split('/');
+  if (parts.length !== 6) return undefined;
+  const [p, project, l, location, q, queue] = parts as [string, string, string, string, string, string];
+  if (p !== 'projects' || l !== 'locations' || q !== 'queues') return undefined;
+  if (!isProjectId(project) || !isLocationId(location) || !isQueueId(queue)) return undefined;
+  return { project, location, queue, name };
+}
+
+/** Parses a task name; undefined unless every segment follows Cloud Tasks' rules. */
+export function parseTaskName(name: string): TaskName | undefined {
+  const parts = name.split('/');
+  if (parts.length !== 8 || parts[6] !== 'tasks') return undefined;
+  const queue = parseQueueName(parts.slice(0, 6).join('/'));
+  const task = parts[7] ?? '';
+  if (!queue || !isTaskId(task)) return undefined;
+  return {
+    project: queue.project,
+    location: queue.location,
+    queue: queue.queue,
+    task,
+    queueName: queue.name,
+    name,
+  };
+}
+
+/** The last segment of a task name: its ID. */
+export function taskIdOf(taskName: string): string {
+  return taskName.slice(taskName.lastIndexOf('/') + 1);
+}
+
+/** The queue part of a task name. */
+export function queueOfTask(taskName: string): string {
+  return taskName.slice(0, taskName.lastIndexOf('/tasks/'));
+}
+
+/**
+ * One allowlist entry: a queue name in which `*` may stand for one whole segment
+ * (`projects/p/locations/us-central1/queues/*`).
+ */
+export interface QueuePattern {
+  readonly project: string;
+  readonly location: string;
+  readonly queue: string;
+  readonly pattern: string;
+}
+
+/** Parses an allowlist entry; undefined if a segment is neither `*` nor valid. */
+export function parseQueuePattern(pattern: string): QueuePattern | undefined {
+  const parts = pattern.split('/');
+  if (parts.length !== 6) return undefined;
+  const [p, project, l, location, q, queue] = parts as [string, string, string, string, string, string];
+  if (p !== 'projects' || l !== 'locations' || q !== 'queues') return undefined;
+  const ok = (value: string, rule: (v: string) => boolean) => value === '*' || rule(value);
+  if (!ok(project, isProjectId) || !ok(location, isLocationId) || !ok(queue, isQueueId)) return undefined;
+  return { project, location, queue, pattern };
+}
+
+/** Whether a parsed queue is allowed by one of the patterns. */
+export function isQueueAllowed(queue: QueueName, allowlist: readonly QueuePattern[]): boolean {
+  return allowlist.some(
+    (entry) =>
+      (entry.project === '*' || entry.project === queue.project) &&
+      (entry.location === '*' || entry.location === queue.location) &&
+      (entry.queue === '*' || entry.queue === queue.queue),
+  );
+}

@@ -169,14 +169,19 @@ export interface RerunRequest {
 
 /** Every field path named by zod's issues, as `match.taskIds[0]`. */
 export function issuePaths(error: z.ZodError): string[] {
+  const pathOf = (keys: readonly PropertyKey[]) =>
+    keys.reduce<string>(
+      (path, key) =>
+        typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${String(key)}` : String(key),
+      '',
+    );
   return [
     ...new Set(
-      error.issues.map((issue) =>
-        issue.path.reduce<string>(
-          (path, key) =>
-            typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${String(key)}` : String(key),
-          '',
-        ),
+      error.issues.flatMap((issue) =>
+        // An unknown field is named by its own path, not its parent's.
+        issue.code === 'unrecognized_keys'
+          ? issue.keys.map((key) => pathOf([...issue.path, key]))
+          : [pathOf(issue.path)],
       ),
     ),
   ];

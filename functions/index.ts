@@ -1,0 +1,12 @@
+/**
+ * The Functions Framework entry: registers rerunHttp and rerunPubsub. The only module with import-time
+ * side effects: the configuration is read here, once, and a bad value stops start-up with its name.
+ */
+import * as ff from '@google-cloud/functions-framework';
+import { createRuntime } from '../shared/runtime.js';
+import './framework-errors.js';
+import { rerunHttpHandler } from './rerun-http.js';
+
+const runtime = createRuntime(process.env);
+
+ff.http('rerunHttp', rerunHttpHandler(runtime));

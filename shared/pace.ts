@@ -1,0 +1,80 @@
+/**
+ * Pacing for RunTask: evenly spaced slots at a rate, and a bound on calls in flight.
+ *
+ * Hand-written rather than a library (p-throttle, bottleneck): a run needs one slot common to several
+ * limiters (the process-wide quota, the queue's own rate, the request's rate), refused when it would fall
+ * past the time budget, and pushed back when Cloud Tasks answers RESOURCE_EXHAUSTED. That is a few
+ * lines here and awkward to express through a library's queue.
+ */
+
+/** Slots spread a little wider than the rate, so late timers and network jitter never overshoot a quota window. */
+const SPACING_MARGIN = 1.01;
+
+/** Hands out evenly spaced slots at `ratePerSecond`. */
+export class Pacer {
+  private nextMs = 0;
+  readonly intervalMs: number;
+
+  constructor(readonly ratePerSecond: number) {
+    this.intervalMs = (1000 / ratePerSecond) * SPACING_MARGIN;
+  }
+
+  /** The earliest instant this pacer allows a call at or after `nowMs`. */
+  earliestMs(nowMs: number): number {
+    return Math.max(nowMs, this.nextMs);
+  }
+
+  /** Marks the slot at `slotMs` as used. */
+  take(slotMs: number): void {
+    this.nextMs = Math.max(this.nextMs, slotMs + this.intervalMs);
+  }
+
+  /** No slot before `untilMs` (the quota is exhausted until then). */
+  pushBack(untilMs: number): void {
+    this.nextMs = Math.max(this.nextMs, untilMs);
+  }
+}
+
+/**
+ * Reserves the earliest instant every pacer allows, unless it falls after `deadlineMs`; returns the
+ * slot, or undefined (nothing reserved).
+ */
+export function reserveSlot(pacers: readonly Pacer[], nowMs: number, deadlineMs: number): number | undefined {
+  const slotMs = pacers.reduce((slot, pacer) => pacer.earliestMs(slot), nowMs);
+  if (slotMs > deadlineMs) return undefined;
+  for (const pacer of pacers) pacer.take(slotMs);
+  return slotMs;
+}
+
+/** A counting semaphore: at most `limit` holders at once, waiters served in order. */
+export class Semaphore {
+  private active = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(readonly limit: number) {}
+
+  /** Resolves once a place is free; the caller must call release() exactly once afterwards. */
+  acquire(): Promise<void> {
+    if (this.active < this.limit) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.active--;
+  }
+
+  /** Runs `work` holding a place. */
+  async with<T>(work: () => Promise<T>): Promise<T> {
+    await this.acquire();
+    try {
+      return await work();
+    } finally {
+      this.release();
+    }
+  }
+}

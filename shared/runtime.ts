@@ -1,0 +1,70 @@
+/**
+ * One instance's wiring: configuration, the Cloud Tasks client, the process-wide pacer and bound, the
+ * root logger; and the one entry into the core that every trigger calls.
+ */
+import { randomUUID } from 'node:crypto';
+import type { DestinationStream } from 'pino';
+import { createCloudTasksClient, type CloudTasksClient } from './cloud-tasks.js';
+import { loadConfig, type Config } from './config.js';
+import type { RerunRequest } from './events.js';
+import { createLogger, traceFields, type HeaderLookup, type Logger } from './log.js';
+import { Pacer, Semaphore } from './pace.js';
+import type { RerunReport } from './report.js';
+import { runRerun } from './rerun.js';
+import { resolveScope } from './scope.js';
+
+export interface Runtime {
+  readonly config: Config;
+  readonly tasks: CloudTasksClient;
+  readonly pacer: Pacer;
+  readonly inFlight: Semaphore;
+  readonly log: Logger;
+  /** The project that qualifies trace IDs in logs: the first project named in the allowlist. */
+  readonly traceProject: string | undefined;
+}
+
+export interface RuntimeOptions {
+  /** Where log lines go (tests pass a sink); default stdout. */
+  readonly logDestination?: DestinationStream;
+  readonly tasks?: CloudTasksClient;
+}
+
+/** Builds an instance's runtime. Throws ConfigError when the environment is bad. */
+export function createRuntime(env: NodeJS.ProcessEnv = process.env, options: RuntimeOptions = {}): Runtime {
+  const config = loadConfig(env);
+  return {
+    config,
+    tasks: options.tasks ?? createCloudTasksClient({ emulatorHost: config.emulatorHost }),
+    pacer: new Pacer(config.maxRatePerSecond),
+    inFlight: new Semaphore(config.concurrency),
+    log: createLogger(config.logLevel, options.logDestination),
+    traceProject: config.allowlist.find((entry) => entry.project !== '*')?.project,
+  };
+}
+
+/** The result of one request: the report, or the names outside the allowlist (nothing was called). */
+export type RerunResult = { ok: true; report: RerunReport } | { ok: false; runId: string; refused: string[] };
+
+/**
+ * Runs one normalized request: allowlist first, then the run. Throws CloudTasksUnavailableError when
+ * Cloud Tasks was unreachable before anything was dispatched.
+ */
+export async function rerun(
+  runtime: Runtime,
+  request: RerunRequest,
+  header: HeaderLookup = () => undefined,
+): Promise<RerunResult> {
+  const runId = randomUUID();
+  const log = runtime.log.child({
+    runId,
+    ...(request.reason !== undefined && { reason: request.reason }),
+    ...traceFields(header, runtime.traceProject),
+  });
+  const scope = resolveScope(request, runtime.config.allowlist);
+  if (!scope.ok) {
+    log.error({ refused: scope.refused }, 'request names queues outside the allowlist; nothing called');
+    return { ok: false, runId, refused: scope.refused };
+  }
+  const report = await runRerun(request, scope.scope, { ...runtime, log }, runId);
+  return { ok: true, report };
+}

@@ -6,7 +6,9 @@ import * as ff from '@google-cloud/functions-framework';
 import { createRuntime } from '../shared/runtime.js';
 import './framework-errors.js';
 import { rerunHttpHandler } from './rerun-http.js';
+import { rerunPubsubHandler } from './rerun-pubsub.js';
 
 const runtime = createRuntime(process.env);
 
 ff.http('rerunHttp', rerunHttpHandler(runtime));
+ff.cloudEvent('rerunPubsub', rerunPubsubHandler(runtime));

@@ -19,7 +19,7 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
       return sendGoogleError(res, 405, `method ${req.method} not allowed: POST a JSON event`);
     }
     if (bodyBytes(req) > MAX_BODY_BYTES) return sendGoogleError(res, 413, 'the body is larger than 1 MiB');
-    if (!req.is('application/json')) {
+    if (!/^application\/json\s*(;|$)/i.test(req.get('content-type') ?? '')) {
       return sendGoogleError(res, 415, 'Content-Type must be application/json');
     }
     const parsed = parseRerunEvent(req.body, Date.now());

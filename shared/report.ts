@@ -12,7 +12,7 @@ export type Outcome = (typeof OUTCOMES)[number];
 export interface TaskRow {
   readonly task: string;
   readonly outcome: Outcome;
-  readonly reason?: SkipReason;
+  readonly skipReason?: SkipReason;
   readonly error?: string;
   readonly canary?: boolean;
 }
@@ -85,7 +85,7 @@ export class ReportBuilder {
   record(row: TaskRow): void {
     this.counts.matched++;
     this.counts[row.outcome]++;
-    if (row.reason) this.skipped[row.reason] = (this.skipped[row.reason] ?? 0) + 1;
+    if (row.skipReason) this.skipped[row.skipReason] = (this.skipped[row.skipReason] ?? 0) + 1;
     if (this.rows.length < MAX_TASK_ROWS) this.rows.push(row);
     else this.truncated = true;
     const level = row.outcome === 'failed' ? 'warn' : 'info';

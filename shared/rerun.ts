@@ -252,9 +252,9 @@ class Run {
       return;
     }
     const skip = selection.kind === 'skip' ? selection.reason : run.skipReason;
-    if (skip) return this.report.record({ task: task.name, outcome: 'skipped', reason: skip });
+    if (skip) return this.report.record({ task: task.name, outcome: 'skipped', skipReason: skip });
     if (this.reservedRuns >= this.cap)
-      return this.report.record({ task: task.name, outcome: 'skipped', reason: 'over-cap' });
+      return this.report.record({ task: task.name, outcome: 'skipped', skipReason: 'over-cap' });
     if (this.canaryVerdict === 'pending' && this.canaries.length >= (this.request.canary?.count ?? 0)) {
       await this.settleCanary();
     }
@@ -303,7 +303,7 @@ class Run {
     });
     for (let attempt = 1; ; attempt++) {
       if (run.skipReason === 'queue-permission-denied')
-        return row({ outcome: 'skipped', reason: 'queue-permission-denied' });
+        return row({ outcome: 'skipped', skipReason: 'queue-permission-denied' });
       this.callsMade++;
       try {
         await this.deps.tasks.runTask(task);

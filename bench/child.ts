@@ -1,0 +1,86 @@
+/**
+ * Child processes for process-level figures (CPU, peak RSS, import time): each runs on the same Node as the
+ * bench, with a minimal environment, and reports one message over IPC.
+ */
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+
+/** build/bench, where the compiled bench scripts live. */
+export const BENCH_DIR = import.meta.dirname;
+/** The project root (package.json `main` is the built functions entry). */
+export const PROJECT_ROOT = resolve(BENCH_DIR, '../..');
+/** Scratch space for the bench (git-ignored): compile caches, the bundle. */
+export const SCRATCH_DIR = resolve(PROJECT_ROOT, '.bench-tmp');
+
+/** The environment every child starts from: no npm variables, no metadata-server probe (we are off GCP). */
+export function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = { METADATA_SERVER_DETECTION: 'none' };
+  for (const key of ['PATH', 'HOME', 'TMPDIR', 'LANG'] as const) {
+    const value = process.env[key];
+    if (value !== undefined) env[key] = value;
+  }
+  return { ...env, ...extra };
+}
+
+/**
+ * Runs `build/bench/<script>` in a child Node and resolves with the first message it sends. Its stdout
+ * (log lines) goes to /dev/null. Rejects if it exits without a message or runs past `timeoutMs`.
+ */
+export function runChild<T>(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  timeoutMs = 120_000,
+  execArgv: readonly string[] = [],
+): Promise<T> {
+  return new Promise<T>((done, fail) => {
+    const child = spawn(process.execPath, [...execArgv, resolve(BENCH_DIR, script), ...args], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    let stderr = '';
+    let result: { value: T } | undefined;
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr = (stderr + chunk).slice(-4000);
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      fail(new Error(`${script} ${args.join(' ')}: no result after ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    child.on('message', (message) => {
+      result ??= { value: message as T };
+    });
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      fail(error);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (result) done(result.value);
+      else
+        fail(new Error(`${script} ${args.join(' ')} exited (${code ?? signal}) without a result\n${stderr}`));
+    });
+  });
+}
+
+/** Sends the child's result to the bench and lets the process end. */
+export function sendResult(result: object): void {
+  if (!process.send) throw new Error('run this script through the bench (it reports over IPC)');
+  // Exit at once: keep-alive sockets of the clients under test would otherwise hold the process open.
+  process.send(result, () => process.exit(0));
+}
+
+/** A free TCP port on 127.0.0.1 (for servers started by the Functions Framework's own main). */
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => done(port));
+    });
+  });
+}

@@ -1,0 +1,89 @@
+/**
+ * Figure 1, pacing: the real core, in this process, reruns N failed tasks against an emulator whose RunTask
+ * quota is the real one (60 per minute) compressed in time, with RERUN_MAX_RATE at that quota. From the
+ * emulator's own call record: achieved rate over the allowed rate, and the RESOURCE_EXHAUSTED (429) answers.
+ */
+import { startEmulator } from '../emulator/server.js';
+import { parseRerunEvent } from '../shared/events.js';
+import { createRuntime, rerun } from '../shared/runtime.js';
+import { summarize, type Summary } from './stats.js';
+import { failedQueue, queueName, startTarget } from './world.js';
+
+export interface PacingOptions {
+  readonly runs: number;
+  /** Tasks per run: with `ratePerSecond` this sets the length of a run. */
+  readonly tasks: number;
+  /** The scaled quota, in RunTask calls per second (RERUN_MAX_RATE is set to the same). */
+  readonly ratePerSecond: number;
+  /** Quota window: the real one is 60 s; compressed so a run spans several windows. */
+  readonly windowMs: number;
+  /** Latency the emulator adds to every call (the real RunTask answers in tens of milliseconds). */
+  readonly latencyMs: number;
+}
+
+export interface PacingResult {
+  readonly utilization: Summary;
+  readonly achievedPerSecond: Summary;
+  readonly answers429: Summary;
+  readonly quota: { limit: number; windowMs: number; ratePerSecond: number };
+  readonly tasks: number;
+}
+
+/** Runs the pacing bench; each run gets a fresh emulator (a fresh quota window) and a fresh runtime. */
+export async function benchPacing(options: PacingOptions): Promise<PacingResult> {
+  const limit = Math.round((options.ratePerSecond * options.windowMs) / 1000);
+  const target = await startTarget();
+  const utilization: number[] = [];
+  const achieved: number[] = [];
+  const rejected: number[] = [];
+  try {
+    for (let run = 0; run < options.runs; run++) {
+      const queue = queueName(`pacing-${run}`);
+      const emulator = await startEmulator({
+        port: 0,
+        runTaskQuota: { limit, windowMs: options.windowMs },
+        latencyMs: options.latencyMs,
+        seed: failedQueue(queue, options.tasks, target.url),
+      });
+      try {
+        const runtime = createRuntime(
+          {
+            RERUN_QUEUES: queue,
+            RERUN_MAX_RATE: String(options.ratePerSecond),
+            RERUN_MAX_TASKS: String(options.tasks),
+            RERUN_TIME_BUDGET: '10m',
+            CLOUD_TASKS_EMULATOR_HOST: emulator.host,
+            LOG_LEVEL: 'info',
+          },
+          { logDestination: { write: () => undefined } },
+        );
+        const parsed = parseRerunEvent({ kind: 'fix-deployed', queues: [queue] }, Date.now());
+        if (!parsed.success) throw parsed.error;
+        const result = await rerun(runtime, parsed.data);
+        if (!result.ok) throw new Error(`pacing: refused ${result.refused.join(', ')}`);
+        const { dispatched } = result.report.counts;
+        if (dispatched !== options.tasks) {
+          throw new Error(`pacing: ${dispatched} of ${options.tasks} tasks dispatched`);
+        }
+        const runs = emulator.calls.filter((call) => call.method === 'RunTask');
+        const starts = runs.map((call) => call.realStartMs).sort((a, b) => a - b);
+        const spanS = (starts.at(-1)! - starts[0]!) / 1000;
+        const rate = (starts.length - 1) / spanS;
+        achieved.push(rate);
+        utilization.push(rate / options.ratePerSecond);
+        rejected.push(runs.filter((call) => call.status === 429).length);
+      } finally {
+        await emulator.stop();
+      }
+    }
+  } finally {
+    await target.close();
+  }
+  return {
+    utilization: summarize(utilization),
+    achievedPerSecond: summarize(achieved),
+    answers429: summarize(rejected),
+    quota: { limit, windowMs: options.windowMs, ratePerSecond: options.ratePerSecond },
+    tasks: options.tasks,
+  };
+}

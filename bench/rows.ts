@@ -1,0 +1,181 @@
+/** Turns each figure's results into table rows: value, anchor, ratio, goal and whether it is met. */
+import type { VariantResult } from './cold-start.js';
+import type { OverheadResult } from './overhead.js';
+import type { PacingResult } from './pacing.js';
+import type { ScanSizeResult } from './scan.js';
+import { pairedRatio, spreadOf, type Summary } from './stats.js';
+import type { Row } from './table.js';
+
+const ms = (s: Summary) => `${s.median.toFixed(0)} ms`;
+const us = (s: Summary) => `${s.median.toFixed(1)} µs`;
+const mb = (s: Summary) => `${s.median.toFixed(1)} MB`;
+const x = (value: number) => `${value.toFixed(2)}×`;
+const pct = (s: Summary) => `${(spreadOf(s) * 100).toFixed(0)}%`;
+const size = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n));
+
+export function pacingRows(p: PacingResult): Row[] {
+  const window = `${p.quota.limit} per ${p.quota.windowMs / 1000} s`;
+  return [
+    {
+      figure: `1 pacing: achieved / allowed RunTask rate (${p.tasks} tasks, quota ${window}, RERUN_MAX_RATE ${p.quota.ratePerSecond})`,
+      value: `${p.achievedPerSecond.median.toFixed(2)}/s`,
+      anchor: `${p.quota.ratePerSecond}/s allowed`,
+      ratio: p.utilization.median.toFixed(3),
+      goal: '≥ 0.95',
+      met: p.utilization.median >= 0.95,
+      spread: pct(p.utilization),
+    },
+    {
+      figure: '1 pacing: 429 RESOURCE_EXHAUSTED answers per run',
+      value: `${p.answers429.median} (max ${p.answers429.max})`,
+      anchor: '-',
+      ratio: '-',
+      goal: '0',
+      met: p.answers429.max === 0,
+      spread: '-',
+    },
+  ];
+}
+
+export function scanRows(results: readonly ScanSizeResult[]): Row[] {
+  const rows: Row[] = [];
+  const base = results[0];
+  if (!base) return rows;
+  for (const r of results) {
+    const gct = r.cpuUsPerTask.gct;
+    rows.push({
+      figure: `2 scan ${size(r.size)}: CPU per listed task (dryRun, ${r.matched} matched)`,
+      value: us(r.cpuUsPerTask.rerun),
+      anchor: `bare fetch ${us(r.cpuUsPerTask.bare)}${gct ? `; @google-cloud/tasks ${us(gct)}` : ''}`,
+      ratio: `${x(r.cpuRatioToBare.median)}${gct ? `; ${x(r.cpuUsPerTask.rerun.median / gct.median)}` : ''}`,
+      goal: '-',
+      met: undefined,
+      spread: pct(r.cpuUsPerTask.rerun),
+    });
+    const growth = r.maxRssMb.rerun.median - base.maxRssMb.rerun.median;
+    const isLast = r === results.at(-1) && r !== base;
+    const gctRss = r.maxRssMb.gct;
+    rows.push({
+      figure: `2 scan ${size(r.size)}: peak RSS (bare fetch ${mb(r.maxRssMb.bare)}${gctRss ? `; @google-cloud/tasks ${mb(gctRss)}` : ''})`,
+      value: mb(r.maxRssMb.rerun),
+      anchor: `${size(base.size)}: ${mb(base.maxRssMb.rerun)}`,
+      ratio: `${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB`,
+      goal: isLast ? '≤ +30 MB' : '-',
+      met: isLast ? growth <= 30 : undefined,
+      spread: pct(r.maxRssMb.rerun),
+    });
+    const tuned = r.maxRssMb.rerunTuned;
+    if (tuned && isLast) {
+      const tunedGrowth = tuned.median - base.maxRssMb.rerun.median;
+      rows.push({
+        figure: `2 scan ${size(r.size)}: peak RSS, node ${r.tunedFlags.join(' ')} (CPU ${us(r.cpuUsPerTask.rerunTuned!)} per task)`,
+        value: mb(tuned),
+        anchor: `${size(base.size)}: ${mb(base.maxRssMb.rerun)}`,
+        ratio: `${tunedGrowth >= 0 ? '+' : ''}${tunedGrowth.toFixed(1)} MB`,
+        goal: '≤ +30 MB',
+        met: tunedGrowth <= 30,
+        spread: pct(tuned),
+      });
+    }
+    const retained = r.heapAfterGcMb.rerun.median - base.heapAfterGcMb.rerun.median;
+    rows.push({
+      figure: `2 scan ${size(r.size)}: heap after a full GC at the end (bare fetch ${mb(r.heapAfterGcMb.bare)})`,
+      value: mb(r.heapAfterGcMb.rerun),
+      anchor: `${size(base.size)}: ${mb(base.heapAfterGcMb.rerun)}`,
+      ratio: `${retained >= 0 ? '+' : ''}${retained.toFixed(1)} MB`,
+      goal: '-',
+      met: undefined,
+      spread: pct(r.heapAfterGcMb.rerun),
+    });
+  }
+  const last = results.at(-1)!;
+  if (last !== base) {
+    // The fixed cost of a scan (JIT warm-up, first connection) dominates at 1k; the slope is the per-task cost.
+    const slope = (pick: (r: ScanSizeResult) => number) =>
+      (pick(last) * last.size - pick(base) * base.size) / (last.size - base.size);
+    const ours = slope((r) => r.cpuUsPerTask.rerun.median);
+    const bare = slope((r) => r.cpuUsPerTask.bare.median);
+    rows.push({
+      figure: `2 scan: marginal CPU per listed task, ${size(base.size)} -> ${size(last.size)}`,
+      value: `${ours.toFixed(1)} µs`,
+      anchor: `bare fetch ${bare.toFixed(1)} µs`,
+      ratio: x(ours / bare),
+      goal: '-',
+      met: undefined,
+      spread: '-',
+    });
+  }
+  return rows;
+}
+
+export function coldStartRows(results: readonly VariantResult[]): Row[] {
+  const byId = new Map(results.map((r) => [r.id, r]));
+  const hello = byId.get('hello');
+  const google = byId.get('googleClient');
+  if (!hello || !google) return [];
+  const rows: Row[] = [
+    anchorRow('3 cold: anchor (a) bare Functions Framework, hello (GET)', hello),
+    anchorRow('3 cold: anchor (b) @google-cloud/tasks REST fallback (getQueue + listTasks)', google),
+  ];
+  const measures = [
+    ['import of the entry', (r: VariantResult) => r.importRuns, (r: VariantResult) => r.importMs],
+    [
+      'first answer (dryRun POST)',
+      (r: VariantResult) => r.firstAnswerRuns,
+      (r: VariantResult) => r.firstAnswerMs,
+    ],
+  ] as const;
+  for (const ours of results.filter((r) => r !== hello && r !== google)) {
+    for (const [what, runsOf, summaryOf] of measures) {
+      // Paired: each round runs every variant once, so round-by-round ratios cancel the machine's drift.
+      const toA = pairedRatio(runsOf(ours), runsOf(hello)).median;
+      const toB = pairedRatio(runsOf(ours), runsOf(google)).median;
+      rows.push({
+        figure: `3 cold: ${what}, ${ours.label}`,
+        value: ms(summaryOf(ours)),
+        anchor: `(a) ${ms(summaryOf(hello))}; (b) ${ms(summaryOf(google))}`,
+        ratio: `${x(toA)}; ${x(toB)}`,
+        goal: '≤ 1.25× (a); ≤ 0.5× (b)',
+        met: [toA <= 1.25, toB <= 0.5],
+        spread: pct(summaryOf(ours)),
+      });
+    }
+  }
+  return rows;
+}
+
+function anchorRow(figure: string, r: VariantResult): Row {
+  return {
+    figure,
+    value: `import ${ms(r.importMs)}, first answer ${ms(r.firstAnswerMs)}`,
+    anchor: '-',
+    ratio: '-',
+    goal: '-',
+    met: undefined,
+    spread: `${pct(r.importMs)}, ${pct(r.firstAnswerMs)}`,
+  };
+}
+
+export function overheadRows(o: OverheadResult): Row[] {
+  const anchor = `bare fetch ${us(o.cpuUsPerCall.fetch)}`;
+  return [
+    {
+      figure: `4 overhead: CPU per RunTask call, our client (${o.calls} calls, ${o.concurrency} in flight)`,
+      value: us(o.cpuUsPerCall.client),
+      anchor,
+      ratio: x(o.clientRatio.median),
+      goal: '-',
+      met: undefined,
+      spread: pct(o.cpuUsPerCall.client),
+    },
+    {
+      figure: `4 overhead: CPU per dispatched task, whole rerun (list, select, pace, run, log)`,
+      value: us(o.cpuUsPerCall.rerun),
+      anchor,
+      ratio: x(o.rerunRatio.median),
+      goal: '-',
+      met: undefined,
+      spread: pct(o.cpuUsPerCall.rerun),
+    },
+  ];
+}

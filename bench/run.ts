@@ -1,0 +1,111 @@
+/**
+ * `npm run bench`: the four figures of issue 6, each the median of several runs beside an anchor measured
+ * in the same run. Prints a table, then one `BENCH_JSON {...}` line. Figures are printed, never asserted.
+ *
+ * Knobs (environment): BENCH_RUNS (runs per figure, default 3; cold start uses BENCH_COLD_RUNS, default 9),
+ * BENCH_ONLY (comma list of pacing,scan,cold,overhead), BENCH_SCAN_SIZES (default 1000,10000,100000),
+ * BENCH_SCAN_GOOGLE=0 (skip the @google-cloud/tasks listing), BENCH_SCAN_TUNED (V8 flags of a tuned scan
+ * variant, default --max-semi-space-size=4; empty to skip), BENCH_PACING_TASKS (default 80),
+ * BENCH_PACING_RATE (default 10 per second), BENCH_OVERHEAD_CALLS (default 2000).
+ */
+import { coldStartRows, overheadRows, pacingRows, scanRows } from './rows.js';
+import { benchColdStart, coreVariants, startColdStartWorld, type VariantResult } from './cold-start.js';
+import { benchOverhead, type OverheadResult } from './overhead.js';
+import { benchPacing, type PacingResult } from './pacing.js';
+import { benchScan, type ScanSizeResult } from './scan.js';
+import { bundleVariant } from './bundle.js';
+import { renderTable, type Row } from './table.js';
+
+const env = process.env;
+const int = (name: string, fallback: number) => {
+  const value = env[name] === undefined || env[name] === '' ? fallback : Number(env[name]);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
+  return value;
+};
+const runs = int('BENCH_RUNS', 3);
+const only = new Set((env.BENCH_ONLY ?? 'pacing,scan,cold,overhead').split(',').map((s) => s.trim()));
+const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+if (!process.version.startsWith('v22.')) {
+  progress(`WARNING: running on Node ${process.version}; the figures are meant for Node 22 (npm run bench)`);
+}
+
+const startedMs = performance.now();
+const rows: Row[] = [];
+const figures: {
+  pacing?: PacingResult;
+  scan?: ScanSizeResult[];
+  coldStart?: VariantResult[];
+  bundle?: { bundled: boolean; note: string };
+  overhead?: OverheadResult;
+} = {};
+
+if (only.has('pacing')) {
+  progress('pacing...');
+  figures.pacing = await benchPacing({
+    runs,
+    tasks: int('BENCH_PACING_TASKS', 80),
+    ratePerSecond: int('BENCH_PACING_RATE', 10),
+    windowMs: 6000,
+    latencyMs: 30,
+  });
+  rows.push(...pacingRows(figures.pacing));
+}
+
+if (only.has('scan')) {
+  progress('scan...');
+  const sizes = (env.BENCH_SCAN_SIZES ?? '1000,10000,100000').split(',').map(Number);
+  const tunedFlags = (env.BENCH_SCAN_TUNED ?? '--max-semi-space-size=4').split(' ').filter(Boolean);
+  figures.scan = await benchScan(
+    { runs, sizes, withGoogleClient: env.BENCH_SCAN_GOOGLE !== '0', tunedFlags },
+    progress,
+  );
+  rows.push(...scanRows(figures.scan));
+}
+
+if (only.has('cold')) {
+  progress('cold start...');
+  const world = await startColdStartWorld();
+  try {
+    const variants = coreVariants(world);
+    const bundle = await bundleVariant(variants.find((v) => v.id === 'ours')!);
+    figures.bundle = { bundled: bundle.variant !== undefined, note: bundle.note };
+    if (bundle.variant) {
+      variants.push(bundle.variant, {
+        ...bundle.variant,
+        id: 'oursBundleCompileCache',
+        label: `${bundle.variant.label} + NODE_COMPILE_CACHE`,
+        compileCache: true,
+      });
+    } else progress(bundle.note);
+    figures.coldStart = await benchColdStart(variants, int('BENCH_COLD_RUNS', 9), progress);
+    rows.push(...coldStartRows(figures.coldStart));
+  } finally {
+    await world.stop();
+  }
+}
+
+if (only.has('overhead')) {
+  progress('overhead...');
+  figures.overhead = await benchOverhead(
+    { runs, calls: int('BENCH_OVERHEAD_CALLS', 2000), concurrency: 64 },
+    progress,
+  );
+  rows.push(...overheadRows(figures.overhead));
+}
+
+const totalS = (performance.now() - startedMs) / 1000;
+console.log(
+  `\ncloud-tasks-rerun bench: Node ${process.version}, ${runs} runs per figure, ${totalS.toFixed(0)} s\n`,
+);
+console.log(renderTable(rows));
+console.log(
+  `\nBENCH_JSON ${JSON.stringify({
+    node: process.version,
+    date: new Date().toISOString(),
+    runs,
+    durationS: Math.round(totalS),
+    rows,
+    figures,
+  })}`,
+);

@@ -1,0 +1,342 @@
+/**
+ * The Cloud Tasks v2 REST methods: maps a request path to its method and resource name, decodes the request
+ * as Google's front end does, validates names by Cloud Tasks' rules, and answers from the store.
+ * https://cloud.google.com/tasks/docs/reference/rest
+ */
+import { isLocationId, isProjectId, parseQueueName, parseTaskName } from '../shared/names.js';
+import type { Clock } from './clock.js';
+import type { Dispatcher } from './dispatcher.js';
+import { ApiError, errorInfo, help, invalidPayload, retryInfo } from './errors.js';
+import type { ApiMethod } from './faults.js';
+import { invalidQueueName, invalidTaskId } from './model.js';
+import {
+  CreateTaskBody,
+  decodeMessage,
+  decodeQuery,
+  GetTaskQuery,
+  ListQueuesQuery,
+  ListTasksQuery,
+  NameOnlyQuery,
+  Queue,
+  QueueActionBody,
+  RunTaskBody,
+  type Decoded,
+} from './proto-json.js';
+import type { SlidingWindowQuota } from './quota.js';
+import { queueJson, taskJson, type TaskView } from './resources.js';
+import type { Store } from './store.js';
+
+/** A parsed API request. */
+export interface ApiRequest {
+  readonly query: URLSearchParams;
+  /** The parsed JSON body (`{}` when empty); undefined for GET and DELETE. */
+  readonly body: unknown;
+}
+
+/** A successful answer: HTTP 200 with this JSON. */
+export type ApiAnswer = object;
+
+/** A request path resolved to its method. */
+export interface Route {
+  readonly method: ApiMethod;
+  /** The resource name or parent the call is about. */
+  readonly name: string;
+  /** The project the call is charged to, when the path names one. */
+  readonly project?: string;
+  readonly handle: (request: ApiRequest) => ApiAnswer;
+}
+
+/** What the methods work with. */
+export interface ApiOptions {
+  store: Store;
+  dispatcher: Dispatcher;
+  clock: Clock;
+  runTaskQuota: SlidingWindowQuota;
+  quotaRetryInfo: boolean;
+}
+
+/** The v2 methods over a store and a dispatcher. */
+export class CloudTasksApi {
+  constructor(private readonly deps: ApiOptions) {}
+
+  /**
+   * Resolves `POST /v2/projects/p/locations/l/queues/q/tasks/t:run` and the like to a method. A path of no
+   * known shape resolves to 'Unknown', whose handler answers NOT_FOUND (or UNIMPLEMENTED for methods of the
+   * API the emulator leaves out).
+   */
+  route(httpMethod: string, path: string): Route {
+    const resolved = resolvePath(path);
+    if (!resolved) return unknownRoute(path, 'NOT_FOUND');
+    const { segments, verb } = resolved;
+    const shape = shapeOf(segments);
+    // Collection paths (`.../queues`, `.../tasks`) are about their parent.
+    const collection = shape === 'location/queues' || shape === 'queue/tasks';
+    const name = collection ? segments.slice(0, -1).join('/') : resolved.name;
+    const project = segments[1];
+    const key = `${httpMethod} ${shape}${verb === undefined ? '' : `:${verb}`}`;
+    const on = (method: ApiMethod, handle: (request: ApiRequest) => ApiAnswer): Route =>
+      project === undefined ? { method, name, handle } : { method, name, project, handle };
+    switch (key) {
+      case 'GET location/queues':
+        return on('ListQueues', (r) => this.#listQueues(name, r));
+      case 'POST location/queues':
+        return on('CreateQueue', (r) => this.#createQueue(name, r));
+      case 'GET queue':
+        return on('GetQueue', (r) => this.#getQueue(name, r));
+      case 'DELETE queue':
+        return on('DeleteQueue', (r) => this.#deleteQueue(name, r));
+      case 'POST queue:pause':
+        return on('PauseQueue', (r) => this.#setQueueState(name, r, 'PAUSED'));
+      case 'POST queue:resume':
+        return on('ResumeQueue', (r) => this.#setQueueState(name, r, 'RUNNING'));
+      case 'GET queue/tasks':
+        return on('ListTasks', (r) => this.#listTasks(name, r));
+      case 'POST queue/tasks':
+        return on('CreateTask', (r) => this.#createTask(name, r));
+      case 'GET task':
+        return on('GetTask', (r) => this.#getTask(name, r));
+      case 'DELETE task':
+        return on('DeleteTask', (r) => this.#deleteTask(name, r));
+      case 'POST task:run':
+        return on('RunTask', (r) => this.#runTask(name, project ?? '', r));
+      default:
+        return unknownRoute(name, shape === 'other' ? 'NOT_FOUND' : 'UNIMPLEMENTED');
+    }
+  }
+
+  #listQueues(parent: string, request: ApiRequest): ApiAnswer {
+    const query = decodeQuery(request.query, ListQueuesQuery);
+    checkParent(parent);
+    const page = this.deps.store.listQueues(
+      parent,
+      query.filter as string | undefined,
+      query.pageSize as number | undefined,
+      query.pageToken as string | undefined,
+    );
+    const numeric = wantsNumericEnums(request);
+    return pageJson(
+      'queues',
+      page.items.map((q) => queueJson(q, numeric)),
+      page.nextPageToken,
+    );
+  }
+
+  #createQueue(parent: string, request: ApiRequest): ApiAnswer {
+    decodeQuery(request.query, NameOnlyQuery);
+    const queue = decodeMessage(request.body, Queue, 'queue');
+    checkParent(parent);
+    const record = this.deps.store.createQueue(parent, queue, this.deps.clock.now());
+    return queueJson(record, wantsNumericEnums(request));
+  }
+
+  #getQueue(name: string, request: ApiRequest): ApiAnswer {
+    decodeQuery(request.query, NameOnlyQuery);
+    checkQueueName(name);
+    return queueJson(this.deps.store.getQueue(name), wantsNumericEnums(request));
+  }
+
+  #deleteQueue(name: string, request: ApiRequest): ApiAnswer {
+    decodeQuery(request.query, NameOnlyQuery);
+    checkQueueName(name);
+    const queue = this.deps.store.deleteQueue(name, this.deps.clock.now());
+    this.deps.dispatcher.queueDeleted(queue);
+    return {};
+  }
+
+  #setQueueState(name: string, request: ApiRequest, state: 'RUNNING' | 'PAUSED'): ApiAnswer {
+    decodeQuery(request.query, NameOnlyQuery);
+    decodeMessage(request.body, QueueActionBody, '');
+    checkQueueName(name);
+    const queue = this.deps.store.getQueue(name);
+    if (queue.state === 'DISABLED') {
+      throw new ApiError('FAILED_PRECONDITION', 'The queue is disabled; it cannot be paused or resumed.');
+    }
+    queue.state = state;
+    if (state === 'RUNNING') this.deps.dispatcher.queueChanged(queue);
+    return queueJson(queue, wantsNumericEnums(request));
+  }
+
+  #listTasks(parent: string, request: ApiRequest): ApiAnswer {
+    const query = decodeQuery(request.query, ListTasksQuery);
+    checkQueueName(parent);
+    const queue = this.deps.store.getQueue(parent);
+    const page = this.deps.store.listTasks(
+      queue,
+      query.pageSize as number | undefined,
+      query.pageToken as string | undefined,
+    );
+    const view = viewOf(query);
+    const numeric = wantsNumericEnums(request);
+    return pageJson(
+      'tasks',
+      page.items.map((t) => taskJson(t, view, numeric)),
+      page.nextPageToken,
+    );
+  }
+
+  #createTask(parent: string, request: ApiRequest): ApiAnswer {
+    decodeQuery(request.query, NameOnlyQuery);
+    const body = decodeMessage(request.body, CreateTaskBody, '');
+    checkQueueName(parent);
+    const task = body.task as Decoded | undefined;
+    if (!task) throw invalidPayload('Task is required.', 'task');
+    const queue = this.deps.store.getQueue(parent);
+    const record = this.deps.store.createTask(queue, task, this.deps.clock.now());
+    this.deps.dispatcher.schedule(record);
+    return taskJson(record, viewOf(body), wantsNumericEnums(request));
+  }
+
+  #getTask(name: string, request: ApiRequest): ApiAnswer {
+    const query = decodeQuery(request.query, GetTaskQuery);
+    checkTaskName(name);
+    const task = this.deps.store.getTask(name, this.deps.clock.now(), true);
+    return taskJson(task, viewOf(query), wantsNumericEnums(request));
+  }
+
+  #deleteTask(name: string, request: ApiRequest): ApiAnswer {
+    decodeQuery(request.query, NameOnlyQuery);
+    checkTaskName(name);
+    const now = this.deps.clock.now();
+    this.deps.store.removeTask(this.deps.store.getTask(name, now), now);
+    return {};
+  }
+
+  #runTask(name: string, project: string, request: ApiRequest): ApiAnswer {
+    decodeQuery(request.query, NameOnlyQuery);
+    const body = decodeMessage(request.body, RunTaskBody, '');
+    checkTaskName(name);
+    const now = this.deps.clock.now();
+    const decision = this.deps.runTaskQuota.take(project, now);
+    if (!decision.ok) throw this.#quotaExceeded(project, decision.retryAfterMs);
+    const task = this.deps.store.getTask(name, now);
+    this.deps.dispatcher.run(task);
+    return taskJson(task, viewOf(body), wantsNumericEnums(request));
+  }
+
+  #quotaExceeded(project: string, retryAfterMs: number): ApiError {
+    const { limit } = this.deps.runTaskQuota;
+    return quotaError('force-run', project, limit, this.deps.quotaRetryInfo ? retryAfterMs : undefined);
+  }
+}
+
+/** The quota a 429 is about: RunTask's own, list calls, or all API requests. */
+export type QuotaKind = 'force-run' | 'list' | 'requests';
+
+const QUOTAS: Record<QuotaKind, { metric: string; display: string; limit: string }> = {
+  'force-run': {
+    metric: 'force_run_requests',
+    display: 'Force-run requests',
+    limit: 'ForceRunRequestsPerMinutePerProject',
+  },
+  list: { metric: 'list_requests', display: 'List requests', limit: 'ListRequestsPerMinutePerProject' },
+  requests: { metric: 'api_requests', display: 'API requests', limit: 'ApiRequestsPerMinutePerProject' },
+};
+
+/**
+ * The RESOURCE_EXHAUSTED a project past a quota gets: ErrorInfo RATE_LIMIT_EXCEEDED, a Help link and, when
+ * `retryAfterMs` is given, RetryInfo.
+ */
+export function quotaError(kind: QuotaKind, project: string, limit: number, retryAfterMs?: number): ApiError {
+  const quota = QUOTAS[kind];
+  const details = [
+    errorInfo('RATE_LIMIT_EXCEEDED', {
+      service: 'cloudtasks.googleapis.com',
+      consumer: `projects/${project}`,
+      quota_metric: `cloudtasks.googleapis.com/${quota.metric}`,
+      quota_limit: quota.limit,
+      quota_limit_value: String(limit),
+      quota_location: 'global',
+    }),
+    help('Request a higher quota limit.', 'https://cloud.google.com/docs/quotas/help/request_increase'),
+  ];
+  if (retryAfterMs !== undefined) details.push(retryInfo(retryAfterMs));
+  return new ApiError(
+    'RESOURCE_EXHAUSTED',
+    `Quota exceeded for quota metric '${quota.display}' and limit '${quota.display} per minute' of service ` +
+      `'cloudtasks.googleapis.com' for consumer 'project:${project}'.`,
+    details,
+  );
+}
+
+type Shape = 'location/queues' | 'queue' | 'queue/tasks' | 'task' | 'location' | 'other';
+
+function resolvePath(path: string): { segments: string[]; verb?: string; name: string } | undefined {
+  if (!path.startsWith('/v2/')) return undefined;
+  let rest = path.slice('/v2/'.length);
+  let verb: string | undefined;
+  const colon = rest.indexOf(':', rest.lastIndexOf('/') + 1);
+  if (colon !== -1) {
+    verb = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+  }
+  let segments: string[];
+  try {
+    segments = rest.split('/').map((s) => decodeURIComponent(s));
+  } catch {
+    return undefined;
+  }
+  return verb === undefined
+    ? { segments, name: segments.join('/') }
+    : { segments, verb, name: segments.join('/') };
+}
+
+function shapeOf(s: readonly string[]): Shape {
+  if (s[0] !== 'projects' || s[2] !== 'locations') return 'other';
+  if (s.length === 4) return 'location';
+  if (s[4] !== 'queues') return 'other';
+  if (s.length === 5) return 'location/queues';
+  if (s.length === 6) return 'queue';
+  if (s[6] !== 'tasks') return 'other';
+  if (s.length === 7) return 'queue/tasks';
+  if (s.length === 8) return 'task';
+  return 'other';
+}
+
+function unknownRoute(name: string, status: 'NOT_FOUND' | 'UNIMPLEMENTED'): Route {
+  return {
+    method: 'Unknown',
+    name,
+    handle: () => {
+      throw status === 'NOT_FOUND'
+        ? new ApiError('NOT_FOUND', `The requested URL /v2/${name} was not found on this server.`)
+        : new ApiError('UNIMPLEMENTED', 'This method is not implemented by the Cloud Tasks emulator.');
+    },
+  };
+}
+
+function checkParent(parent: string): void {
+  const [, project = '', , location = ''] = parent.split('/');
+  if (!isProjectId(project) || !isLocationId(location)) {
+    throw new ApiError(
+      'INVALID_ARGUMENT',
+      'Parent must be formatted: "projects/<PROJECT_ID>/locations/<LOCATION_ID>".',
+    );
+  }
+}
+
+function checkQueueName(name: string): void {
+  if (!parseQueueName(name)) throw invalidQueueName();
+}
+
+function checkTaskName(name: string): void {
+  if (parseTaskName(name)) return;
+  const slash = name.lastIndexOf('/tasks/');
+  checkQueueName(name.slice(0, slash));
+  throw invalidTaskId(name.slice(slash + '/tasks/'.length));
+}
+
+function viewOf(decoded: Decoded): TaskView {
+  return decoded.responseView === 'FULL' ? 'FULL' : 'BASIC';
+}
+
+function wantsNumericEnums(request: ApiRequest): boolean {
+  const alt = request.query.get('$alt') ?? request.query.get('alt');
+  return alt !== null && alt.includes('enum-encoding=int');
+}
+
+function pageJson(key: string, items: object[], nextPageToken: string | undefined): ApiAnswer {
+  const json: Record<string, unknown> = {};
+  if (items.length > 0) json[key] = items;
+  if (nextPageToken) json.nextPageToken = nextPageToken;
+  return json;
+}

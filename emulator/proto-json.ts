@@ -1,0 +1,361 @@
+/**
+ * Decodes request JSON the way Google's front end does for the Cloud Tasks v2 messages: camelCase or
+ * snake_case field names, proto3 JSON values (Durations `"600s"`, RFC 3339 Timestamps, base64 bytes, enums
+ * by name or number), and an INVALID_ARGUMENT naming the first unknown field or bad value.
+ * https://protobuf.dev/programming-guides/json/
+ */
+import { parseDurationMs } from '../shared/duration.js';
+import { invalidPayload } from './errors.js';
+
+type FieldType =
+  | 'string'
+  | 'int32'
+  | 'double'
+  | 'bytes'
+  | 'duration'
+  | 'timestamp'
+  | 'any[]'
+  | 'map<string,string>'
+  | { enum: string; values: readonly string[] }
+  | { message: MessageType };
+
+interface FieldSpec {
+  readonly json: string;
+  readonly proto: string;
+  readonly type: FieldType;
+}
+
+/** A protobuf message as the decoder needs it: its full name and its fields. */
+export interface MessageType {
+  readonly name: string;
+  readonly fields: ReadonlyMap<string, FieldSpec>;
+}
+
+function message(name: string, fields: Record<string, FieldType>): MessageType {
+  const map = new Map<string, FieldSpec>();
+  for (const [json, type] of Object.entries(fields)) {
+    const spec = { json, proto: json.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), type };
+    map.set(spec.json, spec);
+    map.set(spec.proto, spec);
+  }
+  return { name, fields: map };
+}
+
+const PKG = 'google.cloud.tasks.v2';
+
+/** `google.cloud.tasks.v2.HttpMethod` values, indexed by their number. */
+export const HTTP_METHODS = [
+  'HTTP_METHOD_UNSPECIFIED',
+  'POST',
+  'GET',
+  'HEAD',
+  'PUT',
+  'DELETE',
+  'PATCH',
+  'OPTIONS',
+];
+/** `Queue.State` values, indexed by their number. */
+export const QUEUE_STATES = ['STATE_UNSPECIFIED', 'RUNNING', 'PAUSED', 'DISABLED'];
+/** `Task.View` values, indexed by their number. */
+export const TASK_VIEWS = ['VIEW_UNSPECIFIED', 'BASIC', 'FULL'];
+
+const HttpMethod = { enum: `${PKG}.HttpMethod`, values: HTTP_METHODS };
+const View = { enum: `${PKG}.Task.View`, values: TASK_VIEWS };
+
+const OAuthToken = message(`${PKG}.OAuthToken`, { serviceAccountEmail: 'string', scope: 'string' });
+const OidcToken = message(`${PKG}.OidcToken`, { serviceAccountEmail: 'string', audience: 'string' });
+const AppEngineRouting = message(`${PKG}.AppEngineRouting`, {
+  service: 'string',
+  version: 'string',
+  instance: 'string',
+  host: 'string',
+});
+const HttpRequest = message(`${PKG}.HttpRequest`, {
+  url: 'string',
+  httpMethod: HttpMethod,
+  headers: 'map<string,string>',
+  body: 'bytes',
+  oauthToken: { message: OAuthToken },
+  oidcToken: { message: OidcToken },
+});
+const AppEngineHttpRequest = message(`${PKG}.AppEngineHttpRequest`, {
+  httpMethod: HttpMethod,
+  appEngineRouting: { message: AppEngineRouting },
+  relativeUri: 'string',
+  headers: 'map<string,string>',
+  body: 'bytes',
+});
+const Status = message('google.rpc.Status', { code: 'int32', message: 'string', details: 'any[]' });
+const Attempt = message(`${PKG}.Attempt`, {
+  scheduleTime: 'timestamp',
+  dispatchTime: 'timestamp',
+  responseTime: 'timestamp',
+  responseStatus: { message: Status },
+});
+
+/** `google.cloud.tasks.v2.Task`. */
+export const Task = message(`${PKG}.Task`, {
+  name: 'string',
+  appEngineHttpRequest: { message: AppEngineHttpRequest },
+  httpRequest: { message: HttpRequest },
+  scheduleTime: 'timestamp',
+  createTime: 'timestamp',
+  dispatchDeadline: 'duration',
+  dispatchCount: 'int32',
+  responseCount: 'int32',
+  firstAttempt: { message: Attempt },
+  lastAttempt: { message: Attempt },
+  view: View,
+});
+
+const RateLimits = message(`${PKG}.RateLimits`, {
+  maxDispatchesPerSecond: 'double',
+  maxBurstSize: 'int32',
+  maxConcurrentDispatches: 'int32',
+});
+const RetryConfig = message(`${PKG}.RetryConfig`, {
+  maxAttempts: 'int32',
+  maxRetryDuration: 'duration',
+  minBackoff: 'duration',
+  maxBackoff: 'duration',
+  maxDoublings: 'int32',
+});
+const StackdriverLoggingConfig = message(`${PKG}.StackdriverLoggingConfig`, { samplingRatio: 'double' });
+
+/** `google.cloud.tasks.v2.Queue`. */
+export const Queue = message(`${PKG}.Queue`, {
+  name: 'string',
+  appEngineRoutingOverride: { message: AppEngineRouting },
+  rateLimits: { message: RateLimits },
+  retryConfig: { message: RetryConfig },
+  state: { enum: `${PKG}.Queue.State`, values: QUEUE_STATES },
+  purgeTime: 'timestamp',
+  stackdriverLoggingConfig: { message: StackdriverLoggingConfig },
+});
+
+/** The body of CreateTask (`body: "*"`, the parent comes from the path). */
+export const CreateTaskBody = message(`${PKG}.CreateTaskRequest`, {
+  parent: 'string',
+  task: { message: Task },
+  responseView: View,
+});
+/** The body of RunTask. */
+export const RunTaskBody = message(`${PKG}.RunTaskRequest`, { name: 'string', responseView: View });
+/** The body of PauseQueue and ResumeQueue. */
+export const QueueActionBody = message(`${PKG}.PauseQueueRequest`, { name: 'string' });
+/** The query of ListTasks. */
+export const ListTasksQuery = message(`${PKG}.ListTasksRequest`, {
+  parent: 'string',
+  responseView: View,
+  pageSize: 'int32',
+  pageToken: 'string',
+});
+/** The query of GetTask. */
+export const GetTaskQuery = message(`${PKG}.GetTaskRequest`, { name: 'string', responseView: View });
+/** The query of ListQueues. */
+export const ListQueuesQuery = message(`${PKG}.ListQueuesRequest`, {
+  parent: 'string',
+  filter: 'string',
+  pageSize: 'int32',
+  pageToken: 'string',
+});
+/** The query of a method whose request has only the resource name (GetQueue, DeleteQueue, DeleteTask). */
+export const NameOnlyQuery = message(`${PKG}.GetQueueRequest`, { name: 'string' });
+
+/** A decoded message: camelCase keys; Durations and Timestamps as milliseconds; enums by name. */
+export type Decoded = { [key: string]: DecodedValue };
+/** One decoded value. */
+export type DecodedValue = string | number | unknown[] | Record<string, string> | Decoded;
+
+/** Options of {@link decodeMessage}. */
+export interface DecodeOptions {
+  /**
+   * Seeds: also accept Timestamps relative to this time (`"+1h"`, `"-10m"`) and Durations written like
+   * `"10m"` or `"1h"`.
+   */
+  seedNowMs?: number;
+}
+
+/**
+ * Decodes one JSON object as `type`. `path` is where it sits in the request (`"task"`, or `""` for the
+ * request itself), used in error messages like Google's.
+ * @throws ApiError INVALID_ARGUMENT on an unknown field or a value of the wrong type.
+ */
+export function decodeMessage(
+  json: unknown,
+  type: MessageType,
+  path: string,
+  options: DecodeOptions = {},
+): Decoded {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw badValue(path, type.name, json);
+  }
+  const out: Decoded = {};
+  for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
+    const spec = type.fields.get(key);
+    if (!spec) {
+      const at = path ? ` at '${path}'` : '';
+      throw invalidPayload(
+        `Invalid JSON payload received. Unknown name "${key}"${at}: Cannot find field.`,
+        path || undefined,
+      );
+    }
+    if (value === null) continue; // proto3 JSON: null means the default value
+    const fieldPath = path ? `${path}.${spec.proto}` : spec.proto;
+    out[spec.json] = decodeValue(value, spec.type, fieldPath, options);
+  }
+  return out;
+}
+
+/**
+ * Decodes a query string into `type`, as Google's front end binds query parameters to request fields.
+ * System parameters (`$alt`, `fields`, `prettyPrint`, ...) are ignored.
+ * @throws ApiError INVALID_ARGUMENT on an unknown parameter or a value of the wrong type.
+ */
+export function decodeQuery(params: URLSearchParams, type: MessageType): Decoded {
+  const out: Decoded = {};
+  for (const [key, raw] of params) {
+    if (isSystemParameter(key)) continue;
+    const spec = type.fields.get(key);
+    if (!spec || (typeof spec.type === 'object' && 'message' in spec.type)) {
+      throw invalidPayload(
+        `Invalid JSON payload received. Unknown name "${key}": Cannot bind query parameter. ` +
+          `Field '${key}' could not be found in request message.`,
+      );
+    }
+    const value = spec.type === 'int32' || spec.type === 'double' ? numberOrText(raw) : raw;
+    out[spec.json] = decodeValue(value, spec.type, spec.proto, {});
+  }
+  return out;
+}
+
+const SYSTEM_PARAMETERS = new Set([
+  'alt',
+  'fields',
+  'prettyPrint',
+  'quotaUser',
+  'key',
+  'access_token',
+  'oauth_token',
+  'callback',
+  'upload_protocol',
+  'uploadType',
+  'userIp',
+  '.xgafv',
+]);
+
+function isSystemParameter(key: string): boolean {
+  return key.startsWith('$') || SYSTEM_PARAMETERS.has(key);
+}
+
+function numberOrText(raw: string): number | string {
+  return /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
+}
+
+function decodeValue(value: unknown, type: FieldType, path: string, options: DecodeOptions): DecodedValue {
+  if (typeof type === 'object') {
+    if ('message' in type) return decodeMessage(value, type.message, path, options);
+    return decodeEnum(value, type, path);
+  }
+  switch (type) {
+    case 'string':
+      if (typeof value !== 'string') throw badValue(path, 'TYPE_STRING', value);
+      return value;
+    case 'int32': {
+      const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < -(2 ** 31) || n >= 2 ** 31) {
+        throw badValue(path, 'TYPE_INT32', value);
+      }
+      return n;
+    }
+    case 'double': {
+      const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isFinite(n)) throw badValue(path, 'TYPE_DOUBLE', value);
+      return n;
+    }
+    case 'bytes':
+      if (typeof value !== 'string' || !/^[A-Za-z0-9+/\-_]*={0,2}$/.test(value)) {
+        throw badValue(path, 'TYPE_BYTES', value);
+      }
+      return Buffer.from(value, 'base64').toString('base64');
+    case 'duration': {
+      const lenient = options.seedNowMs !== undefined;
+      const ms =
+        typeof value !== 'string'
+          ? undefined
+          : (parseProtoDuration(value) ?? (lenient ? parseDurationMs(value) : undefined));
+      if (ms === undefined) throw badValue(path, 'type.googleapis.com/google.protobuf.Duration', value);
+      return ms;
+    }
+    case 'timestamp': {
+      const ms = typeof value === 'string' ? parseTimestamp(value, options.seedNowMs) : undefined;
+      if (ms === undefined) throw badValue(path, 'type.googleapis.com/google.protobuf.Timestamp', value);
+      return ms;
+    }
+    case 'map<string,string>': {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        throw badValue(path, 'TYPE_MESSAGE', value);
+      }
+      const map: Record<string, string> = {};
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw badValue(`${path}[${k}]`, 'TYPE_STRING', v);
+        map[k] = v;
+      }
+      return map;
+    }
+    case 'any[]':
+      if (!Array.isArray(value)) throw badValue(path, 'type.googleapis.com/google.protobuf.Any', value);
+      return value as unknown[];
+  }
+}
+
+function decodeEnum(value: unknown, type: { enum: string; values: readonly string[] }, path: string): string {
+  if (typeof value === 'number' && Number.isInteger(value) && type.values[value] !== undefined) {
+    return type.values[value];
+  }
+  if (typeof value === 'string') {
+    if (type.values.includes(value)) return value;
+    if (/^\d+$/.test(value) && type.values[Number(value)] !== undefined) return type.values[Number(value)]!;
+  }
+  throw badValue(path, `type.googleapis.com/${type.enum}`, value);
+}
+
+function badValue(path: string, typeName: string, value: unknown) {
+  const shown = typeof value === 'string' ? `"${value}"` : JSON.stringify(value);
+  const where = path ? ` at '${path}'` : '';
+  return invalidPayload(`Invalid value${where} (${typeName}), ${shown}`, path || undefined);
+}
+
+/** Parses a protobuf JSON Duration (`"600s"`, `"0.100s"`) into milliseconds; undefined if malformed. */
+export function parseProtoDuration(text: string): number | undefined {
+  const match = /^(-?\d+)(?:\.(\d{1,9}))?s$/.exec(text);
+  if (!match) return undefined;
+  const fraction = (match[2] ?? '').padEnd(3, '0').slice(0, 3);
+  const sign = match[1]!.startsWith('-') ? -1 : 1;
+  return Number(match[1]) * 1000 + sign * Number(fraction);
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
+
+/**
+ * Parses an RFC 3339 timestamp (fractions beyond milliseconds are dropped) into milliseconds; with
+ * `relativeToMs`, also `"+1h"` / `"-10m"` / `"+30s"` relative to it. Undefined if malformed.
+ */
+export function parseTimestamp(text: string, relativeToMs?: number): number | undefined {
+  if (relativeToMs !== undefined && /^[+-]/.test(text)) {
+    const offset = parseDurationMs(text.slice(1));
+    if (offset === undefined) return undefined;
+    return text.startsWith('-') ? relativeToMs - offset : relativeToMs + offset;
+  }
+  if (!RFC3339.test(text)) return undefined;
+  // Date.parse keeps milliseconds and ignores further digits once trimmed to three.
+  const trimmed = text.replace(/(\.\d{3})\d+/, '$1');
+  const ms = Date.parse(trimmed);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** Formats milliseconds as an RFC 3339 timestamp the way Google does (`...:00Z` or `...:00.123Z`). */
+export function formatTimestamp(ms: number): string {
+  const iso = new Date(ms).toISOString();
+  return iso.endsWith('.000Z') ? `${iso.slice(0, -5)}Z` : iso;
+}

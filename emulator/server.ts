@@ -1,0 +1,321 @@
+/**
+ * A local Cloud Tasks v2 REST emulator on node:http, listening on 127.0.0.1 only: the API, real dispatch,
+ * the RunTask quota, and knobs for tests and benchmarks (latency, faults, call and dispatch records, a
+ * controllable clock, seeds).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CloudTasksApi, quotaError, type Route } from './api.js';
+import { RealClock, type Clock } from './clock.js';
+import { Dispatcher, type DispatchRecord } from './dispatcher.js';
+import { ApiError, errorInfo, invalidPayload } from './errors.js';
+import { Faults, type ApiMethod, type Fault } from './faults.js';
+import { SlidingWindowQuota } from './quota.js';
+import { taskJson, type Task } from './resources.js';
+import { applySeed, type Seed } from './seed.js';
+import { Store } from './store.js';
+
+export type { ApiMethod, Fault } from './faults.js';
+export type { DispatchRecord } from './dispatcher.js';
+export type { Queue, Task, TaskView } from './resources.js';
+export type { Seed, SeedQueue, SeedTask, SeedAttempt } from './seed.js';
+export { readSeedFile } from './seed.js';
+export { ManualClock, RealClock, type Clock } from './clock.js';
+
+/** Options of {@link startEmulator}. */
+export interface EmulatorOptions {
+  /** 0 = an ephemeral port (the default in-process; the CLI defaults to 8123). */
+  port?: number;
+  /** RunTask calls allowed per project in a sliding window; default 60 per 60 000 ms. */
+  runTaskQuota?: { limit: number; windowMs: number };
+  /**
+   * Default true: 429 answers carry a google.rpc.RetryInfo detail (time until a slot frees); false: only
+   * ErrorInfo (reason RATE_LIMIT_EXCEEDED), as a real quota error may come.
+   */
+  quotaRetryInfo?: boolean;
+  /** Real milliseconds added before every API answer (default 0). */
+  latencyMs?: number;
+  /** Default the real clock; tests pass `new ManualClock(startMs)`. */
+  clock?: Clock;
+  /** Queues and tasks to load at start. */
+  seed?: Seed;
+  /** How long the name of a finished or deleted task stays reserved (default 1 h). */
+  dedupWindowMs?: number;
+  /** How long a deleted queue's name cannot be used again (default 7 days, as Cloud Tasks documents). */
+  queueReuseWindowMs?: number;
+  /** Receives one line per API call and dispatch; default silent. */
+  log?: (line: string) => void;
+  /** Random source for fault rates (default Math.random). */
+  random?: () => number;
+}
+
+/** One API call. */
+export interface CallRecord {
+  method: ApiMethod;
+  /** The resource name or parent. */
+  name: string;
+  /** Emulator clock. */
+  startMs: number;
+  endMs: number;
+  /** Real time (performance.timeOrigin + performance.now()), for pacing assertions. */
+  realStartMs: number;
+  realEndMs: number;
+  /** HTTP status answered; 0 if the connection was reset. */
+  status: number;
+  /** The injected fault that hit this call. */
+  fault?: string;
+}
+
+/** A running emulator. */
+export interface Emulator {
+  /** `http://127.0.0.1:PORT` */
+  readonly url: string;
+  /** `127.0.0.1:PORT`, the value for CLOUD_TASKS_EMULATOR_HOST. */
+  readonly host: string;
+  /** Every API call, in arrival order. */
+  readonly calls: readonly CallRecord[];
+  /** Every HTTP dispatch to a task's target. */
+  readonly dispatches: readonly DispatchRecord[];
+  readonly clock: Clock;
+  /** Adds a fault; faults stack, and each is consumed per matching call. */
+  injectFault(fault: Fault): void;
+  clearFaults(): void;
+  setLatency(ms: number): void;
+  /** Adds queues and tasks at any time. */
+  load(seed: Seed): void;
+  /** The live task as the API would return it in FULL view; undefined once gone. */
+  task(name: string): Task | undefined;
+  /** Resolves once no dispatch is in flight (their targets answered or timed out). */
+  settled(): Promise<void>;
+  /** Closes the server and stops timers and dispatches. */
+  stop(): Promise<void>;
+}
+
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+/**
+ * Starts an emulator on 127.0.0.1.
+ * @throws Error if the port is taken or the seed is not valid.
+ */
+export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
+  const clock = options.clock ?? new RealClock();
+  const log = options.log ?? (() => undefined);
+  const store = new Store({
+    dedupWindowMs: options.dedupWindowMs ?? 3_600_000,
+    queueReuseWindowMs: options.queueReuseWindowMs ?? 7 * 24 * 3_600_000,
+  });
+  const dispatcher = new Dispatcher({ clock, store, log });
+  const quota = options.runTaskQuota ?? { limit: 60, windowMs: 60_000 };
+  const runTaskQuota = new SlidingWindowQuota(quota.limit, quota.windowMs);
+  const quotaRetryInfo = options.quotaRetryInfo ?? true;
+  const api = new CloudTasksApi({ store, dispatcher, clock, runTaskQuota, quotaRetryInfo });
+  const faults = new Faults(options.random);
+  const calls: CallRecord[] = [];
+  let latencyMs = options.latencyMs ?? 0;
+
+  const load = (seed: Seed): void => {
+    for (const task of applySeed(store, seed, clock.now())) dispatcher.schedule(task);
+  };
+  if (options.seed) load(options.seed);
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const realStartMs = realNow();
+    const startMs = clock.now();
+    const url = new URL(req.url ?? '/', 'http://emulator');
+    const route = api.route(req.method ?? 'GET', url.pathname);
+    const call: CallRecord = {
+      method: route.method,
+      name: route.name,
+      startMs,
+      endMs: startMs,
+      realStartMs,
+      realEndMs: realStartMs,
+      status: 0,
+    };
+    calls.push(call);
+    const finish = (status: number): void => {
+      call.status = status;
+      call.endMs = clock.now();
+      call.realEndMs = realNow();
+      log(
+        `${route.method} ${route.name} -> ${status || 'reset'}${call.fault ? ` (fault ${call.fault})` : ''}`,
+      );
+    };
+    const fault = faults.take(route.method, route.name);
+    if (fault) call.fault = String(fault.kind);
+    const raw = await readBody(req);
+    if (latencyMs > 0) await sleep(latencyMs);
+    if (fault?.kind === 'reset') {
+      req.socket.destroy();
+      return finish(0);
+    }
+    const answer =
+      typeof fault?.kind === 'number'
+        ? errorAnswer(faultError(fault.kind, route, quota.limit, quotaRetryInfo))
+        : answerOf(route, req, url, raw, log);
+    if (fault?.kind === 'lost-response') {
+      req.socket.destroy();
+      return finish(0);
+    }
+    send(res, answer.status, answer.json);
+    finish(answer.status);
+  };
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log(`emulator error: ${String(err)}`);
+      if (!res.headersSent) send(res, 500, new ApiError('INTERNAL', 'Internal error.').toBody());
+      else res.destroy();
+    });
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await dispatcher.stop(); // the seed may have started dispatches
+    throw err;
+  }
+  const { port } = server.address() as AddressInfo;
+  const host = `127.0.0.1:${port}`;
+
+  return {
+    url: `http://${host}`,
+    host,
+    calls,
+    dispatches: dispatcher.dispatches,
+    clock,
+    injectFault: (fault) => faults.add(fault),
+    clearFaults: () => faults.clear(),
+    setLatency: (ms) => {
+      latencyMs = ms;
+    },
+    load,
+    task: (name) => {
+      const task = store.findTask(name);
+      return task ? taskJson(task, 'FULL') : undefined;
+    },
+    settled: () => dispatcher.settled(),
+    stop: async () => {
+      await dispatcher.stop();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+interface Answer {
+  status: number;
+  json: object;
+}
+
+function answerOf(
+  route: Route,
+  req: http.IncomingMessage,
+  url: URL,
+  raw: Buffer | undefined,
+  log: (line: string) => void,
+): Answer {
+  try {
+    if (raw === undefined) {
+      throw invalidPayload(`Request payload size exceeds the limit: ${MAX_BODY_BYTES} bytes.`);
+    }
+    const hasBody = req.method !== 'GET' && req.method !== 'DELETE';
+    return {
+      status: 200,
+      json: route.handle({ query: url.searchParams, body: hasBody ? parseJson(raw) : undefined }),
+    };
+  } catch (err) {
+    if (err instanceof ApiError) return errorAnswer(err);
+    log(
+      `emulator error in ${route.method}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+    );
+    return errorAnswer(new ApiError('INTERNAL', 'Internal error.'));
+  }
+}
+
+function errorAnswer(err: ApiError): Answer {
+  return { status: err.httpStatus, json: err.toBody() };
+}
+
+function parseJson(raw: Buffer): unknown {
+  if (raw.length === 0) return {};
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw invalidPayload('Invalid JSON payload received. Unexpected token.');
+  }
+}
+
+// IAM permission each method needs, for PERMISSION_DENIED faults.
+const PERMISSIONS: Record<ApiMethod, string> = {
+  CreateQueue: 'cloudtasks.queues.create',
+  GetQueue: 'cloudtasks.queues.get',
+  ListQueues: 'cloudtasks.queues.list',
+  PauseQueue: 'cloudtasks.queues.pause',
+  ResumeQueue: 'cloudtasks.queues.resume',
+  DeleteQueue: 'cloudtasks.queues.delete',
+  CreateTask: 'cloudtasks.tasks.create',
+  GetTask: 'cloudtasks.tasks.get',
+  ListTasks: 'cloudtasks.tasks.list',
+  DeleteTask: 'cloudtasks.tasks.delete',
+  RunTask: 'cloudtasks.tasks.run',
+  Unknown: 'cloudtasks.queues.get',
+};
+
+function faultError(
+  kind: 429 | 503 | 403,
+  route: Route,
+  runTaskLimit: number,
+  withRetryInfo: boolean,
+): ApiError {
+  if (kind === 429) {
+    const retryAfterMs = withRetryInfo ? 1000 : undefined;
+    const project = route.project ?? '';
+    if (route.method === 'RunTask') return quotaError('force-run', project, runTaskLimit, retryAfterMs);
+    const isList = route.method === 'ListTasks' || route.method === 'ListQueues';
+    return isList
+      ? quotaError('list', project, 600, retryAfterMs)
+      : quotaError('requests', project, 6_000_000, retryAfterMs);
+  }
+  if (kind === 503) return new ApiError('UNAVAILABLE', 'The service is currently unavailable.');
+  const permission = PERMISSIONS[route.method];
+  return new ApiError(
+    'PERMISSION_DENIED',
+    `Permission '${permission}' denied on resource '${route.name}' (or it may not exist).`,
+    [errorInfo('IAM_PERMISSION_DENIED', { permission, resource: route.name }, 'iam.googleapis.com')],
+  );
+}
+
+function send(res: http.ServerResponse, status: number, json: object): void {
+  const body = JSON.stringify(json);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=UTF-8',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+// The whole body, or undefined once it passes the size limit (the rest is drained).
+function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+    });
+    req.on('end', () => resolve(size <= MAX_BODY_BYTES ? Buffer.concat(chunks) : undefined));
+    req.on('error', reject);
+  });
+}
+
+function realNow(): number {
+  return performance.timeOrigin + performance.now();
+}

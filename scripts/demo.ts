@@ -1,0 +1,87 @@
+/**
+ * The demo world for `npm start`: a queue of failed tasks in the emulator, and a target that fails
+ * until it is "fixed".
+ */
+import { createServer, type Server } from 'node:http';
+import type { Seed } from '../emulator/server.js';
+
+export const DEMO_QUEUE = 'projects/demo-project/locations/us-central1/queues/orders';
+
+/** A target that answers 503 until POST /fix, then 200. */
+export interface DemoTarget {
+  readonly url: string;
+  readonly isFixed: () => boolean;
+  readonly close: () => Promise<void>;
+}
+
+export async function startDemoTarget(port: number): Promise<DemoTarget> {
+  let fixed = false;
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    if (req.url === '/fix' && req.method === 'POST') {
+      fixed = true;
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('fixed: tasks will succeed from now on\n');
+      return;
+    }
+    res
+      .writeHead(fixed ? 200 : 503, { 'Content-Type': 'text/plain' })
+      .end(fixed ? 'ok\n' : 'downstream unavailable\n');
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    isFixed: () => fixed,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * Five tasks that failed ten minutes ago with 503 and wait out a long backoff, two never attempted
+ * (scheduled for later on purpose), one in flight: rerun must force the five and leave the rest alone.
+ */
+export function demoSeed(targetUrl: string, nowMs: number): Seed {
+  const at = (offsetMs: number) => new Date(nowMs + offsetMs).toISOString();
+  const minute = 60_000;
+  const failed = Array.from({ length: 5 }, (_, i) => ({
+    name: `${DEMO_QUEUE}/tasks/order-${1001 + i}`,
+    httpRequest: { url: `${targetUrl}/orders/${1001 + i}`, httpMethod: 'POST' as const },
+    createTime: at(-60 * minute),
+    scheduleTime: at(50 * minute),
+    dispatchCount: 4,
+    responseCount: 4,
+    firstAttempt: { dispatchTime: at(-59 * minute) },
+    lastAttempt: {
+      scheduleTime: at(-10 * minute),
+      dispatchTime: at(-10 * minute),
+      responseTime: at(-10 * minute + 150),
+      responseStatus: { code: 14, message: 'UNAVAILABLE(14): HTTP status code 503' },
+    },
+  }));
+  const later = Array.from({ length: 2 }, (_, i) => ({
+    name: `${DEMO_QUEUE}/tasks/report-${2001 + i}`,
+    httpRequest: { url: `${targetUrl}/reports/${2001 + i}`, httpMethod: 'POST' as const },
+    createTime: at(-5 * minute),
+    scheduleTime: at(120 * minute),
+  }));
+  const inFlight = {
+    name: `${DEMO_QUEUE}/tasks/order-3001`,
+    httpRequest: { url: `${targetUrl}/orders/3001`, httpMethod: 'POST' as const },
+    createTime: at(-30 * minute),
+    scheduleTime: at(-1 * minute),
+    dispatchCount: 1,
+    responseCount: 0,
+    firstAttempt: { dispatchTime: at(-1 * minute) },
+    lastAttempt: { scheduleTime: at(-1 * minute), dispatchTime: at(-1 * minute) },
+  };
+  return {
+    queues: [
+      {
+        name: DEMO_QUEUE,
+        state: 'RUNNING',
+        rateLimits: { maxDispatchesPerSecond: 5, maxConcurrentDispatches: 10 },
+        retryConfig: { maxAttempts: 100, minBackoff: '10s', maxBackoff: '3600s', maxDoublings: 16 },
+        tasks: [...failed, ...later, inFlight],
+      },
+    ],
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * `npm start`: the product on localhost against the embedded emulator. Starts the Cloud Tasks emulator
+ * seeded with the demo queue, the demo target, and the Functions Framework serving rerunHttp and
+ * rerunPubsub, each as its own process, as on Cloud Run functions.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { startEmulator } from '../emulator/server.js';
+import { DEMO_QUEUE, demoSeed, startDemoTarget } from './demo.js';
+
+const PORTS = { emulator: 8123, http: 8081, pubsub: 8082, target: 8090 };
+
+// The framework's CLI (its package `bin`), started with node directly: npx would add ~0.45 s.
+const frameworkMain = join(
+  dirname(createRequire(import.meta.url).resolve('@google-cloud/functions-framework')),
+  'main.js',
+);
+
+async function main(): Promise<void> {
+  const target = await startDemoTarget(PORTS.target);
+  const emulator = await startEmulator({ port: PORTS.emulator, seed: demoSeed(target.url, Date.now()) });
+  const env = {
+    ...process.env,
+    RERUN_QUEUES: process.env.RERUN_QUEUES ?? DEMO_QUEUE,
+    CLOUD_TASKS_EMULATOR_HOST: emulator.host,
+  };
+  const children = [serve('rerunHttp', PORTS.http, env), serve('rerunPubsub', PORTS.pubsub, env)];
+  console.log(`
+cloud-tasks-rerun demo
+  Cloud Tasks emulator  ${emulator.url}   (queue ${DEMO_QUEUE})
+  demo target           ${target.url}     (fails with 503 until: curl -X POST ${target.url}/fix)
+  rerunHttp             http://127.0.0.1:${PORTS.http}
+  rerunPubsub           http://127.0.0.1:${PORTS.pubsub}
+
+Ship the fix, then tell rerun:
+  curl -X POST ${target.url}/fix
+  curl -s -X POST http://127.0.0.1:${PORTS.http} -H 'Content-Type: application/json' -d '{"kind":"fix-deployed","reason":"demo"}'
+Ctrl-C stops everything.
+`);
+  const stop = () => {
+    for (const child of children) child.kill('SIGTERM');
+    void emulator
+      .stop()
+      .then(() => target.close())
+      .then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+function serve(target: string, port: number, env: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, [frameworkMain, `--target=${target}`, `--port=${port}`], {
+    env: { ...env, NODE_ENV: 'production' },
+    stdio: 'inherit',
+  });
+  child.on('exit', (code, signal) => {
+    if (signal === null && code !== 0) {
+      console.error(`${target} exited with code ${code}`);
+      process.exit(1);
+    }
+  });
+  return child;
+}
+
+await main();

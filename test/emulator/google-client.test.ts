@@ -1,0 +1,264 @@
+/**
+ * Fidelity: Google's own @google-cloud/tasks client, in REST fallback mode and unchanged, against the
+ * emulator.
+ */
+import type { CloudTasksClient } from '@google-cloud/tasks';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { startTarget, type Target } from '../helpers/target-server.js';
+import { googleClient, LOCATION, queueName, taskName } from './helpers.js';
+
+let target: Target;
+let emulator: Emulator;
+let client: CloudTasksClient;
+
+beforeAll(async () => {
+  target = await startTarget({ respond: () => 500 });
+});
+afterAll(async () => {
+  await target.stop();
+});
+beforeEach(async () => {
+  emulator = await startEmulator({ port: 0, runTaskQuota: { limit: 1000, windowMs: 60_000 } });
+  client = googleClient(emulator);
+});
+afterEach(async () => {
+  await client.close();
+  await emulator.stop();
+});
+
+/** The gRPC code of the error a call rejects with. */
+async function codeOf(call: Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await call;
+  } catch (err) {
+    const { code, message } = err as { code: number; message: string };
+    return { code, message };
+  }
+  throw new Error('the call succeeded');
+}
+
+const inAnHour = () => ({ seconds: Math.floor(Date.now() / 1000) + 3600 });
+
+describe('queues', () => {
+  it('creates, gets, lists, pauses, resumes and deletes queues', async () => {
+    const [created] = await client.createQueue({
+      parent: LOCATION,
+      queue: {
+        name: queueName('orders'),
+        rateLimits: { maxDispatchesPerSecond: 5, maxConcurrentDispatches: 10 },
+        retryConfig: {
+          maxAttempts: 7,
+          minBackoff: { seconds: 2 },
+          maxBackoff: { seconds: 60 },
+          maxDoublings: 3,
+        },
+      },
+    });
+    expect(created.name).toBe(queueName('orders'));
+    expect(created.state).toBe('RUNNING');
+    expect(created.rateLimits).toMatchObject({
+      maxDispatchesPerSecond: 5,
+      maxBurstSize: 100,
+      maxConcurrentDispatches: 10,
+    });
+    expect(created.retryConfig).toMatchObject({ maxAttempts: 7, maxDoublings: 3 });
+    expect(Number(created.retryConfig?.minBackoff?.seconds)).toBe(2);
+
+    const [defaults] = await client.createQueue({ parent: LOCATION, queue: { name: queueName('billing') } });
+    expect(defaults.rateLimits).toMatchObject({
+      maxDispatchesPerSecond: 500,
+      maxBurstSize: 100,
+      maxConcurrentDispatches: 1000,
+    });
+    expect(defaults.retryConfig).toMatchObject({ maxAttempts: 100, maxDoublings: 16 });
+    expect(Number(defaults.retryConfig?.maxBackoff?.seconds)).toBe(3600);
+    expect(defaults.retryConfig?.minBackoff?.nanos).toBe(100_000_000);
+    await client.createQueue({ parent: LOCATION, queue: { name: queueName('audit') } });
+
+    const [page, nextRequest] = await client.listQueues(
+      { parent: LOCATION, pageSize: 2 },
+      { autoPaginate: false },
+    );
+    expect(page.map((q) => q.name)).toEqual([queueName('audit'), queueName('billing')]);
+    const [rest] = await client.listQueues({ ...nextRequest!, parent: LOCATION }, { autoPaginate: false });
+    expect(rest.map((q) => q.name)).toEqual([queueName('orders')]);
+
+    const [paused] = await client.pauseQueue({ name: queueName('orders') });
+    expect(paused.state).toBe('PAUSED');
+    const [onlyPaused] = await client.listQueues({ parent: LOCATION, filter: 'state: PAUSED' });
+    expect(onlyPaused.map((q) => q.name)).toEqual([queueName('orders')]);
+    const [resumed] = await client.resumeQueue({ name: queueName('orders') });
+    expect(resumed.state).toBe('RUNNING');
+    const [got] = await client.getQueue({ name: queueName('orders') });
+    expect(got.state).toBe('RUNNING');
+
+    await client.deleteQueue({ name: queueName('orders') });
+    const gone = await codeOf(client.getQueue({ name: queueName('orders') }));
+    expect(gone.code).toBe(5);
+    expect(gone.message).toContain('Queue does not exist.');
+  });
+
+  it('answers ALREADY_EXISTS (6) for a queue twice and INVALID_ARGUMENT (3) for a bad queue ID', async () => {
+    await client.createQueue({ parent: LOCATION, queue: { name: queueName('orders') } });
+    expect(
+      (await codeOf(client.createQueue({ parent: LOCATION, queue: { name: queueName('orders') } }))).code,
+    ).toBe(6);
+    const bad = await codeOf(
+      client.createQueue({ parent: LOCATION, queue: { name: queueName('has_underscore') } }),
+    );
+    expect(bad.code).toBe(3);
+    expect(bad.message).toContain('Queue name must be formatted');
+  });
+});
+
+describe('tasks', () => {
+  beforeEach(async () => {
+    await client.createQueue({ parent: LOCATION, queue: { name: queueName('orders') } });
+  });
+
+  it('creates named and unnamed tasks, and gets them in BASIC and FULL views', async () => {
+    const [named] = await client.createTask({
+      parent: queueName('orders'),
+      task: {
+        name: taskName('orders', 'order-1'),
+        httpRequest: {
+          url: `${target.url}/work`,
+          httpMethod: 'PUT',
+          headers: { 'Content-Type': 'application/json' },
+          body: Buffer.from('{"id":1}'),
+        },
+        scheduleTime: inAnHour(),
+      },
+    });
+    expect(named.name).toBe(taskName('orders', 'order-1'));
+    expect(named.view).toBe('BASIC');
+    expect(named.httpRequest?.httpMethod).toBe('PUT');
+    expect(named.httpRequest?.headers).toEqual({
+      'Content-Type': 'application/json',
+      'User-Agent': 'Google-Cloud-Tasks',
+    });
+    expect(Number(named.dispatchDeadline?.seconds)).toBe(600);
+    expect(named.createTime?.nanos).toBe(0);
+    expect(named.dispatchCount).toBe(0);
+
+    const [unnamed] = await client.createTask({
+      parent: queueName('orders'),
+      task: { httpRequest: { url: `${target.url}/work` }, scheduleTime: inAnHour() },
+    });
+    expect(unnamed.name).toMatch(new RegExp(`^${queueName('orders')}/tasks/\\d{19}$`));
+    expect(unnamed.httpRequest?.httpMethod).toBe('POST');
+
+    const [basic] = await client.getTask({ name: taskName('orders', 'order-1') });
+    expect(basic.view).toBe('BASIC');
+    expect(basic.httpRequest?.body?.length ?? 0).toBe(0);
+    const [full] = await client.getTask({ name: taskName('orders', 'order-1'), responseView: 'FULL' });
+    expect(full.view).toBe('FULL');
+    expect(Buffer.from(full.httpRequest!.body as Uint8Array).toString()).toBe('{"id":1}');
+  });
+
+  it('lists tasks across several pages without repeats', async () => {
+    for (let i = 0; i < 25; i++) {
+      await client.createTask({
+        parent: queueName('orders'),
+        task: {
+          name: taskName('orders', `t${i}`),
+          httpRequest: { url: `${target.url}/work` },
+          scheduleTime: inAnHour(),
+        },
+      });
+    }
+    const seen: string[] = [];
+    let request: { parent: string; pageSize: number; pageToken?: string } = {
+      parent: queueName('orders'),
+      pageSize: 10,
+    };
+    let pages = 0;
+    for (;;) {
+      const [tasks, next] = await client.listTasks(request, { autoPaginate: false });
+      pages++;
+      seen.push(...tasks.map((t) => t.name!));
+      if (!next?.pageToken) break;
+      request = { ...request, pageToken: next.pageToken };
+    }
+    expect(pages).toBe(3);
+    expect(new Set(seen).size).toBe(25);
+
+    const all = [];
+    for await (const task of client.listTasksAsync(
+      { parent: queueName('orders'), pageSize: 7, responseView: 'FULL' },
+      { autoPaginate: false },
+    )) {
+      all.push(task);
+    }
+    expect(all).toHaveLength(25);
+    expect(all.every((t) => t.view === 'FULL')).toBe(true);
+    expect(emulator.calls.filter((c) => c.method === 'ListTasks')).toHaveLength(3 + 4);
+  });
+
+  it('runs a task, deletes a task, and keeps deleted names reserved', async () => {
+    await client.createTask({
+      parent: queueName('orders'),
+      task: {
+        name: taskName('orders', 'run-me'),
+        httpRequest: { url: `${target.url}/work` },
+        scheduleTime: inAnHour(),
+      },
+    });
+    const [ran] = await client.runTask({ name: taskName('orders', 'run-me') });
+    expect(ran.dispatchCount).toBe(1);
+    expect(ran.lastAttempt?.dispatchTime).toBeTruthy();
+    expect(ran.lastAttempt?.responseTime).toBeNull();
+    await emulator.settled();
+    expect(target.requests.at(-1)?.headers['x-cloudtasks-taskname']).toBe('run-me');
+
+    await client.deleteTask({ name: taskName('orders', 'run-me') });
+    const gone = await codeOf(client.getTask({ name: taskName('orders', 'run-me') }));
+    expect(gone.code).toBe(5);
+    expect(gone.message).toContain('existed recently');
+    const again = await codeOf(
+      client.createTask({
+        parent: queueName('orders'),
+        task: { name: taskName('orders', 'run-me'), httpRequest: { url: `${target.url}/work` } },
+      }),
+    );
+    expect(again.code).toBe(6);
+    expect((await codeOf(client.runTask({ name: taskName('orders', 'run-me') }))).code).toBe(5);
+    expect((await codeOf(client.deleteTask({ name: taskName('orders', 'run-me') }))).code).toBe(5);
+  });
+
+  it('answers the right gRPC codes: NOT_FOUND 5, ALREADY_EXISTS 6, INVALID_ARGUMENT 3, RESOURCE_EXHAUSTED 8', async () => {
+    const missing = await codeOf(client.getTask({ name: taskName('orders', 'missing') }));
+    expect(missing).toMatchObject({ code: 5, message: 'Requested entity was not found.' });
+
+    const task = {
+      name: taskName('orders', 'once'),
+      httpRequest: { url: `${target.url}/work` },
+      scheduleTime: inAnHour(),
+    };
+    await client.createTask({ parent: queueName('orders'), task });
+    expect(await codeOf(client.createTask({ parent: queueName('orders'), task }))).toMatchObject({
+      code: 6,
+      message: 'Requested entity already exists',
+    });
+
+    const badId = await codeOf(client.getTask({ name: taskName('orders', 'not.valid') }));
+    expect(badId.code).toBe(3);
+    expect(badId.message).toContain('Task ID "not.valid" can contain only letters');
+    const badUrl = await codeOf(
+      client.createTask({ parent: queueName('orders'), task: { httpRequest: { url: 'ftp://x' } } }),
+    );
+    expect(badUrl.code).toBe(3);
+
+    await emulator.stop();
+    emulator = await startEmulator({ runTaskQuota: { limit: 2, windowMs: 60_000 } });
+    client = googleClient(emulator);
+    await client.createQueue({ parent: LOCATION, queue: { name: queueName('orders') } });
+    await client.createTask({ parent: queueName('orders'), task });
+    await client.runTask({ name: task.name });
+    await client.runTask({ name: task.name });
+    const exhausted = await codeOf(client.runTask({ name: task.name }));
+    expect(exhausted.code).toBe(8);
+    expect(exhausted.message).toContain("Quota exceeded for quota metric 'Force-run requests'");
+  });
+});

@@ -1,0 +1,461 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startTarget, type Target } from '../helpers/target-server.js';
+import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { failedTask, inFlightTask, laterTask, queueName } from '../helpers/seeds.js';
+
+const ORDERS = queueName('orders');
+const BILLING = queueName('billing');
+
+let target: Target;
+let server: RerunServer | undefined;
+
+beforeEach(async () => {
+  target = await startTarget({ respond: () => 500 });
+});
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  await target.stop();
+});
+
+function runTaskCalls(s: RerunServer): string[] {
+  return s.emulator.calls.filter((c) => c.method === 'RunTask').map((c) => c.name);
+}
+
+function outcomes(report: {
+  tasks: { task: string; outcome: string; skipReason?: string }[];
+}): Record<string, string> {
+  return Object.fromEntries(
+    report.tasks.map((row) => [
+      row.task.split('/').pop(),
+      row.skipReason ? `${row.outcome}:${row.skipReason}` : row.outcome,
+    ]),
+  );
+}
+
+async function serverWith(
+  env: Record<string, string>,
+  queues: { name: string; state?: string; tasks: object[] }[],
+) {
+  server = await startRerunServer({ RERUN_QUEUES: [ORDERS, BILLING].join(','), ...env });
+  server.emulator.load({ queues } as never);
+  return server;
+}
+
+describe('rerunHttp: safety rules', () => {
+  it('forces only failed tasks dispatched before the cutoff and not due soon', async () => {
+    const s = await serverWith({}, [
+      {
+        name: ORDERS,
+        tasks: [
+          failedTask(ORDERS, 'failed-1', target.url),
+          failedTask(ORDERS, 'failed-2', target.url, { httpStatus: 503 }),
+          laterTask(ORDERS, 'never-attempted', target.url),
+          inFlightTask(ORDERS, 'in-flight', target.url),
+          failedTask(ORDERS, 'after-cutoff', target.url, { dispatchedMs: -60_000 }),
+          failedTask(ORDERS, 'due-soon', target.url, { nextMs: 10_000 }),
+        ],
+      },
+    ]);
+    const deployedAt = new Date(Date.now() - 5 * 60_000).toISOString();
+    const { status, body } = await s.post({ kind: 'fix-deployed', queues: [ORDERS], deployedAt });
+    expect(status).toBe(200);
+    expect(outcomes(body)).toEqual({
+      'failed-1': 'dispatched',
+      'failed-2': 'dispatched',
+      'never-attempted': 'skipped:never-attempted',
+      'in-flight': 'skipped:in-flight',
+      'after-cutoff': 'skipped:after-cutoff',
+      'due-soon': 'skipped:due-soon',
+    });
+    expect(runTaskCalls(s).sort()).toEqual([`${ORDERS}/tasks/failed-1`, `${ORDERS}/tasks/failed-2`]);
+    expect(body.counts).toMatchObject({ matched: 6, dispatched: 2, skipped: 4 });
+    expect(body.skipped).toEqual({ 'never-attempted': 1, 'in-flight': 1, 'after-cutoff': 1, 'due-soon': 1 });
+    expect(body.cutoff).toBe(deployedAt);
+    expect(body.queues).toEqual([
+      expect.objectContaining({ queue: ORDERS, state: 'RUNNING', scanned: 6, matched: 6, complete: true }),
+    ]);
+  });
+
+  it('skips a paused queue unless forced, and a disabled queue always', async () => {
+    const s = await serverWith({}, [
+      { name: ORDERS, state: 'PAUSED', tasks: [failedTask(ORDERS, 'a', target.url)] },
+      { name: BILLING, state: 'DISABLED', tasks: [failedTask(BILLING, 'b', target.url)] },
+    ]);
+    const first = await s.post({ kind: 'fix-deployed' });
+    expect(outcomes(first.body)).toEqual({ a: 'skipped:queue-paused', b: 'skipped:queue-disabled' });
+    expect(runTaskCalls(s)).toEqual([]);
+
+    const forced = await s.post({ kind: 'fix-deployed', force: true });
+    expect(outcomes(forced.body)).toEqual({ a: 'dispatched', b: 'skipped:queue-disabled' });
+    expect(runTaskCalls(s)).toEqual([`${ORDERS}/tasks/a`]);
+  });
+
+  it('refuses a queue outside the allowlist with 403 and calls nothing', async () => {
+    const s = await serverWith({ RERUN_QUEUES: ORDERS }, [
+      { name: BILLING, tasks: [failedTask(BILLING, 'b', target.url)] },
+    ]);
+    const { status, body } = await s.post({ kind: 'fix-deployed', queues: [ORDERS, BILLING] });
+    expect(status).toBe(403);
+    expect(body.error).toMatchObject({ code: 403, status: 'PERMISSION_DENIED' });
+    expect(body.error.message).toContain(BILLING);
+    const tasks = await s.post({ kind: 'tasks', tasks: [`${BILLING}/tasks/b`] });
+    expect(tasks.status).toBe(403);
+    expect(s.emulator.calls).toEqual([]);
+  });
+
+  it('rejects name injection with 400 before any call', async () => {
+    const s = await serverWith({}, []);
+    for (const name of [
+      `${ORDERS}/tasks/../../billing/tasks/x`,
+      `${ORDERS}/tasks/a?x=1`,
+      `${ORDERS}/tasks/a%2Fb`,
+      `${ORDERS}/tasks/a#b`,
+    ]) {
+      const { status, body } = await s.post({ kind: 'tasks', tasks: [name] });
+      expect(status).toBe(400);
+      expect(body.error.details[0].fieldViolations[0].field).toBe('tasks[0]');
+    }
+    const queue = await s.post({ kind: 'sweep', queues: [`${ORDERS}/../billing`] });
+    expect(queue.status).toBe(400);
+    expect(s.emulator.calls).toEqual([]);
+  });
+
+  it('caps RunTask calls at maxTasks, and never above RERUN_MAX_TASKS', async () => {
+    const tasks = Array.from({ length: 6 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+    const s = await serverWith({ RERUN_MAX_TASKS: '3' }, [{ name: ORDERS, tasks }]);
+    const small = await s.post({ kind: 'fix-deployed', maxTasks: 2, dryRun: true });
+    expect(small.body.counts).toMatchObject({ dispatched: 2, skipped: 4 });
+    expect(small.body.skipped).toEqual({ 'over-cap': 4 });
+    const big = await s.post({ kind: 'fix-deployed', maxTasks: 50 });
+    expect(big.body.counts).toMatchObject({ dispatched: 3, skipped: 3 });
+    expect(runTaskCalls(s)).toHaveLength(3);
+  });
+
+  it('makes no RunTask call on a dry run', async () => {
+    const s = await serverWith({}, [
+      { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url), failedTask(ORDERS, 'b', target.url)] },
+    ]);
+    const { body } = await s.post({ kind: 'fix-deployed', dryRun: true });
+    expect(body).toMatchObject({ dryRun: true, counts: { matched: 2, dispatched: 2 } });
+    expect(runTaskCalls(s)).toEqual([]);
+    expect(s.logs.lines().filter((l) => l.message === 'task would be dispatched (dry run)')).toHaveLength(2);
+  });
+
+  it('runs nothing twice when the same request is replayed', async () => {
+    const s = await serverWith({}, [
+      { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url), failedTask(ORDERS, 'b', target.url)] },
+    ]);
+    const first = await s.post({ kind: 'fix-deployed' });
+    expect(first.body.counts.dispatched).toBe(2);
+    const replay = await s.post({ kind: 'fix-deployed', deployedAt: first.body.cutoff });
+    expect(replay.body.counts.dispatched).toBe(0);
+    expect(Object.keys(replay.body.skipped).every((r) => r === 'after-cutoff' || r === 'in-flight')).toBe(
+      true,
+    );
+    expect(runTaskCalls(s)).toHaveLength(2);
+  });
+
+  it('re-checks the rules for explicit task names; a task that no longer exists is gone', async () => {
+    const s = await serverWith({}, [
+      { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url), inFlightTask(ORDERS, 'b', target.url)] },
+    ]);
+    const { body } = await s.post({
+      kind: 'tasks',
+      tasks: [`${ORDERS}/tasks/a`, `${ORDERS}/tasks/b`, `${ORDERS}/tasks/missing`],
+    });
+    expect(outcomes(body)).toEqual({ a: 'dispatched', b: 'skipped:in-flight', missing: 'gone' });
+    expect(runTaskCalls(s)).toEqual([`${ORDERS}/tasks/a`]);
+  });
+});
+
+describe('rerunHttp: bad requests', () => {
+  it.each<[string, () => Promise<{ status: number; body: any }>, number, RegExp]>([
+    ['invalid JSON', () => server!.post('{"kind":'), 400, /not valid JSON/],
+    ['a wrong type', () => server!.post({ kind: 'fix-deployed', dryRun: 'yes' }), 400, /dryRun/],
+    ['an unknown kind', () => server!.post({ kind: 'purge' }), 400, /kind/],
+    ['an unknown field', () => server!.post({ kind: 'sweep', queue: ORDERS }), 400, /queue/],
+    ['a body over 1 MiB', () => server!.post({ kind: 'sweep', reason: 'x'.repeat(1_100_000) }), 413, /1 MiB/],
+    [
+      'a wrong content type',
+      () => server!.post('kind=sweep', { 'Content-Type': 'application/x-www-form-urlencoded' }),
+      415,
+      /application\/json/,
+    ],
+    [
+      'a wrong method',
+      async () => {
+        const response = await fetch(server!.url, { method: 'GET' });
+        return { status: response.status, body: await response.json() };
+      },
+      405,
+      /GET/,
+    ],
+  ])('%s gets %i in Google shape, and no call', async (_, send, status, message) => {
+    server = await startRerunServer({ RERUN_QUEUES: ORDERS });
+    const response = await send();
+    expect(response.status).toBe(status);
+    expect(response.body.error).toMatchObject({ code: status, status: expect.any(String) });
+    expect(response.body.error.message).toMatch(message);
+    expect(server.emulator.calls).toEqual([]);
+  });
+
+  it('names every offending field in the details', async () => {
+    server = await startRerunServer({ RERUN_QUEUES: ORDERS });
+    const { body } = await server.post({
+      kind: 'fix-deployed',
+      maxTasks: -1,
+      match: { responseCodes: ['NOPE'] },
+    });
+    expect(body.error.details[0]['@type']).toBe('type.googleapis.com/google.rpc.BadRequest');
+    expect(body.error.details[0].fieldViolations.map((v: { field: string }) => v.field).sort()).toEqual([
+      'match.responseCodes[0]',
+      'maxTasks',
+    ]);
+  });
+});
+
+describe('rerunHttp: pacing', () => {
+  it('never exceeds the rate, and the quota never answers 429 at the quota', async () => {
+    const tasks = Array.from({ length: 24 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+    server = await startRerunServer(
+      { RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: '20', RERUN_CONCURRENCY: '4' },
+      { runTaskQuota: { limit: 20, windowMs: 1000 } },
+    );
+    server.emulator.load({ queues: [{ name: ORDERS, tasks }] });
+    const { body } = await server.post({ kind: 'fix-deployed' });
+    expect(body.counts.dispatched).toBe(24);
+    const runs = server.emulator.calls.filter((c) => c.method === 'RunTask');
+    expect(runs.filter((c) => c.status === 429)).toEqual([]);
+    const starts = runs.map((c) => c.realStartMs).sort((a, b) => a - b);
+    for (let i = 0; i + 20 < starts.length; i++)
+      expect(starts[i + 20]! - starts[i]!).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('slows to the queue rate and the request rate, and bounds calls in flight', async () => {
+    const tasks = Array.from({ length: 12 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+    server = await startRerunServer(
+      { RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: '200', RERUN_CONCURRENCY: '2' },
+      { latencyMs: 40 },
+    );
+    server.emulator.load({
+      queues: [{ name: ORDERS, rateLimits: { maxDispatchesPerSecond: 50 }, tasks }],
+    });
+    const { body } = await server.post({ kind: 'fix-deployed', maxRate: 25 });
+    expect(body.queues[0].rate).toBe(25);
+    const runs = server.emulator.calls.filter((c) => c.method === 'RunTask');
+    const starts = runs.map((c) => c.realStartMs).sort((a, b) => a - b);
+    // 25 per second: slots 40 ms apart, so four gaps take 160 ms (the queue's 50/s would take 80 ms);
+    // arrival times jitter by a timer's lateness either way.
+    for (let i = 0; i + 4 < starts.length; i++)
+      expect(starts[i + 4]! - starts[i]!).toBeGreaterThanOrEqual(130);
+    expect((starts.at(-1)! - starts[0]!) / (starts.length - 1)).toBeGreaterThanOrEqual(39);
+    const peak = Math.max(
+      ...runs.map(
+        (r) => runs.filter((o) => o.realStartMs <= r.realStartMs && o.realEndMs > r.realStartMs).length,
+      ),
+    );
+    expect(peak).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('rerunHttp: errors of the calls', () => {
+  it('retries 503 and resets into exactly one dispatch each', async () => {
+    const s = await serverWith({}, [
+      { name: ORDERS, tasks: ['a', 'b', 'c'].map((id) => failedTask(ORDERS, id, target.url)) },
+    ]);
+    s.emulator.injectFault({ method: 'RunTask', kind: 503, tasks: [`${ORDERS}/tasks/a`], times: 2 });
+    s.emulator.injectFault({ method: 'RunTask', kind: 'reset', tasks: [`${ORDERS}/tasks/b`], times: 1 });
+    s.emulator.injectFault({
+      method: 'RunTask',
+      kind: 'lost-response',
+      tasks: [`${ORDERS}/tasks/c`],
+      times: 1,
+    });
+    s.emulator.injectFault({ method: 'ListTasks', kind: 503, times: 1 });
+    const { body } = await s.post({ kind: 'fix-deployed' });
+    expect(outcomes(body)).toEqual({ a: 'dispatched', b: 'dispatched', c: 'dispatched' });
+    for (const id of ['a', 'b', 'c']) {
+      expect(
+        s.emulator.dispatches.filter((d) => d.trigger === 'run' && d.task === `${ORDERS}/tasks/${id}`),
+      ).toHaveLength(1);
+    }
+    // c's answer was lost after it ran: it was read back, not sent again.
+    expect(runTaskCalls(s).filter((n) => n.endsWith('/c'))).toHaveLength(1);
+  });
+
+  it('waits for the quota when RunTask answers RESOURCE_EXHAUSTED', async () => {
+    const s = await serverWith({}, [{ name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] }]);
+    s.emulator.injectFault({ method: 'RunTask', kind: 429, times: 1 });
+    const { body } = await s.post({ kind: 'fix-deployed' });
+    expect(outcomes(body)).toEqual({ a: 'dispatched' });
+    const runs = s.emulator.calls.filter((c) => c.method === 'RunTask');
+    expect(runs.map((c) => c.status)).toEqual([429, 200]);
+    expect(s.logs.lines().some((l) => l.message === 'RunTask quota exhausted; waiting')).toBe(true);
+  });
+
+  it('defers what the quota leaves no time for', async () => {
+    const s = await serverWith({ RERUN_TIME_BUDGET: '1s' }, [
+      { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] },
+    ]);
+    s.emulator.injectFault({ method: 'RunTask', kind: 429, times: 1 });
+    const { body } = await s.post({ kind: 'fix-deployed' });
+    expect(outcomes(body)).toEqual({ a: 'deferred' });
+    expect(body.continueWith).toMatchObject({ cutoff: body.cutoff, deferred: 1 });
+  });
+
+  it('stops a queue at the first PERMISSION_DENIED', async () => {
+    const tasks = ['a', 'b', 'c', 'd'].map((id) => failedTask(ORDERS, id, target.url));
+    const s = await serverWith({ RERUN_CONCURRENCY: '1' }, [{ name: ORDERS, tasks }]);
+    s.emulator.injectFault({ method: 'RunTask', kind: 403 });
+    const { body } = await s.post({ kind: 'fix-deployed' });
+    expect(body.counts).toMatchObject({ failed: 1, skipped: 3 });
+    expect(body.skipped).toEqual({ 'queue-permission-denied': 3 });
+    expect(runTaskCalls(s)).toHaveLength(1);
+  });
+
+  it('answers 503 when Cloud Tasks is unreachable before anything ran', async () => {
+    server = await startRerunServer({ RERUN_QUEUES: ORDERS, CLOUD_TASKS_EMULATOR_HOST: '127.0.0.1:9' });
+    const { status, body } = await server.post({ kind: 'fix-deployed' });
+    expect(status).toBe(503);
+    expect(body.error).toMatchObject({ code: 503, status: 'UNAVAILABLE' });
+    expect(body.error.message).toMatch(/safe to call again/);
+  });
+});
+
+describe('rerunHttp: budget, canary, queued mode', () => {
+  it('defers what does not fit the time budget, and says how to continue', async () => {
+    const tasks = Array.from({ length: 10 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+    const s = await serverWith({ RERUN_MAX_RATE: '5', RERUN_TIME_BUDGET: '700ms' }, [
+      { name: ORDERS, tasks },
+    ]);
+    const { body } = await s.post({ kind: 'fix-deployed' });
+    expect(body.counts.dispatched).toBeGreaterThanOrEqual(2);
+    expect(body.counts.dispatched + body.counts.deferred).toBe(10);
+    expect(body.continueWith.deferred).toBe(body.counts.deferred);
+    const replay = await s.post({ kind: 'fix-deployed', deployedAt: body.cutoff });
+    expect(replay.body.counts.dispatched + body.counts.dispatched).toBeLessThanOrEqual(10);
+    expect(new Set(runTaskCalls(s)).size).toBe(runTaskCalls(s).length);
+  });
+
+  it('holds the rest when the canaries fail again', async () => {
+    const tasks = Array.from({ length: 5 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+    const s = await serverWith({}, [{ name: ORDERS, tasks }]);
+    const { body } = await s.post({ kind: 'fix-deployed', canary: { count: 2, wait: '300ms' } });
+    expect(body.counts).toMatchObject({ dispatched: 2, held: 3 });
+    expect(body.canary).toMatchObject({ passed: false });
+    expect(runTaskCalls(s)).toHaveLength(2);
+  });
+
+  it('goes on when the canaries succeed', async () => {
+    target.setRespond(() => 200);
+    const tasks = Array.from({ length: 5 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+    const s = await serverWith({}, [{ name: ORDERS, tasks }]);
+    const { body } = await s.post({ kind: 'fix-deployed', canary: { count: 2, wait: '300ms' } });
+    expect(body.counts).toMatchObject({ dispatched: 5, held: 0 });
+    expect(body.canary).toMatchObject({ passed: true });
+  });
+
+  it('queues control tasks when the batch does not fit, once per task across replays', async () => {
+    const CONTROL = queueName('rerun-control');
+    const tasks = Array.from({ length: 8 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+    const s = await serverWith(
+      {
+        RERUN_MAX_RATE: '4',
+        RERUN_TIME_BUDGET: '600ms',
+        RERUN_CONTROL_QUEUE: CONTROL,
+        RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
+        RERUN_INVOKER_SA: 'rerun-invoker@test-project.iam.gserviceaccount.com',
+      },
+      [
+        { name: ORDERS, tasks },
+        { name: CONTROL, state: 'PAUSED', tasks: [] },
+      ],
+    );
+    const first = await s.post({ kind: 'fix-deployed' });
+    expect(first.body.counts.queued).toBeGreaterThan(0);
+    expect(first.body.counts.dispatched + first.body.counts.queued).toBe(8);
+    const creates = s.emulator.calls.filter((c) => c.method === 'CreateTask' && c.status === 200);
+    expect(creates).toHaveLength(first.body.counts.queued);
+    const listed = (await (
+      await fetch(`${s.emulator.url}/v2/${CONTROL}/tasks?responseView=FULL`)
+    ).json()) as {
+      tasks: {
+        name: string;
+        httpRequest: { url: string; body: string; oidcToken: { serviceAccountEmail: string } };
+      }[];
+    };
+    expect(listed.tasks).toHaveLength(first.body.counts.queued);
+    const queuedNames = first.body.tasks
+      .filter((t: { outcome: string }) => t.outcome === 'queued')
+      .map((t: { task: string }) => t.task);
+    for (const task of listed.tasks) {
+      expect(task.name).toMatch(/\/tasks\/rerun-[0-9a-f]{40}$/);
+      expect(task.httpRequest).toMatchObject({
+        url: 'https://rerun-http.example.run.app/',
+        oidcToken: { serviceAccountEmail: 'rerun-invoker@test-project.iam.gserviceaccount.com' },
+      });
+      const event = JSON.parse(Buffer.from(task.httpRequest.body, 'base64').toString());
+      expect(event).toMatchObject({ kind: 'tasks', cutoff: first.body.cutoff });
+      expect(queuedNames).toContain(event.tasks[0]);
+    }
+
+    // A replay runs what fits its own budget and queues the rest again: Cloud Tasks refuses the same names.
+    const replay = await s.post({ kind: 'fix-deployed', deployedAt: first.body.cutoff });
+    expect(replay.body.counts.dispatched + replay.body.counts.queued).toBe(first.body.counts.queued);
+    expect(s.emulator.calls.filter((c) => c.method === 'CreateTask' && c.status === 200)).toHaveLength(
+      creates.length,
+    );
+
+    // Cloud Tasks then delivers each control task to rerunHttp: every task runs once in all.
+    for (const task of listed.tasks) {
+      const delivered = await s.post(Buffer.from(task.httpRequest.body, 'base64').toString());
+      expect(delivered.status).toBe(200);
+    }
+    const perTask = new Map<string, number>();
+    for (const name of runTaskCalls(s)) perTask.set(name, (perTask.get(name) ?? 0) + 1);
+    expect([...perTask.values()].every((count) => count === 1)).toBe(true);
+    expect(perTask.size).toBe(8);
+  });
+});
+
+describe('rerunHttp: logs', () => {
+  it('logs one line per outcome, a summary equal to the report, and never a body or an auth header', async () => {
+    const secret = { headers: { Authorization: 'Bearer very-secret-token' }, body: 'card=4111111111111111' };
+    const s = await serverWith({}, [
+      {
+        name: ORDERS,
+        tasks: [
+          failedTask(ORDERS, 'a', target.url, secret),
+          laterTask(ORDERS, 'b', target.url),
+          failedTask(ORDERS, 'c', target.url, secret),
+        ],
+      },
+    ]);
+    const { body } = await s.post(
+      { kind: 'fix-deployed', reason: 'PR 4242' },
+      { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+    );
+    const lines = s.logs.lines().filter((l) => l.runId === body.runId);
+    const perTask = lines.filter((l) => typeof l.task === 'string' && typeof l.outcome === 'string');
+    expect(perTask.map((l) => l.task).sort()).toEqual(body.tasks.map((t: { task: string }) => t.task).sort());
+    const summary = lines.find((l) => l.message === 'rerun finished');
+    expect(summary?.counts).toEqual(body.counts);
+    for (const line of lines) {
+      expect(line).toMatchObject({
+        severity: expect.any(String),
+        message: expect.any(String),
+        reason: 'PR 4242',
+      });
+      expect(line['logging.googleapis.com/trace']).toBe(
+        'projects/test-project/traces/0af7651916cd43dd8448eb211c80319c',
+      );
+    }
+    const everything = s.logs.text() + JSON.stringify(body);
+    expect(everything).not.toContain('very-secret-token');
+    expect(everything).not.toContain('4111111111111111');
+    expect(everything).not.toContain(Buffer.from(secret.body).toString('base64'));
+    // BASIC view: the run never asked for bodies.
+    expect(s.emulator.calls.filter((c) => c.method === 'ListTasks')).not.toHaveLength(0);
+  });
+});

@@ -275,6 +275,11 @@ done
 [[ $TIME_ZONE =~ ^[A-Za-z0-9_+/-]+$ ]] || die "--time-zone \"$TIME_ZONE\" is not a time zone like Etc/UTC"
 [[ $MAX_INSTANCES =~ ^[1-9][0-9]{0,3}$ ]] || die "--max-instances \"$MAX_INSTANCES\" must be a whole number from 1"
 [[ $CLOUD_BUILDS == true || $CLOUD_BUILDS == false ]] || die "DEPLOY_CLOUD_BUILDS must be true or false"
+# The RunTask quota (60 a minute) is per project, and each deployed function paces only itself:
+# unless told otherwise, split the quota between them.
+if [[ -z ${CONFIG[RERUN_MAX_RATE]:-} ]]; then
+  if [[ $CLOUD_BUILDS == true ]]; then CONFIG[RERUN_MAX_RATE]=0.33; else CONFIG[RERUN_MAX_RATE]=0.5; fi
+fi
 if ! $DRY_RUN && ! $DELETE; then
   if ! { [[ -f $SOURCE_DIR/package.json && -f $SOURCE_DIR/.gcloudignore ]] &&
     grep -q '"gcp-build"' "$SOURCE_DIR/package.json"; }; then

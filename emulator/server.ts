@@ -3,6 +3,7 @@
  * the RunTask quota, and knobs for tests and benchmarks (latency, faults, call and dispatch records, a
  * controllable clock, seeds).
  */
+import { applyFieldMask, parseFieldMask, type FieldMask } from './field-mask.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -227,10 +228,9 @@ function answerOf(
       throw invalidPayload(`Request payload size exceeds the limit: ${MAX_BODY_BYTES} bytes.`);
     }
     const hasBody = req.method !== 'GET' && req.method !== 'DELETE';
-    return {
-      status: 200,
-      json: route.handle({ query: url.searchParams, body: hasBody ? parseJson(raw) : undefined }),
-    };
+    const json = route.handle({ query: url.searchParams, body: hasBody ? parseJson(raw) : undefined });
+    const fields = url.searchParams.get('fields');
+    return { status: 200, json: fields ? (applyFieldMask(json, fieldMaskOf(fields)) as object) : json };
   } catch (err) {
     if (err instanceof ApiError) return errorAnswer(err);
     log(
@@ -242,6 +242,14 @@ function answerOf(
 
 function errorAnswer(err: ApiError): Answer {
   return { status: err.httpStatus, json: err.toBody() };
+}
+
+function fieldMaskOf(fields: string): FieldMask {
+  try {
+    return parseFieldMask(fields);
+  } catch (err) {
+    throw new ApiError('INVALID_ARGUMENT', `Invalid field selection ${fields}: ${(err as Error).message}`);
+  }
 }
 
 function parseJson(raw: Buffer): unknown {

@@ -95,6 +95,14 @@ export interface CloudTasksClientOptions {
 
 const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 
+/**
+ * Partial responses (the `fields` system parameter): only what selection reads, so task headers, which
+ * the BASIC view still carries, never even reach the function.
+ */
+const TASK_FIELDS =
+  'name,scheduleTime,createTime,dispatchCount,responseCount,lastAttempt,httpRequest/url,appEngineHttpRequest/relativeUri';
+const TASK_PAGE_FIELDS = `tasks(${TASK_FIELDS}),nextPageToken`;
+
 /** Creates the client; credentials are looked up on first use, not at creation. */
 export function createCloudTasksClient(options: CloudTasksClientOptions = {}): CloudTasksClient {
   const base = options.emulatorHost
@@ -166,9 +174,14 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
         pageSize: 1000,
       }),
     listTasks: (queue) =>
-      pages<Task>(`${queue.name}/tasks`, 'tasks', { pageSize: 1000, responseView: 'BASIC' }),
-    getTask: (task) => read<Task>(task.name, { responseView: 'BASIC' }),
-    runTask: (task) => call<Task>('POST', `${task.name}:run`, undefined, { responseView: 'BASIC' }),
+      pages<Task>(`${queue.name}/tasks`, 'tasks', {
+        pageSize: 1000,
+        responseView: 'BASIC',
+        fields: TASK_PAGE_FIELDS,
+      }),
+    getTask: (task) => read<Task>(task.name, { responseView: 'BASIC', fields: TASK_FIELDS }),
+    runTask: (task) =>
+      call<Task>('POST', `${task.name}:run`, { fields: TASK_FIELDS }, { responseView: 'BASIC' }),
     createTask: (queue, task) =>
       call<Task>('POST', `${queue.name}/tasks`, undefined, { task, responseView: 'BASIC' }),
   };

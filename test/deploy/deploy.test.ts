@@ -166,9 +166,18 @@ describe('deploy.sh against a fake gcloud', () => {
       const env = sandbox.deployedEnv(fn);
       for (const key of Object.keys(env)) expect(CONFIG_KEYS as readonly string[]).toContain(key);
       for (const key of REQUIRED_KEYS) expect(env).toHaveProperty(key);
-      expect(env).toEqual({ RERUN_QUEUES: `${ORDERS},${MAIL}`, RERUN_TIME_BUDGET: '50s' });
+      // Two functions pace themselves: each gets half of the project's RunTask quota.
+      expect(env).toEqual({ RERUN_QUEUES: `${ORDERS},${MAIL}`, RERUN_TIME_BUDGET: '50s', RERUN_MAX_RATE: '0.5' });
       // deploy.sh's default budget is the schema's default.
       expect(loadConfig(env).timeBudgetMs).toBe(loadConfig({ RERUN_QUEUES: ORDERS }).timeBudgetMs);
+    }
+  });
+
+  it('splits the RunTask quota three ways when Cloud Build notifications get their own function', () => {
+    const sandbox = createSandbox();
+    expect(sandbox.run([...BASE, '--cloud-builds']).status).toBe(0);
+    for (const fn of ['rerun-http', 'rerun-pubsub', 'rerun-builds']) {
+      expect(sandbox.deployedEnv(fn).RERUN_MAX_RATE).toBe('0.33');
     }
   });
 

@@ -303,6 +303,10 @@ describe('rerunPubsub: Cloud Build notifications', () => {
       route: 'orders deploys',
     });
     expect(lineOf(h, message.messageId, 'rerun finished')).toMatchObject({ skipped: { 'after-cutoff': 1 } });
+    expect(h.logs.lines().find((l) => l.task === `${ORDERS}/tasks/after-deploy`)).toMatchObject({
+      outcome: 'skipped',
+      skipReason: 'after-cutoff',
+    });
 
     expect(await sendBinary(h, message)).toBe(204);
     expect(runTaskCalls(h)).toEqual(['before-deploy']);
@@ -344,6 +348,7 @@ describe('rerunPubsub: Cloud Scheduler sweeps and plain events', () => {
     expect(runTaskCalls(h)).toEqual(['billing-waiting', 'waiting']);
     expect(h.logs.lines().find((l) => l.task === `${ORDERS}/tasks/due-in-2m`)).toMatchObject({
       outcome: 'skipped',
+      skipReason: 'due-soon',
       messageId: message.messageId,
     });
     expect(lineOf(h, message.messageId, 'rerun finished')).toMatchObject({ skipped: { 'due-soon': 1 } });

@@ -6,7 +6,7 @@
  * Variants run in rotated order every round, so drift and neighbours hit all of them alike.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
@@ -45,8 +45,14 @@ export interface VariantResult {
   readonly importRssMb: Summary;
   /** Process start -> import done: node's own boot plus the import. */
   readonly importSinceStartMs: Summary;
+  /**
+   * CPU time of the server process (all its threads) from spawn to its first answer, from /proc: much less
+   * sensitive than wall time to a busy neighbour on a shared machine. NaN where /proc is missing.
+   */
+  readonly firstAnswerCpuMs: Summary;
   /** Per run, in round order (for paired ratios). */
   readonly firstAnswerRuns: number[];
+  readonly firstAnswerCpuRuns: number[];
   readonly importRuns: number[];
 }
 
@@ -109,19 +115,19 @@ export async function benchColdStart(
   runs: number,
   progress: (line: string) => void,
 ): Promise<VariantResult[]> {
-  const answers = new Map<string, number[]>(variants.map((v) => [v.id, []]));
+  const answers = new Map<string, FirstAnswer[]>(variants.map((v) => [v.id, []]));
   const imports = new Map<string, ImportChildResult[]>(variants.map((v) => [v.id, []]));
   const envs = new Map(variants.map((v) => [v.id, envOf(v)]));
   // Prime the compile caches (and the OS page cache for everyone) with one unmeasured start each.
   for (const variant of variants) {
-    await firstAnswerMs(variant, envs.get(variant.id)!);
+    await firstAnswer(variant, envs.get(variant.id)!);
     await runChild<ImportChildResult>('import-child.js', [variant.module], envs.get(variant.id)!);
   }
   for (let run = 0; run < runs; run++) {
     for (let i = 0; i < variants.length; i++) {
       const variant = variants[(run + i) % variants.length]!;
       const env = envs.get(variant.id)!;
-      answers.get(variant.id)!.push(await firstAnswerMs(variant, env));
+      answers.get(variant.id)!.push(await firstAnswer(variant, env));
       imports
         .get(variant.id)!
         .push(await runChild<ImportChildResult>('import-child.js', [variant.module], env));
@@ -130,14 +136,17 @@ export async function benchColdStart(
   }
   return variants.map((variant) => {
     const importRuns = imports.get(variant.id)!;
+    const answerRuns = answers.get(variant.id)!;
     return {
       id: variant.id,
       label: variant.label,
-      firstAnswerMs: summarize(answers.get(variant.id)!),
+      firstAnswerMs: summarize(answerRuns.map((r) => r.wallMs)),
+      firstAnswerCpuMs: summarize(answerRuns.map((r) => r.cpuMs)),
       importMs: summarize(importRuns.map((r) => r.importMs)),
       importRssMb: summarize(importRuns.map((r) => r.maxRssKb / 1024)),
       importSinceStartMs: summarize(importRuns.map((r) => r.sinceStartMs)),
-      firstAnswerRuns: answers.get(variant.id)!,
+      firstAnswerRuns: answerRuns.map((r) => r.wallMs),
+      firstAnswerCpuRuns: answerRuns.map((r) => r.cpuMs),
       importRuns: importRuns.map((r) => r.importMs),
     };
   });
@@ -151,8 +160,13 @@ function envOf(variant: Variant): Record<string, string> {
   return baseEnv({ ...variant.env, NODE_COMPILE_CACHE: dir });
 }
 
+interface FirstAnswer {
+  readonly wallMs: number;
+  readonly cpuMs: number;
+}
+
 /** Spawns the framework on a free port and times spawn -> first HTTP answer; the process is then killed. */
-async function firstAnswerMs(variant: Variant, env: Record<string, string>): Promise<number> {
+async function firstAnswer(variant: Variant, env: Record<string, string>): Promise<FirstAnswer> {
   const port = await freePort();
   const startMs = performance.now();
   const child = spawn(
@@ -169,9 +183,10 @@ async function firstAnswerMs(variant: Variant, env: Record<string, string>): Pro
     for (;;) {
       const status = await ask(port, variant.request);
       if (status !== undefined) {
-        const elapsed = performance.now() - startMs;
+        const wallMs = performance.now() - startMs;
+        const cpuMs = child.pid === undefined ? NaN : processCpuMs(child.pid);
         if (status !== 200) throw new Error(`${variant.id}: first answer was HTTP ${status}\n${stderr}`);
-        return elapsed;
+        return { wallMs, cpuMs };
       }
       if (exitedEarly) throw new Error(`${variant.id}: the framework exited before answering\n${stderr}`);
       if (performance.now() - startMs > 30_000)
@@ -181,6 +196,18 @@ async function firstAnswerMs(variant: Variant, env: Record<string, string>): Pro
   } finally {
     child.kill('SIGKILL');
     await exited;
+  }
+}
+
+/** User + system CPU of a live process, from /proc/PID/stat (clock ticks of 10 ms on Linux). */
+function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
   }
 }
 

@@ -19,6 +19,11 @@ export interface PacingOptions {
   readonly windowMs: number;
   /** Latency the emulator adds to every call (the real RunTask answers in tens of milliseconds). */
   readonly latencyMs: number;
+  /**
+   * Requests served at once by the one process, each on its own queue of `tasks / requests` tasks: they
+   * share the process-wide limiter (SPEC 6), so together they must still keep to the quota.
+   */
+  readonly requests: number;
 }
 
 export interface PacingResult {
@@ -27,6 +32,7 @@ export interface PacingResult {
   readonly answers429: Summary;
   readonly quota: { limit: number; windowMs: number; ratePerSecond: number };
   readonly tasks: number;
+  readonly requests: number;
 }
 
 /** Runs the pacing bench; each run gets a fresh emulator (a fresh quota window) and a fresh runtime. */
@@ -38,32 +44,38 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
   const rejected: number[] = [];
   try {
     for (let run = 0; run < options.runs; run++) {
-      const queue = queueName(`pacing-${run}`);
+      const perRequest = Math.floor(options.tasks / options.requests);
+      const queues = Array.from({ length: options.requests }, (_, i) => queueName(`pacing-${run}-${i}`));
       const emulator = await startEmulator({
         port: 0,
         runTaskQuota: { limit, windowMs: options.windowMs },
         latencyMs: options.latencyMs,
-        seed: failedQueue(queue, options.tasks, target.url),
+        seed: { queues: queues.flatMap((queue) => failedQueue(queue, perRequest, target.url).queues) },
       });
       try {
         const runtime = createRuntime(
           {
-            RERUN_QUEUES: queue,
+            RERUN_QUEUES: queues.join(','),
             RERUN_MAX_RATE: String(options.ratePerSecond),
-            RERUN_MAX_TASKS: String(options.tasks),
+            RERUN_MAX_TASKS: String(perRequest),
             RERUN_TIME_BUDGET: '10m',
             CLOUD_TASKS_EMULATOR_HOST: emulator.host,
             LOG_LEVEL: 'info',
           },
           { logDestination: { write: () => undefined } },
         );
-        const parsed = parseRerunEvent({ kind: 'fix-deployed', queues: [queue] }, Date.now());
-        if (!parsed.success) throw parsed.error;
-        const result = await rerun(runtime, parsed.data);
-        if (!result.ok) throw new Error(`pacing: refused ${result.refused.join(', ')}`);
-        const { dispatched } = result.report.counts;
-        if (dispatched !== options.tasks) {
-          throw new Error(`pacing: ${dispatched} of ${options.tasks} tasks dispatched`);
+        const reports = await Promise.all(
+          queues.map(async (queue) => {
+            const parsed = parseRerunEvent({ kind: 'fix-deployed', queues: [queue] }, Date.now());
+            if (!parsed.success) throw parsed.error;
+            const result = await rerun(runtime, parsed.data);
+            if (!result.ok) throw new Error(`pacing: refused ${result.refused.join(', ')}`);
+            return result.report;
+          }),
+        );
+        const dispatched = reports.reduce((sum, report) => sum + report.counts.dispatched, 0);
+        if (dispatched !== perRequest * options.requests) {
+          throw new Error(`pacing: ${dispatched} of ${perRequest * options.requests} tasks dispatched`);
         }
         const runs = emulator.calls.filter((call) => call.method === 'RunTask');
         const starts = runs.map((call) => call.realStartMs).sort((a, b) => a - b);
@@ -85,5 +97,6 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
     answers429: summarize(rejected),
     quota: { limit, windowMs: options.windowMs, ratePerSecond: options.ratePerSecond },
     tasks: options.tasks,
+    requests: options.requests,
   };
 }

@@ -33,7 +33,7 @@ if (!process.version.startsWith('v22.')) {
 const startedMs = performance.now();
 const rows: Row[] = [];
 const figures: {
-  pacing?: PacingResult;
+  pacing?: PacingResult[];
   scan?: ScanSizeResult[];
   coldStart?: VariantResult[];
   bundle?: { bundled: boolean; note: string };
@@ -42,19 +42,26 @@ const figures: {
 
 if (only.has('pacing')) {
   progress('pacing...');
-  figures.pacing = await benchPacing({
-    runs,
-    tasks: int('BENCH_PACING_TASKS', 80),
-    ratePerSecond: int('BENCH_PACING_RATE', 10),
-    windowMs: 6000,
-    latencyMs: 30,
-  });
-  rows.push(...pacingRows(figures.pacing));
+  figures.pacing = [];
+  for (const requests of [1, 2]) {
+    const result = await benchPacing({
+      runs,
+      tasks: int('BENCH_PACING_TASKS', 80),
+      ratePerSecond: int('BENCH_PACING_RATE', 10),
+      windowMs: 6000,
+      latencyMs: 30,
+      requests,
+    });
+    figures.pacing.push(result);
+    rows.push(...pacingRows(result));
+  }
 }
 
 if (only.has('scan')) {
   progress('scan...');
   const sizes = (env.BENCH_SCAN_SIZES ?? '1000,10000,100000').split(',').map(Number);
+  if (!sizes.every((n) => Number.isInteger(n) && n > 0))
+    throw new Error('BENCH_SCAN_SIZES: positive integers');
   const tunedFlags = (env.BENCH_SCAN_TUNED ?? '--max-semi-space-size=4').split(' ').filter(Boolean);
   figures.scan = await benchScan(
     { runs, sizes, withGoogleClient: env.BENCH_SCAN_GOOGLE !== '0', tunedFlags },

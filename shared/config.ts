@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { DurationMs } from './duration.js';
-import { parseQueueName, parseQueuePattern, type QueueName, type QueuePattern } from './names.js';
+import {
+  isQueueAllowed,
+  parseQueueName,
+  parseQueuePattern,
+  type QueueName,
+  type QueuePattern,
+} from './names.js';
 import { Routes } from './routes.js';
 
 /** A bad environment: fatal at start-up, with a message naming every offending variable. */
@@ -112,6 +118,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'invalid configuration:\n✖ RERUN_CONTROL_QUEUE needs RERUN_SELF_URL and RERUN_INVOKER_SA\n  → at RERUN_CONTROL_QUEUE',
     );
   }
+  const outside = e.RERUN_ROUTES.flatMap((route, index) =>
+    (route.queues ?? [])
+      .filter((name) => !isQueueAllowed(parseQueueName(name)!, e.RERUN_QUEUES))
+      .map((name) => `RERUN_ROUTES[${index}].queues: ${name} is outside RERUN_QUEUES`),
+  );
+  if (outside.length > 0) throw new ConfigError(`invalid configuration:\n✖ ${outside.join('\n✖ ')}`);
   return {
     allowlist: e.RERUN_QUEUES,
     maxTasks: e.RERUN_MAX_TASKS,

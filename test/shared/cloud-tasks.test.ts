@@ -40,7 +40,7 @@ describe('the Cloud Tasks REST client', () => {
   it('retries reads through 503s and resets', async () => {
     emulator.load({
       queues: [{ name: ORDERS, tasks: [laterTask(ORDERS, 'a', 'http://127.0.0.1:9')] }],
-    } as never);
+    });
     emulator.injectFault({ method: 'GetQueue', kind: 503, times: 2 });
     emulator.injectFault({ method: 'GetTask', kind: 'reset', times: 1 });
     expect((await client.getQueue(queue)).state).toBe('RUNNING');
@@ -55,7 +55,7 @@ describe('the Cloud Tasks REST client', () => {
   });
 
   it('never retries RunTask itself, and maps Google errors to canonical statuses', async () => {
-    emulator.load({ queues: [{ name: ORDERS, tasks: [] }] } as never);
+    emulator.load({ queues: [{ name: ORDERS, tasks: [] }] });
     const missing = parseTaskName(`${ORDERS}/tasks/missing`)!;
     await expect(client.runTask(missing)).rejects.toMatchObject({ status: 'NOT_FOUND', answerLost: false });
     emulator.injectFault({ method: 'RunTask', kind: 503, times: 1 });

@@ -67,6 +67,14 @@ describe('loadConfig', () => {
     ['RERUN_TIME_BUDGET', { RERUN_QUEUES: Q, RERUN_TIME_BUDGET: '50' }],
     ['RERUN_ROUTES', { RERUN_QUEUES: Q, RERUN_ROUTES: '[{"name":"x"}]' }],
     ['RERUN_ROUTES', { RERUN_QUEUES: Q, RERUN_ROUTES: '/nonexistent/routes.json' }],
+    [
+      'RERUN_ROUTES[0].queues',
+      {
+        RERUN_QUEUES: Q,
+        RERUN_ROUTES:
+          '[{"name":"x","when":{"policyName":"p"},"queues":["projects/p-1/locations/us-central1/queues/other"]}]',
+      },
+    ],
     ['RERUN_CONTROL_QUEUE', { RERUN_QUEUES: Q, RERUN_CONTROL_QUEUE: 'control' }],
     ['RERUN_CONTROL_QUEUE', { RERUN_QUEUES: Q, RERUN_CONTROL_QUEUE: Q }],
     ['RERUN_SELF_URL', { RERUN_QUEUES: Q, RERUN_SELF_URL: 'ftp://x' }],

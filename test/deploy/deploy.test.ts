@@ -167,7 +167,11 @@ describe('deploy.sh against a fake gcloud', () => {
       for (const key of Object.keys(env)) expect(CONFIG_KEYS as readonly string[]).toContain(key);
       for (const key of REQUIRED_KEYS) expect(env).toHaveProperty(key);
       // Two functions pace themselves: each gets half of the project's RunTask quota.
-      expect(env).toEqual({ RERUN_QUEUES: `${ORDERS},${MAIL}`, RERUN_TIME_BUDGET: '50s', RERUN_MAX_RATE: '0.5' });
+      expect(env).toEqual({
+        RERUN_QUEUES: `${ORDERS},${MAIL}`,
+        RERUN_TIME_BUDGET: '50s',
+        RERUN_MAX_RATE: '0.5',
+      });
       // deploy.sh's default budget is the schema's default.
       expect(loadConfig(env).timeBudgetMs).toBe(loadConfig({ RERUN_QUEUES: ORDERS }).timeBudgetMs);
     }

@@ -132,6 +132,15 @@ describe('rerunHttp: safety rules', () => {
     expect(runTaskCalls(s)).toHaveLength(3);
   });
 
+  it('returns at most 1000 task rows, and complete counts', async () => {
+    const tasks = Array.from({ length: 1100 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+    const s = await serverWith({}, [{ name: ORDERS, tasks }]);
+    const { body } = await s.post({ kind: 'fix-deployed', dryRun: true });
+    expect(body.tasks).toHaveLength(1000);
+    expect(body.truncated).toBe(true);
+    expect(body.counts).toMatchObject({ matched: 1100, dispatched: 1000, skipped: 100 });
+  });
+
   it('makes no RunTask call on a dry run', async () => {
     const s = await serverWith({}, [
       { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url), failedTask(ORDERS, 'b', target.url)] },
@@ -302,6 +311,20 @@ describe('rerunHttp: errors of the calls', () => {
     const { body } = await s.post({ kind: 'fix-deployed' });
     expect(outcomes(body)).toEqual({ a: 'deferred' });
     expect(body.continueWith).toMatchObject({ cutoff: body.cutoff, deferred: 1 });
+  });
+
+  it('reports a task that finished between listing and RunTask as gone', async () => {
+    target.setRespond(() => 200);
+    const s = await serverWith({ RERUN_MAX_RATE: '1' }, [
+      {
+        name: ORDERS,
+        tasks: [failedTask(ORDERS, 'a', target.url), failedTask(ORDERS, 'b', target.url, { nextMs: 200 })],
+      },
+    ]);
+    // b's own retry comes 200 ms in and succeeds; rerun's paced RunTask for b comes a second in.
+    const { body } = await s.post({ kind: 'fix-deployed', minBackoffLeft: '0s' });
+    expect(outcomes(body)).toEqual({ a: 'dispatched', b: 'gone' });
+    expect(s.emulator.calls.filter((c) => c.method === 'RunTask').map((c) => c.status)).toEqual([200, 404]);
   });
 
   it('stops a queue at the first PERMISSION_DENIED', async () => {

@@ -104,6 +104,18 @@ describe('rerunHttp: safety rules', () => {
     expect(s.emulator.calls).toEqual([]);
   });
 
+  it('expands a * queue segment of the allowlist by listing the location', async () => {
+    const other = 'projects/other-project/locations/us-central1/queues/orders';
+    const s = await serverWith({ RERUN_QUEUES: 'projects/test-project/locations/us-central1/queues/*' }, [
+      { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] },
+      { name: BILLING, tasks: [failedTask(BILLING, 'b', target.url)] },
+      { name: other, tasks: [failedTask(other, 'c', target.url)] },
+    ]);
+    const { body } = await s.post({ kind: 'fix-deployed', dryRun: true });
+    expect(outcomes(body)).toEqual({ a: 'dispatched', b: 'dispatched' });
+    expect((await s.post({ kind: 'sweep', queues: [other] })).status).toBe(403);
+  });
+
   it('rejects name injection with 400 before any call', async () => {
     const s = await serverWith({}, []);
     for (const name of [

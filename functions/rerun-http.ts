@@ -46,7 +46,25 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
           ],
         );
       }
-      res.status(200).json(result.report);
+      const { report } = result;
+      // A control task (queued mode) is delivered by Cloud Tasks, which retries only on a non-2xx answer:
+      // work left undone must not be acknowledged. Every other caller gets the report, whatever the mix.
+      if (req.get('x-cloudtasks-taskname') && (report.counts.deferred > 0 || report.counts.failed > 0)) {
+        return sendGoogleError(
+          res,
+          503,
+          `rerun ${report.runId} left work undone; Cloud Tasks retries this task`,
+          [
+            {
+              '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+              reason: 'RERUN_INCOMPLETE',
+              domain: 'cloud-tasks-rerun',
+              metadata: { runId: report.runId },
+            },
+          ],
+        );
+      }
+      res.status(200).json(report);
     } catch (error) {
       if (error instanceof CloudTasksUnavailableError) {
         return sendGoogleError(res, 503, `${error.message}; nothing was dispatched, safe to call again`);

@@ -454,6 +454,27 @@ describe('rerunHttp: budget, canary, queued mode', () => {
   });
 });
 
+describe('rerunHttp: control tasks', () => {
+  it("answers 503 to Cloud Tasks while a control task's work is left undone, so it is retried", async () => {
+    const s = await serverWith({ RERUN_TIME_BUDGET: '1s' }, [
+      { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] },
+    ]);
+    const event = { kind: 'tasks', tasks: [`${ORDERS}/tasks/a`], cutoff: new Date().toISOString() };
+    const fromCloudTasks = {
+      'X-CloudTasks-TaskName': 'rerun-0123',
+      'X-CloudTasks-QueueName': 'rerun-control',
+    };
+    s.emulator.injectFault({ method: 'RunTask', kind: 429, times: 1 });
+    const deferred = await s.post(event, fromCloudTasks);
+    expect(deferred.status).toBe(503);
+    expect(deferred.body.error.details[0]).toMatchObject({ reason: 'RERUN_INCOMPLETE' });
+    // The retry, once the quota is back, runs it and is acknowledged.
+    const retried = await s.post(event, fromCloudTasks);
+    expect(retried.status).toBe(200);
+    expect(retried.body.counts.dispatched).toBe(1);
+  });
+});
+
 describe('rerunHttp: logs', () => {
   it('logs one line per outcome, a summary equal to the report, and never a body or an auth header', async () => {
     const secret = { headers: { Authorization: 'Bearer very-secret-token' }, body: 'card=4111111111111111' };

@@ -367,29 +367,25 @@ run() {
   gcloud "$@" "${COMMON[@]}" || failed "$@"
 }
 
-# Runs a create command; "already exists" counts as done.
-ensure() {
+# Runs a gcloud command; a failure whose output matches PATTERN counts as done (NOTE says so).
+run_tolerating() {
+  local pattern=$1 done_note=$2
+  shift 2
   show "$@"
   $DRY_RUN && return 0
   if gcloud "$@" "${COMMON[@]}" >"$WORK/out" 2>&1; then return 0; fi
-  if grep -qiE 'already exists|ALREADY_EXISTS' "$WORK/out"; then
-    note "  already exists"
+  if grep -qiE "$pattern" "$WORK/out"; then
+    note "  $done_note"
     return 0
   fi
   failed "$@"
 }
 
+# Runs a create command; "already exists" counts as done.
+ensure() { run_tolerating 'already exists|ALREADY_EXISTS' 'already exists' "$@"; }
+
 # Runs a delete command; "not found" counts as done.
-remove() {
-  show "$@"
-  $DRY_RUN && return 0
-  if gcloud "$@" "${COMMON[@]}" >"$WORK/out" 2>&1; then return 0; fi
-  if grep -qiE 'NOT_FOUND|not found|does not exist|404' "$WORK/out"; then
-    note "  already gone"
-    return 0
-  fi
-  failed "$@"
-}
+remove() { run_tolerating 'NOT_FOUND|not found|does not exist|404' 'already gone' "$@"; }
 
 # Runs an add-iam-policy-binding (the answer, the whole policy, is not shown). An account this script
 # created a moment ago may not be visible to IAM yet: that answer is retried for about a minute.

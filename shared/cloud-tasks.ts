@@ -7,7 +7,7 @@ import { CANONICAL_CODES, type CanonicalCode } from './events.js';
 import type { QueueName, TaskName } from './names.js';
 import { parseProtoDurationMs } from './duration.js';
 import { actionFor, backoffDelayMs, MAX_READ_ATTEMPTS } from './retry.js';
-import { sleep } from './sleep.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** google.cloud.tasks.v2.Attempt, as JSON. */
 export interface Attempt {

@@ -21,11 +21,6 @@ export const DurationMs = z.string().transform((text, ctx) => {
   return ms;
 });
 
-/** Formats milliseconds as a Cloud Tasks style duration string (`"1.5s"`). */
-export function formatDurationSeconds(ms: number): string {
-  return `${ms / 1000}s`;
-}
-
 /**
  * Parses a protobuf JSON Duration (`"3.5s"`, as in `RetryInfo.retryDelay` or `RetryConfig.minBackoff`)
  * into milliseconds; undefined if malformed.

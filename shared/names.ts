@@ -71,11 +71,6 @@ export function taskIdOf(taskName: string): string {
   return taskName.slice(taskName.lastIndexOf('/') + 1);
 }
 
-/** The queue part of a task name. */
-export function queueOfTask(taskName: string): string {
-  return taskName.slice(0, taskName.lastIndexOf('/tasks/'));
-}
-
 /**
  * One allowlist entry: a queue name in which `*` may stand for one whole segment
  * (`projects/p/locations/us-central1/queues/*`).

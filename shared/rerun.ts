@@ -14,7 +14,7 @@ import { ReportBuilder, type QueueReport, type RerunReport, type TaskRow } from 
 import { actionFor, backoffDelayMs, quotaWaitMs } from './retry.js';
 import type { Scope } from './scope.js';
 import { queueSkipReason, selectTask, type SkipReason } from './select.js';
-import { sleep } from './sleep.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** What a run needs from its process. */
 export interface RerunDeps {

@@ -17,17 +17,39 @@ export interface Attempt {
   responseStatus?: { code?: number; message?: string };
 }
 
-/** The fields of google.cloud.tasks.v2.Task that rerun reads (BASIC view). */
+/** The fields of google.cloud.tasks.v2.Task that rerun reads (BASIC view; FULL adds headers and body). */
 export interface Task {
   name: string;
-  httpRequest?: { url?: string; httpMethod?: string };
-  appEngineHttpRequest?: { relativeUri?: string };
+  httpRequest?: HttpRequest;
+  appEngineHttpRequest?: AppEngineHttpRequest;
   scheduleTime?: string;
   createTime?: string;
+  /** A proto Duration, `"600s"`. */
+  dispatchDeadline?: string;
   dispatchCount?: number;
   responseCount?: number;
   firstAttempt?: Attempt;
   lastAttempt?: Attempt;
+}
+
+/** google.cloud.tasks.v2.HttpRequest; headers and body only in the FULL view. */
+export interface HttpRequest {
+  url?: string;
+  httpMethod?: string;
+  headers?: Record<string, string>;
+  /** base64 */
+  body?: string;
+  oidcToken?: { serviceAccountEmail?: string; audience?: string };
+  oauthToken?: { serviceAccountEmail?: string; scope?: string };
+}
+
+/** google.cloud.tasks.v2.AppEngineHttpRequest; headers and body only in the FULL view. */
+export interface AppEngineHttpRequest {
+  relativeUri?: string;
+  httpMethod?: string;
+  appEngineRouting?: Record<string, string>;
+  headers?: Record<string, string>;
+  body?: string;
 }
 
 /** The fields of google.cloud.tasks.v2.Queue that rerun reads. */
@@ -35,19 +57,27 @@ export interface Queue {
   name: string;
   state?: 'RUNNING' | 'PAUSED' | 'DISABLED' | 'STATE_UNSPECIFIED';
   rateLimits?: { maxDispatchesPerSecond?: number; maxConcurrentDispatches?: number };
-}
-
-/** A task to create (queued mode's control tasks). */
-export interface NewTask {
-  name: string;
-  httpRequest: {
-    url: string;
-    httpMethod: 'POST';
-    headers: Record<string, string>;
-    body: string;
-    oidcToken?: { serviceAccountEmail: string; audience: string };
+  retryConfig?: {
+    /** -1 = unlimited; Cloud Tasks' default is 100. */
+    maxAttempts?: number;
+    /** A proto Duration; "0s" or absent = unlimited. */
+    maxRetryDuration?: string;
   };
 }
+
+/** A task to create: a control task (claims, queued mode) or a redrive copy. */
+export interface NewTask {
+  name: string;
+  httpRequest?: HttpRequest;
+  appEngineHttpRequest?: AppEngineHttpRequest;
+  /** RFC 3339; absent = now. */
+  scheduleTime?: string;
+  /** A proto Duration, `"1800s"`. */
+  dispatchDeadline?: string;
+}
+
+/** The task views of the API: BASIC leaves out headers and bodies; FULL needs `cloudtasks.tasks.fullView`. */
+export type TaskView = 'BASIC' | 'FULL';
 
 /** A failed Cloud Tasks call: the canonical status decides what happens next (see retry.ts). */
 export class CloudTasksError extends Error {
@@ -78,10 +108,18 @@ export interface CloudTasksClient {
   listQueues(parent: { project: string; location: string }): AsyncIterable<Queue[]>;
   /** Pages of tasks in the BASIC view, 1000 per page, in no promised order. */
   listTasks(queue: QueueName): AsyncIterable<Task[]>;
-  getTask(task: TaskName): Promise<Task>;
+  /** Pages of tasks with only name and URL (control queues: the URL carries the requestId). */
+  listTaskUrls(queue: QueueName): AsyncIterable<Task[]>;
+  /** One task, BASIC (partial response: no headers) unless FULL is asked for (redrive's copy). */
+  getTask(task: TaskName, view?: TaskView): Promise<Task>;
   /** Forces one dispatch now; never retried here (a resend can dispatch twice). */
   runTask(task: TaskName): Promise<Task>;
+  /** Never retried here: ALREADY_EXISTS after a lost answer is the caller's to interpret. */
   createTask(queue: QueueName, task: NewTask): Promise<Task>;
+  /** Never retried here: NOT_FOUND after a lost answer is the caller's to interpret. */
+  deleteTask(task: TaskName): Promise<void>;
+  /** The permissions of `permissions` the caller holds on the queue (queues.testIamPermissions). */
+  testQueuePermissions(queue: QueueName, permissions: readonly string[]): Promise<string[]>;
 }
 
 export interface CloudTasksClientOptions {
@@ -100,7 +138,7 @@ const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
  * the BASIC view still carries, never even reach the function.
  */
 const TASK_FIELDS =
-  'name,scheduleTime,createTime,dispatchCount,responseCount,lastAttempt,httpRequest/url,appEngineHttpRequest/relativeUri';
+  'name,scheduleTime,createTime,dispatchDeadline,dispatchCount,responseCount,firstAttempt,lastAttempt,httpRequest/url,appEngineHttpRequest/relativeUri';
 const TASK_PAGE_FIELDS = `tasks(${TASK_FIELDS}),nextPageToken`;
 
 /** Creates the client; credentials are looked up on first use, not at creation. */
@@ -117,7 +155,12 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
         ? Promise.resolve(new PassThroughClient())
         : new GoogleAuth({ scopes: SCOPE }).getClient());
 
-  async function call<T>(method: 'GET' | 'POST', path: string, params?: object, data?: object): Promise<T> {
+  async function call<T>(
+    method: 'GET' | 'POST' | 'DELETE',
+    path: string,
+    params?: object,
+    data?: object,
+  ): Promise<T> {
     const client = await authClient();
     try {
       const response = await client.request<T>({
@@ -179,11 +222,35 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
         responseView: 'BASIC',
         fields: TASK_PAGE_FIELDS,
       }),
-    getTask: (task) => read<Task>(task.name, { responseView: 'BASIC', fields: TASK_FIELDS }),
+    listTaskUrls: (queue) =>
+      pages<Task>(`${queue.name}/tasks`, 'tasks', {
+        pageSize: 1000,
+        responseView: 'BASIC',
+        fields: 'tasks(name,httpRequest/url),nextPageToken',
+      }),
+    getTask: (task, view = 'BASIC') =>
+      read<Task>(
+        task.name,
+        view === 'FULL' ? { responseView: 'FULL' } : { responseView: 'BASIC', fields: TASK_FIELDS },
+      ),
     runTask: (task) =>
       call<Task>('POST', `${task.name}:run`, { fields: TASK_FIELDS }, { responseView: 'BASIC' }),
     createTask: (queue, task) =>
-      call<Task>('POST', `${queue.name}/tasks`, undefined, { task, responseView: 'BASIC' }),
+      call<Task>('POST', `${queue.name}/tasks`, { fields: 'name' }, { task, responseView: 'BASIC' }),
+    deleteTask: async (task) => {
+      await call<unknown>('DELETE', task.name);
+    },
+    testQueuePermissions: async (queue, permissions) => {
+      const answer = await call<{ permissions?: string[] }>(
+        'POST',
+        `${queue.name}:testIamPermissions`,
+        undefined,
+        {
+          permissions,
+        },
+      );
+      return answer.permissions ?? [];
+    },
   };
 }
 

@@ -1,6 +1,8 @@
 /**
- * Queued mode (SPEC 6): one control task per matched task, sent back to rerunHttp by Cloud Tasks, which
- * then paces, retries and outlives function timeouts.
+ * Control tasks (SPEC 6): one per (task, request, cutoff), in the control queue, sent back to rerunHttp by
+ * Cloud Tasks. The same task is a claim (created before the task is forced inline, due after the run) and
+ * queued mode's unit of work (due now). Cloud Tasks' name deduplication makes a second claim of the same
+ * task for the same request fail with ALREADY_EXISTS on any instance.
  */
 import { createHash } from 'node:crypto';
 import type { NewTask } from './cloud-tasks.js';
@@ -14,23 +16,61 @@ export interface ControlTarget {
   readonly invokerServiceAccount: string;
 }
 
+/** What one control task carries out: one task of one request. */
+export interface ControlWork {
+  readonly task: string;
+  readonly requestId: string;
+  readonly cutoffMs: number;
+  readonly mode: 'run' | 'redrive';
+  readonly reason: string | undefined;
+}
+
+/** Longest dispatch deadline Cloud Tasks allows for HTTP targets: longer than the service's timeout. */
+export const CONTROL_DISPATCH_DEADLINE = '1800s';
+
 /**
- * The control task for one task and cutoff. Its name is a hash of both, so a replay of the same
- * request creates nothing twice (Cloud Tasks answers ALREADY_EXISTS), and hashed IDs spread load.
+ * The claim's task ID: a hex SHA-256 of the full task name, the requestId and the cutoff. Valid as a task
+ * ID, hashed (Cloud Tasks recommends hashed prefixes for named tasks), and a later request (another cutoff)
+ * never meets the tombstone of an earlier one.
  */
-export function controlTaskFor(
-  taskName: string,
-  cutoffMs: number,
-  reason: string | undefined,
-  target: ControlTarget,
-): NewTask {
-  const cutoff = new Date(cutoffMs).toISOString();
-  const id = createHash('sha256').update(`${taskName}\n${cutoff}`).digest('hex').slice(0, 40);
-  const event = { kind: 'tasks', tasks: [taskName], cutoff, ...(reason !== undefined && { reason }) };
+export function claimIdOf(work: Pick<ControlWork, 'task' | 'requestId' | 'cutoffMs'>): string {
+  return createHash('sha256')
+    .update(`${work.task}\n${work.requestId}\n${new Date(work.cutoffMs).toISOString()}`)
+    .digest('hex');
+}
+
+/** The requestId a control task's URL names (status and cancel read it from the BASIC view). */
+export function requestIdOfControlUrl(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    return new URL(url).searchParams.get('requestId') ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The control task for one task of one request, due at `scheduleMs` (a claim the inline run carries out:
+ * after its budget; queued mode: now). Its body is a `tasks` event for that one task.
+ */
+export function controlTaskFor(work: ControlWork, target: ControlTarget, scheduleMs?: number): NewTask {
+  const cutoff = new Date(work.cutoffMs).toISOString();
+  const event = {
+    kind: 'tasks',
+    tasks: [work.task],
+    cutoff,
+    requestId: work.requestId,
+    mode: work.mode,
+    ...(work.reason !== undefined && { reason: work.reason }),
+  };
+  const url = new URL(target.selfUrl);
+  url.searchParams.set('requestId', work.requestId);
   return {
-    name: `${target.queue.name}/tasks/rerun-${id}`,
+    name: `${target.queue.name}/tasks/${claimIdOf(work)}`,
+    ...(scheduleMs !== undefined && { scheduleTime: new Date(scheduleMs).toISOString() }),
+    dispatchDeadline: CONTROL_DISPATCH_DEADLINE,
     httpRequest: {
-      url: target.selfUrl,
+      url: url.toString(),
       httpMethod: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: Buffer.from(JSON.stringify(event)).toString('base64'),

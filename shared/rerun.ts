@@ -384,11 +384,16 @@ class Run {
     if (!controlQueue || !selfUrl || !invokerServiceAccount || this.request.kind === 'tasks') {
       return row({ outcome: 'deferred' });
     }
-    const control = controlTaskFor(task.name, this.request.cutoffMs, this.request.reason, {
-      queue: controlQueue,
-      selfUrl,
-      invokerServiceAccount,
-    });
+    const control = controlTaskFor(
+      {
+        task: task.name,
+        requestId: String(this.request.cutoffMs),
+        cutoffMs: this.request.cutoffMs,
+        mode: 'run',
+        reason: this.request.reason,
+      },
+      { queue: controlQueue, selfUrl, invokerServiceAccount },
+    );
     try {
       this.callsMade++;
       await this.deps.tasks.createTask(controlQueue, control);

@@ -6,6 +6,8 @@ import type { HttpFunction, Request } from '@google-cloud/functions-framework';
 import { parseRerunEvent } from '../shared/events.js';
 import { CloudTasksUnavailableError } from '../shared/rerun.js';
 import { rerun, type Runtime } from '../shared/runtime.js';
+import { isControlEventKind } from '../shared/control-status.js';
+import { answerControlEvent } from './control-http.js';
 import { badRequestDetail, sendGoogleError } from './google-error.js';
 
 /** Largest body accepted. */
@@ -22,6 +24,7 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
     if (!/^application\/json\s*(;|$)/i.test(req.get('content-type') ?? '')) {
       return sendGoogleError(res, 415, 'Content-Type must be application/json');
     }
+    if (isControlEventKind(req.body)) return answerControlEvent(runtime, req.body, res);
     const parsed = parseRerunEvent(req.body, Date.now());
     if (!parsed.success) {
       runtime.log.warn({ fields: parsed.error.fields }, 'invalid event rejected');

@@ -94,6 +94,22 @@ const Common = {
   canary: Canary.optional(),
   minBackoffLeft: DurationMs.optional(),
   maxRate: z.number().positive().optional(),
+  requestId: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,128}$/)
+    .optional(),
+  mode: z.enum(['run', 'redrive']).optional(),
+  verify: DurationMs.optional(),
+  lastAttempts: z.boolean().optional(),
+  breaker: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        maxFailedAgain: z.number().min(0).max(1).optional(),
+        minVerdicts: z.number().int().min(1).optional(),
+      }),
+    ])
+    .optional(),
 };
 
 const Queues = z.array(QueueNameText).min(1).max(100);

@@ -1,0 +1,239 @@
+/**
+ * The command line, parsed (node's util.parseArgs) into one of the commands: plan and run build the same
+ * event JSON that rerunHttp takes (SPEC 4), flag for field; status and cancel name a request. Pure.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseRerunEvent } from '../../shared/events.js';
+import { parseQueueName } from '../../shared/names.js';
+import { parseControlEvent } from '../../shared/control-status.js';
+import { HELP, type CommandName } from './help.js';
+
+/** Bad input on the command line: the message names the flag; nothing has been called. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Where a command goes: the core in this process, or a deployed rerunHttp. */
+export interface Target {
+  /** rerunHttp's URL; undefined = run the core here. */
+  readonly url: string | undefined;
+  readonly json: boolean;
+}
+
+/** plan or run: the event, and where it goes. */
+export interface RerunCommand extends Target {
+  readonly kind: 'rerun';
+  readonly name: 'plan' | 'run';
+  /** The event, as rerunHttp takes it. */
+  readonly event: Record<string, unknown>;
+  readonly queues: readonly string[];
+  /** The arguments after the command name, to print the command that continues an incomplete run. */
+  readonly args: readonly string[];
+}
+
+/** status or cancel of a queued request. */
+export interface ControlCommand extends Target {
+  readonly kind: 'control';
+  readonly name: 'status' | 'cancel';
+  readonly requestId: string;
+  readonly controlQueue: string | undefined;
+}
+
+export type Command = { readonly kind: 'help'; readonly text: string } | RerunCommand | ControlCommand;
+
+const COMMON = {
+  json: { type: 'boolean' },
+  url: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+const RERUN_FLAGS = {
+  ...COMMON,
+  queue: { type: 'string', multiple: true },
+  'task-id': { type: 'string', multiple: true },
+  'task-id-glob': { type: 'string' },
+  'url-prefix': { type: 'string' },
+  'response-code': { type: 'string', multiple: true },
+  'min-attempts': { type: 'string' },
+  'max-attempts': { type: 'string' },
+  'failed-since': { type: 'string' },
+  'failed-until': { type: 'string' },
+  'created-before': { type: 'string' },
+  'created-after': { type: 'string' },
+  'deployed-at': { type: 'string' },
+  reason: { type: 'string' },
+  'max-tasks': { type: 'string' },
+  'max-rate': { type: 'string' },
+  canary: { type: 'string' },
+  mode: { type: 'string' },
+  verify: { type: 'string' },
+  'request-id': { type: 'string' },
+  force: { type: 'boolean' },
+  'last-attempts': { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+const CONTROL_FLAGS = {
+  ...COMMON,
+  'request-id': { type: 'string' },
+  'control-queue': { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** The flag that sets each event field (zod names fields; the operator typed flags). */
+const FLAG_OF_FIELD: Record<string, string> = {
+  queues: '--queue',
+  'match.taskIds': '--task-id',
+  'match.taskIdGlob': '--task-id-glob',
+  'match.urlPrefix': '--url-prefix',
+  'match.responseCodes': '--response-code',
+  'match.minAttempts': '--min-attempts',
+  'match.maxAttempts': '--max-attempts',
+  'match.failedSince': '--failed-since',
+  'match.failedUntil': '--failed-until',
+  'match.createdBefore': '--created-before',
+  'match.createdAfter': '--created-after',
+  deployedAt: '--deployed-at',
+  reason: '--reason',
+  maxTasks: '--max-tasks',
+  maxRate: '--max-rate',
+  canary: '--canary',
+  'canary.count': '--canary',
+  'canary.wait': '--canary',
+  mode: '--mode',
+  verify: '--verify',
+  requestId: '--request-id',
+};
+
+/**
+ * Parses the arguments after the program name. Throws UsageError naming the flag (or the name) at fault;
+ * `nowMs` is only used to validate the event as rerunHttp would.
+ */
+export function parseCommand(argv: readonly string[], nowMs: number): Command {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    return { kind: 'help', text: HELP[(args[0] as CommandName | undefined) ?? 'main'] ?? HELP.main };
+  }
+  if (name === 'plan' || name === 'run') return parseRerun(name, args, nowMs);
+  if (name === 'status' || name === 'cancel') return parseControl(name, args);
+  throw new UsageError(`unknown command "${name}": use plan, run, status or cancel`);
+}
+
+function parseRerun(name: 'plan' | 'run', args: readonly string[], nowMs: number): Command {
+  const values = parseFlags(args, RERUN_FLAGS);
+  if (values.help) return { kind: 'help', text: HELP[name] };
+  const match = compact({
+    taskIds: values['task-id'],
+    taskIdGlob: values['task-id-glob'],
+    urlPrefix: values['url-prefix'],
+    responseCodes: values['response-code']?.map((code) => (/^\d+$/.test(code) ? Number(code) : code)),
+    minAttempts: wholeNumber('--min-attempts', values['min-attempts']),
+    maxAttempts: wholeNumber('--max-attempts', values['max-attempts']),
+    failedSince: values['failed-since'],
+    failedUntil: values['failed-until'],
+    createdBefore: values['created-before'],
+    createdAfter: values['created-after'],
+  });
+  const event = compact({
+    kind: 'fix-deployed',
+    queues: values.queue,
+    deployedAt: values['deployed-at'],
+    match: Object.keys(match).length > 0 ? match : undefined,
+    reason: values.reason,
+    dryRun: name === 'plan',
+    maxTasks: wholeNumber('--max-tasks', values['max-tasks']),
+    maxRate: positiveNumber('--max-rate', values['max-rate']),
+    canary: canaryOf(values.canary),
+    mode: values.mode,
+    verify: values.verify,
+    requestId: values['request-id'],
+    force: values.force,
+    lastAttempts: values['last-attempts'],
+  });
+  for (const queue of values.queue ?? []) {
+    if (!parseQueueName(queue)) {
+      throw new UsageError(`--queue: "${queue}" is not a queue name projects/P/locations/L/queues/Q`);
+    }
+  }
+  const parsed = parseRerunEvent(event, nowMs);
+  if (!parsed.success) throw usageErrorOf(parsed.error.fields, parsed.error.message);
+  return {
+    kind: 'rerun',
+    name,
+    event,
+    queues: values.queue ?? [],
+    args,
+    url: urlOf(values.url),
+    json: values.json ?? false,
+  };
+}
+
+function parseControl(name: 'status' | 'cancel', args: readonly string[]): Command {
+  const values = parseFlags(args, CONTROL_FLAGS);
+  if (values.help) return { kind: 'help', text: HELP[name] };
+  const requestId = values['request-id'];
+  if (requestId === undefined) throw new UsageError(`--request-id is required: the request to ${name}`);
+  const parsed = parseControlEvent({ kind: name, requestId });
+  if (!parsed.success) throw usageErrorOf(parsed.error.fields, parsed.error.message);
+  const controlQueue = values['control-queue'];
+  if (controlQueue !== undefined && !parseQueueName(controlQueue)) {
+    throw new UsageError(
+      `--control-queue: "${controlQueue}" is not a queue name projects/P/locations/L/queues/Q`,
+    );
+  }
+  return {
+    kind: 'control',
+    name,
+    requestId,
+    controlQueue,
+    url: urlOf(values.url),
+    json: values.json ?? false,
+  };
+}
+
+function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(args: readonly string[], options: T) {
+  try {
+    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    // parseArgs names the flag: "Unknown option '--qeue'", "Option '--queue <value>' argument missing".
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function usageErrorOf(fields: readonly string[], message: string): UsageError {
+  const flags = [...new Set(fields.map((field) => FLAG_OF_FIELD[field.replace(/\[\d+\]/g, '')] ?? field))];
+  const reasons = message.replace(/^invalid event: /, '').replace(/\n\s*→ at [^\n]*/g, '');
+  return new UsageError(`${flags.join(', ')}: ${reasons.replace(/^✖ /gm, '').trim()}`);
+}
+
+function urlOf(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (!URL.canParse(text) || !/^https?:$/.test(new URL(text).protocol)) {
+    throw new UsageError(`--url: "${text}" is not an http(s) URL`);
+  }
+  return text;
+}
+
+function wholeNumber(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} must be a whole number, got "${text}"`);
+  return Number(text);
+}
+
+function positiveNumber(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || value <= 0)
+    throw new UsageError(`${flag} must be a number above 0, got "${text}"`);
+  return value;
+}
+
+/** `--canary N[:WAIT]`: N tasks first, then WAIT (a duration) before going on. */
+function canaryOf(text: string | undefined): { count: number; wait?: string } | undefined {
+  if (text === undefined) return undefined;
+  const [count, wait] = text.split(':', 2) as [string, string | undefined];
+  const canary = { count: wholeNumber('--canary', count) ?? 0 };
+  return wait === undefined ? canary : { ...canary, wait };
+}
+
+function compact(record: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
+}

@@ -1,0 +1,117 @@
+/** The help text of every command, with examples. */
+
+export type CommandName = 'main' | 'plan' | 'run' | 'status' | 'cancel';
+
+const QUEUE = 'projects/demo-project/locations/us-central1/queues/orders';
+
+const EXIT_CODES = `Exit codes:
+  0  nothing left to do and nothing failed again
+  1  some tasks failed, failed again or were held
+  2  bad input (the message names the flag or the name); nothing was called
+  3  incomplete: work left for later (the summary prints the command that continues it)`;
+
+const WHERE = `Where it runs:
+  By default the core runs in this process, against CLOUD_TASKS_EMULATOR_HOST if it is set, else with
+  Application Default Credentials (gcloud auth application-default login). The queues named with --queue
+  are the allowlist (RERUN_QUEUES, if set, takes precedence). RERUN_MAX_RATE (default 1 call per second,
+  the RunTask quota) and the other RERUN_* variables apply as in the function.
+  --url URL sends the event to a deployed rerunHttp instead, with an ID token for that URL (none for
+  http://127.0.0.1 or http://localhost).`;
+
+const SELECT = `Selection (the event's fields, SPEC section 4):
+  --queue NAME            a queue to rerun, projects/P/locations/L/queues/Q (repeat for more)
+  --task-id ID            only this task ID (repeat for more)
+  --task-id-glob GLOB     task IDs matching * and ?
+  --url-prefix PREFIX     tasks whose URL starts with PREFIX
+  --response-code CODE    last attempt's status: an HTTP code or a canonical name (repeat for more)
+  --min-attempts N, --max-attempts N        bounds on the attempts made so far
+  --failed-since TIME, --failed-until TIME  window on the last attempt (RFC 3339)
+  --created-after TIME, --created-before TIME
+  --deployed-at TIME      the cutoff: only tasks last attempted before it (default now)
+  --reason TEXT           why (logged and reported)
+  --max-tasks N           at most N tasks forced
+  --max-rate N            at most N RunTask calls per second
+  --canary N[:WAIT]       force N tasks first, wait (default 20s), go on only if they succeeded
+  --mode run|redrive      RunTask (default) or copy-and-delete
+  --verify DURATION       how long to read forced tasks back for their verdict (default 30s; 0s = off)
+  --request-id ID         the request's identity (deliveries of one request force a task at most once)
+  --force                 also paused queues and queues with maxConcurrentDispatches 1
+  --last-attempts         also tasks on their last allowed attempt
+
+Output:
+  --json                  print the report (JSON) and nothing else
+  --url URL               send the event to a deployed rerunHttp
+  -h, --help              this help`;
+
+/** Help by command. */
+export const HELP: Record<CommandName, string> = {
+  main: `Usage: cloud-tasks-rerun <command> [flags]
+
+Forces failed Cloud Tasks to run again, safely.
+
+Commands:
+  plan     what would be rerun (a dry run: nothing is forced)
+  run      rerun the failed tasks, with a live progress line on a terminal
+  status   how many control tasks of a queued request are still waiting
+  cancel   delete the waiting control tasks of a queued request
+
+Examples:
+  cloud-tasks-rerun plan --queue ${QUEUE}
+  cloud-tasks-rerun run --queue ${QUEUE} --response-code 503 --reason "fix #42"
+  cloud-tasks-rerun status --request-id deploy-42
+
+Run "cloud-tasks-rerun <command> --help" for a command's flags.
+
+${EXIT_CODES}`,
+  plan: `Usage: cloud-tasks-rerun plan --queue NAME [flags]
+
+A dry run: the same selection and report as run, and no task is forced.
+
+${SELECT}
+
+${WHERE}
+
+Examples:
+  cloud-tasks-rerun plan --queue ${QUEUE}
+  cloud-tasks-rerun plan --queue ${QUEUE} --task-id-glob 'order-1*' --json
+
+${EXIT_CODES}`,
+  run: `Usage: cloud-tasks-rerun run --queue NAME [flags]
+
+Forces the failed tasks of the named queues again, at the pace the quota and the queues allow. On a
+terminal a progress line shows the tasks forced, their verdicts, the held ones, the rate and the time
+left; at the end a table of outcomes by queue and the tasks that failed again.
+
+${SELECT}
+
+${WHERE}
+
+Examples:
+  cloud-tasks-rerun run --queue ${QUEUE} --deployed-at 2026-11-22T10:00:00Z --reason "orders-api 00042"
+  cloud-tasks-rerun run --queue ${QUEUE} --canary 3:30s --max-tasks 200
+  cloud-tasks-rerun run --queue ${QUEUE} --url https://REGION-PROJECT.cloudfunctions.net/rerunHttp
+
+${EXIT_CODES}`,
+  status: `Usage: cloud-tasks-rerun status --request-id ID [--control-queue NAME] [--url URL] [--json]
+
+How many control tasks of a queued request (queued mode) still wait in the control queue.
+
+  --request-id ID         the request (the report's requestId)
+  --control-queue NAME    the control queue (default RERUN_CONTROL_QUEUE)
+  --url URL               ask a deployed rerunHttp instead ({"kind":"status","requestId":ID})
+  --json                  print the answer as JSON
+
+Examples:
+  cloud-tasks-rerun status --request-id deploy-42 --control-queue projects/P/locations/L/queues/rerun-control`,
+  cancel: `Usage: cloud-tasks-rerun cancel --request-id ID [--control-queue NAME] [--url URL] [--json]
+
+Deletes the control tasks of a queued request that are still waiting; tasks already forced stay forced.
+
+  --request-id ID         the request (the report's requestId)
+  --control-queue NAME    the control queue (default RERUN_CONTROL_QUEUE)
+  --url URL               ask a deployed rerunHttp instead ({"kind":"cancel","requestId":ID})
+  --json                  print the answer as JSON
+
+Examples:
+  cloud-tasks-rerun cancel --request-id deploy-42`,
+};

@@ -1,0 +1,179 @@
+/**
+ * `cloud-tasks-rerun`: plan, run, status and cancel from a terminal or a pipeline step. The core runs in
+ * this process (against CLOUD_TASKS_EMULATOR_HOST or with Application Default Credentials), or the event
+ * goes to a deployed rerunHttp (`--url`). The only file of the command line with side effects.
+ */
+import { Writable } from 'node:stream';
+import { CloudTasksError, createCloudTasksClient } from '../../shared/cloud-tasks.js';
+import { ConfigError } from '../../shared/config.js';
+import {
+  cancelRequest,
+  requestStatus,
+  type CancelResult,
+  type RequestStatus,
+} from '../../shared/control-status.js';
+import { parseRerunEvent } from '../../shared/events.js';
+import { parseQueueName } from '../../shared/names.js';
+import { CloudTasksUnavailableError } from '../../shared/rerun.js';
+import { createRuntime, rerun } from '../../shared/runtime.js';
+import { parseCommand, UsageError, type ControlCommand, type RerunCommand } from './args.js';
+import { logLineSink, ProgressLine, ProgressTracker } from './progress.js';
+import { errorMessageOf, postEvent } from './remote.js';
+import { countOf, EXIT, exitCodeOf, formatSummary, type ReportView } from './summary.js';
+
+/** A failure that ends the command with this exit code and message. */
+class CommandError extends Error {
+  override readonly name = 'CommandError';
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Runs one command line; resolves to the process exit code (README "Command line"). */
+export async function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  try {
+    const command = parseCommand(argv, Date.now());
+    if (command.kind === 'help') {
+      process.stdout.write(`${command.text}\n`);
+      return EXIT.done;
+    }
+    if (command.kind === 'rerun') return await rerunCommand(command, env);
+    return await controlCommand(command, env);
+  } catch (error) {
+    const { message, exitCode } = failureOf(error);
+    process.stderr.write(`cloud-tasks-rerun: ${message}\n`);
+    if (exitCode === EXIT.badInput && argv[0] !== undefined) {
+      process.stderr.write(`Run "cloud-tasks-rerun ${argv[0]} --help" for the flags.\n`);
+    }
+    return exitCode;
+  }
+}
+
+async function rerunCommand(command: RerunCommand, env: NodeJS.ProcessEnv): Promise<number> {
+  const report = command.url
+    ? await remoteReport(command.url, command.event)
+    : await localReport(command, env);
+  if (command.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else
+    process.stdout.write(`${formatSummary(report, ['cloud-tasks-rerun', command.name, ...command.args])}\n`);
+  return exitCodeOf(report);
+}
+
+async function remoteReport(url: string, event: unknown): Promise<ReportView> {
+  const answer = await postEvent(url, event);
+  if (answer.status === 200) return answer.body as ReportView;
+  throw remoteFailure(answer.status, answer.body);
+}
+
+async function localReport(command: RerunCommand, env: NodeJS.ProcessEnv): Promise<ReportView> {
+  if (!env.RERUN_QUEUES && command.queues.length === 0) {
+    throw new UsageError('--queue is required: the named queues are the allowlist (or set RERUN_QUEUES)');
+  }
+  const runEnv = { ...env, RERUN_QUEUES: env.RERUN_QUEUES || command.queues.join(',') };
+  const parsed = parseRerunEvent(command.event, Date.now());
+  if (!parsed.success) throw new UsageError(parsed.error.message);
+  const request = parsed.data;
+  const terminal = process.stdout.isTTY && !command.json && !request.dryRun ? process.stdout : undefined;
+  let total: number | undefined;
+  if (terminal) {
+    // A plan first, for the time left: listing costs no RunTask quota.
+    const plan = await rerun(createRuntime(runEnv, { logDestination: discard() }), {
+      ...request,
+      dryRun: true,
+    });
+    if (plan.ok) total = countOf(plan.report, 'dispatched') + countOf(plan.report, 'redriven');
+  }
+  const tracker = new ProgressTracker(total);
+  let progress: ProgressLine | undefined;
+  const runtime = createRuntime(runEnv, {
+    logDestination: logLineSink((line) => {
+      tracker.observe(line, Date.now());
+      progress?.update();
+    }),
+  });
+  if (terminal) progress = new ProgressLine(terminal, tracker);
+  try {
+    const result = await rerun(runtime, request);
+    if (!result.ok) {
+      throw new UsageError(`queues outside the allowlist (RERUN_QUEUES): ${result.refused.join(', ')}`);
+    }
+    return result.report;
+  } finally {
+    progress?.stop();
+  }
+}
+
+async function controlCommand(command: ControlCommand, env: NodeJS.ProcessEnv): Promise<number> {
+  let answer: unknown;
+  if (command.url) {
+    const remote = await postEvent(command.url, { kind: command.name, requestId: command.requestId });
+    if (remote.status !== 200) throw remoteFailure(remote.status, remote.body);
+    answer = remote.body;
+  } else {
+    const name = command.controlQueue ?? env.RERUN_CONTROL_QUEUE;
+    if (!name)
+      throw new UsageError('--control-queue (or RERUN_CONTROL_QUEUE) is required: the control queue');
+    const controlQueue = parseQueueName(name);
+    if (!controlQueue)
+      throw new UsageError(`RERUN_CONTROL_QUEUE: "${name}" is not projects/P/locations/L/queues/Q`);
+    const scope = {
+      tasks: createCloudTasksClient({ emulatorHost: env.CLOUD_TASKS_EMULATOR_HOST }),
+      config: { controlQueue },
+    };
+    answer =
+      command.name === 'status'
+        ? await requestStatus(scope, command.requestId)
+        : await cancelRequest(scope, command.requestId);
+  }
+  const counts = answer as Partial<RequestStatus & CancelResult>;
+  const where = `control tasks in ${counts.controlQueue ?? '?'}`;
+  process.stdout.write(
+    command.json
+      ? `${JSON.stringify(answer, null, 2)}\n`
+      : command.name === 'status'
+        ? `request ${command.requestId}: ${counts.waiting ?? 0} ${where} waiting\n`
+        : `request ${command.requestId}: cancelled ${counts.cancelled ?? 0} waiting ${where} (${counts.alreadyGone ?? 0} already gone)\n`,
+  );
+  return EXIT.done;
+}
+
+/** rerunHttp's error answers as exit codes: the caller's fault is 2, a retryable one 3 (SPEC 3). */
+function remoteFailure(status: number, body: unknown): CommandError {
+  const message = `rerunHttp answered ${status}: ${errorMessageOf(body)}`;
+  if ([400, 403, 404, 405, 413, 415].includes(status)) return new CommandError(message, EXIT.badInput);
+  if (status === 503 || status === 429)
+    return new CommandError(`${message} (safe to run again)`, EXIT.incomplete);
+  return new CommandError(message, EXIT.failed);
+}
+
+function failureOf(error: unknown): { message: string; exitCode: number } {
+  if (error instanceof CommandError) return { message: error.message, exitCode: error.exitCode };
+  if (error instanceof UsageError || error instanceof ConfigError) {
+    return { message: error.message, exitCode: EXIT.badInput };
+  }
+  if (error instanceof CloudTasksUnavailableError) {
+    return {
+      message: `${error.message}; nothing was dispatched, safe to run again`,
+      exitCode: EXIT.incomplete,
+    };
+  }
+  if (error instanceof CloudTasksError) {
+    const exitCode =
+      error.status === 'NOT_FOUND' || error.status === 'INVALID_ARGUMENT'
+        ? EXIT.badInput
+        : error.status === 'UNAVAILABLE' || error.status === 'DEADLINE_EXCEEDED'
+          ? EXIT.incomplete
+          : EXIT.failed;
+    return { message: `Cloud Tasks: ${error.message}`, exitCode };
+  }
+  return { message: error instanceof Error ? error.message : String(error), exitCode: EXIT.failed };
+}
+
+function discard(): Writable {
+  return new Writable({ write: (_chunk, _encoding, done) => done() });
+}
+
+process.exit(await runCommand(process.argv.slice(2), process.env));

@@ -1,0 +1,46 @@
+/**
+ * Sending an event to a deployed rerunHttp: a POST with an ID token for its URL (google-auth-library),
+ * except on the loopback interface (a local `npm start` or a test server needs none).
+ */
+import { GoogleAuth } from 'google-auth-library';
+
+/** rerunHttp's answer: the HTTP status and the parsed JSON body. */
+export interface RemoteAnswer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** True for http://127.0.0.1, http://[::1] and http://localhost: no ID token is fetched for them. */
+export function isLoopbackUrl(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  return protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(hostname);
+}
+
+/**
+ * POSTs one event as JSON. Throws when the service cannot be reached or no ID token can be had (no
+ * Application Default Credentials, or credentials that cannot mint ID tokens).
+ */
+export async function postEvent(url: string, event: unknown): Promise<RemoteAnswer> {
+  const headers = new Headers({ 'Content-Type': 'application/json' });
+  if (!isLoopbackUrl(url)) {
+    const client = await new GoogleAuth().getIdTokenClient(url);
+    for (const [name, value] of await client.getRequestHeaders(url)) headers.set(name, value);
+  }
+  const response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(event) });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Not JSON (a proxy's error page): keep the text for the message.
+  }
+  return { status: response.status, body };
+}
+
+/** The message of a Google-shaped error body, or the body itself. */
+export function errorMessageOf(body: unknown): string {
+  const message = (body as { error?: { message?: unknown } } | null)?.error?.message;
+  return typeof message === 'string'
+    ? message
+    : String(typeof body === 'string' ? body : JSON.stringify(body)).slice(0, 500);
+}

@@ -1,0 +1,155 @@
+/**
+ * What a finished run prints: a table of outcomes and verdicts by queue, the tasks that failed again, the
+ * command that continues an incomplete run; and the exit code. Pure; the report is read defensively
+ * (fields a core does not send count as 0).
+ */
+
+type TaskRow = NonNullable<ReportView['tasks']>[number];
+
+/** The report fields the command line reads (SPEC 7). */
+export interface ReportView {
+  runId?: string;
+  requestId?: string;
+  dryRun?: boolean;
+  cutoff?: string;
+  queues?: { queue: string; state?: string; rate?: number; scanned?: number; matched?: number }[];
+  counts?: Record<string, unknown> & { verdicts?: Record<string, unknown> };
+  skipped?: Record<string, number>;
+  tasks?: { task: string; outcome: string; verdict?: string; status?: string; error?: string }[];
+  truncated?: boolean;
+  continueWith?: { cutoff: string; deferred?: number; note?: string };
+  durationMs?: number;
+}
+
+/** The process exit codes (README "Command line"). */
+export const EXIT = { done: 0, failed: 1, badInput: 2, incomplete: 3 } as const;
+
+const COLUMNS = [
+  'matched',
+  'dispatched',
+  'redriven',
+  'gone',
+  'failed',
+  'skipped',
+  'deferred',
+  'queued',
+  'held',
+];
+const VERDICTS = [
+  ['succeeded', 'succeeded'],
+  ['failedAgain', 'failed-again'],
+  ['running', 'running'],
+] as const;
+
+const VERDICT_KEYS = new Set<string>(VERDICTS.map(([key]) => key));
+
+/** A count of the report (a verdict's under `counts.verdicts`); absent or not a number = 0. */
+export function countOf(report: ReportView, key: string): number {
+  const value = VERDICT_KEYS.has(key) ? report.counts?.verdicts?.[key] : report.counts?.[key];
+  return typeof value === 'number' ? value : 0;
+}
+
+/**
+ * 1 when a task failed, failed again or was held (it wins: a person must look); else 3 when work is left
+ * (continueWith); else 0.
+ */
+export function exitCodeOf(report: ReportView): number {
+  if (['failed', 'failedAgain', 'held'].some((key) => countOf(report, key) > 0)) return EXIT.failed;
+  if (report.continueWith) return EXIT.incomplete;
+  return EXIT.done;
+}
+
+/**
+ * The summary: a header, the table by queue (from the rows, with the totals from the counts), the tasks
+ * that failed again, and the command to continue with. `command` is the invocation to repeat.
+ */
+export function formatSummary(report: ReportView, command: readonly string[]): string {
+  const rows = report.tasks ?? [];
+  const queues = [
+    ...new Set([...(report.queues ?? []).map((q) => q.queue), ...rows.map((r) => queueOf(r.task))]),
+  ];
+  // Only the columns that count something (matched always): the table stays narrow.
+  const columns = [
+    ...COLUMNS.map((key) => ({ key, label: key, of: (row: TaskRow) => row.outcome === key })),
+    ...VERDICTS.map(([key, label]) => ({ key, label, of: (row: TaskRow) => row.verdict === label })),
+  ]
+    .filter(({ key }) => key === 'matched' || countOf(report, key) > 0)
+    .map((column) =>
+      report.dryRun && column.key === 'dispatched' ? { ...column, label: 'would run' } : column,
+    );
+  const header = ['queue', ...columns.map(({ label }) => label)];
+  const body = queues.map((queue) => {
+    const mine = rows.filter((row) => queueOf(row.task) === queue);
+    const matched = report.queues?.find((q) => q.queue === queue)?.matched ?? mine.length;
+    return [
+      shortQueue(queue),
+      ...columns.map(({ key, of }) => String(key === 'matched' ? matched : mine.filter(of).length)),
+    ];
+  });
+  const totals = ['total', ...columns.map(({ key }) => String(countOf(report, key)))];
+  const lines = [
+    `${report.dryRun ? 'plan' : 'run'} ${report.runId ?? ''}${report.requestId ? ` (request ${report.requestId})` : ''}: cutoff ${report.cutoff ?? '?'}, ${((report.durationMs ?? 0) / 1000).toFixed(1)}s`,
+    '',
+    ...table([header, ...body, ...(queues.length > 1 ? [totals] : [])]),
+  ];
+  const skipped = Object.entries(report.skipped ?? {});
+  if (skipped.length > 0)
+    lines.push('', `skipped: ${skipped.map(([reason, n]) => `${reason} ${n}`).join(', ')}`);
+  const failedAgain = rows.filter((row) => row.verdict === 'failed-again' || row.outcome === 'failed');
+  if (failedAgain.length > 0) {
+    lines.push('', 'failed again or failed:');
+    for (const row of failedAgain) lines.push(`  ${row.task}  ${row.status ?? row.error ?? row.outcome}`);
+  }
+  if (report.truncated) lines.push('', `(the report lists ${rows.length} tasks; the counts cover all)`);
+  if (report.continueWith) {
+    lines.push(
+      '',
+      `incomplete: ${report.continueWith.deferred ?? 0} deferred. Continue with:`,
+      `  ${continueCommand(command, report).map(quote).join(' ')}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** The same command again with the report's cutoff (and requestId): a replay that forces nothing twice. */
+export function continueCommand(command: readonly string[], report: ReportView): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < command.length; i++) {
+    const arg = command[i] ?? '';
+    if (arg === '--deployed-at' || arg === '--request-id') i++;
+    else if (!arg.startsWith('--deployed-at=') && !arg.startsWith('--request-id=')) kept.push(arg);
+  }
+  const cutoff = report.continueWith?.cutoff ?? report.cutoff;
+  return [
+    ...kept,
+    ...(cutoff ? ['--deployed-at', cutoff] : []),
+    ...(report.requestId ? ['--request-id', report.requestId] : []),
+  ];
+}
+
+function table(rows: readonly string[][]): string[] {
+  const widths =
+    rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+  return rows.map((row) =>
+    row
+      .map((cell, column) =>
+        column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0),
+      )
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+function queueOf(task: string): string {
+  return task.split('/tasks/')[0] ?? task;
+}
+
+/** `projects/P/locations/L/queues/Q` as `P/L/Q`: the table stays narrow. */
+function shortQueue(queue: string): string {
+  const [, project, , location, , id] = queue.split('/');
+  return id === undefined ? queue : `${project}/${location}/${id}`;
+}
+
+function quote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}

@@ -72,7 +72,9 @@ async function localReport(command: RerunCommand, env: NodeJS.ProcessEnv): Promi
   if (!env.RERUN_QUEUES && command.queues.length === 0) {
     throw new UsageError('--queue is required: the named queues are the allowlist (or set RERUN_QUEUES)');
   }
-  const runEnv = { ...env, RERUN_QUEUES: env.RERUN_QUEUES || command.queues.join(',') };
+  // The core's log lines feed the progress line and are not printed: they must be written whatever
+  // LOG_LEVEL says.
+  const runEnv = { ...env, RERUN_QUEUES: env.RERUN_QUEUES || command.queues.join(','), LOG_LEVEL: 'info' };
   const parsed = parseRerunEvent(command.event, Date.now());
   if (!parsed.success) throw new UsageError(parsed.error.message);
   const request = parsed.data;

@@ -1,0 +1,264 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { failedTask, laterTask, queueName } from '../helpers/seeds.js';
+import { startTarget, type Target } from '../helpers/target-server.js';
+import { cliEnv, runCli } from './run-cli.js';
+
+const ORDERS = queueName('orders');
+const BILLING = queueName('billing');
+const CONTROL = queueName('rerun-control');
+const CLEAR_LINE = '\x1b[2K';
+
+let target: Target;
+let emulator: Emulator;
+
+beforeEach(async () => {
+  target = await startTarget();
+  emulator = await startEmulator({ port: 0, runTaskQuota: { limit: 6000, windowMs: 60_000 } });
+});
+afterEach(async () => {
+  await emulator.stop();
+  await target.stop();
+});
+
+function seedOrders(count: number, queue = ORDERS): void {
+  const tasks = Array.from({ length: count }, (_, i) =>
+    failedTask(queue, `order-${i + 1}`, target.url, {
+      headers: { 'X-Secret': 'hunter2' },
+      body: 'card=4111',
+    }),
+  );
+  emulator.load({
+    queues: [{ name: queue, tasks: [...tasks, laterTask(queue, 'later-1', target.url)] }],
+  } as never);
+}
+
+const runTaskCalls = () => emulator.calls.filter((call) => call.method === 'RunTask');
+
+describe('cloud-tasks-rerun plan and run (in process, against the emulator)', () => {
+  it('plan shows what would run and forces nothing (exit 0)', async () => {
+    seedOrders(3);
+    const result = await runCli(['plan', '--queue', ORDERS], cliEnv(emulator.host));
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^plan /);
+    expect(result.stdout).toMatch(/would run/);
+    expect(result.stdout).toMatch(/test-project\/us-central1\/orders\s+4\s+3\s+1/);
+    expect(result.stdout).toContain('skipped: never-attempted 1');
+    expect(runTaskCalls()).toHaveLength(0);
+  });
+
+  it('run forces the failed tasks, and without a terminal prints nothing until the summary (exit 0)', async () => {
+    seedOrders(3);
+    const result = await runCli(['run', '--queue', ORDERS, '--reason', 'fix 42'], cliEnv(emulator.host));
+    expect(result.code).toBe(0);
+    expect(runTaskCalls()).toHaveLength(3);
+    const lastRunTaskMs = Math.max(...runTaskCalls().map((call) => call.realEndMs));
+    expect(result.firstStdoutMs).toBeGreaterThan(lastRunTaskMs);
+    expect(result.stdout).not.toContain('\x1b');
+    expect(result.stdout).not.toContain('forced ');
+    expect(result.stdout).toMatch(/^run /);
+    expect(result.stdout).toMatch(/orders\s+4\s+3\s+1/);
+    expect(result.stdout + result.stderr).not.toMatch(/hunter2|card=4111/);
+  });
+
+  it('--json prints the report and nothing else', async () => {
+    seedOrders(2);
+    const result = await runCli(['run', '--queue', ORDERS, '--json'], cliEnv(emulator.host));
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.counts).toMatchObject({ matched: 3, dispatched: 2, skipped: 1 });
+    expect(report.tasks).toHaveLength(3);
+    expect(result.stderr).toBe('');
+  });
+
+  it('exits 1 when tasks failed, and lists them', async () => {
+    seedOrders(2);
+    emulator.injectFault({ method: 'RunTask', kind: 403 });
+    const result = await runCli(['run', '--queue', ORDERS], cliEnv(emulator.host));
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/failed again or failed:\n {2}projects\/test-project\/.*\/tasks\/order-\d/);
+  });
+
+  it('exits 3 when work is left, and prints the command that continues it with the cutoff', async () => {
+    seedOrders(4);
+    const result = await runCli(
+      ['run', '--queue', ORDERS, '--max-tasks', '10'],
+      cliEnv(emulator.host, { RERUN_MAX_RATE: '2', RERUN_TIME_BUDGET: '1200ms' }),
+    );
+    expect(result.code).toBe(3);
+    const report = /--deployed-at (\S+)/.exec(result.stdout);
+    expect(result.stdout).toMatch(/incomplete: [1-3] deferred. Continue with:/);
+    expect(result.stdout).toContain(`cloud-tasks-rerun run --queue ${ORDERS} --max-tasks 10 --deployed-at`);
+    expect(Date.parse(report?.[1] ?? '')).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('exits 3 when Cloud Tasks cannot be reached (nothing dispatched)', async () => {
+    const result = await runCli(
+      ['run', '--queue', ORDERS],
+      cliEnv('127.0.0.1:1', { RERUN_TIME_BUDGET: '2s' }),
+    );
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(/nothing was dispatched, safe to run again/);
+  });
+
+  it.each([
+    [['run', '--queue', ORDERS, '--qeue', 'x'], /Unknown option '--qeue'/],
+    [['run', '--queue', 'projects/p/queues/q'], /--queue: "projects\/p\/queues\/q" is not a queue name/],
+    [['run', '--queue', ORDERS, '--canary', '2:soon'], /--canary: .*"soon" is not a duration/],
+    [['run', '--queue', ORDERS, '--max-tasks', 'many'], /--max-tasks must be a whole number, got "many"/],
+    [['run', '--queue', ORDERS, '--failed-since', 'yesterday'], /--failed-since: /],
+    [['run', '--queue', ORDERS, '--mode', 'fast'], /--mode: /],
+    [['run', '--queue', ORDERS, '--task-id', 'a/b'], /--task-id: /],
+    [['run', '--queue', ORDERS, '--url', 'ftp://x'], /--url: "ftp:\/\/x" is not an http\(s\) URL/],
+    [['run'], /--queue is required/],
+    [['rerun'], /unknown command "rerun"/],
+    [['status'], /--request-id is required/],
+    [['cancel', '--request-id', 'a b'], /--request-id: /],
+  ])('exits 2 and calls nothing for bad input: %j', async (args, message) => {
+    seedOrders(1);
+    const result = await runCli(args, cliEnv(emulator.host));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stdout).toBe('');
+    expect(emulator.calls).toHaveLength(0);
+  });
+
+  it('exits 2 for a queue outside RERUN_QUEUES, naming it, and calls nothing', async () => {
+    seedOrders(1, BILLING);
+    const result = await runCli(['run', '--queue', BILLING], cliEnv(emulator.host, { RERUN_QUEUES: ORDERS }));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`queues outside the allowlist (RERUN_QUEUES): ${BILLING}`);
+    expect(emulator.calls).toHaveLength(0);
+  });
+
+  it('exits 2 for a bad environment, naming the variable', async () => {
+    const result = await runCli(
+      ['plan', '--queue', ORDERS],
+      cliEnv(emulator.host, { RERUN_MAX_RATE: 'fast' }),
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('RERUN_MAX_RATE');
+    expect(emulator.calls).toHaveLength(0);
+  });
+
+  it.each(['', 'plan', 'run', 'status', 'cancel'])(
+    '--help of %j shows usage and examples',
+    async (command) => {
+      const result = await runCli([...(command ? [command] : []), '--help'], cliEnv(emulator.host));
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain(`Usage: cloud-tasks-rerun ${command || '<command>'}`);
+      expect(result.stdout).toContain('Examples:');
+    },
+  );
+});
+
+describe('the progress line', () => {
+  it('under a pseudo-terminal updates in place, then gives way to the summary', async () => {
+    seedOrders(4);
+    const result = await runCli(['run', '--queue', ORDERS], cliEnv(emulator.host, { RERUN_MAX_RATE: '4' }), {
+      terminal: true,
+    });
+    expect(result.code).toBe(0);
+    const draws = result.stdout.split(CLEAR_LINE).slice(1);
+    const progress = draws.filter((draw) => draw.startsWith('forced '));
+    expect(progress.length).toBeGreaterThanOrEqual(3);
+    expect(progress.some((draw) => /^forced [1-3]\/4 .*\/s {2}~\d+s left/.test(draw))).toBe(true);
+    expect(result.stdout).not.toMatch(/forced \d\/4[^\x1b]*\n/); // never a line of its own: always redrawn
+    expect(draws.at(-1)).toMatch(/^run .*orders\s+5\s+4\s+1/s);
+  });
+});
+
+describe('cloud-tasks-rerun --url (a Functions Framework server of rerunHttp)', () => {
+  let server: RerunServer;
+  afterEach(() => server.close());
+
+  it('sends the event and shows the report the same way', async () => {
+    server = await startRerunServer({ RERUN_QUEUES: ORDERS }, {}, emulator);
+    seedOrders(2);
+    const json = await runCli(
+      ['plan', '--queue', ORDERS, '--url', server.url, '--json'],
+      cliEnv('127.0.0.1:1'),
+    );
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ dryRun: true, counts: { matched: 3, dispatched: 2 } });
+    const run = await runCli(['run', '--queue', ORDERS, '--url', server.url], cliEnv('127.0.0.1:1'));
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^run .*orders\s+3\s+2\s+1/s);
+    expect(runTaskCalls()).toHaveLength(2);
+  });
+
+  it('exits 2 with the service message for a queue it refuses', async () => {
+    server = await startRerunServer({ RERUN_QUEUES: ORDERS }, {}, emulator);
+    const result = await runCli(['run', '--queue', BILLING, '--url', server.url], cliEnv('127.0.0.1:1'));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('rerunHttp answered 403: queues outside the allowlist');
+  });
+
+  it('status and cancel go to rerunHttp as events', async () => {
+    server = await startRerunServer(
+      {
+        RERUN_QUEUES: ORDERS,
+        RERUN_CONTROL_QUEUE: CONTROL,
+        RERUN_SELF_URL: 'http://127.0.0.1:1/',
+        RERUN_INVOKER_SA: 'rerun@test-project.iam.gserviceaccount.com',
+      },
+      {},
+      emulator,
+    );
+    seedControl({ 'deploy-42': 2 });
+    const env = cliEnv('127.0.0.1:1');
+    const status = await runCli(['status', '--request-id', 'deploy-42', '--url', server.url, '--json'], env);
+    expect(JSON.parse(status.stdout)).toEqual({ requestId: 'deploy-42', controlQueue: CONTROL, waiting: 2 });
+    const cancel = await runCli(['cancel', '--request-id', 'deploy-42', '--url', server.url], env);
+    expect(cancel.code).toBe(0);
+    expect(cancel.stdout).toContain('cancelled 2 waiting control tasks');
+    expect(emulator.calls.filter((call) => call.method === 'DeleteTask')).toHaveLength(2);
+  });
+});
+
+/** Control tasks of each request, due in an hour (waiting), their requestId in the URL as rerun names it. */
+function seedControl(requests: Record<string, number>): void {
+  const tasks = Object.entries(requests).flatMap(([requestId, count]) =>
+    Array.from({ length: count }, (_, i) => ({
+      name: `${CONTROL}/tasks/${requestId}-${i}`,
+      httpRequest: { url: `${target.url}/?requestId=${requestId}`, httpMethod: 'POST' },
+      scheduleTime: new Date(Date.now() + 3_600_000).toISOString(),
+    })),
+  );
+  emulator.load({ queues: [{ name: CONTROL, tasks }] } as never);
+}
+
+describe('cloud-tasks-rerun status and cancel (queued mode, in process)', () => {
+  it('counts the waiting control tasks of a request, cancels them, and counts none after', async () => {
+    seedControl({ 'deploy-42': 3, 'deploy-43': 1 });
+    const env = cliEnv(emulator.host, { RERUN_CONTROL_QUEUE: CONTROL });
+    const before = await runCli(['status', '--request-id', 'deploy-42'], env);
+    expect(before.code).toBe(0);
+    expect(before.stdout).toBe(`request deploy-42: 3 control tasks in ${CONTROL} waiting\n`);
+    const cancel = await runCli(['cancel', '--request-id', 'deploy-42', '--json'], env);
+    expect(cancel.code).toBe(0);
+    expect(JSON.parse(cancel.stdout)).toEqual({
+      requestId: 'deploy-42',
+      controlQueue: CONTROL,
+      cancelled: 3,
+      alreadyGone: 0,
+    });
+    const after = await runCli(['status', '--request-id', 'deploy-42', '--json'], env);
+    expect(JSON.parse(after.stdout)).toMatchObject({ waiting: 0 });
+    expect(emulator.task(`${CONTROL}/tasks/deploy-43-0`)).toBeDefined();
+  });
+
+  it('takes --control-queue, and exits 2 without one', async () => {
+    seedControl({ r1: 1 });
+    const given = await runCli(
+      ['status', '--request-id', 'r1', '--control-queue', CONTROL],
+      cliEnv(emulator.host),
+    );
+    expect(given.stdout).toContain('request r1: 1 control tasks');
+    const missing = await runCli(['status', '--request-id', 'r1'], cliEnv(emulator.host));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--control-queue (or RERUN_CONTROL_QUEUE) is required');
+  });
+});

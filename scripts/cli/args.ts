@@ -39,7 +39,11 @@ export interface ControlCommand extends Target {
   readonly controlQueue: string | undefined;
 }
 
-export type Command = { readonly kind: 'help'; readonly text: string } | RerunCommand | ControlCommand;
+export type Command =
+  | { readonly kind: 'help'; readonly text: string }
+  | { readonly kind: 'version' }
+  | RerunCommand
+  | ControlCommand;
 
 const COMMON = {
   json: { type: 'boolean' },
@@ -112,6 +116,7 @@ export function parseCommand(argv: readonly string[], nowMs: number): Command {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     return { kind: 'help', text: HELP[(args[0] as CommandName | undefined) ?? 'main'] ?? HELP.main };
   }
+  if (name === '--version') return { kind: 'version' };
   if (name === 'plan' || name === 'run') return parseRerun(name, args, nowMs);
   if (name === 'status' || name === 'cancel') return parseControl(name, args);
   throw new UsageError(`unknown command "${name}": use plan, run, status or cancel`);

@@ -60,7 +60,8 @@ Examples:
   cloud-tasks-rerun run --queue ${QUEUE} --response-code 503 --reason "fix #42"
   cloud-tasks-rerun status --request-id deploy-42
 
-Run "cloud-tasks-rerun <command> --help" for a command's flags.
+Run "cloud-tasks-rerun <command> --help" for a command's flags, "cloud-tasks-rerun --version" for the
+version and the Node.js it runs on.
 
 ${EXIT_CODES}`,
   plan: `Usage: cloud-tasks-rerun plan --queue NAME [flags]

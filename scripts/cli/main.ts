@@ -3,6 +3,7 @@
  * this process (against CLOUD_TASKS_EMULATOR_HOST or with Application Default Credentials), or the event
  * goes to a deployed rerunHttp (`--url`). The only file of the command line with side effects.
  */
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { CloudTasksError, createCloudTasksClient } from '../../shared/cloud-tasks.js';
 import { ConfigError } from '../../shared/config.js';
@@ -38,6 +39,12 @@ export async function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv
     const command = parseCommand(argv, Date.now());
     if (command.kind === 'help') {
       process.stdout.write(`${command.text}\n`);
+      return EXIT.done;
+    }
+    if (command.kind === 'version') {
+      process.stdout.write(
+        `cloud-tasks-rerun ${packageVersion()} (Node.js ${process.version}, ${process.execPath})\n`,
+      );
       return EXIT.done;
     }
     if (command.kind === 'rerun') return await rerunCommand(command, env);
@@ -172,6 +179,12 @@ function failureOf(error: unknown): { message: string; exitCode: number } {
     return { message: `Cloud Tasks: ${error.message}`, exitCode };
   }
   return { message: error instanceof Error ? error.message : String(error), exitCode: EXIT.failed };
+}
+
+function packageVersion(): string {
+  // build/scripts/cli/main.js -> package.json at the project's root.
+  const text = readFileSync(new URL('../../../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(text) as { version: string }).version;
 }
 
 function discard(): Writable {

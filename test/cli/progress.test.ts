@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { formatSeconds, logLineSink, ProgressTracker } from '../../scripts/cli/progress.js';
+
+const task = (id: string) => `projects/p1/locations/l/queues/q/tasks/${id}`;
+
+describe('ProgressTracker', () => {
+  it('counts each task once, its verdict once, and estimates the time left at the recent rate', () => {
+    const tracker = new ProgressTracker(10);
+    expect(tracker.line(0)).toBe('forced 0/10  succeeded 0  failed again 0  running 0  held 0  0.0/s');
+    tracker.observe({ message: 'rerun started' }, 0);
+    tracker.observe({ task: task('a'), outcome: 'dispatched' }, 0);
+    tracker.observe({ task: task('a'), outcome: 'dispatched', verdict: 'succeeded' }, 500);
+    tracker.observe({ task: task('b'), outcome: 'dispatched' }, 1000);
+    tracker.observe({ task: task('b'), verdict: 'failed-again' }, 1500);
+    tracker.observe({ task: task('c'), outcome: 'held' }, 1600);
+    tracker.observe({ task: task('d'), outcome: 'redriven', verdict: 'running' }, 2000);
+    expect(tracker.line(2000)).toBe(
+      'forced 3/10  succeeded 1  failed again 1  running 1  held 1  1.5/s  ~5s left',
+    );
+  });
+
+  it('without a total shows no time left', () => {
+    const tracker = new ProgressTracker();
+    tracker.observe({ task: task('a'), outcome: 'dispatched' }, 0);
+    expect(tracker.line(1000)).toBe('forced 1  succeeded 0  failed again 0  running 0  held 0  1.0/s');
+  });
+});
+
+describe('logLineSink', () => {
+  it('parses JSON lines split across writes, and skips what is not JSON', async () => {
+    const lines: unknown[] = [];
+    const sink = logLineSink((line) => lines.push(line));
+    await new Promise<void>((resolve) => sink.write('{"task":"a"}\n{"ta', () => resolve()));
+    await new Promise<void>((resolve) => sink.write('sk":"b"}\nnot json\n', () => resolve()));
+    expect(lines).toEqual([{ task: 'a' }, { task: 'b' }]);
+  });
+});
+
+it.each([
+  [0.2, '1s'],
+  [59, '59s'],
+  [75, '1m15s'],
+  [3600, '60m00s'],
+])('formatSeconds(%d) = %s', (seconds, text) => expect(formatSeconds(seconds)).toBe(text));

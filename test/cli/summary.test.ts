@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { continueCommand, exitCodeOf, formatSummary, type ReportView } from '../../scripts/cli/summary.js';
+
+const Q = 'projects/p1/locations/us-central1/queues/orders';
+const B = 'projects/p1/locations/us-central1/queues/billing';
+const counts = (extra: Record<string, unknown>) => ({ matched: 1, dispatched: 1, ...extra });
+
+describe('exitCodeOf', () => {
+  it.each<[string, ReportView, number]>([
+    ['all done', { counts: counts({}) }, 0],
+    ['an older core without verdicts', { counts: { dispatched: 3 } }, 0],
+    ['a running verdict is done', { counts: counts({ verdicts: { running: 2 } }) }, 0],
+    ['failed', { counts: counts({ failed: 1 }) }, 1],
+    ['failed again', { counts: counts({ verdicts: { succeeded: 1, failedAgain: 1 } }) }, 1],
+    ['held', { counts: counts({ held: 4 }) }, 1],
+    ['incomplete', { counts: counts({ deferred: 2 }), continueWith: { cutoff: 'c' } }, 3],
+    ['failed wins over incomplete', { counts: counts({ failed: 1 }), continueWith: { cutoff: 'c' } }, 1],
+  ])('%s', (_, report, code) => expect(exitCodeOf(report)).toBe(code));
+});
+
+describe('continueCommand', () => {
+  it('replaces the cutoff and adds the requestId', () => {
+    const report = { requestId: 'r-9', continueWith: { cutoff: '2026-12-01T10:00:00.000Z' } };
+    expect(
+      continueCommand(
+        ['cloud-tasks-rerun', 'run', '--queue', Q, '--deployed-at', 'x', '--request-id=old'],
+        report,
+      ),
+    ).toEqual([
+      'cloud-tasks-rerun',
+      'run',
+      '--queue',
+      Q,
+      '--deployed-at',
+      '2026-12-01T10:00:00.000Z',
+      '--request-id',
+      'r-9',
+    ]);
+  });
+});
+
+describe('formatSummary', () => {
+  const report: ReportView = {
+    runId: 'run-1',
+    requestId: 'req-1',
+    cutoff: '2026-12-01T10:00:00.000Z',
+    durationMs: 2500,
+    queues: [
+      { queue: Q, matched: 3 },
+      { queue: B, matched: 1 },
+    ],
+    counts: {
+      matched: 4,
+      dispatched: 3,
+      redriven: 0,
+      held: 1,
+      verdicts: { succeeded: 2, failedAgain: 1, running: 0 },
+    },
+    tasks: [
+      { task: `${Q}/tasks/a`, outcome: 'dispatched', verdict: 'succeeded' },
+      {
+        task: `${Q}/tasks/b`,
+        outcome: 'dispatched',
+        verdict: 'failed-again',
+        status: 'UNAVAILABLE(14): HTTP status code 503',
+      },
+      { task: `${Q}/tasks/c`, outcome: 'held' },
+      { task: `${B}/tasks/d`, outcome: 'dispatched', verdict: 'succeeded' },
+    ],
+  };
+
+  it('tables outcomes and verdicts by queue (only columns that count), and lists the tasks that failed again', () => {
+    expect(formatSummary(report, ['cloud-tasks-rerun', 'run'])).toBe(
+      [
+        'run run-1 (request req-1): cutoff 2026-12-01T10:00:00.000Z, 2.5s',
+        '',
+        'queue                   matched  dispatched  held  succeeded  failed-again',
+        'p1/us-central1/orders         3           2     1          1             1',
+        'p1/us-central1/billing        1           1     0          1             0',
+        'total                         4           3     1          2             1',
+        '',
+        'failed again or failed:',
+        `  ${Q}/tasks/b  UNAVAILABLE(14): HTTP status code 503`,
+      ].join('\n'),
+    );
+  });
+
+  it('never prints a row field it does not know (bodies and headers stay out)', () => {
+    const rows = [{ task: `${Q}/tasks/a`, outcome: 'failed', error: 'PERMISSION_DENIED', body: 'secret' }];
+    expect(formatSummary({ ...report, tasks: rows } as ReportView, [])).not.toContain('secret');
+  });
+});

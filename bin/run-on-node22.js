@@ -22,7 +22,9 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 export function runOnNode22(program, entry) {
   const node = nodeBinary();
   if (node === undefined) {
-    console.error(`${program} needs Node.js ${NEEDED_MAJOR} or later; this is Node.js v${process.versions.node}`);
+    console.error(
+      `${program} needs Node.js ${NEEDED_MAJOR} or later; this is Node.js v${process.versions.node}`,
+    );
     process.exit(2);
   }
   const built = `${root}build/${entry}`;

@@ -33,8 +33,10 @@ cloud-tasks-rerun demo
   rerunHttp             http://127.0.0.1:${PORTS.http}
   rerunPubsub           http://127.0.0.1:${PORTS.pubsub}
 
-Ship the fix, then tell rerun:
+See what would be rerun, ship the fix, then tell rerun (from the command line, or through rerunHttp):
+  CLOUD_TASKS_EMULATOR_HOST=${emulator.host} npx cloud-tasks-rerun plan --queue ${DEMO_QUEUE}
   curl -X POST ${target.url}/fix
+  CLOUD_TASKS_EMULATOR_HOST=${emulator.host} npx cloud-tasks-rerun run --queue ${DEMO_QUEUE} --reason demo
   curl -s -X POST http://127.0.0.1:${PORTS.http} -H 'Content-Type: application/json' -d '{"kind":"fix-deployed","reason":"demo"}'
 Ctrl-C stops everything.
 `);

@@ -32,10 +32,10 @@ export class ProgressTracker {
   /** The progress line: forced, verdicts, held, the rate, the time left at this rate. */
   line(nowMs: number): string {
     const forced = this.forcedAtMs.length;
+    // Calls per second over the last few: intervals between them, and the wait since the last one.
     const recent = this.forcedAtMs.filter((at) => nowMs - at <= RATE_WINDOW_MS);
-    const first = this.forcedAtMs[0];
-    const windowMs = first === undefined ? 0 : Math.min(RATE_WINDOW_MS, Math.max(1000, nowMs - first));
-    const rate = windowMs > 0 ? (recent.length * 1000) / windowMs : 0;
+    const spanMs = recent.length > 1 ? nowMs - (recent[0] ?? nowMs) : 0;
+    const rate = spanMs > 0 ? ((recent.length - 1) * 1000) / spanMs : undefined;
     const count = (map: Map<string, string>, value: string) =>
       [...map.values()].filter((v) => v === value).length;
     const parts = [
@@ -44,9 +44,9 @@ export class ProgressTracker {
       `failed again ${count(this.verdicts, 'failed-again')}`,
       `running ${count(this.verdicts, 'running')}`,
       `held ${count(this.outcomes, 'held')}`,
-      `${rate.toFixed(1)}/s`,
+      `${rate === undefined ? '-' : rate.toFixed(1)}/s`,
     ];
-    if (this.total !== undefined && rate > 0) {
+    if (this.total !== undefined && rate !== undefined && rate > 0) {
       parts.push(`~${formatSeconds(Math.max(0, this.total - forced) / rate)} left`);
     }
     return parts.join('  ');

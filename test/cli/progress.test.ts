@@ -6,7 +6,7 @@ const task = (id: string) => `projects/p1/locations/l/queues/q/tasks/${id}`;
 describe('ProgressTracker', () => {
   it('counts each task once, its verdict once, and estimates the time left at the recent rate', () => {
     const tracker = new ProgressTracker(10);
-    expect(tracker.line(0)).toBe('forced 0/10  succeeded 0  failed again 0  running 0  held 0  0.0/s');
+    expect(tracker.line(0)).toBe('forced 0/10  succeeded 0  failed again 0  running 0  held 0  -/s');
     tracker.observe({ message: 'rerun started' }, 0);
     tracker.observe({ task: task('a'), outcome: 'dispatched' }, 0);
     tracker.observe({ task: task('a'), outcome: 'dispatched', verdict: 'succeeded' }, 500);
@@ -15,14 +15,15 @@ describe('ProgressTracker', () => {
     tracker.observe({ task: task('c'), outcome: 'held' }, 1600);
     tracker.observe({ task: task('d'), outcome: 'redriven', verdict: 'running' }, 2000);
     expect(tracker.line(2000)).toBe(
-      'forced 3/10  succeeded 1  failed again 1  running 1  held 1  1.5/s  ~5s left',
+      'forced 3/10  succeeded 1  failed again 1  running 1  held 1  1.0/s  ~7s left',
     );
   });
 
   it('without a total shows no time left', () => {
     const tracker = new ProgressTracker();
     tracker.observe({ task: task('a'), outcome: 'dispatched' }, 0);
-    expect(tracker.line(1000)).toBe('forced 1  succeeded 0  failed again 0  running 0  held 0  1.0/s');
+    tracker.observe({ task: task('b'), outcome: 'dispatched' }, 500);
+    expect(tracker.line(1000)).toBe('forced 2  succeeded 0  failed again 0  running 0  held 0  1.0/s');
   });
 });
 

@@ -19,8 +19,16 @@ import { CloudTasksUnavailableError } from '../../shared/rerun.js';
 import { createRuntime, rerun } from '../../shared/runtime.js';
 import { parseCommand, UsageError, type ControlCommand, type RerunCommand } from './args.js';
 import { logLineSink, ProgressLine, ProgressTracker } from './progress.js';
-import { errorMessageOf, postEvent } from './remote.js';
-import { countOf, EXIT, exitCodeOf, formatSummary, type ReportView } from './summary.js';
+import { errorMessageOf, IdTokenError, postEvent } from './remote.js';
+import {
+  continueCommand,
+  countOf,
+  EXIT,
+  exitCodeOf,
+  formatCommand,
+  formatSummary,
+  type ReportView,
+} from './summary.js';
 
 /** A failure that ends the command with this exit code and message. */
 class CommandError extends Error {
@@ -64,8 +72,7 @@ async function rerunCommand(command: RerunCommand, env: NodeJS.ProcessEnv): Prom
     ? await remoteReport(command.url, command.event)
     : await localReport(command, env);
   if (command.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  else
-    process.stdout.write(`${formatSummary(report, ['cloud-tasks-rerun', command.name, ...command.args])}\n`);
+  else process.stdout.write(`${formatSummary(report, invocation(command))}\n`);
   return exitCodeOf(report);
 }
 
@@ -104,6 +111,16 @@ async function localReport(command: RerunCommand, env: NodeJS.ProcessEnv): Promi
     }),
   });
   if (terminal) progress = new ProgressLine(terminal, tracker);
+  // Ctrl-C: what was forced stays forced; the same request with its cutoff forces nothing twice.
+  const interrupted = () => {
+    progress?.stop();
+    const again = continueCommand(invocation(command), { cutoff: new Date(request.cutoffMs).toISOString() });
+    process.stderr.write(
+      `interrupted: tasks already forced stay forced. Continue with:\n  ${formatCommand(again)}\n`,
+    );
+    process.exit(EXIT.incomplete);
+  };
+  process.once('SIGINT', interrupted);
   try {
     const result = await rerun(runtime, request);
     if (!result.ok) {
@@ -111,8 +128,13 @@ async function localReport(command: RerunCommand, env: NodeJS.ProcessEnv): Promi
     }
     return result.report;
   } finally {
+    process.off('SIGINT', interrupted);
     progress?.stop();
   }
+}
+
+function invocation(command: RerunCommand): string[] {
+  return ['cloud-tasks-rerun', command.name, ...command.args];
 }
 
 async function controlCommand(command: ControlCommand, env: NodeJS.ProcessEnv): Promise<number> {
@@ -160,7 +182,7 @@ function remoteFailure(status: number, body: unknown): CommandError {
 
 function failureOf(error: unknown): { message: string; exitCode: number } {
   if (error instanceof CommandError) return { message: error.message, exitCode: error.exitCode };
-  if (error instanceof UsageError || error instanceof ConfigError) {
+  if (error instanceof UsageError || error instanceof ConfigError || error instanceof IdTokenError) {
     return { message: error.message, exitCode: EXIT.badInput };
   }
   if (error instanceof CloudTasksUnavailableError) {

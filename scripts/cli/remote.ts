@@ -23,8 +23,7 @@ export function isLoopbackUrl(url: string): boolean {
 export async function postEvent(url: string, event: unknown): Promise<RemoteAnswer> {
   const headers = new Headers({ 'Content-Type': 'application/json' });
   if (!isLoopbackUrl(url)) {
-    const client = await new GoogleAuth().getIdTokenClient(url);
-    for (const [name, value] of await client.getRequestHeaders(url)) headers.set(name, value);
+    for (const [name, value] of await idTokenHeaders(url)) headers.set(name, value);
   }
   const response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(event) });
   const text = await response.text();
@@ -35,6 +34,24 @@ export async function postEvent(url: string, event: unknown): Promise<RemoteAnsw
     // Not JSON (a proxy's error page): keep the text for the message.
   }
   return { status: response.status, body };
+}
+
+/** Thrown when no ID token can be had for the URL: nothing was sent. */
+export class IdTokenError extends Error {
+  override readonly name = 'IdTokenError';
+}
+
+async function idTokenHeaders(url: string): Promise<Headers> {
+  try {
+    const client = await new GoogleAuth().getIdTokenClient(url);
+    return await client.getRequestHeaders(url);
+  } catch (error) {
+    throw new IdTokenError(
+      `--url: no ID token for ${url}: ${(error as Error).message} (user credentials cannot mint one: ` +
+        'gcloud auth application-default login --impersonate-service-account SA)',
+      { cause: error },
+    );
+  }
 }
 
 /** The message of a Google-shaped error body, or the body itself. */

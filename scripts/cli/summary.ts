@@ -105,7 +105,7 @@ export function formatSummary(report: ReportView, command: readonly string[]): s
     lines.push(
       '',
       `incomplete: ${report.continueWith.deferred ?? 0} deferred. Continue with:`,
-      `  ${continueCommand(command, report).map(quote).join(' ')}`,
+      `  ${formatCommand(continueCommand(command, report))}`,
     );
   }
   return lines.join('\n');
@@ -148,6 +148,11 @@ function queueOf(task: string): string {
 function shortQueue(queue: string): string {
   const [, project, , location, , id] = queue.split('/');
   return id === undefined ? queue : `${project}/${location}/${id}`;
+}
+
+/** A command line as a shell would take it back (arguments quoted where they need it). */
+export function formatCommand(args: readonly string[]): string {
+  return args.map(quote).join(' ');
 }
 
 function quote(arg: string): string {

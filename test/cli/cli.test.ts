@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
@@ -171,9 +174,34 @@ describe('the progress line', () => {
   });
 });
 
+describe('Ctrl-C', () => {
+  it('stops the run, clears the line and prints the command that continues it (exit 3)', async () => {
+    seedOrders(6);
+    let sent = false;
+    const result = await runCli(['run', '--queue', ORDERS], cliEnv(emulator.host, { RERUN_MAX_RATE: '2' }), {
+      terminal: true,
+      onStdout: (text, child) => {
+        if (!sent && /forced 2\/6/.test(text)) {
+          sent = true;
+          child.stdin?.write('\x03');
+        }
+      },
+    });
+    expect(sent).toBe(true);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toMatch(
+      /interrupted: tasks already forced stay forced. Continue with:\r?\n {2}cloud-tasks-rerun run --queue \S+ --deployed-at 20\d\d-/,
+    );
+    expect(runTaskCalls().length).toBeLessThan(6);
+  });
+});
+
 describe('cloud-tasks-rerun --url (a Functions Framework server of rerunHttp)', () => {
-  let server: RerunServer;
-  afterEach(() => server.close());
+  let server: RerunServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
 
   it('sends the event and shows the report the same way', async () => {
     server = await startRerunServer({ RERUN_QUEUES: ORDERS }, {}, emulator);
@@ -188,6 +216,15 @@ describe('cloud-tasks-rerun --url (a Functions Framework server of rerunHttp)', 
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^run .*orders\s+3\s+2\s+1/s);
     expect(runTaskCalls()).toHaveLength(2);
+  });
+
+  it('exits 2 when no ID token can be had for a remote URL, and sends nothing', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'rerun-home-'));
+    const { GOOGLE_APPLICATION_CREDENTIALS: _adc, ...env } = cliEnv('127.0.0.1:1', { HOME: home });
+    const result = await runCli(['plan', '--queue', ORDERS, '--url', 'https://rerun.invalid/'], env);
+    rmSync(home, { recursive: true, force: true });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^cloud-tasks-rerun: --url: no ID token for https:\/\/rerun.invalid\/: /);
   });
 
   it('exits 2 with the service message for a queue it refuses', async () => {
@@ -216,6 +253,13 @@ describe('cloud-tasks-rerun --url (a Functions Framework server of rerunHttp)', 
     expect(cancel.code).toBe(0);
     expect(cancel.stdout).toContain('cancelled 2 waiting control tasks');
     expect(emulator.calls.filter((call) => call.method === 'DeleteTask')).toHaveLength(2);
+  });
+
+  it('status on a rerunHttp without a control queue exits 2 with its message', async () => {
+    server = await startRerunServer({ RERUN_QUEUES: ORDERS }, {}, emulator);
+    const result = await runCli(['status', '--request-id', 'r1', '--url', server.url], cliEnv('127.0.0.1:1'));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('rerunHttp answered 400: no control queue: set RERUN_CONTROL_QUEUE');
   });
 });
 

@@ -2,7 +2,7 @@
  * Runs the `cloud-tasks-rerun` bin as a person would: a child process (the bin shim, then the built CLI),
  * its stdout, stderr and exit code; optionally under a pseudo-terminal (util-linux `script`).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../bin/cloud-tasks-rerun.js', import.meta.url));
@@ -31,19 +31,21 @@ export function cliEnv(emulatorHost: string, env: Record<string, string> = {}): 
 export function runCli(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
-  options: { terminal?: boolean } = {},
+  options: { terminal?: boolean; onStdout?: (text: string, child: ChildProcess) => void } = {},
 ): Promise<CliResult> {
   const command = [process.execPath, BIN, ...args];
   const [file, argv] = options.terminal
     ? ['script', ['-qfec', command.map(shellQuote).join(' '), '/dev/null']]
     : [process.execPath, [BIN, ...args]];
-  const child = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Under `script`, stdin is the terminal's keyboard: a Ctrl-C written there interrupts the command.
+  const child = spawn(file, argv, { env, stdio: [options.terminal ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   const result: CliResult = { code: null, stdout: '', stderr: '', firstStdoutMs: undefined };
-  child.stdout.on('data', (chunk: Buffer) => {
+  child.stdout?.on('data', (chunk: Buffer) => {
     result.firstStdoutMs ??= Date.now();
     result.stdout += chunk.toString();
+    options.onStdout?.(result.stdout, child);
   });
-  child.stderr.on('data', (chunk: Buffer) => (result.stderr += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (result.stderr += chunk.toString()));
   return new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve({ ...result, code }));

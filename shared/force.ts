@@ -66,17 +66,10 @@ export class Forcer {
 
   /** Waits for the slot, reads the task again, re-checks every rule, and forces it. */
   async force(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<ForceResult> {
-    const { budget, inFlight } = this.deps;
+    const { budget } = this.deps;
     await budget.sleepUntil(slotMs - FRESH_READ_LEAD_MS);
     if (budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
-    if (!(await inFlight.acquire(budget.deadlineMs, budget.now()))) {
-      return { outcome: 'deferred', why: 'out-of-time' };
-    }
-    try {
-      return await this.#readAndRun(candidate, slotMs, policy);
-    } finally {
-      inFlight.release();
-    }
+    return this.#readAndRun(candidate, slotMs, policy);
   }
 
   async #readAndRun(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<ForceResult> {
@@ -131,6 +124,18 @@ export class Forcer {
 
   /** One RunTask: an outcome, or 'retry' when it was answered UNAVAILABLE and read back as not run. */
   async #runOnce(name: TaskName, fresh: Task, queue: QueueRun): Promise<ForceResult | 'retry'> {
+    const { budget, inFlight } = this.deps;
+    if (!(await inFlight.acquire(budget.deadlineMs, budget.now()))) {
+      return { outcome: 'deferred', why: 'out-of-time' };
+    }
+    try {
+      return await this.#callRunTask(name, fresh, queue);
+    } finally {
+      inFlight.release();
+    }
+  }
+
+  async #callRunTask(name: TaskName, fresh: Task, queue: QueueRun): Promise<ForceResult | 'retry'> {
     const { tasks, budget, pacer, log } = this.deps;
     try {
       const answer = await budget.race(tasks.runTask(name));

@@ -22,6 +22,7 @@ export class Gate {
   constructor(
     private readonly canary: { readonly count: number; readonly waitMs: number } | undefined,
     private readonly log: Logger,
+    private readonly now: () => number,
     private readonly random: () => number = Math.random,
   ) {
     this.#state = canary ? 'choosing' : 'passed';
@@ -61,7 +62,7 @@ export class Gate {
     const eligible =
       !this.isFull &&
       hasHalfItsAttemptsLeft(listed, queue.retry) &&
-      !isLastAttempt(listed, queue.retry, Date.now());
+      !isLastAttempt(listed, queue.retry, this.now());
     if (!eligible) {
       this.#waiting.push(candidate);
       return 'wait';

@@ -99,7 +99,7 @@ class Run {
     this.#report = new ReportBuilder(log, request.dryRun);
     this.#plan = new Plan(request, scope, { tasks, pacer: deps.pacer, log, now });
     this.#breaker = new Breaker(request.breaker);
-    this.#gate = new Gate(request.dryRun ? undefined : request.canary, log);
+    this.#gate = new Gate(request.dryRun ? undefined : request.canary, log, now);
     const control = controlTargetOf(config);
     const work = {
       requestId: request.requestId,
@@ -215,7 +215,12 @@ class Run {
     this.#reserved++;
     if (this.request.dryRun) return this.#report.record({ task, outcome: 'dispatched' });
     await this.#pending.acquire();
-    const work = this.#carryOut(candidate, canary).finally(() => this.#pending.release());
+    let pendingHeld = true;
+    const forced = (): void => {
+      if (pendingHeld) this.#pending.release();
+      pendingHeld = false;
+    };
+    const work = this.#carryOut(candidate, canary, forced).finally(forced);
     if (canary) this.#gate.track(work);
     const tracked: Promise<void> = work.then(() => void this.#running.delete(tracked));
     this.#running.add(tracked);
@@ -232,14 +237,15 @@ class Run {
   }
 
   /** claim -> force -> verify for one task, ending in its one row. */
-  async #carryOut(candidate: Candidate, canary: boolean): Promise<void> {
-    const row = await this.#outcomeOf(candidate, canary);
+  async #carryOut(candidate: Candidate, canary: boolean, forced: () => void): Promise<void> {
+    const row = await this.#outcomeOf(candidate, canary, forced);
     const settled: TaskRow = canary ? { ...row, canary } : row;
     this.#report.record(settled);
     if (canary) this.#gate.canarySettled(settled);
   }
 
-  async #outcomeOf(candidate: Candidate, canary: boolean): Promise<TaskRow> {
+  /** `forced` is called once the task no longer needs its pending place (verification needs none). */
+  async #outcomeOf(candidate: Candidate, canary: boolean, forced: () => void): Promise<TaskRow> {
     const task = candidate.name.name;
     if (this.#isHeld()) return { task, outcome: 'held' };
     const { queue } = candidate;
@@ -264,6 +270,7 @@ class Run {
         rulesFor: (q) => this.#plan.rulesFor(q, this.request.lastAttempts || this.#gate.passed),
         isHeld: () => !canary && this.#isHeld(),
       });
+      forced();
       const end = claimEndOf(result);
       await this.#claimer.release(claim.claim, end);
       if (result.outcome !== 'dispatched') {

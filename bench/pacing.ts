@@ -31,6 +31,8 @@ export interface PacingResult {
   readonly utilization: Summary;
   readonly achievedPerSecond: Summary;
   readonly answers429: Summary;
+  /** GetTask calls spent on verdicts per verified task (verification is on, as by default). */
+  readonly readsPerVerifiedTask: Summary;
   readonly quota: { limit: number; windowMs: number; ratePerSecond: number };
   readonly tasks: number;
   readonly requests: number;
@@ -43,6 +45,7 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
   const utilization: number[] = [];
   const achieved: number[] = [];
   const rejected: number[] = [];
+  const readsPerVerdict: number[] = [];
   try {
     for (let run = 0; run < options.runs; run++) {
       const perRequest = Math.floor(options.tasks / options.requests);
@@ -88,6 +91,13 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
         achieved.push(rate);
         utilization.push(rate / options.ratePerSecond);
         rejected.push(runs.filter((call) => call.status === 429).length);
+        // Every forced task costs one fresh read; the rest of the GetTask calls are the read-backs.
+        const reads = emulator.calls.filter((call) => call.method === 'GetTask').length - dispatched;
+        const verified = reports.reduce(
+          (sum, report) => sum + report.counts.verdicts.succeeded + report.counts.verdicts.failedAgain,
+          0,
+        );
+        readsPerVerdict.push(reads / Math.max(1, verified));
       } finally {
         await emulator.stop();
       }
@@ -99,6 +109,7 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
     utilization: summarize(utilization),
     achievedPerSecond: summarize(achieved),
     answers429: summarize(rejected),
+    readsPerVerifiedTask: summarize(readsPerVerdict),
     quota: { limit, windowMs: options.windowMs, ratePerSecond: options.ratePerSecond },
     tasks: options.tasks,
     requests: options.requests,

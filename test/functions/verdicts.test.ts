@@ -58,7 +58,7 @@ describe('verdicts', () => {
     // One line per task with its verdict; a failed-again task is a warning.
     const line = s.logs.lines().find((l) => l.message === 'task dispatched' && l.verdict === 'failed-again');
     expect(line).toMatchObject({ severity: 'WARNING', queue: ORDERS });
-    expect(s.logs.lines().find((l) => l.message === 'rerun finished')?.counts.verdicts).toEqual(
+    expect((s.logs.lines().find((l) => l.message === 'rerun finished') as Json).counts.verdicts).toEqual(
       body.counts.verdicts,
     );
     // Verification reads tasks back with GetTask: never one RunTask more than was dispatched.

@@ -45,13 +45,23 @@ export class Iam {
     this.setActAs(options.actAs);
   }
 
-  /** Replaces the permissions held; undefined = every permission on every queue. */
+  /**
+   * Replaces the permissions held; undefined = every permission on every queue.
+   * @throws Error naming `permissions` when it is not a list of strings or an object of such lists.
+   */
   setPermissions(grant: PermissionGrant | undefined): void {
+    if (grant !== undefined && !isGrant(grant))
+      throw new Error('permissions must be a list of permission names, or an object of such lists by queue');
     this.#grant = grant;
   }
 
-  /** Replaces the service accounts the caller may act as; undefined = any. */
+  /**
+   * Replaces the service accounts the caller may act as; undefined = any.
+   * @throws Error naming `actAs` when it is not a list of strings.
+   */
   setActAs(accounts: readonly string[] | undefined): void {
+    if (accounts !== undefined && !isStringList(accounts))
+      throw new Error('actAs must be a list of service account emails');
     this.#actAs = accounts === undefined ? undefined : new Set(accounts);
   }
 
@@ -99,4 +109,13 @@ export function permissionDenied(permission: string, resource: string): ApiError
 
 function isList(grant: PermissionGrant): grant is readonly string[] {
   return Array.isArray(grant);
+}
+
+function isGrant(value: unknown): value is PermissionGrant {
+  if (isStringList(value)) return true;
+  return typeof value === 'object' && value !== null && Object.values(value).every(isStringList);
+}
+
+function isStringList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
 }

@@ -1,6 +1,7 @@
 /**
  * The Cloud Tasks v2 REST methods: maps a request path to its method and resource name, decodes the request
- * as Google's front end does, validates names by Cloud Tasks' rules, and answers from the store.
+ * as Google's front end does, validates names by Cloud Tasks' rules, checks the caller's permissions, and
+ * answers from the store.
  * https://cloud.google.com/tasks/docs/reference/rest
  */
 import { isLocationId, isProjectId, parseQueueName, parseTaskName } from '../shared/names.js';

@@ -1,7 +1,7 @@
 /**
  * A local Cloud Tasks v2 REST emulator on node:http, listening on 127.0.0.1 only: the API, real dispatch,
- * the RunTask quota, and knobs for tests and benchmarks (latency, faults, call and dispatch records, a
- * controllable clock, seeds).
+ * the RunTask quota, and knobs for tests and benchmarks (latency, faults, permissions, call and dispatch
+ * records, a controllable clock, seeds).
  */
 import { applyFieldMask, parseFieldMask, type FieldMask } from './field-mask.js';
 import http from 'node:http';

@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { createCloudTasksClient } from '../../shared/cloud-tasks.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
@@ -47,7 +48,7 @@ function tasksOf(queue: string, count: number, prefix = 't') {
 async function server(
   env: Record<string, string> = {},
   emulator?: Emulator,
-  runtimeOptions: { lostAnswerHoldMs?: number } = {},
+  runtimeOptions: Parameters<typeof startRerunServer>[3] = {},
 ): Promise<RerunServer> {
   const s = await startRerunServer(
     { RERUN_QUEUES: [ORDERS, BILLING].join(','), RERUN_MAX_RATE: '100', ...env },
@@ -199,6 +200,41 @@ describe('exactly once: overlapping deliveries', () => {
   });
 });
 
+describe('a RunTask whose answer was lost is never resent', () => {
+  it('one that reaches Cloud Tasks after the client gave up is forced once, across redeliveries', async () => {
+    sharedEmulator = await startEmulator({ port: 0, runTaskQuota: { limit: 60_000, windowMs: 60_000 } });
+    const late = failedTask(ORDERS, 'late', target.url);
+    sharedEmulator.load({
+      queues: [{ name: ORDERS, tasks: [late, failedTask(ORDERS, 'on-time', target.url)] }],
+    });
+    // The client gives up after 300 ms; the emulator holds late's RunTask 800 ms, then dispatches it.
+    const tasks = createCloudTasksClient({ emulatorHost: sharedEmulator.host, timeoutMs: 300 });
+    const s = await server({}, sharedEmulator, { tasks, lostAnswerHoldMs: 1_500 });
+    sharedEmulator.injectFault({
+      method: 'RunTask',
+      kind: 'delay',
+      delayMs: 800,
+      resources: [late.name],
+      times: 1,
+    });
+    const envelope = pushEnvelope({ kind: 'fix-deployed', queues: [ORDERS] });
+    const first = await s.post(envelope);
+    expect(first.status).toBe(503);
+    expect(first.body.error.message).toMatch(/1 tasks deferred/);
+    // A redelivery within the doubt window leaves it alone: the late call may still land.
+    const soon = await s.post(envelope);
+    expect(soon.status).toBe(503);
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
+    // After it, the fresh read sees the late attempt: nothing to do, acknowledged.
+    const later = await s.post(envelope);
+    expect(later.status).toBe(200);
+    expect(judge(sharedEmulator, [late.name])).toEqual({ twice: 0, never: 0 });
+    expect(sharedEmulator.calls.filter((c) => c.method === 'RunTask' && c.name === late.name)).toHaveLength(
+      1,
+    );
+  });
+});
+
 describe('nothing dropped: work left undone is never acknowledged', () => {
   it('a queue whose GetQueue answers 503 while another works is incomplete: not acknowledged', async () => {
     const s = await server();
@@ -210,7 +246,7 @@ describe('nothing dropped: work left undone is never acknowledged', () => {
         { name: BILLING, tasks: billing },
       ],
     });
-    s.emulator.injectFault({ method: 'GetQueue', kind: 503, tasks: [BILLING] });
+    s.emulator.injectFault({ method: 'GetQueue', kind: 503, resources: [BILLING] });
     const envelope = pushEnvelope({ kind: 'fix-deployed' });
     const first = await s.post(envelope);
     expect(first.status).toBe(503);

@@ -63,6 +63,7 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
             RERUN_MAX_RATE: String(options.ratePerSecond),
             RERUN_MAX_TASKS: String(perRequest),
             RERUN_TIME_BUDGET: '10m',
+            RERUN_SERVICE_TIMEOUT: '15m',
             CLOUD_TASKS_EMULATOR_HOST: emulator.host,
             LOG_LEVEL: 'info',
           },

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { DurationMs } from './duration.js';
 import {
+  isProjectId,
   isQueueAllowed,
   parseQueueName,
   parseQueuePattern,
@@ -64,6 +65,34 @@ const RoutesSource = z
     return routes.data;
   });
 
+// Pub/Sub topic IDs: 3-255 characters, a letter first, not starting with "goog".
+// https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names
+const TOPIC_ID = /^(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;
+
+const OptionalTopic = z
+  .string()
+  .optional()
+  .refine(
+    (text) => {
+      if (text === undefined || text === '') return true;
+      const [projects, project, topics, topic, ...rest] = text.split('/');
+      return (
+        projects === 'projects' &&
+        isProjectId(project ?? '') &&
+        topics === 'topics' &&
+        TOPIC_ID.test(topic ?? '') &&
+        rest.length === 0
+      );
+    },
+    { message: 'must be a full topic name projects/P/topics/T' },
+  )
+  .transform((text) => (text === '' ? undefined : text));
+
+const HostPort = z
+  .string()
+  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port')
+  .optional();
+
 /**
  * The environment the function reads, key for key (README "Configuration" lists the same keys).
  * Nothing else in the product reads `process.env`.
@@ -78,10 +107,9 @@ export const Env = z.object({
   RERUN_CONTROL_QUEUE: OptionalQueue,
   RERUN_SELF_URL: z.url({ protocol: /^https?$/ }).optional(),
   RERUN_INVOKER_SA: z.email().optional(),
-  CLOUD_TASKS_EMULATOR_HOST: z
-    .string()
-    .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port')
-    .optional(),
+  RERUN_NOTIFY_TOPIC: OptionalTopic,
+  PUBSUB_EMULATOR_HOST: HostPort,
+  CLOUD_TASKS_EMULATOR_HOST: HostPort,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -97,6 +125,10 @@ export interface Config {
   readonly selfUrl: string | undefined;
   readonly invokerServiceAccount: string | undefined;
   readonly emulatorHost: string | undefined;
+  /** The topic a run's end is published to (`projects/P/topics/T`); unset = no notification. */
+  readonly notifyTopic: string | undefined;
+  /** `host:port` of a local Pub/Sub endpoint: plain HTTP and no credentials. */
+  readonly pubsubEmulatorHost: string | undefined;
   readonly logLevel: z.infer<typeof Env>['LOG_LEVEL'];
 }
 
@@ -135,6 +167,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     selfUrl: e.RERUN_SELF_URL,
     invokerServiceAccount: e.RERUN_INVOKER_SA,
     emulatorHost: e.CLOUD_TASKS_EMULATOR_HOST,
+    notifyTopic: e.RERUN_NOTIFY_TOPIC,
+    pubsubEmulatorHost: e.PUBSUB_EMULATOR_HOST,
     logLevel: e.LOG_LEVEL,
   };
 }

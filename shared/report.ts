@@ -15,6 +15,8 @@ export interface TaskRow {
   readonly skipReason?: SkipReason;
   readonly error?: string;
   readonly canary?: boolean;
+  readonly verdict?: 'succeeded' | 'failed-again' | 'running';
+  readonly status?: string;
 }
 
 /** One queue's line in the report. */
@@ -32,12 +34,16 @@ export interface QueueReport {
 
 export interface RerunReport {
   runId: string;
+  requestId?: string;
   kind: EventKind;
   reason?: string;
   dryRun: boolean;
   cutoff: string;
   queues: QueueReport[];
-  counts: Record<Outcome | 'matched', number>;
+  counts: Record<Outcome | 'matched', number> & {
+    redriven?: number;
+    verdicts?: { succeeded: number; failedAgain: number; running: number };
+  };
   skipped: Partial<Record<SkipReason, number>>;
   tasks: TaskRow[];
   truncated?: true;

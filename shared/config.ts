@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { DurationMs } from './duration.js';
 import {
-  isProjectId,
   isQueueAllowed,
   parseQueueName,
   parseQueuePattern,
@@ -10,6 +9,7 @@ import {
   type QueuePattern,
 } from './names.js';
 import { Routes } from './routes.js';
+import { isTopicName } from './topic-name.js';
 
 /** A bad environment: fatal at start-up, with a message naming every offending variable. */
 export class ConfigError extends Error {
@@ -65,27 +65,12 @@ const RoutesSource = z
     return routes.data;
   });
 
-// Pub/Sub topic IDs: 3-255 characters, a letter first, not starting with "goog".
-// https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names
-const TOPIC_ID = /^(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;
-
 const OptionalTopic = z
   .string()
   .optional()
-  .refine(
-    (text) => {
-      if (text === undefined || text === '') return true;
-      const [projects, project, topics, topic, ...rest] = text.split('/');
-      return (
-        projects === 'projects' &&
-        isProjectId(project ?? '') &&
-        topics === 'topics' &&
-        TOPIC_ID.test(topic ?? '') &&
-        rest.length === 0
-      );
-    },
-    { message: 'must be a full topic name projects/P/topics/T' },
-  )
+  .refine((text) => text === undefined || text === '' || isTopicName(text), {
+    message: 'must be a full topic name projects/P/topics/T',
+  })
   .transform((text) => (text === '' ? undefined : text));
 
 const HostPort = z

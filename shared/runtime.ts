@@ -6,6 +6,13 @@ import { randomUUID } from 'node:crypto';
 import type { DestinationStream } from 'pino';
 import { createCloudTasksClient, type CloudTasksClient } from './cloud-tasks.js';
 import { loadConfig, type Config } from './config.js';
+import {
+  createNotifier,
+  notifyRunEnd,
+  NOTIFY_BUDGET_MS,
+  type Notifier,
+  type NotifierOptions,
+} from './notify.js';
 import type { RerunRequest } from './events.js';
 import { createLogger, traceFields, type HeaderLookup, type Logger } from './log.js';
 import { Pacer, Semaphore } from './pace.js';
@@ -19,6 +26,8 @@ export interface Runtime {
   readonly pacer: Pacer;
   readonly inFlight: Semaphore;
   readonly log: Logger;
+  /** Publishes the end of runs to RERUN_NOTIFY_TOPIC (a no-op without it). */
+  readonly notifier: Notifier;
   /** The project that qualifies trace IDs in logs: the first project named in the allowlist. */
   readonly traceProject: string | undefined;
 }
@@ -27,17 +36,21 @@ export interface RuntimeOptions {
   /** Where log lines go (tests pass a sink); default stdout. */
   readonly logDestination?: DestinationStream;
   readonly tasks?: CloudTasksClient;
+  /** The notifier's knobs (tests shorten its backoff). */
+  readonly notify?: NotifierOptions;
 }
 
 /** Builds an instance's runtime. Throws ConfigError when the environment is bad. */
 export function createRuntime(env: NodeJS.ProcessEnv = process.env, options: RuntimeOptions = {}): Runtime {
   const config = loadConfig(env);
+  const log = createLogger(config.logLevel, options.logDestination);
   return {
     config,
     tasks: options.tasks ?? createCloudTasksClient({ emulatorHost: config.emulatorHost }),
     pacer: new Pacer(config.maxRatePerSecond),
     inFlight: new Semaphore(config.concurrency),
-    log: createLogger(config.logLevel, options.logDestination),
+    log,
+    notifier: createNotifier(config, log, options.notify),
     traceProject: config.allowlist.find((entry) => entry.project !== '*')?.project,
   };
 }
@@ -66,5 +79,6 @@ export async function rerun(
     return { ok: false, runId, refused: scope.refused };
   }
   const report = await runRerun(request, scope.scope, { ...runtime, log }, runId);
+  await notifyRunEnd(runtime, report, header, Date.now() + NOTIFY_BUDGET_MS);
   return { ok: true, report };
 }

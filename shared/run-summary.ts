@@ -16,8 +16,8 @@ export const PRODUCER = 'cloud-tasks-rerun';
 
 /**
  * The run's outcome: `incomplete` when work is left (`continueWith`); `failed` when nothing succeeded and
- * something failed, failed again or was held; `recovered` when nothing failed, failed again, was held or
- * deferred; `partial` otherwise. A forced task succeeded when its verdict says so, or, with verification
+ * something failed, failed again or was held; `recovered` when nothing failed, failed again, was held,
+ * deferred or queued; `partial` otherwise. A forced task succeeded when its verdict says so, or, with verification
  * off (no verdict at all), when it was dispatched or redriven.
  */
 export function runOutcomeOf(report: RerunReport): RunOutcome {
@@ -29,7 +29,8 @@ export function runOutcomeOf(report: RerunReport): RunOutcome {
   const succeeded = verdicts.succeeded + unverified;
   const failures = counts.failed + verdicts.failedAgain + counts.held;
   if (succeeded === 0 && failures > 0) return 'failed';
-  if (failures === 0 && counts.deferred === 0) return 'recovered';
+  // Queued tasks are still to run (in the control queue): their request ends later.
+  if (failures === 0 && counts.deferred === 0 && counts.queued === 0) return 'recovered';
   return 'partial';
 }
 

@@ -114,7 +114,7 @@ describe('the run-finished message', () => {
     const answer = await s.post(event);
     expect(answer.status).toBe(200);
     expect(answer.body.counts).toMatchObject({ matched: 2, dispatched: 2 });
-    expect(pubsub.requests).toBe(3);
+    expect(pubsub.requests).toBe(5);
     expect(pubsub.messages).toHaveLength(1);
     const published = s.logs.lines().find((line) => line['message'] === 'notification published');
     expect(published).toMatchObject({
@@ -167,13 +167,13 @@ describe('createNotifier', () => {
     const notifier = createNotifier(
       { notifyTopic: TOPIC, pubsubEmulatorHost: pubsub.host },
       createLogger('info', sink.stream),
-      // A fake clock that moves 200 ms per reading: the 1 s budget is spent after three attempts.
+      // A fake clock that moves 200 ms per reading: the 2 s budget is spent after five attempts.
       { backoffMs: () => 1, now: () => (nowMs += 200) },
     );
     pubsub.injectFaults(...Array<503>(10).fill(503));
-    await expect(notifier.runFinished(report, 2_000)).resolves.toBeUndefined();
+    await expect(notifier.runFinished(report, 3_000)).resolves.toBeUndefined();
     expect(pubsub.messages).toHaveLength(0);
-    expect(pubsub.requests).toBe(3);
+    expect(pubsub.requests).toBe(5);
     const lines = sink.lines();
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({

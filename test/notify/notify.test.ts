@@ -114,7 +114,7 @@ describe('the run-finished message', () => {
     const answer = await s.post(event);
     expect(answer.status).toBe(200);
     expect(answer.body.counts).toMatchObject({ matched: 2, dispatched: 2 });
-    expect(pubsub.requests).toBe(5);
+    expect(pubsub.requests).toBe(3);
     expect(pubsub.messages).toHaveLength(1);
     const published = s.logs.lines().find((line) => line['message'] === 'notification published');
     expect(published).toMatchObject({

@@ -134,7 +134,7 @@ function parsePublish(raw: Buffer | undefined): Omit<PublishedMessage, 'topic' |
       throw invalidPayload('Some messages are empty: each needs data or attributes.', `messages[${index}]`);
     }
     return {
-      data: Buffer.from((data as string | undefined) ?? '', 'base64').toString('utf8'),
+      data: Buffer.from(data ?? '', 'base64').toString('utf8'),
       attributes: attrs as Record<string, string>,
     };
   });

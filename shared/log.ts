@@ -50,7 +50,7 @@ type Fields = Record<string, unknown>;
  */
 function lineFields(mergeObject: object, level: number, logger: Logger): Fields {
   const fields: Fields = {};
-  const runId = logger.bindings()['runId'];
+  const runId: unknown = logger.bindings()['runId'];
   if (typeof runId === 'string') fields[OPERATION_KEY] = { id: runId, producer: PRODUCER };
   if (level >= ERROR_LEVEL) {
     fields['@type'] = REPORTED_ERROR_EVENT;

@@ -51,7 +51,7 @@ async function serverWith(env: Record<string, string> = {}): Promise<RerunServer
         ],
       },
     ],
-  } as never);
+  });
   return server;
 }
 

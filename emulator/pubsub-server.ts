@@ -41,6 +41,7 @@ export interface PubsubServer {
   close(): Promise<void>;
 }
 
+/** Where the endpoint listens, and who hears of each message. */
 export interface PubsubServerOptions {
   /** Default 0: any free port. */
   readonly port?: number;

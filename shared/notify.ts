@@ -27,6 +27,7 @@ export interface Notifier {
   requestEnded(report: RerunReport & { requestId: string }, deadlineMs: number): Promise<void>;
 }
 
+/** The notifier's collaborators and knobs; the defaults are production's. */
 export interface NotifierOptions {
   /** Credentials; default PassThroughClient with PUBSUB_EMULATOR_HOST, else Application Default Credentials. */
   readonly authClient?: AuthClient;

@@ -11,9 +11,6 @@ export type RunOutcome = 'recovered' | 'partial' | 'incomplete' | 'failed';
 /** At most this many names of tasks that failed again go into a message. */
 export const MAX_FAILED_AGAIN_NAMES = 20;
 
-/** The producer named in every log line's operation and in every message. */
-export const PRODUCER = 'cloud-tasks-rerun';
-
 /**
  * The run's outcome: `incomplete` when work is left (`continueWith`); `failed` when nothing succeeded and
  * something failed, failed again or was held; `recovered` when nothing failed, failed again, was held,

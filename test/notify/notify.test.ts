@@ -146,6 +146,20 @@ describe('run logs', () => {
       expect(line).not.toHaveProperty(OPERATION);
     }
   });
+  it("give a run's ERROR line Error Reporting's @type, and publish nothing for a refused request", async () => {
+    const s = await serverWith();
+    const answer = await s.post({ ...event, queues: [queueName('elsewhere')] });
+    expect(answer.status).toBe(403);
+    const errors = s.logs.lines().filter((line) => line['severity'] === 'ERROR');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({
+      '@type': 'type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent',
+      message: 'request names queues outside the allowlist; nothing called',
+      [OPERATION]: { producer: 'cloud-tasks-rerun' },
+    });
+    expect((errors[0]![OPERATION] as { id: string }).id).toBe(errors[0]!['runId']);
+    expect(pubsub.requests).toBe(0);
+  });
 });
 
 describe('createNotifier', () => {

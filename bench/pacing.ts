@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 /**
  * Figure 1, pacing: the real core, in this process, reruns N failed tasks against an emulator whose RunTask
  * quota is the real one (60 per minute) compressed in time, with RERUN_MAX_RATE at that quota. From the
@@ -66,7 +67,10 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
         );
         const reports = await Promise.all(
           queues.map(async (queue) => {
-            const parsed = parseRerunEvent({ kind: 'fix-deployed', queues: [queue] }, Date.now());
+            const parsed = parseRerunEvent(
+              { kind: 'fix-deployed', queues: [queue] },
+              { receivedMs: Date.now(), requestId: randomUUID() },
+            );
             if (!parsed.success) throw parsed.error;
             const result = await rerun(runtime, parsed.data);
             if (!result.ok) throw new Error(`pacing: refused ${result.refused.join(', ')}`);

@@ -88,6 +88,9 @@ export const Env = z.object({
   RERUN_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
   RERUN_MAX_RATE: z.coerce.number().positive().max(500).default(1),
   RERUN_TIME_BUDGET: DurationMs.default(50_000),
+  RERUN_SERVICE_TIMEOUT: DurationMs.default(60_000),
+  RERUN_ACK_DEADLINE: DurationMs.optional(),
+  RERUN_REDRIVE_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(32),
   RERUN_ROUTES: RoutesSource,
   RERUN_CONTROL_QUEUE: OptionalQueue,
   RERUN_SELF_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -105,6 +108,8 @@ export interface Config {
   readonly concurrency: number;
   readonly maxRatePerSecond: number;
   readonly timeBudgetMs: number;
+  /** Calls in flight for redrive's (and read-backs', queued mode's) reads, creates and deletes. */
+  readonly redriveConcurrency: number;
   readonly routes: Routes;
   readonly controlQueue: QueueName | undefined;
   readonly selfUrl: string | undefined;
@@ -116,6 +121,9 @@ export interface Config {
   readonly pubsubEmulatorHost: string | undefined;
   readonly logLevel: z.infer<typeof Env>['LOG_LEVEL'];
 }
+
+/** What the run needs after its budget to answer: the summary, the answer, a slow last call. */
+const BUDGET_MARGIN_MS = 10_000;
 
 /** The names of every environment variable the product reads (deploy.sh and the README follow these). */
 export const CONFIG_KEYS = Object.keys(Env.shape) as (keyof typeof Env.shape)[];
@@ -135,6 +143,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'invalid configuration:\n✖ RERUN_CONTROL_QUEUE needs RERUN_SELF_URL and RERUN_INVOKER_SA\n  → at RERUN_CONTROL_QUEUE',
     );
   }
+  const limits = [
+    { key: 'RERUN_SERVICE_TIMEOUT', ms: e.RERUN_SERVICE_TIMEOUT },
+    ...(e.RERUN_ACK_DEADLINE === undefined ? [] : [{ key: 'RERUN_ACK_DEADLINE', ms: e.RERUN_ACK_DEADLINE }]),
+  ];
+  const tooTight = limits.filter((limit) => e.RERUN_TIME_BUDGET + BUDGET_MARGIN_MS > limit.ms);
+  if (tooTight.length > 0) {
+    throw new ConfigError(
+      `invalid configuration:\n${tooTight
+        .map(
+          (limit) =>
+            `✖ RERUN_TIME_BUDGET (${e.RERUN_TIME_BUDGET / 1000}s) plus a ${BUDGET_MARGIN_MS / 1000}s margin must fit inside ${limit.key} (${limit.ms / 1000}s)\n  → at RERUN_TIME_BUDGET`,
+        )
+        .join('\n')}`,
+    );
+  }
   const outside = e.RERUN_ROUTES.flatMap((route, index) =>
     (route.queues ?? [])
       .filter((name) => !isQueueAllowed(parseQueueName(name)!, e.RERUN_QUEUES))
@@ -147,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     concurrency: e.RERUN_CONCURRENCY,
     maxRatePerSecond: e.RERUN_MAX_RATE,
     timeBudgetMs: e.RERUN_TIME_BUDGET,
+    redriveConcurrency: e.RERUN_REDRIVE_CONCURRENCY,
     routes: e.RERUN_ROUTES,
     controlQueue: e.RERUN_CONTROL_QUEUE,
     selfUrl: e.RERUN_SELF_URL,

@@ -24,7 +24,7 @@ export interface Notifier {
   /** Publishes the run-finished message of `report`, retrying until `deadlineMs` (epoch ms). */
   runFinished(report: RerunReport, deadlineMs: number): Promise<void>;
   /** Publishes the request-ended message of the control run that saw its request end. */
-  requestEnded(report: RerunReport & { requestId: string }, deadlineMs: number): Promise<void>;
+  requestEnded(report: RerunReport, deadlineMs: number): Promise<void>;
 }
 
 /** The notifier's collaborators and knobs; the defaults are production's. */
@@ -159,8 +159,7 @@ export interface RequestEndDeps {
 /**
  * Queued mode: after the run of control task `ownTaskId` (its `X-CloudTasks-TaskName`, the task ID),
  * publishes the request's end when no other control task of the request waits in the control queue.
- * Nothing when the run left work (its control task will run again), on a dry run, or without a
- * requestId. Resolves true when it published (or tried to); never throws.
+ * Nothing when the run left work (its control task will run again) or on a dry run. Resolves true when it published (or tried to); never throws.
  */
 export async function requestEnded(
   deps: RequestEndDeps,
@@ -169,7 +168,7 @@ export async function requestEnded(
   deadlineMs: number,
 ): Promise<boolean> {
   const { requestId } = report;
-  if (requestId === undefined || report.continueWith || report.dryRun) return false;
+  if (report.continueWith || report.dryRun) return false;
   const ownId = ownTaskId.slice(ownTaskId.lastIndexOf('/') + 1);
   let others: number;
   try {
@@ -183,7 +182,7 @@ export async function requestEnded(
     return false;
   }
   if (others > 0) return false;
-  await deps.notifier.requestEnded({ ...report, requestId }, deadlineMs);
+  await deps.notifier.requestEnded(report, deadlineMs);
   return true;
 }
 

@@ -53,13 +53,31 @@ export class Semaphore {
 
   constructor(readonly limit: number) {}
 
-  /** Resolves once a place is free; the caller must call release() exactly once afterwards. */
-  acquire(): Promise<void> {
+  /**
+   * Resolves once a place is free; the caller must call release() exactly once afterwards. Resolves false
+   * (nothing held) when `untilMs` passes first.
+   */
+  acquire(untilMs = Number.POSITIVE_INFINITY, nowMs: number = Date.now()): Promise<boolean> {
     if (this.active < this.limit) {
       this.active++;
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
-    return new Promise((resolve) => this.waiters.push(resolve));
+    if (untilMs <= nowMs) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const waiter = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer =
+        untilMs === Number.POSITIVE_INFINITY
+          ? undefined
+          : setTimeout(() => {
+              const index = this.waiters.indexOf(waiter);
+              if (index >= 0) this.waiters.splice(index, 1);
+              resolve(false);
+            }, untilMs - nowMs);
+      this.waiters.push(waiter);
+    });
   }
 
   release(): void {

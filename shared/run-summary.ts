@@ -20,8 +20,8 @@ export const MAX_FAILED_AGAIN_NAMES = 20;
 export function runOutcomeOf(report: RerunReport): RunOutcome {
   if (report.continueWith) return 'incomplete';
   const { counts } = report;
-  const verdicts = counts.verdicts ?? { succeeded: 0, failedAgain: 0, running: 0 };
-  const forced = counts.dispatched + (counts.redriven ?? 0);
+  const { verdicts } = counts;
+  const forced = counts.dispatched + counts.redriven;
   const unverified = Math.max(0, forced - verdicts.succeeded - verdicts.failedAgain - verdicts.running);
   const succeeded = verdicts.succeeded + unverified;
   const failures = counts.failed + verdicts.failedAgain + counts.held;
@@ -35,8 +35,9 @@ export function runOutcomeOf(report: RerunReport): RunOutcome {
 export interface RunSummary {
   readonly event: 'run-finished';
   readonly runId: string;
-  readonly requestId?: string;
+  readonly requestId: string;
   readonly kind: string;
+  readonly mode: RerunReport['mode'];
   readonly reason?: string;
   readonly dryRun: boolean;
   readonly outcome: RunOutcome;
@@ -73,12 +74,13 @@ export interface SummaryMessage<Data> {
 export function runSummaryMessage(report: RerunReport): SummaryMessage<RunSummary> {
   const outcome = runOutcomeOf(report);
   const failedAgain = report.tasks.filter((row) => row.verdict === 'failed-again').map((row) => row.task);
-  const failedAgainCount = Math.max(failedAgain.length, report.counts.verdicts?.failedAgain ?? 0);
+  const failedAgainCount = Math.max(failedAgain.length, report.counts.verdicts.failedAgain);
   const data: RunSummary = {
     event: 'run-finished',
     runId: report.runId,
-    ...(report.requestId !== undefined && { requestId: report.requestId }),
+    requestId: report.requestId,
     kind: report.kind,
+    mode: report.mode,
     ...(report.reason !== undefined && { reason: report.reason }),
     dryRun: report.dryRun,
     outcome,
@@ -95,7 +97,7 @@ export function runSummaryMessage(report: RerunReport): SummaryMessage<RunSummar
 }
 
 /** The request-ended message: which request ended, and the run that saw it end. */
-export function requestEndMessage(report: RerunReport & { requestId: string }): SummaryMessage<RequestEnd> {
+export function requestEndMessage(report: RerunReport): SummaryMessage<RequestEnd> {
   const data: RequestEnd = {
     event: 'request-ended',
     requestId: report.requestId,
@@ -108,14 +110,8 @@ export function requestEndMessage(report: RerunReport & { requestId: string }): 
 }
 
 function attributesOf(
-  data: { event: string; kind: string; runId: string; requestId?: string | undefined },
+  data: { event: string; kind: string; runId: string; requestId: string },
   extra: Record<string, string>,
 ): Record<string, string> {
-  return {
-    event: data.event,
-    kind: data.kind,
-    runId: data.runId,
-    ...(data.requestId !== undefined && { requestId: data.requestId }),
-    ...extra,
-  };
+  return { event: data.event, kind: data.kind, runId: data.runId, requestId: data.requestId, ...extra };
 }

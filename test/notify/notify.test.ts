@@ -6,11 +6,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startPubsubServer, type PubsubServer } from '../../emulator/pubsub-server.js';
 import { createLogger } from '../../shared/log.js';
 import { createNotifier } from '../../shared/notify.js';
-import type { RerunReport } from '../../shared/report.js';
 import { logSink } from '../helpers/log-sink.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
+import { reportWith } from './report-fixture.js';
 
 const ORDERS = queueName('orders');
 const TOPIC = 'projects/test-project/topics/rerun-runs';
@@ -69,6 +69,7 @@ describe('the run-finished message', () => {
       event: 'run-finished',
       kind: 'fix-deployed',
       runId: answer.body.runId,
+      requestId: answer.body.requestId,
       outcome: 'recovered',
     });
     const data = JSON.parse(message!.data);
@@ -83,7 +84,8 @@ describe('the run-finished message', () => {
       queues: answer.body.queues,
       failedAgain: [],
     });
-    expect(data.counts.dispatched).toBe(2);
+    expect(data.counts).toMatchObject({ dispatched: 2, verdicts: { succeeded: 2, failedAgain: 0 } });
+    expect(data.requestId).toBe(answer.body.requestId);
     expect(message!.data).not.toContain('secret');
     expect(s.logs.text()).not.toContain('secret');
 
@@ -163,17 +165,7 @@ describe('run logs', () => {
 });
 
 describe('createNotifier', () => {
-  const report: RerunReport = {
-    runId: 'run-7',
-    kind: 'sweep',
-    dryRun: false,
-    cutoff: '2026-11-22T10:00:00.000Z',
-    queues: [],
-    counts: { matched: 0, dispatched: 0, gone: 0, failed: 0, skipped: 0, deferred: 0, queued: 0, held: 0 },
-    skipped: {},
-    tasks: [],
-    durationMs: 1,
-  };
+  const report = reportWith({}, { runId: 'run-7', kind: 'sweep' });
 
   it('gives up at the deadline with one WARN line, and never throws', async () => {
     const sink = logSink();

@@ -12,6 +12,7 @@ import { parseQueueName } from '../../shared/names.js';
 import { createNotifier, notifyRunEnd, requestEnded, type RequestEndDeps } from '../../shared/notify.js';
 import type { RerunReport } from '../../shared/report.js';
 import { logSink } from '../helpers/log-sink.js';
+import { CONTINUE_WITH, reportWith } from './report-fixture.js';
 import { queueName } from '../helpers/seeds.js';
 
 const CONTROL = parseQueueName(queueName('rerun-control'))!;
@@ -63,19 +64,10 @@ function loadControlTasks(requestId: string, taskIds: string[]): string[] {
 }
 
 function controlRunReport(extra: Partial<RerunReport> = {}): RerunReport {
-  return {
-    runId: 'control-run-1',
-    requestId: 'req-1',
-    kind: 'tasks',
-    dryRun: false,
-    cutoff: new Date(CUTOFF_MS).toISOString(),
-    queues: [],
-    counts: { matched: 1, dispatched: 1, gone: 0, failed: 0, skipped: 0, deferred: 0, queued: 0, held: 0 },
-    skipped: {},
-    tasks: [],
-    durationMs: 3,
-    ...extra,
-  };
+  return reportWith(
+    { matched: 1, dispatched: 1 },
+    { runId: 'control-run-1', kind: 'tasks', queues: [], ...extra },
+  );
 }
 
 describe('requestEnded', () => {
@@ -105,14 +97,13 @@ describe('requestEnded', () => {
     });
   });
 
-  it('publishes nothing when the run left work (its control task runs again), on a dry run, or without a requestId', async () => {
+  it('publishes nothing when the run left work (its control task runs again), or on a dry run', async () => {
     const [own] = loadControlTasks('req-1', ['a']);
     const deadline = Date.now() + 5_000;
-    const left = { continueWith: { cutoff: '2026-11-22T10:00:00.000Z', deferred: 1, note: 'again' } };
-    expect(await requestEnded(deps, controlRunReport(left), own!, deadline)).toBe(false);
+    expect(await requestEnded(deps, controlRunReport({ continueWith: CONTINUE_WITH }), own!, deadline)).toBe(
+      false,
+    );
     expect(await requestEnded(deps, controlRunReport({ dryRun: true }), own!, deadline)).toBe(false);
-    const { requestId: _none, ...anonymous } = controlRunReport();
-    expect(await requestEnded(deps, anonymous, own!, deadline)).toBe(false);
     expect(pubsub.requests).toBe(0);
   });
 

@@ -1,44 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import type { RerunReport } from '../../shared/report.js';
 import {
   MAX_FAILED_AGAIN_NAMES,
   requestEndMessage,
   runOutcomeOf,
   runSummaryMessage,
 } from '../../shared/run-summary.js';
+import { CONTINUE_WITH, ORDERS_QUEUE, reportWith } from './report-fixture.js';
 
-const Q = 'projects/p-1/locations/us-central1/queues/orders';
-
-function reportWith(counts: Partial<RerunReport['counts']>, extra: Partial<RerunReport> = {}): RerunReport {
-  return {
-    runId: 'run-1',
-    requestId: 'req-1',
-    kind: 'fix-deployed',
-    dryRun: false,
-    cutoff: '2026-11-22T10:00:00.000Z',
-    queues: [{ queue: Q, state: 'RUNNING', rate: 1, scanned: 10, matched: 3, complete: true }],
-    counts: {
-      matched: 0,
-      dispatched: 0,
-      gone: 0,
-      failed: 0,
-      skipped: 0,
-      deferred: 0,
-      queued: 0,
-      held: 0,
-      ...counts,
-    },
-    skipped: {},
-    tasks: [],
-    durationMs: 12,
-    ...extra,
-  };
-}
+const Q = ORDERS_QUEUE;
 
 const verdicts = (succeeded: number, failedAgain: number, running: number) => ({
   verdicts: { succeeded, failedAgain, running },
 });
-const continueWith = { continueWith: { cutoff: '2026-11-22T10:00:00.000Z', deferred: 1, note: 'again' } };
+const continueWith = { continueWith: CONTINUE_WITH };
 
 describe('runOutcomeOf', () => {
   it.each([
@@ -97,6 +71,7 @@ describe('runSummaryMessage', () => {
       runId: 'run-1',
       requestId: 'req-1',
       kind: 'fix-deployed',
+      mode: 'run',
       reason: 'PR 42',
       dryRun: false,
       outcome: 'partial',
@@ -145,9 +120,8 @@ describe('runSummaryMessage', () => {
     expect(data).not.toHaveProperty('tasks');
   });
 
-  it('leaves requestId out while the report has none', () => {
-    const { requestId: _id, ...report } = reportWith({});
-    expect(runSummaryMessage(report).attributes).not.toHaveProperty('requestId');
+  it('says which mode the run used', () => {
+    expect(runSummaryMessage(reportWith({}, { mode: 'redrive' })).data.mode).toBe('redrive');
   });
 });
 

@@ -9,6 +9,7 @@ import {
   type QueuePattern,
 } from './names.js';
 import { Routes } from './routes.js';
+import { isTopicName } from './topic-name.js';
 
 /** A bad environment: fatal at start-up, with a message naming every offending variable. */
 export class ConfigError extends Error {
@@ -64,6 +65,19 @@ const RoutesSource = z
     return routes.data;
   });
 
+const OptionalTopic = z
+  .string()
+  .optional()
+  .refine((text) => text === undefined || text === '' || isTopicName(text), {
+    message: 'must be a full topic name projects/P/topics/T',
+  })
+  .transform((text) => (text === '' ? undefined : text));
+
+const HostPort = z
+  .string()
+  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port')
+  .optional();
+
 /**
  * The environment the function reads, key for key (README "Configuration" lists the same keys).
  * Nothing else in the product reads `process.env`.
@@ -81,10 +95,9 @@ export const Env = z.object({
   RERUN_CONTROL_QUEUE: OptionalQueue,
   RERUN_SELF_URL: z.url({ protocol: /^https?$/ }).optional(),
   RERUN_INVOKER_SA: z.email().optional(),
-  CLOUD_TASKS_EMULATOR_HOST: z
-    .string()
-    .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port')
-    .optional(),
+  RERUN_NOTIFY_TOPIC: OptionalTopic,
+  PUBSUB_EMULATOR_HOST: HostPort,
+  CLOUD_TASKS_EMULATOR_HOST: HostPort,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -102,6 +115,10 @@ export interface Config {
   readonly selfUrl: string | undefined;
   readonly invokerServiceAccount: string | undefined;
   readonly emulatorHost: string | undefined;
+  /** The topic a run's end is published to (`projects/P/topics/T`); unset = no notification. */
+  readonly notifyTopic: string | undefined;
+  /** `host:port` of a local Pub/Sub endpoint: plain HTTP and no credentials. */
+  readonly pubsubEmulatorHost: string | undefined;
   readonly logLevel: z.infer<typeof Env>['LOG_LEVEL'];
 }
 
@@ -159,6 +176,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     selfUrl: e.RERUN_SELF_URL,
     invokerServiceAccount: e.RERUN_INVOKER_SA,
     emulatorHost: e.CLOUD_TASKS_EMULATOR_HOST,
+    notifyTopic: e.RERUN_NOTIFY_TOPIC,
+    pubsubEmulatorHost: e.PUBSUB_EMULATOR_HOST,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -7,6 +7,13 @@ import type { DestinationStream } from 'pino';
 import { ClaimRegistry } from './claims.js';
 import { createCloudTasksClient, type CloudTasksClient } from './cloud-tasks.js';
 import { loadConfig, type Config } from './config.js';
+import {
+  createNotifier,
+  notifyRunEnd,
+  NOTIFY_BUDGET_MS,
+  type Notifier,
+  type NotifierOptions,
+} from './notify.js';
 import type { RerunRequest } from './events.js';
 import { FirstDeliveries } from './first-deliveries.js';
 import { createLogger, traceFields, type HeaderLookup, type Logger } from './log.js';
@@ -25,6 +32,8 @@ export interface Runtime {
   /** The cutoffs of HTTP requests that carry none, by requestId, for an hour. */
   readonly firstDeliveries: FirstDeliveries;
   readonly log: Logger;
+  /** Publishes the end of runs to RERUN_NOTIFY_TOPIC (a no-op without it). */
+  readonly notifier: Notifier;
   /** The project that qualifies trace IDs in logs: the first project named in the allowlist. */
   readonly traceProject: string | undefined;
 }
@@ -35,11 +44,14 @@ export interface RuntimeOptions {
   readonly tasks?: CloudTasksClient;
   /** How long a task whose RunTask lost its answer stays in doubt (tests shorten it). */
   readonly lostAnswerHoldMs?: number;
+  /** The notifier's knobs (tests shorten its backoff). */
+  readonly notify?: NotifierOptions;
 }
 
 /** Builds an instance's runtime. Throws ConfigError when the environment is bad. */
 export function createRuntime(env: NodeJS.ProcessEnv = process.env, options: RuntimeOptions = {}): Runtime {
   const config = loadConfig(env);
+  const log = createLogger(config.logLevel, options.logDestination);
   return {
     config,
     tasks: options.tasks ?? createCloudTasksClient({ emulatorHost: config.emulatorHost }),
@@ -47,7 +59,8 @@ export function createRuntime(env: NodeJS.ProcessEnv = process.env, options: Run
     inFlight: new Semaphore(config.concurrency),
     claims: new ClaimRegistry(options.lostAnswerHoldMs),
     firstDeliveries: new FirstDeliveries(),
-    log: createLogger(config.logLevel, options.logDestination),
+    log,
+    notifier: createNotifier(config, log, options.notify),
     traceProject: config.allowlist.find((entry) => entry.project !== '*')?.project,
   };
 }
@@ -82,5 +95,6 @@ export async function rerun(
   }
   const ownClaimId = header('x-cloudtasks-taskname');
   const report = await runRerun(request, scope.scope, { ...runtime, log, ownClaimId }, runId);
+  await notifyRunEnd(runtime, report, header, Date.now() + NOTIFY_BUDGET_MS);
   return { ok: true, report };
 }

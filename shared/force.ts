@@ -8,7 +8,7 @@ import type { Budget } from './budget.js';
 import { OUT_OF_TIME } from './budget.js';
 import type { Logger } from './log.js';
 import type { TaskName } from './names.js';
-import { reserveSlot, type Pacer, type Semaphore } from './pace.js';
+import { reserveCall, reserveSlot, type Pacer, type Semaphore } from './pace.js';
 import type { Candidate, QueueRun } from './plan.js';
 import { actionFor, backoffDelayMs, isInDoubt, quotaWaitMs } from './retry.js';
 import { selectTask, type SelectionRules, type SkipReason } from './select.js';
@@ -129,6 +129,11 @@ export class Forcer {
       return { outcome: 'deferred', why: 'out-of-time' };
     }
     try {
+      // The queue may have been stopped, or the quota pushed back, while this task waited its turn.
+      if (queue.stoppedBy) return { outcome: 'skipped', skipReason: queue.stoppedBy };
+      const callMs = reserveCall(queue.pacers, budget.now(), budget.deadlineMs);
+      if (callMs === undefined) return { outcome: 'deferred', why: 'out-of-time' };
+      await budget.sleepUntil(callMs);
       return await this.#callRunTask(name, fresh, queue);
     } finally {
       inFlight.release();

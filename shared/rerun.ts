@@ -18,12 +18,13 @@ import { Enqueuer } from './enqueue.js';
 import type { RerunRequest } from './events.js';
 import { Forcer, type ForceResult } from './force.js';
 import { Gate } from './gate.js';
-import type { Logger } from './log.js';
+import { operationFirst, operationLast, type Logger } from './log.js';
 import { Semaphore, type Pacer } from './pace.js';
 import { Plan, type Candidate } from './plan.js';
 import { ReportBuilder, type RerunReport, type TaskRow } from './report.js';
 import type { Scope } from './scope.js';
 import { isLastAttempt } from './select.js';
+import { runOutcomeOf } from './run-summary.js';
 import { Breaker, Verifier } from './verify.js';
 
 /** What a run needs from its process. */
@@ -130,6 +131,7 @@ class Run {
     const { log } = this.deps;
     log.info(
       {
+        ...operationFirst(),
         kind: this.request.kind,
         requestId: this.request.requestId,
         mode: this.request.mode,
@@ -160,6 +162,8 @@ class Run {
     const result = this.#result();
     log.info(
       {
+        ...operationLast(),
+        outcome: runOutcomeOf(result),
         counts: result.counts,
         skipped: result.skipped,
         queues: result.queues,

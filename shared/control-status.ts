@@ -5,11 +5,8 @@
 import { z } from 'zod';
 import { CloudTasksError, type CloudTasksClient } from './cloud-tasks.js';
 import { waitingControlTasks } from './control-queue.js';
-import { inputErrorOf, type InputError } from './events.js';
+import { inputErrorOf, RequestId, type InputError } from './events.js';
 import type { QueueName } from './names.js';
-
-/** A request's identity, as every event's `requestId` (1-128 of `[A-Za-z0-9_.:-]`). */
-export const RequestId = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, '1-128 of A-Z a-z 0-9 _ . : -');
 
 /** `{"kind":"status","requestId":...}` or `{"kind":"cancel","requestId":...}`. */
 export const ControlEvent = z.strictObject({

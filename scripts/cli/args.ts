@@ -3,7 +3,8 @@
  * event JSON that rerunHttp takes (SPEC 4), flag for field; status and cancel name a request. Pure.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { parseRerunEvent } from '../../shared/events.js';
+import { parseDurationMs } from '../../shared/duration.js';
+import { httpDelivery, parseRerunEvent } from '../../shared/events.js';
 import { parseQueueName } from '../../shared/names.js';
 import { parseControlEvent } from '../../shared/control-status.js';
 import { HELP, type CommandName } from './help.js';
@@ -158,7 +159,7 @@ function parseRerun(name: 'plan' | 'run', args: readonly string[], nowMs: number
       throw new UsageError(`--queue: "${queue}" is not a queue name projects/P/locations/L/queues/Q`);
     }
   }
-  const parsed = parseRerunEvent(event, nowMs);
+  const parsed = parseRerunEvent(event, httpDelivery(event, nowMs));
   if (!parsed.success) throw usageErrorOf(parsed.error.fields, parsed.error.message);
   return {
     kind: 'rerun',
@@ -236,6 +237,9 @@ function canaryOf(text: string | undefined): { count: number; wait?: string } | 
   if (text === undefined) return undefined;
   const [count, wait] = text.split(':', 2) as [string, string | undefined];
   const canary = { count: wholeNumber('--canary', count) ?? 0 };
+  if (wait !== undefined && parseDurationMs(wait) === undefined) {
+    throw new UsageError(`--canary: "${wait}" is not a duration like 30s, 10m or 2h (N[:WAIT])`);
+  }
   return wait === undefined ? canary : { ...canary, wait };
 }
 

@@ -13,7 +13,7 @@ import {
   type CancelResult,
   type RequestStatus,
 } from '../../shared/control-status.js';
-import { parseRerunEvent } from '../../shared/events.js';
+import { httpDelivery, parseRerunEvent } from '../../shared/events.js';
 import { parseQueueName } from '../../shared/names.js';
 import { CloudTasksUnavailableError } from '../../shared/rerun.js';
 import { createRuntime, rerun } from '../../shared/runtime.js';
@@ -89,7 +89,7 @@ async function localReport(command: RerunCommand, env: NodeJS.ProcessEnv): Promi
   // The core's log lines feed the progress line and are not printed: they must be written whatever
   // LOG_LEVEL says.
   const runEnv = { ...env, RERUN_QUEUES: env.RERUN_QUEUES || command.queues.join(','), LOG_LEVEL: 'info' };
-  const parsed = parseRerunEvent(command.event, Date.now());
+  const parsed = parseRerunEvent(command.event, httpDelivery(command.event, Date.now()));
   if (!parsed.success) throw new UsageError(parsed.error.message);
   const request = parsed.data;
   const terminal = process.stdout.isTTY && !command.json && !request.dryRun ? process.stdout : undefined;
@@ -99,6 +99,7 @@ async function localReport(command: RerunCommand, env: NodeJS.ProcessEnv): Promi
     const plan = await rerun(createRuntime(runEnv, { logDestination: discard() }), {
       ...request,
       dryRun: true,
+      requestId: `${request.requestId}-plan`,
     });
     if (plan.ok) total = countOf(plan.report, 'dispatched') + countOf(plan.report, 'redriven');
   }

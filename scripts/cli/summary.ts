@@ -8,17 +8,34 @@ type TaskRow = NonNullable<ReportView['tasks']>[number];
 
 /** The report fields the command line reads (SPEC 7). */
 export interface ReportView {
-  runId?: string;
-  requestId?: string;
-  dryRun?: boolean;
-  cutoff?: string;
-  queues?: { queue: string; state?: string; rate?: number; scanned?: number; matched?: number }[];
-  counts?: Record<string, unknown> & { verdicts?: Record<string, unknown> };
-  skipped?: Record<string, number>;
-  tasks?: { task: string; outcome: string; verdict?: string; status?: string; error?: string }[];
-  truncated?: boolean;
-  continueWith?: { cutoff: string; deferred?: number; note?: string };
-  durationMs?: number;
+  runId?: string | undefined;
+  requestId?: string | undefined;
+  dryRun?: boolean | undefined;
+  cutoff?: string | undefined;
+  queues?:
+    | {
+        queue: string;
+        state?: string | undefined;
+        rate?: number | undefined;
+        scanned?: number | undefined;
+        matched?: number;
+      }[]
+    | undefined;
+  /** `Record<outcome | 'matched', number>` and `verdicts: {succeeded, failedAgain, running}`; read by countOf. */
+  counts?: object | undefined;
+  skipped?: Record<string, number> | undefined;
+  tasks?:
+    | {
+        task: string;
+        outcome: string;
+        verdict?: string | undefined;
+        status?: string | undefined;
+        error?: string;
+      }[]
+    | undefined;
+  truncated?: boolean | undefined;
+  continueWith?: { cutoff: string; deferred?: number | undefined; note?: string } | undefined;
+  durationMs?: number | undefined;
 }
 
 /** The process exit codes (README "Command line"). */
@@ -45,7 +62,9 @@ const VERDICT_KEYS = new Set<string>(VERDICTS.map(([key]) => key));
 
 /** A count of the report (a verdict's under `counts.verdicts`); absent or not a number = 0. */
 export function countOf(report: ReportView, key: string): number {
-  const value = VERDICT_KEYS.has(key) ? report.counts?.verdicts?.[key] : report.counts?.[key];
+  const counts = report.counts as
+    { [key: string]: unknown; verdicts?: { [key: string]: unknown } } | undefined;
+  const value = VERDICT_KEYS.has(key) ? counts?.verdicts?.[key] : counts?.[key];
   return typeof value === 'number' ? value : 0;
 }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONFIG_KEYS, Env, loadConfig } from '../../shared/config.js';
 import { parseDurationMs } from '../../shared/duration.js';
-import { parseRerunEvent } from '../../shared/events.js';
+import { httpDelivery, parseRerunEvent } from '../../shared/events.js';
 import {
   CI_SA,
   CONTROL,
@@ -285,7 +285,10 @@ describe('deploy.sh against a fake gcloud', () => {
     expect(flagOf(update!, 'time-zone')).toBe('Europe/Paris');
     expect(flagOf(update!, 'topic')).toBe('rerun');
     const body: unknown = JSON.parse(flagOf(update!, 'message-body') ?? '');
-    expect(parseRerunEvent(body, Date.now())).toMatchObject({ success: true, data: { kind: 'sweep' } });
+    expect(parseRerunEvent(body, httpDelivery(body, Date.now()))).toMatchObject({
+      success: true,
+      data: { kind: 'sweep' },
+    });
     const none = createSandbox().run([...BASE, '--no-sweep']);
     expect(none.status).toBe(0);
     expect(none.calls.some((call) => call[0] === 'scheduler')).toBe(false);
@@ -374,7 +377,8 @@ describe('deploy.sh against a fake gcloud', () => {
     expect(out).toContain('resource.labels.service_name="rerun-http"');
     const bodies = [...out.matchAll(/-d '(\{.*\})'/g)].map((match) => JSON.parse(match[1]!) as unknown);
     expect(bodies).toHaveLength(2);
-    for (const body of bodies) expect(parseRerunEvent(body, Date.now()).success).toBe(true);
+    for (const body of bodies)
+      expect(parseRerunEvent(body, httpDelivery(body, Date.now())).success).toBe(true);
   });
 
   it('removes everything with --delete, twice without failing, leaving the queues alone', () => {

@@ -57,6 +57,6 @@ function build(program, node) {
     process.exit(2);
   }
   console.error(`${program}: building the project once (tsc -p tsconfig.build.json)...`);
-  const result = spawnSync(node, [tsc, '-p', `${root}tsconfig.build.json`], { stdio: 'inherit' });
+  const result = spawnSync(node, [tsc, '-p', `${root}tsconfig.build.json`], { stdio: ['ignore', 2, 2] });
   if (result.status !== 0) process.exit(2);
 }

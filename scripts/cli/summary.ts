@@ -4,6 +4,8 @@
  * (fields a core does not send count as 0).
  */
 
+import { OUTCOMES } from '../../shared/report.js';
+
 type TaskRow = NonNullable<ReportView['tasks']>[number];
 
 /** The report fields the command line reads (SPEC 7). */
@@ -41,17 +43,7 @@ export interface ReportView {
 /** The process exit codes (README "Command line"). */
 export const EXIT = { done: 0, failed: 1, badInput: 2, incomplete: 3 } as const;
 
-const COLUMNS = [
-  'matched',
-  'dispatched',
-  'redriven',
-  'gone',
-  'failed',
-  'skipped',
-  'deferred',
-  'queued',
-  'held',
-];
+const COLUMNS = ['matched', ...OUTCOMES];
 const VERDICTS = [
   ['succeeded', 'succeeded'],
   ['failedAgain', 'failed-again'],

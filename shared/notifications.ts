@@ -395,9 +395,9 @@ const ROUTE_OPTIONS = [
 /** A route's options, as event fields. */
 function routeOptions(route: Route | undefined): Record<string, unknown> {
   if (!route) return {};
-  return Object.fromEntries(
-    ROUTE_OPTIONS.map((key) => [key, route[key]]).filter(([, value]) => value !== undefined),
-  );
+  const options: Record<string, unknown> = {};
+  for (const key of ROUTE_OPTIONS) if (route[key] !== undefined) options[key] = route[key];
+  return options;
 }
 
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;

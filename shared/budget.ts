@@ -28,10 +28,11 @@ export class Budget {
     return this.now() >= this.deadlineMs;
   }
 
-  /** Sleeps until `untilMs`, or the deadline if that comes first. */
-  async sleepUntil(untilMs: number): Promise<void> {
+  /** Sleeps until `untilMs`, or the deadline, or `signal` aborting, whichever comes first. */
+  async sleepUntil(untilMs: number, signal?: AbortSignal): Promise<void> {
     const ms = Math.min(untilMs, this.deadlineMs) - this.now();
-    if (ms > 0) await sleep(ms);
+    if (ms <= 0 || signal?.aborted) return;
+    await sleep(ms, undefined, signal ? { signal } : undefined).catch(() => undefined);
   }
 
   /**

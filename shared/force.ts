@@ -53,6 +53,8 @@ export interface ForcePolicy {
   rulesFor(queue: QueueRun): SelectionRules;
   /** True once the breaker or a failed canary holds the rest. */
   isHeld(): boolean;
+  /** Aborts when the rest is held, so a task waiting for its slot is held at once. */
+  readonly heldSignal: AbortSignal | undefined;
 }
 
 export class Forcer {
@@ -67,7 +69,8 @@ export class Forcer {
   /** Waits for the slot, reads the task again, re-checks every rule, and forces it. */
   async force(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<ForceResult> {
     const { budget } = this.deps;
-    await budget.sleepUntil(slotMs - FRESH_READ_LEAD_MS);
+    await budget.sleepUntil(slotMs - FRESH_READ_LEAD_MS, policy.heldSignal);
+    if (policy.isHeld()) return { outcome: 'held' };
     if (budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
     return this.#readAndRun(candidate, slotMs, policy);
   }

@@ -377,37 +377,27 @@ function mapped(
   return { kind: 'request', source, request, dedupeKey };
 }
 
+/** The route fields that are event options (everything but `name`, `when`, `queues`, `onOpen`, `lookback`). */
+const ROUTE_OPTIONS = [
+  'match',
+  'dryRun',
+  'maxTasks',
+  'force',
+  'minBackoffLeft',
+  'maxRate',
+  'canary',
+  'mode',
+  'lastAttempts',
+  'verify',
+  'breaker',
+] as const satisfies readonly (keyof Route)[];
+
 /** A route's options, as event fields. */
 function routeOptions(route: Route | undefined): Record<string, unknown> {
   if (!route) return {};
-  const {
-    match,
-    dryRun,
-    maxTasks,
-    force,
-    minBackoffLeft,
-    maxRate,
-    canary,
-    mode,
-    lastAttempts,
-    verify,
-    breaker,
-  } = route;
-  return Object.fromEntries(
-    Object.entries({
-      match,
-      dryRun,
-      maxTasks,
-      force,
-      minBackoffLeft,
-      maxRate,
-      canary,
-      mode,
-      lastAttempts,
-      verify,
-      breaker,
-    }).filter(([, value]) => value !== undefined),
-  );
+  const options: Record<string, unknown> = {};
+  for (const key of ROUTE_OPTIONS) if (route[key] !== undefined) options[key] = route[key];
+  return options;
 }
 
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;

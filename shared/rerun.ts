@@ -84,6 +84,8 @@ class Run {
   /** Bounds tasks between planning and their outcome, so a long listing never piles up in memory. */
   readonly #pending: Semaphore;
   #reserved = 0;
+  /** Aborted once the rest is held (breaker, failed canary): tasks waiting for a slot stop waiting. */
+  readonly #holding = new AbortController();
   /** Whether anything was forced or queued (an unreachable Cloud Tasks is then no longer "safe to resend"). */
   #touched = false;
 
@@ -233,6 +235,7 @@ class Run {
   /** Waits for the canaries' verdicts, then admits what waited for them (held if they did not succeed). */
   async #openGate(): Promise<void> {
     await this.#gate.settle();
+    if (this.#gate.failed) this.#holding.abort();
     for (const candidate of this.#gate.takeWaiting()) await this.#admit(candidate);
   }
 
@@ -273,6 +276,7 @@ class Run {
       const result = await this.#forcer.force(candidate, slotMs, {
         rulesFor: (q) => this.#plan.rulesFor(q, this.request.lastAttempts || this.#gate.passed),
         isHeld: () => !canary && this.#isHeld(),
+        heldSignal: canary ? undefined : this.#holding.signal,
       });
       forced();
       const end = claimEndOf(result);
@@ -298,6 +302,7 @@ class Run {
   }
 
   #breakerTripped(): void {
+    this.#holding.abort();
     const { succeeded, failedAgain } = this.#breaker.figures;
     this.deps.log.warn(
       { succeeded, failedAgain, breaker: this.request.breaker },

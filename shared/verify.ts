@@ -68,7 +68,7 @@ export class Verifier {
         this.reads++;
         const task = await budget.race(tasks.getTask(name));
         if (task === OUT_OF_TIME) break;
-        if ((task.responseCount ?? 0) > baseline) {
+        if (hasCompletedSince(task, fresh, baseline)) {
           const status = task.lastAttempt?.responseStatus;
           return { verdict: 'failed-again', ...(status?.message && { status: status.message }) };
         }
@@ -85,6 +85,19 @@ export class Verifier {
     }
     return { verdict: 'running' };
   }
+}
+
+/**
+ * Whether an attempt completed since the fresh read: a higher responseCount; where a server leaves
+ * responseCount out, a higher dispatchCount whose last attempt has a response.
+ */
+function hasCompletedSince(task: Task, fresh: Task, baseline: number): boolean {
+  if (task.responseCount !== undefined || fresh.responseCount !== undefined) {
+    return (task.responseCount ?? 0) > baseline;
+  }
+  return (
+    (task.dispatchCount ?? 0) > (fresh.dispatchCount ?? 0) && task.lastAttempt?.responseTime !== undefined
+  );
 }
 
 /** The breaker's settings (SPEC 4). */

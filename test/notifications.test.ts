@@ -77,6 +77,8 @@ describe('decodeMessage: Cloud Monitoring incidents (schema 1.2)', () => {
       reason: 'incident 0.abc123 (orders-worker-failing) closed',
       minBackoffLeftMs: 30_000,
       dryRun: false,
+      // A closed incident is no evidence that the cause is gone: a canary first (SPEC 4).
+      canary: { count: 2, waitMs: 20_000 },
       context: { incidentId: '0.abc123', policy: 'orders-worker-failing' },
     });
   });

@@ -31,7 +31,8 @@ afterEach(async () => {
 type Json = Record<string, any>;
 
 /** Tasks forced (dispatched by RunTask) more than once, and tasks never forced, by the emulator's records. */
-function judge(emulator: Emulator, names: readonly string[]) {
+function judge(emulator: Emulator, tasks: readonly { name: string }[]) {
+  const names = tasks.map((task) => task.name);
   const forced = new Map<string, number>();
   for (const d of emulator.dispatches)
     if (d.trigger === 'run') forced.set(d.task, (forced.get(d.task) ?? 0) + 1);
@@ -88,12 +89,7 @@ describe('exactly once: overlapping deliveries', () => {
     const event = { kind: 'fix-deployed', deployedAt: new Date().toISOString(), queues: [ORDERS] };
     const [a, b] = await Promise.all([s.post(event), s.post(event)]);
     expect(a.body.requestId).toBe(b.body.requestId);
-    expect(
-      judge(
-        s.emulator,
-        tasks.map((t) => t.name),
-      ),
-    ).toEqual({ twice: 0, never: 0 });
+    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
     expect(a.body.counts.dispatched + b.body.counts.dispatched).toBe(60);
     for (const report of [a.body, b.body]) expectCountsAddUp(report);
   });
@@ -115,12 +111,7 @@ describe('exactly once: overlapping deliveries', () => {
     const [one, two] = [await server(control, sharedEmulator), await server(control, sharedEmulator)];
     const event = { kind: 'fix-deployed', deployedAt: new Date().toISOString(), requestId: 'deploy-42' };
     const [a, b] = await Promise.all([one.post(event), two.post(event)]);
-    expect(
-      judge(
-        sharedEmulator,
-        tasks.map((t) => t.name),
-      ),
-    ).toEqual({ twice: 0, never: 0 });
+    expect(judge(sharedEmulator, tasks)).toEqual({ twice: 0, never: 0 });
     expect(a.body.counts.dispatched + b.body.counts.dispatched).toBe(60);
     expect((a.body.skipped.claimed ?? 0) + (b.body.skipped.claimed ?? 0)).toBeGreaterThan(0);
     // Every claim was deleted once its task had an outcome: nothing is left to fire later.
@@ -136,12 +127,7 @@ describe('exactly once: overlapping deliveries', () => {
     const [a, b] = await Promise.all([s.post(envelope), s.post(envelope)]);
     expect([a.status, b.status]).toEqual([200, 200]);
     expect(a.body.requestId).toBe(envelope.message.messageId);
-    expect(
-      judge(
-        s.emulator,
-        tasks.map((t) => t.name),
-      ),
-    ).toEqual({ twice: 0, never: 0 });
+    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
   });
 
   it('a pipeline that gives up after a timeout and resends the same body forces each task once', async () => {
@@ -159,22 +145,8 @@ describe('exactly once: overlapping deliveries', () => {
     const resend = await s.post(body);
     expect(resend.status).toBe(200);
     // The first delivery still runs on the server; wait for it before judging.
-    await expect
-      .poll(
-        () =>
-          judge(
-            s.emulator,
-            tasks.map((t) => t.name),
-          ).never,
-        { timeout: 10_000 },
-      )
-      .toBe(0);
-    expect(
-      judge(
-        s.emulator,
-        tasks.map((t) => t.name),
-      ).twice,
-    ).toBe(0);
+    await expect.poll(() => judge(s.emulator, tasks).never, { timeout: 10_000 }).toBe(0);
+    expect(judge(s.emulator, tasks).twice).toBe(0);
   });
 
   it('the same body without deployedAt, resent later, is the same request with the same cutoff', async () => {
@@ -188,12 +160,7 @@ describe('exactly once: overlapping deliveries', () => {
     expect(again.body.requestId).toBe(first.body.requestId);
     expect(again.body.cutoff).toBe(first.body.cutoff);
     expect(again.body.counts.dispatched).toBe(0);
-    expect(
-      judge(
-        s.emulator,
-        tasks.map((t) => t.name),
-      ),
-    ).toEqual({ twice: 0, never: 0 });
+    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
     // A different requestId is a new request: its own cutoff, now.
     const other = await s.post({ ...event, requestId: 'another-request' });
     expect(Date.parse(other.body.cutoff)).toBeGreaterThan(Date.parse(first.body.cutoff));
@@ -228,7 +195,7 @@ describe('a RunTask whose answer was lost is never resent', () => {
     // After it, the fresh read sees the late attempt: nothing to do, acknowledged.
     const later = await s.post(envelope);
     expect(later.status).toBe(200);
-    expect(judge(sharedEmulator, [late.name])).toEqual({ twice: 0, never: 0 });
+    expect(judge(sharedEmulator, [late])).toEqual({ twice: 0, never: 0 });
     expect(sharedEmulator.calls.filter((c) => c.method === 'RunTask' && c.name === late.name)).toHaveLength(
       1,
     );
@@ -250,22 +217,12 @@ describe('nothing dropped: work left undone is never acknowledged', () => {
     const envelope = pushEnvelope({ kind: 'fix-deployed' });
     const first = await s.post(envelope);
     expect(first.status).toBe(503);
-    expect(
-      judge(
-        s.emulator,
-        orders.map((t) => t.name),
-      ).never,
-    ).toBe(0);
+    expect(judge(s.emulator, orders).never).toBe(0);
     s.emulator.clearFaults();
     const redelivery = await s.post(envelope);
     expect(redelivery.status).toBe(200);
     expect(redelivery.body.counts.dispatched).toBe(10);
-    expect(
-      judge(
-        s.emulator,
-        [...orders, ...billing].map((t) => t.name),
-      ),
-    ).toEqual({ twice: 0, never: 0 });
+    expect(judge(s.emulator, [...orders, ...billing])).toEqual({ twice: 0, never: 0 });
   });
 
   it('an outage mid-run defers the rest: not acknowledged, and the redelivery finishes each task once', async () => {
@@ -285,12 +242,7 @@ describe('nothing dropped: work left undone is never acknowledged', () => {
     expect(redelivery.status).toBe(200);
     expectCountsAddUp(redelivery.body);
     expect(redelivery.body.counts.failed).toBe(0);
-    expect(
-      judge(
-        s.emulator,
-        tasks.map((t) => t.name),
-      ),
-    ).toEqual({ twice: 0, never: 0 });
+    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
   });
 
   it.each([1, 2, 3])(
@@ -321,12 +273,7 @@ describe('nothing dropped: work left undone is never acknowledged', () => {
       if (answer.status !== 200) answer = await s.post(envelope);
       expect(answer.status).toBe(200);
       expect(answer.body.counts.failed).toBe(0);
-      expect(
-        judge(
-          sharedEmulator,
-          tasks.map((t) => t.name),
-        ),
-      ).toEqual({ twice: 0, never: 0 });
+      expect(judge(sharedEmulator, tasks)).toEqual({ twice: 0, never: 0 });
     },
   );
 });
@@ -390,12 +337,7 @@ describe('rerunHttp takes what Pub/Sub delivers, with rerunPubsub acknowledgemen
     expect(outside.status).toBe(204);
     const error = s.logs.lines().find((l) => l.message === 'message rejected; acknowledged without a rerun');
     expect(error).toMatchObject({ severity: 'ERROR', messageId: '1' });
-    expect(
-      judge(
-        s.emulator,
-        tasks.map((t) => t.name),
-      ),
-    ).toEqual({ twice: 0, never: 0 });
+    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRerunEvent } from '../../shared/events.js';
+import { httpDelivery, parseRerunEvent } from '../../shared/events.js';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 const Q = 'projects/p-1/locations/us-central1/queues/orders';
@@ -25,6 +25,70 @@ describe('parseRerunEvent', () => {
       force: false,
       context: { service: 'orders-api' },
     });
+  });
+
+  it("names the request: explicit requestId, else the delivery's; every option has its default", () => {
+    const plain = parse({ kind: 'fix-deployed' });
+    expect(plain.success && plain.data).toMatchObject({
+      requestId: 'test-request',
+      mode: 'run',
+      lastAttempts: false,
+      verifyMs: 30_000,
+      breaker: { maxFailedAgain: 0.5, minVerdicts: 5 },
+      canary: undefined,
+      cutoffSource: 'first-delivery',
+      cutoffClamped: false,
+    });
+    const named = parse({ kind: 'fix-deployed', requestId: 'deploy-42', breaker: false, verify: '0s' });
+    expect(named.success && named.data).toMatchObject({
+      requestId: 'deploy-42',
+      breaker: undefined,
+      verifyMs: 0,
+    });
+    expect(parse({ kind: 'fix-deployed', requestId: 'no spaces' })).toMatchObject({
+      success: false,
+      error: { fields: ['requestId'] },
+    });
+  });
+
+  it('hashes the canonical body into the default requestId of an HTTP event', () => {
+    const a = httpDelivery({ kind: 'fix-deployed', queues: ['q'], reason: 'x' }, NOW);
+    const b = httpDelivery({ reason: 'x', queues: ['q'], kind: 'fix-deployed' }, NOW + 5);
+    const c = httpDelivery({ kind: 'fix-deployed', queues: ['q'], reason: 'y' }, NOW);
+    expect(a.requestId).toBe(b.requestId);
+    expect(a.requestId).not.toBe(c.requestId);
+    expect(a.requestId).toMatch(/^body-[0-9a-f]{40}$/);
+  });
+
+  it('takes the cutoff from the event, else the publish time, else the first delivery; clamps and says so', () => {
+    const cutoffOf = (json: object, defaultCutoffMs?: number) => {
+      const parsed = parseRerunEvent(json, { receivedMs: NOW, requestId: 'r', defaultCutoffMs });
+      return parsed.success
+        ? [parsed.data.cutoffMs, parsed.data.cutoffSource, parsed.data.cutoffClamped]
+        : [];
+    };
+    const earlier = NOW - 60_000;
+    expect(cutoffOf({ kind: 'fix-deployed', deployedAt: new Date(earlier).toISOString() }, NOW - 5)).toEqual([
+      earlier,
+      'event',
+      false,
+    ]);
+    expect(cutoffOf({ kind: 'sweep' }, earlier)).toEqual([earlier, 'publish-time', false]);
+    expect(cutoffOf({ kind: 'sweep' })).toEqual([NOW, 'first-delivery', false]);
+    expect(cutoffOf({ kind: 'tasks', tasks: [`${Q}/tasks/t`], cutoff: '2030-01-01T00:00:00Z' })).toEqual([
+      NOW,
+      'event',
+      true,
+    ]);
+  });
+
+  it('gives sweeps a canary by default, which false turns off', () => {
+    const sweep = parse({ kind: 'sweep' });
+    expect(sweep.success && sweep.data.canary).toEqual({ count: 2, waitMs: 20_000 });
+    const off = parse({ kind: 'sweep', canary: false });
+    expect(off.success && off.data.canary).toBeUndefined();
+    const deploy = parse({ kind: 'fix-deployed' });
+    expect(deploy.success && deploy.data.canary).toBeUndefined();
   });
 
   it('defaults the cutoff to the time received, and never lets it lie in the future', () => {

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Task } from '../../shared/cloud-tasks.js';
 import { Match } from '../../shared/events.js';
-import { globMatch, queueSkipReason, selectTask, type SelectionRules } from '../../shared/select.js';
+import {
+  globMatch,
+  isLastAttempt,
+  queueSkipReason,
+  selectTask,
+  type SelectionRules,
+} from '../../shared/select.js';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 const CUTOFF = Date.parse('2026-11-22T11:00:00Z');
@@ -154,5 +160,48 @@ describe('queueSkipReason', () => {
     ['DISABLED', true, 'queue-disabled'],
   ])('%s force=%s -> %s', (state, force, reason) => {
     expect(queueSkipReason({ name: 'q', state: state as 'RUNNING' }, force)).toBe(reason);
+  });
+});
+
+describe('isLastAttempt (SPEC 5.2)', () => {
+  const task = (dispatchCount: number, firstAgoMs = 60 * 60_000, dispatchDeadline?: string): Task => ({
+    name: 'projects/p/locations/l/queues/q/tasks/t',
+    dispatchCount,
+    firstAttempt: { dispatchTime: new Date(NOW - firstAgoMs).toISOString() },
+    ...(dispatchDeadline && { dispatchDeadline }),
+  });
+  it.each<[string, Task, { maxAttempts: number; maxRetryDurationMs: number }, boolean]>([
+    ['unlimited attempts never', task(99), { maxAttempts: -1, maxRetryDurationMs: 0 }, false],
+    ['attempts left', task(3), { maxAttempts: 5, maxRetryDurationMs: 0 }, false],
+    ['the 5th of 5', task(4), { maxAttempts: 5, maxRetryDurationMs: 0 }, true],
+    ['past the last', task(7), { maxAttempts: 5, maxRetryDurationMs: 0 }, true],
+    [
+      'attempts used but retry time left',
+      task(4),
+      { maxAttempts: 5, maxRetryDurationMs: 2 * 3_600_000 },
+      false,
+    ],
+    ['attempts and retry time used', task(4), { maxAttempts: 5, maxRetryDurationMs: 30 * 60_000 }, true],
+    [
+      'retry time ends during the forced attempt',
+      task(4, 55 * 60_000, '600s'),
+      { maxAttempts: 5, maxRetryDurationMs: 60 * 60_000 },
+      true,
+    ],
+    [
+      'retry time outlasts a short forced attempt',
+      task(4, 55 * 60_000, '60s'),
+      { maxAttempts: 5, maxRetryDurationMs: 60 * 60_000 },
+      false,
+    ],
+  ])('%s', (_, t, retry, expected) => {
+    expect(isLastAttempt(t, retry, NOW)).toBe(expected);
+  });
+
+  it('is a skip reason unless allowed', () => {
+    const base = { ...failedTask(), dispatchCount: 4 };
+    const retry = { maxAttempts: 5, maxRetryDurationMs: 0 };
+    expect(selectTask(base, { ...rules(), retry })).toEqual({ kind: 'skip', reason: 'last-attempt' });
+    expect(selectTask(base, { ...rules(), retry, allowLastAttempt: true })).toEqual({ kind: 'candidate' });
   });
 });

@@ -60,8 +60,9 @@ export async function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv
   } catch (error) {
     const { message, exitCode } = failureOf(error);
     process.stderr.write(`cloud-tasks-rerun: ${message}\n`);
-    if (exitCode === EXIT.badInput && argv[0] !== undefined) {
-      process.stderr.write(`Run "cloud-tasks-rerun ${argv[0]} --help" for the flags.\n`);
+    if (exitCode === EXIT.badInput) {
+      const known = ['plan', 'run', 'status', 'cancel'].includes(argv[0] ?? '');
+      process.stderr.write(`Run "cloud-tasks-rerun ${known ? `${argv[0]} ` : ''}--help" for the flags.\n`);
     }
     return exitCode;
   }

@@ -65,6 +65,7 @@ Configuration of the service (each also read from the environment variable of th
                          timeout and the push ack deadline are 600s
   --max-tasks N          RERUN_MAX_TASKS
   --concurrency N        RERUN_CONCURRENCY
+  --redrive-concurrency N  RERUN_REDRIVE_CONCURRENCY
   --max-rate N           RERUN_MAX_RATE (RunTask calls per second; default 1, the quota of 60 per minute)
   --routes JSON|FILE     RERUN_ROUTES (a file is read here and its JSON deployed inline)
   --log-level LEVEL      LOG_LEVEL (fatal, error, warn, info, debug, trace, silent)
@@ -117,7 +118,7 @@ if [[ -n ${DEPLOY_NOTIFY_CHANNELS:-} ]]; then IFS=, read -r -a NOTIFY_CHANNELS <
 # The service's configuration, key for key as shared/config.ts names it (CLOUD_TASKS_EMULATOR_HOST excepted).
 CONFIG_KEYS=(RERUN_QUEUES RERUN_MAX_TASKS RERUN_CONCURRENCY RERUN_MAX_RATE RERUN_TIME_BUDGET
   RERUN_SERVICE_TIMEOUT RERUN_ACK_DEADLINE RERUN_ROUTES RERUN_CONTROL_QUEUE RERUN_SELF_URL RERUN_INVOKER_SA
-  RERUN_NOTIFY_TOPIC LOG_LEVEL)
+  RERUN_NOTIFY_TOPIC RERUN_REDRIVE_CONCURRENCY LOG_LEVEL)
 # Set by deploy.sh from what it deploys, never from the environment.
 DERIVED_KEYS=(RERUN_SERVICE_TIMEOUT RERUN_ACK_DEADLINE)
 declare -A CONFIG=()
@@ -160,6 +161,7 @@ while [[ $# -gt 0 ]]; do
     --time-budget) need_value "$@"; CONFIG[RERUN_TIME_BUDGET]=$2; shift 2 ;;
     --max-tasks) need_value "$@"; CONFIG[RERUN_MAX_TASKS]=$2; shift 2 ;;
     --concurrency) need_value "$@"; CONFIG[RERUN_CONCURRENCY]=$2; shift 2 ;;
+    --redrive-concurrency) need_value "$@"; CONFIG[RERUN_REDRIVE_CONCURRENCY]=$2; shift 2 ;;
     --max-rate) need_value "$@"; CONFIG[RERUN_MAX_RATE]=$2; shift 2 ;;
     --routes) need_value "$@"; CONFIG[RERUN_ROUTES]=$2; shift 2 ;;
     --log-level) need_value "$@"; CONFIG[LOG_LEVEL]=$2; shift 2 ;;
@@ -259,6 +261,7 @@ check_int() {
 }
 check_int RERUN_MAX_TASKS 1 100000
 check_int RERUN_CONCURRENCY 1 100
+check_int RERUN_REDRIVE_CONCURRENCY 1 500
 if [[ -n ${CONFIG[RERUN_MAX_RATE]:-} ]]; then
   rate=${CONFIG[RERUN_MAX_RATE]}
   if ! { [[ $rate =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v r="$rate" 'BEGIN { exit !(r > 0 && r <= 500) }'; }; then

@@ -9,6 +9,7 @@
 #   FAKE_GCLOUD_QUEUES    space-separated full names of the Cloud Tasks queues that exist beforehand
 #   FAKE_GCLOUD_ACCOUNTS  space-separated e-mails of service accounts that exist beforehand
 #   FAKE_GCLOUD_FAIL      a fragment: a call whose arguments, joined by spaces, contain it is denied
+#   FAKE_GCLOUD_FAIL_TEXT the error text of that denial (default: PERMISSION_DENIED)
 #   FAKE_GCLOUD_IAM_LAG   1: the first IAM call naming a new account answers that it does not exist yet
 set -euo pipefail
 
@@ -112,12 +113,10 @@ for arg in "$@"; do
 done
 command=
 spec=
+joined="${words[*]} "
 while IFS= read -r line; do
-  [[ -n $line ]] || continue
   path=${line%%|*}
-  read -r -a parts <<<"$path"
-  [[ ${#parts[@]} -le ${#words[@]} ]] || continue
-  if [[ "${words[*]:0:${#parts[@]}}" == "$path" && ${#path} -gt ${#command} ]]; then
+  if [[ -n $line && $joined == "$path "* && ${#path} -gt ${#command} ]]; then
     command=$path
     spec=$line
   fi
@@ -144,7 +143,7 @@ project=${flag[project]:-}
 [[ -n $project ]] || fail 1 'The required property [project] is not currently set.'
 [[ ${flag[quiet]:-} == true ]] || fail 1 'fake gcloud: deploy.sh must pass --quiet (no prompts)'
 if [[ -n ${FAKE_GCLOUD_FAIL:-} && "$*" == *"$FAKE_GCLOUD_FAIL"* ]]; then
-  fail 1 "PERMISSION_DENIED: The caller does not have permission. This command is authenticated as fake@example.com."
+  fail 1 "${FAKE_GCLOUD_FAIL_TEXT:-PERMISSION_DENIED: The caller does not have permission. This command is authenticated as fake@example.com.}"
 fi
 id=${args[0]:-}
 number=123456789012
@@ -153,7 +152,7 @@ number=123456789012
 
 # A resource's state file.
 file() {
-  mkdir -p "$state/r/$1"
+  [[ -d $state/r/$1 ]] || mkdir -p "$state/r/$1"
   printf '%s/r/%s/%s' "$state" "$1" "${2//\//\~}"
 }
 exists() { [[ -e $(file "$1" "$2") ]]; }
@@ -169,10 +168,26 @@ record() {
   done
 }
 need() { [[ -n ${flag[$1]:-} ]] || fail 2 "argument --$1: Must be specified."; }
-json_valid() { node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$1" 2>/dev/null; }
-# A JSON file's field (a top-level string), or its content with fields dropped.
-json_field() { node -e 'const o = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); process.stdout.write(String(o[process.argv[2]] ?? ""))' "$1" "$2"; }
-json_without() { node -e 'const o = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); for (const k of process.argv.slice(2)) delete o[k]; process.stdout.write(JSON.stringify(o, null, 2))' "$@"; }
+# Reads a JSON file once (node starts slowly): fails unless it parses; sets JSON_<field> for each field
+# named, and writes the file without its etag to $state/json.
+JSON_filter='' JSON_displayName='' JSON_name='' JSON_etag=''
+json_read() {
+  local path=$1 out line i=0
+  shift
+  local fields=("$@")
+  # shellcheck disable=SC2016 # JavaScript, not shell
+  out=$(node -e 'const fs = require("fs");
+    const o = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+    for (const k of process.argv.slice(2)) console.log(String(o[k] ?? "").replace(/\n/g, " "));
+    delete o.etag;
+    fs.writeFileSync(process.argv[1] + ".stored", JSON.stringify(o, null, 2));' "$path" "$@" 2>/dev/null) ||
+    fail 1 "INVALID_ARGUMENT: $path is not valid JSON or YAML"
+  while IFS= read -r line && ((i < ${#fields[@]})); do
+    printf -v "JSON_${fields[i]}" '%s' "$line"
+    i=$((i + 1))
+  done <<<"$out"
+  mv "$path.stored" "$state/json"
+}
 hash() { sha256sum | cut -c1-16; }
 
 account_exists() {
@@ -476,14 +491,14 @@ case $command in
     ;;
   'logging metrics create' | 'logging metrics update')
     need config-from-file
-    json_valid "${flag[config-from-file]}" || fail 1 "INVALID_ARGUMENT: ${flag[config-from-file]} is not valid JSON or YAML"
-    [[ -n $(json_field "${flag[config-from-file]}" filter) ]] || fail 1 'INVALID_ARGUMENT: A filter is required.'
+    json_read "${flag[config-from-file]}" filter
+    [[ -n $JSON_filter ]] || fail 1 'INVALID_ARGUMENT: A filter is required.'
     if [[ ${words[2]} == create ]]; then
       ! exists metric "$id" || fail 1 "ALREADY_EXISTS: Metric $id already exists."
     else
       exists metric "$id" || fail 1 "NOT_FOUND: Metric $id does not exist."
     fi
-    cp "${flag[config-from-file]}" "$(file metric "$id")"
+    mv "$state/json" "$(file metric "$id")"
     ;;
   'logging metrics delete')
     exists metric "$id" || fail 1 "NOT_FOUND: Metric $id does not exist."
@@ -495,21 +510,20 @@ case $command in
     ;;
   'monitoring dashboards create' | 'monitoring dashboards update')
     need config-from-file
-    config=${flag[config-from-file]}
-    json_valid "$config" || fail 1 "INVALID_ARGUMENT: $config is not valid JSON or YAML"
-    [[ -n $(json_field "$config" displayName) ]] || fail 1 'INVALID_ARGUMENT: displayName is required.'
-    name=$(json_field "$config" name)
+    json_read "${flag[config-from-file]}" displayName name etag
+    [[ -n $JSON_displayName ]] || fail 1 'INVALID_ARGUMENT: displayName is required.'
+    name=$JSON_name
     if [[ ${words[2]} == create ]]; then
       [[ $name == "projects/$project/dashboards/"* ]] || fail 2 'fake gcloud: name the dashboard'
       ! exists dashboard "${name##*/}" || fail 1 'ALREADY_EXISTS: Requested entity already exists'
     else
       [[ $name == "$id" || -z $name ]] || fail 1 'INVALID_ARGUMENT: the name differs from the dashboard updated'
       exists dashboard "${id##*/}" || fail 1 'NOT_FOUND: Requested entity was not found.'
-      [[ $(json_field "$config" etag) == $(hash <"$(file dashboard "${id##*/}")") ]] ||
+      [[ $JSON_etag == $(hash <"$(file dashboard "${id##*/}")") ]] ||
         fail 1 'ABORTED: The dashboard was changed since it was read (etag mismatch).'
       name=$id
     fi
-    json_without "$config" etag >"$(file dashboard "${name##*/}")"
+    mv "$state/json" "$(file dashboard "${name##*/}")"
     ;;
   'monitoring dashboards delete')
     exists dashboard "${id##*/}" || fail 1 'NOT_FOUND: Requested entity was not found.'
@@ -530,8 +544,8 @@ case $command in
     ;;
   'monitoring policies create' | 'monitoring policies update')
     need policy-from-file
-    config=${flag[policy-from-file]}
-    json_valid "$config" || fail 1 "INVALID_ARGUMENT: $config is not valid JSON or YAML"
+    json_read "${flag[policy-from-file]}" displayName
+    [[ -n $JSON_displayName ]] || fail 1 'INVALID_ARGUMENT: displayName is required.'
     if [[ ${words[2]} == create ]]; then
       policy_id=$(($(cat "$state/policy-counter" 2>/dev/null || echo 900) + 1))
       echo "$policy_id" >"$state/policy-counter"
@@ -548,7 +562,7 @@ case $command in
       exists channel "${channel##*/}" || fail 1 "NOT_FOUND: Notification channel $channel does not exist."
     done
     {
-      json_without "$config"
+      cat "$state/json"
       echo
       IFS=, read -r -a pairs <<<"$labels"
       for pair in "${pairs[@]}"; do echo "label:$pair"; done

@@ -25,7 +25,7 @@ export const PROJECT = 'shop-prod';
 export const PROJECT_NUMBER = '123456789012';
 export const ORDERS = `projects/${PROJECT}/locations/us-central1/queues/orders`;
 export const MAIL = `projects/${PROJECT}/locations/europe-west1/queues/mail`;
-export const CONTROL = `projects/${PROJECT}/locations/us-central1/queues/rerun-control`;
+export const CONTROL = `projects/${PROJECT}/locations/us-central1/queues/ops-control`;
 /** A queue that exists but is never named: nothing may be granted on it. */
 export const UNNAMED = `projects/${PROJECT}/locations/us-central1/queues/payments`;
 export const RUNTIME_SA = `rerun-runtime@${PROJECT}.iam.gserviceaccount.com`;

@@ -93,7 +93,7 @@ describe('deploy.sh against the fake gcloud: runs after the first', () => {
       'topic/cloud-builds',
     ]);
     // A queue that was not created here is never deleted; a later deployment undeletes the roles.
-    expect(removed.calls.some((call) => isCall(call, 'tasks', 'queues', 'delete', 'rerun-control'))).toBe(
+    expect(removed.calls.some((call) => isCall(call, 'tasks', 'queues', 'delete', 'ops-control'))).toBe(
       false,
     );
     const again = sandbox.run(['--delete', '--project', PROJECT, '--region', 'us-central1']);
@@ -203,7 +203,7 @@ describe('deploy.sh against the fake gcloud: configuration and failures', () => 
     expect(out).toContain(`id_token_audience: ${HTTP_URL}`);
     expect(out).toContain(`service_account: ${CI_SA}`);
     expect(out).toContain('resource.labels.service_name="rerun-http"');
-    const bodies = [...out.matchAll(/-d '(\{.*\})'/g)].map((match) => JSON.parse(match[1]) as unknown);
+    const bodies = [...out.matchAll(/-d '(\{.*\})'/g)].map((match) => JSON.parse(match[1] ?? '') as unknown);
     expect(bodies).toHaveLength(2);
     for (const body of bodies) expect(parseRerunEvent(body, Date.now()).success).toBe(true);
   });

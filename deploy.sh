@@ -792,6 +792,9 @@ deploy() {
   if [[ -n ${PREVIOUS[RERUN_CONTROL_QUEUE]:-} && ${PREVIOUS[RERUN_CONTROL_QUEUE]} != "${CONFIG[RERUN_CONTROL_QUEUE]:-}" ]]; then
     where_of_list "${PREVIOUS[RERUN_CONTROL_QUEUE]}"
     for where in "${WHERE_LIST[@]}"; do converge queue "$where" "$member" "$control" ''; done
+    if [[ ${PREVIOUS[RERUN_CONTROL_QUEUE]} == "$CONTROL_OWN" ]]; then
+      run tasks queues delete "$NAME-control" "--location=$REGION"
+    fi
   fi
 
   note "Accounts the runtime account may act as (control tasks' invoker; redrive's task accounts)"
@@ -1032,13 +1035,10 @@ delete_all() {
   where_of_list "${PREVIOUS[RERUN_QUEUES]:-}"
   for where in "${WHERE_LIST[@]}"; do converge queue "$where" "$member" "$managed" ''; done
   where_of_list "${PREVIOUS[RERUN_CONTROL_QUEUE]:-}"
-  for where in "${WHERE_LIST[@]}"; do
-    if [[ "projects/$PROJECT/locations/${where% *}/queues/${where#* }" == "$CONTROL_OWN" ]]; then
-      remove tasks queues delete "${where#* }" "--location=${where% *}"
-    else
-      converge queue "$where" "$member" "$project_roles/$CONTROL_ROLE" ''
-    fi
-  done
+  for where in "${WHERE_LIST[@]}"; do converge queue "$where" "$member" "$project_roles/$CONTROL_ROLE" ''; done
+  # Its own control queue goes, whichever queue the last deployment used (Cloud Tasks keeps the name
+  # reserved for up to 7 days: a redeployment within them needs --control-queue with another name).
+  remove tasks queues delete "$NAME-control" "--location=$REGION"
   converge project "$PROJECT" "$member" "$managed $project_roles/$LISTER_ROLE $project_roles/$CONTROL_ROLE" ''
   converge project "$PROJECT" "serviceAccount:$BUILD_SA" roles/run.builder ''
   local account

@@ -85,8 +85,10 @@ describe('deploy.sh against the fake gcloud: runs after the first', () => {
     const left = Object.entries(sandbox.snapshot())
       .filter(([path, content]) => !(path.startsWith('binding/') && content === ''))
       .map(([path, content]) => (path.startsWith('role/') ? `${path} ${content.split('\n')[0]}` : path));
-    // cloud-builds stays (Cloud Build and other tools use it); custom roles are soft-deleted, as IAM does.
+    // cloud-builds stays (Cloud Build and other tools use it); custom roles are soft-deleted, as IAM
+    // does; the user's own control queue stays (the fake keeps the settings deploy.sh gave it).
     expect(left.sort()).toEqual([
+      `queue/${CONTROL.replaceAll('/', '~')}`,
       'role/rerun_control deleted=true',
       'role/rerun_redrive deleted=true',
       'role/rerun_runner deleted=true',

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 /**
  * Child of the overhead bench: RunTask on every task of one queue, and report this process's CPU time.
  *   client  the product's Cloud Tasks client (shared/cloud-tasks.ts), `concurrency` calls in flight
@@ -65,7 +66,10 @@ async function prepare(): Promise<() => Promise<number>> {
       const { parseRerunEvent } = await import('../shared/events.js');
       const runtime = createRuntime(process.env);
       return async () => {
-        const parsed = parseRerunEvent({ kind: 'fix-deployed', queues: [queue] }, Date.now());
+        const parsed = parseRerunEvent(
+          { kind: 'fix-deployed', queues: [queue] },
+          { receivedMs: Date.now(), requestId: randomUUID() },
+        );
         if (!parsed.success) throw parsed.error;
         const result = await rerun(runtime, parsed.data);
         if (!result.ok) throw new Error(`refused: ${result.refused.join(', ')}`);

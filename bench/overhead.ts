@@ -53,6 +53,7 @@ export async function benchOverhead(
           RERUN_CONCURRENCY: String(options.concurrency),
           RERUN_MAX_TASKS: String(options.calls),
           RERUN_TIME_BUDGET: '10m',
+          RERUN_SERVICE_TIMEOUT: '15m',
           LOG_LEVEL: 'info',
         });
         const args = [mode, queue, String(options.calls), String(options.concurrency)];

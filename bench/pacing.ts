@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 /**
  * Figure 1, pacing: the real core, in this process, reruns N failed tasks against an emulator whose RunTask
  * quota is the real one (60 per minute) compressed in time, with RERUN_MAX_RATE at that quota. From the
@@ -30,6 +31,8 @@ export interface PacingResult {
   readonly utilization: Summary;
   readonly achievedPerSecond: Summary;
   readonly answers429: Summary;
+  /** GetTask calls spent on verdicts per verified task (verification is on, as by default). */
+  readonly readsPerVerifiedTask: Summary;
   readonly quota: { limit: number; windowMs: number; ratePerSecond: number };
   readonly tasks: number;
   readonly requests: number;
@@ -42,6 +45,7 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
   const utilization: number[] = [];
   const achieved: number[] = [];
   const rejected: number[] = [];
+  const readsPerVerdict: number[] = [];
   try {
     for (let run = 0; run < options.runs; run++) {
       const perRequest = Math.floor(options.tasks / options.requests);
@@ -59,6 +63,7 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
             RERUN_MAX_RATE: String(options.ratePerSecond),
             RERUN_MAX_TASKS: String(perRequest),
             RERUN_TIME_BUDGET: '10m',
+            RERUN_SERVICE_TIMEOUT: '15m',
             CLOUD_TASKS_EMULATOR_HOST: emulator.host,
             LOG_LEVEL: 'info',
           },
@@ -66,7 +71,10 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
         );
         const reports = await Promise.all(
           queues.map(async (queue) => {
-            const parsed = parseRerunEvent({ kind: 'fix-deployed', queues: [queue] }, Date.now());
+            const parsed = parseRerunEvent(
+              { kind: 'fix-deployed', queues: [queue] },
+              { receivedMs: Date.now(), requestId: randomUUID() },
+            );
             if (!parsed.success) throw parsed.error;
             const result = await rerun(runtime, parsed.data);
             if (!result.ok) throw new Error(`pacing: refused ${result.refused.join(', ')}`);
@@ -84,6 +92,13 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
         achieved.push(rate);
         utilization.push(rate / options.ratePerSecond);
         rejected.push(runs.filter((call) => call.status === 429).length);
+        // Every forced task costs one fresh read; the rest of the GetTask calls are the read-backs.
+        const reads = emulator.calls.filter((call) => call.method === 'GetTask').length - dispatched;
+        const verified = reports.reduce(
+          (sum, report) => sum + report.counts.verdicts.succeeded + report.counts.verdicts.failedAgain,
+          0,
+        );
+        readsPerVerdict.push(reads / Math.max(1, verified));
       } finally {
         await emulator.stop();
       }
@@ -95,6 +110,7 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
     utilization: summarize(utilization),
     achievedPerSecond: summarize(achieved),
     answers429: summarize(rejected),
+    readsPerVerifiedTask: summarize(readsPerVerdict),
     quota: { limit, windowMs: options.windowMs, ratePerSecond: options.ratePerSecond },
     tasks: options.tasks,
     requests: options.requests,

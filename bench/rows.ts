@@ -35,6 +35,15 @@ export function pacingRows(p: PacingResult): Row[] {
       met: p.answers429.max === 0,
       spread: '-',
     },
+    {
+      figure: `1 pacing, ${who}: GetTask read-backs per verified task (verify on, target answers at once)`,
+      value: p.readsPerVerifiedTask.median.toFixed(2),
+      anchor: '1 read at the first read-back',
+      ratio: '-',
+      goal: '≤ 1 per task per 2 s',
+      met: p.readsPerVerifiedTask.median <= 2,
+      spread: '-',
+    },
   ];
 }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 /**
  * Child of the scan bench: lists one queue of the emulator in one of three ways and reports its CPU time,
  * wall time and peak RSS.
@@ -34,7 +35,10 @@ async function prepare(): Promise<() => Promise<{ listed: number; matched: numbe
       const { parseRerunEvent } = await import('../shared/events.js');
       const runtime = createRuntime(process.env);
       return async () => {
-        const parsed = parseRerunEvent(JSON.parse(process.env.BENCH_EVENT!), Date.now());
+        const parsed = parseRerunEvent(JSON.parse(process.env.BENCH_EVENT!), {
+          receivedMs: Date.now(),
+          requestId: randomUUID(),
+        });
         if (!parsed.success) throw parsed.error;
         const result = await rerun(runtime, parsed.data);
         if (!result.ok) throw new Error(`refused: ${result.refused.join(', ')}`);

@@ -1,6 +1,7 @@
 /**
  * The Cloud Tasks v2 REST methods: maps a request path to its method and resource name, decodes the request
- * as Google's front end does, validates names by Cloud Tasks' rules, and answers from the store.
+ * as Google's front end does, validates names by Cloud Tasks' rules, checks the caller's permissions, and
+ * answers from the store.
  * https://cloud.google.com/tasks/docs/reference/rest
  */
 import { isLocationId, isProjectId, parseQueueName, parseTaskName } from '../shared/names.js';
@@ -8,6 +9,7 @@ import type { Clock } from './clock.js';
 import type { Dispatcher } from './dispatcher.js';
 import { ApiError, errorInfo, help, invalidPayload, retryInfo } from './errors.js';
 import type { ApiMethod } from './faults.js';
+import { FULL_VIEW_PERMISSION, METHOD_PERMISSIONS, type Iam } from './iam.js';
 import { invalidQueueName, invalidTaskId } from './model.js';
 import {
   CreateTaskBody,
@@ -20,6 +22,7 @@ import {
   Queue,
   QueueActionBody,
   RunTaskBody,
+  TestIamPermissionsBody,
   type Decoded,
 } from './proto-json.js';
 import type { SlidingWindowQuota } from './quota.js';
@@ -53,6 +56,7 @@ export interface ApiOptions {
   clock: Clock;
   runTaskQuota: SlidingWindowQuota;
   quotaRetryInfo: boolean;
+  iam: Iam;
 }
 
 /** The v2 methods over a store and a dispatcher. */
@@ -73,9 +77,16 @@ export class CloudTasksApi {
     const collection = shape === 'location/queues' || shape === 'queue/tasks';
     const name = collection ? segments.slice(0, -1).join('/') : resolved.name;
     const project = segments[1];
+    // Permissions are held on queues (the project for methods on a location).
+    const queue = segments.length >= 6 ? segments.slice(0, 6).join('/') : undefined;
     const key = `${httpMethod} ${shape}${verb === undefined ? '' : `:${verb}`}`;
-    const on = (method: ApiMethod, handle: (request: ApiRequest) => ApiAnswer): Route =>
-      project === undefined ? { method, name, handle } : { method, name, project, handle };
+    const on = (method: ApiMethod, work: (request: ApiRequest) => ApiAnswer): Route => {
+      const handle = (request: ApiRequest): ApiAnswer => {
+        this.deps.iam.require(METHOD_PERMISSIONS[method], name, queue);
+        return work(request);
+      };
+      return project === undefined ? { method, name, handle } : { method, name, project, handle };
+    };
     switch (key) {
       case 'GET location/queues':
         return on('ListQueues', (r) => this.#listQueues(name, r));
@@ -89,6 +100,8 @@ export class CloudTasksApi {
         return on('PauseQueue', (r) => this.#setQueueState(name, r, 'PAUSED'));
       case 'POST queue:resume':
         return on('ResumeQueue', (r) => this.#setQueueState(name, r, 'RUNNING'));
+      case 'POST queue:testIamPermissions':
+        return on('TestIamPermissions', (r) => this.#testIamPermissions(name, r));
       case 'GET queue/tasks':
         return on('ListTasks', (r) => this.#listTasks(name, r));
       case 'POST queue/tasks':
@@ -165,7 +178,7 @@ export class CloudTasksApi {
       query.pageSize as number | undefined,
       query.pageToken as string | undefined,
     );
-    const view = viewOf(query);
+    const view = this.#viewOf(query, parent);
     const numeric = wantsNumericEnums(request);
     return pageJson(
       'tasks',
@@ -180,17 +193,31 @@ export class CloudTasksApi {
     checkQueueName(parent);
     const task = body.task as Decoded | undefined;
     if (!task) throw invalidPayload('Task is required.', 'task');
+    const view = this.#viewOf(body, parent);
+    this.#checkActAs(task);
     const queue = this.deps.store.getQueue(parent);
-    const record = this.deps.store.createTask(queue, task, this.deps.clock.now());
+    const now = this.deps.clock.now();
+    // "If schedule_time is not set or is in the past then Cloud Tasks will set it to the current time."
+    if (typeof task.scheduleTime === 'number' && task.scheduleTime < now) task.scheduleTime = now;
+    const record = this.deps.store.createTask(queue, task, now);
     this.deps.dispatcher.schedule(record);
-    return taskJson(record, viewOf(body), wantsNumericEnums(request));
+    return taskJson(record, view, wantsNumericEnums(request));
+  }
+
+  #checkActAs(task: Decoded): void {
+    const http = task.httpRequest as Decoded | undefined;
+    for (const token of [http?.oidcToken, http?.oauthToken] as Array<Decoded | undefined>) {
+      const email = token?.serviceAccountEmail;
+      if (typeof email === 'string' && email !== '') this.deps.iam.requireActAs(email);
+    }
   }
 
   #getTask(name: string, request: ApiRequest): ApiAnswer {
     const query = decodeQuery(request.query, GetTaskQuery);
     checkTaskName(name);
+    const view = this.#viewOf(query, queueOfTask(name));
     const task = this.deps.store.getTask(name, this.deps.clock.now(), true);
-    return taskJson(task, viewOf(query), wantsNumericEnums(request));
+    return taskJson(task, view, wantsNumericEnums(request));
   }
 
   #deleteTask(name: string, request: ApiRequest): ApiAnswer {
@@ -205,12 +232,31 @@ export class CloudTasksApi {
     decodeQuery(request.query, NameOnlyQuery);
     const body = decodeMessage(request.body, RunTaskBody, '');
     checkTaskName(name);
+    const view = this.#viewOf(body, queueOfTask(name));
     const now = this.deps.clock.now();
     const decision = this.deps.runTaskQuota.take(project, now);
     if (!decision.ok) throw this.#quotaExceeded(project, decision.retryAfterMs);
     const task = this.deps.store.getTask(name, now);
     this.deps.dispatcher.run(task);
-    return taskJson(task, viewOf(body), wantsNumericEnums(request));
+    return taskJson(task, view, wantsNumericEnums(request));
+  }
+
+  // The real API answers the held subset, and an empty one for a queue that does not exist.
+  #testIamPermissions(name: string, request: ApiRequest): ApiAnswer {
+    decodeQuery(request.query, NameOnlyQuery);
+    const body = decodeMessage(request.body, TestIamPermissionsBody, '');
+    checkQueueName(name);
+    const asked = (body.permissions as string[] | undefined) ?? [];
+    const exists = this.deps.store.queues.has(name);
+    const held = exists ? asked.filter((p) => this.deps.iam.holds(p, name)) : [];
+    return held.length > 0 ? { permissions: held } : {};
+  }
+
+  // The view asked for; FULL needs cloudtasks.tasks.fullView on the queue.
+  #viewOf(decoded: Decoded, queue: string): TaskView {
+    if (decoded.responseView !== 'FULL') return 'BASIC';
+    this.deps.iam.require(FULL_VIEW_PERMISSION, queue, queue);
+    return 'FULL';
   }
 
   #quotaExceeded(project: string, retryAfterMs: number): ApiError {
@@ -325,8 +371,8 @@ function checkTaskName(name: string): void {
   throw invalidTaskId(name.slice(slash + '/tasks/'.length));
 }
 
-function viewOf(decoded: Decoded): TaskView {
-  return decoded.responseView === 'FULL' ? 'FULL' : 'BASIC';
+function queueOfTask(name: string): string {
+  return name.slice(0, name.lastIndexOf('/tasks/'));
 }
 
 function wantsNumericEnums(request: ApiRequest): boolean {

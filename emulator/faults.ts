@@ -1,6 +1,6 @@
 /**
- * Injected faults: API calls answered 429, 503 or 403, or whose connection is reset, at a rate or for named
- * resources, for tests and benchmarks of a client's error handling.
+ * Injected faults: API calls answered 429, 503 or 403, held back, or whose connection is reset, at a rate or
+ * for named resources, for tests and benchmarks of a client's error handling.
  */
 
 /** The API methods the emulator serves ('Unknown' for anything else). */
@@ -11,6 +11,7 @@ export type ApiMethod =
   | 'PauseQueue'
   | 'ResumeQueue'
   | 'DeleteQueue'
+  | 'TestIamPermissions'
   | 'CreateTask'
   | 'GetTask'
   | 'ListTasks'
@@ -20,15 +21,24 @@ export type ApiMethod =
 
 /**
  * A fault to inject. 'reset' destroys the socket without doing the work; 'lost-response' does the work (a
- * RunTask really dispatches) and then destroys the socket instead of answering. 429 = RESOURCE_EXHAUSTED,
- * 503 = UNAVAILABLE, 403 = PERMISSION_DENIED, all in Google's error shape.
+ * RunTask really dispatches) and then destroys the socket instead of answering; 'delay' holds the call
+ * `delayMs` real milliseconds before doing the work and answering (a client that gives up first still
+ * gets its RunTask dispatched). 429 = RESOURCE_EXHAUSTED, 503 = UNAVAILABLE, 403 = PERMISSION_DENIED, all
+ * in Google's error shape.
  */
 export interface Fault {
   method: ApiMethod;
-  kind: 429 | 503 | 403 | 'reset' | 'lost-response';
+  kind: 429 | 503 | 403 | 'reset' | 'lost-response' | 'delay';
+  /** For 'delay': how long the call is held, in real milliseconds. */
+  delayMs?: number;
   /** Probability 0..1 per matching call (default 1). */
   rate?: number;
-  /** Only calls on these resource names. */
+  /**
+   * Only calls about these resources: a queue name hits that queue's GetQueue and ListTasks (and the calls
+   * on its tasks), a task name the calls on that task. Default: every resource.
+   */
+  resources?: string[];
+  /** @deprecated The old name of `resources`. */
   tasks?: string[];
   /** How many calls it hits, then it is spent (default unlimited). */
   times?: number;
@@ -40,8 +50,19 @@ export class Faults {
 
   constructor(private readonly random: () => number = Math.random) {}
 
+  /**
+   * Adds a fault.
+   * @throws Error naming the field when `delayMs`, `rate` or `times` is out of range.
+   */
   add(fault: Fault): void {
-    this.#faults.push({ fault, left: fault.times ?? Infinity });
+    const { kind, delayMs, rate, times } = fault;
+    if (kind === 'delay' && !(typeof delayMs === 'number' && delayMs >= 0))
+      throw new Error(`fault.delayMs must be a number of milliseconds >= 0 for a 'delay' fault`);
+    if (rate !== undefined && !(rate >= 0 && rate <= 1))
+      throw new Error('fault.rate must be between 0 and 1');
+    if (times !== undefined && !(Number.isInteger(times) && times >= 0))
+      throw new Error('fault.times must be a whole number >= 0');
+    this.#faults.push({ fault, left: times ?? Infinity });
   }
 
   clear(): void {
@@ -53,7 +74,8 @@ export class Faults {
     for (const entry of this.#faults) {
       const { fault } = entry;
       if (entry.left <= 0 || fault.method !== method) continue;
-      if (fault.tasks && !fault.tasks.includes(name)) continue;
+      const resources = fault.resources ?? fault.tasks;
+      if (resources && !resources.some((r) => name === r || name.startsWith(`${r}/`))) continue;
       if (this.random() >= (fault.rate ?? 1)) continue;
       entry.left--;
       return fault;

@@ -15,6 +15,7 @@ type FieldType =
   | 'duration'
   | 'timestamp'
   | 'any[]'
+  | 'string[]'
   | 'map<string,string>'
   | { enum: string; values: readonly string[] }
   | { message: MessageType };
@@ -143,6 +144,11 @@ export const CreateTaskBody = message(`${PKG}.CreateTaskRequest`, {
 export const RunTaskBody = message(`${PKG}.RunTaskRequest`, { name: 'string', responseView: View });
 /** The body of PauseQueue and ResumeQueue. */
 export const QueueActionBody = message(`${PKG}.PauseQueueRequest`, { name: 'string' });
+/** The body of TestIamPermissions (`google.iam.v1.TestIamPermissionsRequest`). */
+export const TestIamPermissionsBody = message('google.iam.v1.TestIamPermissionsRequest', {
+  resource: 'string',
+  permissions: 'string[]',
+});
 /** The query of ListTasks. */
 export const ListTasksQuery = message(`${PKG}.ListTasksRequest`, {
   parent: 'string',
@@ -303,6 +309,12 @@ function decodeValue(value: unknown, type: FieldType, path: string, options: Dec
       }
       return map;
     }
+    case 'string[]':
+      if (!Array.isArray(value)) throw badValue(path, 'TYPE_STRING', value);
+      value.forEach((item, i) => {
+        if (typeof item !== 'string') throw badValue(`${path}[${i}]`, 'TYPE_STRING', item);
+      });
+      return value as string[];
     case 'any[]':
       if (!Array.isArray(value)) throw badValue(path, 'type.googleapis.com/google.protobuf.Any', value);
       return value as unknown[];

@@ -1,7 +1,7 @@
 /**
  * A local Cloud Tasks v2 REST emulator on node:http, listening on 127.0.0.1 only: the API, real dispatch,
- * the RunTask quota, and knobs for tests and benchmarks (latency, faults, call and dispatch records, a
- * controllable clock, seeds).
+ * the RunTask quota, and knobs for tests and benchmarks (latency, faults, permissions, call and dispatch
+ * records, a controllable clock, seeds).
  */
 import { applyFieldMask, parseFieldMask, type FieldMask } from './field-mask.js';
 import http from 'node:http';
@@ -11,14 +11,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CloudTasksApi, quotaError, type Route } from './api.js';
 import { RealClock, type Clock } from './clock.js';
 import { Dispatcher, type DispatchRecord } from './dispatcher.js';
-import { ApiError, errorInfo, invalidPayload } from './errors.js';
+import { ApiError, invalidPayload } from './errors.js';
 import { Faults, type ApiMethod, type Fault } from './faults.js';
+import { Iam, METHOD_PERMISSIONS, permissionDenied, type PermissionGrant } from './iam.js';
 import { SlidingWindowQuota } from './quota.js';
 import { taskJson, type Task } from './resources.js';
 import { applySeed, type Seed } from './seed.js';
 import { Store } from './store.js';
 
 export type { ApiMethod, Fault } from './faults.js';
+export type { PermissionGrant } from './iam.js';
 export type { DispatchRecord } from './dispatcher.js';
 export type { Queue, Task, TaskView } from './resources.js';
 export type { Seed, SeedQueue, SeedTask, SeedAttempt } from './seed.js';
@@ -42,8 +44,21 @@ export interface EmulatorOptions {
   clock?: Clock;
   /** Queues and tasks to load at start. */
   seed?: Seed;
-  /** How long the name of a finished or deleted task stays reserved (default 1 h). */
+  /**
+   * How long the name of a finished or deleted task stays reserved (default 1 h, the proto's "about an
+   * hour"; the current API text says it can take up to 24 h, 9 days for queue.yaml queues).
+   */
   dedupWindowMs?: number;
+  /**
+   * The Cloud Tasks permissions the caller holds, for every queue or by queue name (`'*'` for the rest);
+   * default every permission. A call without its permission answers PERMISSION_DENIED.
+   */
+  permissions?: PermissionGrant;
+  /**
+   * The service accounts the caller may act as (default any): CreateTask of a task whose OIDC or OAuth
+   * token names another answers PERMISSION_DENIED (`iam.serviceAccounts.actAs`).
+   */
+  actAs?: readonly string[];
   /** How long a deleted queue's name cannot be used again (default 7 days, as Cloud Tasks documents). */
   queueReuseWindowMs?: number;
   /** Receives one line per API call and dispatch; default silent. */
@@ -80,10 +95,17 @@ export interface Emulator {
   /** Every HTTP dispatch to a task's target. */
   readonly dispatches: readonly DispatchRecord[];
   readonly clock: Clock;
-  /** Adds a fault; faults stack, and each is consumed per matching call. */
+  /**
+   * Adds a fault; faults stack, and each is consumed per matching call.
+   * @throws Error naming the field of a fault that is not valid.
+   */
   injectFault(fault: Fault): void;
   clearFaults(): void;
   setLatency(ms: number): void;
+  /** Replaces the permissions the caller holds (undefined = every permission). */
+  setPermissions(grant: PermissionGrant | undefined): void;
+  /** Replaces the service accounts the caller may act as (undefined = any). */
+  setActAs(accounts: readonly string[] | undefined): void;
   /** Adds queues and tasks at any time. */
   load(seed: Seed): void;
   /** The live task as the API would return it in FULL view; undefined once gone. */
@@ -111,7 +133,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const quota = options.runTaskQuota ?? { limit: 60, windowMs: 60_000 };
   const runTaskQuota = new SlidingWindowQuota(quota.limit, quota.windowMs);
   const quotaRetryInfo = options.quotaRetryInfo ?? true;
-  const api = new CloudTasksApi({ store, dispatcher, clock, runTaskQuota, quotaRetryInfo });
+  const iam = new Iam({ permissions: options.permissions, actAs: options.actAs });
+  const api = new CloudTasksApi({ store, dispatcher, clock, runTaskQuota, quotaRetryInfo, iam });
   const faults = new Faults(options.random);
   const calls: CallRecord[] = [];
   let latencyMs = options.latencyMs ?? 0;
@@ -148,6 +171,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     if (fault) call.fault = String(fault.kind);
     const raw = await readBody(req);
     if (latencyMs > 0) await sleep(latencyMs);
+    if (fault?.kind === 'delay') await sleep(fault.delayMs ?? 0);
     if (fault?.kind === 'reset') {
       req.socket.destroy();
       return finish(0);
@@ -197,6 +221,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     setLatency: (ms) => {
       latencyMs = ms;
     },
+    setPermissions: (grant) => iam.setPermissions(grant),
+    setActAs: (accounts) => iam.setActAs(accounts),
     load,
     task: (name) => {
       const task = store.findTask(name);
@@ -261,22 +287,6 @@ function parseJson(raw: Buffer): unknown {
   }
 }
 
-// IAM permission each method needs, for PERMISSION_DENIED faults.
-const PERMISSIONS: Record<ApiMethod, string> = {
-  CreateQueue: 'cloudtasks.queues.create',
-  GetQueue: 'cloudtasks.queues.get',
-  ListQueues: 'cloudtasks.queues.list',
-  PauseQueue: 'cloudtasks.queues.pause',
-  ResumeQueue: 'cloudtasks.queues.resume',
-  DeleteQueue: 'cloudtasks.queues.delete',
-  CreateTask: 'cloudtasks.tasks.create',
-  GetTask: 'cloudtasks.tasks.get',
-  ListTasks: 'cloudtasks.tasks.list',
-  DeleteTask: 'cloudtasks.tasks.delete',
-  RunTask: 'cloudtasks.tasks.run',
-  Unknown: 'cloudtasks.queues.get',
-};
-
 function faultError(
   kind: 429 | 503 | 403,
   route: Route,
@@ -293,12 +303,7 @@ function faultError(
       : quotaError('requests', project, 6_000_000, retryAfterMs);
   }
   if (kind === 503) return new ApiError('UNAVAILABLE', 'The service is currently unavailable.');
-  const permission = PERMISSIONS[route.method];
-  return new ApiError(
-    'PERMISSION_DENIED',
-    `Permission '${permission}' denied on resource '${route.name}' (or it may not exist).`,
-    [errorInfo('IAM_PERMISSION_DENIED', { permission, resource: route.name }, 'iam.googleapis.com')],
-  );
+  return permissionDenied(METHOD_PERMISSIONS[route.method] ?? 'cloudtasks.queues.get', route.name);
 }
 
 function send(res: http.ServerResponse, status: number, json: object): void {

@@ -1,15 +1,20 @@
 /**
- * rerunHttp: the deploy-pipeline hook. POST one event as JSON; answers the run report, or an error in
- * Google's shape (SPEC 3).
+ * rerunHttp: the deploy-pipeline hook, the control tasks' target, and (SPEC 3) a Pub/Sub push endpoint or
+ * Eventarc target. POST one event as JSON: the run report, or an error in Google's shape. A Pub/Sub push
+ * envelope or a binary-mode `messagePublished` CloudEvent follows rerunPubsub's rules instead: only 2xx
+ * acknowledges, so a permanent problem is answered 204 and only work left undone gets 503.
  */
-import type { HttpFunction, Request } from '@google-cloud/functions-framework';
-import { parseRerunEvent } from '../shared/events.js';
+import type { HttpFunction, Request, Response } from '@google-cloud/functions-framework';
+import { httpDelivery, parseRerunEvent } from '../shared/events.js';
+import { deliverMessage } from '../shared/message-delivery.js';
 import { CloudTasksUnavailableError } from '../shared/rerun.js';
 import { rerun, type Runtime } from '../shared/runtime.js';
 import { badRequestDetail, sendGoogleError } from './google-error.js';
 
-/** Largest body accepted. */
+/** Largest plain event accepted. */
 export const MAX_BODY_BYTES = 1024 * 1024;
+/** Largest Pub/Sub delivery accepted: a push envelope may carry up to 10 MB of message. */
+export const MAX_MESSAGE_BODY_BYTES = 14 * 1024 * 1024;
 
 /** The HTTP handler over a runtime (index.ts registers it; tests register their own). */
 export function rerunHttpHandler(runtime: Runtime): HttpFunction {
@@ -18,11 +23,20 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
       res.set('Allow', 'POST');
       return sendGoogleError(res, 405, `method ${req.method} not allowed: POST a JSON event`);
     }
-    if (bodyBytes(req) > MAX_BODY_BYTES) return sendGoogleError(res, 413, 'the body is larger than 1 MiB');
+    const isMessage = req.get('ce-type') !== undefined || isPushEnvelope(req.body);
+    const limit = isMessage ? MAX_MESSAGE_BODY_BYTES : MAX_BODY_BYTES;
+    if (bodyBytes(req) > limit) {
+      return sendGoogleError(
+        res,
+        413,
+        `the body is larger than ${limit === MAX_BODY_BYTES ? '1 MiB' : '14 MiB'}`,
+      );
+    }
     if (!/^application\/json\s*(;|$)/i.test(req.get('content-type') ?? '')) {
       return sendGoogleError(res, 415, 'Content-Type must be application/json');
     }
-    const parsed = parseRerunEvent(req.body, Date.now());
+    if (isMessage) return answerMessage(runtime, req, res);
+    const parsed = parseRerunEvent(req.body, httpDelivery(req.body, Date.now()));
     if (!parsed.success) {
       runtime.log.warn({ fields: parsed.error.fields }, 'invalid event rejected');
       return sendGoogleError(res, 400, parsed.error.message, [
@@ -36,32 +50,18 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
           res,
           403,
           `queues outside the allowlist (RERUN_QUEUES): ${result.refused.join(', ')}`,
-          [
-            {
-              '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
-              reason: 'QUEUE_NOT_ALLOWED',
-              domain: 'cloud-tasks-rerun',
-              metadata: { runId: result.runId },
-            },
-          ],
+          [errorInfo('QUEUE_NOT_ALLOWED', result.runId)],
         );
       }
       const { report } = result;
-      // A control task (queued mode) is delivered by Cloud Tasks, which retries only on a non-2xx answer:
-      // work left undone must not be acknowledged. Every other caller gets the report, whatever the mix.
-      if (req.get('x-cloudtasks-taskname') && (report.counts.deferred > 0 || report.counts.failed > 0)) {
+      // A control task is delivered by Cloud Tasks, which retries only on a non-2xx answer: work left
+      // undone must not be acknowledged. Every other caller gets the report, whatever the mix.
+      if (req.get('x-cloudtasks-taskname') && report.continueWith) {
         return sendGoogleError(
           res,
           503,
           `rerun ${report.runId} left work undone; Cloud Tasks retries this task`,
-          [
-            {
-              '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
-              reason: 'RERUN_INCOMPLETE',
-              domain: 'cloud-tasks-rerun',
-              metadata: { runId: report.runId },
-            },
-          ],
+          [errorInfo('RERUN_INCOMPLETE', report.runId)],
         );
       }
       res.status(200).json(report);
@@ -72,6 +72,39 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
       runtime.log.error({ err: error }, 'rerun failed unexpectedly');
       sendGoogleError(res, 500, 'internal error; see the logs');
     }
+  };
+}
+
+/** A Pub/Sub delivery: 200 with the report or 204 acknowledge; 503 has it redelivered. */
+async function answerMessage(runtime: Runtime, req: Request, res: Response): Promise<void> {
+  const answer = await deliverMessage(runtime, {
+    type: req.get('ce-type'),
+    id: req.get('ce-id'),
+    data: req.body,
+    header: (name) => req.get(name),
+  });
+  if (!answer.ack) {
+    return sendGoogleError(res, 503, `${answer.problem}; Pub/Sub redelivers this message`, [
+      errorInfo('RERUN_INCOMPLETE', answer.report?.runId),
+    ]);
+  }
+  if (answer.report) res.status(200).json(answer.report);
+  else res.status(204).end();
+}
+
+/** `{"message": {...}, "subscription": "..."}`: the body of a Pub/Sub push subscription. */
+function isPushEnvelope(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  const record = body as Record<string, unknown>;
+  return !('kind' in record) && typeof record.message === 'object' && record.message !== null;
+}
+
+function errorInfo(reason: string, runId: string | undefined): object {
+  return {
+    '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+    reason,
+    domain: 'cloud-tasks-rerun',
+    metadata: runId === undefined ? {} : { runId },
   };
 }
 

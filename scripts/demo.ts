@@ -36,13 +36,14 @@ export async function startDemoTarget(port: number): Promise<DemoTarget> {
 }
 
 /**
- * Five tasks that failed ten minutes ago with 503 and wait out a long backoff, two never attempted
- * (scheduled for later on purpose), one in flight: rerun must force the five and leave the rest alone.
+ * Twelve tasks that failed ten minutes ago with 503 and wait out a long backoff, two never attempted
+ * (scheduled for later on purpose), one in flight: rerun must force the twelve and leave the rest alone.
+ * Twelve, so that before the fix the breaker (five verdicts, more than half failed again) holds the rest.
  */
 export function demoSeed(targetUrl: string, nowMs: number): Seed {
   const at = (offsetMs: number) => new Date(nowMs + offsetMs).toISOString();
   const minute = 60_000;
-  const failed = Array.from({ length: 5 }, (_, i) => ({
+  const failed = Array.from({ length: 12 }, (_, i) => ({
     name: `${DEMO_QUEUE}/tasks/order-${1001 + i}`,
     httpRequest: { url: `${targetUrl}/orders/${1001 + i}`, httpMethod: 'POST' as const },
     createTime: at(-60 * minute),

@@ -1,15 +1,18 @@
 /**
  * `npm start`: the product on localhost against the embedded emulator. Starts the Cloud Tasks emulator
- * seeded with the demo queue, the demo target, and the Functions Framework serving rerunHttp and
- * rerunPubsub, each as its own process, as on Cloud Run functions.
+ * seeded with the demo queue, the demo target, a local Pub/Sub publish endpoint that prints each run's
+ * end notification, and the Functions Framework serving rerunHttp and rerunPubsub, each as its own
+ * process, as on Cloud Run functions.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { startPubsubServer, type PublishedMessage } from '../emulator/pubsub-server.js';
 import { startEmulator } from '../emulator/server.js';
 import { DEMO_QUEUE, demoSeed, startDemoTarget } from './demo.js';
 
-const PORTS = { emulator: 8123, http: 8081, pubsub: 8082, target: 8090 };
+const PORTS = { emulator: 8123, http: 8081, pubsub: 8082, target: 8090, publish: 8085 };
+const DEMO_TOPIC = 'projects/demo-project/topics/rerun-runs';
 
 // The framework's CLI (its package `bin`), started with node directly: npx would add ~0.45 s.
 const frameworkMain = join(
@@ -20,10 +23,13 @@ const frameworkMain = join(
 async function main(): Promise<void> {
   const target = await startDemoTarget(PORTS.target);
   const emulator = await startEmulator({ port: PORTS.emulator, seed: demoSeed(target.url, Date.now()) });
+  const publish = await startPubsubServer({ port: PORTS.publish, onMessage: printMessage });
   const env = {
     ...process.env,
     RERUN_QUEUES: process.env.RERUN_QUEUES ?? DEMO_QUEUE,
+    RERUN_NOTIFY_TOPIC: process.env.RERUN_NOTIFY_TOPIC ?? DEMO_TOPIC,
     CLOUD_TASKS_EMULATOR_HOST: emulator.host,
+    PUBSUB_EMULATOR_HOST: publish.host,
   };
   const children = [serve('rerunHttp', PORTS.http, env), serve('rerunPubsub', PORTS.pubsub, env)];
   console.log(`
@@ -32,6 +38,7 @@ cloud-tasks-rerun demo
   demo target           ${target.url}     (fails with 503 until: curl -X POST ${target.url}/fix)
   rerunHttp             http://127.0.0.1:${PORTS.http}
   rerunPubsub           http://127.0.0.1:${PORTS.pubsub}
+  Pub/Sub publish       ${publish.url}     (prints each message to ${env.RERUN_NOTIFY_TOPIC})
 
 Ship the fix, then tell rerun:
   curl -X POST ${target.url}/fix
@@ -42,11 +49,18 @@ Ctrl-C stops everything.
     for (const child of children) child.kill('SIGTERM');
     void emulator
       .stop()
+      .then(() => publish.close())
       .then(() => target.close())
       .then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+}
+
+function printMessage(message: PublishedMessage): void {
+  console.log(
+    `\n── Pub/Sub message ${message.messageId} on ${message.topic}\n   attributes ${JSON.stringify(message.attributes)}\n   data ${message.data}\n`,
+  );
 }
 
 function serve(target: string, port: number, env: NodeJS.ProcessEnv): ChildProcess {

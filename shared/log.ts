@@ -32,6 +32,77 @@ const REDACTED = [
   'httpRequest.headers',
 ];
 
+/** The producer named in the operation of every run's log lines. */
+export const PRODUCER = 'cloud-tasks-rerun';
+
+/** The Cloud Logging field that groups the lines of one operation (a run). */
+export const OPERATION_KEY = 'logging.googleapis.com/operation';
+
+/** Error Reporting picks up any line with this `@type`, with or without a stack trace. */
+export const REPORTED_ERROR_EVENT =
+  'type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent';
+
+const ERROR_LEVEL = 50;
+
+type Fields = Record<string, unknown>;
+
+/**
+ * Fields every line gets from its logger: the run's operation when a `runId` is bound (runLogger), and
+ * Error Reporting's `@type` and `stack_trace` on ERROR and above.
+ */
+function lineFields(mergeObject: object, level: number, logger: Logger): Fields {
+  const fields: Fields = {};
+  const operation = operationOf(logger);
+  if (operation) fields[OPERATION_KEY] = operation;
+  if (level >= ERROR_LEVEL) {
+    fields['@type'] = REPORTED_ERROR_EVENT;
+    const stack = ((mergeObject as Fields)['err'] as { stack?: unknown } | undefined)?.stack;
+    if (typeof stack === 'string') fields['stack_trace'] = stack;
+  }
+  return fields;
+}
+
+// Parsing a logger's bindings costs more than writing the line: once per logger (setBindings is not used).
+const operations = new WeakMap<Logger, Fields | null>();
+
+function operationOf(logger: Logger): Fields | null {
+  let operation = operations.get(logger);
+  if (operation === undefined) {
+    const runId: unknown = logger.bindings()['runId'];
+    operation = typeof runId === 'string' ? { id: runId, producer: PRODUCER } : null;
+    operations.set(logger, operation);
+  }
+  return operation;
+}
+
+/** A line's own `first`/`last` mark joins the operation its logger supplies; alone it is dropped. */
+function mergeLineFields(mergeObject: object, fields: object): Fields {
+  const mark = (mergeObject as Fields)[OPERATION_KEY] as Fields | undefined;
+  const operation = (fields as Fields)[OPERATION_KEY] as Fields | undefined;
+  const merged = Object.assign(fields, mergeObject) as Fields;
+  if (operation) merged[OPERATION_KEY] = { ...operation, ...mark, id: operation['id'] };
+  else delete merged[OPERATION_KEY];
+  return merged;
+}
+
+/**
+ * The logger of one run: every line carries `runId`, `fields` (reason, trace) and
+ * `logging.googleapis.com/operation` `{id: runId, producer}`, so Cloud Logging groups the run.
+ */
+export function runLogger(root: Logger, runId: string, fields: Fields = {}): Logger {
+  return root.child({ ...fields, runId });
+}
+
+/** Fields of a run's first line (`rerun started`): marks the operation's start. */
+export function operationFirst(): Fields {
+  return { [OPERATION_KEY]: { first: true } };
+}
+
+/** Fields of a run's summary line (`rerun finished`): marks the operation's end. */
+export function operationLast(): Fields {
+  return { [OPERATION_KEY]: { last: true } };
+}
+
 /** The root logger: JSON lines, synchronously to stdout unless a destination is given (tests pass a sink). */
 export function createLogger(level: LevelWithSilent, destination?: DestinationStream): Logger {
   return pino(
@@ -41,6 +112,8 @@ export function createLogger(level: LevelWithSilent, destination?: DestinationSt
       base: null,
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label, number) => ({ severity: SEVERITY[label] ?? 'DEFAULT', level: number }) },
+      mixin: lineFields,
+      mixinMergeStrategy: mergeLineFields,
       redact: { paths: REDACTED, remove: true },
     },
     destination ?? pino.destination({ dest: 1, sync: true }),

@@ -6,7 +6,14 @@
  */
 import { z } from 'zod';
 import { parseDurationMs } from './duration.js';
-import { InputError, inputErrorOf, parseRerunEvent, type RerunRequest } from './events.js';
+import {
+  EVIDENCE_CANARY,
+  InputError,
+  inputErrorOf,
+  parseRerunEvent,
+  type Delivery,
+  type RerunRequest,
+} from './events.js';
 import { parseQueueName } from './names.js';
 import { routeForAlert, routeForBuild, type Route, type Routes } from './routes.js';
 
@@ -113,13 +120,18 @@ const MAX_REASON = 1000;
 const MAX_NAME = 200;
 
 /**
- * Decides what one message asks for. `nowMs` is the time it was received; the request's default cutoff is
- * the message's publishTime (when earlier), so every delivery of one message yields the same cutoff.
+ * Decides what one message asks for. `nowMs` is the time it was received. The request is the message
+ * (requestId = messageId) and its default cutoff the message's publishTime, so every delivery of one message
+ * yields the same request and cutoff.
  */
 export function decodeMessage(message: PubsubMessage, routes: Routes, nowMs: number): Decoded {
   const messageId = message.messageId ?? 'unknown';
   const published = Date.parse(message.publishTime ?? '');
-  const receivedMs = Number.isNaN(published) ? nowMs : Math.min(published, nowMs);
+  const delivery: Delivery = {
+    receivedMs: nowMs,
+    requestId: message.messageId ?? `message-${messageId}`,
+    ...(!Number.isNaN(published) && { defaultCutoffMs: published }),
+  };
   const attributes = message.attributes ?? {};
 
   const text = decodeData(message.data);
@@ -127,8 +139,8 @@ export function decodeMessage(message: PubsubMessage, routes: Routes, nowMs: num
   const isBuild = attributes.buildId !== undefined;
   if (text.value.trim() === '') {
     return isBuild
-      ? decodeBuild({}, attributes, routes, receivedMs)
-      : sweep(receivedMs, messageId, 'scheduled sweep (empty message)');
+      ? decodeBuild({}, attributes, routes, delivery)
+      : sweep(delivery, messageId, 'scheduled sweep (empty message)');
   }
   let json: unknown;
   try {
@@ -136,29 +148,29 @@ export function decodeMessage(message: PubsubMessage, routes: Routes, nowMs: num
   } catch {
     return reject(undefined, 'message data is not valid JSON', ['message.data']);
   }
-  if (isBuild) return decodeBuild(json, attributes, routes, receivedMs);
+  if (isBuild) return decodeBuild(json, attributes, routes, delivery);
   if (!isRecord(json)) {
     return reject(undefined, 'message data must be a JSON object: an event, an incident or a build', [
       'message.data',
     ]);
   }
-  if (Object.keys(json).length === 0) return sweep(receivedMs, messageId, 'scheduled sweep (empty message)');
+  if (Object.keys(json).length === 0) return sweep(delivery, messageId, 'scheduled sweep (empty message)');
   if (!('kind' in json) && 'incident' in json && 'version' in json) {
-    return decodeIncident(json, routes, receivedMs);
+    return decodeIncident(json, routes, delivery);
   }
-  if (!('kind' in json) && looksLikeBuild(json)) return decodeBuild(json, attributes, routes, receivedMs);
-  return decodeEvent(json, receivedMs, messageId);
+  if (!('kind' in json) && looksLikeBuild(json)) return decodeBuild(json, attributes, routes, delivery);
+  return decodeEvent(json, delivery, messageId);
 }
 
-function decodeEvent(json: unknown, receivedMs: number, messageId: string): Decoded {
-  const parsed = parseRerunEvent(json, receivedMs);
+function decodeEvent(json: unknown, delivery: Delivery, messageId: string): Decoded {
+  const parsed = parseRerunEvent(json, delivery);
   if (!parsed.success) return { kind: 'reject', source: 'event', error: parsed.error };
   const source = parsed.data.kind === 'sweep' ? 'sweep' : 'event';
   return { kind: 'request', source, request: parsed.data, dedupeKey: `message:${messageId}` };
 }
 
-function sweep(receivedMs: number, messageId: string, reason: string): Decoded {
-  const parsed = parseRerunEvent({ kind: 'sweep', reason }, receivedMs);
+function sweep(delivery: Delivery, messageId: string, reason: string): Decoded {
+  const parsed = parseRerunEvent({ kind: 'sweep', reason }, delivery);
   if (!parsed.success) return { kind: 'reject', source: 'sweep', error: parsed.error };
   return { kind: 'request', source: 'sweep', request: parsed.data, dedupeKey: `message:${messageId}` };
 }
@@ -188,7 +200,7 @@ const IncidentNotification = z.object({
   }),
 });
 
-function decodeIncident(json: Record<string, unknown>, routes: Routes, receivedMs: number): Decoded {
+function decodeIncident(json: Record<string, unknown>, routes: Routes, delivery: Delivery): Decoded {
   if (json.version === 'test') {
     // Test notifications ("Send test notification" on the channel) have no stable shape: only recognise them.
     const incident = isRecord(json.incident) ? json.incident : {};
@@ -252,9 +264,12 @@ function decodeIncident(json: Record<string, unknown>, routes: Routes, receivedM
     ...(since !== undefined && { since: iso(since) }),
     ...(until !== undefined && { until: iso(until) }),
     reason: truncate(`${label} ${state === 'closed' ? 'closed' : 'opened'}`, MAX_REASON),
+    // An incident also closes when failures stop only because every task sits in backoff, or when data
+    // stops (autoClose): no evidence the cause is gone, so prove it on a few first (SPEC 4).
+    canary: { count: EVIDENCE_CANARY.count, wait: `${EVIDENCE_CANARY.waitMs / 1000}s` },
     ...routeOptions(route),
   };
-  return mapped('incident', event, receivedMs, `incident:${incident.incident_id}:${state}`, {
+  return mapped('incident', event, delivery, `incident:${incident.incident_id}:${state}`, {
     incidentId: incident.incident_id,
     ...(policyName !== undefined && { policy: policyName }),
     ...(route && { route: route.name }),
@@ -295,7 +310,7 @@ function decodeBuild(
   json: unknown,
   attributes: Readonly<Record<string, string>>,
   routes: Routes,
-  receivedMs: number,
+  delivery: Delivery,
 ): Decoded {
   const parsed = Build.safeParse(json);
   if (!parsed.success) {
@@ -338,7 +353,7 @@ function decodeBuild(
     reason: truncate(`build ${buildId} succeeded${trigger ? ` (trigger ${trigger})` : ''}`, MAX_REASON),
     ...routeOptions(route),
   };
-  return mapped('build', event, receivedMs, `build:${buildId}`, {
+  return mapped('build', event, delivery, `build:${buildId}`, {
     buildId,
     ...(buildTriggerId !== undefined && { buildTriggerId }),
     ...(substitutions.COMMIT_SHA !== undefined && { commit: substitutions.COMMIT_SHA }),
@@ -352,24 +367,36 @@ function decodeBuild(
 function mapped(
   source: MessageSource,
   event: Record<string, unknown>,
-  receivedMs: number,
+  delivery: Delivery,
   dedupeKey: string,
   context: Record<string, string>,
 ): Decoded {
-  const parsed = parseRerunEvent(event, receivedMs);
+  const parsed = parseRerunEvent(event, delivery);
   if (!parsed.success) return { kind: 'reject', source, error: parsed.error };
   const request: RerunRequest = { ...parsed.data, context: { ...parsed.data.context, ...context } };
   return { kind: 'request', source, request, dedupeKey };
 }
 
+/** The route fields that are event options (everything but `name`, `when`, `queues`, `onOpen`, `lookback`). */
+const ROUTE_OPTIONS = [
+  'match',
+  'dryRun',
+  'maxTasks',
+  'force',
+  'minBackoffLeft',
+  'maxRate',
+  'canary',
+  'mode',
+  'lastAttempts',
+  'verify',
+  'breaker',
+] as const satisfies readonly (keyof Route)[];
+
 /** A route's options, as event fields. */
 function routeOptions(route: Route | undefined): Record<string, unknown> {
   if (!route) return {};
-  const { match, dryRun, maxTasks, force, minBackoffLeft, maxRate, canary } = route;
   return Object.fromEntries(
-    Object.entries({ match, dryRun, maxTasks, force, minBackoffLeft, maxRate, canary }).filter(
-      ([, value]) => value !== undefined,
-    ),
+    ROUTE_OPTIONS.map((key) => [key, route[key]]).filter(([, value]) => value !== undefined),
   );
 }
 

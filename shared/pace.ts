@@ -13,6 +13,7 @@ const SPACING_MARGIN = 1.01;
 /** Hands out evenly spaced slots at `ratePerSecond`. */
 export class Pacer {
   private nextMs = 0;
+  private nextCallMs = 0;
   readonly intervalMs: number;
 
   constructor(readonly ratePerSecond: number) {
@@ -32,6 +33,17 @@ export class Pacer {
   /** No slot before `untilMs` (the quota is exhausted until then). */
   pushBack(untilMs: number): void {
     this.nextMs = Math.max(this.nextMs, untilMs);
+    this.nextCallMs = Math.max(this.nextCallMs, untilMs);
+  }
+
+  /** The earliest instant the next call itself may go out: calls stay spaced even when slots ran late. */
+  earliestCallMs(nowMs: number): number {
+    return Math.max(nowMs, this.nextCallMs);
+  }
+
+  /** Marks a call as going out at `callMs`. */
+  called(callMs: number): void {
+    this.nextCallMs = Math.max(this.nextCallMs, callMs + this.intervalMs);
   }
 }
 
@@ -46,6 +58,18 @@ export function reserveSlot(pacers: readonly Pacer[], nowMs: number, deadlineMs:
   return slotMs;
 }
 
+/**
+ * Reserves the instant the call itself goes out, at or after its slot: a slot reserved ahead is kept, but
+ * work between slot and call (a fresh read) that ran late never bunches calls into one quota window.
+ * Undefined (nothing reserved) when that instant falls after `deadlineMs`.
+ */
+export function reserveCall(pacers: readonly Pacer[], nowMs: number, deadlineMs: number): number | undefined {
+  const callMs = pacers.reduce((at, pacer) => pacer.earliestCallMs(at), nowMs);
+  if (callMs > deadlineMs) return undefined;
+  for (const pacer of pacers) pacer.called(callMs);
+  return callMs;
+}
+
 /** A counting semaphore: at most `limit` holders at once, waiters served in order. */
 export class Semaphore {
   private active = 0;
@@ -53,13 +77,31 @@ export class Semaphore {
 
   constructor(readonly limit: number) {}
 
-  /** Resolves once a place is free; the caller must call release() exactly once afterwards. */
-  acquire(): Promise<void> {
+  /**
+   * Resolves once a place is free; the caller must call release() exactly once afterwards. Resolves false
+   * (nothing held) when `untilMs` passes first.
+   */
+  acquire(untilMs = Number.POSITIVE_INFINITY, nowMs: number = Date.now()): Promise<boolean> {
     if (this.active < this.limit) {
       this.active++;
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
-    return new Promise((resolve) => this.waiters.push(resolve));
+    if (untilMs <= nowMs) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const waiter = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer =
+        untilMs === Number.POSITIVE_INFINITY
+          ? undefined
+          : setTimeout(() => {
+              const index = this.waiters.indexOf(waiter);
+              if (index >= 0) this.waiters.splice(index, 1);
+              resolve(false);
+            }, untilMs - nowMs);
+      this.waiters.push(waiter);
+    });
   }
 
   release(): void {

@@ -2,10 +2,20 @@
  * The run report (SPEC 7): every matched task gets exactly one outcome, logged once and counted once.
  */
 import type { Logger } from './log.js';
-import type { EventKind } from './events.js';
 import type { SkipReason } from './select.js';
+import type { Verdict } from './verify.js';
+import type { EventKind as Kind, RerunMode } from './events.js';
 
-export const OUTCOMES = ['dispatched', 'gone', 'failed', 'skipped', 'deferred', 'queued', 'held'] as const;
+export const OUTCOMES = [
+  'dispatched',
+  'redriven',
+  'gone',
+  'failed',
+  'skipped',
+  'deferred',
+  'queued',
+  'held',
+] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 /** One task's row in the report. */
@@ -13,8 +23,19 @@ export interface TaskRow {
   readonly task: string;
   readonly outcome: Outcome;
   readonly skipReason?: SkipReason;
+  /** For `dispatched` and `redriven` tasks once verified. */
+  readonly verdict?: Verdict | undefined;
+  /** The failed-again attempt's status (`UNAVAILABLE(14): HTTP status code 503`), or a verdict's note. */
+  readonly status?: string;
   readonly error?: string;
   readonly canary?: boolean;
+}
+
+/** The verdicts summed (SPEC 7 `counts.verdicts`). */
+export interface VerdictCounts {
+  succeeded: number;
+  failedAgain: number;
+  running: number;
 }
 
 /** One queue's line in the report. */
@@ -25,25 +46,39 @@ export interface QueueReport {
   rate?: number;
   scanned: number;
   matched: number;
-  /** False when the time budget ended before the whole queue was listed. */
+  /** False when the queue was not listed to its end (time budget, or an error). */
   complete: boolean;
   error?: string;
+  /** The error is transient (unreachable, timeouts, quota): the queue is left undone, not done. */
+  transient?: boolean;
 }
 
 export interface RerunReport {
   runId: string;
-  kind: EventKind;
+  requestId: string;
+  kind: Kind;
+  mode: RerunMode;
   reason?: string;
   dryRun: boolean;
   cutoff: string;
+  /** The event's cutoff was later than its delivery, and was brought back to it. */
+  cutoffClamped?: true;
   queues: QueueReport[];
-  counts: Record<Outcome | 'matched', number>;
+  counts: Record<Outcome | 'matched', number> & { verdicts: VerdictCounts };
   skipped: Partial<Record<SkipReason, number>>;
   tasks: TaskRow[];
   truncated?: true;
   canary?: { tasks: string[]; passed: boolean };
-  /** Present when work is left: send the same event again with this cutoff (it makes the replay safe). */
-  continueWith?: { cutoff: string; deferred: number; note: string };
+  /** A dry run's estimate of how long each mode would take (SPEC 6). */
+  estimate?: { runSeconds: number; redriveSeconds: number; suggestion?: string };
+  /** Present when work is left undone: send the same request again (its cutoff makes that safe). */
+  continueWith?: {
+    requestId: string;
+    cutoff: string;
+    deferred: number;
+    incompleteQueues: string[];
+    note: string;
+  };
   durationMs: number;
 }
 
@@ -52,6 +87,7 @@ export const MAX_TASK_ROWS = 1000;
 
 const MESSAGES: Record<Outcome, string> = {
   dispatched: 'task dispatched',
+  redriven: 'task redriven',
   gone: 'task gone',
   failed: 'task failed',
   skipped: 'task skipped',
@@ -65,12 +101,14 @@ export class ReportBuilder {
   readonly counts: RerunReport['counts'] = {
     matched: 0,
     dispatched: 0,
+    redriven: 0,
     gone: 0,
     failed: 0,
     skipped: 0,
     deferred: 0,
     queued: 0,
     held: 0,
+    verdicts: { succeeded: 0, failedAgain: 0, running: 0 },
   };
   readonly skipped: RerunReport['skipped'] = {};
   readonly rows: TaskRow[] = [];
@@ -85,18 +123,27 @@ export class ReportBuilder {
   record(row: TaskRow): void {
     this.counts.matched++;
     this.counts[row.outcome]++;
+    if (row.verdict === 'succeeded') this.counts.verdicts.succeeded++;
+    else if (row.verdict === 'failed-again') this.counts.verdicts.failedAgain++;
+    else if (row.verdict === 'running') this.counts.verdicts.running++;
     if (row.skipReason) this.skipped[row.skipReason] = (this.skipped[row.skipReason] ?? 0) + 1;
     if (this.rows.length < MAX_TASK_ROWS) this.rows.push(row);
     else this.truncated = true;
-    const level = row.outcome === 'failed' ? 'warn' : 'info';
+    const level = row.outcome === 'failed' || row.verdict === 'failed-again' ? 'warn' : 'info';
     const message =
       this.dryRun && row.outcome === 'dispatched'
         ? 'task would be dispatched (dry run)'
         : MESSAGES[row.outcome];
-    this.log[level]({ ...row }, message);
+    this.log[level]({ ...row, queue: queueOf(row.task) }, message);
   }
 
   get isTruncated(): boolean {
     return this.truncated;
   }
+}
+
+/** The queue part of a task name. */
+function queueOf(task: string): string {
+  const index = task.lastIndexOf('/tasks/');
+  return index < 0 ? task : task.slice(0, index);
 }

@@ -1,20 +1,31 @@
 /**
- * The run (SPEC 5-7): queues -> streamed pages -> selection -> pacing -> RunTask -> one outcome per
- * matched task -> report.
+ * The run (SPEC 5-7), as stages with one job each:
+ *   plan     queues -> pages -> candidates and skips (plan.ts, pure selection in select.ts)
+ *   gate     canaries first; the breaker and a failed canary hold the rest (gate.ts)
+ *   claim    one run at a time per task, here and across instances (claims.ts)
+ *   force    paced slot, fresh read, RunTask and its error rules (force.ts)
+ *   enqueue  what the budget leaves no slot for goes to the control queue (enqueue.ts)
+ *   verify   dispatched -> verdict (verify.ts)
+ *   settle   one row, one log line and the counts per task (report.ts)
+ * This file wires them: it owns no rule of its own.
  */
-import type { CloudTasksClient, Queue, Task, CloudTasksError } from './cloud-tasks.js';
-import { toCloudTasksError } from './cloud-tasks.js';
+import { Budget } from './budget.js';
+import type { CloudTasksClient } from './cloud-tasks.js';
+import { Claimer, type ClaimEnd, type ClaimRegistry } from './claims.js';
 import type { Config } from './config.js';
-import { controlTaskFor } from './control-tasks.js';
+import type { ControlTarget } from './control-tasks.js';
+import { Enqueuer } from './enqueue.js';
 import type { RerunRequest } from './events.js';
-import type { Logger } from './log.js';
-import { isQueueAllowed, parseQueueName, parseTaskName, type QueueName, type TaskName } from './names.js';
-import { Pacer, reserveSlot, type Semaphore } from './pace.js';
-import { ReportBuilder, type QueueReport, type RerunReport, type TaskRow } from './report.js';
-import { actionFor, backoffDelayMs, quotaWaitMs } from './retry.js';
+import { Forcer, type ForceResult } from './force.js';
+import { Gate } from './gate.js';
+import { operationFirst, operationLast, type Logger } from './log.js';
+import { Semaphore, type Pacer } from './pace.js';
+import { Plan, type Candidate } from './plan.js';
+import { ReportBuilder, type RerunReport, type TaskRow } from './report.js';
 import type { Scope } from './scope.js';
-import { queueSkipReason, selectTask, type SkipReason } from './select.js';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { isLastAttempt } from './select.js';
+import { runOutcomeOf } from './run-summary.js';
+import { Breaker, Verifier } from './verify.js';
 
 /** What a run needs from its process. */
 export interface RerunDeps {
@@ -24,8 +35,12 @@ export interface RerunDeps {
   readonly pacer: Pacer;
   /** The process-wide bound on RunTask calls in flight (RERUN_CONCURRENCY). */
   readonly inFlight: Semaphore;
+  /** The process-wide claim registry. */
+  readonly claims: ClaimRegistry;
   /** Carries runId, reason and trace on every line. */
   readonly log: Logger;
+  /** The claim this delivery is, when a control task delivers it (its X-CloudTasks-TaskName). */
+  readonly ownClaimId?: string | undefined;
   readonly now?: () => number;
 }
 
@@ -34,21 +49,14 @@ export class CloudTasksUnavailableError extends Error {
   override readonly name = 'CloudTasksUnavailableError';
 }
 
-/** Attempts of one RunTask whose answer was lost (and read back as not run) before it is given up. */
-const MAX_RUN_ATTEMPTS = 3;
 /** A progress line at most this often on long runs. */
 const PROGRESS_INTERVAL_MS = 10_000;
-
-interface QueueRun {
-  readonly queue: QueueName;
-  readonly report: QueueReport;
-  readonly pacers: readonly Pacer[];
-  skipReason: SkipReason | undefined;
-}
+/** How long after the run's budget a claim that this run carries out falls due. */
+const CLAIM_MARGIN_MS = 60_000;
 
 /**
  * Runs one request over its scope and returns the report. Throws CloudTasksUnavailableError only when
- * Cloud Tasks was unreachable and no task was dispatched or queued.
+ * Cloud Tasks was unreachable and nothing was dispatched or queued.
  */
 export async function runRerun(
   request: RerunRequest,
@@ -60,22 +68,26 @@ export async function runRerun(
 }
 
 class Run {
-  private readonly now: () => number;
-  private readonly startMs: number;
-  private readonly deadlineMs: number;
-  private readonly cap: number;
-  private readonly report: ReportBuilder;
-  private readonly queues: QueueReport[] = [];
-  private readonly seen = new Set<string>();
-  private readonly running = new Set<Promise<void>>();
-  /** Paces this request's own rate across its queues, when it asked for one. */
-  private readonly requestPacer: Pacer | undefined;
-  private reservedRuns = 0;
-  private callsMade = 0;
-  private unreachable: CloudTasksError | undefined;
-  private scanStopped = false;
-  private readonly canaries: { task: TaskName; settled: Promise<TaskRow> }[] = [];
-  private canaryVerdict: 'pending' | 'passed' | 'failed' = 'pending';
+  readonly #budget: Budget;
+  readonly #cap: number;
+  readonly #report: ReportBuilder;
+  readonly #plan: Plan;
+  readonly #gate: Gate;
+  readonly #breaker: Breaker;
+  readonly #claimer: Claimer;
+  readonly #forcer: Forcer;
+  readonly #verifier: Verifier;
+  readonly #enqueuer: Enqueuer | undefined;
+  /** Names that reached the claim stage: a task listed twice is forced once. */
+  readonly #seen = new Set<string>();
+  readonly #running = new Set<Promise<void>>();
+  /** Bounds tasks between planning and their outcome, so a long listing never piles up in memory. */
+  readonly #pending: Semaphore;
+  #reserved = 0;
+  /** Aborted once the rest is held (breaker, failed canary): tasks waiting for a slot stop waiting. */
+  readonly #holding = new AbortController();
+  /** Whether anything was forced or queued (an unreachable Cloud Tasks is then no longer "safe to resend"). */
+  #touched = false;
 
   constructor(
     private readonly request: RerunRequest,
@@ -83,54 +95,81 @@ class Run {
     private readonly deps: RerunDeps,
     private readonly runId: string,
   ) {
-    this.now = deps.now ?? Date.now;
-    this.startMs = this.now();
-    this.deadlineMs = this.startMs + deps.config.timeBudgetMs;
-    this.cap = Math.min(request.maxTasks ?? deps.config.maxTasks, deps.config.maxTasks);
-    this.report = new ReportBuilder(deps.log, request.dryRun);
-    this.requestPacer = request.maxRatePerSecond ? new Pacer(request.maxRatePerSecond) : undefined;
-    if (!request.canary || request.dryRun) this.canaryVerdict = 'passed';
+    const { config, tasks, log } = deps;
+    const now = deps.now ?? Date.now;
+    this.#budget = new Budget(config.timeBudgetMs, now);
+    this.#cap = Math.min(request.maxTasks ?? config.maxTasks, config.maxTasks);
+    this.#report = new ReportBuilder(log, request.dryRun);
+    this.#plan = new Plan(request, scope, { tasks, pacer: deps.pacer, log, now });
+    this.#breaker = new Breaker(request.breaker);
+    this.#gate = new Gate(request.dryRun ? undefined : request.canary, log, now);
+    const control = controlTargetOf(config);
+    const work = {
+      requestId: request.requestId,
+      cutoffMs: request.cutoffMs,
+      mode: request.mode,
+      reason: request.reason,
+    };
+    this.#claimer = new Claimer(
+      { registry: deps.claims, tasks, control, ownClaimId: deps.ownClaimId, log, now },
+      work,
+      this.#budget.deadlineMs + CLAIM_MARGIN_MS,
+    );
+    this.#forcer = new Forcer({
+      tasks,
+      pacer: deps.pacer,
+      inFlight: deps.inFlight,
+      budget: this.#budget,
+      log,
+    });
+    const calls = new Semaphore(config.redriveConcurrency);
+    this.#verifier = new Verifier({ tasks, reads: calls, budget: this.#budget });
+    this.#enqueuer =
+      control && deps.ownClaimId === undefined ? new Enqueuer(tasks, control, work, calls, now) : undefined;
+    this.#pending = new Semaphore(Math.max(8, config.concurrency * 4));
   }
 
   async execute(): Promise<RerunReport> {
     const { log } = this.deps;
     log.info(
       {
+        ...operationFirst(),
         kind: this.request.kind,
+        requestId: this.request.requestId,
+        mode: this.request.mode,
         cutoff: iso(this.request.cutoffMs),
+        cutoffSource: this.request.cutoffSource,
         dryRun: this.request.dryRun,
         ...this.request.context,
       },
       'rerun started',
     );
     const progress = setInterval(
-      () => log.info({ counts: this.report.counts }, 'rerun progress'),
+      () => log.info({ counts: this.#report.counts }, 'rerun progress'),
       PROGRESS_INTERVAL_MS,
     );
     progress.unref();
     try {
-      for (const queue of await this.queueList()) {
-        if (this.scanStopped) {
-          this.queues.push({ queue: queue.name, scanned: 0, matched: 0, complete: false });
-          continue;
-        }
-        await this.processQueue(queue);
-      }
-      await Promise.all(this.running);
-      if (this.canaryVerdict === 'pending' && this.canaries.length > 0) await this.settleCanary();
+      await this.#planAndForce();
+      if (this.#gate.isChoosing) await this.#openGate();
+      await this.#drain();
     } finally {
       clearInterval(progress);
     }
-    if (this.unreachable && this.callsMade === 0) {
-      log.error({ err: this.unreachable }, 'Cloud Tasks unreachable; nothing was dispatched');
-      throw new CloudTasksUnavailableError(this.unreachable.message, { cause: this.unreachable });
+    const { unreachable } = this.#plan;
+    if (unreachable && !this.#touched) {
+      log.error({ err: unreachable }, 'Cloud Tasks unreachable; nothing was dispatched');
+      throw new CloudTasksUnavailableError(unreachable.message, { cause: unreachable });
     }
-    const result = this.result();
+    const result = this.#result();
     log.info(
       {
+        ...operationLast(),
+        outcome: runOutcomeOf(result),
         counts: result.counts,
         skipped: result.skipped,
         queues: result.queues,
+        ...(result.continueWith && { continueWith: result.continueWith }),
         durationMs: result.durationMs,
       },
       'rerun finished',
@@ -138,319 +177,205 @@ class Run {
     return result;
   }
 
-  /** The scope's queues, with allowlist patterns expanded by listing their location's queues. */
-  private async queueList(): Promise<QueueName[]> {
-    const queues = new Map(this.scope.queues.map((q) => [q.name, q]));
-    for (const pattern of this.scope.patterns) {
-      if (pattern.project === '*' || pattern.location === '*') {
-        this.queues.push({
-          queue: pattern.pattern,
-          scanned: 0,
-          matched: 0,
-          complete: false,
-          error: 'cannot list: name the project and location',
-        });
+  async #planAndForce(): Promise<void> {
+    for (const queueName of await this.#plan.queueNames()) {
+      if (this.#budget.isOver()) {
+        this.#plan.queueReports.push({ queue: queueName.name, scanned: 0, matched: 0, complete: false });
         continue;
       }
-      try {
-        for await (const page of this.deps.tasks.listQueues(pattern)) {
-          for (const { name } of page) {
-            const queue = parseQueueName(name);
-            if (queue && isQueueAllowed(queue, [pattern])) queues.set(queue.name, queue);
-          }
-        }
-      } catch (error) {
-        const report: QueueReport = { queue: pattern.pattern, scanned: 0, matched: 0, complete: false };
-        this.queues.push(report);
-        this.queueError(report, error);
+      const queue = await this.#plan.openQueue(queueName);
+      if (!queue) continue;
+      for await (const page of this.#plan.pages(queue)) {
+        for (const row of page.rows) this.#report.record(row);
+        for (const candidate of this.#gate.order(page.candidates)) await this.#admit(candidate);
+        if (this.#budget.isOver()) break;
       }
     }
-    return [...queues.values()];
   }
 
-  private async processQueue(queue: QueueName): Promise<void> {
-    const report: QueueReport = { queue: queue.name, scanned: 0, matched: 0, complete: false };
-    this.queues.push(report);
-    let state: Queue;
-    try {
-      state = await this.deps.tasks.getQueue(queue);
-    } catch (error) {
-      this.queueError(report, error);
-      return;
+  /** One candidate: the cap and the canary gate, then its pipeline in the background. */
+  async #admit(candidate: Candidate): Promise<void> {
+    const task = candidate.name.name;
+    if (this.#seen.has(task)) return;
+    if (this.#reserved >= this.#cap) {
+      return this.#report.record({ task, outcome: 'skipped', skipReason: 'over-cap' });
     }
-    const queueRate = state.rateLimits?.maxDispatchesPerSecond;
-    const pacers = [this.deps.pacer, this.requestPacer, queueRate ? new Pacer(queueRate) : undefined].filter(
-      (p): p is Pacer => p !== undefined,
-    );
-    report.state = state.state ?? 'STATE_UNSPECIFIED';
-    report.rate = Math.min(...pacers.map((p) => p.ratePerSecond));
-    const run: QueueRun = {
-      queue,
-      report,
-      pacers,
-      skipReason: queueSkipReason(state.state, this.request.force),
+    switch (this.#gate.admit(candidate)) {
+      case 'wait':
+        return;
+      case 'held':
+        this.#seen.add(task);
+        return this.#report.record({ task, outcome: 'held' });
+      case 'canary':
+        await this.#start(candidate, true);
+        if (this.#gate.isFull) await this.#openGate();
+        return;
+      case 'go':
+        return this.#start(candidate, false);
+    }
+  }
+
+  async #start(candidate: Candidate, canary: boolean): Promise<void> {
+    const task = candidate.name.name;
+    this.#seen.add(task);
+    this.#reserved++;
+    if (this.request.dryRun) return this.#report.record({ task, outcome: 'dispatched' });
+    await this.#pending.acquire();
+    let pendingHeld = true;
+    const forced = (): void => {
+      if (pendingHeld) this.#pending.release();
+      pendingHeld = false;
     };
+    const work = this.#carryOut(candidate, canary, forced).finally(forced);
+    if (canary) this.#gate.track(work);
+    const tracked: Promise<void> = work.then(() => void this.#running.delete(tracked));
+    this.#running.add(tracked);
+  }
+
+  /** Waits for the canaries' verdicts, then admits what waited for them (held if they did not succeed). */
+  async #openGate(): Promise<void> {
+    await this.#gate.settle();
+    if (this.#gate.failed) this.#holding.abort();
+    for (const candidate of this.#gate.takeWaiting()) await this.#admit(candidate);
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#running.size > 0) await Promise.all(this.#running);
+  }
+
+  /** claim -> force -> verify for one task, ending in its one row. */
+  async #carryOut(candidate: Candidate, canary: boolean, forced: () => void): Promise<void> {
+    const row = await this.#outcomeOf(candidate, canary, forced);
+    const settled: TaskRow = canary ? { ...row, canary } : row;
+    this.#report.record(settled);
+    if (canary) this.#gate.canarySettled(settled);
+  }
+
+  /** `forced` is called once the task no longer needs its pending place (verification needs none). */
+  async #outcomeOf(candidate: Candidate, canary: boolean, forced: () => void): Promise<TaskRow> {
+    const task = candidate.name.name;
+    if (this.#isHeld()) return { task, outcome: 'held' };
+    const { queue } = candidate;
+    if (!(await queue.attemptsRunning.acquire(this.#budget.deadlineMs, this.#budget.now()))) {
+      return { task, ...(await this.#queueOrDefer(task)) };
+    }
     try {
-      for await (const page of this.pages(queue)) {
-        for (const task of page) await this.consider(task, run);
-        if (this.now() > this.deadlineMs) {
-          this.scanStopped = true;
-          return;
-        }
+      const slotMs = this.#forcer.reserve(queue);
+      if (slotMs === undefined) return { task, ...(await this.#queueOrDefer(task)) };
+      const claim = await this.#claimer.claim(task);
+      if (claim.kind === 'taken') return { task, outcome: 'skipped', skipReason: 'claimed' };
+      if (claim.kind === 'unavailable') return { task, outcome: 'deferred', error: claim.error };
+      if (claim.kind === 'in-doubt') {
+        return {
+          task,
+          outcome: 'deferred',
+          error: 'an earlier RunTask lost its answer moments ago and may still run it',
+        };
       }
-      report.complete = true;
-    } catch (error) {
-      this.queueError(report, error);
+      this.#touched = true;
+      const result = await this.#forcer.force(candidate, slotMs, {
+        rulesFor: (q) => this.#plan.rulesFor(q, this.request.lastAttempts || this.#gate.passed),
+        isHeld: () => !canary && this.#isHeld(),
+        heldSignal: canary ? undefined : this.#holding.signal,
+      });
+      forced();
+      const end = claimEndOf(result);
+      await this.#claimer.release(claim.claim, end);
+      if (result.outcome !== 'dispatched') {
+        const handedOver = end !== 'done' && claim.claim.controlTask !== undefined;
+        return handedOver ? { task, outcome: 'queued' } : { task, ...rowFieldsOf(result) };
+      }
+      const windowMs = canary ? (this.request.canary?.waitMs ?? 0) : this.request.verifyMs;
+      if (windowMs <= 0) return { task, outcome: 'dispatched' };
+      const onLastAttempt = isLastAttempt(result.fresh, queue.retry, this.#budget.now());
+      const verdict = await this.#verifier.verdictOf(candidate.name, result.fresh, windowMs, !onLastAttempt);
+      if (this.#breaker.record(verdict.verdict)) this.#breakerTripped();
+      return { task, outcome: 'dispatched', ...verdict };
+    } finally {
+      // Held until the verdict: forced attempts still running count against maxConcurrentDispatches.
+      queue.attemptsRunning.release();
     }
   }
 
-  /** Pages of the queue's tasks: listed, or for `tasks` requests read one by one (NOT_FOUND is `gone`). */
-  private async *pages(queue: QueueName): AsyncIterable<Task[]> {
-    const named = this.scope.tasksByQueue?.get(queue.name);
-    if (!named) {
-      yield* this.deps.tasks.listTasks(queue);
-      return;
-    }
-    for (const task of named) {
-      try {
-        yield [await this.deps.tasks.getTask(task)];
-      } catch (error) {
-        const failure = toCloudTasksError(error);
-        if (actionFor(failure) !== 'gone') throw failure;
-        this.seen.add(task.name);
-        this.report.record({ task: task.name, outcome: 'gone' });
-      }
-    }
+  #isHeld(): boolean {
+    return this.#gate.failed || this.#breaker.isTripped;
   }
 
-  private queueError(report: QueueReport, error: unknown): void {
-    const failure = toCloudTasksError(error);
-    report.error = failure.message;
-    if (failure.status === 'UNAVAILABLE' || failure.status === 'DEADLINE_EXCEEDED')
-      this.unreachable ??= failure;
-    this.deps.log.error(
-      { queue: report.queue, status: failure.status, error: failure.message },
-      'queue failed',
+  #breakerTripped(): void {
+    this.#holding.abort();
+    const { succeeded, failedAgain } = this.#breaker.figures;
+    this.deps.log.warn(
+      { succeeded, failedAgain, breaker: this.request.breaker },
+      'breaker tripped: too many reruns failed again; the rest are held. Fix the cause and send the request again (tasks already rerun are past the cutoff), or send it with "breaker": false',
     );
   }
 
-  /** One listed task: match, safety rules, then the cap, the canary and the pacing decide its outcome. */
-  private async consider(task: Task, run: QueueRun): Promise<void> {
-    run.report.scanned++;
-    const selection = selectTask(task, {
-      match: this.request.match,
-      cutoffMs: this.request.cutoffMs,
-      minBackoffLeftMs: this.request.minBackoffLeftMs,
-      nowMs: this.now(),
-    });
-    if (selection.kind === 'unmatched' || this.seen.has(task.name)) return;
-    this.seen.add(task.name);
-    run.report.matched++;
-    const name = parseTaskName(task.name);
-    if (!name || name.queueName !== run.queue.name) {
-      this.report.record({ task: task.name, outcome: 'failed', error: 'invalid task name in the listing' });
-      return;
-    }
-    const skip = selection.kind === 'skip' ? selection.reason : run.skipReason;
-    if (skip) return this.report.record({ task: task.name, outcome: 'skipped', skipReason: skip });
-    if (this.reservedRuns >= this.cap)
-      return this.report.record({ task: task.name, outcome: 'skipped', skipReason: 'over-cap' });
-    if (this.canaryVerdict === 'pending' && this.canaries.length >= (this.request.canary?.count ?? 0)) {
-      await this.settleCanary();
-    }
-    if (this.canaryVerdict === 'failed') return this.report.record({ task: task.name, outcome: 'held' });
-    this.reservedRuns++;
-    if (this.request.dryRun) return this.report.record({ task: task.name, outcome: 'dispatched' });
-    await this.dispatch(name, task.dispatchCount ?? 0, run);
+  /** No slot left in the budget: the control queue takes the task, else a later delivery. */
+  async #queueOrDefer(task: string): Promise<Omit<TaskRow, 'task'>> {
+    if (!this.#enqueuer) return { outcome: 'deferred' };
+    const result = await this.#enqueuer.enqueue(task);
+    if (result.outcome === 'queued') this.#touched = true;
+    return result;
   }
 
-  /** Waits for a place in flight and a paced slot, then runs the task in the background. */
-  private async dispatch(task: TaskName, dispatchCount: number, run: QueueRun): Promise<void> {
-    await this.deps.inFlight.acquire();
-    const slotMs = reserveSlot(run.pacers, this.now(), this.deadlineMs);
-    if (slotMs === undefined) {
-      this.deps.inFlight.release();
-      return this.outOfTime(task);
-    }
-    const isCanary = this.canaryVerdict === 'pending';
-    const work = sleep(slotMs - this.now())
-      .then(() => this.runTask(task, dispatchCount, run, isCanary))
-      .catch((error: unknown): TaskRow => ({ task: task.name, outcome: 'failed', error: String(error) }))
-      .then((row) => {
-        this.report.record(row);
-        return row;
-      })
-      .finally(() => this.deps.inFlight.release());
-    if (isCanary) this.canaries.push({ task, settled: work });
-    const tracked: Promise<void> = work.then(() => void this.running.delete(tracked));
-    this.running.add(tracked);
-  }
-
-  /**
-   * One RunTask with the error rules of SPEC 6: NOT_FOUND is gone, quota waits for a new slot,
-   * PERMISSION_DENIED stops the queue, a lost answer is read back before any resend.
-   */
-  private async runTask(
-    task: TaskName,
-    listedDispatchCount: number,
-    run: QueueRun,
-    canary: boolean,
-  ): Promise<TaskRow> {
-    const row = (fields: Omit<TaskRow, 'task'>): TaskRow => ({
-      task: task.name,
-      ...fields,
-      ...(canary && { canary }),
-    });
-    for (let attempt = 1; ; attempt++) {
-      if (run.skipReason === 'queue-permission-denied')
-        return row({ outcome: 'skipped', skipReason: 'queue-permission-denied' });
-      this.callsMade++;
-      try {
-        await this.deps.tasks.runTask(task);
-        return row({ outcome: 'dispatched' });
-      } catch (error) {
-        const failure = toCloudTasksError(error);
-        switch (actionFor(failure)) {
-          case 'gone':
-            return row({ outcome: 'gone' });
-          case 'stop-queue':
-            run.skipReason = 'queue-permission-denied';
-            return row({ outcome: 'failed', error: failure.message });
-          case 'fail':
-            return row({ outcome: 'failed', error: failure.message });
-          case 'wait-quota': {
-            const nowMs = this.now();
-            this.deps.pacer.pushBack(nowMs + quotaWaitMs(failure.retryDelayMs, nowMs));
-            this.deps.log.warn(
-              { task: task.name, retryDelayMs: failure.retryDelayMs },
-              'RunTask quota exhausted; waiting',
-            );
-            break;
-          }
-          case 'retry': {
-            const state = await this.readBack(task, listedDispatchCount);
-            if (state === 'gone') return row({ outcome: 'gone' });
-            if (state === 'ran') return row({ outcome: 'dispatched' });
-            if (state === 'unknown' || attempt >= MAX_RUN_ATTEMPTS) {
-              return row({
-                outcome: 'failed',
-                error: `${failure.message} (not resent: ${state === 'unknown' ? 'could not read the task back' : 'attempts used up'})`,
-              });
-            }
-            await sleep(backoffDelayMs(attempt));
-            break;
-          }
-        }
-      }
-      const slotMs = reserveSlot(run.pacers, this.now(), this.deadlineMs);
-      if (slotMs === undefined) return this.queueOrDefer(task, row);
-      await sleep(slotMs - this.now());
-    }
-  }
-
-  /** After a lost answer: did the RunTask happen? NOT_FOUND means it ran and finished. */
-  private async readBack(
-    task: TaskName,
-    listedDispatchCount: number,
-  ): Promise<'gone' | 'ran' | 'not-run' | 'unknown'> {
-    try {
-      const current = await this.deps.tasks.getTask(task);
-      return (current.dispatchCount ?? 0) > listedDispatchCount ? 'ran' : 'not-run';
-    } catch (error) {
-      return actionFor(toCloudTasksError(error)) === 'gone' ? 'gone' : 'unknown';
-    }
-  }
-
-  /** Whether the task is gone from its queue (it succeeded, or failed for good). */
-  private async isGone(task: TaskName): Promise<boolean> {
-    try {
-      await this.deps.tasks.getTask(task);
-      return false;
-    } catch (error) {
-      return actionFor(toCloudTasksError(error)) === 'gone';
-    }
-  }
-
-  /** Past the time budget: queued mode when configured, else deferred to a replay. */
-  private async outOfTime(task: TaskName): Promise<void> {
-    this.report.record(await this.queueOrDefer(task, (fields) => ({ task: task.name, ...fields })));
-  }
-
-  private async queueOrDefer(
-    task: TaskName,
-    row: (fields: Omit<TaskRow, 'task'>) => TaskRow,
-  ): Promise<TaskRow> {
-    const { controlQueue, selfUrl, invokerServiceAccount } = this.deps.config;
-    if (!controlQueue || !selfUrl || !invokerServiceAccount || this.request.kind === 'tasks') {
-      return row({ outcome: 'deferred' });
-    }
-    const control = controlTaskFor(
-      {
-        task: task.name,
-        requestId: String(this.request.cutoffMs),
-        cutoffMs: this.request.cutoffMs,
-        mode: 'run',
-        reason: this.request.reason,
-      },
-      { queue: controlQueue, selfUrl, invokerServiceAccount },
-    );
-    try {
-      this.callsMade++;
-      await this.deps.tasks.createTask(controlQueue, control);
-      return row({ outcome: 'queued' });
-    } catch (error) {
-      const failure = toCloudTasksError(error);
-      // ALREADY_EXISTS: a replay of this request queued it already (the name is a hash of task and cutoff).
-      if (failure.status === 'ALREADY_EXISTS') return row({ outcome: 'queued' });
-      return row({ outcome: 'deferred', error: failure.message });
-    }
-  }
-
-  /** Waits for the canaries, then for `canary.wait`, and reads them back: NOT_FOUND means they succeeded. */
-  private async settleCanary(): Promise<void> {
-    const rows = await Promise.all(this.canaries.map((c) => c.settled));
-    await sleep(this.request.canary?.waitMs ?? 0);
-    let passed =
-      rows.length > 0 && rows.every((row) => row.outcome === 'dispatched' || row.outcome === 'gone');
-    for (const canary of this.canaries) {
-      if (!passed) break;
-      passed = await this.isGone(canary.task);
-    }
-    this.canaryVerdict = passed ? 'passed' : 'failed';
-    this.deps.log[passed ? 'info' : 'warn'](
-      { canaries: this.canaries.map((c) => c.task.name), passed },
-      passed ? 'canary succeeded; going on' : 'canary failed; holding the rest',
-    );
-  }
-
-  private result(): RerunReport {
-    const deferred = this.report.counts.deferred;
+  #result(): RerunReport {
+    const counts = this.#report.counts;
     const cutoff = iso(this.request.cutoffMs);
-    const incomplete = this.queues.some((q) => !q.complete && !q.error);
+    const undone = this.#plan.queueReports.filter(
+      (q) => !q.complete && (q.error === undefined || q.transient),
+    );
     return {
       runId: this.runId,
+      requestId: this.request.requestId,
       kind: this.request.kind,
+      mode: this.request.mode,
       ...(this.request.reason !== undefined && { reason: this.request.reason }),
       dryRun: this.request.dryRun,
       cutoff,
-      queues: this.queues,
-      counts: this.report.counts,
-      skipped: this.report.skipped,
-      tasks: this.report.rows,
-      ...(this.report.isTruncated && { truncated: true as const }),
-      ...(this.request.canary &&
-        !this.request.dryRun && {
-          canary: { tasks: this.canaries.map((c) => c.task.name), passed: this.canaryVerdict === 'passed' },
-        }),
-      ...((deferred > 0 || incomplete) && {
+      ...(this.request.cutoffClamped && { cutoffClamped: true as const }),
+      queues: this.#plan.queueReports,
+      counts,
+      skipped: this.#report.skipped,
+      tasks: this.#report.rows,
+      ...(this.#report.isTruncated && { truncated: true as const }),
+      ...(this.#gate.summary && { canary: this.#gate.summary }),
+      ...((counts.deferred > 0 || undone.length > 0) && {
         continueWith: {
+          requestId: this.request.requestId,
           cutoff,
-          deferred,
-          note: 'the time budget ran out: send the same event again with this cutoff (deployedAt, until or cutoff); tasks already rerun are skipped',
+          deferred: counts.deferred,
+          incompleteQueues: undone.map((q) => q.queue),
+          note: `work is left undone: send the same request again (requestId ${this.request.requestId}, or the same event with this cutoff as deployedAt, until or cutoff); tasks already rerun are skipped`,
         },
       }),
-      durationMs: this.now() - this.startMs,
+      durationMs: this.#budget.now() - this.#budget.startMs,
     };
+  }
+}
+
+function controlTargetOf(config: Config): ControlTarget | undefined {
+  const { controlQueue, selfUrl, invokerServiceAccount } = config;
+  return controlQueue && selfUrl && invokerServiceAccount
+    ? { queue: controlQueue, selfUrl, invokerServiceAccount }
+    : undefined;
+}
+
+/** How the claim ends for a force result: an answer in doubt keeps the task claimed until it shows. */
+function claimEndOf(result: ForceResult): ClaimEnd {
+  if (result.outcome !== 'deferred') return 'done';
+  return result.why === 'lost-answer' ? 'lost-answer' : 'left-to-control-queue';
+}
+
+function rowFieldsOf(result: Exclude<ForceResult, { outcome: 'dispatched' }>): Omit<TaskRow, 'task'> {
+  switch (result.outcome) {
+    case 'skipped':
+      return { outcome: 'skipped', skipReason: result.skipReason };
+    case 'failed':
+      return { outcome: 'failed', error: result.error };
+    case 'deferred':
+      return { outcome: 'deferred', ...(result.error !== undefined && { error: result.error }) };
+    default:
+      return { outcome: result.outcome };
   }
 }
 

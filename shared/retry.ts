@@ -32,6 +32,21 @@ export function actionFor(failure: CallFailure): ErrorAction {
   }
 }
 
+/**
+ * Whether a call that changes something (RunTask, CreateTask, DeleteTask) may have taken effect although
+ * it failed: no answer, a server deadline, or a server-side error. Such a call is never simply resent.
+ */
+export function isInDoubt(failure: CallFailure): boolean {
+  return (
+    failure.answerLost ||
+    failure.status === 'DEADLINE_EXCEEDED' ||
+    failure.status === 'UNAVAILABLE' ||
+    failure.status === 'INTERNAL' ||
+    failure.status === 'UNKNOWN' ||
+    failure.status === 'ABORTED'
+  );
+}
+
 /** Exponential backoff with full jitter: attempt 0 waits up to baseMs, doubling up to capMs. */
 export function backoffDelayMs(
   attempt: number,

@@ -91,7 +91,22 @@ export const Route = z.strictObject({
   minBackoffLeft: DurationText.optional(),
   maxRate: z.number().positive().optional(),
   canary: z
-    .strictObject({ count: z.number().int().min(1).max(100), wait: DurationText.optional() })
+    .union([
+      z.strictObject({ count: z.number().int().min(1).max(100), wait: DurationText.optional() }),
+      z.literal(false),
+    ])
+    .optional(),
+  mode: z.enum(['run', 'redrive']).optional(),
+  lastAttempts: z.boolean().optional(),
+  verify: DurationText.optional(),
+  breaker: z
+    .union([
+      z.strictObject({
+        maxFailedAgain: z.number().min(0).max(1).optional(),
+        minVerdicts: z.number().int().min(1).optional(),
+      }),
+      z.literal(false),
+    ])
     .optional(),
 });
 export type Route = z.infer<typeof Route>;

@@ -4,9 +4,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { DestinationStream } from 'pino';
+import { ClaimRegistry } from './claims.js';
 import { createCloudTasksClient, type CloudTasksClient } from './cloud-tasks.js';
 import { loadConfig, type Config } from './config.js';
+import {
+  createNotifier,
+  notifyRunEnd,
+  NOTIFY_BUDGET_MS,
+  type Notifier,
+  type NotifierOptions,
+} from './notify.js';
 import type { RerunRequest } from './events.js';
+import { FirstDeliveries } from './first-deliveries.js';
 import { createLogger, traceFields, type HeaderLookup, type Logger } from './log.js';
 import { Pacer, Semaphore } from './pace.js';
 import type { RerunReport } from './report.js';
@@ -18,7 +27,13 @@ export interface Runtime {
   readonly tasks: CloudTasksClient;
   readonly pacer: Pacer;
   readonly inFlight: Semaphore;
+  /** Which tasks some run of this process is forcing right now (SPEC 5.2 "Claimed"). */
+  readonly claims: ClaimRegistry;
+  /** The cutoffs of HTTP requests that carry none, by requestId, for an hour. */
+  readonly firstDeliveries: FirstDeliveries;
   readonly log: Logger;
+  /** Publishes the end of runs to RERUN_NOTIFY_TOPIC (a no-op without it). */
+  readonly notifier: Notifier;
   /** The project that qualifies trace IDs in logs: the first project named in the allowlist. */
   readonly traceProject: string | undefined;
 }
@@ -27,17 +42,25 @@ export interface RuntimeOptions {
   /** Where log lines go (tests pass a sink); default stdout. */
   readonly logDestination?: DestinationStream;
   readonly tasks?: CloudTasksClient;
+  /** How long a task whose RunTask lost its answer stays in doubt (tests shorten it). */
+  readonly lostAnswerHoldMs?: number;
+  /** The notifier's knobs (tests shorten its backoff). */
+  readonly notify?: NotifierOptions;
 }
 
 /** Builds an instance's runtime. Throws ConfigError when the environment is bad. */
 export function createRuntime(env: NodeJS.ProcessEnv = process.env, options: RuntimeOptions = {}): Runtime {
   const config = loadConfig(env);
+  const log = createLogger(config.logLevel, options.logDestination);
   return {
     config,
     tasks: options.tasks ?? createCloudTasksClient({ emulatorHost: config.emulatorHost }),
     pacer: new Pacer(config.maxRatePerSecond),
     inFlight: new Semaphore(config.concurrency),
-    log: createLogger(config.logLevel, options.logDestination),
+    claims: new ClaimRegistry(options.lostAnswerHoldMs),
+    firstDeliveries: new FirstDeliveries(),
+    log,
+    notifier: createNotifier(config, log, options.notify),
     traceProject: config.allowlist.find((entry) => entry.project !== '*')?.project,
   };
 }
@@ -51,10 +74,15 @@ export type RerunResult = { ok: true; report: RerunReport } | { ok: false; runId
  */
 export async function rerun(
   runtime: Runtime,
-  request: RerunRequest,
+  received: RerunRequest,
   header: HeaderLookup = () => undefined,
 ): Promise<RerunResult> {
   const runId = randomUUID();
+  // Every delivery of a request without a cutoff of its own uses its first delivery's (SPEC 4).
+  const request =
+    received.cutoffSource === 'first-delivery'
+      ? { ...received, cutoffMs: runtime.firstDeliveries.cutoffFor(received.requestId, received.cutoffMs) }
+      : received;
   const log = runtime.log.child({
     runId,
     ...(request.reason !== undefined && { reason: request.reason }),
@@ -65,6 +93,8 @@ export async function rerun(
     log.error({ refused: scope.refused }, 'request names queues outside the allowlist; nothing called');
     return { ok: false, runId, refused: scope.refused };
   }
-  const report = await runRerun(request, scope.scope, { ...runtime, log }, runId);
+  const ownClaimId = header('x-cloudtasks-taskname');
+  const report = await runRerun(request, scope.scope, { ...runtime, log, ownClaimId }, runId);
+  await notifyRunEnd(runtime, report, header, Date.now() + NOTIFY_BUDGET_MS);
   return { ok: true, report };
 }

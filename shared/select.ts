@@ -3,6 +3,7 @@
  * Time is a parameter; nothing here touches the clock, the environment or the network.
  */
 import type { Attempt, Queue, Task } from './cloud-tasks.js';
+import { parseProtoDurationMs } from './duration.js';
 import { CANONICAL_CODES, type Match } from './events.js';
 import { taskIdOf } from './names.js';
 
@@ -16,6 +17,11 @@ export type SkipReason =
   | 'queue-paused'
   | 'queue-disabled'
   | 'queue-permission-denied'
+  | 'queue-serial'
+  | 'last-attempt'
+  | 'claimed'
+  | 'no-longer-matches'
+  | 'cannot-act-as'
   | 'over-cap';
 
 /** The verdict on one listed task. */
@@ -24,12 +30,57 @@ export type Selection =
   | { readonly kind: 'skip'; readonly reason: SkipReason }
   | { readonly kind: 'candidate' };
 
-/** What the safety rules need to know about the request. */
+/** What the safety rules need to know about the request and the task's queue. */
 export interface SelectionRules {
   readonly match: Match;
   readonly cutoffMs: number;
   readonly minBackoffLeftMs: number;
+  /** False on a PAUSED queue forced with `force`: nothing falls due by itself there. */
+  readonly dueSoonApplies: boolean;
+  /** The queue's RetryConfig; the last-attempt rule applies unless `allowLastAttempt`. */
+  readonly retry: RetryLimits;
+  readonly allowLastAttempt: boolean;
   readonly nowMs: number;
+}
+
+/** The queue's RetryConfig, as the last-attempt rule reads it. */
+export interface RetryLimits {
+  /** -1 = unlimited. */
+  readonly maxAttempts: number;
+  /** 0 = unlimited. */
+  readonly maxRetryDurationMs: number;
+}
+
+/** Cloud Tasks' default maxAttempts when a queue's RetryConfig leaves it out. */
+const DEFAULT_MAX_ATTEMPTS = 100;
+/** An HTTP task's dispatch deadline when it sets none. */
+const DEFAULT_DISPATCH_DEADLINE_MS = 10 * 60_000;
+
+/** The queue's retry limits; what it leaves out takes Cloud Tasks' defaults. */
+export function retryLimitsOf(queue: Queue): RetryLimits {
+  return {
+    maxAttempts: queue.retryConfig?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    maxRetryDurationMs: parseProtoDurationMs(queue.retryConfig?.maxRetryDuration) ?? 0,
+  };
+}
+
+/**
+ * Whether a failed forced attempt could make Cloud Tasks give the task up (SPEC 5.2): both limits used up,
+ * `dispatchCount + 1 >= maxAttempts` and the retry duration over by the end of the forced attempt. A task
+ * without a known first attempt is taken as old (the safe side).
+ */
+export function isLastAttempt(task: Task, retry: RetryLimits, nowMs: number): boolean {
+  if (retry.maxAttempts === -1 || (task.dispatchCount ?? 0) + 1 < retry.maxAttempts) return false;
+  if (retry.maxRetryDurationMs === 0) return true;
+  const firstMs = timeMs(task.firstAttempt?.dispatchTime) ?? Number.NEGATIVE_INFINITY;
+  const deadlineMs = parseProtoDurationMs(task.dispatchDeadline) ?? DEFAULT_DISPATCH_DEADLINE_MS;
+  return firstMs + retry.maxRetryDurationMs < nowMs + deadlineMs;
+}
+
+/** Whether the task has at least half of its attempts left: only such tasks serve as canaries. */
+export function hasHalfItsAttemptsLeft(task: Task, retry: RetryLimits): boolean {
+  if (retry.maxAttempts === -1) return true;
+  return retry.maxAttempts - (task.dispatchCount ?? 0) >= retry.maxAttempts / 2;
 }
 
 const UNMATCHED: Selection = { kind: 'unmatched' };
@@ -46,14 +97,21 @@ export function selectTask(task: Task, rules: SelectionRules): Selection {
   if ((last.responseStatus?.code ?? 0) === 0) return skip('not-failed');
   if (dispatchMs >= rules.cutoffMs) return skip('after-cutoff');
   const nextMs = timeMs(task.scheduleTime);
-  if (nextMs !== undefined && nextMs - rules.nowMs < rules.minBackoffLeftMs) return skip('due-soon');
+  if (rules.dueSoonApplies && nextMs !== undefined && nextMs - rules.nowMs < rules.minBackoffLeftMs)
+    return skip('due-soon');
+  if (!rules.allowLastAttempt && isLastAttempt(task, rules.retry, rules.nowMs)) return skip('last-attempt');
   return CANDIDATE;
 }
 
-/** The queue-level rule: PAUSED queues only with force, DISABLED never. */
-export function queueSkipReason(state: Queue['state'], force: boolean): SkipReason | undefined {
-  if (state === 'DISABLED') return 'queue-disabled';
-  if (state === 'PAUSED' && !force) return 'queue-paused';
+/**
+ * The queue-level rules: PAUSED queues only with force, DISABLED never, and a queue that serialises its
+ * work (`maxConcurrentDispatches: 1`) only with force (RunTask bypasses that limit).
+ */
+export function queueSkipReason(queue: Queue, force: boolean): SkipReason | undefined {
+  if (queue.state === 'DISABLED') return 'queue-disabled';
+  if (force) return undefined;
+  if (queue.state === 'PAUSED') return 'queue-paused';
+  if (queue.rateLimits?.maxConcurrentDispatches === 1) return 'queue-serial';
   return undefined;
 }
 

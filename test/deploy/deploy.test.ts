@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config.js';
-import { parseRerunEvent } from '../../shared/events.js';
+import { httpDelivery, parseRerunEvent } from '../../shared/events.js';
 import {
   BASE,
   BUILD_SA,
@@ -320,7 +320,10 @@ describe('deploy.sh against the fake gcloud: the delivery path', () => {
     expect(flagOf(update!, 'time-zone')).toBe('Europe/Paris');
     expect(flagOf(update!, 'topic')).toBe('rerun');
     const body: unknown = JSON.parse(flagOf(update!, 'message-body') ?? '');
-    expect(parseRerunEvent(body, Date.now())).toMatchObject({ success: true, data: { kind: 'sweep' } });
+    expect(parseRerunEvent(body, httpDelivery(body, Date.now()))).toMatchObject({
+      success: true,
+      data: { kind: 'sweep' },
+    });
     expect(sandbox.run([...BASE, '--no-sweep']).status).toBe(0);
     expect(resourcesOf(sandbox.snapshot(), 'job')).toEqual({});
   });

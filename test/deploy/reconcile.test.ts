@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONFIG_KEYS, loadConfig } from '../../shared/config.js';
-import { parseRerunEvent } from '../../shared/events.js';
+import { httpDelivery, parseRerunEvent } from '../../shared/events.js';
 import {
   BASE,
   CI_SA,
@@ -207,6 +207,7 @@ describe('deploy.sh against the fake gcloud: configuration and failures', () => 
     expect(out).toContain('resource.labels.service_name="rerun-http"');
     const bodies = [...out.matchAll(/-d '(\{.*\})'/g)].map((match) => JSON.parse(match[1] ?? '') as unknown);
     expect(bodies).toHaveLength(2);
-    for (const body of bodies) expect(parseRerunEvent(body, Date.now()).success).toBe(true);
+    for (const body of bodies)
+      expect(parseRerunEvent(body, httpDelivery(body, Date.now())).success).toBe(true);
   });
 });

@@ -4,7 +4,7 @@
  */
 import type { CloudTasksClient } from '@google-cloud/tasks';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { ManualClock, startEmulator, type Emulator } from '../../emulator/server.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
 import { googleClient, LOCATION, queueName, taskName } from './helpers.js';
 
@@ -125,7 +125,7 @@ describe('tasks', () => {
         httpRequest: {
           url: `${target.url}/work`,
           httpMethod: 'PUT',
-          headers: { 'Content-Type': 'application/json' },
+          headers: { 'Content-Type': 'application/json', 'X-Secret': 's3cret' },
           body: Buffer.from('{"id":1}'),
         },
         scheduleTime: inAnHour(),
@@ -134,10 +134,12 @@ describe('tasks', () => {
     expect(named.name).toBe(taskName('orders', 'order-1'));
     expect(named.view).toBe('BASIC');
     expect(named.httpRequest?.httpMethod).toBe('PUT');
-    expect(named.httpRequest?.headers).toEqual({
+    const headers = {
       'Content-Type': 'application/json',
+      'X-Secret': 's3cret',
       'User-Agent': 'Google-Cloud-Tasks',
-    });
+    };
+    expect(named.httpRequest?.headers).toEqual(headers);
     expect(Number(named.dispatchDeadline?.seconds)).toBe(600);
     expect(named.createTime?.nanos).toBe(0);
     expect(named.dispatchCount).toBe(0);
@@ -149,12 +151,72 @@ describe('tasks', () => {
     expect(unnamed.name).toMatch(new RegExp(`^${queueName('orders')}/tasks/\\d{19}$`));
     expect(unnamed.httpRequest?.httpMethod).toBe('POST');
 
+    // BASIC has the headers (the real API shows them) but not the body; FULL has both.
     const [basic] = await client.getTask({ name: taskName('orders', 'order-1') });
     expect(basic.view).toBe('BASIC');
+    expect(basic.httpRequest?.headers).toEqual(headers);
     expect(basic.httpRequest?.body?.length ?? 0).toBe(0);
     const [full] = await client.getTask({ name: taskName('orders', 'order-1'), responseView: 'FULL' });
     expect(full.view).toBe('FULL');
+    expect(full.httpRequest?.headers).toEqual(headers);
     expect(Buffer.from(full.httpRequest!.body as Uint8Array).toString()).toBe('{"id":1}');
+    const [listed] = await client.listTasks(
+      { parent: queueName('orders'), responseView: 'FULL' },
+      { autoPaginate: false },
+    );
+    const fullListed = listed.find((t) => t.name === taskName('orders', 'order-1'))!;
+    expect(Buffer.from(fullListed.httpRequest!.body as Uint8Array).toString()).toBe('{"id":1}');
+  });
+
+  it('sets a scheduleTime in the past to the time of the call, and dispatches at once', async () => {
+    const before = Math.floor(Date.now() / 1000);
+    const [created] = await client.createTask({
+      parent: queueName('orders'),
+      task: {
+        name: taskName('orders', 'late'),
+        httpRequest: { url: `${target.url}/late` },
+        scheduleTime: { seconds: before - 3600 },
+      },
+    });
+    const scheduled = Number(created.scheduleTime?.seconds);
+    expect(scheduled).toBeGreaterThanOrEqual(before);
+    expect(scheduled).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000));
+    await expect.poll(() => target.requests.some((r) => r.path === '/late')).toBe(true);
+    const future = before + 3600;
+    const [ahead] = await client.createTask({
+      parent: queueName('orders'),
+      task: { httpRequest: { url: `${target.url}/later` }, scheduleTime: { seconds: future } },
+    });
+    expect(Number(ahead.scheduleTime?.seconds)).toBe(future);
+  });
+
+  it('gets every RetryConfig field and the RateLimits of a queue', async () => {
+    await client.createQueue({
+      parent: LOCATION,
+      queue: {
+        name: queueName('limited'),
+        rateLimits: { maxDispatchesPerSecond: 2.5, maxConcurrentDispatches: 3 },
+        retryConfig: {
+          maxAttempts: 5,
+          maxRetryDuration: { seconds: 600 },
+          minBackoff: { seconds: 1 },
+          maxBackoff: { seconds: 30 },
+          maxDoublings: 2,
+        },
+      },
+    });
+    const [queue] = await client.getQueue({ name: queueName('limited') });
+    expect(queue.rateLimits).toEqual({
+      maxDispatchesPerSecond: 2.5,
+      maxBurstSize: 100,
+      maxConcurrentDispatches: 3,
+    });
+    const retry = queue.retryConfig!;
+    expect([retry.maxAttempts, retry.maxDoublings]).toEqual([5, 2]);
+    const seconds = [retry.maxRetryDuration, retry.minBackoff, retry.maxBackoff].map((d) =>
+      Number(d?.seconds),
+    );
+    expect(seconds).toEqual([600, 1, 30]);
   });
 
   it('lists tasks across several pages without repeats', async () => {
@@ -225,6 +287,48 @@ describe('tasks', () => {
     expect(again.code).toBe(6);
     expect((await codeOf(client.runTask({ name: taskName('orders', 'run-me') }))).code).toBe(5);
     expect((await codeOf(client.deleteTask({ name: taskName('orders', 'run-me') }))).code).toBe(5);
+  });
+
+  it('keeps the names of finished and deleted tasks reserved for the dedup window, then frees them', async () => {
+    await client.close();
+    await emulator.stop();
+    const clock = new ManualClock(Date.parse('2026-11-22T10:00:00Z'));
+    emulator = await startEmulator({ clock, dedupWindowMs: 24 * 3_600_000 });
+    client = googleClient(emulator);
+    await client.createQueue({ parent: LOCATION, queue: { name: queueName('orders') } });
+    const create = (id: string, dueInMs = 0) =>
+      client.createTask({
+        parent: queueName('orders'),
+        task: {
+          name: taskName('orders', id),
+          httpRequest: { url: `${target.url}/${id}` },
+          scheduleTime: { seconds: (clock.now() + dueInMs) / 1000 },
+        },
+      });
+    target.setRespond(() => 200);
+    try {
+      await create('finished');
+      await clock.advance(0); // dispatched, answered 200, deleted
+      expect(target.requests.at(-1)?.path).toBe('/finished');
+      await create('deleted', 3_600_000);
+      await client.deleteTask({ name: taskName('orders', 'deleted') });
+    } finally {
+      target.setRespond(() => 500);
+    }
+    for (const id of ['finished', 'deleted']) {
+      expect((await codeOf(client.getTask({ name: taskName('orders', id) }))).message).toContain(
+        'existed recently',
+      );
+      expect((await codeOf(create(id))).message).toContain('existed too recently');
+    }
+    await clock.advance(24 * 3_600_000 - 1);
+    expect((await codeOf(create('finished'))).code).toBe(6);
+    await clock.advance(1);
+    expect((await codeOf(client.getTask({ name: taskName('orders', 'deleted') }))).message).toBe(
+      'Requested entity was not found.',
+    );
+    const [again] = await create('deleted');
+    expect(again.name).toBe(taskName('orders', 'deleted'));
   });
 
   it('answers the right gRPC codes: NOT_FOUND 5, ALREADY_EXISTS 6, INVALID_ARGUMENT 3, RESOURCE_EXHAUSTED 8', async () => {

@@ -37,7 +37,7 @@ describe('faults', () => {
   it('answers 503, 429 and 403 in Google shape, each for as many calls as asked', async () => {
     emulator = await startEmulator({ seed });
     emulator.injectFault({ method: 'GetTask', kind: 503, times: 1 });
-    emulator.injectFault({ method: 'GetTask', kind: 403, tasks: [taskName('orders', 'b')] });
+    emulator.injectFault({ method: 'GetTask', kind: 403, resources: [taskName('orders', 'b')] });
     emulator.injectFault({ method: 'ListTasks', kind: 429, times: 1 });
 
     const unavailable = await rest(emulator, 'GET', taskName('orders', 'a'));
@@ -45,7 +45,10 @@ describe('faults', () => {
     expect((await rest(emulator, 'GET', taskName('orders', 'a'))).status).toBe(200);
     const denied = await rest(emulator, 'GET', taskName('orders', 'b'));
     expect(denied.body.error).toMatchObject({ code: 403, status: 'PERMISSION_DENIED' });
-    expect(denied.body.error.message).toContain("Permission 'cloudtasks.tasks.get' denied");
+    expect(denied.body.error.message).toBe(
+      `The principal (user or service account) lacks IAM permission "cloudtasks.tasks.get" for the resource ` +
+        `"${taskName('orders', 'b')}" (or the resource may not exist).`,
+    );
 
     const client = googleClient(emulator);
     try {
@@ -90,6 +93,68 @@ describe('faults', () => {
     } finally {
       await target.stop();
     }
+  });
+
+  it("targets one queue's GetQueue and ListTasks while another queue works", async () => {
+    const BILLING = queueName('billing');
+    emulator = await startEmulator({ seed: { queues: [...seed.queues, { name: BILLING }] } });
+    emulator.injectFault({ method: 'GetQueue', kind: 503, resources: [ORDERS] });
+    emulator.injectFault({ method: 'ListTasks', kind: 503, resources: [ORDERS] });
+    // The old field name still works.
+    emulator.injectFault({ method: 'GetTask', kind: 503, tasks: [ORDERS] });
+    const client = googleClient(emulator);
+    try {
+      const unavailable = { code: 14 };
+      await expect(client.getQueue({ name: ORDERS }, { retry: null })).rejects.toMatchObject(unavailable);
+      await expect(
+        client.listTasks({ parent: ORDERS }, { autoPaginate: false, retry: null }),
+      ).rejects.toMatchObject(unavailable);
+      await expect(client.getTask({ name: taskName('orders', 'a') }, { retry: null })).rejects.toMatchObject(
+        unavailable,
+      );
+      const [billing] = await client.getQueue({ name: BILLING });
+      expect(billing.state).toBe('RUNNING');
+      const [tasks] = await client.listTasks({ parent: BILLING }, { autoPaginate: false });
+      expect(tasks).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('holds a delayed call, then does the work even though the client gave up (RunTask dispatches late)', async () => {
+    const target = await startTarget({ respond: () => 500 });
+    try {
+      emulator = await startEmulator({
+        seed: { queues: [{ ...seed.queues[0]!, tasks: [{ id: 'a', httpRequest: { url: target.url } }] }] },
+      });
+      emulator.injectFault({ method: 'RunTask', kind: 'delay', delayMs: 400, times: 1 });
+      const client = googleClient(emulator);
+      try {
+        await expect(
+          client.runTask({ name: taskName('orders', 'a') }, { timeout: 100, retry: null }),
+        ).rejects.toThrow();
+        expect(emulator.dispatches).toHaveLength(0); // not yet: the call is held
+        await expect.poll(() => emulator!.dispatches.length, { timeout: 2_000 }).toBe(1);
+        expect(emulator.dispatches[0]).toMatchObject({ trigger: 'run', task: taskName('orders', 'a') });
+        const [ran] = await client.runTask({ name: taskName('orders', 'a') });
+        expect(ran.dispatchCount).toBe(2);
+      } finally {
+        await client.close();
+      }
+      const [late, onTime] = emulator.calls;
+      expect(late).toMatchObject({ method: 'RunTask', fault: 'delay' });
+      expect(late!.realEndMs - late!.realStartMs).toBeGreaterThanOrEqual(395);
+      expect(onTime!.realEndMs - onTime!.realStartMs).toBeLessThan(395);
+    } finally {
+      await target.stop();
+    }
+  });
+
+  it('refuses a fault with a bad delayMs, rate or times, naming the field', async () => {
+    emulator = await startEmulator();
+    expect(() => emulator!.injectFault({ method: 'RunTask', kind: 'delay' })).toThrow('fault.delayMs');
+    expect(() => emulator!.injectFault({ method: 'RunTask', kind: 503, rate: 2 })).toThrow('fault.rate');
+    expect(() => emulator!.injectFault({ method: 'RunTask', kind: 503, times: -1 })).toThrow('fault.times');
   });
 
   it('hits at the given rate, and clearFaults removes them', async () => {
@@ -207,7 +272,31 @@ describe('CLI', () => {
         port: 9000,
         runTaskQuota: { limit: 600, windowMs: 60_000 },
         latencyMs: 25,
+        dedupWindowMs: 3_600_000,
       },
+    );
+    const iam = [
+      [
+        '--quiet',
+        '--dedup-window',
+        '24h',
+        '--act-as',
+        'a@p.iam.gserviceaccount.com,b@p.iam.gserviceaccount.com',
+      ],
+      ['--permissions', 'cloudtasks.tasks.get, cloudtasks.tasks.list'],
+    ].flat();
+    expect(await optionsFromArgs(iam)).toMatchObject({
+      dedupWindowMs: 86_400_000,
+      actAs: ['a@p.iam.gserviceaccount.com', 'b@p.iam.gserviceaccount.com'],
+      permissions: ['cloudtasks.tasks.get', 'cloudtasks.tasks.list'],
+    });
+    const perQueue = ['--quiet', '--permissions', `${ORDERS}=cloudtasks.tasks.get`, '--permissions', '*='];
+    expect(await optionsFromArgs(perQueue)).toMatchObject({
+      permissions: { [ORDERS]: ['cloudtasks.tasks.get'], '*': [] },
+    });
+    await expect(optionsFromArgs(['--dedup-window', 'soon'])).rejects.toThrow('--dedup-window must be');
+    await expect(optionsFromArgs(['--permissions', 'a', '--permissions', `${ORDERS}=b`])).rejects.toThrow(
+      '--permissions',
     );
     expect(await optionsFromArgs(['--help'])).toHaveProperty('help');
     await expect(optionsFromArgs(['--port', 'many'])).rejects.toThrow('--port must be a whole number');

@@ -132,6 +132,54 @@ describe('RunTask', () => {
     );
   });
 
+  it('counts its attempts toward RetryConfig: a failed last attempt deletes the task', async () => {
+    await start();
+    // a, b and c have had 3 attempts, the first an hour ago; the 4th is the last unless time is left.
+    const retryConfig = (maxRetryDuration?: string) => ({
+      queues: [
+        {
+          name: ORDERS,
+          retryConfig: { maxAttempts: 4, minBackoff: '10s', ...(maxRetryDuration && { maxRetryDuration }) },
+        },
+      ],
+    });
+    emulator.load(retryConfig());
+    expect((await run('a')).body.dispatchCount).toBe(4);
+    await clock.advance(0);
+    expect(emulator.task(taskName('orders', 'a'))).toBeUndefined();
+    expect((await rest(emulator, 'GET', taskName('orders', 'a'))).body.error.message).toContain(
+      'existed recently',
+    );
+
+    emulator.load(retryConfig('2h')); // attempts used up, but not the time
+    await run('b');
+    await clock.advance(0);
+    expect(emulator.task(taskName('orders', 'b'))).toMatchObject({ dispatchCount: 4, responseCount: 4 });
+
+    emulator.load(retryConfig('30m')); // both used up
+    await run('c');
+    await clock.advance(0);
+    expect(emulator.task(taskName('orders', 'c'))).toBeUndefined();
+    expect(target.requests).toHaveLength(3);
+  });
+
+  it("bypasses maxConcurrentDispatches, which still holds the queue's own dispatches", async () => {
+    await start({}, 'RUNNING', 50);
+    const rateLimits = { maxDispatchesPerSecond: 500, maxBurstSize: 100, maxConcurrentDispatches: 1 };
+    emulator.load({ queues: [{ name: ORDERS, rateLimits }] });
+    target.setRespond(() => new Promise<number>(() => undefined)); // every attempt hangs
+    await clock.advance(3_600_000); // all three fall due
+    expect(emulator.dispatches).toHaveLength(1);
+    const dispatched = emulator.dispatches[0]!.task;
+    for (const id of ['a', 'b', 'c'].filter((id) => taskName('orders', id) !== dispatched)) {
+      expect((await run(id)).status).toBe(200);
+    }
+    expect(emulator.dispatches.map((d) => d.trigger)).toEqual(['schedule', 'run', 'run']);
+    expect(await waitForRequests(3)).toBe(3);
+    await clock.advance(60_000);
+    expect(emulator.dispatches).toHaveLength(3);
+  });
+
   it('runs a seeded in-flight task, which the scheduler never would', async () => {
     await start({}, 'RUNNING');
     emulator.load({

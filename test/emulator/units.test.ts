@@ -1,7 +1,11 @@
-/** The emulator's pure parts: the retry schedule, the sliding-window quota, the manual clock, time formats. */
+/**
+ * The emulator's pure parts: the retry schedule, the sliding-window quota, the manual clock, time formats,
+ * the permissions held.
+ */
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../emulator/clock.js';
 import { formatDuration, statusForHttp } from '../../emulator/errors.js';
+import { Iam } from '../../emulator/iam.js';
 import { formatTimestamp, parseProtoDuration, parseTimestamp } from '../../emulator/proto-json.js';
 import { SlidingWindowQuota } from '../../emulator/quota.js';
 import { isRetryExhausted, retryDelayMs, type RetryPolicy } from '../../emulator/retry.js';
@@ -123,5 +127,32 @@ describe('time formats', () => {
       'INTERNAL',
       'UNKNOWN',
     ]);
+  });
+});
+
+describe('Iam', () => {
+  const Q = 'projects/p/locations/l/queues/q';
+  const OTHER = 'projects/p/locations/l/queues/other';
+  it.each([
+    ['nothing given: everything', undefined, [true, true, true]],
+    ['one list: on every queue and the project', ['cloudtasks.tasks.get'], [true, true, true]],
+    ['by queue: the queues not named keep everything', { [Q]: ['cloudtasks.tasks.get'] }, [true, true, true]],
+    ['by queue, with * for the rest', { [Q]: ['cloudtasks.tasks.get'], '*': [] }, [true, false, false]],
+    ['an empty list: nothing', [], [false, false, false]],
+  ] as const)('%s', (_, permissions, expected) => {
+    const iam = new Iam({ permissions });
+    const on = (queue: string | undefined) => iam.holds('cloudtasks.tasks.get', queue);
+    expect([on(Q), on(OTHER), on(undefined)]).toEqual(expected);
+    expect(iam.holds('cloudtasks.tasks.run', Q)).toBe(permissions === undefined);
+  });
+
+  it('checks actAs only when told which accounts, and refuses bad knobs naming them', () => {
+    expect(() => new Iam().requireActAs('a@p.iam.gserviceaccount.com')).not.toThrow();
+    const iam = new Iam({ actAs: ['a@p.iam.gserviceaccount.com'] });
+    expect(() => iam.requireActAs('a@p.iam.gserviceaccount.com')).not.toThrow();
+    expect(() => iam.requireActAs('b@p.iam.gserviceaccount.com')).toThrow('iam.serviceAccounts.actAs');
+    expect(() => new Iam({ permissions: 'cloudtasks.tasks.get' as never })).toThrow('permissions must be');
+    expect(() => new Iam({ permissions: { [Q]: 'x' } as never })).toThrow('permissions must be');
+    expect(() => new Iam({ actAs: 'a@p' as never })).toThrow('actAs must be');
   });
 });

@@ -68,7 +68,7 @@ async function waitForServer(url: string): Promise<void> {
 
 describe('the deployed entry point', () => {
   it('serves rerunHttp from the built package main', async () => {
-    target = await startTarget({ respond: () => 500 });
+    target = await startTarget({ respond: () => 200 });
     emulator = await startEmulator({
       port: 0,
       seed: { queues: [{ name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] }] },
@@ -88,7 +88,10 @@ describe('the deployed entry point', () => {
       body: '{"kind":"fix-deployed"}',
     });
     expect(ok.status).toBe(200);
-    expect(await ok.json()).toMatchObject({ kind: 'fix-deployed', counts: { dispatched: 1 } });
+    expect(await ok.json()).toMatchObject({
+      kind: 'fix-deployed',
+      counts: { dispatched: 1, verdicts: { succeeded: 1 } },
+    });
 
     const bad = await fetch(url, {
       method: 'POST',
@@ -109,6 +112,7 @@ describe('the deployed entry point', () => {
     expect(lines.find((l) => l.message === 'task dispatched')).toMatchObject({
       severity: 'INFO',
       outcome: 'dispatched',
+      verdict: 'succeeded',
     });
   });
 

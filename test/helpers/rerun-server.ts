@@ -7,7 +7,7 @@ import { getTestServer } from '@google-cloud/functions-framework/testing';
 import '../../functions/framework-errors.js';
 import { rerunHttpHandler } from '../../functions/rerun-http.js';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../emulator/server.js';
-import { createRuntime, type Runtime } from '../../shared/runtime.js';
+import { createRuntime, type Runtime, type RuntimeOptions } from '../../shared/runtime.js';
 import { logSink } from './log-sink.js';
 
 let registered = 0;
@@ -27,6 +27,7 @@ export async function startRerunServer(
   env: Record<string, string>,
   emulatorOptions: EmulatorOptions = {},
   existing?: Emulator,
+  runtimeOptions: Omit<RuntimeOptions, 'logDestination'> = {},
 ): Promise<RerunServer> {
   const emulator =
     existing ??
@@ -40,7 +41,7 @@ export async function startRerunServer(
       CLOUD_TASKS_EMULATOR_HOST: emulator.host,
       ...env,
     },
-    { logDestination: logs.stream },
+    { logDestination: logs.stream, ...runtimeOptions },
   );
   const name = `rerunHttpTest${++registered}`;
   ff.http(name, rerunHttpHandler(runtime));

@@ -29,6 +29,9 @@ describe('loadConfig', () => {
       RERUN_CONCURRENCY: '8',
       RERUN_MAX_RATE: '0.5',
       RERUN_TIME_BUDGET: '5m',
+      RERUN_SERVICE_TIMEOUT: '10m',
+      RERUN_ACK_DEADLINE: '600s',
+      RERUN_REDRIVE_CONCURRENCY: '16',
       RERUN_ROUTES: '[]',
       RERUN_CONTROL_QUEUE: 'projects/p-1/locations/us-central1/queues/rerun-control',
       RERUN_SELF_URL: 'https://rerun-http-abc-uc.a.run.app',
@@ -41,11 +44,24 @@ describe('loadConfig', () => {
       concurrency: 8,
       maxRatePerSecond: 0.5,
       timeBudgetMs: 300_000,
+      redriveConcurrency: 16,
       controlQueue: { queue: 'rerun-control' },
       emulatorHost: '127.0.0.1:8123',
       logLevel: 'debug',
     });
     expect(config.allowlist).toHaveLength(2);
+  });
+
+  it('refuses a time budget that cannot fit the service timeout or the ack deadline, naming both', () => {
+    expect(() =>
+      loadConfig({
+        RERUN_QUEUES: Q,
+        RERUN_TIME_BUDGET: '55s',
+        RERUN_SERVICE_TIMEOUT: '60s',
+        RERUN_ACK_DEADLINE: '30s',
+      }),
+    ).toThrow(/RERUN_SERVICE_TIMEOUT \(60s\)[\s\S]*RERUN_ACK_DEADLINE \(30s\)/);
+    expect(() => loadConfig({ RERUN_QUEUES: Q, RERUN_TIME_BUDGET: '50s' })).not.toThrow();
   });
 
   it('reads RERUN_ROUTES from a file', () => {

@@ -5,7 +5,7 @@ const NOW = Date.parse('2026-11-22T12:00:00Z');
 const Q = 'projects/p-1/locations/us-central1/queues/orders';
 
 function parse(json: unknown) {
-  return parseRerunEvent(json, NOW);
+  return parseRerunEvent(json, { receivedMs: NOW, requestId: 'test-request' });
 }
 
 describe('parseRerunEvent', () => {

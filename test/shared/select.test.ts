@@ -32,6 +32,9 @@ const rules = (match: object = {}): SelectionRules => ({
   match: Match.parse(match),
   cutoffMs: CUTOFF,
   minBackoffLeftMs: 30_000,
+  dueSoonApplies: true,
+  retry: { maxAttempts: -1, maxRetryDurationMs: 0 },
+  allowLastAttempt: false,
   nowMs: NOW,
 });
 
@@ -150,6 +153,6 @@ describe('queueSkipReason', () => {
     ['PAUSED', true, undefined],
     ['DISABLED', true, 'queue-disabled'],
   ])('%s force=%s -> %s', (state, force, reason) => {
-    expect(queueSkipReason(state as 'RUNNING', force)).toBe(reason);
+    expect(queueSkipReason({ name: 'q', state: state as 'RUNNING' }, force)).toBe(reason);
   });
 });

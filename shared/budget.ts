@@ -1,0 +1,61 @@
+/**
+ * A run's time budget (SPEC 6): every wait of a run (pacing, quota, backoff, canary, read-back) ends at its
+ * deadline, so the answer comes within RERUN_TIME_BUDGET.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** What a call raced against the deadline gives when the deadline came first. */
+export const OUT_OF_TIME = Symbol('out of time');
+
+export class Budget {
+  readonly startMs: number;
+  readonly deadlineMs: number;
+
+  constructor(
+    budgetMs: number,
+    readonly now: () => number = Date.now,
+  ) {
+    this.startMs = now();
+    this.deadlineMs = this.startMs + budgetMs;
+  }
+
+  /** Milliseconds left, never below 0. */
+  leftMs(): number {
+    return Math.max(0, this.deadlineMs - this.now());
+  }
+
+  isOver(): boolean {
+    return this.now() >= this.deadlineMs;
+  }
+
+  /** Sleeps until `untilMs`, or the deadline, or `signal` aborting, whichever comes first. */
+  async sleepUntil(untilMs: number, signal?: AbortSignal): Promise<void> {
+    const ms = Math.min(untilMs, this.deadlineMs) - this.now();
+    if (ms <= 0 || signal?.aborted) return;
+    await sleep(ms, undefined, signal ? { signal } : undefined).catch(() => undefined);
+  }
+
+  /**
+   * The call's result, or OUT_OF_TIME when the deadline comes first (the call goes on unobserved: only
+   * reads and calls whose late effect the next delivery's fresh read sees are raced).
+   */
+  async race<T>(call: Promise<T>): Promise<T | typeof OUT_OF_TIME> {
+    const left = this.leftMs();
+    if (left <= 0) {
+      call.catch(() => undefined);
+      return OUT_OF_TIME;
+    }
+    const controller = new AbortController();
+    const timer: Promise<typeof OUT_OF_TIME> = sleep(left, undefined, { signal: controller.signal }).then(
+      () => OUT_OF_TIME,
+      () => OUT_OF_TIME,
+    );
+    try {
+      const winner = await Promise.race([call, timer]);
+      if (winner === OUT_OF_TIME) call.catch(() => undefined);
+      return winner;
+    } finally {
+      controller.abort();
+    }
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The force stage (SPEC 5.2 "Fresh read", SPEC 6 "Errors"): one claimed task, at its paced slot, read again
+ * and re-checked, then RunTask with the error rules. A RunTask that may have taken effect is never resent:
+ * it is read back, and a task that shows no new attempt is deferred to a later delivery.
+ */
+import { toCloudTasksError, type CloudTasksClient, type Task } from './cloud-tasks.js';
+import type { Budget } from './budget.js';
+import { OUT_OF_TIME } from './budget.js';
+import type { Logger } from './log.js';
+import type { TaskName } from './names.js';
+import { reserveCall, reserveSlot, type Pacer, type Semaphore } from './pace.js';
+import type { Candidate, QueueRun } from './plan.js';
+import { actionFor, backoffDelayMs, isInDoubt, quotaWaitMs } from './retry.js';
+import { selectTask, type SelectionRules, type SkipReason } from './select.js';
+
+/**
+ * The fresh read starts this long before the task's slot, so RunTask itself goes out on the slot: reads
+ * of varying latency never bunch RunTask calls into a quota window.
+ */
+const FRESH_READ_LEAD_MS = 250;
+
+/** Answered-UNAVAILABLE RunTasks (read back as not run) resent before the task is deferred. */
+const MAX_RUN_ATTEMPTS = 3;
+
+/** What became of one forced task. */
+export type ForceResult =
+  /** `fresh` is the state the rules passed on: the verdict compares counts with it. */
+  | { readonly outcome: 'dispatched'; readonly fresh: Task }
+  | { readonly outcome: 'gone' }
+  | { readonly outcome: 'skipped'; readonly skipReason: SkipReason }
+  | { readonly outcome: 'held' }
+  | { readonly outcome: 'failed'; readonly error: string }
+  /** Left for a later delivery: no slot in the budget, transient failures, or an answer lost in doubt. */
+  | {
+      readonly outcome: 'deferred';
+      readonly why: 'out-of-time' | 'transient' | 'lost-answer';
+      readonly error?: string;
+    };
+
+export interface ForceDeps {
+  readonly tasks: CloudTasksClient;
+  /** The process-wide RunTask pacer (a 429 pushes it back for every run of the process). */
+  readonly pacer: Pacer;
+  /** The process-wide bound on RunTask calls in flight. */
+  readonly inFlight: Semaphore;
+  readonly budget: Budget;
+  readonly log: Logger;
+}
+
+/** What the force stage asks of the run at the moment it forces a task. */
+export interface ForcePolicy {
+  /** The per-task rules for the fresh state (the last-attempt rule may have been lifted by canaries). */
+  rulesFor(queue: QueueRun): SelectionRules;
+  /** True once the breaker or a failed canary holds the rest. */
+  isHeld(): boolean;
+  /** Aborts when the rest is held, so a task waiting for its slot is held at once. */
+  readonly heldSignal: AbortSignal | undefined;
+}
+
+export class Forcer {
+  constructor(private readonly deps: ForceDeps) {}
+
+  /** Reserves the task's paced slot; false when none is left in the budget. */
+  reserve(queue: QueueRun): number | undefined {
+    const { budget } = this.deps;
+    return reserveSlot(queue.pacers, budget.now(), budget.deadlineMs);
+  }
+
+  /** Waits for the slot, reads the task again, re-checks every rule, and forces it. */
+  async force(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<ForceResult> {
+    const { budget } = this.deps;
+    await budget.sleepUntil(slotMs - FRESH_READ_LEAD_MS, policy.heldSignal);
+    if (policy.isHeld()) return { outcome: 'held' };
+    if (budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
+    return this.#readAndRun(candidate, slotMs, policy);
+  }
+
+  async #readAndRun(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<ForceResult> {
+    const { queue, name } = candidate;
+    const fresh = await this.#freshRead(name);
+    if (fresh.kind !== 'task') return fresh.result;
+    const selection = selectTask(fresh.task, policy.rulesFor(queue));
+    if (selection.kind === 'unmatched') return { outcome: 'skipped', skipReason: 'no-longer-matches' };
+    if (selection.kind === 'skip') return { outcome: 'skipped', skipReason: selection.reason };
+    await this.deps.budget.sleepUntil(slotMs);
+    if (this.deps.budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
+    for (let attempt = 1; ; attempt++) {
+      if (queue.stoppedBy) return { outcome: 'skipped', skipReason: queue.stoppedBy };
+      if (policy.isHeld()) return { outcome: 'held' };
+      const answer = await this.#runOnce(name, fresh.task, queue);
+      if (answer !== 'retry') return answer;
+      if (attempt >= MAX_RUN_ATTEMPTS) {
+        return { outcome: 'deferred', why: 'transient', error: 'RunTask kept failing with UNAVAILABLE' };
+      }
+      const slotMs = this.reserve(queue);
+      if (slotMs === undefined) return { outcome: 'deferred', why: 'out-of-time' };
+      await this.deps.budget.sleepUntil(Math.max(slotMs, this.deps.budget.now() + backoffDelayMs(attempt)));
+      if (this.deps.budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
+    }
+  }
+
+  /** GetTask right before forcing: the listing may be minutes old. */
+  async #freshRead(
+    name: TaskName,
+  ): Promise<{ kind: 'task'; task: Task } | { kind: 'result'; result: ForceResult }> {
+    try {
+      const task = await this.deps.budget.race(this.deps.tasks.getTask(name));
+      if (task === OUT_OF_TIME)
+        return { kind: 'result', result: { outcome: 'deferred', why: 'out-of-time' } };
+      return { kind: 'task', task };
+    } catch (error) {
+      const failure = toCloudTasksError(error);
+      switch (actionFor(failure)) {
+        case 'gone':
+          return { kind: 'result', result: { outcome: 'gone' } };
+        case 'fail':
+        case 'stop-queue':
+          return { kind: 'result', result: { outcome: 'failed', error: failure.message } };
+        default:
+          return {
+            kind: 'result',
+            result: { outcome: 'deferred', why: 'transient', error: failure.message },
+          };
+      }
+    }
+  }
+
+  /** One RunTask: an outcome, or 'retry' when it was answered UNAVAILABLE and read back as not run. */
+  async #runOnce(name: TaskName, fresh: Task, queue: QueueRun): Promise<ForceResult | 'retry'> {
+    const { budget, inFlight } = this.deps;
+    if (!(await inFlight.acquire(budget.deadlineMs, budget.now()))) {
+      return { outcome: 'deferred', why: 'out-of-time' };
+    }
+    try {
+      // The queue may have been stopped, or the quota pushed back, while this task waited its turn.
+      if (queue.stoppedBy) return { outcome: 'skipped', skipReason: queue.stoppedBy };
+      const callMs = reserveCall(queue.pacers, budget.now(), budget.deadlineMs);
+      if (callMs === undefined) return { outcome: 'deferred', why: 'out-of-time' };
+      await budget.sleepUntil(callMs);
+      return await this.#callRunTask(name, fresh, queue);
+    } finally {
+      inFlight.release();
+    }
+  }
+
+  async #callRunTask(name: TaskName, fresh: Task, queue: QueueRun): Promise<ForceResult | 'retry'> {
+    const { tasks, budget, pacer, log } = this.deps;
+    try {
+      const answer = await budget.race(tasks.runTask(name));
+      if (answer === OUT_OF_TIME)
+        return this.#afterDoubt(name, fresh, 'lost-answer', 'no answer within the time budget');
+      return { outcome: 'dispatched', fresh };
+    } catch (error) {
+      const failure = toCloudTasksError(error);
+      if (failure.status === 'RESOURCE_EXHAUSTED') {
+        const nowMs = budget.now();
+        pacer.pushBack(nowMs + quotaWaitMs(failure.retryDelayMs, nowMs));
+        log.warn({ task: name.name, retryDelayMs: failure.retryDelayMs }, 'RunTask quota exhausted; waiting');
+        return this.#nextSlot(name, fresh, queue);
+      }
+      if (isInDoubt(failure)) {
+        const why =
+          failure.answerLost || failure.status === 'DEADLINE_EXCEEDED' ? 'lost-answer' : 'transient';
+        const settled = await this.#afterDoubt(name, fresh, why, failure.message);
+        // Only an answered UNAVAILABLE that left no attempt behind is sent again.
+        if (settled.outcome === 'deferred' && why === 'transient' && failure.status === 'UNAVAILABLE')
+          return 'retry';
+        return settled;
+      }
+      switch (actionFor(failure)) {
+        case 'gone':
+          return { outcome: 'gone' };
+        case 'stop-queue':
+          queue.stoppedBy = 'queue-permission-denied';
+          return { outcome: 'failed', error: failure.message };
+        default:
+          return { outcome: 'failed', error: failure.message };
+      }
+    }
+  }
+
+  /** After a quota answer: the same task again at its next slot within the budget. */
+  async #nextSlot(name: TaskName, fresh: Task, queue: QueueRun): Promise<ForceResult | 'retry'> {
+    const slotMs = this.reserve(queue);
+    if (slotMs === undefined)
+      return { outcome: 'deferred', why: 'out-of-time', error: 'RunTask quota exhausted' };
+    await this.deps.budget.sleepUntil(slotMs);
+    if (this.deps.budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
+    return this.#runOnce(name, fresh, queue);
+  }
+
+  /**
+   * A RunTask that may have taken effect: read the task back. A higher dispatchCount or NOT_FOUND settles
+   * it; otherwise it is deferred (the call may still reach Cloud Tasks: a read showing no new attempt
+   * proves nothing), never resent by this run.
+   */
+  async #afterDoubt(
+    name: TaskName,
+    fresh: Task,
+    why: 'lost-answer' | 'transient',
+    error: string,
+  ): Promise<ForceResult> {
+    try {
+      const current = await this.deps.budget.race(this.deps.tasks.getTask(name));
+      if (current !== OUT_OF_TIME && (current.dispatchCount ?? 0) > (fresh.dispatchCount ?? 0)) {
+        return { outcome: 'dispatched', fresh };
+      }
+    } catch (readError) {
+      if (actionFor(toCloudTasksError(readError)) === 'gone') return { outcome: 'gone' };
+    }
+    return { outcome: 'deferred', why, error: `${error} (not resent: it may still reach Cloud Tasks)` };
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Pure: what a finished run tells the world (issue 14, README "Notifications"). The run's outcome in one
+ * word, and the Pub/Sub message that carries its summary: counts, queues, verdicts, a bounded list of the
+ * tasks that failed again; never a task body, header or status text.
+ */
+import type { RerunReport } from './report.js';
+
+/** A run's outcome in one word (README "Notifications" defines each). */
+export type RunOutcome = 'recovered' | 'partial' | 'incomplete' | 'failed';
+
+/** At most this many names of tasks that failed again go into a message. */
+export const MAX_FAILED_AGAIN_NAMES = 20;
+
+/**
+ * The run's outcome: `incomplete` when work is left (`continueWith`); `failed` when nothing succeeded and
+ * something failed, failed again or was held; `recovered` when nothing failed, failed again, was held,
+ * deferred or queued; `partial` otherwise. A forced task succeeded when its verdict says so, or, with verification
+ * off (no verdict at all), when it was dispatched or redriven.
+ */
+export function runOutcomeOf(report: RerunReport): RunOutcome {
+  if (report.continueWith) return 'incomplete';
+  const { counts } = report;
+  const { verdicts } = counts;
+  const forced = counts.dispatched + counts.redriven;
+  const unverified = Math.max(0, forced - verdicts.succeeded - verdicts.failedAgain - verdicts.running);
+  const succeeded = verdicts.succeeded + unverified;
+  const failures = counts.failed + verdicts.failedAgain + counts.held;
+  if (succeeded === 0 && failures > 0) return 'failed';
+  // Queued tasks are still to run (in the control queue): their request ends later.
+  if (failures === 0 && counts.deferred === 0 && counts.queued === 0) return 'recovered';
+  return 'partial';
+}
+
+/** The JSON a run-finished message carries. */
+export interface RunSummary {
+  readonly event: 'run-finished';
+  readonly runId: string;
+  readonly requestId: string;
+  readonly kind: string;
+  readonly mode: RerunReport['mode'];
+  readonly reason?: string;
+  readonly dryRun: boolean;
+  readonly outcome: RunOutcome;
+  readonly cutoff: string;
+  readonly counts: RerunReport['counts'];
+  readonly skipped: RerunReport['skipped'];
+  readonly queues: RerunReport['queues'];
+  readonly continueWith?: RerunReport['continueWith'];
+  /** Up to MAX_FAILED_AGAIN_NAMES task names whose forced attempt failed again. */
+  readonly failedAgain: string[];
+  /** True when more tasks failed again than are named (`counts.verdicts.failedAgain` has them all). */
+  readonly failedAgainTruncated?: true;
+  readonly durationMs: number;
+}
+
+/** The JSON a request-ended message carries (queued mode: the last control task of a request). */
+export interface RequestEnd {
+  readonly event: 'request-ended';
+  readonly requestId: string;
+  readonly kind: string;
+  readonly reason?: string;
+  readonly cutoff: string;
+  /** The run of the control task that found no more work of the request waiting. */
+  readonly lastRunId: string;
+}
+
+/** A Pub/Sub message before encoding: JSON data and string attributes. */
+export interface SummaryMessage<Data> {
+  readonly data: Data;
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/** The run-finished message of a report: its summary as data, and attributes to filter on. */
+export function runSummaryMessage(report: RerunReport): SummaryMessage<RunSummary> {
+  const outcome = runOutcomeOf(report);
+  const failedAgain = report.tasks.filter((row) => row.verdict === 'failed-again').map((row) => row.task);
+  const failedAgainCount = Math.max(failedAgain.length, report.counts.verdicts.failedAgain);
+  const data: RunSummary = {
+    event: 'run-finished',
+    runId: report.runId,
+    requestId: report.requestId,
+    kind: report.kind,
+    mode: report.mode,
+    ...(report.reason !== undefined && { reason: report.reason }),
+    dryRun: report.dryRun,
+    outcome,
+    cutoff: report.cutoff,
+    counts: report.counts,
+    skipped: report.skipped,
+    queues: report.queues,
+    ...(report.continueWith && { continueWith: report.continueWith }),
+    failedAgain: failedAgain.slice(0, MAX_FAILED_AGAIN_NAMES),
+    ...(failedAgainCount > MAX_FAILED_AGAIN_NAMES && { failedAgainTruncated: true as const }),
+    durationMs: report.durationMs,
+  };
+  return { data, attributes: attributesOf(data, { outcome }) };
+}
+
+/** The request-ended message: which request ended, and the run that saw it end. */
+export function requestEndMessage(report: RerunReport): SummaryMessage<RequestEnd> {
+  const data: RequestEnd = {
+    event: 'request-ended',
+    requestId: report.requestId,
+    kind: report.kind,
+    ...(report.reason !== undefined && { reason: report.reason }),
+    cutoff: report.cutoff,
+    lastRunId: report.runId,
+  };
+  return { data, attributes: attributesOf({ ...data, runId: report.runId }, {}) };
+}
+
+function attributesOf(
+  data: { event: string; kind: string; runId: string; requestId: string },
+  extra: Record<string, string>,
+): Record<string, string> {
+  return { event: data.event, kind: data.kind, runId: data.runId, requestId: data.requestId, ...extra };
+}

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # deploy.sh: deploys cloud-tasks-rerun to one Google Cloud project, with least privilege.
 #
-# Idempotent: run it again with the same flags and it converges, changing nothing that is already right.
-# `--dry-run` prints every gcloud command without running any; `--delete` removes what it created.
-# Everything is validated before the first gcloud call. Run `./deploy.sh --help` for the flags.
+# Idempotent: run it again with the same flags and nothing changes; run it with fewer queues or flags
+# and it takes back what it granted or created for them. `--dry-run` prints every gcloud command and
+# runs none; `--delete` removes everything it created, whatever the flags. Every input is validated
+# before the first gcloud call. Run `./deploy.sh --help` for the flags.
 set -euo pipefail
 
 if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
@@ -13,62 +14,77 @@ fi
 
 SOURCE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SOURCE_DIR
+MONITORING_DIR=$SOURCE_DIR/scripts/monitoring
 
 usage() {
   cat <<'EOF'
 Usage: ./deploy.sh --project ID --queue projects/P/locations/L/queues/Q [options]
 
-Deploys cloud-tasks-rerun to one project: a runtime service account with roles/cloudtasks.viewer and
-roles/cloudtasks.taskRunner on each named queue only (nothing project-wide), rerunHttp (authenticated
-callers only), rerunPubsub on the rerun topic, the Cloud Scheduler sweep job, and the Cloud Monitoring
-Pub/Sub notification channel. Safe to run again: a second run changes nothing.
+Deploys cloud-tasks-rerun to one project: one Cloud Run service, rerunHttp (authenticated callers only,
+one instance), a runtime service account holding a custom role with exactly cloudtasks.queues.get,
+tasks.list, tasks.get and tasks.run on each named queue, the control queue, push subscriptions that
+bring alerts, sweeps and build notifications to the service, the Cloud Scheduler sweep, the Monitoring
+notification channel, log-based metrics and a dashboard. A second run changes nothing; a run with fewer
+queues or flags takes back what they needed.
 
 Where:
   --project ID           project to deploy to (env GOOGLE_CLOUD_PROJECT, then CLOUDSDK_CORE_PROJECT); required
-  --region REGION        region of the functions and the scheduler job (env GOOGLE_CLOUD_REGION;
-                         default: the location of the first queue)
-  --name PREFIX          prefix of every resource name (env DEPLOY_NAME; default rerun): functions
-                         PREFIX-http, PREFIX-pubsub, PREFIX-builds; topic PREFIX; job PREFIX-sweep;
-                         service accounts PREFIX-runtime, PREFIX-trigger, PREFIX-invoker
+  --region REGION        region of the service, the control queue and the scheduler job
+                         (env GOOGLE_CLOUD_REGION; default: the location of the first queue)
+  --name PREFIX          prefix of every resource name (env DEPLOY_NAME; default rerun)
 
-Which queues (the allowlist, RERUN_QUEUES; at least one; full names in the deploy project, no `*`):
-  --queue NAME           one queue, projects/P/locations/L/queues/Q; repeat for more
+Which queues (the allowlist, RERUN_QUEUES; at least one, in the deploy project):
+  --queue NAME           one queue, projects/P/locations/L/queues/Q; repeat for more. The queue segment may
+                         be `*` (every queue of that location): the role is then granted on the project,
+                         with cloudtasks.queues.list
   --queues A,B           comma-separated queue names (env RERUN_QUEUES when no --queue/--queues is given)
 
 Who may call rerunHttp (roles/run.invoker on it; allUsers and allAuthenticatedUsers are refused):
   --invoker MEMBER       e.g. serviceAccount:deployer@P.iam.gserviceaccount.com; repeat for more
                          (env DEPLOY_INVOKERS, comma-separated)
 
+Redrive (copy and delete; needs the tasks' bodies):
+  --redrive              also grant cloudtasks.tasks.fullView, tasks.create and tasks.delete on the queues
+  --redrive-act-as EMAIL the runtime account may act as this account (the OIDC/OAuth account of the
+                         tasks to redrive); repeat for more
+
 Events:
   --schedule CRON        sweep schedule, unix-cron (env DEPLOY_SCHEDULE; default '*/15 * * * *')
   --time-zone TZ         time zone of the schedule (env DEPLOY_TIME_ZONE; default Etc/UTC)
   --no-sweep             no Cloud Scheduler sweep job
-  --cloud-builds         also deploy PREFIX-builds on the cloud-builds topic (Cloud Build notifications)
+  --cloud-builds         also push Cloud Build notifications (topic cloud-builds) to the service
                          (env DEPLOY_CLOUD_BUILDS=true)
+  --alert-policy FILE    create or update this alerting policy (JSON, the Monitoring API's AlertPolicy),
+                         notifying the rerun channel; it must ask for notificationPrompts OPENED and CLOSED.
+                         Repeat for more. Example: scripts/monitoring/queue-failing-attempts-policy.json
+  --notify-channel NAME  notification channel (projects/P/notificationChannels/ID) of the dead-letter
+                         alert, e.g. an e-mail channel; repeat for more (env DEPLOY_NOTIFY_CHANNELS)
 
-Configuration of the functions (each also read from the environment variable of the same name):
-  --time-budget D        RERUN_TIME_BUDGET, e.g. 50s or 5m (default 50s); the functions' timeout is this
-                         plus 10s, so at most 530s (rerunPubsub is an event function: 540s at most)
+Configuration of the service (each also read from the environment variable of the same name):
+  --time-budget D        RERUN_TIME_BUDGET, e.g. 50s or 5m (default 50s); at most 590s: the service's
+                         timeout and the push ack deadline are 600s
   --max-tasks N          RERUN_MAX_TASKS
   --concurrency N        RERUN_CONCURRENCY
-  --max-rate N           RERUN_MAX_RATE (RunTask calls per second; the quota is 60 per minute)
+  --redrive-concurrency N  RERUN_REDRIVE_CONCURRENCY
+  --max-rate N           RERUN_MAX_RATE (RunTask calls per second; default 1, the quota of 60 per minute)
   --routes JSON|FILE     RERUN_ROUTES (a file is read here and its JSON deployed inline)
   --log-level LEVEL      LOG_LEVEL (fatal, error, warn, info, debug, trace, silent)
-  --control-queue NAME   RERUN_CONTROL_QUEUE: turns on queued mode; the runtime account gets
-                         roles/cloudtasks.enqueuer on this queue
+  --notify-topic NAME    RERUN_NOTIFY_TOPIC, projects/P/topics/T: run summaries are published there (the
+                         runtime account gets roles/pubsub.publisher on it)
+  --control-queue NAME   RERUN_CONTROL_QUEUE (default projects/P/locations/REGION/queues/PREFIX-control,
+                         created here with maxAttempts -1 and the RunTask quota as its rate)
+  --no-control-queue     no control queue (exactly once holds across instances only with one)
   --invoker-sa EMAIL     RERUN_INVOKER_SA: the account whose OIDC token control tasks carry
-                         (default with --control-queue: PREFIX-invoker, created here)
-  --self-url URL         RERUN_SELF_URL (default with --control-queue: rerunHttp's own URL)
-  --max-instances N      instances per function (env DEPLOY_MAX_INSTANCES; default 1: the RunTask quota
-                         is per project, and each instance paces itself)
+                         (default PREFIX-invoker, created here)
+  --self-url URL         RERUN_SELF_URL (default the service's URL, https://SERVICE-NUMBER.REGION.run.app)
 
 What to do:
   --dry-run              print every gcloud command, run none (lookups print their command and assume a
                          first deployment: nothing exists yet)
-  --delete               remove everything a deploy with the same flags created (APIs stay enabled)
+  --delete               remove everything this product created in the project under PREFIX, whatever the
+                         other flags (APIs stay enabled, your queues and their tasks are never touched)
   -h, --help             this text
 
-The functions get exactly the configuration variables given (RERUN_QUEUES and RERUN_TIME_BUDGET always);
 CLOUD_TASKS_EMULATOR_HOST is never deployed.
 EOF
 }
@@ -87,19 +103,27 @@ SCHEDULE=${DEPLOY_SCHEDULE:-'*/15 * * * *'}
 TIME_ZONE=${DEPLOY_TIME_ZONE:-Etc/UTC}
 SWEEP=true
 CLOUD_BUILDS=${DEPLOY_CLOUD_BUILDS:-false}
-MAX_INSTANCES=${DEPLOY_MAX_INSTANCES:-1}
+REDRIVE=false
+CONTROL_QUEUE_ON=true
 DRY_RUN=false
 DELETE=false
 QUEUE_ARGS=()
 INVOKERS=()
+ACT_AS=()
+POLICY_FILES=()
+NOTIFY_CHANNELS=()
 if [[ -n ${DEPLOY_INVOKERS:-} ]]; then IFS=, read -r -a INVOKERS <<<"$DEPLOY_INVOKERS"; fi
+if [[ -n ${DEPLOY_NOTIFY_CHANNELS:-} ]]; then IFS=, read -r -a NOTIFY_CHANNELS <<<"$DEPLOY_NOTIFY_CHANNELS"; fi
 
-# The function's configuration, key for key as shared/config.ts names it (CLOUD_TASKS_EMULATOR_HOST excepted).
-CONFIG_KEYS=(RERUN_QUEUES RERUN_MAX_TASKS RERUN_CONCURRENCY RERUN_MAX_RATE RERUN_TIME_BUDGET RERUN_ROUTES
-  RERUN_CONTROL_QUEUE RERUN_SELF_URL RERUN_INVOKER_SA LOG_LEVEL)
+# The service's configuration, key for key as shared/config.ts names it (CLOUD_TASKS_EMULATOR_HOST excepted).
+CONFIG_KEYS=(RERUN_QUEUES RERUN_MAX_TASKS RERUN_CONCURRENCY RERUN_MAX_RATE RERUN_TIME_BUDGET
+  RERUN_SERVICE_TIMEOUT RERUN_ACK_DEADLINE RERUN_ROUTES RERUN_CONTROL_QUEUE RERUN_SELF_URL RERUN_INVOKER_SA
+  RERUN_NOTIFY_TOPIC RERUN_REDRIVE_CONCURRENCY LOG_LEVEL)
+# Set by deploy.sh from what it deploys, never from the environment.
+DERIVED_KEYS=(RERUN_SERVICE_TIMEOUT RERUN_ACK_DEADLINE)
 declare -A CONFIG=()
 for key in "${CONFIG_KEYS[@]}"; do
-  if [[ -n ${!key:-} ]]; then CONFIG[$key]=${!key}; fi
+  if [[ " ${DERIVED_KEYS[*]} " != *" $key "* && -n ${!key:-} ]]; then CONFIG[$key]=${!key}; fi
 done
 
 need_value() {
@@ -126,20 +150,26 @@ while [[ $# -gt 0 ]]; do
       shift 2
       ;;
     --invoker) need_value "$@"; INVOKERS+=("$2"); shift 2 ;;
+    --redrive) REDRIVE=true; shift ;;
+    --redrive-act-as) need_value "$@"; ACT_AS+=("$2"); shift 2 ;;
     --schedule) need_value "$@"; SCHEDULE=$2; shift 2 ;;
     --time-zone) need_value "$@"; TIME_ZONE=$2; shift 2 ;;
     --no-sweep) SWEEP=false; shift ;;
     --cloud-builds) CLOUD_BUILDS=true; shift ;;
+    --alert-policy) need_value "$@"; POLICY_FILES+=("$2"); shift 2 ;;
+    --notify-channel) need_value "$@"; NOTIFY_CHANNELS+=("$2"); shift 2 ;;
     --time-budget) need_value "$@"; CONFIG[RERUN_TIME_BUDGET]=$2; shift 2 ;;
     --max-tasks) need_value "$@"; CONFIG[RERUN_MAX_TASKS]=$2; shift 2 ;;
     --concurrency) need_value "$@"; CONFIG[RERUN_CONCURRENCY]=$2; shift 2 ;;
+    --redrive-concurrency) need_value "$@"; CONFIG[RERUN_REDRIVE_CONCURRENCY]=$2; shift 2 ;;
     --max-rate) need_value "$@"; CONFIG[RERUN_MAX_RATE]=$2; shift 2 ;;
     --routes) need_value "$@"; CONFIG[RERUN_ROUTES]=$2; shift 2 ;;
     --log-level) need_value "$@"; CONFIG[LOG_LEVEL]=$2; shift 2 ;;
+    --notify-topic) need_value "$@"; CONFIG[RERUN_NOTIFY_TOPIC]=$2; shift 2 ;;
     --control-queue) need_value "$@"; CONFIG[RERUN_CONTROL_QUEUE]=$2; shift 2 ;;
+    --no-control-queue) CONTROL_QUEUE_ON=false; shift ;;
     --invoker-sa) need_value "$@"; CONFIG[RERUN_INVOKER_SA]=$2; shift 2 ;;
     --self-url) need_value "$@"; CONFIG[RERUN_SELF_URL]=$2; shift 2 ;;
-    --max-instances) need_value "$@"; MAX_INSTANCES=$2; shift 2 ;;
     --dry-run) DRY_RUN=true; shift ;;
     --delete) DELETE=true; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -153,18 +183,23 @@ done
 PROJECT_RE='^([a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{0,61}[a-z0-9]$'
 LOCATION_RE='^[a-z][a-z0-9-]{0,62}$'
 QUEUE_ID_RE='^[A-Za-z0-9-]{1,100}$'
+EMAIL_RE='^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$'
 
 [[ -n $PROJECT ]] || die "no project: pass --project ID (or set GOOGLE_CLOUD_PROJECT)"
 [[ $PROJECT =~ $PROJECT_RE ]] || die "--project \"$PROJECT\" is not a project ID"
+[[ $NAME =~ ^[a-z][a-z0-9-]{0,20}[a-z0-9]$ ]] ||
+  die "--name \"$NAME\" must be 2-22 lowercase letters, digits or hyphens, starting with a letter"
 
-# Checks one full queue name; prints "location queue-id" for it.
+# Checks one full queue name; prints "location queue-id" for it. WILDCARD=allow accepts `*` as queue id.
 parse_queue() {
-  local what=$1 name=$2 project='' location='' queue=''
-  if [[ $name == *'*'* ]]; then
-    die "$what \"$name\" has a wildcard: least privilege grants on named queues only, so name each queue"
-  fi
+  local what=$1 name=$2 wildcard=${3:-} project='' location='' queue=''
   if [[ $name =~ ^projects/([^/]+)/locations/([^/]+)/queues/([^/]+)$ ]]; then
     project=${BASH_REMATCH[1]} location=${BASH_REMATCH[2]} queue=${BASH_REMATCH[3]}
+  fi
+  if [[ $queue == '*' && $wildcard == allow && $project != *'*'* && $location != *'*'* ]]; then
+    queue=wildcard
+  elif [[ $name == *'*'* ]]; then
+    die "$what \"$name\" has a wildcard outside the queue segment: name the project and the location"
   fi
   if ! [[ $project =~ $PROJECT_RE && $location =~ $LOCATION_RE && $queue =~ $QUEUE_ID_RE ]]; then
     die "$what \"$name\" is not a queue name projects/P/locations/L/queues/Q (Cloud Tasks' rules)"
@@ -172,53 +207,51 @@ parse_queue() {
   if [[ $project != "$PROJECT" ]]; then
     die "$what \"$name\" is in project $project, not in the deploy project $PROJECT: deploy once per project"
   fi
+  if [[ $queue == wildcard ]]; then queue='*'; fi
   printf '%s %s\n' "$location" "$queue"
 }
 
 if [[ ${#QUEUE_ARGS[@]} -eq 0 && -n ${CONFIG[RERUN_QUEUES]:-} ]]; then
   IFS=, read -r -a QUEUE_ARGS <<<"${CONFIG[RERUN_QUEUES]}"
 fi
-QUEUES=()        # full names, in order, without duplicates
-QUEUE_WHERE=()   # "location queue-id" for each
+QUEUES=()      # full names, in order, without duplicates
+QUEUE_WHERE=() # "location queue-id" for each (queue-id `*` for a wildcard)
+WILDCARD=false
 for raw in "${QUEUE_ARGS[@]}"; do
   queue_name=${raw#"${raw%%[![:space:]]*}"}
   queue_name=${queue_name%"${queue_name##*[![:space:]]}"}
   [[ -n $queue_name ]] || continue
-  where=$(parse_queue queue "$queue_name")
-  duplicate=false
-  for seen in "${QUEUES[@]}"; do
-    if [[ $seen == "$queue_name" ]]; then duplicate=true; fi
-  done
-  if $duplicate; then continue; fi
+  where=$(parse_queue queue "$queue_name" allow)
+  if [[ " ${QUEUES[*]} " == *" $queue_name "* ]]; then continue; fi
   QUEUES+=("$queue_name")
   QUEUE_WHERE+=("$where")
+  if [[ $where == *' *' ]]; then WILDCARD=true; fi
 done
-[[ ${#QUEUES[@]} -gt 0 ]] || die "no queues: pass --queue projects/$PROJECT/locations/L/queues/Q (or set RERUN_QUEUES)"
-CONFIG[RERUN_QUEUES]=$(IFS=,; echo "${QUEUES[*]}")
-
-if [[ -z $REGION ]]; then REGION=${QUEUE_WHERE[0]%% *}; fi
-[[ $REGION =~ $LOCATION_RE ]] || die "--region \"$REGION\" is not a region like us-central1"
-[[ $NAME =~ ^[a-z][a-z0-9-]{0,20}[a-z0-9]$ ]] ||
-  die "--name \"$NAME\" must be 2-22 lowercase letters, digits or hyphens, starting with a letter"
-
-CONTROL_WHERE=
-if [[ -n ${CONFIG[RERUN_CONTROL_QUEUE]:-} ]]; then
-  CONTROL_WHERE=$(parse_queue --control-queue "${CONFIG[RERUN_CONTROL_QUEUE]}")
+if ! $DELETE; then
+  [[ ${#QUEUES[@]} -gt 0 ]] || die "no queues: pass --queue projects/$PROJECT/locations/L/queues/Q (or set RERUN_QUEUES)"
+  CONFIG[RERUN_QUEUES]=$(IFS=,; echo "${QUEUES[*]}")
 fi
 
-# shared/duration.ts: a number and a unit; the functions' timeout must hold the budget plus a margin.
+if [[ -z $REGION && ${#QUEUE_WHERE[@]} -gt 0 ]]; then REGION=${QUEUE_WHERE[0]%% *}; fi
+[[ -n $REGION ]] || die "no region: pass --region (or a --queue, whose location is the default)"
+[[ $REGION =~ $LOCATION_RE ]] || die "--region \"$REGION\" is not a region like us-central1"
+
+# shared/duration.ts: a number and a unit. The budget must fit, with a margin, in the service's timeout
+# and in the push subscriptions' ack deadline (both 600s; shared/config.ts checks the same at start-up).
+SERVICE_TIMEOUT_S=600
+ACK_DEADLINE_S=600
 TIMEOUT_MARGIN_S=10
-EVENT_TIMEOUT_MAX_S=540
+CONFIG[RERUN_SERVICE_TIMEOUT]=${SERVICE_TIMEOUT_S}s
+CONFIG[RERUN_ACK_DEADLINE]=${ACK_DEADLINE_S}s
 CONFIG[RERUN_TIME_BUDGET]=${CONFIG[RERUN_TIME_BUDGET]:-50s}
 budget=${CONFIG[RERUN_TIME_BUDGET]}
 [[ $budget =~ ^([0-9]+(\.[0-9]+)?)(ms|s|m|h)$ ]] || die "RERUN_TIME_BUDGET \"$budget\" is not a duration like 50s or 5m"
 case ${BASH_REMATCH[3]} in ms) unit_ms=1 ;; s) unit_ms=1000 ;; m) unit_ms=60000 ;; h) unit_ms=3600000 ;; esac
 budget_s=$(awk -v n="${BASH_REMATCH[1]}" -v u="$unit_ms" 'BEGIN { ms = int(n * u + 0.5); s = int(ms / 1000); if (s * 1000 < ms) s++; print s }')
-TIMEOUT_S=$((budget_s + TIMEOUT_MARGIN_S))
-((TIMEOUT_S <= EVENT_TIMEOUT_MAX_S)) ||
-  die "RERUN_TIME_BUDGET \"$budget\" does not fit: rerunPubsub's timeout (budget + ${TIMEOUT_MARGIN_S}s) is at most ${EVENT_TIMEOUT_MAX_S}s, so the budget is at most $((EVENT_TIMEOUT_MAX_S - TIMEOUT_MARGIN_S))s (use queued mode for bigger batches)"
+((budget_s + TIMEOUT_MARGIN_S <= SERVICE_TIMEOUT_S)) ||
+  die "RERUN_TIME_BUDGET \"$budget\" does not fit: the service's timeout and the push ack deadline are ${SERVICE_TIMEOUT_S}s, so the budget is at most $((SERVICE_TIMEOUT_S - TIMEOUT_MARGIN_S))s (queued mode goes on past it)"
 
-# shared/config.ts: integer ranges, rate, level, URL, e-mail.
+# shared/config.ts: integer ranges, rate, level, URL, e-mail, topic.
 check_int() {
   local key=$1 min=$2 max=$3 value=${CONFIG[$1]:-}
   [[ -z $value ]] && return 0
@@ -228,12 +261,14 @@ check_int() {
 }
 check_int RERUN_MAX_TASKS 1 100000
 check_int RERUN_CONCURRENCY 1 100
+check_int RERUN_REDRIVE_CONCURRENCY 1 500
 if [[ -n ${CONFIG[RERUN_MAX_RATE]:-} ]]; then
   rate=${CONFIG[RERUN_MAX_RATE]}
   if ! { [[ $rate =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v r="$rate" 'BEGIN { exit !(r > 0 && r <= 500) }'; }; then
     die "RERUN_MAX_RATE \"$rate\" must be a number above 0 and at most 500 (calls per second)"
   fi
 fi
+CONFIG[RERUN_MAX_RATE]=${CONFIG[RERUN_MAX_RATE]:-1}
 if [[ -n ${CONFIG[LOG_LEVEL]:-} ]]; then
   [[ ${CONFIG[LOG_LEVEL]} =~ ^(fatal|error|warn|info|debug|trace|silent)$ ]] ||
     die "LOG_LEVEL \"${CONFIG[LOG_LEVEL]}\" must be one of fatal, error, warn, info, debug, trace, silent"
@@ -242,10 +277,13 @@ if [[ -n ${CONFIG[RERUN_SELF_URL]:-} ]]; then
   [[ ${CONFIG[RERUN_SELF_URL]} =~ ^https?://[A-Za-z0-9.-]+(:[0-9]+)?([/?#][^[:space:]]*)?$ ]] ||
     die "RERUN_SELF_URL \"${CONFIG[RERUN_SELF_URL]}\" is not an http(s) URL"
 fi
-EMAIL_RE='^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$'
 if [[ -n ${CONFIG[RERUN_INVOKER_SA]:-} ]]; then
   [[ ${CONFIG[RERUN_INVOKER_SA]} =~ $EMAIL_RE ]] ||
     die "RERUN_INVOKER_SA \"${CONFIG[RERUN_INVOKER_SA]}\" is not a service account e-mail"
+fi
+if [[ -n ${CONFIG[RERUN_NOTIFY_TOPIC]:-} ]]; then
+  [[ ${CONFIG[RERUN_NOTIFY_TOPIC]} =~ ^projects/[^/]+/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$ ]] ||
+    die "RERUN_NOTIFY_TOPIC \"${CONFIG[RERUN_NOTIFY_TOPIC]}\" is not a topic name projects/P/topics/T"
 fi
 if [[ -n ${CONFIG[RERUN_ROUTES]:-} ]]; then
   routes=${CONFIG[RERUN_ROUTES]}
@@ -269,17 +307,24 @@ for member in "${INVOKERS[@]}"; do
     *) die "--invoker \"$member\" is not an IAM member like serviceAccount:EMAIL, user:EMAIL or group:EMAIL" ;;
   esac
 done
+for account in "${ACT_AS[@]}"; do
+  [[ $account =~ $EMAIL_RE ]] || die "--redrive-act-as \"$account\" is not a service account e-mail"
+done
+if [[ ${#ACT_AS[@]} -gt 0 ]] && ! $REDRIVE; then die "--redrive-act-as needs --redrive"; fi
+for channel in "${NOTIFY_CHANNELS[@]}"; do
+  [[ $channel =~ ^projects/[^/]+/notificationChannels/[0-9]+$ ]] ||
+    die "--notify-channel \"$channel\" is not a channel name projects/P/notificationChannels/ID"
+done
+for file in "${POLICY_FILES[@]}"; do
+  [[ -f $file && -r $file ]] || die "--alert-policy \"$file\" is not a readable file"
+  grep -q '"CLOSED"' "$file" ||
+    die "--alert-policy \"$file\" must ask for notificationPrompts [\"OPENED\", \"CLOSED\"]: a closed incident is what starts a rerun"
+done
 
 [[ $SCHEDULE =~ ^[^[:space:]]+([[:space:]]+[^[:space:]]+){4}$ ]] ||
   die "--schedule \"$SCHEDULE\" is not a unix-cron schedule of 5 fields, e.g. '*/15 * * * *'"
 [[ $TIME_ZONE =~ ^[A-Za-z0-9_+/-]+$ ]] || die "--time-zone \"$TIME_ZONE\" is not a time zone like Etc/UTC"
-[[ $MAX_INSTANCES =~ ^[1-9][0-9]{0,3}$ ]] || die "--max-instances \"$MAX_INSTANCES\" must be a whole number from 1"
 [[ $CLOUD_BUILDS == true || $CLOUD_BUILDS == false ]] || die "DEPLOY_CLOUD_BUILDS must be true or false"
-# The RunTask quota (60 a minute) is per project, and each deployed function paces only itself:
-# unless told otherwise, split the quota between them.
-if [[ -z ${CONFIG[RERUN_MAX_RATE]:-} ]]; then
-  if [[ $CLOUD_BUILDS == true ]]; then CONFIG[RERUN_MAX_RATE]=0.33; else CONFIG[RERUN_MAX_RATE]=0.5; fi
-fi
 if ! $DRY_RUN && ! $DELETE; then
   if ! { [[ -f $SOURCE_DIR/package.json && -f $SOURCE_DIR/.gcloudignore ]] &&
     grep -q '"gcp-build"' "$SOURCE_DIR/package.json"; }; then
@@ -298,23 +343,45 @@ sa_email() {
   fi
 }
 
-HTTP_FN=$NAME-http
-PUBSUB_FN=$NAME-pubsub
-BUILDS_FN=$NAME-builds
+SERVICE=$NAME-http
 TOPIC=$NAME
+DEAD_LETTER=$NAME-dead-letter
+PUSH_SUB=$NAME-push
 BUILDS_TOPIC=cloud-builds
+BUILDS_SUB=$NAME-builds-push
 JOB=$NAME-sweep
+DASHBOARD_ID=$NAME-overview
 RUNTIME_SA=$(sa_email "$NAME-runtime")
-TRIGGER_SA=$(sa_email "$NAME-trigger")
-CREATED_INVOKER_SA=
-if [[ -n ${CONFIG[RERUN_CONTROL_QUEUE]:-} && -z ${CONFIG[RERUN_INVOKER_SA]:-} ]]; then
-  CREATED_INVOKER_SA=$(sa_email "$NAME-invoker")
-  CONFIG[RERUN_INVOKER_SA]=$CREATED_INVOKER_SA
+PUSH_SA=$(sa_email "$NAME-push")
+BUILD_SA=$(sa_email "$NAME-build")
+INVOKER_SA_OWN=$(sa_email "$NAME-invoker")
+ROLE_PREFIX=${NAME//-/_}
+RUNNER_ROLE=${ROLE_PREFIX}_runner
+REDRIVE_ROLE=${ROLE_PREFIX}_redrive
+LISTER_ROLE=${ROLE_PREFIX}_lister
+CONTROL_ROLE=${ROLE_PREFIX}_control
+RUNNER_PERMISSIONS=cloudtasks.queues.get,cloudtasks.tasks.get,cloudtasks.tasks.list,cloudtasks.tasks.run
+REDRIVE_PERMISSIONS=cloudtasks.tasks.create,cloudtasks.tasks.delete,cloudtasks.tasks.fullView
+LISTER_PERMISSIONS=cloudtasks.queues.list
+CONTROL_PERMISSIONS=cloudtasks.queues.get,cloudtasks.tasks.create,cloudtasks.tasks.delete,cloudtasks.tasks.get,cloudtasks.tasks.list
+METRICS=("${NAME}_task_outcomes:task-outcomes-metric.json" "${NAME}_runs:runs-metric.json")
+POLICY_LABEL=rerun_deployment
+CONTROL_OWN=projects/$PROJECT/locations/$REGION/queues/$NAME-control
+if $CONTROL_QUEUE_ON; then
+  CONFIG[RERUN_CONTROL_QUEUE]=${CONFIG[RERUN_CONTROL_QUEUE]:-$CONTROL_OWN}
+  CONFIG[RERUN_INVOKER_SA]=${CONFIG[RERUN_INVOKER_SA]:-$INVOKER_SA_OWN}
+  CONTROL_WHERE=$(parse_queue --control-queue "${CONFIG[RERUN_CONTROL_QUEUE]}")
+  if [[ " ${QUEUES[*]} " == *" ${CONFIG[RERUN_CONTROL_QUEUE]} "* ]]; then
+    die "--control-queue ${CONFIG[RERUN_CONTROL_QUEUE]} is in the allowlist: the control queue is never a rerun target"
+  fi
+else
+  unset 'CONFIG[RERUN_CONTROL_QUEUE]' 'CONFIG[RERUN_INVOKER_SA]' 'CONFIG[RERUN_SELF_URL]'
+  CONTROL_WHERE=
 fi
 SWEEP_BODY="{\"kind\":\"sweep\",\"reason\":\"Cloud Scheduler job $JOB\"}"
-APIS=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com
-  eventarc.googleapis.com pubsub.googleapis.com cloudscheduler.googleapis.com cloudtasks.googleapis.com
-  iam.googleapis.com monitoring.googleapis.com logging.googleapis.com)
+APIS=(run.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com pubsub.googleapis.com
+  cloudscheduler.googleapis.com cloudtasks.googleapis.com iam.googleapis.com monitoring.googleapis.com
+  logging.googleapis.com)
 
 # --- Running gcloud -------------------------------------------------------------------------------------
 
@@ -324,6 +391,9 @@ RETRIES=${DEPLOY_RETRIES:-6}
 RETRY_DELAY_S=${DEPLOY_RETRY_DELAY:-10}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/deploy-rerun.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+# gcloud's answers for a resource that is not there, and nothing else (a bare "404" could be a project
+# number): NOT_FOUND from the APIs, Cloud Run's "Cannot find service", IAM's missing binding.
+NOT_FOUND_RE='NOT_FOUND|Cannot find service|Policy binding with the specified principal, role, and condition not found|Resource not found \(resource='
 
 # Appends one word to LINE, quoted for a shell only when it needs it, so printed commands can be pasted.
 append_quoted() {
@@ -374,35 +444,31 @@ run_tolerating() {
   show "$@"
   $DRY_RUN && return 0
   if gcloud "$@" "${COMMON[@]}" >"$WORK/out" 2>&1; then return 0; fi
-  if grep -qiE "$pattern" "$WORK/out"; then
+  if grep -qE "$pattern" "$WORK/out"; then
     note "  $done_note"
     return 0
   fi
   failed "$@"
 }
 
-# Runs a create command; "already exists" counts as done.
-ensure() { run_tolerating 'already exists|ALREADY_EXISTS' 'already exists' "$@"; }
-
 # Runs a delete command; "not found" counts as done.
-remove() { run_tolerating 'NOT_FOUND|not found|does not exist|404' 'already gone' "$@"; }
+remove() { run_tolerating "$NOT_FOUND_RE" 'already gone' "$@"; }
 
-# Runs an add-iam-policy-binding (the answer, the whole policy, is not shown). An account this script
-# created a moment ago may not be visible to IAM yet: that answer is retried for about a minute.
-grant() {
+# Runs a command that names an account this run may have created a moment ago: IAM may not see it yet
+# ("does not exist"), so that answer is retried for about a minute. Eventarc is not used (push
+# subscriptions deliver every message), so its first-run service-agent race cannot happen here.
+patient() {
   show "$@"
   $DRY_RUN && return 0
-  local attempt=1 fresh=false arg
-  for arg in "$@"; do
-    if [[ $arg == --member=serviceAccount:* && " ${FRESH_ACCOUNTS[*]} " == *" ${arg#--member=serviceAccount:} "* ]]; then
-      fresh=true
-    fi
+  local attempt=1 fresh=false account
+  for account in "${FRESH_ACCOUNTS[@]}"; do
+    if [[ " $* " == *"$account"* ]]; then fresh=true; fi
   done
   until gcloud "$@" "${COMMON[@]}" >"$WORK/out" 2>&1; do
-    if ! $fresh || ((attempt >= RETRIES)) || ! grep -qiE 'account.*(does not exist|not found)' "$WORK/out"; then
+    if ! $fresh || ((attempt >= RETRIES)) || ! grep -qE 'does not exist|is not a valid service account' "$WORK/out"; then
       failed "$@"
     fi
-    note "  the principal is not visible to IAM yet; trying again in ${RETRY_DELAY_S}s"
+    note "  the account is not visible to IAM yet; trying again in ${RETRY_DELAY_S}s"
     sleep "$RETRY_DELAY_S"
     attempt=$((attempt + 1))
   done
@@ -424,23 +490,114 @@ lookup() {
     [[ -n $REPLY ]]
     return
   fi
-  grep -qiE 'NOT_FOUND|not found|404' "$WORK/out" && return 1
+  grep -qE "$NOT_FOUND_RE" "$WORK/out" && return 1
   failed "$@"
 }
 
-# Runs a command and keeps its output in REPLY; a dry run takes $1 instead.
-capture() {
-  local dry_answer=$1
-  shift
-  show "$@"
-  if $DRY_RUN; then
-    REPLY=$dry_answer
-    return 0
-  fi
-  REPLY=$(gcloud "$@" "${COMMON[@]}" 2>"$WORK/out") || failed "$@"
+# --- IAM: read a resource's policy, then add what is missing and remove what is no longer wanted ----------
+
+# The gcloud words that name a resource for its IAM commands: KIND ID (queue ids are "location queue").
+iam_words() {
+  local kind=$1 id=$2
+  case $kind in
+    queue) IAM_GROUP=(tasks queues) IAM_TARGET=("${id#* }" "--location=${id%% *}") ;;
+    project) IAM_GROUP=(projects) IAM_TARGET=("$PROJECT") ;;
+    service) IAM_GROUP=(run services) IAM_TARGET=("$SERVICE" "--region=$REGION") ;;
+    account) IAM_GROUP=(iam service-accounts) IAM_TARGET=("$id") ;;
+    topic) IAM_GROUP=(pubsub topics) IAM_TARGET=("$id") ;;
+    subscription) IAM_GROUP=(pubsub subscriptions) IAM_TARGET=("$id") ;;
+  esac
 }
 
-# --- The configuration file of the functions ------------------------------------------------------------
+# The roles MEMBER holds on a resource, one a line, into REPLY (empty when the resource is not there).
+roles_of() {
+  local kind=$1 id=$2 member=$3
+  iam_words "$kind" "$id"
+  lookup '' "${IAM_GROUP[@]}" get-iam-policy "${IAM_TARGET[@]}" '--flatten=bindings[].members' \
+    "--filter=bindings.members=$member" '--format=value(bindings.role)' || true
+}
+
+# The members holding ROLE on a resource, one a line, into REPLY.
+members_of() {
+  local kind=$1 id=$2 role=$3
+  iam_words "$kind" "$id"
+  lookup '' "${IAM_GROUP[@]}" get-iam-policy "${IAM_TARGET[@]}" '--flatten=bindings[].members' \
+    "--filter=bindings.role=$role" '--format=value(bindings.members)' || true
+}
+
+bind() {
+  local kind=$1 id=$2 member=$3 role=$4 extra=()
+  iam_words "$kind" "$id"
+  if [[ $kind == project ]]; then extra=(--condition=None); fi
+  patient "${IAM_GROUP[@]}" add-iam-policy-binding "${IAM_TARGET[@]}" "--member=$member" "--role=$role" "${extra[@]}"
+}
+
+unbind() {
+  local kind=$1 id=$2 member=$3 role=$4 extra=()
+  iam_words "$kind" "$id"
+  if [[ $kind == project ]]; then extra=(--condition=None); fi
+  remove "${IAM_GROUP[@]}" remove-iam-policy-binding "${IAM_TARGET[@]}" "--member=$member" "--role=$role" "${extra[@]}"
+}
+
+# converge KIND ID MEMBER MANAGED_ROLES WANTED_ROLES: of the roles this product manages (space-separated),
+# MEMBER ends up holding exactly the wanted ones on the resource; other roles are left alone.
+converge() {
+  local kind=$1 id=$2 member=$3 managed=" $4 " wanted=" $5 " role held
+  roles_of "$kind" "$id" "$member"
+  held=" ${REPLY//$'\n'/ } "
+  for role in $5; do
+    if [[ $held != *" $role "* ]]; then bind "$kind" "$id" "$member" "$role"; fi
+  done
+  for role in $held; do
+    if [[ $managed == *" $role "* && $wanted != *" $role "* ]]; then unbind "$kind" "$id" "$member" "$role"; fi
+  done
+}
+
+# --- What the previous deployment left --------------------------------------------------------------------
+
+# Reads the deployed service: its labels (REPLY_LABELS) and configuration (PREVIOUS[KEY]).
+declare -A PREVIOUS=()
+read_previous() {
+  PREVIOUS=()
+  lookup '' run services describe "$SERVICE" "--region=$REGION" \
+    '--format=yaml(metadata.labels,spec.template.spec.containers[0].env)' || return 0
+  local line key='' value
+  while IFS= read -r line; do
+    if [[ $line =~ ^[[:space:]]*-[[:space:]]name:[[:space:]](.*)$ ]]; then
+      key=${BASH_REMATCH[1]}
+    elif [[ -n $key && $line =~ ^[[:space:]]+value:[[:space:]](.*)$ ]]; then
+      value=${BASH_REMATCH[1]}
+      value=${value#[\'\"]}
+      PREVIOUS[$key]=${value%[\'\"]}
+      key=''
+    elif [[ $line =~ ^[[:space:]]+(rerun-source|rerun-config):[[:space:]](.*)$ ]]; then
+      PREVIOUS[label:${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+    fi
+  done <<<"$REPLY"
+}
+
+# "location queue" for each queue of a comma-separated list (wildcards and bad names left out).
+where_of_list() {
+  local name list=$1
+  WHERE_LIST=()
+  IFS=, read -r -a names <<<"$list"
+  for name in "${names[@]}"; do
+    if [[ $name =~ ^projects/[^/]+/locations/([^/]+)/queues/([^/*]+)$ ]]; then
+      WHERE_LIST+=("${BASH_REMATCH[1]} ${BASH_REMATCH[2]}")
+    fi
+  done
+}
+
+# The accounts the runtime account may act as for redrive, as recorded in its description.
+read_act_as() {
+  ACT_AS_BEFORE=()
+  lookup '' iam service-accounts describe "$RUNTIME_SA" '--format=value(description)' || return 0
+  if [[ $REPLY =~ act-as:[[:space:]]*([^[:space:]]+) ]]; then
+    IFS=, read -r -a ACT_AS_BEFORE <<<"${BASH_REMATCH[1]}"
+  fi
+}
+
+# --- Files: the service's environment, the monitoring JSON ---------------------------------------------
 
 # YAML with JSON-escaped double-quoted values: gcloud's --set-env-vars would split RERUN_QUEUES at commas.
 json_string() {
@@ -453,16 +610,11 @@ json_string() {
   printf '"%s"' "$s"
 }
 
-# write_env_file PATH [KEY...]: every configured key except the ones named.
 write_env_file() {
-  local path=$1 key skip
-  shift
+  local path=$1 key
   : >"$path"
   for key in "${CONFIG_KEYS[@]}"; do
     [[ -n ${CONFIG[$key]:-} ]] || continue
-    for skip in "$@"; do
-      if [[ $key == "$skip" ]]; then continue 2; fi
-    done
     printf '%s: %s\n' "$key" "$(json_string "${CONFIG[$key]}")" >>"$path"
   done
   # Not configuration but V8 tuning: a small young generation keeps the memory of a long scan flat
@@ -472,26 +624,94 @@ write_env_file() {
   if $DRY_RUN; then sed 's/^/#   /' "$path"; else sed 's/^/      /' "$path"; fi
 }
 
-deploy_http() {
-  local env_file=$1
-  run functions deploy "$HTTP_FN" --gen2 "--region=$REGION" --runtime=nodejs22 "--source=$SOURCE_DIR" \
-    --entry-point=rerunHttp --trigger-http --no-allow-unauthenticated "--service-account=$RUNTIME_SA" \
-    "--env-vars-file=$env_file" "--timeout=${TIMEOUT_S}s" "--max-instances=$MAX_INSTANCES" \
-    --concurrency=8 --cpu=1 --memory=512Mi
+# A monitoring file of scripts/monitoring with its placeholders filled in, written to the work folder.
+fill() {
+  local from=$1 to=$WORK/${1##*/}
+  sed -e "s|@PROJECT@|$PROJECT|g" -e "s|@NAME@|$NAME|g" -e "s|@SERVICE@|$SERVICE|g" "$from" >"$to"
+  FILLED=$to
 }
 
-deploy_event() {
-  local fn=$1 topic=$2 env_file=$3
-  run functions deploy "$fn" --gen2 "--region=$REGION" --runtime=nodejs22 "--source=$SOURCE_DIR" \
-    --entry-point=rerunPubsub "--trigger-topic=$topic" "--trigger-service-account=$TRIGGER_SA" --retry \
-    "--service-account=$RUNTIME_SA" "--env-vars-file=$env_file" "--timeout=${TIMEOUT_S}s" \
-    "--max-instances=$MAX_INSTANCES"
+# A hash of what `gcloud run deploy --source` uploads (what .gcloudignore keeps), for the service label.
+source_hash() {
+  local sum=sha256sum
+  command -v sha256sum >/dev/null 2>&1 || sum='shasum -a 256'
+  (
+    cd "$SOURCE_DIR"
+    find package.json package-lock.json tsconfig.json tsconfig.build.json .gcloudignore functions shared \
+      -type f 2>/dev/null | LC_ALL=C sort | while IFS= read -r file; do $sum "$file"; done
+  ) | $sum | cut -c1-40
 }
 
-# Placeholder answers of a dry run (a real run reads them).
-http_url_placeholder() { printf 'https://%s-%s.cloudfunctions.net/%s' "$REGION" "${PROJECT#*:}" "$HTTP_FN"; }
+text_hash() {
+  local sum=sha256sum
+  command -v sha256sum >/dev/null 2>&1 || sum='shasum -a 256'
+  printf '%s' "$1" | $sum | cut -c1-40
+}
 
 # --- Deploy ---------------------------------------------------------------------------------------------
+
+# A custom role with exactly these permissions: created, undeleted (a deleted role keeps its id for
+# weeks) or updated, whichever it needs.
+ensure_role() {
+  local role=$1 permissions=$2 title=$3
+  if ! lookup '' iam roles describe "$role" '--format=yaml(name,deleted,includedPermissions)'; then
+    run iam roles create "$role" "--title=$title" "--permissions=$permissions" --stage=GA \
+      '--description=cloud-tasks-rerun (deploy.sh)'
+    return
+  fi
+  local current
+  current=$(sed -n 's/^- //p' <<<"$REPLY" | LC_ALL=C sort | paste -sd, -)
+  if [[ $REPLY == *'deleted: true'* ]]; then run iam roles undelete "$role"; fi
+  if [[ $current != "$permissions" ]]; then run iam roles update "$role" "--permissions=$permissions"; fi
+}
+
+ensure_account() {
+  local id=$1 display=$2
+  if ! lookup '' iam service-accounts describe "$(sa_email "$id")" '--format=value(email)'; then
+    run iam service-accounts create "$id" "--display-name=$display"
+    FRESH_ACCOUNTS+=("$(sa_email "$id")")
+  fi
+}
+
+ensure_topic() {
+  lookup '' pubsub topics describe "$1" '--format=value(name)' || run pubsub topics create "$1"
+}
+
+# A push subscription to the service: OIDC token of the push account, ack deadline, retry policy,
+# dead-letter topic after a bounded number of deliveries. Created, or updated to these settings.
+ensure_push_subscription() {
+  local sub=$1 topic=$2 url=$3 verb=create settings
+  if lookup '' pubsub subscriptions describe "$sub" '--format=value(name)'; then verb=update; fi
+  settings=("--push-endpoint=$url" "--push-auth-service-account=$PUSH_SA" "--ack-deadline=$ACK_DEADLINE_S"
+    --min-retry-delay=10s --max-retry-delay=600s "--dead-letter-topic=$DEAD_LETTER" --max-delivery-attempts=10)
+  if [[ $verb == create ]]; then
+    patient pubsub subscriptions create "$sub" "--topic=$topic" "${settings[@]}"
+  else
+    patient pubsub subscriptions update "$sub" "${settings[@]}"
+  fi
+}
+
+# The service: deployed when its source or configuration changed, skipped when both labels match.
+deploy_service() {
+  local env_file=$1 source_label config_label
+  source_label=$(source_hash)
+  config_label=$(text_hash "$(<"$env_file") $RUNTIME_SA $BUILD_SA")
+  if [[ ${PREVIOUS[label:rerun-source]:-} == "$source_label" && ${PREVIOUS[label:rerun-config]:-} == "$config_label" ]]; then
+    note "$SERVICE is up to date (same source and configuration): not redeployed"
+    return
+  fi
+  local labels="--update-labels=managed-by=cloud-tasks-rerun,rerun-source=$source_label,rerun-config=$config_label"
+  local settings=("--region=$REGION" "--service-account=$RUNTIME_SA" "--env-vars-file=$env_file"
+    "--timeout=${SERVICE_TIMEOUT_S}s" --max-instances=1 --concurrency=8 --cpu=1 --memory=512Mi "$labels")
+  if [[ ${PREVIOUS[label:rerun-source]:-} == "$source_label" ]]; then
+    note "$SERVICE: same source, new configuration: updated without a rebuild"
+    patient run services update "$SERVICE" "${settings[@]}"
+  else
+    patient run deploy "$SERVICE" "--source=$SOURCE_DIR" --function=rerunHttp --base-image=nodejs22 \
+      "--build-service-account=projects/$PROJECT/serviceAccounts/$BUILD_SA" --no-allow-unauthenticated \
+      "${settings[@]}"
+  fi
+}
 
 deploy() {
   if $DRY_RUN; then
@@ -502,89 +722,153 @@ deploy() {
   note "Preflight: the project and every queue exist"
   lookup PROJECT_NUMBER projects describe "$PROJECT" '--format=value(projectNumber)' ||
     die "project $PROJECT not found, or not visible to the account gcloud uses"
-  local project_number=$REPLY
-  MONITORING_AGENT=service-$project_number@gcp-sa-monitoring-notification.iam.gserviceaccount.com
-  FRESH_ACCOUNTS=("$RUNTIME_SA" "$TRIGGER_SA" "$CREATED_INVOKER_SA" "$MONITORING_AGENT")
+  local number=$REPLY
+  local url=https://$SERVICE-$number.$REGION.run.app
+  MONITORING_AGENT=service-$number@gcp-sa-monitoring-notification.iam.gserviceaccount.com
+  PUBSUB_AGENT=service-$number@gcp-sa-pubsub.iam.gserviceaccount.com
   for i in "${!QUEUES[@]}"; do
     read -r location queue_id <<<"${QUEUE_WHERE[$i]}"
+    [[ $queue_id == '*' ]] && continue
     lookup "${QUEUES[$i]}" tasks queues describe "$queue_id" "--location=$location" '--format=value(name)' ||
       die "queue ${QUEUES[$i]} not found: create it first, or fix --queue"
   done
-  if [[ -n $CONTROL_WHERE ]]; then
-    read -r location queue_id <<<"$CONTROL_WHERE"
-    lookup "${CONFIG[RERUN_CONTROL_QUEUE]}" tasks queues describe "$queue_id" "--location=$location" \
-      '--format=value(name)' ||
-      die "control queue ${CONFIG[RERUN_CONTROL_QUEUE]} not found: create it first (gcloud tasks queues create)"
-  fi
 
   note "APIs"
   run services enable "${APIS[@]}"
 
-  note "Service accounts"
-  ensure iam service-accounts create "$NAME-runtime" '--display-name=cloud-tasks-rerun runtime'
-  ensure iam service-accounts create "$NAME-trigger" '--display-name=cloud-tasks-rerun Pub/Sub trigger'
-  if [[ -n $CREATED_INVOKER_SA ]]; then
-    ensure iam service-accounts create "$NAME-invoker" '--display-name=cloud-tasks-rerun control tasks'
+  note "What is deployed now (to take back what this run no longer asks for)"
+  read_previous
+  read_act_as
+
+  note "Service accounts: runtime, push (Pub/Sub's OIDC identity), build (Cloud Build)"
+  ensure_account "$NAME-runtime" 'cloud-tasks-rerun runtime'
+  ensure_account "$NAME-push" 'cloud-tasks-rerun Pub/Sub push'
+  ensure_account "$NAME-build" 'cloud-tasks-rerun Cloud Build'
+  if [[ ${CONFIG[RERUN_INVOKER_SA]:-} == "$INVOKER_SA_OWN" ]]; then
+    ensure_account "$NAME-invoker" 'cloud-tasks-rerun control tasks'
   fi
 
-  note "Least privilege: list, get and run tasks on the allowlisted queues only"
-  for where in "${QUEUE_WHERE[@]}"; do
-    read -r location queue_id <<<"$where"
-    grant tasks queues add-iam-policy-binding "$queue_id" "--location=$location" \
-      "--member=serviceAccount:$RUNTIME_SA" --role=roles/cloudtasks.viewer
-    grant tasks queues add-iam-policy-binding "$queue_id" "--location=$location" \
-      "--member=serviceAccount:$RUNTIME_SA" --role=roles/cloudtasks.taskRunner
-  done
+  note "Custom roles: exactly the permissions the product uses"
+  ensure_role "$RUNNER_ROLE" "$RUNNER_PERMISSIONS" 'cloud-tasks-rerun: list, get and run tasks'
+  if $REDRIVE; then ensure_role "$REDRIVE_ROLE" "$REDRIVE_PERMISSIONS" 'cloud-tasks-rerun: redrive tasks'; fi
+  if $WILDCARD; then ensure_role "$LISTER_ROLE" "$LISTER_PERMISSIONS" 'cloud-tasks-rerun: list queues'; fi
   if [[ -n $CONTROL_WHERE ]]; then
-    note "Queued mode: enqueue control tasks, and sign them as ${CONFIG[RERUN_INVOKER_SA]}"
+    ensure_role "$CONTROL_ROLE" "$CONTROL_PERMISSIONS" 'cloud-tasks-rerun: control queue claims'
+  fi
+  local project_roles="projects/$PROJECT/roles"
+  local runner="$project_roles/$RUNNER_ROLE" redrive="$project_roles/$REDRIVE_ROLE"
+  local lister="$project_roles/$LISTER_ROLE" control="$project_roles/$CONTROL_ROLE"
+  local queue_roles="$runner" managed="$runner $redrive"
+  if $REDRIVE; then queue_roles+=" $redrive"; fi
+
+  if [[ -n $CONTROL_WHERE ]]; then
+    note "Control queue ${CONFIG[RERUN_CONTROL_QUEUE]}: never gives a claim up, paced at the RunTask quota"
     read -r location queue_id <<<"$CONTROL_WHERE"
-    grant tasks queues add-iam-policy-binding "$queue_id" "--location=$location" \
-      "--member=serviceAccount:$RUNTIME_SA" --role=roles/cloudtasks.enqueuer
-    grant iam service-accounts add-iam-policy-binding "${CONFIG[RERUN_INVOKER_SA]}" \
-      "--member=serviceAccount:$RUNTIME_SA" --role=roles/iam.serviceAccountUser
+    local verb=create
+    if lookup '' tasks queues describe "$queue_id" "--location=$location" '--format=value(name)'; then verb=update; fi
+    run tasks queues "$verb" "$queue_id" "--location=$location" --max-attempts=-1 --min-backoff=1s \
+      --max-backoff=10s --max-doublings=3 --max-dispatches-per-second=1 --max-concurrent-dispatches=8
   fi
 
-  note "Topics"
-  ensure pubsub topics create "$TOPIC"
-  if $CLOUD_BUILDS; then ensure pubsub topics create "$BUILDS_TOPIC"; fi
-
-  note "Functions (Cloud Build runs npm run gcp-build on the sources .gcloudignore keeps)"
-  if [[ -n ${CONFIG[RERUN_CONTROL_QUEUE]:-} && -z ${CONFIG[RERUN_SELF_URL]:-} ]]; then
-    # Queued mode sends control tasks to rerunHttp's own URL, known once the function exists.
-    if ! lookup '' functions describe "$HTTP_FN" "--region=$REGION" '--format=value(serviceConfig.uri)'; then
-      note "$HTTP_FN does not exist yet: deploy it once without queued mode to learn its URL"
-      write_env_file "$WORK/env-first.yaml" RERUN_CONTROL_QUEUE RERUN_SELF_URL RERUN_INVOKER_SA
-      deploy_http "$WORK/env-first.yaml"
-      lookup "$(http_url_placeholder)" functions describe "$HTTP_FN" "--region=$REGION" \
-        '--format=value(serviceConfig.uri)' || die "$HTTP_FN has no URL after its deployment"
-    fi
-    CONFIG[RERUN_SELF_URL]=$REPLY
-  fi
-  write_env_file "$WORK/env.yaml"
-  deploy_http "$WORK/env.yaml"
-  deploy_event "$PUBSUB_FN" "$TOPIC" "$WORK/env.yaml"
-  if $CLOUD_BUILDS; then deploy_event "$BUILDS_FN" "$BUILDS_TOPIC" "$WORK/env.yaml"; fi
-
-  note "Who may invoke the functions"
-  grant functions add-invoker-policy-binding "$PUBSUB_FN" "--region=$REGION" "--member=serviceAccount:$TRIGGER_SA"
-  if $CLOUD_BUILDS; then
-    grant functions add-invoker-policy-binding "$BUILDS_FN" "--region=$REGION" "--member=serviceAccount:$TRIGGER_SA"
-  fi
-  if [[ -n ${CONFIG[RERUN_CONTROL_QUEUE]:-} ]]; then
-    grant functions add-invoker-policy-binding "$HTTP_FN" "--region=$REGION" \
-      "--member=serviceAccount:${CONFIG[RERUN_INVOKER_SA]}"
-  fi
-  for member in "${INVOKERS[@]}"; do
-    grant functions add-invoker-policy-binding "$HTTP_FN" "--region=$REGION" "--member=$member"
+  note "Grants on the allowlisted queues (and, for a * queue segment, on the project)"
+  local member=serviceAccount:$RUNTIME_SA
+  local -A seen=()
+  for where in "${QUEUE_WHERE[@]}"; do
+    [[ $where == *' *' ]] && continue
+    converge queue "$where" "$member" "$managed" "$queue_roles"
+    seen[$where]=1
   done
+  where_of_list "${PREVIOUS[RERUN_QUEUES]:-}"
+  for where in "${WHERE_LIST[@]}"; do
+    if [[ -z ${seen[$where]:-} ]]; then converge queue "$where" "$member" "$managed" ''; fi
+  done
+  local project_wanted=''
+  if $WILDCARD; then project_wanted="$queue_roles $lister"; fi
+  converge project "$PROJECT" "$member" "$managed $lister $control" "$project_wanted"
+  converge project "$PROJECT" "serviceAccount:$BUILD_SA" roles/run.builder roles/run.builder
+
+  note "Control queue grants: claims, and control tasks signed as ${CONFIG[RERUN_INVOKER_SA]:-nobody}"
+  if [[ -n $CONTROL_WHERE ]]; then converge queue "$CONTROL_WHERE" "$member" "$control" "$control"; fi
+  if [[ -n ${PREVIOUS[RERUN_CONTROL_QUEUE]:-} && ${PREVIOUS[RERUN_CONTROL_QUEUE]} != "${CONFIG[RERUN_CONTROL_QUEUE]:-}" ]]; then
+    where_of_list "${PREVIOUS[RERUN_CONTROL_QUEUE]}"
+    for where in "${WHERE_LIST[@]}"; do converge queue "$where" "$member" "$control" ''; done
+    if [[ ${PREVIOUS[RERUN_CONTROL_QUEUE]} == "$CONTROL_OWN" ]]; then
+      run tasks queues delete "$NAME-control" "--location=$REGION"
+    fi
+  fi
+
+  note "Accounts the runtime account may act as (control tasks' invoker; redrive's task accounts)"
+  local acting=("${ACT_AS[@]}") account
+  if [[ -n ${CONFIG[RERUN_INVOKER_SA]:-} ]]; then acting+=("${CONFIG[RERUN_INVOKER_SA]}"); fi
+  local before=("${ACT_AS_BEFORE[@]}")
+  if [[ -n ${PREVIOUS[RERUN_INVOKER_SA]:-} ]]; then before+=("${PREVIOUS[RERUN_INVOKER_SA]}"); fi
+  for account in "${acting[@]}"; do
+    converge account "$account" "$member" roles/iam.serviceAccountUser roles/iam.serviceAccountUser
+  done
+  for account in "${before[@]}"; do
+    if [[ " ${acting[*]} " != *" $account "* ]]; then
+      converge account "$account" "$member" roles/iam.serviceAccountUser ''
+    fi
+  done
+  local record
+  record="cloud-tasks-rerun runtime; act-as: $(IFS=,; echo "${ACT_AS[*]}")"
+  if [[ "${ACT_AS_BEFORE[*]}" != "${ACT_AS[*]}" ]]; then
+    run iam service-accounts update "$RUNTIME_SA" "--description=$record"
+  fi
+
+  note "Topics: $TOPIC (alerts, sweeps, events) and $DEAD_LETTER"
+  ensure_topic "$TOPIC"
+  ensure_topic "$DEAD_LETTER"
+  if $CLOUD_BUILDS; then ensure_topic "$BUILDS_TOPIC"; fi
+  if [[ -n ${CONFIG[RERUN_NOTIFY_TOPIC]:-} ]]; then
+    converge topic "${CONFIG[RERUN_NOTIFY_TOPIC]}" "$member" roles/pubsub.publisher roles/pubsub.publisher
+  fi
+  if [[ -n ${PREVIOUS[RERUN_NOTIFY_TOPIC]:-} && ${PREVIOUS[RERUN_NOTIFY_TOPIC]} != "${CONFIG[RERUN_NOTIFY_TOPIC]:-}" ]]; then
+    converge topic "${PREVIOUS[RERUN_NOTIFY_TOPIC]}" "$member" roles/pubsub.publisher ''
+  fi
+
+  note "The service $SERVICE (Cloud Run, rerunHttp; Cloud Build runs npm run gcp-build)"
+  CONFIG[RERUN_SELF_URL]=${CONFIG[RERUN_SELF_URL]:-}
+  if [[ -n $CONTROL_WHERE && -z ${CONFIG[RERUN_SELF_URL]} ]]; then CONFIG[RERUN_SELF_URL]=$url; fi
+  write_env_file "$WORK/env.yaml"
+  deploy_service "$WORK/env.yaml"
+
+  note "Who may invoke $SERVICE: the push account, the control tasks' account, the --invoker members"
+  local wanted=("serviceAccount:$PUSH_SA" "${INVOKERS[@]}")
+  if [[ -n ${CONFIG[RERUN_INVOKER_SA]:-} ]]; then wanted+=("serviceAccount:${CONFIG[RERUN_INVOKER_SA]}"); fi
+  members_of service "$SERVICE" roles/run.invoker
+  local current=" ${REPLY//$'\n'/ } "
+  for member in "${wanted[@]}"; do
+    if [[ $current != *" $member "* ]]; then bind service "$SERVICE" "$member" roles/run.invoker; fi
+  done
+  for member in $current; do
+    if [[ " ${wanted[*]} " != *" $member "* ]]; then unbind service "$SERVICE" "$member" roles/run.invoker; fi
+  done
+
+  note "Pub/Sub push: the service agent signs the push tokens, dead-letters, and may publish there"
+  converge account "$PUSH_SA" "serviceAccount:$PUBSUB_AGENT" roles/iam.serviceAccountTokenCreator \
+    roles/iam.serviceAccountTokenCreator
+  converge topic "$DEAD_LETTER" "serviceAccount:$PUBSUB_AGENT" roles/pubsub.publisher roles/pubsub.publisher
+  lookup '' pubsub subscriptions describe "$DEAD_LETTER" '--format=value(name)' ||
+    run pubsub subscriptions create "$DEAD_LETTER" "--topic=$DEAD_LETTER" --message-retention-duration=7d
+  ensure_push_subscription "$PUSH_SUB" "$TOPIC" "$url"
+  converge subscription "$PUSH_SUB" "serviceAccount:$PUBSUB_AGENT" roles/pubsub.subscriber roles/pubsub.subscriber
+  if $CLOUD_BUILDS; then
+    ensure_push_subscription "$BUILDS_SUB" "$BUILDS_TOPIC" "$url"
+    converge subscription "$BUILDS_SUB" "serviceAccount:$PUBSUB_AGENT" roles/pubsub.subscriber roles/pubsub.subscriber
+  elif lookup '' pubsub subscriptions describe "$BUILDS_SUB" '--format=value(name)'; then
+    run pubsub subscriptions delete "$BUILDS_SUB"
+  fi
 
   if $SWEEP; then
-    note "Sweep: Cloud Scheduler publishes a sweep event on $TOPIC (created, or updated when it exists)"
+    note "Sweep: Cloud Scheduler publishes a sweep event on $TOPIC"
     local verb=create
     if lookup '' scheduler jobs describe "$JOB" "--location=$REGION" '--format=value(name)'; then verb=update; fi
     run scheduler jobs "$verb" pubsub "$JOB" "--location=$REGION" "--schedule=$SCHEDULE" \
       "--time-zone=$TIME_ZONE" "--topic=$TOPIC" "--message-body=$SWEEP_BODY" \
       '--description=cloud-tasks-rerun sweep'
+  elif lookup '' scheduler jobs describe "$JOB" "--location=$REGION" '--format=value(name)'; then
+    run scheduler jobs delete "$JOB" "--location=$REGION"
   fi
 
   note "Cloud Monitoring: a Pub/Sub notification channel on $TOPIC (found by its topic, else created)"
@@ -593,20 +877,74 @@ deploy() {
   if lookup '' beta monitoring channels list "--filter=$channel_filter" '--format=value(name)'; then
     channel=${REPLY%%$'\n'*}
   else
-    capture "projects/$PROJECT/notificationChannels/CHANNEL_ID" beta monitoring channels create \
+    lookup "projects/$PROJECT/notificationChannels/CHANNEL_ID" beta monitoring channels create \
       "--display-name=$NAME" --type=pubsub "--channel-labels=topic=projects/$PROJECT/topics/$TOPIC" \
-      '--description=cloud-tasks-rerun: alert incidents become failure-alert reruns' '--format=value(name)'
+      '--description=cloud-tasks-rerun: closed incidents become failure-alert reruns' '--format=value(name)' ||
+      die "no notification channel was created"
     channel=$REPLY
   fi
   # The notification service agent exists once the project has a Pub/Sub channel.
-  grant pubsub topics add-iam-policy-binding "$TOPIC" \
-    "--member=serviceAccount:$MONITORING_AGENT" \
-    --role=roles/pubsub.publisher
+  converge topic "$TOPIC" "serviceAccount:$MONITORING_AGENT" roles/pubsub.publisher roles/pubsub.publisher
 
-  lookup "$(http_url_placeholder)" functions describe "$HTTP_FN" "--region=$REGION" \
-    '--format=value(serviceConfig.uri)' || die "$HTTP_FN has no URL after its deployment"
-  local url=$REPLY
-  print_usage "$url" "$project_number" "$channel"
+  note "Log-based metrics and the dashboard (scripts/monitoring)"
+  local entry metric
+  for entry in "${METRICS[@]}"; do
+    metric=${entry%%:*}
+    fill "$MONITORING_DIR/${entry#*:}"
+    if lookup '' logging metrics describe "$metric" '--format=value(name)'; then
+      run logging metrics update "$metric" "--config-from-file=$FILLED"
+    else
+      run logging metrics create "$metric" "--config-from-file=$FILLED"
+    fi
+  done
+  fill "$MONITORING_DIR/dashboard.json"
+  local dashboard=projects/$PROJECT/dashboards/$DASHBOARD_ID
+  if lookup '' monitoring dashboards describe "$dashboard" '--format=value(etag)'; then
+    sed -i.bak "1s|{|{ \"etag\": \"$REPLY\", \"name\": \"$dashboard\",|" "$FILLED"
+    run monitoring dashboards update "$dashboard" "--config-from-file=$FILLED"
+  else
+    sed -i.bak "1s|{|{ \"name\": \"$dashboard\",|" "$FILLED"
+    run monitoring dashboards create "--config-from-file=$FILLED"
+  fi
+
+  note "Alerting policies: the dead-letter alert, and the --alert-policy files on the rerun channel"
+  lookup '' monitoring policies list "--filter=userLabels.$POLICY_LABEL=\"$NAME\"" \
+    '--format=value(name,userLabels.rerun_policy)' || true
+  local existing=$REPLY
+  local kept=()
+  fill "$MONITORING_DIR/dead-letter-policy.json"
+  ensure_policy "$FILLED" dead-letter "$existing" "$(IFS=,; echo "${NOTIFY_CHANNELS[*]}")"
+  kept+=(dead-letter)
+  local file slug
+  for file in "${POLICY_FILES[@]}"; do
+    slug=$(basename "$file" .json | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9_\n-' '-' | cut -c1-60)
+    ensure_policy "$file" "$slug" "$existing" "$channel"
+    kept+=("$slug")
+  done
+  local name label
+  while IFS=$'\t' read -r name label; do
+    if [[ -n $name && " ${kept[*]} " != *" $label "* ]]; then run monitoring policies delete "$name"; fi
+  done <<<"$existing"
+
+  print_usage "$url" "$number" "$channel"
+}
+
+# ensure_policy FILE SLUG EXISTING CHANNELS: the policy labelled SLUG is created or replaced by FILE.
+ensure_policy() {
+  local file=$1 slug=$2 existing=$3 channels=$4 name='' line label
+  while IFS=$'\t' read -r line label; do
+    if [[ $label == "$slug" ]]; then name=$line; fi
+  done <<<"$existing"
+  local labels="$POLICY_LABEL=$NAME,rerun_policy=$slug"
+  if [[ -z $name ]]; then
+    local with=()
+    if [[ -n $channels ]]; then with=("--notification-channels=$channels"); fi
+    run monitoring policies create "--policy-from-file=$file" "${with[@]}" "--user-labels=$labels"
+  else
+    local with=(--clear-notification-channels)
+    if [[ -n $channels ]]; then with=("--set-notification-channels=$channels"); fi
+    run monitoring policies update "$name" "--policy-from-file=$file" "${with[@]}" "--update-user-labels=$labels"
+  fi
 }
 
 print_usage() {
@@ -628,7 +966,7 @@ print_usage() {
 
 $done_line
 
-rerunHttp ($HTTP_FN): $url
+rerunHttp ($SERVICE): $url
 Callers present a Google ID token whose audience is that URL and hold roles/run.invoker on it
 (run deploy.sh again with --invoker serviceAccount:EMAIL to add one).
 
@@ -664,68 +1002,92 @@ From GitHub Actions, with Workload Identity Federation (the service account is t
             -H 'Content-Type: application/json' \\
             -d '$body_gha'
 
-Alerts: add the notification channel $channel to an alerting policy on
-cloud_tasks_queue metrics, and turn on "Notify on incident closure": a closed incident reruns its queue.
+Alerts: the notification channel $channel notifies on OPENED and CLOSED for the policies
+deploy.sh creates (--alert-policy FILE); a closed incident reruns its queue (a canary first).
+Dashboard: https://console.cloud.google.com/monitoring/dashboards/builder/$DASHBOARD_ID?project=$PROJECT
 EOF
   if $SWEEP; then
     printf 'Sweeps: Cloud Scheduler job %s publishes %s on %s (%s).\n' "$JOB" "$SWEEP_BODY" "$TOPIC" "$SCHEDULE"
   fi
   if $CLOUD_BUILDS; then
-    printf 'Cloud Build: %s receives the cloud-builds notifications; RERUN_ROUTES maps triggers to queues.\n' "$BUILDS_FN"
+    printf 'Cloud Build: %s pushes the cloud-builds notifications to %s; RERUN_ROUTES maps triggers to queues.\n' "$BUILDS_SUB" "$SERVICE"
   fi
   cat <<EOF
 
 Logs (JSON lines, one per task outcome and one summary per run):
-  gcloud logging read 'resource.type="cloud_run_revision" AND resource.labels.service_name="$HTTP_FN"' --project=$PROJECT --limit=50
-  Logs Explorer, https://console.cloud.google.com/logs/query?project=$PROJECT with the query
-    resource.type="cloud_run_revision" AND resource.labels.service_name=("$HTTP_FN" OR "$PUBSUB_FN")
+  gcloud logging read 'resource.type="cloud_run_revision" AND resource.labels.service_name="$SERVICE"' --project=$PROJECT --limit=50
 EOF
 }
 
 # --- Delete ---------------------------------------------------------------------------------------------
 
+# Removes everything of PREFIX in the project, found from what is deployed rather than from the flags.
 delete_all() {
   if $DRY_RUN; then note "dry run: the gcloud commands that remove the deployment; none is run"; fi
-  local where location queue_id channel
+  local where member=serviceAccount:$RUNTIME_SA project_roles=projects/$PROJECT/roles
+  local managed="$project_roles/$RUNNER_ROLE $project_roles/$REDRIVE_ROLE"
 
-  note "Sweep job, notification channel, functions"
-  remove scheduler jobs delete "$JOB" "--location=$REGION"
+  note "What is deployed (its queues, control queue, notify topic and act-as accounts)"
+  read_previous
+  read_act_as
+
+  note "Grants on the queues, the control queue, the project, the accounts and the notify topic"
+  where_of_list "${PREVIOUS[RERUN_QUEUES]:-}"
+  for where in "${WHERE_LIST[@]}"; do converge queue "$where" "$member" "$managed" ''; done
+  where_of_list "${PREVIOUS[RERUN_CONTROL_QUEUE]:-}"
+  for where in "${WHERE_LIST[@]}"; do converge queue "$where" "$member" "$project_roles/$CONTROL_ROLE" ''; done
+  # Its own control queue goes, whichever queue the last deployment used (Cloud Tasks keeps the name
+  # reserved for up to 7 days: a redeployment within them needs --control-queue with another name).
+  remove tasks queues delete "$NAME-control" "--location=$REGION"
+  converge project "$PROJECT" "$member" "$managed $project_roles/$LISTER_ROLE $project_roles/$CONTROL_ROLE" ''
+  converge project "$PROJECT" "serviceAccount:$BUILD_SA" roles/run.builder ''
+  local account
+  for account in "${ACT_AS_BEFORE[@]}" "${PREVIOUS[RERUN_INVOKER_SA]:-}"; do
+    if [[ -n $account && $account != "$INVOKER_SA_OWN" ]]; then
+      converge account "$account" "$member" roles/iam.serviceAccountUser ''
+    fi
+  done
+  if [[ -n ${PREVIOUS[RERUN_NOTIFY_TOPIC]:-} ]]; then
+    converge topic "${PREVIOUS[RERUN_NOTIFY_TOPIC]}" "$member" roles/pubsub.publisher ''
+  fi
+
+  note "Alerting policies, dashboard, metrics, channel"
+  lookup '' monitoring policies list "--filter=userLabels.$POLICY_LABEL=\"$NAME\"" '--format=value(name)' || true
+  local name
+  while IFS= read -r name; do
+    if [[ -n $name ]]; then remove monitoring policies delete "$name"; fi
+  done <<<"$REPLY"
+  remove monitoring dashboards delete "projects/$PROJECT/dashboards/$DASHBOARD_ID"
+  local entry
+  for entry in "${METRICS[@]}"; do remove logging metrics delete "${entry%%:*}"; done
   local channel_filter="type=\"pubsub\" AND labels.topic=\"projects/$PROJECT/topics/$TOPIC\""
   if lookup "projects/$PROJECT/notificationChannels/CHANNEL_ID" beta monitoring channels list \
     "--filter=$channel_filter" '--format=value(name)'; then
-    while IFS= read -r channel; do
-      if [[ -n $channel ]]; then remove beta monitoring channels delete "$channel" --force; fi
+    while IFS= read -r name; do
+      if [[ -n $name ]]; then remove beta monitoring channels delete "$name" --force; fi
     done <<<"$REPLY"
   fi
-  remove functions delete "$HTTP_FN" "--region=$REGION"
-  remove functions delete "$PUBSUB_FN" "--region=$REGION"
-  if $CLOUD_BUILDS; then remove functions delete "$BUILDS_FN" "--region=$REGION"; fi
-  note "Topic $TOPIC (cloud-builds stays: Cloud Build and others may use it)"
+
+  note "Sweep job, subscriptions, topics (cloud-builds stays: Cloud Build and others use it), service"
+  remove scheduler jobs delete "$JOB" "--location=$REGION"
+  remove pubsub subscriptions delete "$PUSH_SUB"
+  remove pubsub subscriptions delete "$BUILDS_SUB"
+  remove pubsub subscriptions delete "$DEAD_LETTER"
   remove pubsub topics delete "$TOPIC"
+  remove pubsub topics delete "$DEAD_LETTER"
+  remove run services delete "$SERVICE" "--region=$REGION"
 
-  note "Queue grants"
-  for where in "${QUEUE_WHERE[@]}"; do
-    read -r location queue_id <<<"$where"
-    remove tasks queues remove-iam-policy-binding "$queue_id" "--location=$location" \
-      "--member=serviceAccount:$RUNTIME_SA" --role=roles/cloudtasks.viewer
-    remove tasks queues remove-iam-policy-binding "$queue_id" "--location=$location" \
-      "--member=serviceAccount:$RUNTIME_SA" --role=roles/cloudtasks.taskRunner
-  done
-  if [[ -n $CONTROL_WHERE ]]; then
-    read -r location queue_id <<<"$CONTROL_WHERE"
-    remove tasks queues remove-iam-policy-binding "$queue_id" "--location=$location" \
-      "--member=serviceAccount:$RUNTIME_SA" --role=roles/cloudtasks.enqueuer
-    if [[ -z $CREATED_INVOKER_SA ]]; then
-      remove iam service-accounts remove-iam-policy-binding "${CONFIG[RERUN_INVOKER_SA]}" \
-        "--member=serviceAccount:$RUNTIME_SA" --role=roles/iam.serviceAccountUser
+  note "Custom roles and service accounts"
+  local role
+  for role in "$RUNNER_ROLE" "$REDRIVE_ROLE" "$LISTER_ROLE" "$CONTROL_ROLE"; do
+    if lookup '' iam roles describe "$role" '--format=yaml(name,deleted)' && [[ $REPLY != *'deleted: true'* ]]; then
+      run iam roles delete "$role"
     fi
-  fi
-
-  note "Service accounts"
-  remove iam service-accounts delete "$RUNTIME_SA"
-  remove iam service-accounts delete "$TRIGGER_SA"
-  if [[ -n $CREATED_INVOKER_SA ]]; then remove iam service-accounts delete "$CREATED_INVOKER_SA"; fi
-  note "Removed. The APIs stay enabled; the queues and their tasks were never touched."
+  done
+  for account in "$RUNTIME_SA" "$PUSH_SA" "$BUILD_SA" "$INVOKER_SA_OWN"; do
+    remove iam service-accounts delete "$account"
+  done
+  note "Removed. The APIs stay enabled; your queues and their tasks were never touched."
 }
 
 if ! $DRY_RUN && ! command -v gcloud >/dev/null 2>&1; then

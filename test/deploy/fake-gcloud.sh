@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# A fake gcloud for deploy.sh's tests: records every call and answers the way gcloud does, from a small
-# state kept in files. It never reaches Google Cloud. Only the `--flag=value` form is understood, which is
-# the form deploy.sh writes.
+# A fake gcloud for deploy.sh's tests: records every call, refuses any command or flag the real gcloud
+# does not take (the table below, written from the gcloud reference), and answers the way gcloud does
+# from a small state kept in files. It never reaches Google Cloud. Only the `--flag=value` form is
+# understood, which is the form deploy.sh writes.
 #
 #   FAKE_GCLOUD_STATE     directory of the state (required); calls are logged to calls.log there, one a
 #                         line, arguments separated by the 0x1f byte
-#   FAKE_GCLOUD_QUEUES    space-separated full names of the Cloud Tasks queues that exist
+#   FAKE_GCLOUD_QUEUES    space-separated full names of the Cloud Tasks queues that exist beforehand
 #   FAKE_GCLOUD_ACCOUNTS  space-separated e-mails of service accounts that exist beforehand
 #   FAKE_GCLOUD_FAIL      a fragment: a call whose arguments, joined by spaces, contain it is denied
-#   FAKE_GCLOUD_IAM_LAG   1: the first add-iam-policy-binding answers that its new account does not exist yet
+#   FAKE_GCLOUD_FAIL_TEXT the error text of that denial (default: PERMISSION_DENIED)
+#   FAKE_GCLOUD_IAM_LAG   1: the first IAM call naming a new account answers that it does not exist yet
 set -euo pipefail
 
 state=${FAKE_GCLOUD_STATE:?FAKE_GCLOUD_STATE is not set}
@@ -18,245 +20,558 @@ mkdir -p "$state/r"
   printf '\n'
 } >>"$state/calls.log"
 
-declare -A flag=()
-words=()
-normalized=()
-for arg in "$@"; do
-  case $arg in
-    --project=* | --quiet) ;;
-    --env-vars-file=*) normalized+=("--env-vars-file=<file>") ;;
-    *) normalized+=("$arg") ;;
-  esac
-  case $arg in
-    --*=*)
-      name=${arg%%=*}
-      flag[${name#--}]=${arg#*=}
-      ;;
-    --*) flag[${arg#--}]=true ;;
-    *) words+=("$arg") ;;
-  esac
-done
-command_path=
-for word in "${words[@]}"; do
-  case $word in
-    projects | services | enable | describe | tasks | queues | iam | service-accounts | create | delete | \
-      add-iam-policy-binding | remove-iam-policy-binding | pubsub | topics | functions | deploy | \
-      add-invoker-policy-binding | scheduler | jobs | update | beta | monitoring | channels | list)
-      command_path+=.$word
-      ;;
-    *) break ;;
-  esac
-done
-project=${flag[project]:-}
+# command | positional arguments (n, or n+ for at least n) | flags (a trailing = takes a value) | page
+# Pages: https://cloud.google.com/sdk/gcloud/reference/<the command, with / for spaces>. Flags that
+# gcloud offers but deploy.sh never uses are listed only where a neighbour of a used one makes a typo
+# plausible; everything not listed is refused, as gcloud refuses unknown flags.
+read -r -d '' TABLE <<'EOF' || true
+projects describe|1||projects/describe
+projects get-iam-policy|1|filter= limit= sort-by= page-size=|projects/get-iam-policy
+projects add-iam-policy-binding|1|member= role= condition= condition-from-file=|projects/add-iam-policy-binding
+projects remove-iam-policy-binding|1|member= role= condition= condition-from-file= all|projects/remove-iam-policy-binding
+services enable|1+|async|services/enable
+tasks queues describe|1|location=|tasks/queues/describe
+tasks queues create|1|location= log-sampling-ratio= max-attempts= max-retry-duration= max-doublings= min-backoff= max-backoff= max-dispatches-per-second= max-concurrent-dispatches= routing-override= http-uri-override= http-method-override= http-header-override= http-oauth-service-account-email-override= http-oidc-service-account-email-override=|tasks/queues/create
+tasks queues update|1|location= log-sampling-ratio= max-attempts= max-retry-duration= max-doublings= min-backoff= max-backoff= max-dispatches-per-second= max-concurrent-dispatches= routing-override= clear-max-attempts clear-max-retry-duration clear-max-doublings clear-min-backoff clear-max-backoff clear-max-dispatches-per-second clear-max-concurrent-dispatches clear-log-sampling-ratio|tasks/queues/update
+tasks queues delete|1|location=|tasks/queues/delete
+tasks queues get-iam-policy|1|location= filter= limit= sort-by= page-size=|tasks/queues/get-iam-policy
+tasks queues add-iam-policy-binding|1|location= member= role=|tasks/queues/add-iam-policy-binding
+tasks queues remove-iam-policy-binding|1|location= member= role=|tasks/queues/remove-iam-policy-binding
+iam service-accounts describe|1||iam/service-accounts/describe
+iam service-accounts create|1|display-name= description=|iam/service-accounts/create
+iam service-accounts update|1|display-name= description=|iam/service-accounts/update
+iam service-accounts delete|1|recommend=|iam/service-accounts/delete
+iam service-accounts get-iam-policy|1|filter= limit= sort-by= page-size=|iam/service-accounts/get-iam-policy
+iam service-accounts add-iam-policy-binding|1|member= role= condition= condition-from-file=|iam/service-accounts/add-iam-policy-binding
+iam service-accounts remove-iam-policy-binding|1|member= role= condition= condition-from-file= all|iam/service-accounts/remove-iam-policy-binding
+iam roles describe|1|organization=|iam/roles/describe
+iam roles create|1|organization= file= title= description= permissions= stage=|iam/roles/create
+iam roles update|1|organization= file= title= description= permissions= add-permissions= remove-permissions= stage=|iam/roles/update
+iam roles undelete|1|organization=|iam/roles/undelete
+iam roles delete|1|organization=|iam/roles/delete
+pubsub topics describe|1||pubsub/topics/describe
+pubsub topics create|1+|labels= message-retention-duration= kms-key= message-storage-policy-allowed-regions= schema=|pubsub/topics/create
+pubsub topics delete|1+||pubsub/topics/delete
+pubsub topics get-iam-policy|1|filter= limit= sort-by= page-size=|pubsub/topics/get-iam-policy
+pubsub topics add-iam-policy-binding|1|member= role=|pubsub/topics/add-iam-policy-binding
+pubsub topics remove-iam-policy-binding|1|member= role=|pubsub/topics/remove-iam-policy-binding
+pubsub subscriptions describe|1||pubsub/subscriptions/describe
+pubsub subscriptions create|1+|topic= topic-project= ack-deadline= push-endpoint= push-auth-service-account= push-auth-token-audience= push-no-wrapper push-no-wrapper-write-metadata dead-letter-topic= dead-letter-topic-project= max-delivery-attempts= min-retry-delay= max-retry-delay= message-retention-duration= retain-acked-messages expiration-period= enable-message-ordering message-filter= enable-exactly-once-delivery labels=|pubsub/subscriptions/create
+pubsub subscriptions update|1|ack-deadline= push-endpoint= push-auth-service-account= push-auth-token-audience= push-no-wrapper dead-letter-topic= dead-letter-topic-project= max-delivery-attempts= clear-dead-letter-policy min-retry-delay= max-retry-delay= clear-retry-policy message-retention-duration= retain-acked-messages expiration-period= enable-exactly-once-delivery update-labels= clear-labels remove-labels=|pubsub/subscriptions/update
+pubsub subscriptions delete|1+||pubsub/subscriptions/delete
+pubsub subscriptions get-iam-policy|1|filter= limit= sort-by= page-size=|pubsub/subscriptions/get-iam-policy
+pubsub subscriptions add-iam-policy-binding|1|member= role=|pubsub/subscriptions/add-iam-policy-binding
+pubsub subscriptions remove-iam-policy-binding|1|member= role=|pubsub/subscriptions/remove-iam-policy-binding
+run deploy|1|region= source= image= function= base-image= automatic-updates build-service-account= service-account= env-vars-file= set-env-vars= update-env-vars= timeout= max-instances= min-instances= concurrency= cpu= memory= allow-unauthenticated no-allow-unauthenticated labels= update-labels= clear-labels remove-labels= ingress= cpu-boost no-cpu-boost cpu-throttling no-cpu-throttling description= async|run/deploy
+run services update|1|region= service-account= env-vars-file= set-env-vars= update-env-vars= timeout= max-instances= min-instances= concurrency= cpu= memory= labels= update-labels= clear-labels remove-labels= ingress= cpu-boost no-cpu-boost description= async|run/services/update
+run services describe|1|region=|run/services/describe
+run services delete|1|region= async|run/services/delete
+run services get-iam-policy|1|region= filter= limit= sort-by= page-size=|run/services/get-iam-policy
+run services add-iam-policy-binding|1|region= member= role= condition= condition-from-file=|run/services/add-iam-policy-binding
+run services remove-iam-policy-binding|1|region= member= role= condition= condition-from-file= all|run/services/remove-iam-policy-binding
+scheduler jobs describe|1|location=|scheduler/jobs/describe
+scheduler jobs delete|1|location=|scheduler/jobs/delete
+scheduler jobs create pubsub|1|location= schedule= topic= message-body= message-body-from-file= attributes= time-zone= description= attempt-deadline= max-retry-attempts= max-retry-duration= min-backoff= max-backoff= max-doublings=|scheduler/jobs/create/pubsub
+scheduler jobs update pubsub|1|location= schedule= topic= message-body= message-body-from-file= update-attributes= clear-attributes remove-attributes= time-zone= description= attempt-deadline= max-retry-attempts= max-retry-duration= min-backoff= max-backoff= max-doublings= clear-max-retry-attempts|scheduler/jobs/update/pubsub
+beta monitoring channels list|0|filter= limit= sort-by= page-size= uri|beta/monitoring/channels/list
+beta monitoring channels create|0|display-name= type= channel-labels= description= enabled no-enabled user-labels= channel-content= channel-content-from-file=|beta/monitoring/channels/create
+beta monitoring channels delete|1|force|beta/monitoring/channels/delete
+logging metrics describe|1||logging/metrics/describe
+logging metrics create|1|config-from-file= description= log-filter= bucket-name=|logging/metrics/create
+logging metrics update|1|config-from-file= description= log-filter= bucket-name=|logging/metrics/update
+logging metrics delete|1||logging/metrics/delete
+monitoring dashboards describe|1||monitoring/dashboards/describe
+monitoring dashboards create|0|config= config-from-file= validate-only|monitoring/dashboards/create
+monitoring dashboards update|1|config= config-from-file=|monitoring/dashboards/update
+monitoring dashboards delete|1||monitoring/dashboards/delete
+monitoring policies list|0|filter= limit= sort-by= page-size= uri|monitoring/policies/list
+monitoring policies create|0|notification-channels= policy= policy-from-file= aggregation= condition-display-name= condition-filter= duration= if= trigger-count= trigger-percent= combiner= display-name= no-enabled user-labels= documentation-format= documentation= documentation-from-file=|monitoring/policies/create
+monitoring policies update|1|fields= combiner= display-name= enabled no-enabled add-notification-channels= clear-notification-channels remove-notification-channels= set-notification-channels= documentation-format= documentation= documentation-from-file= update-user-labels= clear-user-labels remove-user-labels= policy= policy-from-file=|monitoring/policies/update
+monitoring policies delete|1||monitoring/policies/delete
+EOF
+# Flags every command takes (gcloud wide flags: gcloud topic flags).
+GLOBAL_FLAGS='project= quiet format= flatten= verbosity= account= impersonate-service-account= billing-project= configuration= log-http user-output-enabled= trace-token='
 
-error() {
+fail() {
   local status=$1
   shift
-  printf 'ERROR: (gcloud%s) %s\n' "$command_path" "$*" >&2
+  printf 'ERROR: (gcloud%s) %s\n' "${group:-}" "$*" >&2
   exit "$status"
 }
 
-[[ -n $project ]] || error 1 'The required property [project] is not currently set.'
-[[ ${flag[quiet]:-} == true ]] || error 1 'fake gcloud: deploy.sh must pass --quiet (no prompts)'
-if [[ -n ${FAKE_GCLOUD_FAIL:-} && "$*" == *"$FAKE_GCLOUD_FAIL"* ]]; then
-  error 1 "PERMISSION_DENIED: The caller does not have permission. This command is authenticated as fake@example.com."
+# --- The command, its positional arguments and its flags, checked against the table ---------------------
+
+words=()
+declare -A flag=()
+flag_order=()
+for arg in "$@"; do
+  case $arg in
+    --*=*) name=${arg%%=*} && flag[${name#--}]=${arg#*=} && flag_order+=("${name#--}=") ;;
+    --*) flag[${arg#--}]=true && flag_order+=("${arg#--}") ;;
+    *) words+=("$arg") ;;
+  esac
+done
+command=
+spec=
+joined="${words[*]} "
+while IFS= read -r line; do
+  path=${line%%|*}
+  if [[ -n $line && $joined == "$path "* && ${#path} -gt ${#command} ]]; then
+    command=$path
+    spec=$line
+  fi
+done <<<"$TABLE"
+group=.${command// /.}
+[[ -n $command ]] || fail 2 "Invalid choice: '${words[*]:0:3}' (fake gcloud: not a command deploy.sh may use)"
+IFS='|' read -r _ positional allowed _ <<<"$spec"
+read -r -a parts <<<"$command"
+args=("${words[@]:${#parts[@]}}")
+if [[ $positional == *+ ]]; then
+  ((${#args[@]} >= ${positional%+})) || fail 2 "argument: Must be specified."
+else
+  ((${#args[@]} == positional)) || fail 2 "unrecognized arguments: ${args[*]:$positional} (takes $positional positional)"
 fi
+for given in "${flag_order[@]}"; do
+  if [[ " $allowed $GLOBAL_FLAGS " != *" $given "* ]]; then
+    if [[ " $allowed $GLOBAL_FLAGS " == *" ${given%=} "* || " $allowed $GLOBAL_FLAGS " == *" ${given}= "* ]]; then
+      fail 2 "argument --${given%=}: wrong form (a value where none is taken, or none where one is needed)"
+    fi
+    fail 2 "unrecognized arguments: --${given%=}"
+  fi
+done
+project=${flag[project]:-}
+[[ -n $project ]] || fail 1 'The required property [project] is not currently set.'
+[[ ${flag[quiet]:-} == true ]] || fail 1 'fake gcloud: deploy.sh must pass --quiet (no prompts)'
+if [[ -n ${FAKE_GCLOUD_FAIL:-} && "$*" == *"$FAKE_GCLOUD_FAIL"* ]]; then
+  fail 1 "${FAKE_GCLOUD_FAIL_TEXT:-PERMISSION_DENIED: The caller does not have permission. This command is authenticated as fake@example.com.}"
+fi
+id=${args[0]:-}
+number=123456789012
+
+# --- State ---------------------------------------------------------------------------------------------
 
 # A resource's state file.
 file() {
-  local kind=$1 id=$2
-  mkdir -p "$state/r/$kind"
-  printf '%s/r/%s/%s' "$state" "$kind" "${id//\//\~}"
+  [[ -d $state/r/$1 ]] || mkdir -p "$state/r/$1"
+  printf '%s/r/%s/%s' "$state" "$1" "${2//\//\~}"
 }
 exists() { [[ -e $(file "$1" "$2") ]]; }
+# The settings a command was given, one `--flag=value` a line (env-vars-file paths are temporary).
+record() {
+  local arg
+  for arg in "${flag_order[@]}"; do
+    case $arg in
+      project= | quiet | format= | env-vars-file= | config-from-file= | policy-from-file=) ;;
+      *=) printf -- '--%s%s\n' "$arg" "${flag[${arg%=}]}" ;;
+      *) printf -- '--%s\n' "$arg" ;;
+    esac
+  done
+}
+need() { [[ -n ${flag[$1]:-} ]] || fail 2 "argument --$1: Must be specified."; }
+# Reads a JSON file once (node starts slowly): fails unless it parses; sets JSON_<field> for each field
+# named, and writes the file without its etag to $state/json.
+JSON_filter='' JSON_displayName='' JSON_name='' JSON_etag=''
+json_read() {
+  local path=$1 out line i=0
+  shift
+  local fields=("$@")
+  # shellcheck disable=SC2016 # JavaScript, not shell
+  out=$(node -e 'const fs = require("fs");
+    const o = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+    for (const k of process.argv.slice(2)) console.log(String(o[k] ?? "").replace(/\n/g, " "));
+    delete o.etag;
+    fs.writeFileSync(process.argv[1] + ".stored", JSON.stringify(o, null, 2));' "$path" "$@" 2>/dev/null) ||
+    fail 1 "INVALID_ARGUMENT: $path is not valid JSON or YAML"
+  while IFS= read -r line && ((i < ${#fields[@]})); do
+    printf -v "JSON_${fields[i]}" '%s' "$line"
+    i=$((i + 1))
+  done <<<"$out"
+  mv "$path.stored" "$state/json"
+}
+hash() { sha256sum | cut -c1-16; }
+
 account_exists() {
   local email=$1
-  if exists service-account "$email" || [[ " ${FAKE_GCLOUD_ACCOUNTS:-} " == *" $email "* ]]; then return 0; fi
-  # The monitoring notification service agent appears with the project's first Pub/Sub channel.
-  if [[ $email == service-123456789012@gcp-sa-monitoring-notification.iam.gserviceaccount.com ]]; then
-    compgen -G "$state/r/channel/*" >/dev/null
-    return
+  case $email in
+    "service-$number@gcp-sa-pubsub.iam.gserviceaccount.com") return 0 ;;
+    # The notification service agent appears with the project's first Pub/Sub channel.
+    "service-$number@gcp-sa-monitoring-notification.iam.gserviceaccount.com")
+      compgen -G "$state/r/channel/*" >/dev/null
+      return
+      ;;
+  esac
+  exists account "$email" || [[ " ${FAKE_GCLOUD_ACCOUNTS:-} " == *" $email "* ]]
+}
+require_account() {
+  account_exists "$1" || fail 1 "NOT_FOUND: Service account projects/$project/serviceAccounts/$1 does not exist."
+}
+lagging() {
+  if [[ ${FAKE_GCLOUD_IAM_LAG:-} == 1 && ! -e $state/lag-done ]] && exists account "$1"; then
+    : >"$state/lag-done"
+    fail 1 "INVALID_ARGUMENT: Service account $1 does not exist."
   fi
-  return 1
 }
 queue_name() { printf 'projects/%s/locations/%s/queues/%s' "$project" "${flag[location]:-}" "$1"; }
-require_queue() {
-  [[ " ${FAKE_GCLOUD_QUEUES:-} " == *" $1 "* ]] || error 1 'NOT_FOUND: Requested entity was not found.'
+queue_exists() { [[ " ${FAKE_GCLOUD_QUEUES:-} " == *" $1 "* ]] || exists queue "$1"; }
+require_queue() { queue_exists "$1" || fail 1 'NOT_FOUND: Requested entity was not found.'; }
+short_topic() { local t=${1#"projects/$project/topics/"}; printf '%s' "$t"; }
+topic_exists() { [[ $1 == projects/* && $1 != "projects/$project/"* ]] || exists topic "$(short_topic "$1")"; }
+
+# The IAM resource a command names, checked to exist.
+iam_resource() {
+  case ${words[0]} in
+    projects) [[ $id == "$project" ]] || fail 1 "NOT_FOUND: Project $id not found."; echo "project:$id" ;;
+    tasks) require_queue "$(queue_name "$id")"; echo "queue:$(queue_name "$id")" ;;
+    iam) require_account "$id"; echo "account:$id" ;;
+    pubsub)
+      if [[ ${words[1]} == topics ]]; then
+        topic_exists "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
+        echo "topic:$(short_topic "$id")"
+      else
+        exists subscription "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
+        echo "subscription:$id"
+      fi
+      ;;
+    run) exists service "$id" || fail 1 "Cannot find service [$id]"; echo "service:$id" ;;
+  esac
 }
 
-# Adds or removes "member role" on a resource's policy, as add/remove-iam-policy-binding do.
-bind() {
-  local resource=$1 member=${flag[member]:-} role=${flag[role]:-$2}
-  [[ -n $member && -n $role ]] || error 1 'argument --member --role: Must be specified.'
-  if [[ $member == serviceAccount:* ]] && ! account_exists "${member#serviceAccount:}"; then
-    error 1 "INVALID_ARGUMENT: Service account ${member#serviceAccount:} does not exist."
-  fi
-  if [[ ${FAKE_GCLOUD_IAM_LAG:-} == 1 && ! -e $state/lag-done && $member == serviceAccount:* ]]; then
-    : >"$state/lag-done"
-    error 1 "INVALID_ARGUMENT: Service account ${member#serviceAccount:} does not exist."
-  fi
-  local policy
+iam_command() {
+  local resource policy member=${flag[member]:-} role=${flag[role]:-}
+  resource=$(iam_resource)
   policy=$(file binding "$resource")
   touch "$policy"
-  grep -qxF "$member $role" "$policy" || printf '%s %s\n' "$member" "$role" >>"$policy"
-  printf 'Updated IAM policy for [%s].\nbindings:\n- members:\n  - %s\n  role: %s\netag: BwYfake=\nversion: 1\n' \
-    "$resource" "$member" "$role"
-}
-unbind() {
-  local resource=$1 member=${flag[member]:-} role=${flag[role]:-}
-  local policy
-  policy=$(file binding "$resource")
-  if [[ ! -e $policy ]] || ! grep -qxF "$member $role" "$policy"; then
-    printf 'ERROR: Policy binding with the specified principal, role, and condition not found!\n' >&2
-    exit 1
-  fi
-  grep -vxF "$member $role" "$policy" >"$policy.new" || true
-  mv "$policy.new" "$policy"
-  printf 'Updated IAM policy for [%s].\n' "$resource"
+  case ${command##* } in
+    get-iam-policy)
+      [[ ${flag[flatten]:-} == 'bindings[].members' ]] || fail 2 'fake gcloud: get-iam-policy is read flattened'
+      if [[ ${flag[filter]:-} == bindings.members=* && ${flag[format]:-} == 'value(bindings.role)' ]]; then
+        awk -v m="${flag[filter]#bindings.members=}" '$1 == m { print $2 }' "$policy"
+      elif [[ ${flag[filter]:-} == bindings.role=* && ${flag[format]:-} == 'value(bindings.members)' ]]; then
+        awk -v r="${flag[filter]#bindings.role=}" '$2 == r { print $1 }' "$policy"
+      else
+        fail 2 "fake gcloud: unsupported policy read ${flag[filter]:-} ${flag[format]:-}"
+      fi
+      ;;
+    add-iam-policy-binding)
+      need member
+      need role
+      if [[ $member == serviceAccount:* ]]; then
+        account_exists "${member#serviceAccount:}" ||
+          fail 1 "INVALID_ARGUMENT: Service account ${member#serviceAccount:} does not exist."
+        lagging "${member#serviceAccount:}"
+      fi
+      if [[ $role == projects/*/roles/* ]] &&
+        { ! exists role "${role##*/}" || grep -qx 'deleted=true' "$(file role "${role##*/}")"; }; then
+        fail 1 "INVALID_ARGUMENT: Role ($role) does not exist in the resource's hierarchy."
+      fi
+      grep -qxF "$member $role" "$policy" || printf '%s %s\n' "$member" "$role" >>"$policy"
+      printf 'Updated IAM policy for [%s].\n' "$id" >&2
+      ;;
+    remove-iam-policy-binding)
+      grep -qxF "$member $role" "$policy" ||
+        fail 1 'Policy binding with the specified principal, role, and condition not found!'
+      grep -vxF "$member $role" "$policy" >"$policy.new" || true
+      mv "$policy.new" "$policy"
+      ;;
+  esac
 }
 
-id=${words[3]:-}
-case "${words[0]:-} ${words[1]:-} ${words[2]:-}" in
-  'projects describe '*)
-    [[ ${words[2]} == "$project" ]] || error 1 "NOT_FOUND: Project ${words[2]} not found."
-    if [[ ${flag[format]:-} == *projectNumber* ]]; then echo 123456789012; else echo "projectId: $project"; fi
+# --- The commands ---------------------------------------------------------------------------------------
+
+case $command in
+  *-iam-policy*) iam_command ;;
+  'projects describe')
+    [[ $id == "$project" ]] || fail 1 "NOT_FOUND: Project $id not found."
+    [[ ${flag[format]:-} == 'value(projectNumber)' ]] || fail 2 'fake gcloud: unsupported format'
+    echo "$number"
     ;;
-  'services enable '*)
-    echo 'Operation "operations/acf.p2-123456789012-fake" finished successfully.' >&2
+  'services enable') echo 'Operation "operations/acf.p2-fake" finished successfully.' >&2 ;;
+  'tasks queues describe') require_queue "$(queue_name "$id")" && queue_name "$id" && echo ;;
+  'tasks queues create')
+    ! queue_exists "$(queue_name "$id")" || fail 1 "ALREADY_EXISTS: Requested entity already exists"
+    record >"$(file queue "$(queue_name "$id")")"
     ;;
-  'tasks queues describe')
+  'tasks queues update')
     require_queue "$(queue_name "$id")"
-    queue_name "$id"
-    echo
+    record >"$(file queue "$(queue_name "$id")")"
     ;;
-  'tasks queues add-iam-policy-binding')
-    require_queue "$(queue_name "$id")"
-    bind "queue:$(queue_name "$id")"
+  'tasks queues delete')
+    exists queue "$(queue_name "$id")" || fail 1 'NOT_FOUND: Requested entity was not found.'
+    rm -f "$(file queue "$(queue_name "$id")")" "$(file binding "queue:$(queue_name "$id")")"
     ;;
-  'tasks queues remove-iam-policy-binding')
-    require_queue "$(queue_name "$id")"
-    unbind "queue:$(queue_name "$id")"
+  'iam service-accounts describe')
+    require_account "$id"
+    case ${flag[format]:-} in
+      'value(email)') echo "$id" ;;
+      'value(description)') sed -n 's/^--description=//p' "$(file account "$id")" 2>/dev/null || true ;;
+      *) fail 2 'fake gcloud: unsupported format' ;;
+    esac
     ;;
   'iam service-accounts create')
     email=$id@$project.iam.gserviceaccount.com
-    if exists service-account "$email"; then
-      error 1 "Resource in projects [$project] is the subject of a conflict: Service account $id already exists within project projects/$project."
-    fi
-    printf '%s\n' "${normalized[@]}" >"$(file service-account "$email")"
-    echo "Created service account [$id]." >&2
+    ! account_exists "$email" || fail 1 "ALREADY_EXISTS: Service account $id already exists within project projects/$project."
+    record >"$(file account "$email")"
     ;;
-  'iam service-accounts add-iam-policy-binding')
-    account_exists "$id" || error 1 "PERMISSION_DENIED: Permission 'iam.serviceAccounts.setIamPolicy' denied on resource (or it may not exist)."
-    bind "service-account:$id"
-    ;;
-  'iam service-accounts remove-iam-policy-binding')
-    account_exists "$id" || error 1 "NOT_FOUND: Service account projects/$project/serviceAccounts/$id does not exist."
-    unbind "service-account:$id"
+  'iam service-accounts update')
+    exists account "$id" || fail 1 "NOT_FOUND: Service account projects/$project/serviceAccounts/$id does not exist."
+    { grep -v '^--description=' "$(file account "$id")" || true; record; } >"$state/tmp" && mv "$state/tmp" "$(file account "$id")"
     ;;
   'iam service-accounts delete')
-    exists service-account "$id" || error 1 "NOT_FOUND: Service account projects/$project/serviceAccounts/$id does not exist."
-    rm -f "$(file service-account "$id")" "$(file binding "service-account:$id")"
-    echo "deleted service account [$id]" >&2
+    exists account "$id" || fail 1 "NOT_FOUND: Service account projects/$project/serviceAccounts/$id does not exist."
+    rm -f "$(file account "$id")" "$(file binding "account:$id")"
+    ;;
+  'iam roles describe')
+    exists role "$id" || fail 1 "NOT_FOUND: The role named projects/$project/roles/$id was not found."
+    [[ ${flag[format]:-} == yaml\(* ]] || fail 2 'fake gcloud: unsupported format'
+    echo "name: projects/$project/roles/$id"
+    if grep -qx 'deleted=true' "$(file role "$id")"; then echo 'deleted: true'; fi
+    echo 'includedPermissions:'
+    sed -n 's/^permissions=//p' "$(file role "$id")" | tr ',' '\n' | sed 's/^/- /'
+    ;;
+  'iam roles create')
+    [[ $id =~ ^[a-zA-Z0-9_.]{3,64}$ ]] || fail 1 "INVALID_ARGUMENT: The role id $id is not valid."
+    need title
+    need permissions
+    ! exists role "$id" || fail 1 "ALREADY_EXISTS: A role named $id in projects/$project already exists."
+    printf 'deleted=false\npermissions=%s\n' "${flag[permissions]}" >"$(file role "$id")"
+    ;;
+  'iam roles update')
+    if ! exists role "$id" || grep -qx 'deleted=true' "$(file role "$id")"; then
+      fail 1 "FAILED_PRECONDITION: You can't update a deleted role."
+    fi
+    printf 'deleted=false\npermissions=%s\n' "${flag[permissions]}" >"$(file role "$id")"
+    ;;
+  'iam roles undelete')
+    grep -qx 'deleted=true' "$(file role "$id")" 2>/dev/null || fail 1 "FAILED_PRECONDITION: Role $id is not deleted."
+    sed -i 's/^deleted=true$/deleted=false/' "$(file role "$id")"
+    ;;
+  'iam roles delete')
+    exists role "$id" || fail 1 "NOT_FOUND: The role named projects/$project/roles/$id was not found."
+    sed -i 's/^deleted=false$/deleted=true/' "$(file role "$id")"
+    ;;
+  'pubsub topics describe')
+    exists topic "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
+    echo "projects/$project/topics/$id"
     ;;
   'pubsub topics create')
-    if exists topic "$id"; then
-      error 1 "Failed to create topic [projects/$project/topics/$id]: Resource already exists in the project (resource=$id)."
-    fi
-    printf '%s\n' "${normalized[@]}" >"$(file topic "$id")"
-    echo "Created topic [projects/$project/topics/$id]." >&2
-    ;;
-  'pubsub topics add-iam-policy-binding')
-    exists topic "$id" || error 1 "NOT_FOUND: Resource not found (resource=$id)."
-    bind "topic:$id"
+    ! exists topic "$id" || fail 1 "ALREADY_EXISTS: Resource already exists in the project (resource=$id)."
+    record >"$(file topic "$id")"
     ;;
   'pubsub topics delete')
-    exists topic "$id" || error 1 "Failed to delete topic [projects/$project/topics/$id]: Resource not found (resource=$id)."
+    exists topic "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
     rm -f "$(file topic "$id")" "$(file binding "topic:$id")"
-    echo "Deleted topic [projects/$project/topics/$id]." >&2
     ;;
-  'functions deploy '*)
-    fn=${words[2]}
-    [[ -n ${flag[region]:-} ]] || error 1 'fake gcloud: --region is required here'
-    timeout_s=${flag[timeout]:-60s}
+  'pubsub subscriptions describe')
+    exists subscription "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
+    echo "projects/$project/subscriptions/$id"
+    ;;
+  'pubsub subscriptions create' | 'pubsub subscriptions update')
+    if [[ ${words[2]} == create ]]; then
+      ! exists subscription "$id" || fail 1 "ALREADY_EXISTS: Resource already exists in the project (resource=$id)."
+      need topic
+      topic_exists "${flag[topic]}" || fail 1 "NOT_FOUND: Resource not found (resource=${flag[topic]})."
+    else
+      exists subscription "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
+    fi
+    deadline=${flag[ack-deadline]:-10}
+    ((deadline >= 10 && deadline <= 600)) || fail 1 'INVALID_ARGUMENT: The ack deadline must be between 10 and 600 seconds.'
+    attempts=${flag[max-delivery-attempts]:-5}
+    ((attempts >= 5 && attempts <= 100)) || fail 1 'INVALID_ARGUMENT: max delivery attempts must be between 5 and 100.'
+    if [[ -n ${flag[dead-letter-topic]:-} ]] && ! topic_exists "${flag[dead-letter-topic]}"; then
+      fail 1 "NOT_FOUND: Resource not found (resource=${flag[dead-letter-topic]})."
+    fi
+    if [[ -n ${flag[push-auth-service-account]:-} ]]; then
+      account_exists "${flag[push-auth-service-account]}" ||
+        fail 1 "INVALID_ARGUMENT: Service account ${flag[push-auth-service-account]} does not exist."
+      lagging "${flag[push-auth-service-account]}"
+    fi
+    if [[ ${words[2]} == create ]]; then
+      record >"$(file subscription "$id")"
+    else
+      { grep -- '^--topic=' "$(file subscription "$id")" || true; record; } >"$state/tmp"
+      mv "$state/tmp" "$(file subscription "$id")"
+    fi
+    ;;
+  'pubsub subscriptions delete')
+    exists subscription "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
+    rm -f "$(file subscription "$id")" "$(file binding "subscription:$id")"
+    ;;
+  'run deploy' | 'run services update')
+    need region
+    if [[ $command == 'run deploy' ]]; then
+      [[ -n ${flag[source]:-} || -n ${flag[image]:-} ]] || fail 2 'argument --source or --image: Must be specified.'
+      if [[ -n ${flag[function]:-} && -z ${flag[source]:-} ]]; then fail 2 '--function requires --source.'; fi
+      if [[ -n ${flag[build-service-account]:-} ]]; then
+        [[ ${flag[build-service-account]} =~ ^projects/[^/]+/serviceAccounts/(.+)$ ]] ||
+          fail 1 "INVALID_ARGUMENT: --build-service-account must be projects/PROJECT/serviceAccounts/EMAIL"
+        require_account "${BASH_REMATCH[1]}"
+      fi
+    else
+      exists service "$id" || fail 1 "Cannot find service [$id]"
+    fi
+    if [[ -n ${flag[service-account]:-} ]]; then require_account "${flag[service-account]}"; fi
+    timeout_s=${flag[timeout]:-300s}
     timeout_s=${timeout_s%s}
-    if [[ -n ${flag[trigger-http]:-} ]]; then max=3600; else max=540; fi
-    ((timeout_s <= max)) || error 1 "INVALID_ARGUMENT: timeout must be at most ${max}s"
-    if [[ -n ${flag[trigger-topic]:-} ]] && ! exists topic "${flag[trigger-topic]}"; then
-      error 1 "NOT_FOUND: Topic projects/$project/topics/${flag[trigger-topic]} not found"
+    ((timeout_s <= 3600)) || fail 1 'INVALID_ARGUMENT: timeout must be at most 3600s'
+    if ((${flag[concurrency]:-80} > 1)) && [[ ${flag[cpu]:-1} == 0.* ]]; then
+      fail 1 'INVALID_ARGUMENT: concurrency above 1 needs at least 1 CPU'
     fi
-    if [[ -n ${flag[service-account]:-} ]] && ! account_exists "${flag[service-account]}"; then
-      error 1 "INVALID_ARGUMENT: Service account ${flag[service-account]} does not exist."
+    labels=$(file service-labels "$id")
+    touch "$labels"
+    IFS=, read -r -a pairs <<<"${flag[update-labels]:-}"
+    for pair in "${pairs[@]}"; do
+      { grep -v "^${pair%%=*}=" "$labels" || true; echo "$pair"; } >"$state/tmp" && mv "$state/tmp" "$labels"
+    done
+    if [[ $command == 'run deploy' ]]; then
+      record | grep -v -- '^--update-labels=' >"$(file service "$id")"
+      echo "build=$(($(cat "$state/builds" 2>/dev/null || echo 0) + 1))" >"$state/builds"
     fi
-    printf '%s\n' "${normalized[@]}" >"$(file function "$fn")"
-    if [[ -n ${flag[env-vars-file]:-} ]]; then cp "${flag[env-vars-file]}" "$(file function-env "$fn")"; fi
-    echo 'Preparing function...done.' >&2
-    echo "url: https://${flag[region]}-$project.cloudfunctions.net/$fn"
+    if [[ -n ${flag[env-vars-file]:-} ]]; then cp "${flag[env-vars-file]}" "$(file service-env "$id")"; fi
+    echo "Service [$id] revision has been deployed and is serving 100 percent of traffic." >&2
     ;;
-  'functions describe '*)
-    fn=${words[2]}
-    exists function "$fn" ||
-      error 1 "NOT_FOUND: Resource 'projects/$project/locations/${flag[region]:-}/functions/$fn' was not found"
-    echo "https://$fn-f4ke6ha5hq-uc.a.run.app"
+  'run services describe')
+    exists service "$id" || fail 1 "Cannot find service [$id]"
+    [[ ${flag[format]:-} == 'yaml(metadata.labels,spec.template.spec.containers[0].env)' ]] ||
+      fail 2 'fake gcloud: unsupported format'
+    printf 'metadata:\n  labels:\n'
+    sed 's/^\([^=]*\)=\(.*\)$/    \1: \2/' "$(file service-labels "$id")"
+    printf 'spec:\n  template:\n    spec:\n      containers:\n      - env:\n'
+    while IFS= read -r line; do
+      [[ $line =~ ^([A-Z_]+):\ \"(.*)\"$ ]] || continue
+      printf '        - name: %s\n          value: %s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]//\\\"/\"}"
+    done <"$(file service-env "$id")"
     ;;
-  'functions add-invoker-policy-binding '*)
-    fn=${words[2]}
-    exists function "$fn" ||
-      error 1 "NOT_FOUND: Resource 'projects/$project/locations/${flag[region]:-}/functions/$fn' was not found"
-    bind "function:$fn" roles/run.invoker
-    ;;
-  'functions delete '*)
-    fn=${words[2]}
-    exists function "$fn" ||
-      error 1 "NOT_FOUND: Resource 'projects/$project/locations/${flag[region]:-}/functions/$fn' was not found"
-    rm -f "$(file function "$fn")" "$(file function-env "$fn")" "$(file binding "function:$fn")"
+  'run services delete')
+    exists service "$id" || fail 1 "Cannot find service [$id]"
+    rm -f "$(file service "$id")" "$(file service-env "$id")" "$(file service-labels "$id")" "$(file binding "service:$id")"
     ;;
   'scheduler jobs describe')
-    exists job "$id" || error 1 'NOT_FOUND: Job not found.'
+    exists job "$id" || fail 1 'NOT_FOUND: Job not found.'
     echo "projects/$project/locations/${flag[location]:-}/jobs/$id"
     ;;
-  'scheduler jobs create' | 'scheduler jobs update')
-    id=${words[4]:-}
-    [[ ${words[3]:-} == pubsub ]] || error 2 'fake gcloud: only pubsub jobs'
-    if [[ ${words[2]} == create ]] && exists job "$id"; then
-      error 1 "ALREADY_EXISTS: Job projects/$project/locations/${flag[location]:-}/jobs/$id already exists."
+  'scheduler jobs create pubsub' | 'scheduler jobs update pubsub')
+    need location
+    if [[ ${words[2]} == create ]]; then
+      ! exists job "$id" || fail 1 "ALREADY_EXISTS: Job projects/$project/locations/${flag[location]}/jobs/$id already exists."
+      need schedule
+      need topic
+    else
+      exists job "$id" || fail 1 'NOT_FOUND: Job not found.'
     fi
-    if [[ ${words[2]} == update ]] && ! exists job "$id"; then error 1 'NOT_FOUND: Job not found.'; fi
-    if ! exists topic "${flag[topic]:-none}"; then error 1 'NOT_FOUND: Topic not found.'; fi
-    job=("${normalized[@]}")
-    job[2]=create # the job's settings, whichever verb wrote them
-    printf '%s\n' "${job[@]}" >"$(file job "$id")"
+    topic_exists "${flag[topic]:-none}" || fail 1 'NOT_FOUND: Topic not found.'
+    record >"$(file job "$id")"
     ;;
   'scheduler jobs delete')
-    exists job "$id" || error 1 'NOT_FOUND: Job not found.'
+    exists job "$id" || fail 1 'NOT_FOUND: Job not found.'
     rm -f "$(file job "$id")"
     ;;
-  'beta monitoring channels')
-    case ${words[3]:-} in
-      list)
-        [[ ${flag[filter]:-} =~ labels\.topic=\"([^\"]+)\" ]] || error 2 'fake gcloud: list channels by labels.topic'
-        topic=${BASH_REMATCH[1]}
-        for channel in "$state"/r/channel/*; do
-          [[ -e $channel ]] || continue
-          if grep -qxF -- "--channel-labels=topic=$topic" "$channel"; then
-            echo "projects/$project/notificationChannels/${channel##*/}"
-          fi
-        done
-        ;;
-      create)
-        [[ ${flag[type]:-} == pubsub ]] || error 2 'fake gcloud: only pubsub channels'
-        next=$(($(cat "$state/channel-counter" 2>/dev/null || echo 4100) + 1))
-        echo "$next" >"$state/channel-counter"
-        printf '%s\n' "${normalized[@]}" >"$(file channel "$next")"
-        echo "Created notification channel [projects/$project/notificationChannels/$next]." >&2
-        if [[ ${flag[format]:-} == 'value(name)' ]]; then echo "projects/$project/notificationChannels/$next"; fi
-        ;;
-      delete)
-        channel=${words[4]:-}
-        exists channel "${channel##*/}" || error 1 "NOT_FOUND: Notification channel $channel does not exist."
-        rm -f "$(file channel "${channel##*/}")"
-        ;;
-      *) error 2 "fake gcloud: unsupported: $*" ;;
-    esac
+  'beta monitoring channels list')
+    [[ ${flag[filter]:-} =~ labels\.topic=\"([^\"]+)\" ]] || fail 2 'fake gcloud: list channels by labels.topic'
+    for channel in "$state"/r/channel/*; do
+      [[ -e $channel ]] || continue
+      if grep -qxF -- "--channel-labels=topic=${BASH_REMATCH[1]}" "$channel"; then
+        echo "projects/$project/notificationChannels/${channel##*/}"
+      fi
+    done
     ;;
-  *) error 2 "fake gcloud: unsupported: $*" ;;
+  'beta monitoring channels create')
+    [[ ${flag[type]:-} == pubsub ]] || fail 2 'fake gcloud: only pubsub channels'
+    next=$(($(cat "$state/channel-counter" 2>/dev/null || echo 4100) + 1))
+    echo "$next" >"$state/channel-counter"
+    record >"$(file channel "$next")"
+    echo "projects/$project/notificationChannels/$next"
+    ;;
+  'beta monitoring channels delete')
+    exists channel "${id##*/}" || fail 1 "NOT_FOUND: Notification channel $id does not exist."
+    rm -f "$(file channel "${id##*/}")"
+    ;;
+  'logging metrics describe')
+    exists metric "$id" || fail 1 "NOT_FOUND: Metric $id does not exist."
+    echo "$id"
+    ;;
+  'logging metrics create' | 'logging metrics update')
+    need config-from-file
+    json_read "${flag[config-from-file]}" filter
+    [[ -n $JSON_filter ]] || fail 1 'INVALID_ARGUMENT: A filter is required.'
+    if [[ ${words[2]} == create ]]; then
+      ! exists metric "$id" || fail 1 "ALREADY_EXISTS: Metric $id already exists."
+    else
+      exists metric "$id" || fail 1 "NOT_FOUND: Metric $id does not exist."
+    fi
+    mv "$state/json" "$(file metric "$id")"
+    ;;
+  'logging metrics delete')
+    exists metric "$id" || fail 1 "NOT_FOUND: Metric $id does not exist."
+    rm -f "$(file metric "$id")"
+    ;;
+  'monitoring dashboards describe')
+    exists dashboard "${id##*/}" || fail 1 'NOT_FOUND: Requested entity was not found.'
+    hash <"$(file dashboard "${id##*/}")"
+    ;;
+  'monitoring dashboards create' | 'monitoring dashboards update')
+    need config-from-file
+    json_read "${flag[config-from-file]}" displayName name etag
+    [[ -n $JSON_displayName ]] || fail 1 'INVALID_ARGUMENT: displayName is required.'
+    name=$JSON_name
+    if [[ ${words[2]} == create ]]; then
+      [[ $name == "projects/$project/dashboards/"* ]] || fail 2 'fake gcloud: name the dashboard'
+      ! exists dashboard "${name##*/}" || fail 1 'ALREADY_EXISTS: Requested entity already exists'
+    else
+      [[ $name == "$id" || -z $name ]] || fail 1 'INVALID_ARGUMENT: the name differs from the dashboard updated'
+      exists dashboard "${id##*/}" || fail 1 'NOT_FOUND: Requested entity was not found.'
+      [[ $JSON_etag == $(hash <"$(file dashboard "${id##*/}")") ]] ||
+        fail 1 'ABORTED: The dashboard was changed since it was read (etag mismatch).'
+      name=$id
+    fi
+    mv "$state/json" "$(file dashboard "${name##*/}")"
+    ;;
+  'monitoring dashboards delete')
+    exists dashboard "${id##*/}" || fail 1 'NOT_FOUND: Requested entity was not found.'
+    rm -f "$(file dashboard "${id##*/}")"
+    ;;
+  'monitoring policies list')
+    [[ ${flag[filter]:-} =~ ^userLabels\.([a-z_]+)=\"([^\"]+)\"$ ]] || fail 2 'fake gcloud: list policies by a user label'
+    for policy in "$state"/r/policy/*; do
+      [[ -e $policy ]] || continue
+      grep -qx "label:${BASH_REMATCH[1]}=${BASH_REMATCH[2]}" "$policy" || continue
+      name="projects/$project/alertPolicies/${policy##*/}"
+      case ${flag[format]:-} in
+        'value(name)') echo "$name" ;;
+        'value(name,userLabels.rerun_policy)') printf '%s\t%s\n' "$name" "$(sed -n 's/^label:rerun_policy=//p' "$policy")" ;;
+        *) fail 2 'fake gcloud: unsupported format' ;;
+      esac
+    done
+    ;;
+  'monitoring policies create' | 'monitoring policies update')
+    need policy-from-file
+    json_read "${flag[policy-from-file]}" displayName
+    [[ -n $JSON_displayName ]] || fail 1 'INVALID_ARGUMENT: displayName is required.'
+    if [[ ${words[2]} == create ]]; then
+      policy_id=$(($(cat "$state/policy-counter" 2>/dev/null || echo 900) + 1))
+      echo "$policy_id" >"$state/policy-counter"
+      channels=${flag[notification-channels]:-}
+      labels=${flag[user-labels]:-}
+    else
+      policy_id=${id##*/}
+      exists policy "$policy_id" || fail 1 'NOT_FOUND: Requested entity was not found.'
+      channels=${flag[set-notification-channels]:-}
+      labels=${flag[update-user-labels]:-}
+    fi
+    IFS=, read -r -a list <<<"$channels"
+    for channel in "${list[@]}"; do
+      exists channel "${channel##*/}" || fail 1 "NOT_FOUND: Notification channel $channel does not exist."
+    done
+    {
+      cat "$state/json"
+      echo
+      IFS=, read -r -a pairs <<<"$labels"
+      for pair in "${pairs[@]}"; do echo "label:$pair"; done
+      for channel in "${list[@]}"; do echo "channel:$channel"; done
+    } >"$(file policy "$policy_id")"
+    ;;
+  'monitoring policies delete')
+    exists policy "${id##*/}" || fail 1 'NOT_FOUND: Requested entity was not found.'
+    rm -f "$(file policy "${id##*/}")"
+    ;;
+  *) fail 2 "fake gcloud: $command has no behaviour here" ;;
 esac

@@ -84,3 +84,56 @@ describe('.gcloudignore', () => {
     expect(seen.has('functions/index.ts')).toBe(true);
   });
 });
+
+describe('scripts/monitoring', () => {
+  const folder = join(REPO, 'scripts/monitoring');
+  const read = (name: string) => readFileSync(join(folder, name), 'utf8');
+  const parse = (name: string) => JSON.parse(read(name)) as Record<string, unknown>;
+  const deploy = readFileSync(DEPLOY, 'utf8');
+
+  it('holds JSON files with no placeholder deploy.sh does not fill, each used by deploy.sh', () => {
+    for (const name of readdirSync(folder)) {
+      expect(() => parse(name), name).not.toThrow();
+      for (const [placeholder] of read(name).matchAll(/@[A-Z_]+@/g)) {
+        expect(['@PROJECT@', '@NAME@', '@SERVICE@'], name).toContain(placeholder);
+      }
+      if (name !== 'queue-failing-attempts-policy.json') expect(deploy, name).toContain(name);
+    }
+  });
+
+  it('builds the log-based metrics on the fields the run logs, with a label per extractor', () => {
+    for (const name of ['task-outcomes-metric.json', 'runs-metric.json']) {
+      const metric = parse(name) as {
+        filter: string;
+        metricDescriptor: { labels: { key: string }[] };
+        labelExtractors: Record<string, string>;
+      };
+      expect(metric.filter).toContain('resource.labels.service_name="@SERVICE@"');
+      expect(metric.metricDescriptor.labels.map((label) => label.key).sort()).toEqual(
+        Object.keys(metric.labelExtractors).sort(),
+      );
+      for (const [key, extractor] of Object.entries(metric.labelExtractors)) {
+        expect(extractor).toBe(`EXTRACT(jsonPayload.${key})`);
+      }
+    }
+    expect(read('task-outcomes-metric.json')).toContain('\\"task held\\"');
+    expect(read('runs-metric.json')).toContain('jsonPayload.message=\\"rerun finished\\"');
+  });
+
+  it("charts the metrics deploy.sh creates and Cloud Tasks' queue depth and attempts", () => {
+    const text = read('dashboard.json');
+    for (const metric of ['@NAME@_task_outcomes', '@NAME@_runs']) {
+      expect(text).toContain(`logging.googleapis.com/user/${metric}`);
+      expect(deploy).toContain(`\${NAME}_${metric.split('_').slice(1).join('_')}`);
+    }
+    expect(text).toContain('cloudtasks.googleapis.com/queue/depth');
+    expect(text).toContain('cloudtasks.googleapis.com/queue/task_attempt_count');
+  });
+
+  it('gives the policies notification prompts on OPENED and CLOSED', () => {
+    for (const name of ['dead-letter-policy.json', 'queue-failing-attempts-policy.json']) {
+      const policy = parse(name) as { alertStrategy: { notificationPrompts: string[] } };
+      expect(policy.alertStrategy.notificationPrompts, name).toEqual(['OPENED', 'CLOSED']);
+    }
+  });
+});

@@ -25,16 +25,47 @@ export const PROJECT = 'shop-prod';
 export const PROJECT_NUMBER = '123456789012';
 export const ORDERS = `projects/${PROJECT}/locations/us-central1/queues/orders`;
 export const MAIL = `projects/${PROJECT}/locations/europe-west1/queues/mail`;
-export const CONTROL = `projects/${PROJECT}/locations/us-central1/queues/rerun-control`;
+export const CONTROL = `projects/${PROJECT}/locations/us-central1/queues/ops-control`;
 /** A queue that exists but is never named: nothing may be granted on it. */
 export const UNNAMED = `projects/${PROJECT}/locations/us-central1/queues/payments`;
 export const RUNTIME_SA = `rerun-runtime@${PROJECT}.iam.gserviceaccount.com`;
-export const TRIGGER_SA = `rerun-trigger@${PROJECT}.iam.gserviceaccount.com`;
+export const PUSH_SA = `rerun-push@${PROJECT}.iam.gserviceaccount.com`;
+export const BUILD_SA = `rerun-build@${PROJECT}.iam.gserviceaccount.com`;
 export const INVOKER_SA = `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`;
 export const CI_SA = `ci@${PROJECT}.iam.gserviceaccount.com`;
 export const MONITORING_AGENT = `service-${PROJECT_NUMBER}@gcp-sa-monitoring-notification.iam.gserviceaccount.com`;
-/** What the fake answers for `functions describe rerun-http --format=value(serviceConfig.uri)`. */
-export const HTTP_URL = 'https://rerun-http-f4ke6ha5hq-uc.a.run.app';
+export const PUBSUB_AGENT = `service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com`;
+/** The service's deterministic URL (https://SERVICE-PROJECT_NUMBER.REGION.run.app). */
+export const HTTP_URL = `https://rerun-http-${PROJECT_NUMBER}.us-central1.run.app`;
+/** The custom roles deploy.sh defines, by their full names. */
+export const RUNNER_ROLE = `projects/${PROJECT}/roles/rerun_runner`;
+export const REDRIVE_ROLE = `projects/${PROJECT}/roles/rerun_redrive`;
+export const CONTROL_ROLE = `projects/${PROJECT}/roles/rerun_control`;
+export const LISTER_ROLE = `projects/${PROJECT}/roles/rerun_lister`;
+
+/** The fake's policy key of a queue. */
+export const queueKey = (queue: string): string => `queue:${queue}`;
+
+/** A deployment's smallest flags: the project and two queues. */
+export const BASE = ['--project', PROJECT, '--queue', ORDERS, '--queue', MAIL];
+/** The ready alerting policy file. */
+export const POLICY = join(REPO, 'scripts/monitoring/queue-failing-attempts-policy.json');
+/** Every option that creates or grants something. */
+export const FULL = [
+  ...BASE,
+  '--cloud-builds',
+  '--invoker',
+  `serviceAccount:${CI_SA}`,
+  '--alert-policy',
+  POLICY,
+  '--redrive',
+  '--redrive-act-as',
+  CI_SA,
+];
+/** The control queue deploy.sh creates by default. */
+export const OWN_CONTROL = `projects/${PROJECT}/locations/us-central1/queues/rerun-control`;
+/** The runtime account as an IAM member. */
+export const RUNTIME = `serviceAccount:${RUNTIME_SA}`;
 
 export interface RunResult {
   readonly status: number;
@@ -52,8 +83,10 @@ export interface Sandbox {
   allCalls(): string[][];
   /** The fake's resources: path (kind/id) to content. */
   snapshot(): Record<string, string>;
-  /** The environment file a function was last deployed with, parsed. */
-  deployedEnv(fn: string): Record<string, string>;
+  /** The environment file the service was last deployed with, parsed. */
+  deployedEnv(service?: string): Record<string, string>;
+  /** The "member role" lines of a resource's IAM policy in the fake (kind:id, e.g. queue:NAME). */
+  bindings(resource: string): string[];
 }
 
 const sandboxes: string[] = [];
@@ -125,8 +158,16 @@ export function createSandbox(
       walk(root);
       return files;
     },
-    deployedEnv(fn) {
-      return parseEnvFile(readFileSync(join(state, 'r', 'function-env', fn), 'utf8'));
+    deployedEnv(service = 'rerun-http') {
+      return parseEnvFile(readFileSync(join(state, 'r', 'service-env', service), 'utf8'));
+    },
+    bindings(resource) {
+      const path = join(state, 'r', 'binding', resource.replaceAll('/', '~'));
+      return existsSync(path)
+        ? readFileSync(path, 'utf8')
+            .split('\n')
+            .filter((line) => line !== '')
+        : [];
     },
   };
 }
@@ -221,9 +262,16 @@ export function isCall(call: readonly string[], ...words: string[]): boolean {
   return words.every((word, i) => call[i] === word);
 }
 
-/** Calls with the temporary env-file path replaced, to compare runs. */
+/** Calls with deploy.sh's temporary work folder replaced, to compare runs. */
 export function normalizeCalls(calls: readonly (readonly string[])[]): string[][] {
-  return calls.map((call) =>
-    call.map((arg) => (arg.startsWith('--env-vars-file=') ? '--env-vars-file=<file>' : arg)),
+  return calls.map((call) => call.map((arg) => arg.replace(/=\S*\/deploy-rerun\.[^/]+\//, '=<work>/')));
+}
+
+/** The resources of one kind in a snapshot (`service`, `topic`, ...), by id. */
+export function resourcesOf(snapshot: Record<string, string>, kind: string): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(snapshot)
+      .filter(([path]) => path.startsWith(`${kind}/`))
+      .map(([path, content]) => [path.slice(kind.length + 1).replaceAll('~', '/'), content]),
   );
 }

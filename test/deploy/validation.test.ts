@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Env } from '../../shared/config.js';
 import { parseQueueName } from '../../shared/names.js';
@@ -10,6 +11,7 @@ import {
   ORDERS,
   PROJECT,
   removeSandboxes,
+  REPO,
   type Sandbox,
 } from './harness.js';
 
@@ -55,7 +57,36 @@ describe('bad input stops with a clear message before any gcloud call', () => {
       ['--project', PROJECT, '--queues', `${ORDERS},${MAIL}/x`],
       /is not a queue name/,
     ],
-    ['a wildcard queue', ['--project', PROJECT, '--queue', wildcard], /has a wildcard: least privilege/],
+    [
+      'a wildcard outside the queue segment',
+      ['--project', PROJECT, '--queue', `projects/${PROJECT}/locations/*/queues/orders`],
+      /has a wildcard outside the queue segment/,
+    ],
+    [
+      'the control queue in the allowlist',
+      ['--project', PROJECT, '--queue', wildcard.replace('*', 'rerun-control')],
+      /is in the allowlist: the control queue is never a rerun target/,
+    ],
+    [
+      'a policy file that is not told to notify on CLOSED',
+      ['--project', PROJECT, '--queue', ORDERS, '--alert-policy', join(REPO, 'package.json')],
+      /must ask for notificationPrompts \["OPENED", "CLOSED"\]/,
+    ],
+    [
+      'act-as without redrive',
+      ['--project', PROJECT, '--queue', ORDERS, '--redrive-act-as', `a@${PROJECT}.iam.gserviceaccount.com`],
+      /--redrive-act-as needs --redrive/,
+    ],
+    [
+      'a notify topic without its project',
+      ['--project', PROJECT, '--queue', ORDERS, '--notify-topic', 'runs'],
+      /RERUN_NOTIFY_TOPIC "runs" is not a topic name/,
+    ],
+    [
+      'a bad notification channel',
+      ['--project', PROJECT, '--queue', ORDERS, '--notify-channel', 'ops@example.com'],
+      /--notify-channel "ops@example.com" is not a channel name/,
+    ],
     [
       'a queue of another project',
       ['--project', PROJECT, '--queue', 'projects/other-proj/locations/us-central1/queues/orders'],
@@ -72,9 +103,9 @@ describe('bad input stops with a clear message before any gcloud call', () => {
       /not a duration/,
     ],
     [
-      'a budget too long for an event function',
-      ['--project', PROJECT, '--queue', ORDERS, '--time-budget', '531s'],
-      /does not fit: rerunPubsub's timeout .* at most 540s, so the budget is at most 530s/,
+      'a budget too long for the ack deadline',
+      ['--project', PROJECT, '--queue', ORDERS, '--time-budget', '591s'],
+      /does not fit: the service's timeout and the push ack deadline are 600s, so the budget is at most 590s/,
     ],
     [
       'a public invoker',
@@ -130,7 +161,7 @@ describe('bad input stops with a clear message before any gcloud call', () => {
     ]);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
-    expect(result.stdout).toContain('--timeout=130s');
+    expect(result.stdout).toContain('#   RERUN_TIME_BUDGET: "2m"');
   });
 
   it('takes the project and the queues from the environment too, and checks them the same way', () => {

@@ -9,6 +9,7 @@
  * subscriptions, pull and push delivery, ordering keys, schemas, message retention, authentication,
  * quotas and size limits beyond the 10 MB request body.
  */
+import { readBody } from './read-body.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isTopicName } from '../shared/topic-name.js';
@@ -62,33 +63,35 @@ export async function startPubsubServer(options: PubsubServerOptions = {}): Prom
   let nextId = 1;
 
   const server = http.createServer((req, res) => {
-    void readBody(req).then((raw) => {
-      const match = PUBLISH_PATH.exec(new URL(req.url ?? '/', 'http://pubsub').pathname);
-      if (req.method !== 'POST' || !match) {
-        return send(res, new ApiError('NOT_FOUND', `No such method: ${req.method} ${req.url}`));
-      }
-      requests++;
-      const fault = faults.shift();
-      if (fault === 'reset') return req.socket.destroy();
-      if (fault === 503)
-        return send(res, new ApiError('UNAVAILABLE', 'The service is currently unavailable.'));
-      const topic = match[1]!;
-      try {
-        if (!isTopicName(topic)) {
-          throw invalidPayload(`Invalid resource name given (name=${topic}).`);
+    void readBody(req, MAX_BODY_BYTES)
+      .catch(() => undefined)
+      .then((raw) => {
+        const match = PUBLISH_PATH.exec(new URL(req.url ?? '/', 'http://pubsub').pathname);
+        if (req.method !== 'POST' || !match) {
+          return send(res, new ApiError('NOT_FOUND', `No such method: ${req.method} ${req.url}`));
         }
-        const accepted = parsePublish(raw).map((message) => ({
-          topic,
-          messageId: String(nextId++),
-          ...message,
-        }));
-        messages.push(...accepted);
-        for (const message of accepted) options.onMessage?.(message);
-        send(res, { messageIds: accepted.map((message) => message.messageId) });
-      } catch (error) {
-        send(res, error instanceof ApiError ? error : new ApiError('INTERNAL', 'Internal error.'));
-      }
-    });
+        requests++;
+        const fault = faults.shift();
+        if (fault === 'reset') return req.socket.destroy();
+        if (fault === 503)
+          return send(res, new ApiError('UNAVAILABLE', 'The service is currently unavailable.'));
+        const topic = match[1]!;
+        try {
+          if (!isTopicName(topic)) {
+            throw invalidPayload(`Invalid resource name given (name=${topic}).`);
+          }
+          const accepted = parsePublish(raw).map((message) => ({
+            topic,
+            messageId: String(nextId++),
+            ...message,
+          }));
+          messages.push(...accepted);
+          for (const message of accepted) options.onMessage?.(message);
+          send(res, { messageIds: accepted.map((message) => message.messageId) });
+        } catch (error) {
+          send(res, error instanceof ApiError ? error : new ApiError('INTERNAL', 'Internal error.'));
+        }
+      });
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -149,18 +152,4 @@ function send(res: http.ServerResponse, answer: ApiError | object): void {
     'Content-Length': Buffer.byteLength(body),
   });
   res.end(body);
-}
-
-// The whole body, or undefined past the size limit (the rest is drained).
-function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
-    });
-    req.on('end', () => resolve(size <= MAX_BODY_BYTES ? Buffer.concat(chunks) : undefined));
-    req.on('error', () => resolve(undefined));
-  });
 }

@@ -3,6 +3,7 @@
  * the RunTask quota, and knobs for tests and benchmarks (latency, faults, permissions, call and dispatch
  * records, a controllable clock, seeds).
  */
+import { readBody } from './read-body.js';
 import { applyFieldMask, parseFieldMask, type FieldMask } from './field-mask.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -169,7 +170,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     };
     const fault = faults.take(route.method, route.name);
     if (fault) call.fault = String(fault.kind);
-    const raw = await readBody(req);
+    const raw = await readBody(req, MAX_BODY_BYTES);
     if (latencyMs > 0) await sleep(latencyMs);
     if (fault?.kind === 'delay') await sleep(fault.delayMs ?? 0);
     if (fault?.kind === 'reset') {
@@ -313,20 +314,6 @@ function send(res: http.ServerResponse, status: number, json: object): void {
     'Content-Length': Buffer.byteLength(body),
   });
   res.end(body);
-}
-
-// The whole body, or undefined once it passes the size limit (the rest is drained).
-function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
-    });
-    req.on('end', () => resolve(size <= MAX_BODY_BYTES ? Buffer.concat(chunks) : undefined));
-    req.on('error', reject);
-  });
 }
 
 function realNow(): number {

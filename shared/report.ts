@@ -96,20 +96,18 @@ const MESSAGES: Record<Outcome, string> = {
   held: 'task held',
 };
 
-/** Collects outcomes, logging one line per task. */
-export class ReportBuilder {
-  readonly counts: RerunReport['counts'] = {
+/** Counts of a report with nothing counted yet. */
+export function emptyCounts(): RerunReport['counts'] {
+  return {
     matched: 0,
-    dispatched: 0,
-    redriven: 0,
-    gone: 0,
-    failed: 0,
-    skipped: 0,
-    deferred: 0,
-    queued: 0,
-    held: 0,
+    ...(Object.fromEntries(OUTCOMES.map((outcome) => [outcome, 0])) as Record<Outcome, number>),
     verdicts: { succeeded: 0, failedAgain: 0, running: 0 },
   };
+}
+
+/** Collects outcomes, logging one line per task. */
+export class ReportBuilder {
+  readonly counts: RerunReport['counts'] = emptyCounts();
   readonly skipped: RerunReport['skipped'] = {};
   readonly rows: TaskRow[] = [];
   private truncated = false;

@@ -1,5 +1,5 @@
 /** A run report to build notifications from, with the counts and fields a test cares about. */
-import type { RerunReport, VerdictCounts } from '../../shared/report.js';
+import { emptyCounts, type RerunReport, type VerdictCounts } from '../../shared/report.js';
 
 type Counts = Partial<Omit<RerunReport['counts'], 'verdicts'>> & { verdicts?: VerdictCounts };
 
@@ -17,17 +17,9 @@ export function reportWith(counts: Counts = {}, extra: Partial<RerunReport> = {}
     cutoff: CUTOFF,
     queues: [{ queue: ORDERS_QUEUE, state: 'RUNNING', rate: 1, scanned: 10, matched: 3, complete: true }],
     counts: {
-      matched: 0,
-      dispatched: 0,
-      redriven: 0,
-      gone: 0,
-      failed: 0,
-      skipped: 0,
-      deferred: 0,
-      queued: 0,
-      held: 0,
+      ...emptyCounts(),
       ...counts,
-      verdicts: counts.verdicts ?? { succeeded: 0, failedAgain: 0, running: 0 },
+      verdicts: counts.verdicts ?? emptyCounts().verdicts,
     },
     skipped: {},
     tasks: [],

@@ -417,8 +417,10 @@ describe('rerunHttp: budget, canary, queued mode', () => {
     const tasks = Array.from({ length: 8 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
     const s = await serverWith(
       {
-        RERUN_MAX_RATE: '4',
-        RERUN_TIME_BUDGET: '600ms',
+        // 8 tasks at 2/s need 4 s: a 1.5 s budget forces some inline and queues the rest, and leaves
+        // each control task's own run room on a loaded machine.
+        RERUN_MAX_RATE: '2',
+        RERUN_TIME_BUDGET: '1500ms',
         RERUN_CONTROL_QUEUE: CONTROL,
         RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
         RERUN_INVOKER_SA: 'rerun-invoker@test-project.iam.gserviceaccount.com',

@@ -72,7 +72,7 @@ async function prepare(): Promise<() => Promise<number>> {
         );
         if (!parsed.success) throw parsed.error;
         const result = await rerun(runtime, parsed.data);
-        if (!result.ok) throw new Error(`refused: ${result.refused.join(', ')}`);
+        if (!result.ok) throw new Error(`refused: ${result.message}`);
         if (result.report.counts.dispatched !== count) {
           throw new Error(`dispatched ${result.report.counts.dispatched} of ${count}`);
         }

@@ -77,7 +77,7 @@ export async function benchPacing(options: PacingOptions): Promise<PacingResult>
             );
             if (!parsed.success) throw parsed.error;
             const result = await rerun(runtime, parsed.data);
-            if (!result.ok) throw new Error(`pacing: refused ${result.refused.join(', ')}`);
+            if (!result.ok) throw new Error(`pacing: refused ${result.message}`);
             return result.report;
           }),
         );

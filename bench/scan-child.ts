@@ -41,7 +41,7 @@ async function prepare(): Promise<() => Promise<{ listed: number; matched: numbe
         });
         if (!parsed.success) throw parsed.error;
         const result = await rerun(runtime, parsed.data);
-        if (!result.ok) throw new Error(`refused: ${result.refused.join(', ')}`);
+        if (!result.ok) throw new Error(`refused: ${result.message}`);
         const report = result.report.queues[0];
         if (!report?.complete) throw new Error(`scan incomplete: ${JSON.stringify(report)}`);
         return { listed: report.scanned, matched: report.matched };

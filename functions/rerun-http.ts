@@ -49,12 +49,7 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
     try {
       const result = await rerun(runtime, parsed.data, (name) => req.get(name));
       if (!result.ok) {
-        return sendGoogleError(
-          res,
-          403,
-          `queues outside the allowlist (RERUN_QUEUES): ${result.refused.join(', ')}`,
-          [errorInfo('QUEUE_NOT_ALLOWED', result.runId)],
-        );
+        return sendGoogleError(res, 403, result.message, [errorInfo(result.reason, result.runId)]);
       }
       const { report } = result;
       // A control task is delivered by Cloud Tasks, which retries only on a non-2xx answer: work left

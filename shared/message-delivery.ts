@@ -87,7 +87,8 @@ export async function deliverMessage(runtime: Runtime, delivery: MessageDelivery
     }
     return { ack: false, problem: (error as Error).message, cause: error };
   }
-  // Outside the allowlist: the run logged the one ERROR line (with messageId and the names); acknowledge.
+  // Refused (outside the allowlist, or without redrive's permissions): the run logged the one ERROR line
+  // with the reason; a redelivery would be refused the same, so acknowledge.
   if (!result.ok) return { ack: true };
   const { report } = result;
   if (report.continueWith) {

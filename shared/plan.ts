@@ -31,6 +31,8 @@ export interface QueueRun {
   readonly report: QueueReport;
   /** The process's RunTask pacer, the request's and the queue's own rate. */
   readonly pacers: readonly Pacer[];
+  /** Redrive's pace: the request's and the queue's own rate, without the RunTask quota. */
+  readonly copyPacers: readonly Pacer[];
   readonly retry: RetryLimits;
   /** A rule that skips every task of the queue (paused, disabled, serial). */
   readonly skipReason: SkipReason | undefined;
@@ -118,17 +120,20 @@ export class Plan {
       return undefined;
     }
     const queueRate = state.rateLimits?.maxDispatchesPerSecond;
-    const pacers = [this.deps.pacer, this.#requestPacer, queueRate ? new Pacer(queueRate) : undefined].filter(
+    const copyPacers = [this.#requestPacer, queueRate ? new Pacer(queueRate) : undefined].filter(
       (p): p is Pacer => p !== undefined,
     );
+    const pacers = [this.deps.pacer, ...copyPacers];
     report.state = state.state ?? 'STATE_UNSPECIFIED';
-    report.rate = Math.min(...pacers.map((p) => p.ratePerSecond));
+    const paced = this.request.mode === 'redrive' ? copyPacers : pacers;
+    if (paced.length > 0) report.rate = Math.min(...paced.map((p) => p.ratePerSecond));
     return {
       queue,
       report,
       pacers,
+      copyPacers,
       retry: retryLimitsOf(state),
-      skipReason: queueSkipReason(state, this.request.force),
+      skipReason: queueSkipReason(state, this.request.force, this.request.mode),
       dueSoonApplies: !(state.state === 'PAUSED' && this.request.force),
       attemptsRunning: new Semaphore(state.rateLimits?.maxConcurrentDispatches ?? Number.MAX_SAFE_INTEGER),
       stoppedBy: undefined,
@@ -153,7 +158,8 @@ export class Plan {
       minBackoffLeftMs: this.request.minBackoffLeftMs,
       dueSoonApplies: run.dueSoonApplies,
       retry: run.retry,
-      allowLastAttempt,
+      // A copy starts its attempts again: the last-attempt rule is for RunTask only (SPEC 5.2).
+      allowLastAttempt: allowLastAttempt || this.request.mode === 'redrive',
       nowMs: this.deps.now(),
     };
   }

@@ -1,6 +1,7 @@
 /**
  * The run report (SPEC 7): every matched task gets exactly one outcome, logged once and counted once.
  */
+import type { Estimate } from './estimate.js';
 import type { Logger } from './log.js';
 import type { SkipReason } from './select.js';
 import type { Verdict } from './verify.js';
@@ -29,6 +30,8 @@ export interface TaskRow {
   readonly status?: string;
   readonly error?: string;
   readonly canary?: boolean;
+  /** A `redriven` task's copy: the new task that carries its work. */
+  readonly copy?: string;
 }
 
 /** The verdicts summed (SPEC 7 `counts.verdicts`). */
@@ -70,7 +73,7 @@ export interface RerunReport {
   truncated?: true;
   canary?: { tasks: string[]; passed: boolean };
   /** A dry run's estimate of how long each mode would take (SPEC 6). */
-  estimate?: { runSeconds: number; redriveSeconds: number; suggestion?: string };
+  estimate?: Estimate;
   /** Present when work is left undone: send the same request again (its cutoff makes that safe). */
   continueWith?: {
     requestId: string;

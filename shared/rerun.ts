@@ -4,6 +4,7 @@
  *   gate     canaries first; the breaker and a failed canary hold the rest (gate.ts)
  *   claim    one run at a time per task, here and across instances (claims.ts)
  *   force    paced slot, fresh read, RunTask and its error rules (force.ts)
+ *   copy     redrive instead of force: FULL read, copy, second read, delete (copy.ts)
  *   enqueue  what the budget leaves no slot for goes to the control queue (enqueue.ts)
  *   verify   dispatched -> verdict (verify.ts)
  *   settle   one row, one log line and the counts per task (report.ts)
@@ -11,21 +12,24 @@
  */
 import { Budget } from './budget.js';
 import type { CloudTasksClient } from './cloud-tasks.js';
-import { Claimer, type ClaimEnd, type ClaimRegistry } from './claims.js';
+import { Claimer, type Claim, type ClaimEnd, type ClaimRegistry } from './claims.js';
 import type { Config } from './config.js';
 import type { ControlTarget } from './control-tasks.js';
+import { Copier, DEFAULT_ARMING_DELAY_MS, type CopyResult } from './copy.js';
 import { Enqueuer } from './enqueue.js';
+import { estimateOf, type Estimate, type QueueLoad } from './estimate.js';
 import type { RerunRequest } from './events.js';
-import { Forcer, type ForceResult } from './force.js';
+import { Forcer, type ForcePolicy, type ForceResult } from './force.js';
 import { Gate } from './gate.js';
 import { operationFirst, operationLast, type Logger } from './log.js';
 import { Semaphore, type Pacer } from './pace.js';
-import { Plan, type Candidate } from './plan.js';
+import { Plan, type Candidate, type QueueRun } from './plan.js';
+import { checkRedrivePermissions } from './redrive-permissions.js';
 import { ReportBuilder, type RerunReport, type TaskRow } from './report.js';
 import type { Scope } from './scope.js';
 import { isLastAttempt } from './select.js';
 import { runOutcomeOf } from './run-summary.js';
-import { Breaker, Verifier } from './verify.js';
+import { Breaker, Verifier, type Verdict } from './verify.js';
 
 /** What a run needs from its process. */
 export interface RerunDeps {
@@ -41,6 +45,8 @@ export interface RerunDeps {
   readonly log: Logger;
   /** The claim this delivery is, when a control task delivers it (its X-CloudTasks-TaskName). */
   readonly ownClaimId?: string | undefined;
+  /** How far ahead a redrive copy is due (default 10 s; tests shorten it). */
+  readonly redriveArmingDelayMs?: number | undefined;
   readonly now?: () => number;
 }
 
@@ -76,6 +82,8 @@ class Run {
   readonly #breaker: Breaker;
   readonly #claimer: Claimer;
   readonly #forcer: Forcer;
+  readonly #copier: Copier;
+  readonly #armingDelayMs: number;
   readonly #verifier: Verifier;
   readonly #enqueuer: Enqueuer | undefined;
   /** Names that reached the claim stage: a task listed twice is forced once. */
@@ -88,6 +96,8 @@ class Run {
   readonly #holding = new AbortController();
   /** Whether anything was forced or queued (an unreachable Cloud Tasks is then no longer "safe to resend"). */
   #touched = false;
+  /** A dry run's tasks that would be forced, by queue: its estimate. */
+  readonly #wouldForce = new Map<QueueRun, number>();
 
   constructor(
     private readonly request: RerunRequest,
@@ -123,10 +133,17 @@ class Run {
       log,
     });
     const calls = new Semaphore(config.redriveConcurrency);
+    this.#armingDelayMs = deps.redriveArmingDelayMs ?? DEFAULT_ARMING_DELAY_MS;
+    this.#copier = new Copier(
+      { tasks, calls, budget: this.#budget, armingDelayMs: this.#armingDelayMs },
+      work,
+    );
     this.#verifier = new Verifier({ tasks, reads: calls, budget: this.#budget });
     this.#enqueuer =
       control && deps.ownClaimId === undefined ? new Enqueuer(tasks, control, work, calls, now) : undefined;
-    this.#pending = new Semaphore(Math.max(8, config.concurrency * 4));
+    // Enough tasks under way to keep the calls in flight busy: RunTask's few, or redrive's many.
+    const concurrency = request.mode === 'redrive' ? config.redriveConcurrency : config.concurrency;
+    this.#pending = new Semaphore(Math.max(8, concurrency * 4));
   }
 
   async execute(): Promise<RerunReport> {
@@ -178,7 +195,10 @@ class Run {
   }
 
   async #planAndForce(): Promise<void> {
-    for (const queueName of await this.#plan.queueNames()) {
+    const queueNames = await this.#plan.queueNames();
+    // Redrive's permissions first: without them nothing is created or deleted (SPEC 6).
+    if (this.request.mode === 'redrive') await checkRedrivePermissions(this.deps.tasks, queueNames);
+    for (const queueName of queueNames) {
       if (this.#budget.isOver()) {
         this.#plan.queueReports.push({ queue: queueName.name, scanned: 0, matched: 0, complete: false });
         continue;
@@ -219,7 +239,13 @@ class Run {
     const task = candidate.name.name;
     this.#seen.add(task);
     this.#reserved++;
-    if (this.request.dryRun) return this.#report.record({ task, outcome: 'dispatched' });
+    if (this.request.dryRun) {
+      this.#wouldForce.set(candidate.queue, (this.#wouldForce.get(candidate.queue) ?? 0) + 1);
+      return this.#report.record({
+        task,
+        outcome: this.request.mode === 'redrive' ? 'redriven' : 'dispatched',
+      });
+    }
     await this.#pending.acquire();
     let pendingHeld = true;
     const forced = (): void => {
@@ -255,6 +281,14 @@ class Run {
   async #outcomeOf(candidate: Candidate, canary: boolean, forced: () => void): Promise<TaskRow> {
     const task = candidate.name.name;
     if (this.#isHeld()) return { task, outcome: 'held' };
+    return this.request.mode === 'redrive'
+      ? this.#redrive(candidate, canary, forced)
+      : this.#run(candidate, canary, forced);
+  }
+
+  /** Mode run: the queue's concurrency place, the RunTask slot, the claim, RunTask, the verdict. */
+  async #run(candidate: Candidate, canary: boolean, forced: () => void): Promise<TaskRow> {
+    const task = candidate.name.name;
     const { queue } = candidate;
     if (!(await queue.attemptsRunning.acquire(this.#budget.deadlineMs, this.#budget.now()))) {
       return { task, ...(await this.#queueOrDefer(task)) };
@@ -262,39 +296,96 @@ class Run {
     try {
       const slotMs = this.#forcer.reserve(queue);
       if (slotMs === undefined) return { task, ...(await this.#queueOrDefer(task)) };
-      const claim = await this.#claimer.claim(task);
-      if (claim.kind === 'taken') return { task, outcome: 'skipped', skipReason: 'claimed' };
-      if (claim.kind === 'unavailable') return { task, outcome: 'deferred', error: claim.error };
-      if (claim.kind === 'in-doubt') {
-        return {
-          task,
-          outcome: 'deferred',
-          error: 'an earlier RunTask lost its answer moments ago and may still run it',
-        };
-      }
+      const claimed = await this.#claim(task);
+      if (!('claim' in claimed)) return claimed;
       this.#touched = true;
-      const result = await this.#forcer.force(candidate, slotMs, {
-        rulesFor: (q) => this.#plan.rulesFor(q, this.request.lastAttempts || this.#gate.passed),
-        isHeld: () => !canary && this.#isHeld(),
-        heldSignal: canary ? undefined : this.#holding.signal,
-      });
+      const result = await this.#forcer.force(candidate, slotMs, this.#policyFor(canary));
       forced();
       const end = claimEndOf(result);
-      await this.#claimer.release(claim.claim, end);
+      await this.#claimer.release(claimed.claim, end);
       if (result.outcome !== 'dispatched') {
-        const handedOver = end !== 'done' && claim.claim.controlTask !== undefined;
+        const handedOver = end !== 'done' && claimed.claim.controlTask !== undefined;
         return handedOver ? { task, outcome: 'queued' } : { task, ...rowFieldsOf(result) };
       }
-      const windowMs = canary ? (this.request.canary?.waitMs ?? 0) : this.request.verifyMs;
+      const windowMs = this.#verifyWindowMs(canary);
       if (windowMs <= 0) return { task, outcome: 'dispatched' };
       const onLastAttempt = isLastAttempt(result.fresh, queue.retry, this.#budget.now());
       const verdict = await this.#verifier.verdictOf(candidate.name, result.fresh, windowMs, !onLastAttempt);
-      if (this.#breaker.record(verdict.verdict)) this.#breakerTripped();
+      this.#recordVerdict(verdict.verdict);
       return { task, outcome: 'dispatched', ...verdict };
     } finally {
       // Held until the verdict: forced attempts still running count against maxConcurrentDispatches.
       queue.attemptsRunning.release();
     }
+  }
+
+  /**
+   * Mode redrive: the copy slot, the claim, copy and delete, then the copy's verdict. Cloud Tasks
+   * dispatches the copies itself, within the queue's maxConcurrentDispatches.
+   */
+  async #redrive(candidate: Candidate, canary: boolean, forced: () => void): Promise<TaskRow> {
+    const task = candidate.name.name;
+    const slotMs = this.#copier.reserve(candidate.queue);
+    if (slotMs === undefined) return { task, ...(await this.#queueOrDefer(task)) };
+    const claimed = await this.#claim(task);
+    if (!('claim' in claimed)) return claimed;
+    this.#touched = true;
+    const result = await this.#copier.copy(candidate, slotMs, this.#policyFor(canary));
+    forced();
+    const end: ClaimEnd = result.outcome === 'deferred' ? 'left-to-control-queue' : 'done';
+    await this.#claimer.release(claimed.claim, end);
+    if (result.outcome !== 'redriven') {
+      const handedOver = end !== 'done' && claimed.claim.controlTask !== undefined;
+      return handedOver ? { task, outcome: 'queued' } : { task, ...rowFieldsOf(result) };
+    }
+    const row: TaskRow = { task, outcome: 'redriven', copy: result.copy.name };
+    const windowMs = this.#verifyWindowMs(canary);
+    if (windowMs <= 0) return row;
+    // The copy has no attempt yet; its first one falls due at the end of the arming delay.
+    const verdict = await this.#verifier.verdictOf(
+      result.copy,
+      { name: result.copy.name, dispatchCount: 0, responseCount: 0 },
+      windowMs,
+      true,
+      result.dueMs,
+    );
+    this.#recordVerdict(verdict.verdict);
+    return { ...row, ...verdict };
+  }
+
+  /** The claim, or the row of a task that cannot be claimed now. */
+  async #claim(task: string): Promise<{ claim: Claim } | TaskRow> {
+    const claim = await this.#claimer.claim(task);
+    switch (claim.kind) {
+      case 'claimed':
+        return { claim: claim.claim };
+      case 'taken':
+        return { task, outcome: 'skipped', skipReason: 'claimed' };
+      case 'unavailable':
+        return { task, outcome: 'deferred', error: claim.error };
+      case 'in-doubt':
+        return {
+          task,
+          outcome: 'deferred',
+          error: 'an earlier RunTask lost its answer moments ago and may still run it',
+        };
+    }
+  }
+
+  #policyFor(canary: boolean): ForcePolicy {
+    return {
+      rulesFor: (q) => this.#plan.rulesFor(q, this.request.lastAttempts || this.#gate.passed),
+      isHeld: () => !canary && this.#isHeld(),
+      heldSignal: canary ? undefined : this.#holding.signal,
+    };
+  }
+
+  #verifyWindowMs(canary: boolean): number {
+    return canary ? (this.request.canary?.waitMs ?? 0) : this.request.verifyMs;
+  }
+
+  #recordVerdict(verdict: Verdict | undefined): void {
+    if (this.#breaker.record(verdict)) this.#breakerTripped();
   }
 
   #isHeld(): boolean {
@@ -318,6 +409,20 @@ class Run {
     return result;
   }
 
+  #estimate(): Estimate {
+    const loads: QueueLoad[] = [...this.#wouldForce].map(([queue, tasks]) => ({
+      tasks,
+      runRatePerSecond: Math.min(...queue.pacers.map((p) => p.ratePerSecond)),
+      copyRatePerSecond:
+        queue.copyPacers.length > 0 ? Math.min(...queue.copyPacers.map((p) => p.ratePerSecond)) : undefined,
+    }));
+    return estimateOf(loads, {
+      mode: this.request.mode,
+      armingDelayMs: this.#armingDelayMs,
+      budgetMs: this.deps.config.timeBudgetMs,
+    });
+  }
+
   #result(): RerunReport {
     const counts = this.#report.counts;
     const cutoff = iso(this.request.cutoffMs);
@@ -339,6 +444,7 @@ class Run {
       tasks: this.#report.rows,
       ...(this.#report.isTruncated && { truncated: true as const }),
       ...(this.#gate.summary && { canary: this.#gate.summary }),
+      ...(this.request.dryRun && { estimate: this.#estimate() }),
       ...((counts.deferred > 0 || undone.length > 0) && {
         continueWith: {
           requestId: this.request.requestId,
@@ -366,7 +472,9 @@ function claimEndOf(result: ForceResult): ClaimEnd {
   return result.why === 'lost-answer' ? 'lost-answer' : 'left-to-control-queue';
 }
 
-function rowFieldsOf(result: Exclude<ForceResult, { outcome: 'dispatched' }>): Omit<TaskRow, 'task'> {
+function rowFieldsOf(
+  result: Exclude<ForceResult | CopyResult, { outcome: 'dispatched' } | { outcome: 'redriven' }>,
+): Omit<TaskRow, 'task'> {
   switch (result.outcome) {
     case 'skipped':
       return { outcome: 'skipped', skipReason: result.skipReason };

@@ -16,9 +16,10 @@ import {
 } from './notify.js';
 import type { RerunRequest } from './events.js';
 import { FirstDeliveries } from './first-deliveries.js';
-import { createLogger, traceFields, type HeaderLookup, type Logger } from './log.js';
+import { createLogger, operationLast, traceFields, type HeaderLookup, type Logger } from './log.js';
 import { Pacer, Semaphore } from './pace.js';
 import type { RerunReport } from './report.js';
+import { RedriveForbiddenError } from './redrive-permissions.js';
 import { runRerun } from './rerun.js';
 import { resolveScope } from './scope.js';
 
@@ -36,6 +37,8 @@ export interface Runtime {
   readonly notifier: Notifier;
   /** The project that qualifies trace IDs in logs: the first project named in the allowlist. */
   readonly traceProject: string | undefined;
+  /** How far ahead a redrive copy is due; undefined = the default (10 s). */
+  readonly redriveArmingDelayMs: number | undefined;
 }
 
 export interface RuntimeOptions {
@@ -46,6 +49,8 @@ export interface RuntimeOptions {
   readonly lostAnswerHoldMs?: number;
   /** The notifier's knobs (tests shorten its backoff). */
   readonly notify?: NotifierOptions;
+  /** How far ahead a redrive copy is due (tests and benchmarks shorten it; default 10 s). */
+  readonly redriveArmingDelayMs?: number;
 }
 
 /** Builds an instance's runtime. Throws ConfigError when the environment is bad. */
@@ -62,11 +67,16 @@ export function createRuntime(env: NodeJS.ProcessEnv = process.env, options: Run
     log,
     notifier: createNotifier(config, log, options.notify),
     traceProject: config.allowlist.find((entry) => entry.project !== '*')?.project,
+    redriveArmingDelayMs: options.redriveArmingDelayMs,
   };
 }
 
-/** The result of one request: the report, or the names outside the allowlist (nothing was called). */
-export type RerunResult = { ok: true; report: RerunReport } | { ok: false; runId: string; refused: string[] };
+/** Why a request was refused before anything was forced, copied or deleted (an HTTP caller gets 403). */
+export type RefusalReason = 'QUEUE_NOT_ALLOWED' | 'REDRIVE_PERMISSION_DENIED';
+
+/** The result of one request: the report, or its refusal. */
+export type RerunResult =
+  { ok: true; report: RerunReport } | { ok: false; runId: string; reason: RefusalReason; message: string };
 
 /**
  * Runs one normalized request: allowlist first, then the run. Throws CloudTasksUnavailableError when
@@ -91,10 +101,18 @@ export async function rerun(
   const scope = resolveScope(request, runtime.config.allowlist);
   if (!scope.ok) {
     log.error({ refused: scope.refused }, 'request names queues outside the allowlist; nothing called');
-    return { ok: false, runId, refused: scope.refused };
+    const message = `queues outside the allowlist (RERUN_QUEUES): ${scope.refused.join(', ')}`;
+    return { ok: false, runId, reason: 'QUEUE_NOT_ALLOWED', message };
   }
   const ownClaimId = header('x-cloudtasks-taskname');
-  const report = await runRerun(request, scope.scope, { ...runtime, log, ownClaimId }, runId);
+  let report: RerunReport;
+  try {
+    report = await runRerun(request, scope.scope, { ...runtime, log, ownClaimId }, runId);
+  } catch (error) {
+    if (!(error instanceof RedriveForbiddenError)) throw error;
+    log.error({ ...operationLast(), lacking: error.lacking }, error.message);
+    return { ok: false, runId, reason: 'REDRIVE_PERMISSION_DENIED', message: error.message };
+  }
   await notifyRunEnd(runtime, report, header, Date.now() + NOTIFY_BUDGET_MS);
   return { ok: true, report };
 }

@@ -4,7 +4,7 @@
  */
 import type { Attempt, Queue, Task } from './cloud-tasks.js';
 import { parseProtoDurationMs } from './duration.js';
-import { CANONICAL_CODES, type Match } from './events.js';
+import { CANONICAL_CODES, type Match, type RerunMode } from './events.js';
 import { taskIdOf } from './names.js';
 
 /** Why a matched task was not run. */
@@ -107,11 +107,16 @@ export function selectTask(task: Task, rules: SelectionRules): Selection {
  * The queue-level rules: PAUSED queues only with force, DISABLED never, and a queue that serialises its
  * work (`maxConcurrentDispatches: 1`) only with force (RunTask bypasses that limit).
  */
-export function queueSkipReason(queue: Queue, force: boolean): SkipReason | undefined {
+export function queueSkipReason(
+  queue: Queue,
+  force: boolean,
+  mode: RerunMode = 'run',
+): SkipReason | undefined {
   if (queue.state === 'DISABLED') return 'queue-disabled';
   if (force) return undefined;
   if (queue.state === 'PAUSED') return 'queue-paused';
-  if (queue.rateLimits?.maxConcurrentDispatches === 1) return 'queue-serial';
+  // Redrive's copies are dispatched by Cloud Tasks itself, within maxConcurrentDispatches.
+  if (queue.rateLimits?.maxConcurrentDispatches === 1 && mode === 'run') return 'queue-serial';
   return undefined;
 }
 

@@ -45,24 +45,27 @@ export class Verifier {
   constructor(private readonly deps: VerifierDeps) {}
 
   /**
-   * Reads the task back until its forced attempt completes, NOT_FOUND, or `untilMs` (never past the
-   * budget). `goneMeansSucceeded` is false when the forced attempt may have been its last.
+   * Reads the task back until its forced attempt completes, NOT_FOUND, or the window ends (never past the
+   * budget). The window starts at `dueMs`, when the attempt falls due (a redrive copy's arming delay).
+   * `goneMeansSucceeded` is false when the forced attempt may have been its last.
    */
   async verdictOf(
     name: TaskName,
     fresh: Task,
     windowMs: number,
     goneMeansSucceeded: boolean,
+    dueMs: number = this.deps.budget.now(),
   ): Promise<VerdictResult> {
     const { budget, reads, tasks } = this.deps;
-    const untilMs = Math.min(budget.now() + windowMs, budget.deadlineMs);
+    const startMs = Math.max(budget.now(), dueMs);
+    const untilMs = Math.min(startMs + windowMs, budget.deadlineMs);
     const intervalMs = readIntervalMs(windowMs);
     const baseline = fresh.responseCount ?? 0;
     // Most targets answer within a second: read soon once, then every interval.
-    let waitMs = Math.min(FIRST_READ_MS, intervalMs);
+    let nextReadMs = startMs + Math.min(FIRST_READ_MS, intervalMs);
     while (budget.now() < untilMs) {
-      await budget.sleepUntil(Math.min(budget.now() + waitMs, untilMs));
-      waitMs = intervalMs;
+      await budget.sleepUntil(Math.min(nextReadMs, untilMs));
+      nextReadMs = budget.now() + intervalMs;
       if (!(await reads.acquire(untilMs, budget.now()))) break;
       try {
         this.reads++;

@@ -126,7 +126,7 @@ async function localReport(command: RerunCommand, env: NodeJS.ProcessEnv): Promi
   try {
     const result = await rerun(runtime, request);
     if (!result.ok) {
-      throw new UsageError(`queues outside the allowlist (RERUN_QUEUES): ${result.refused.join(', ')}`);
+      throw new UsageError(result.message);
     }
     return result.report;
   } finally {

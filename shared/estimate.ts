@@ -1,0 +1,58 @@
+/**
+ * A dry run's estimate (SPEC 6): how long the matched tasks take to force with RunTask, at the pace that
+ * applies (the quota is 60 per minute per project), and with redrive, at the queue's own rate. Past a
+ * time budget's worth of RunTask calls, the report suggests redrive.
+ */
+
+/** One queue's share of a dry run: the tasks that would be forced and the rates that would pace them. */
+export interface QueueLoad {
+  readonly tasks: number;
+  /** RunTask calls per second for this queue: the lowest of the process's, the request's and the queue's. */
+  readonly runRatePerSecond: number;
+  /** Copies per second: the lowest of the request's and the queue's rate; undefined = not paced. */
+  readonly copyRatePerSecond: number | undefined;
+}
+
+export interface Estimate {
+  readonly runSeconds: number;
+  readonly redriveSeconds: number;
+  readonly suggestion?: string;
+}
+
+/** Cloud Tasks dispatches at most this many tasks per second per queue. */
+const MAX_QUEUE_RATE = 500;
+
+export function estimateOf(
+  loads: readonly QueueLoad[],
+  options: { readonly mode: 'run' | 'redrive'; readonly armingDelayMs: number; readonly budgetMs: number },
+): Estimate {
+  const total = loads.reduce((sum, q) => sum + q.tasks, 0);
+  // Queues are forced one after another through the one process-wide limiter.
+  const runSeconds = round(loads.reduce((sum, q) => sum + q.tasks / q.runRatePerSecond, 0));
+  const copySeconds = loads.reduce(
+    (sum, q) => sum + q.tasks / Math.min(q.copyRatePerSecond ?? MAX_QUEUE_RATE, MAX_QUEUE_RATE),
+    0,
+  );
+  const redriveSeconds = round(total > 0 ? copySeconds + options.armingDelayMs / 1000 : 0);
+  const worthIt = runSeconds * 1000 > options.budgetMs && runSeconds > 2 * redriveSeconds;
+  return {
+    runSeconds,
+    redriveSeconds,
+    ...(options.mode === 'run' &&
+      worthIt && {
+        suggestion: `RunTask takes about ${formatSeconds(runSeconds)} for ${total} tasks at the quota (60 per minute per project); "mode": "redrive" copies them into new tasks that Cloud Tasks dispatches at the queue's own rate, in about ${formatSeconds(redriveSeconds)} (the copies have new names and attempt counts: see the README)`,
+      }),
+  };
+}
+
+/** `2h 47m`, `12m 30s`, `45s`. */
+export function formatSeconds(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+function round(seconds: number): number {
+  return Math.round(seconds * 10) / 10;
+}

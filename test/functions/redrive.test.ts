@@ -1,0 +1,392 @@
+/**
+ * Redrive (SPEC 6 "Redrive"): copy each failed task into a new task due shortly, then delete the original,
+ * against the emulator (its call and dispatch records are the judge) and a real local target.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SeedTask } from '../../emulator/server.js';
+import { copyNameOf } from '../../shared/copy.js';
+import { parseTaskName } from '../../shared/names.js';
+import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { failedTask, queueName } from '../helpers/seeds.js';
+import { startTarget, type Target } from '../helpers/target-server.js';
+
+const ORDERS = queueName('orders');
+const SECRET_HEADER = 'key-redrive-secret-token-7f3a';
+const SECRET_BODY = 'card=4111111111111111&cvv=123';
+const INVOKER = 'worker@test-project.iam.gserviceaccount.com';
+/** The copies fall due this long after they are made (the product's default is 10 s). */
+const ARMING_MS = 300;
+
+type Json = Record<string, any>;
+
+let target: Target;
+let server: RerunServer | undefined;
+
+beforeEach(async () => {
+  target = await startTarget({ respond: () => 200 });
+});
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  await target.stop();
+});
+
+/** A failed task carrying a body, a secret header, an OIDC token and its own dispatch deadline. */
+function secretTask(id: string, extra: Json = {}) {
+  const task = failedTask(ORDERS, id, target.url, {
+    headers: { 'X-Api-Key': SECRET_HEADER, 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: SECRET_BODY,
+  });
+  return {
+    ...task,
+    httpRequest: {
+      ...task.httpRequest,
+      oidcToken: { serviceAccountEmail: INVOKER, audience: 'https://a.example' },
+    },
+    dispatchDeadline: '120s',
+    ...extra,
+  };
+}
+
+async function start(tasks: SeedTask[], queue: Json = {}, env: Record<string, string> = {}) {
+  server = await startRerunServer({ RERUN_QUEUES: ORDERS, ...env }, {}, undefined, {
+    redriveArmingDelayMs: ARMING_MS,
+  });
+  server.emulator.load({ queues: [{ name: ORDERS, ...queue, tasks }] });
+  return server;
+}
+
+const callsOf = (s: RerunServer, method: string) => s.emulator.calls.filter((c) => c.method === method);
+const idOf = (name: string) => name.split('/').pop()!;
+
+async function listFull(s: RerunServer): Promise<Json[]> {
+  const answer = (await (
+    await fetch(`${s.emulator.url}/v2/${ORDERS}/tasks?responseView=FULL`)
+  ).json()) as Json;
+  return answer.tasks ?? [];
+}
+
+/** Waits until the copies have been dispatched and answered (the emulator's dispatch record). */
+async function copiesAnswered(s: RerunServer, count: number): Promise<void> {
+  const until = Date.now() + 10_000;
+  while (s.emulator.dispatches.filter((d) => d.status !== undefined).length < count && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await s.emulator.settled();
+}
+
+describe('redrive', () => {
+  it('copies each task with everything intact, deletes the original, and the target gets each once', async () => {
+    const s = await start(['a', 'b', 'c'].map((id) => secretTask(id)));
+    const { status, body } = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '5s' });
+    expect(status).toBe(200);
+    expect(body.mode).toBe('redrive');
+    expect(body.counts).toMatchObject({ matched: 3, redriven: 3, dispatched: 0 });
+    expect(body.counts.verdicts).toEqual({ succeeded: 3, failedAgain: 0, running: 0 });
+    for (const row of body.tasks) {
+      const original = parseTaskName(row.task)!;
+      expect(row).toMatchObject({ outcome: 'redriven', verdict: 'succeeded' });
+      expect(row.copy).toBe(copyNameOf(original, body.requestId, Date.parse(body.cutoff)).name);
+      expect(s.emulator.task(row.task)).toBeUndefined();
+    }
+    // No RunTask quota is used: the copies are dispatched by Cloud Tasks itself.
+    expect(callsOf(s, 'RunTask')).toHaveLength(0);
+    await copiesAnswered(s, 3);
+    const received = target.requests.map((r) => idOf(r.path)).sort();
+    expect(received).toEqual(['a', 'b', 'c']);
+    for (const request of target.requests) {
+      expect(request.method).toBe('POST');
+      expect(request.body).toBe(SECRET_BODY);
+      expect(request.headers['x-api-key']).toBe(SECRET_HEADER);
+      expect(request.headers['content-type']).toBe('application/x-www-form-urlencoded');
+      // The handler can still deduplicate by the first task's name.
+      expect(request.headers['x-rerun-original-task']).toBe(`${ORDERS}/tasks/${idOf(request.path)}`);
+      // A new task: a new name, and its attempt count starts again.
+      expect(request.headers['x-cloudtasks-taskname']).toMatch(/^[0-9a-f]{64}$/);
+      expect(request.headers['x-cloudtasks-taskretrycount']).toBe('0');
+    }
+  });
+
+  it('creates the copy with the stored fields, due after the arming delay', async () => {
+    const s = await start([secretTask('a')]);
+    s.emulator.setPermissions(undefined);
+    const started = Date.now();
+    const { body } = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    const [copy] = await listFull(s);
+    expect(copy!.name).toBe(body.tasks[0].copy);
+    expect(copy!.httpRequest).toMatchObject({
+      url: `${target.url}/work/a`,
+      httpMethod: 'POST',
+      body: Buffer.from(SECRET_BODY).toString('base64'),
+      oidcToken: { serviceAccountEmail: INVOKER, audience: 'https://a.example' },
+    });
+    expect(copy!.httpRequest.headers).toMatchObject({
+      'X-Api-Key': SECRET_HEADER,
+      'X-Rerun-Original-Task': `${ORDERS}/tasks/a`,
+    });
+    expect(copy!.dispatchDeadline).toBe('120s');
+    expect(copy!.dispatchCount ?? 0).toBe(0);
+    const dueMs = Date.parse(copy!.scheduleTime);
+    expect(dueMs).toBeGreaterThanOrEqual(started + ARMING_MS - 1000);
+    expect(dueMs).toBeLessThanOrEqual(Date.now() + ARMING_MS);
+  });
+
+  it('keeps the first task named when the original is itself a copy', async () => {
+    const first = `${ORDERS}/tasks/the-first`;
+    const task = secretTask('copy-1');
+    task.httpRequest.headers = { ...task.httpRequest.headers, 'x-rerun-original-task': first };
+    const s = await start([task]);
+    await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    const [copy] = await listFull(s);
+    expect(copy!.httpRequest.headers['x-rerun-original-task']).toBe(first);
+    expect(Object.keys(copy!.httpRequest.headers).filter((h) => /original-task/i.test(h))).toHaveLength(1);
+  });
+
+  it('creates nothing on a second delivery of the request', async () => {
+    const s = await start(['a', 'b'].map((id) => secretTask(id)));
+    const event = { kind: 'fix-deployed', mode: 'redrive', verify: '0s' };
+    const first = await s.post(event);
+    expect(first.body.counts.redriven).toBe(2);
+    const creates = callsOf(s, 'CreateTask').length;
+    const second = await s.post(event);
+    expect(second.body.requestId).toBe(first.body.requestId);
+    expect(second.body.counts.redriven).toBe(0);
+    expect(callsOf(s, 'CreateTask')).toHaveLength(creates);
+    expect(callsOf(s, 'DeleteTask')).toHaveLength(2);
+  });
+
+  it('goes on after a crash between copy and delete: the next delivery finds the copy and deletes the original', async () => {
+    const s = await start([secretTask('a')]);
+    const cutoff = new Date(Date.now() - 1000).toISOString();
+    const event = {
+      kind: 'fix-deployed',
+      mode: 'redrive',
+      verify: '0s',
+      deployedAt: cutoff,
+      requestId: 'crash-1',
+    };
+    // The copy an earlier delivery made before its instance died.
+    const copyName = copyNameOf(parseTaskName(`${ORDERS}/tasks/a`)!, 'crash-1', Date.parse(cutoff)).name;
+    const made = await fetch(`${s.emulator.url}/v2/${ORDERS}/tasks`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        task: {
+          name: copyName,
+          scheduleTime: new Date(Date.now() + 60_000).toISOString(),
+          httpRequest: {
+            url: `${target.url}/work/a`,
+            headers: { 'X-Rerun-Original-Task': `${ORDERS}/tasks/a` },
+          },
+        },
+      }),
+    });
+    expect(made.status).toBe(200);
+    const { body } = await s.post(event);
+    const row = body.tasks.find((t: Json) => t.task === `${ORDERS}/tasks/a`);
+    expect(row).toMatchObject({ outcome: 'redriven', copy: copyName });
+    // The copy itself, listed and never attempted, is not a candidate.
+    expect(body.tasks.find((t: Json) => t.task === copyName)).toMatchObject({
+      skipReason: 'never-attempted',
+    });
+    expect(s.emulator.task(`${ORDERS}/tasks/a`)).toBeUndefined();
+    expect(s.emulator.task(copyName)).toBeDefined();
+  });
+
+  it('refuses to delete the original when a stranger holds the copy name', async () => {
+    const s = await start([secretTask('a')]);
+    const cutoff = new Date(Date.now() - 1000).toISOString();
+    const copyName = copyNameOf(parseTaskName(`${ORDERS}/tasks/a`)!, 'stranger-1', Date.parse(cutoff)).name;
+    await fetch(`${s.emulator.url}/v2/${ORDERS}/tasks`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        task: {
+          name: copyName,
+          scheduleTime: new Date(Date.now() + 60_000).toISOString(),
+          httpRequest: { url: `${target.url}/x` },
+        },
+      }),
+    });
+    const { body } = await s.post({
+      kind: 'fix-deployed',
+      mode: 'redrive',
+      verify: '0s',
+      deployedAt: cutoff,
+      requestId: 'stranger-1',
+    });
+    const row = body.tasks.find((t: Json) => t.task === `${ORDERS}/tasks/a`);
+    expect(row).toMatchObject({ outcome: 'failed' });
+    expect(row.error).toMatch(/not copied from this one/);
+    expect(s.emulator.task(`${ORDERS}/tasks/a`)).toBeDefined();
+  });
+
+  it('keeps the copy when the answer to the delete was lost, and loses no task', async () => {
+    const s = await start([secretTask('a'), secretTask('b')]);
+    s.emulator.injectFault({
+      method: 'DeleteTask',
+      kind: 'lost-response',
+      times: 1,
+      resources: [`${ORDERS}/tasks/a`],
+    });
+    const { body } = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '5s' });
+    expect(body.counts).toMatchObject({ redriven: 2, failed: 0, gone: 0 });
+    expect(callsOf(s, 'DeleteTask').filter((c) => c.name === `${ORDERS}/tasks/a`)).toHaveLength(2);
+    await copiesAnswered(s, 2);
+    expect(target.requests.map((r) => idOf(r.path)).sort()).toEqual(['a', 'b']);
+  });
+
+  it('resends a create that met a transient error, under the same name', async () => {
+    const s = await start([secretTask('a')]);
+    s.emulator.injectFault({ method: 'CreateTask', kind: 'lost-response', times: 1 });
+    const { body } = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    // The first create landed and lost its answer: the resend answers ALREADY_EXISTS, the copy is ours.
+    expect(body.tasks[0]).toMatchObject({ outcome: 'redriven' });
+    expect(callsOf(s, 'CreateTask').map((c) => c.status)).toEqual([0, 409]);
+    expect(await listFull(s)).toHaveLength(1);
+  });
+
+  it('leaves no copy behind when the original finishes between the fresh read and the delete', async () => {
+    const s = await start([secretTask('a')]);
+    // Shorter than the arming delay: the copy is not due before the second read finds the original gone.
+    s.emulator.injectFault({ method: 'CreateTask', kind: 'delay', delayMs: 150, times: 1 });
+    const answer = s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    // While the copy is being made, the original runs (someone forces it) and succeeds.
+    while (callsOf(s, 'CreateTask').length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    await fetch(`${s.emulator.url}/v2/${ORDERS}/tasks/a:run`, { method: 'POST' });
+    await s.emulator.settled();
+    const { body } = await answer;
+    expect(body.tasks[0]).toMatchObject({ outcome: 'gone' });
+    expect(await listFull(s)).toHaveLength(0);
+    await new Promise((resolve) => setTimeout(resolve, ARMING_MS + 200));
+    await s.emulator.settled();
+    expect(target.requests).toHaveLength(1);
+  });
+
+  it('withdraws the copy when an attempt of the original starts meanwhile, and leaves the original', async () => {
+    target.setRespond(() => new Promise<number>(() => undefined));
+    const s = await start([secretTask('a')]);
+    s.emulator.injectFault({ method: 'CreateTask', kind: 'delay', delayMs: 150, times: 1 });
+    const answer = s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    while (callsOf(s, 'CreateTask').length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    await fetch(`${s.emulator.url}/v2/${ORDERS}/tasks/a:run`, { method: 'POST' });
+    const { body } = await answer;
+    expect(body.tasks[0]).toMatchObject({ outcome: 'deferred' });
+    expect(body.tasks[0].error).toMatch(/attempt of the original started/);
+    expect(s.emulator.task(`${ORDERS}/tasks/a`)).toBeDefined();
+    expect((await listFull(s)).map((t) => idOf(t.name))).toEqual(['a']);
+  });
+
+  it('skips a paused queue unless forced', async () => {
+    const s = await start([secretTask('a')], { state: 'PAUSED' });
+    const skipped = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    expect(skipped.body.tasks[0]).toMatchObject({ outcome: 'skipped', skipReason: 'queue-paused' });
+    expect(callsOf(s, 'CreateTask')).toHaveLength(0);
+    const forced = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s', force: true });
+    expect(forced.body.tasks[0]).toMatchObject({ outcome: 'redriven' });
+    // On the paused queue the copy waits for the queue to resume.
+    expect(s.emulator.task(forced.body.tasks[0].copy)).toBeDefined();
+  });
+
+  it('answers 403 naming the missing permission, and changes nothing', async () => {
+    const s = await start([secretTask('a')]);
+    s.emulator.setPermissions({
+      [ORDERS]: [
+        'cloudtasks.queues.get',
+        'cloudtasks.tasks.list',
+        'cloudtasks.tasks.get',
+        'cloudtasks.tasks.fullView',
+        'cloudtasks.tasks.create',
+      ],
+    });
+    const { status, body } = await s.post({ kind: 'fix-deployed', mode: 'redrive' });
+    expect(status).toBe(403);
+    expect(body.error).toMatchObject({ code: 403, status: 'PERMISSION_DENIED' });
+    expect(body.error.message).toContain(`cloudtasks.tasks.delete on ${ORDERS}`);
+    expect(body.error.details[0]).toMatchObject({ reason: 'REDRIVE_PERMISSION_DENIED' });
+    for (const method of ['CreateTask', 'DeleteTask', 'GetTask', 'ListTasks'])
+      expect(callsOf(s, method)).toHaveLength(0);
+    expect(s.emulator.task(`${ORDERS}/tasks/a`)).toBeDefined();
+  });
+
+  it('skips a task whose token account may not be acted as, and leaves it untouched', async () => {
+    const other = 'payments@test-project.iam.gserviceaccount.com';
+    const b = secretTask('b');
+    b.httpRequest.oidcToken = { serviceAccountEmail: other, audience: 'https://b.example' };
+    const c = secretTask('c');
+    c.httpRequest.oidcToken = { serviceAccountEmail: other, audience: 'https://c.example' };
+    const s = await start([secretTask('a'), b, c]);
+    s.emulator.setActAs([INVOKER]);
+    const { body } = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    const byId = Object.fromEntries(body.tasks.map((row: Json) => [idOf(row.task), row]));
+    expect(byId.a).toMatchObject({ outcome: 'redriven' });
+    expect(byId.b).toMatchObject({ outcome: 'skipped', skipReason: 'cannot-act-as' });
+    expect(byId.c).toMatchObject({ outcome: 'skipped', skipReason: 'cannot-act-as' });
+    expect(s.emulator.task(`${ORDERS}/tasks/b`)).toBeDefined();
+    expect(s.emulator.task(`${ORDERS}/tasks/c`)).toBeDefined();
+  });
+
+  it('gives the copy its verdict: failed again, with its status', async () => {
+    target.setRespond(() => 503);
+    const s = await start([secretTask('a')]);
+    const { body } = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '5s' });
+    expect(body.tasks[0]).toMatchObject({ outcome: 'redriven', verdict: 'failed-again' });
+    expect(body.tasks[0].status).toMatch(/HTTP status code 503/);
+  });
+
+  it('paces copies at the queue rate, without the RunTask rate', async () => {
+    const ids = Array.from({ length: 12 }, (_, i) => `t${i}`);
+    const s = await start(
+      ids.map((id) => secretTask(id)),
+      { rateLimits: { maxDispatchesPerSecond: 20 } },
+      // A RunTask rate that would take 12 s: redrive does not use it.
+      { RERUN_MAX_RATE: '1' },
+    );
+    const started = Date.now();
+    const { body } = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    expect(body.counts.redriven).toBe(12);
+    expect(body.queues[0].rate).toBe(20);
+    const creates = callsOf(s, 'CreateTask')
+      .map((c) => c.realStartMs)
+      .sort((x, y) => x - y);
+    // 12 copies at 20 per second: spread over at least 11 intervals of 50 ms.
+    expect(creates.at(-1)! - creates[0]!).toBeGreaterThanOrEqual(11 * 50 * 0.9);
+    expect(Date.now() - started).toBeLessThan(6_000);
+  });
+
+  it('says in a dry run how long each mode takes, and suggests redrive for a large backlog', async () => {
+    const ids = Array.from({ length: 120 }, (_, i) => `t${i}`);
+    const s = await start(
+      ids.map((id) => failedTask(ORDERS, id, target.url)),
+      {
+        rateLimits: { maxDispatchesPerSecond: 100 },
+      },
+      { RERUN_MAX_RATE: '1', RERUN_TIME_BUDGET: '50s' },
+    );
+    const { body } = await s.post({ kind: 'fix-deployed', dryRun: true });
+    expect(body.counts.dispatched).toBe(120);
+    expect(body.estimate.runSeconds).toBeCloseTo(120 / 0.99, -1);
+    expect(body.estimate.redriveSeconds).toBeLessThan(5);
+    expect(body.estimate.suggestion).toMatch(/"mode": "redrive"/);
+    const redrive = await s.post({ kind: 'fix-deployed', dryRun: true, mode: 'redrive' });
+    expect(redrive.body.counts.redriven).toBe(120);
+    expect(redrive.body.estimate.suggestion).toBeUndefined();
+    expect(callsOf(s, 'CreateTask')).toHaveLength(0);
+    expect(callsOf(s, 'DeleteTask')).toHaveLength(0);
+  });
+
+  it('never writes a body or a header value to a log line or the report', async () => {
+    const s = await start(['a', 'b'].map((id) => secretTask(id)));
+    s.emulator.injectFault({ method: 'DeleteTask', kind: 503, times: 1 });
+    const { body } = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '3s' });
+    const everything = JSON.stringify(body) + s.logs.text();
+    for (const secret of [
+      SECRET_HEADER,
+      SECRET_BODY,
+      Buffer.from(SECRET_BODY).toString('base64'),
+      'redrive-secret',
+    ]) {
+      expect(everything).not.toContain(secret);
+    }
+  });
+});

@@ -1,7 +1,8 @@
 /**
  * A dry run's estimate (SPEC 6): how long the matched tasks take to force with RunTask, at the pace that
- * applies (the quota is 60 per minute per project), and with redrive, at the queue's own rate. Past a
- * time budget's worth of RunTask calls, the report suggests redrive.
+ * applies (the quota is 60 per minute per project), and with redrive, at the queue's own rate. When RunTask
+ * would take longer than the tasks' own backoff still has to run (they would retry by themselves first),
+ * the report suggests redrive.
  */
 
 /** One queue's share of a dry run: the tasks that would be forced and the rates that would pace them. */
@@ -11,11 +12,15 @@ export interface QueueLoad {
   readonly runRatePerSecond: number;
   /** Copies per second: the lowest of the request's and the queue's rate; undefined = not paced. */
   readonly copyRatePerSecond: number | undefined;
+  /** The longest time left before one of these tasks is retried by Cloud Tasks itself, in seconds. */
+  readonly backoffLeftSeconds: number;
 }
 
 export interface Estimate {
   readonly runSeconds: number;
   readonly redriveSeconds: number;
+  /** The longest remaining backoff among the tasks: what doing nothing takes. */
+  readonly backoffLeftSeconds: number;
   readonly suggestion?: string;
 }
 
@@ -24,7 +29,7 @@ const MAX_QUEUE_RATE = 500;
 
 export function estimateOf(
   loads: readonly QueueLoad[],
-  options: { readonly mode: 'run' | 'redrive'; readonly armingDelayMs: number; readonly budgetMs: number },
+  options: { readonly mode: 'run' | 'redrive'; readonly armingDelayMs: number },
 ): Estimate {
   const total = loads.reduce((sum, q) => sum + q.tasks, 0);
   // Queues are forced one after another through the one process-wide limiter.
@@ -34,13 +39,15 @@ export function estimateOf(
     0,
   );
   const redriveSeconds = round(total > 0 ? copySeconds + options.armingDelayMs / 1000 : 0);
-  const worthIt = runSeconds * 1000 > options.budgetMs && runSeconds > 2 * redriveSeconds;
+  const backoffLeftSeconds = round(Math.max(0, ...loads.map((q) => q.backoffLeftSeconds)));
+  const worthIt = runSeconds > backoffLeftSeconds && runSeconds > 2 * redriveSeconds;
   return {
     runSeconds,
     redriveSeconds,
+    backoffLeftSeconds,
     ...(options.mode === 'run' &&
       worthIt && {
-        suggestion: `RunTask takes about ${formatSeconds(runSeconds)} for ${total} tasks at the quota (60 per minute per project); "mode": "redrive" copies them into new tasks that Cloud Tasks dispatches at the queue's own rate, in about ${formatSeconds(redriveSeconds)} (the copies have new names and attempt counts: see the README)`,
+        suggestion: `RunTask takes about ${formatSeconds(runSeconds)} for ${total} tasks at the allowed rate, longer than their own backoff (the last retries by itself within ${formatSeconds(backoffLeftSeconds)}); "mode": "redrive" copies them into new tasks that Cloud Tasks dispatches at the queue's own rate, in about ${formatSeconds(redriveSeconds)} (the copies have new names and attempt counts: see the README)`,
       }),
   };
 }

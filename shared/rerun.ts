@@ -96,8 +96,8 @@ class Run {
   readonly #holding = new AbortController();
   /** Whether anything was forced or queued (an unreachable Cloud Tasks is then no longer "safe to resend"). */
   #touched = false;
-  /** A dry run's tasks that would be forced, by queue: its estimate. */
-  readonly #wouldForce = new Map<QueueRun, number>();
+  /** A dry run's tasks that would be forced, by queue, and the latest of their next attempts: its estimate. */
+  readonly #wouldForce = new Map<QueueRun, { tasks: number; latestDueMs: number }>();
 
   constructor(
     private readonly request: RerunRequest,
@@ -240,7 +240,12 @@ class Run {
     this.#seen.add(task);
     this.#reserved++;
     if (this.request.dryRun) {
-      this.#wouldForce.set(candidate.queue, (this.#wouldForce.get(candidate.queue) ?? 0) + 1);
+      const load = this.#wouldForce.get(candidate.queue) ?? { tasks: 0, latestDueMs: 0 };
+      const dueMs = Date.parse(candidate.listed.scheduleTime ?? '') || 0;
+      this.#wouldForce.set(candidate.queue, {
+        tasks: load.tasks + 1,
+        latestDueMs: Math.max(load.latestDueMs, dueMs),
+      });
       return this.#report.record({
         task,
         outcome: this.request.mode === 'redrive' ? 'redriven' : 'dispatched',
@@ -410,8 +415,10 @@ class Run {
   }
 
   #estimate(): Estimate {
-    const loads: QueueLoad[] = [...this.#wouldForce].map(([queue, tasks]) => ({
+    const nowMs = this.#budget.now();
+    const loads: QueueLoad[] = [...this.#wouldForce].map(([queue, { tasks, latestDueMs }]) => ({
       tasks,
+      backoffLeftSeconds: Math.max(0, latestDueMs - nowMs) / 1000,
       runRatePerSecond: Math.min(...queue.pacers.map((p) => p.ratePerSecond)),
       copyRatePerSecond:
         queue.copyPacers.length > 0 ? Math.min(...queue.copyPacers.map((p) => p.ratePerSecond)) : undefined,
@@ -419,7 +426,6 @@ class Run {
     return estimateOf(loads, {
       mode: this.request.mode,
       armingDelayMs: this.#armingDelayMs,
-      budgetMs: this.deps.config.timeBudgetMs,
     });
   }
 

@@ -4,6 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SeedTask } from '../../emulator/server.js';
+import { claimIdOf } from '../../shared/control-tasks.js';
 import { copyNameOf } from '../../shared/copy.js';
 import { parseTaskName } from '../../shared/names.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
@@ -309,6 +310,82 @@ describe('redrive', () => {
     expect(s.emulator.task(`${ORDERS}/tasks/a`)).toBeDefined();
   });
 
+  it('acknowledges a Pub/Sub push of a redrive that lacks the permissions, with one ERROR line', async () => {
+    const s = await start([secretTask('a')]);
+    s.emulator.setPermissions({
+      [ORDERS]: ['cloudtasks.queues.get', 'cloudtasks.tasks.list', 'cloudtasks.tasks.get'],
+    });
+    const event = { kind: 'fix-deployed', mode: 'redrive' };
+    const { status } = await s.post({
+      message: {
+        data: Buffer.from(JSON.stringify(event)).toString('base64'),
+        messageId: '981',
+        publishTime: new Date().toISOString(),
+      },
+      subscription: 'projects/test-project/subscriptions/rerun-push',
+    });
+    // A redelivery would be refused the same: acknowledged, not redelivered in a loop.
+    expect(status).toBe(204);
+    const errors = s.logs.lines().filter((l) => l.severity === 'ERROR');
+    expect(errors.map((l) => l.message)).toEqual([
+      expect.stringContaining('cloudtasks.tasks.fullView, cloudtasks.tasks.create, cloudtasks.tasks.delete'),
+    ]);
+    expect(callsOf(s, 'CreateTask')).toHaveLength(0);
+  });
+
+  it('claims each task in the control queue, and a control task carries out its own claim', async () => {
+    const CONTROL = queueName('rerun-control');
+    server = await startRerunServer(
+      {
+        RERUN_QUEUES: ORDERS,
+        RERUN_CONTROL_QUEUE: CONTROL,
+        RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
+        RERUN_INVOKER_SA: 'rerun-invoker@test-project.iam.gserviceaccount.com',
+      },
+      {},
+      undefined,
+      { redriveArmingDelayMs: ARMING_MS },
+    );
+    const s = server;
+    s.emulator.load({
+      queues: [
+        { name: ORDERS, tasks: [secretTask('a'), secretTask('b')] },
+        { name: CONTROL, state: 'PAUSED', tasks: [] },
+      ],
+    });
+    const inline = await s.post({
+      kind: 'tasks',
+      tasks: [`${ORDERS}/tasks/a`],
+      mode: 'redrive',
+      verify: '0s',
+    });
+    expect(inline.body.tasks[0]).toMatchObject({ outcome: 'redriven' });
+    // The claim was made in the control queue before the copy, and deleted once the task had its outcome.
+    const claims = s.emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === CONTROL);
+    expect(claims).toHaveLength(1);
+    expect(
+      s.emulator.calls.filter((c) => c.method === 'DeleteTask' && c.name.startsWith(`${CONTROL}/`)),
+    ).toHaveLength(1);
+    // A control task (what Cloud Tasks delivers when a claim's instance died) names itself: it is the claim.
+    const cutoff = new Date().toISOString();
+    const claimId = claimIdOf({ task: `${ORDERS}/tasks/b`, requestId: 'r-b', cutoffMs: Date.parse(cutoff) });
+    const delivered = await s.post(
+      {
+        kind: 'tasks',
+        tasks: [`${ORDERS}/tasks/b`],
+        mode: 'redrive',
+        verify: '0s',
+        cutoff,
+        requestId: 'r-b',
+      },
+      { 'X-CloudTasks-TaskName': claimId, 'X-CloudTasks-QueueName': 'rerun-control' },
+    );
+    expect(delivered.status).toBe(200);
+    expect(delivered.body.tasks[0]).toMatchObject({ outcome: 'redriven' });
+    expect(s.emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === CONTROL)).toHaveLength(1);
+    expect(s.emulator.task(`${ORDERS}/tasks/b`)).toBeUndefined();
+  });
+
   it('skips a task whose token account may not be acted as, and leaves it untouched', async () => {
     const other = 'payments@test-project.iam.gserviceaccount.com';
     const b = secretTask('b');
@@ -354,25 +431,34 @@ describe('redrive', () => {
     expect(Date.now() - started).toBeLessThan(6_000);
   });
 
-  it('says in a dry run how long each mode takes, and suggests redrive for a large backlog', async () => {
+  it('says in a dry run how long each mode takes, and suggests redrive when RunTask is slower than the backoff', async () => {
     const ids = Array.from({ length: 120 }, (_, i) => `t${i}`);
-    const s = await start(
-      ids.map((id) => failedTask(ORDERS, id, target.url)),
-      {
-        rateLimits: { maxDispatchesPerSecond: 100 },
-      },
-      { RERUN_MAX_RATE: '1', RERUN_TIME_BUDGET: '50s' },
-    );
+    // Their own retries come within two minutes; RunTask at 1 per second needs two.
+    const soon = ids.map((id, i) => failedTask(ORDERS, id, target.url, { nextMs: 60_000 + i * 100 }));
+    const s = await start(soon, { rateLimits: { maxDispatchesPerSecond: 100 } }, { RERUN_MAX_RATE: '1' });
     const { body } = await s.post({ kind: 'fix-deployed', dryRun: true });
     expect(body.counts.dispatched).toBe(120);
-    expect(body.estimate.runSeconds).toBeCloseTo(120 / 0.99, -1);
-    expect(body.estimate.redriveSeconds).toBeLessThan(5);
+    expect(body.estimate.runSeconds).toBeCloseTo(120 * 1.01, -1);
+    expect(body.estimate.redriveSeconds).toBeCloseTo(120 / 100 + ARMING_MS / 1000, 0);
+    expect(body.estimate.backoffLeftSeconds).toBeGreaterThan(60);
+    expect(body.estimate.backoffLeftSeconds).toBeLessThan(75);
     expect(body.estimate.suggestion).toMatch(/"mode": "redrive"/);
     const redrive = await s.post({ kind: 'fix-deployed', dryRun: true, mode: 'redrive' });
     expect(redrive.body.counts.redriven).toBe(120);
     expect(redrive.body.estimate.suggestion).toBeUndefined();
     expect(callsOf(s, 'CreateTask')).toHaveLength(0);
     expect(callsOf(s, 'DeleteTask')).toHaveLength(0);
+  });
+
+  it('suggests nothing when RunTask finishes before the tasks would retry by themselves', async () => {
+    const s = await start(
+      ['a', 'b', 'c'].map((id) => failedTask(ORDERS, id, target.url)),
+      {},
+      { RERUN_MAX_RATE: '1' },
+    );
+    const { body } = await s.post({ kind: 'fix-deployed', dryRun: true });
+    expect(body.estimate.runSeconds).toBeLessThan(body.estimate.backoffLeftSeconds);
+    expect(body.estimate.suggestion).toBeUndefined();
   });
 
   it('never writes a body or a header value to a log line or the report', async () => {

@@ -2,6 +2,7 @@
 import type { VariantResult } from './cold-start.js';
 import type { OverheadResult } from './overhead.js';
 import type { PacingResult } from './pacing.js';
+import type { RecoveryResult } from './recovery.js';
 import type { ScanSizeResult } from './scan.js';
 import { pairedRatio, spreadOf, type Summary } from './stats.js';
 import type { Row } from './table.js';
@@ -202,4 +203,83 @@ export function overheadRows(o: OverheadResult): Row[] {
       spread: pct(o.cpuUsPerCall.rerun),
     },
   ];
+}
+
+export function recoveryRows(r: RecoveryResult): Row[] {
+  const rows: Row[] = [];
+  const { run, settings } = r;
+  const sec = (msValue: number) => `${(msValue / 1000).toFixed(1)} s`;
+  const projected = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : `${(s / 60).toFixed(1)} min`);
+  for (const d of r.redrive) {
+    const runS = r.projectedRunS[d.size]!;
+    const unfinished =
+      d.finishedRuns < d.runs ? `; ${d.runs - d.finishedRuns} of ${d.runs} runs unfinished` : '';
+    rows.push({
+      figure: `5 recovery ${size(d.size)}: time to an empty queue, redrive (queue ${settings.queueRatePerSecond}/s, arming ${settings.armingDelayMs / 1000} s, verify ${settings.verify}${unfinished})`,
+      value: d.recoveryMs ? sec(d.recoveryMs.median) : 'did not finish',
+      anchor: `run at 60/min, PROJECTED: ${projected(runS)} (sample utilization ${run.utilization.median.toFixed(3)})`,
+      ratio: d.recoveryMs ? `run/redrive ${x(runS / (d.recoveryMs.median / 1000))}` : '-',
+      goal: `all recovered, 0 duplicates (seen: ${d.recovered.min}, ${d.duplicates.max})`,
+      met: d.recovered.min === d.size && d.duplicates.max === 0,
+      spread: d.recoveryMs ? pct(d.recoveryMs) : '-',
+    });
+    // Calls made once per run (GetQueue, the listing, the permission check) round to 0 per task at 1k.
+    const byMethod = Object.entries(d.callsPerTaskByMethod)
+      .filter(([, n]) => n >= 0.005)
+      .sort(([, a], [, b]) => b - a)
+      .map(([method, n]) => `${method} ${n.toFixed(2)}`)
+      .join(', ');
+    rows.push({
+      figure: `5 recovery ${size(d.size)}: Cloud Tasks calls per task, redrive (emulator's call record)`,
+      value: d.callsPerTask.median.toFixed(2),
+      anchor: `${byMethod}; RunTask ${d.runTaskCalls.max} in all`,
+      ratio: '-',
+      goal: '≈ 4 + read-backs; 0 RunTask',
+      met: d.runTaskCalls.max === 0,
+      spread: pct(d.callsPerTask),
+    });
+    if (d.cpuMsPerTask) {
+      rows.push({
+        figure: `5 recovery ${size(d.size)}: CPU of the redriving process per task, and its pace`,
+        value: `${d.cpuMsPerTask.median.toFixed(2)} ms`,
+        anchor: `${d.createsPerSecond.median.toFixed(0)} CreateTask/s (queue allows ${settings.queueRatePerSecond}/s)`,
+        ratio: '-',
+        goal: '-',
+        met: undefined,
+        spread: pct(d.cpuMsPerTask),
+      });
+    }
+  }
+  const base = r.redrive[0];
+  const last = r.redrive.at(-1);
+  if (base?.peakHeapMb && last?.peakHeapMb && last !== base) {
+    const memory = [
+      ['peak heap', base.peakHeapMb, last.peakHeapMb],
+      ['peak RSS', base.maxRssMb!, last.maxRssMb!],
+    ] as const;
+    for (const [what, small, large] of memory) {
+      rows.push({
+        figure: `5 recovery: ${what} of the redriving process, ${size(last.size)} vs ${size(base.size)} tasks (${settings.bodyBytes / 1000} KB bodies)`,
+        value: mb(large),
+        anchor: `${size(base.size)}: ${mb(small)}`,
+        ratio: x(large.median / small.median),
+        goal: `flat: ≈ 1× (not ${x(last.size / base.size)})`,
+        met: undefined,
+        spread: pct(large),
+      });
+    }
+  }
+  const window = `quota ${run.quota.limit} per ${run.quota.windowMs / 1000} s`;
+  rows.push({
+    figure: `5 recovery: run mode sample, achieved / allowed RunTask rate (${run.tasks} tasks, ${window}, RERUN_MAX_RATE ${run.quota.ratePerSecond})`,
+    value: `${run.achievedPerSecond.median.toFixed(2)}/s`,
+    anchor: run.sampleRecoveryMs
+      ? `sample empty after ${sec(run.sampleRecoveryMs.median)}`
+      : 'sample did not finish',
+    ratio: run.utilization.median.toFixed(3),
+    goal: '-',
+    met: undefined,
+    spread: pct(run.utilization),
+  });
+  return rows;
 }

@@ -1,17 +1,24 @@
 /**
- * `npm run bench`: the four figures of issue 6, each the median of several runs beside an anchor measured
- * in the same run. Prints a table, then one `BENCH_JSON {...}` line. Figures are printed, never asserted.
+ * `npm run bench`: the four figures of issue 6 and a fifth, recovery (redrive beside run), each the median
+ * of several runs beside an anchor measured in the same run. Prints a table, then one `BENCH_JSON {...}`
+ * line. Figures are printed, never asserted.
  *
  * Knobs (environment): BENCH_RUNS (runs per figure, default 3; cold start uses BENCH_COLD_RUNS, default 9),
- * BENCH_ONLY (comma list of pacing,scan,cold,overhead), BENCH_SCAN_SIZES (default 1000,10000,100000),
- * BENCH_SCAN_GOOGLE=0 (skip the @google-cloud/tasks listing), BENCH_SCAN_TUNED (V8 flags of a tuned scan
- * variant, default --max-semi-space-size=4; empty to skip), BENCH_PACING_TASKS (default 80),
- * BENCH_PACING_RATE (default 10 per second), BENCH_OVERHEAD_CALLS (default 2000).
+ * BENCH_ONLY (comma list of pacing,scan,cold,overhead,recovery), BENCH_SCAN_SIZES (default
+ * 1000,10000,100000), BENCH_SCAN_GOOGLE=0 (skip the @google-cloud/tasks listing), BENCH_SCAN_TUNED (V8
+ * flags of a tuned scan variant, default --max-semi-space-size=4; empty to skip), BENCH_PACING_TASKS
+ * (default 80), BENCH_PACING_RATE (default 10 per second), BENCH_OVERHEAD_CALLS (default 2000),
+ * BENCH_RECOVERY_SIZES (redriven backlogs, default 1000,10000), BENCH_RECOVERY_RUN_TASKS (run mode's
+ * sample, default 60), BENCH_RECOVERY_ARMING_MS (redrive's arming delay, default 1000),
+ * BENCH_RECOVERY_VERIFY (the request's verify, e.g. 0s; default the product's), BENCH_RECOVERY_LATENCY_MS
+ * (added to every emulator answer, default 30), BENCH_RECOVERY_TIMEOUT_S (every wait of one recovery run,
+ * default 360).
  */
-import { coldStartRows, overheadRows, pacingRows, scanRows } from './rows.js';
+import { coldStartRows, overheadRows, pacingRows, recoveryRows, scanRows } from './rows.js';
 import { benchColdStart, coreVariants, startColdStartWorld, type VariantResult } from './cold-start.js';
 import { benchOverhead, type OverheadResult } from './overhead.js';
 import { benchPacing, type PacingResult } from './pacing.js';
+import { benchRecovery, type RecoveryResult } from './recovery.js';
 import { benchScan, type ScanSizeResult } from './scan.js';
 import { bundleVariant } from './bundle.js';
 import { renderTable, type Row } from './table.js';
@@ -23,7 +30,9 @@ const int = (name: string, fallback: number) => {
   return value;
 };
 const runs = int('BENCH_RUNS', 3);
-const only = new Set((env.BENCH_ONLY ?? 'pacing,scan,cold,overhead').split(',').map((s) => s.trim()));
+const only = new Set(
+  (env.BENCH_ONLY ?? 'pacing,scan,cold,overhead,recovery').split(',').map((s) => s.trim()),
+);
 const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
 if (!process.version.startsWith('v22.')) {
@@ -38,6 +47,7 @@ const figures: {
   coldStart?: VariantResult[];
   bundle?: { bundled: boolean; note: string };
   overhead?: OverheadResult;
+  recovery?: RecoveryResult;
 } = {};
 
 if (only.has('pacing')) {
@@ -99,6 +109,27 @@ if (only.has('overhead')) {
     progress,
   );
   rows.push(...overheadRows(figures.overhead));
+}
+
+if (only.has('recovery')) {
+  progress('recovery...');
+  const sizes = (env.BENCH_RECOVERY_SIZES ?? '1000,10000').split(',').map(Number);
+  if (!sizes.every((n) => Number.isInteger(n) && n > 0))
+    throw new Error('BENCH_RECOVERY_SIZES: positive integers');
+  figures.recovery = await benchRecovery(
+    {
+      runs,
+      sizes,
+      bodyBytes: 10_000,
+      armingDelayMs: int('BENCH_RECOVERY_ARMING_MS', 1000),
+      latencyMs: Number(env.BENCH_RECOVERY_LATENCY_MS || 30),
+      verify: env.BENCH_RECOVERY_VERIFY || undefined,
+      timeoutMs: int('BENCH_RECOVERY_TIMEOUT_S', 360) * 1000,
+      runSample: { tasks: int('BENCH_RECOVERY_RUN_TASKS', 60), ratePerSecond: 10, windowMs: 6000 },
+    },
+    progress,
+  );
+  rows.push(...recoveryRows(figures.recovery));
 }
 
 const totalS = (performance.now() - startedMs) / 1000;

@@ -76,6 +76,29 @@ async function copiesAnswered(s: RerunServer, count: number): Promise<void> {
   await s.emulator.settled();
 }
 
+/** Creates a task, due in a minute, under the name the copy of task `a` has for this request. */
+async function makeTaskUnderCopyName(
+  s: RerunServer,
+  requestId: string,
+  cutoff: string,
+  headers: Record<string, string>,
+): Promise<string> {
+  const name = copyNameOf(parseTaskName(`${ORDERS}/tasks/a`)!, requestId, Date.parse(cutoff)).name;
+  const made = await fetch(`${s.emulator.url}/v2/${ORDERS}/tasks`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      task: {
+        name,
+        scheduleTime: new Date(Date.now() + 60_000).toISOString(),
+        httpRequest: { url: `${target.url}/work/a`, headers },
+      },
+    }),
+  });
+  expect(made.status).toBe(200);
+  return name;
+}
+
 describe('redrive', () => {
   it('copies each task with everything intact, deletes the original, and the target gets each once', async () => {
     const s = await start(['a', 'b', 'c'].map((id) => secretTask(id)));
@@ -167,22 +190,9 @@ describe('redrive', () => {
       requestId: 'crash-1',
     };
     // The copy an earlier delivery made before its instance died.
-    const copyName = copyNameOf(parseTaskName(`${ORDERS}/tasks/a`)!, 'crash-1', Date.parse(cutoff)).name;
-    const made = await fetch(`${s.emulator.url}/v2/${ORDERS}/tasks`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        task: {
-          name: copyName,
-          scheduleTime: new Date(Date.now() + 60_000).toISOString(),
-          httpRequest: {
-            url: `${target.url}/work/a`,
-            headers: { 'X-Rerun-Original-Task': `${ORDERS}/tasks/a` },
-          },
-        },
-      }),
+    const copyName = await makeTaskUnderCopyName(s, 'crash-1', cutoff, {
+      'X-Rerun-Original-Task': `${ORDERS}/tasks/a`,
     });
-    expect(made.status).toBe(200);
     const { body } = await s.post(event);
     const row = body.tasks.find((t: Json) => t.task === `${ORDERS}/tasks/a`);
     expect(row).toMatchObject({ outcome: 'redriven', copy: copyName });
@@ -197,18 +207,7 @@ describe('redrive', () => {
   it('refuses to delete the original when a stranger holds the copy name', async () => {
     const s = await start([secretTask('a')]);
     const cutoff = new Date(Date.now() - 1000).toISOString();
-    const copyName = copyNameOf(parseTaskName(`${ORDERS}/tasks/a`)!, 'stranger-1', Date.parse(cutoff)).name;
-    await fetch(`${s.emulator.url}/v2/${ORDERS}/tasks`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        task: {
-          name: copyName,
-          scheduleTime: new Date(Date.now() + 60_000).toISOString(),
-          httpRequest: { url: `${target.url}/x` },
-        },
-      }),
-    });
+    await makeTaskUnderCopyName(s, 'stranger-1', cutoff, {});
     const { body } = await s.post({
       kind: 'fix-deployed',
       mode: 'redrive',

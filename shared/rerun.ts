@@ -330,8 +330,10 @@ class Run {
    */
   async #redrive(candidate: Candidate, canary: boolean, forced: () => void): Promise<TaskRow> {
     const task = candidate.name.name;
+    // No slot left in the budget: deferred, not queued. The control queue runs at the RunTask quota, and
+    // the next delivery of the request goes on at the queue's own rate.
     const slotMs = this.#copier.reserve(candidate.queue);
-    if (slotMs === undefined) return { task, ...(await this.#queueOrDefer(task)) };
+    if (slotMs === undefined) return { task, outcome: 'deferred' };
     const claimed = await this.#claim(task);
     if (!('claim' in claimed)) return claimed;
     this.#touched = true;

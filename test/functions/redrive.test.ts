@@ -430,6 +430,34 @@ describe('redrive', () => {
     expect(Date.now() - started).toBeLessThan(6_000);
   });
 
+  it('defers what does not fit in the budget rather than queue it, and the next delivery goes on', async () => {
+    const ids = Array.from({ length: 12 }, (_, i) => `t${i}`);
+    const CONTROL = queueName('rerun-control');
+    const s = await start(
+      ids.map((id) => secretTask(id)),
+      { rateLimits: { maxDispatchesPerSecond: 10 } },
+      {
+        RERUN_TIME_BUDGET: '600ms',
+        RERUN_CONTROL_QUEUE: CONTROL,
+        RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
+        RERUN_INVOKER_SA: 'rerun-invoker@test-project.iam.gserviceaccount.com',
+      },
+    );
+    s.emulator.load({ queues: [{ name: CONTROL, state: 'PAUSED', tasks: [] }] });
+    const event = { kind: 'fix-deployed', mode: 'redrive', verify: '0s', breaker: false };
+    const first = await s.post(event);
+    expect(first.body.counts.redriven).toBeGreaterThan(0);
+    expect(first.body.counts.queued).toBe(0);
+    expect(first.body.counts.redriven + first.body.counts.deferred).toBe(12);
+    expect(first.body.continueWith).toMatchObject({ deferred: first.body.counts.deferred });
+    let redriven = first.body.counts.redriven;
+    for (let delivery = 0; delivery < 6 && redriven < 12; delivery++) {
+      redriven += (await s.post(event)).body.counts.redriven;
+    }
+    expect(redriven).toBe(12);
+    expect(callsOf(s, 'CreateTask').filter((c) => c.name === ORDERS)).toHaveLength(12);
+  });
+
   it('says in a dry run how long each mode takes, and suggests redrive when RunTask is slower than the backoff', async () => {
     const ids = Array.from({ length: 120 }, (_, i) => `t${i}`);
     // Their own retries come within two minutes; RunTask at 1 per second needs two.

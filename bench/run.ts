@@ -8,10 +8,10 @@
  * 1000,10000,100000), BENCH_SCAN_GOOGLE=0 (skip the @google-cloud/tasks listing), BENCH_SCAN_TUNED (V8
  * flags of a tuned scan variant, default --max-semi-space-size=4; empty to skip), BENCH_PACING_TASKS
  * (default 80), BENCH_PACING_RATE (default 10 per second), BENCH_OVERHEAD_CALLS (default 2000),
- * BENCH_RECOVERY_SIZES (redriven backlogs, default 1000,10000), BENCH_RECOVERY_RUN_TASKS (run mode's
+ * BENCH_RECOVERY_SIZES (redriven backlogs, default 2000,10000), BENCH_RECOVERY_RUN_TASKS (run mode's
  * sample, default 60), BENCH_RECOVERY_ARMING_MS (redrive's arming delay, default 1000),
  * BENCH_RECOVERY_VERIFY (the request's verify, e.g. 0s; default the product's), BENCH_RECOVERY_LATENCY_MS
- * (added to every emulator answer, default 30), BENCH_RECOVERY_TIMEOUT_S (every wait of one recovery run,
+ * (added to every emulator answer, default 30), BENCH_RECOVERY_CONCURRENCY (RERUN_REDRIVE_CONCURRENCY, default 32), BENCH_RECOVERY_TIMEOUT_S (every wait of one recovery run,
  * default 360).
  */
 import { coldStartRows, overheadRows, pacingRows, recoveryRows, scanRows } from './rows.js';
@@ -113,7 +113,7 @@ if (only.has('overhead')) {
 
 if (only.has('recovery')) {
   progress('recovery...');
-  const sizes = (env.BENCH_RECOVERY_SIZES ?? '1000,10000').split(',').map(Number);
+  const sizes = (env.BENCH_RECOVERY_SIZES ?? '2000,10000').split(',').map(Number);
   if (!sizes.every((n) => Number.isInteger(n) && n > 0))
     throw new Error('BENCH_RECOVERY_SIZES: positive integers');
   figures.recovery = await benchRecovery(
@@ -123,6 +123,7 @@ if (only.has('recovery')) {
       bodyBytes: 10_000,
       armingDelayMs: int('BENCH_RECOVERY_ARMING_MS', 1000),
       latencyMs: Number(env.BENCH_RECOVERY_LATENCY_MS || 30),
+      redriveConcurrency: int('BENCH_RECOVERY_CONCURRENCY', 32),
       verify: env.BENCH_RECOVERY_VERIFY || undefined,
       timeoutMs: int('BENCH_RECOVERY_TIMEOUT_S', 360) * 1000,
       runSample: { tasks: int('BENCH_RECOVERY_RUN_TASKS', 60), ratePerSecond: 10, windowMs: 6000 },

@@ -63,6 +63,8 @@ export interface PlanDeps {
   readonly pacer: Pacer;
   readonly log: Logger;
   readonly now: () => number;
+  /** The copies this run's redrive made: listed later in the same queue, they are not its work. */
+  readonly ownCopies?: ReadonlySet<string>;
 }
 
 /** The plan of one request: its queues, their pages, and the queue errors met on the way. */
@@ -196,6 +198,7 @@ export class Plan {
     const split: PlannedPage = { candidates: [], rows: [] };
     for (const task of page) {
       run.report.scanned++;
+      if (this.deps.ownCopies?.has(task.name)) continue;
       const selection = selectTask(task, rules);
       if (selection.kind === 'unmatched') continue;
       run.report.matched++;

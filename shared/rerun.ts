@@ -15,7 +15,7 @@ import type { CloudTasksClient } from './cloud-tasks.js';
 import { Claimer, type Claim, type ClaimEnd, type ClaimRegistry } from './claims.js';
 import type { Config } from './config.js';
 import type { ControlTarget } from './control-tasks.js';
-import { Copier, DEFAULT_ARMING_DELAY_MS, type CopyResult } from './copy.js';
+import { Copier, copyNameOf, DEFAULT_ARMING_DELAY_MS, type CopyResult } from './copy.js';
 import { Enqueuer } from './enqueue.js';
 import { estimateOf, type Estimate, type QueueLoad } from './estimate.js';
 import type { RerunRequest } from './events.js';
@@ -88,6 +88,8 @@ class Run {
   readonly #enqueuer: Enqueuer | undefined;
   /** Names that reached the claim stage: a task listed twice is forced once. */
   readonly #seen = new Set<string>();
+  /** The copies redrive made: a later page lists them, and they are not this run's work. */
+  readonly #copies = new Set<string>();
   readonly #running = new Set<Promise<void>>();
   /** Bounds tasks between planning and their outcome, so a long listing never piles up in memory. */
   readonly #pending: Semaphore;
@@ -110,7 +112,7 @@ class Run {
     this.#budget = new Budget(config.timeBudgetMs, now);
     this.#cap = Math.min(request.maxTasks ?? config.maxTasks, config.maxTasks);
     this.#report = new ReportBuilder(log, request.dryRun);
-    this.#plan = new Plan(request, scope, { tasks, pacer: deps.pacer, log, now });
+    this.#plan = new Plan(request, scope, { tasks, pacer: deps.pacer, log, now, ownCopies: this.#copies });
     this.#breaker = new Breaker(request.breaker);
     this.#gate = new Gate(request.dryRun ? undefined : request.canary, log, now);
     const control = controlTargetOf(config);
@@ -337,6 +339,7 @@ class Run {
     const claimed = await this.#claim(task);
     if (!('claim' in claimed)) return claimed;
     this.#touched = true;
+    this.#copies.add(copyNameOf(candidate.name, this.request.requestId, this.request.cutoffMs).name);
     const result = await this.#copier.copy(candidate, slotMs, this.#policyFor(canary));
     forced();
     const end: ClaimEnd = result.outcome === 'deferred' ? 'left-to-control-queue' : 'done';

@@ -458,6 +458,19 @@ describe('redrive', () => {
     expect(callsOf(s, 'CreateTask').filter((c) => c.name === ORDERS)).toHaveLength(12);
   });
 
+  it('does not count its own copies, listed on a later page, as matched tasks', async () => {
+    // More than one listing page (1000 tasks): the copies made meanwhile are listed on the second.
+    const ids = Array.from({ length: 1050 }, (_, i) => `t${i}`);
+    const s = await start(
+      ids.map((id) => failedTask(ORDERS, id, target.url)),
+      {},
+      { RERUN_MAX_TASKS: '2000', RERUN_TIME_BUDGET: '50s' },
+    );
+    const { body } = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    expect(body.counts).toMatchObject({ matched: 1050, redriven: 1050, skipped: 0 });
+    expect(body.queues[0].scanned).toBeGreaterThan(1050);
+  });
+
   it('says in a dry run how long each mode takes, and suggests redrive when RunTask is slower than the backoff', async () => {
     const ids = Array.from({ length: 120 }, (_, i) => `t${i}`);
     // Their own retries come within two minutes; RunTask at 1 per second needs two.

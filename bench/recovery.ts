@@ -1,0 +1,435 @@
+/**
+ * Figure 5, recovery: how long a backlog of N failed tasks (~10 KB bodies) takes to leave its queue once
+ * the target answers 200, `"mode":"redrive"` beside `"mode":"run"`. Each request runs in a child process
+ * (recovery-child.ts) against the emulator and the target in this one, so the child's heap and RSS are the
+ * product's alone. The time runs from the request to the first listing of the queue that comes back empty.
+ *
+ * Redrive runs at full size against a queue at 500 dispatches per second and the real RunTask quota. Run
+ * mode is held to 60 RunTask calls per minute: N tasks take hours, so it runs on a small sample at a
+ * compressed quota (as the pacing figure does), and its real time is projected as N / (1 per second x the
+ * utilization measured on the sample).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../emulator/server.js';
+import type { RerunReport } from '../shared/report.js';
+import { baseEnv, runChild } from './child.js';
+import type { RecoveryChildResult } from './recovery-child.js';
+import { summarize, type Summary } from './stats.js';
+import { benchQueue, failedTask, queueName, startTarget, type Target } from './world.js';
+
+export interface RecoveryOptions {
+  readonly runs: number;
+  /** Backlog sizes redriven at full size. */
+  readonly sizes: readonly number[];
+  /** Bytes of each task's body (before base64). */
+  readonly bodyBytes: number;
+  /** The runtime's redrive arming delay (the copy's scheduleTime ahead of its create). */
+  readonly armingDelayMs: number;
+  /** Latency the emulator adds to every API answer (the real API answers in tens of milliseconds). */
+  readonly latencyMs: number;
+  /** RERUN_REDRIVE_CONCURRENCY (the product's default is 32). */
+  readonly redriveConcurrency: number;
+  /** The request's `verify` (e.g. "0s"); undefined keeps the product's default. */
+  readonly verify: string | undefined;
+  /** Every wait of one run ends after this: a run that does not finish reports what it saw. */
+  readonly timeoutMs: number;
+  /** Run mode's sample: tasks, at a quota of `ratePerSecond` compressed into windows of `windowMs`. */
+  readonly runSample: { readonly tasks: number; readonly ratePerSecond: number; readonly windowMs: number };
+}
+
+/** One request, from the request to an empty queue (or the timeout). */
+interface Attempt {
+  readonly finished: boolean;
+  /** Request to empty queue; undefined when the queue never emptied. */
+  readonly recoveryMs: number | undefined;
+  /** Request to report (the request's own duration, verification included). */
+  readonly reportMs: number | undefined;
+  /** Backlog tasks with a 2xx dispatch (of themselves or of a copy naming them). */
+  readonly recovered: number;
+  /** 2xx dispatches beyond the first, per backlog task, summed. */
+  readonly duplicates: number;
+  /** Tasks still listed at the end. */
+  readonly left: number;
+  /** The product's calls by method (the bench's own listings left out). */
+  readonly calls: Record<string, number>;
+  /** Answers other than 200 by `method status`. */
+  readonly otherAnswers: Record<string, number>;
+  /** Achieved RunTask rate (run mode), from the calls' starts. */
+  readonly rate: number;
+  /** CreateTask calls per second, from the first to the last (redrive's own pace). */
+  readonly createRate: number;
+  /** Earliest dispatch minus earliest CreateTask (emulator clock): the arming delay as Cloud Tasks saw it. */
+  readonly armingSeenMs: number | undefined;
+  readonly child: RecoveryChildResult | undefined;
+  readonly note: string | undefined;
+}
+
+export interface RedriveSizeResult {
+  readonly size: number;
+  readonly runs: number;
+  readonly finishedRuns: number;
+  /** Over the finished runs (undefined when none finished). */
+  readonly recoveryMs: Summary | undefined;
+  readonly reportMs: Summary | undefined;
+  /** The product's Cloud Tasks calls per backlog task, and their medians by method. */
+  readonly callsPerTask: Summary;
+  readonly callsPerTaskByMethod: Record<string, number>;
+  readonly runTaskCalls: Summary;
+  readonly duplicates: Summary;
+  readonly recovered: Summary;
+  readonly armingSeenMs: number | undefined;
+  readonly createsPerSecond: Summary;
+  /** CPU of the redriving process per backlog task. */
+  readonly cpuMsPerTask: Summary | undefined;
+  readonly heapBeforeMb: Summary | undefined;
+  readonly peakHeapMb: Summary | undefined;
+  readonly maxRssMb: Summary | undefined;
+  readonly lastCounts: RerunReport['counts'] | undefined;
+  readonly otherAnswers: Record<string, number>;
+  readonly notes: readonly string[];
+}
+
+export interface RunSampleResult {
+  readonly tasks: number;
+  readonly quota: { limit: number; windowMs: number; ratePerSecond: number };
+  /** Achieved RunTask rate over the allowed one, from the RunTask calls' starts. */
+  readonly utilization: Summary;
+  readonly achievedPerSecond: Summary;
+  /** The sample's own time to recovery at the compressed quota. */
+  readonly sampleRecoveryMs: Summary | undefined;
+  readonly recovered: Summary;
+  readonly notes: readonly string[];
+}
+
+export interface RecoveryResult {
+  readonly redrive: RedriveSizeResult[];
+  readonly run: RunSampleResult;
+  /** Run mode at the real quota (1 per second), projected: N / (1 x utilization), seconds. */
+  readonly projectedRunS: Record<number, number>;
+  readonly settings: {
+    bodyBytes: number;
+    armingDelayMs: number;
+    latencyMs: number;
+    verify: string;
+    queueRatePerSecond: number;
+    redriveConcurrency: number;
+    timeBudget: string;
+    timeoutMs: number;
+  };
+}
+
+/** RunTask's real quota: 60 per minute. */
+const REAL_RUN_RATE = 1;
+const QUEUE_RATE = 500;
+const TIME_BUDGET = '300s';
+// Budget, verification and the start-up margin fit inside it.
+const SERVICE_TIMEOUT = '400s';
+const POLL_MS = 20;
+/** The backlog's own next attempts are spread over this long: doing nothing recovers the last one then. */
+export const OWN_SCHEDULE_MS = 3_600_000;
+
+const realNow = () => performance.timeOrigin + performance.now();
+const mb = (kb: number) => kb / 1024;
+
+export async function benchRecovery(
+  options: RecoveryOptions,
+  progress: (line: string) => void,
+): Promise<RecoveryResult> {
+  const target = await startTarget();
+  try {
+    const redrive: RedriveSizeResult[] = [];
+    for (const size of options.sizes) {
+      const attempts: Attempt[] = [];
+      for (let run = 0; run < options.runs; run++) {
+        const attempt = await recoverOnce(options, target, 'redrive', size, `redrive-${size}-${run}`, {});
+        attempts.push(attempt);
+        progress(`recovery redrive ${size}: run ${run + 1}/${options.runs}: ${describe(attempt, size)}`);
+        // One run that does not finish is enough to see it: the next would likely wait as long.
+        if (!attempt.finished) break;
+      }
+      redrive.push(redriveResult(size, attempts));
+    }
+
+    const { tasks, ratePerSecond, windowMs } = options.runSample;
+    const limit = Math.round((ratePerSecond * windowMs) / 1000);
+    const samples: Attempt[] = [];
+    for (let run = 0; run < options.runs; run++) {
+      const attempt = await recoverOnce(options, target, 'run', tasks, `run-${run}`, {
+        runTaskQuota: { limit, windowMs },
+        env: { RERUN_MAX_RATE: String(ratePerSecond) },
+      });
+      samples.push(attempt);
+      progress(`recovery run sample ${tasks}: run ${run + 1}/${options.runs}: ${describe(attempt, tasks)}`);
+      if (!attempt.finished) break;
+    }
+    const finished = samples.filter((a) => a.finished);
+    // NaN when no sample finished: the rows then say so rather than project from nothing.
+    const rates = finished.length > 0 ? finished.map((a) => a.rate) : [NaN];
+    const utilization = summarize(rates.map((r) => r / ratePerSecond));
+    const runResult: RunSampleResult = {
+      tasks,
+      quota: { limit, windowMs, ratePerSecond },
+      utilization,
+      achievedPerSecond: summarize(rates),
+      sampleRecoveryMs: finished.length > 0 ? summarize(finished.map((a) => a.recoveryMs!)) : undefined,
+      recovered: summarize(samples.map((a) => a.recovered)),
+      notes: samples.flatMap((a) => (a.note ? [a.note] : [])),
+    };
+    return {
+      redrive,
+      run: runResult,
+      projectedRunS: Object.fromEntries(
+        options.sizes.map((n) => [n, n / (REAL_RUN_RATE * utilization.median)]),
+      ),
+      settings: {
+        bodyBytes: options.bodyBytes,
+        armingDelayMs: options.armingDelayMs,
+        latencyMs: options.latencyMs,
+        verify: options.verify ?? 'default',
+        queueRatePerSecond: QUEUE_RATE,
+        redriveConcurrency: options.redriveConcurrency,
+        timeBudget: TIME_BUDGET,
+        timeoutMs: options.timeoutMs,
+      },
+    };
+  } finally {
+    await target.close();
+  }
+}
+
+/** Seeds a fresh emulator with the backlog, runs one request in a child and waits for an empty queue. */
+async function recoverOnce(
+  options: RecoveryOptions,
+  target: Target,
+  mode: 'run' | 'redrive',
+  size: number,
+  id: string,
+  extra: { runTaskQuota?: EmulatorOptions['runTaskQuota']; env?: Record<string, string> },
+): Promise<Attempt> {
+  const queue = queueName(`recovery-${id}`);
+  const body = Buffer.alloc(options.bodyBytes, 'x').toString('base64');
+  // Their own next attempts are spread over the next hour, as a backlog in backoff is.
+  const seededMs = Date.now();
+  const backlog = Array.from({ length: size }, (_, i) => {
+    const task = failedTask(queue, `order-${i}`, `${target.url}/orders/${i}`);
+    const scheduleTime = new Date(seededMs + ((i + 1) / size) * OWN_SCHEDULE_MS).toISOString();
+    return { ...task, scheduleTime, httpRequest: { ...task.httpRequest, body } };
+  });
+  const emulator = await startEmulator({
+    port: 0,
+    latencyMs: options.latencyMs,
+    seed: benchQueue(queue, backlog),
+    ...(extra.runTaskQuota && { runTaskQuota: extra.runTaskQuota }),
+  });
+  try {
+    const event = {
+      kind: 'fix-deployed',
+      queues: [queue],
+      mode,
+      ...(options.verify !== undefined && { verify: options.verify }),
+    };
+    const env = baseEnv({
+      CLOUD_TASKS_EMULATOR_HOST: emulator.host,
+      RERUN_QUEUES: queue,
+      RERUN_MAX_TASKS: String(Math.max(size, 1000)),
+      RERUN_TIME_BUDGET: TIME_BUDGET,
+      RERUN_SERVICE_TIMEOUT: SERVICE_TIMEOUT,
+      RERUN_REDRIVE_CONCURRENCY: String(options.redriveConcurrency),
+      LOG_LEVEL: 'info',
+      BENCH_EVENT: JSON.stringify(event),
+      BENCH_ARMING_MS: String(options.armingDelayMs),
+      ...extra.env,
+    });
+    const spawnedRealMs = realNow();
+    const deadlineRealMs = spawnedRealMs + options.timeoutMs;
+    let child: RecoveryChildResult | undefined;
+    let childError: string | undefined;
+    let childDone = false;
+    const childRun = runChild<RecoveryChildResult>('recovery-child.js', [], env, options.timeoutMs).then(
+      (result) => {
+        child = result;
+        if (result.error !== undefined) childError = result.error;
+      },
+      (error: unknown) => {
+        childError = error instanceof Error ? error.message : String(error);
+      },
+    );
+    void childRun.finally(() => (childDone = true));
+
+    // Waits for an empty queue; gives up at the deadline, on a failed child, or once the child is done and
+    // nothing was dispatched for a while (tasks left for a later attempt would keep it waiting an hour).
+    const stallMs = options.armingDelayMs + 15_000;
+    let polls = 0;
+    let emptyAtRealMs: number | undefined;
+    let dispatches = 0;
+    let lastChangeMs = realNow();
+    while (realNow() < deadlineRealMs) {
+      const polledAtMs = realNow();
+      polls++;
+      // A listing that fails or times out counts as not empty yet: the deadline still ends the wait.
+      const listed = await listPage(emulator.url, queue, 1).then(
+        (page) => page.count,
+        () => 1,
+      );
+      if (listed === 0) {
+        emptyAtRealMs = polledAtMs;
+        break;
+      }
+      if (emulator.dispatches.length !== dispatches) {
+        dispatches = emulator.dispatches.length;
+        lastChangeMs = realNow();
+      }
+      if (childDone && (childError !== undefined || realNow() - lastChangeMs > stallMs)) break;
+      await sleep(POLL_MS);
+    }
+    await childRun;
+    const { left, pages } = await countLeft(emulator.url, queue);
+    polls += pages;
+    return {
+      ...tally(emulator, queue, size, polls),
+      finished: emptyAtRealMs !== undefined && left === 0 && childError === undefined,
+      recoveryMs:
+        emptyAtRealMs === undefined ? undefined : emptyAtRealMs - (child?.sentRealMs ?? spawnedRealMs),
+      reportMs: child ? child.returnedRealMs - child.sentRealMs : undefined,
+      left,
+      child,
+      note:
+        childError !== undefined
+          ? `${mode} ${size}: ${childError.split('\n')[0]}`
+          : emptyAtRealMs === undefined
+            ? `${mode} ${size}: ${left} tasks still listed after ${((realNow() - spawnedRealMs) / 1000).toFixed(0)} s`
+            : undefined,
+    };
+  } finally {
+    await emulator.stop();
+  }
+}
+
+/** What the emulator recorded: recovered tasks and duplicates from its dispatches, calls by method. */
+function tally(emulator: Emulator, queue: string, size: number, benchListings: number) {
+  const okDispatches = new Map<string, number>();
+  for (const dispatch of emulator.dispatches) {
+    if (dispatch.status === undefined || dispatch.status < 200 || dispatch.status >= 300) continue;
+    const original = headerOf(dispatch.headers, 'x-rerun-original-task') ?? dispatch.task;
+    okDispatches.set(original, (okDispatches.get(original) ?? 0) + 1);
+  }
+  let recovered = 0;
+  let duplicates = 0;
+  for (let i = 0; i < size; i++) {
+    const count = okDispatches.get(`${queue}/tasks/order-${i}`) ?? 0;
+    if (count > 0) recovered++;
+    duplicates += Math.max(0, count - 1);
+  }
+  const calls: Record<string, number> = {};
+  const otherAnswers: Record<string, number> = {};
+  for (const call of emulator.calls) {
+    calls[call.method] = (calls[call.method] ?? 0) + 1;
+    if (call.status !== 200) {
+      const key = `${call.method} ${call.status}`;
+      otherAnswers[key] = (otherAnswers[key] ?? 0) + 1;
+    }
+  }
+  calls.ListTasks = (calls.ListTasks ?? 0) - benchListings;
+  const rateOf = (method: string) => {
+    const starts = emulator.calls
+      .filter((call) => call.method === method && call.status === 200)
+      .map((call) => call.realStartMs)
+      .sort((a, b) => a - b);
+    return starts.length > 1 ? (starts.length - 1) / ((starts.at(-1)! - starts[0]!) / 1000) : NaN;
+  };
+  const firstCreate = emulator.calls.find((call) => call.method === 'CreateTask');
+  // The first copy's dispatch: tasks due within minBackoffLeft are left to their own schedule, not copied.
+  const firstDispatch = emulator.dispatches.find((d) => headerOf(d.headers, 'x-rerun-original-task'));
+  const armingSeenMs =
+    firstCreate && firstDispatch && firstDispatch.trigger === 'schedule'
+      ? firstDispatch.atMs - firstCreate.startMs
+      : undefined;
+  return {
+    recovered,
+    duplicates,
+    calls,
+    otherAnswers,
+    rate: rateOf('RunTask'),
+    createRate: rateOf('CreateTask'),
+    armingSeenMs,
+  };
+}
+
+const headerOf = (headers: Record<string, string>, name: string) =>
+  Object.entries(headers).find(([key]) => key.toLowerCase() === name)?.[1];
+
+/** One page of the queue's listing (BASIC); every call ends within 10 s. */
+async function listPage(url: string, queue: string, pageSize: number, pageToken = '') {
+  const token = pageToken && `&pageToken=${encodeURIComponent(pageToken)}`;
+  const response = await fetch(`${url}/v2/${queue}/tasks?pageSize=${pageSize}&responseView=BASIC${token}`, {
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!response.ok) throw new Error(`ListTasks: HTTP ${response.status}: ${await response.text()}`);
+  const page = (await response.json()) as { tasks?: unknown[]; nextPageToken?: string };
+  return { count: page.tasks?.length ?? 0, next: page.nextPageToken ?? '' };
+}
+
+async function countLeft(url: string, queue: string): Promise<{ left: number; pages: number }> {
+  let left = 0;
+  let pages = 0;
+  let token = '';
+  do {
+    const page = await listPage(url, queue, 1000, token);
+    pages++;
+    left += page.count;
+    token = page.next;
+  } while (token);
+  return { left, pages };
+}
+
+function describe(a: Attempt, size: number): string {
+  const s = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
+  return [
+    a.finished ? `recovered in ${s(a.recoveryMs)}` : 'DID NOT FINISH',
+    `report after ${s(a.reportMs)}`,
+    `${a.recovered}/${size} recovered, ${a.duplicates} duplicates, ${a.left} left`,
+    `counts ${a.child?.counts ? JSON.stringify(a.child.counts) : '(no report)'}`,
+    `calls ${JSON.stringify(a.calls)}`,
+    ...(Object.keys(a.otherAnswers).length > 0 ? [`other answers ${JSON.stringify(a.otherAnswers)}`] : []),
+    ...(a.child ? [`peak heap ${mb(a.child.peakHeapKb).toFixed(1)} MB, CPU ${a.child.cpuMs} ms`] : []),
+    ...(a.armingSeenMs === undefined ? [] : [`first dispatch ${a.armingSeenMs} ms after the first create`]),
+    ...(Number.isFinite(a.createRate) ? [`${a.createRate.toFixed(0)} creates/s`] : []),
+    ...(a.note ? [a.note] : []),
+  ].join('; ');
+}
+
+function redriveResult(size: number, attempts: readonly Attempt[]): RedriveSizeResult {
+  const finished = attempts.filter((a) => a.finished);
+  const children = attempts.flatMap((a) => (a.child ? [a.child] : []));
+  const of = <T>(list: readonly T[], pick: (t: T) => number) =>
+    list.length > 0 ? summarize(list.map(pick)) : undefined;
+  const methods = [...new Set(attempts.flatMap((a) => Object.keys(a.calls)))].sort();
+  const otherAnswers: Record<string, number> = {};
+  for (const a of attempts)
+    for (const [key, n] of Object.entries(a.otherAnswers)) otherAnswers[key] = (otherAnswers[key] ?? 0) + n;
+  return {
+    size,
+    runs: attempts.length,
+    finishedRuns: finished.length,
+    recoveryMs: of(finished, (a) => a.recoveryMs!),
+    reportMs: of(finished, (a) => a.reportMs!),
+    callsPerTask: summarize(
+      attempts.map((a) => Object.values(a.calls).reduce((sum, n) => sum + n, 0) / size),
+    ),
+    callsPerTaskByMethod: Object.fromEntries(
+      methods.map((m) => [m, summarize(attempts.map((a) => (a.calls[m] ?? 0) / size)).median]),
+    ),
+    runTaskCalls: summarize(attempts.map((a) => a.calls.RunTask ?? 0)),
+    duplicates: summarize(attempts.map((a) => a.duplicates)),
+    recovered: summarize(attempts.map((a) => a.recovered)),
+    armingSeenMs: attempts[0]?.armingSeenMs,
+    createsPerSecond: summarize(attempts.map((a) => a.createRate)),
+    cpuMsPerTask: of(children, (c) => c.cpuMs / size),
+    heapBeforeMb: of(children, (c) => mb(c.heapBeforeKb)),
+    peakHeapMb: of(children, (c) => mb(c.peakHeapKb)),
+    maxRssMb: of(children, (c) => mb(c.maxRssKb)),
+    lastCounts: attempts.at(-1)?.child?.counts,
+    otherAnswers,
+    notes: attempts.flatMap((a) => (a.note ? [a.note] : [])),
+  };
+}

@@ -11,8 +11,8 @@
  * BENCH_RECOVERY_SIZES (redriven backlogs, default 2000,10000), BENCH_RECOVERY_RUN_TASKS (run mode's
  * sample, default 60), BENCH_RECOVERY_ARMING_MS (redrive's arming delay, default 1000),
  * BENCH_RECOVERY_VERIFY (the request's verify, e.g. 0s; default the product's), BENCH_RECOVERY_LATENCY_MS
- * (added to every emulator answer, default 30), BENCH_RECOVERY_CONCURRENCY (RERUN_REDRIVE_CONCURRENCY, default 32), BENCH_RECOVERY_TIMEOUT_S (every wait of one recovery run,
- * default 360).
+ * (added to every emulator answer, default 30), BENCH_RECOVERY_CONCURRENCY (RERUN_REDRIVE_CONCURRENCY,
+ * default 32), BENCH_RECOVERY_TIMEOUT_S (every wait of one recovery run, default 360).
  */
 import { coldStartRows, overheadRows, pacingRows, recoveryRows, scanRows } from './rows.js';
 import { benchColdStart, coreVariants, startColdStartWorld, type VariantResult } from './cold-start.js';

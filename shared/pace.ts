@@ -47,6 +47,11 @@ export class Pacer {
   }
 }
 
+/** Whether every pacer allows a slot by `deadlineMs` (nothing reserved). */
+export function hasSlot(pacers: readonly Pacer[], nowMs: number, deadlineMs: number): boolean {
+  return pacers.reduce((slot, pacer) => pacer.earliestMs(slot), nowMs) <= deadlineMs;
+}
+
 /**
  * Reserves the earliest instant every pacer allows, unless it falls after `deadlineMs`; returns the
  * slot, or undefined (nothing reserved).

@@ -22,7 +22,7 @@ import type { RerunRequest } from './events.js';
 import { Forcer, type ForcePolicy, type ForceResult } from './force.js';
 import { Gate } from './gate.js';
 import { operationFirst, operationLast, type Logger } from './log.js';
-import { Semaphore, type Pacer } from './pace.js';
+import { hasSlot, Semaphore, type Pacer } from './pace.js';
 import { Plan, type Candidate, type QueueRun } from './plan.js';
 import { checkRedrivePermissions } from './redrive-permissions.js';
 import { ReportBuilder, type RerunReport, type TaskRow } from './report.js';
@@ -301,10 +301,9 @@ class Run {
       return { task, ...(await this.#queueOrDefer(task)) };
     }
     try {
-      const slotMs = this.#forcer.reserve(queue);
-      if (slotMs === undefined) return { task, ...(await this.#queueOrDefer(task)) };
-      const claimed = await this.#claim(task);
+      const claimed = await this.#claimWithSlot(task, queue.pacers, () => this.#forcer.reserve(queue));
       if (!('claim' in claimed)) return claimed;
+      const { slotMs } = claimed;
       this.#touched = true;
       const result = await this.#forcer.force(candidate, slotMs, this.#policyFor(canary));
       forced();
@@ -334,10 +333,15 @@ class Run {
     const task = candidate.name.name;
     // No slot left in the budget: deferred, not queued. The control queue runs at the RunTask quota, and
     // the next delivery of the request goes on at the queue's own rate.
-    const slotMs = this.#copier.reserve(candidate.queue);
-    if (slotMs === undefined) return { task, outcome: 'deferred' };
-    const claimed = await this.#claim(task);
+    const { queue } = candidate;
+    const claimed = await this.#claimWithSlot(
+      task,
+      queue.copyPacers,
+      () => this.#copier.reserve(queue),
+      false,
+    );
     if (!('claim' in claimed)) return claimed;
+    const { slotMs } = claimed;
     this.#touched = true;
     this.#copies.add(copyNameOf(candidate.name, this.request.requestId, this.request.cutoffMs).name);
     const result = await this.#copier.copy(candidate, slotMs, this.#policyFor(canary));
@@ -361,6 +365,30 @@ class Run {
     );
     this.#recordVerdict(verdict.verdict);
     return { ...row, ...verdict };
+  }
+
+  /**
+   * The claim and the task's paced slot, or the row of a task that cannot have them. The slot is reserved
+   * only once the task is claimed, so a task another run holds never uses up a slot of the shared pacer.
+   * No slot left in the budget: queued (with `queue`) or deferred; a claim already made then stays for the
+   * control queue to carry out.
+   */
+  async #claimWithSlot(
+    task: string,
+    pacers: readonly Pacer[],
+    reserve: () => number | undefined,
+    queue = true,
+  ): Promise<{ claim: Claim; slotMs: number } | TaskRow> {
+    const noSlot = async (): Promise<TaskRow> =>
+      queue ? { task, ...(await this.#queueOrDefer(task)) } : { task, outcome: 'deferred' };
+    if (!hasSlot(pacers, this.#budget.now(), this.#budget.deadlineMs)) return noSlot();
+    const claimed = await this.#claim(task);
+    if (!('claim' in claimed)) return claimed;
+    const slotMs = reserve();
+    if (slotMs !== undefined) return { claim: claimed.claim, slotMs };
+    // Another run took the last slot meanwhile.
+    await this.#claimer.release(claimed.claim, 'left-to-control-queue');
+    return claimed.claim.controlTask !== undefined ? { task, outcome: 'queued' } : noSlot();
   }
 
   /** The claim, or the row of a task that cannot be claimed now. */

@@ -94,6 +94,36 @@ describe('exactly once: overlapping deliveries', () => {
     for (const report of [a.body, b.body]) expectCountsAddUp(report);
   });
 
+  it("a delivery that finds every task claimed uses up none of the process's RunTask slots", async () => {
+    // 1 call per second, a 4 s budget: the first delivery takes the slots at 0, 1 and 2 s.
+    const s = await server({ RERUN_MAX_RATE: '1', RERUN_TIME_BUDGET: '4s' });
+    const tasks = tasksOf(ORDERS, 3);
+    s.emulator.load({
+      queues: [
+        { name: ORDERS, tasks },
+        { name: BILLING, tasks: tasksOf(BILLING, 1, 'b') },
+      ],
+    });
+    const event = {
+      kind: 'fix-deployed',
+      deployedAt: new Date().toISOString(),
+      queues: [ORDERS],
+      verify: '0s',
+    };
+    const first = s.post(event);
+    while (s.emulator.calls.filter((c) => c.method === 'RunTask').length === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // The second delivery finds all three claimed; had it reserved slots for them, the next request's
+    // first slot would fall after its own budget.
+    const second = await s.post(event);
+    expect(second.body.counts.dispatched).toBe(0);
+    expect(second.body.skipped.claimed).toBeGreaterThanOrEqual(2);
+    const other = await s.post({ kind: 'fix-deployed', queues: [BILLING], verify: '0s' });
+    expect(other.body.counts).toMatchObject({ dispatched: 1, deferred: 0 });
+    expect((await first).body.counts.dispatched).toBe(3);
+  });
+
   it('the same event at once to two instances sharing a control queue forces each task once', async () => {
     sharedEmulator = await startEmulator({ port: 0, runTaskQuota: { limit: 60_000, windowMs: 60_000 } });
     const tasks = tasksOf(ORDERS, 60);

@@ -430,20 +430,13 @@ describe('redrive', () => {
     expect(Date.now() - started).toBeLessThan(6_000);
   });
 
-  it('defers what does not fit in the budget rather than queue it, and the next delivery goes on', async () => {
+  it('defers what does not fit in the budget, and the next delivery goes on', async () => {
     const ids = Array.from({ length: 12 }, (_, i) => `t${i}`);
-    const CONTROL = queueName('rerun-control');
     const s = await start(
       ids.map((id) => secretTask(id)),
       { rateLimits: { maxDispatchesPerSecond: 10 } },
-      {
-        RERUN_TIME_BUDGET: '600ms',
-        RERUN_CONTROL_QUEUE: CONTROL,
-        RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
-        RERUN_INVOKER_SA: 'rerun-invoker@test-project.iam.gserviceaccount.com',
-      },
+      { RERUN_TIME_BUDGET: '600ms' },
     );
-    s.emulator.load({ queues: [{ name: CONTROL, state: 'PAUSED', tasks: [] }] });
     const event = { kind: 'fix-deployed', mode: 'redrive', verify: '0s', breaker: false };
     const first = await s.post(event);
     expect(first.body.counts.redriven).toBeGreaterThan(0);
@@ -455,7 +448,7 @@ describe('redrive', () => {
       redriven += (await s.post(event)).body.counts.redriven;
     }
     expect(redriven).toBe(12);
-    expect(callsOf(s, 'CreateTask').filter((c) => c.name === ORDERS)).toHaveLength(12);
+    expect(callsOf(s, 'CreateTask')).toHaveLength(12);
   });
 
   it('does not count its own copies, listed on a later page, as matched tasks', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Pacer, reserveSlot, Semaphore } from '../../shared/pace.js';
+import { hasSlot, Pacer, reserveSlot, Semaphore } from '../../shared/pace.js';
 
 describe('reserveSlot', () => {
   it('spaces slots by the slowest pacer, a little wider than its rate', () => {
@@ -24,6 +24,15 @@ describe('reserveSlot', () => {
     expect(reserveSlot([pacer], 0, 500)).toBe(0);
     expect(reserveSlot([pacer], 0, 500)).toBeUndefined();
     expect(reserveSlot([pacer], 0, 5_000)).toBeCloseTo(1_010);
+  });
+
+  it('tells whether a slot is left by the deadline without reserving it', () => {
+    const pacer = new Pacer(1);
+    expect(hasSlot([pacer], 0, 500)).toBe(true);
+    expect(hasSlot([pacer], 0, 500)).toBe(true);
+    expect(reserveSlot([pacer], 0, 500)).toBe(0);
+    expect(hasSlot([pacer], 0, 500)).toBe(false);
+    expect(hasSlot([pacer], 0, 5_000)).toBe(true);
   });
 
   it('waits out a quota push-back', () => {

@@ -21,7 +21,7 @@ import type { ForcePolicy } from './force.js';
 import { parseTaskName, type TaskName } from './names.js';
 import { reserveSlot, type Semaphore } from './pace.js';
 import type { Candidate, QueueRun } from './plan.js';
-import { actionFor, backoffDelayMs, isInDoubt } from './retry.js';
+import { actionFor, backoffDelayMs, isInDoubt, outcomeOfFailedRead } from './retry.js';
 import { selectTask, type SkipReason } from './select.js';
 
 /** The header a copy carries: the name of the first task of the chain (kept as it is on a copy's copy). */
@@ -104,6 +104,8 @@ type Stop = { readonly stop: CopyResult };
 export class Copier {
   /** Accounts whose tokens this run may not create tasks with: later tasks carrying them are not tried. */
   readonly #cannotActAs = new Set<string>();
+  /** The names of the copies this run creates: a later listing page shows them, and they are not its work. */
+  readonly copies = new Set<string>();
 
   constructor(
     private readonly deps: CopyDeps,
@@ -135,6 +137,7 @@ export class Copier {
     if (queue.stoppedBy) return { outcome: 'skipped', skipReason: queue.stoppedBy };
     if (policy.isHeld()) return { outcome: 'held' };
     const copyName = copyNameOf(name, this.request.requestId, this.request.cutoffMs);
+    this.copies.add(copyName.name);
     const created = await this.#create(queue, fresh, copyName, account);
     if ('stop' in created) return created.stop;
     return this.#replace(name, fresh, copyName, created.dueMs);
@@ -206,17 +209,10 @@ export class Copier {
         this.#cannotActAs.add(account);
         return { stop: { outcome: 'skipped', skipReason: 'cannot-act-as' } };
       }
-      switch (actionFor(failure)) {
-        case 'stop-queue':
-          queue.stoppedBy = 'queue-permission-denied';
-          return { stop: { outcome: 'failed', error: `CreateTask: ${failure.message}` } };
-        case 'retry':
-        case 'wait-quota':
-          break;
-        default:
-          if (!isInDoubt(failure)) {
-            return { stop: { outcome: 'failed', error: `CreateTask: ${failure.message}` } };
-          }
+      const action = actionFor(failure);
+      if (action === 'stop-queue') queue.stoppedBy = 'queue-permission-denied';
+      if (action !== 'retry' && action !== 'wait-quota' && !isInDoubt(failure)) {
+        return { stop: { outcome: 'failed', error: `CreateTask: ${failure.message}` } };
       }
       // A named create is safe to send again: if the first one landed, the next answers ALREADY_EXISTS.
       if (attempt + 1 >= MAX_CHANGE_ATTEMPTS || !(await this.#backoff(attempt))) {
@@ -270,15 +266,8 @@ export class Copier {
       return task === OUT_OF_TIME ? { stop: { outcome: 'deferred' } } : task;
     } catch (error) {
       const failure = toCloudTasksError(error);
-      switch (actionFor(failure)) {
-        case 'gone':
-          return { stop: { outcome: 'gone' } };
-        case 'fail':
-        case 'stop-queue':
-          return { stop: { outcome: 'failed', error: failure.message } };
-        default:
-          return { stop: { outcome: 'deferred', error: failure.message } };
-      }
+      const outcome = outcomeOfFailedRead(failure);
+      return { stop: outcome === 'gone' ? { outcome } : { outcome, error: failure.message } };
     } finally {
       calls.release();
     }

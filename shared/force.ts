@@ -10,7 +10,7 @@ import type { Logger } from './log.js';
 import type { TaskName } from './names.js';
 import { reserveCall, reserveSlot, type Pacer, type Semaphore } from './pace.js';
 import type { Candidate, QueueRun } from './plan.js';
-import { actionFor, backoffDelayMs, isInDoubt, quotaWaitMs } from './retry.js';
+import { actionFor, backoffDelayMs, isInDoubt, outcomeOfFailedRead, quotaWaitMs } from './retry.js';
 import { selectTask, type SelectionRules, type SkipReason } from './select.js';
 
 /**
@@ -110,18 +110,14 @@ export class Forcer {
       return { kind: 'task', task };
     } catch (error) {
       const failure = toCloudTasksError(error);
-      switch (actionFor(failure)) {
-        case 'gone':
-          return { kind: 'result', result: { outcome: 'gone' } };
-        case 'fail':
-        case 'stop-queue':
-          return { kind: 'result', result: { outcome: 'failed', error: failure.message } };
-        default:
-          return {
-            kind: 'result',
-            result: { outcome: 'deferred', why: 'transient', error: failure.message },
-          };
-      }
+      const outcome = outcomeOfFailedRead(failure);
+      const result: ForceResult =
+        outcome === 'gone'
+          ? { outcome }
+          : outcome === 'failed'
+            ? { outcome, error: failure.message }
+            : { outcome, why: 'transient', error: failure.message };
+      return { kind: 'result', result };
     }
   }
 

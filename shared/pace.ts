@@ -47,6 +47,11 @@ export class Pacer {
   }
 }
 
+/** The rate the pacers allow together: the lowest of theirs; undefined when there is none. */
+export function rateOf(pacers: readonly Pacer[]): number | undefined {
+  return pacers.length > 0 ? Math.min(...pacers.map((p) => p.ratePerSecond)) : undefined;
+}
+
 /** Whether every pacer allows a slot by `deadlineMs` (nothing reserved). */
 export function hasSlot(pacers: readonly Pacer[], nowMs: number, deadlineMs: number): boolean {
   return pacers.reduce((slot, pacer) => pacer.earliestMs(slot), nowMs) <= deadlineMs;

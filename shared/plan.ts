@@ -12,9 +12,9 @@ import {
 import type { RerunRequest } from './events.js';
 import type { Logger } from './log.js';
 import { isQueueAllowed, parseQueueName, parseTaskName, type QueueName, type TaskName } from './names.js';
-import { Pacer, Semaphore } from './pace.js';
+import { Pacer, rateOf, Semaphore } from './pace.js';
 import type { QueueReport, TaskRow } from './report.js';
-import { actionFor } from './retry.js';
+import { actionFor, outcomeOfFailedRead } from './retry.js';
 import type { Scope } from './scope.js';
 import {
   queueSkipReason,
@@ -127,8 +127,8 @@ export class Plan {
     );
     const pacers = [this.deps.pacer, ...copyPacers];
     report.state = state.state ?? 'STATE_UNSPECIFIED';
-    const paced = this.request.mode === 'redrive' ? copyPacers : pacers;
-    if (paced.length > 0) report.rate = Math.min(...paced.map((p) => p.ratePerSecond));
+    const rate = rateOf(this.request.mode === 'redrive' ? copyPacers : pacers);
+    if (rate !== undefined) report.rate = rate;
     return {
       queue,
       report,
@@ -177,10 +177,9 @@ export class Plan {
         yield this.#split([await this.deps.tasks.getTask(task)], run);
       } catch (error) {
         const failure = toCloudTasksError(error);
-        const action = actionFor(failure);
-        if (action === 'stop-queue') throw failure;
+        if (actionFor(failure) === 'stop-queue') throw failure;
         run.report.matched++;
-        const outcome = action === 'gone' ? 'gone' : action === 'fail' ? 'failed' : 'deferred';
+        const outcome = outcomeOfFailedRead(failure);
         yield {
           candidates: [],
           rows: [{ task: task.name, outcome, ...(outcome !== 'gone' && { error: failure.message }) }],

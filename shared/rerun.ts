@@ -15,14 +15,14 @@ import type { CloudTasksClient } from './cloud-tasks.js';
 import { Claimer, type Claim, type ClaimEnd, type ClaimRegistry } from './claims.js';
 import type { Config } from './config.js';
 import type { ControlTarget } from './control-tasks.js';
-import { Copier, copyNameOf, DEFAULT_ARMING_DELAY_MS, type CopyResult } from './copy.js';
+import { Copier, DEFAULT_ARMING_DELAY_MS, type CopyResult } from './copy.js';
 import { Enqueuer } from './enqueue.js';
 import { estimateOf, type Estimate, type QueueLoad } from './estimate.js';
 import type { RerunRequest } from './events.js';
 import { Forcer, type ForcePolicy, type ForceResult } from './force.js';
 import { Gate } from './gate.js';
 import { operationFirst, operationLast, type Logger } from './log.js';
-import { hasSlot, Semaphore, type Pacer } from './pace.js';
+import { hasSlot, rateOf, Semaphore, type Pacer } from './pace.js';
 import { Plan, type Candidate, type QueueRun } from './plan.js';
 import { checkRedrivePermissions } from './redrive-permissions.js';
 import { ReportBuilder, type RerunReport, type TaskRow } from './report.js';
@@ -88,8 +88,6 @@ class Run {
   readonly #enqueuer: Enqueuer | undefined;
   /** Names that reached the claim stage: a task listed twice is forced once. */
   readonly #seen = new Set<string>();
-  /** The copies redrive made: a later page lists them, and they are not this run's work. */
-  readonly #copies = new Set<string>();
   readonly #running = new Set<Promise<void>>();
   /** Bounds tasks between planning and their outcome, so a long listing never piles up in memory. */
   readonly #pending: Semaphore;
@@ -112,7 +110,6 @@ class Run {
     this.#budget = new Budget(config.timeBudgetMs, now);
     this.#cap = Math.min(request.maxTasks ?? config.maxTasks, config.maxTasks);
     this.#report = new ReportBuilder(log, request.dryRun);
-    this.#plan = new Plan(request, scope, { tasks, pacer: deps.pacer, log, now, ownCopies: this.#copies });
     this.#breaker = new Breaker(request.breaker);
     this.#gate = new Gate(request.dryRun ? undefined : request.canary, log, now);
     const control = controlTargetOf(config);
@@ -140,6 +137,13 @@ class Run {
       { tasks, calls, budget: this.#budget, armingDelayMs: this.#armingDelayMs },
       work,
     );
+    this.#plan = new Plan(request, scope, {
+      tasks,
+      pacer: deps.pacer,
+      log,
+      now,
+      ownCopies: this.#copier.copies,
+    });
     this.#verifier = new Verifier({ tasks, reads: calls, budget: this.#budget });
     this.#enqueuer =
       control && deps.ownClaimId === undefined ? new Enqueuer(tasks, control, work, calls, now) : undefined;
@@ -307,12 +311,8 @@ class Run {
       this.#touched = true;
       const result = await this.#forcer.force(candidate, slotMs, this.#policyFor(canary));
       forced();
-      const end = claimEndOf(result);
-      await this.#claimer.release(claimed.claim, end);
-      if (result.outcome !== 'dispatched') {
-        const handedOver = end !== 'done' && claimed.claim.controlTask !== undefined;
-        return handedOver ? { task, outcome: 'queued' } : { task, ...rowFieldsOf(result) };
-      }
+      await this.#claimer.release(claimed.claim, claimEndOf(result));
+      if (result.outcome !== 'dispatched') return rowOf(task, claimed.claim, result);
       const windowMs = this.#verifyWindowMs(canary);
       if (windowMs <= 0) return { task, outcome: 'dispatched' };
       const onLastAttempt = isLastAttempt(result.fresh, queue.retry, this.#budget.now());
@@ -343,15 +343,10 @@ class Run {
     if (!('claim' in claimed)) return claimed;
     const { slotMs } = claimed;
     this.#touched = true;
-    this.#copies.add(copyNameOf(candidate.name, this.request.requestId, this.request.cutoffMs).name);
     const result = await this.#copier.copy(candidate, slotMs, this.#policyFor(canary));
     forced();
-    const end: ClaimEnd = result.outcome === 'deferred' ? 'left-to-control-queue' : 'done';
-    await this.#claimer.release(claimed.claim, end);
-    if (result.outcome !== 'redriven') {
-      const handedOver = end !== 'done' && claimed.claim.controlTask !== undefined;
-      return handedOver ? { task, outcome: 'queued' } : { task, ...rowFieldsOf(result) };
-    }
+    await this.#claimer.release(claimed.claim, claimEndOf(result));
+    if (result.outcome !== 'redriven') return rowOf(task, claimed.claim, result);
     const row: TaskRow = { task, outcome: 'redriven', copy: result.copy.name };
     const windowMs = this.#verifyWindowMs(canary);
     if (windowMs <= 0) return row;
@@ -452,9 +447,8 @@ class Run {
     const loads: QueueLoad[] = [...this.#wouldForce].map(([queue, { tasks, latestDueMs }]) => ({
       tasks,
       backoffLeftSeconds: Math.max(0, latestDueMs - nowMs) / 1000,
-      runRatePerSecond: Math.min(...queue.pacers.map((p) => p.ratePerSecond)),
-      copyRatePerSecond:
-        queue.copyPacers.length > 0 ? Math.min(...queue.copyPacers.map((p) => p.ratePerSecond)) : undefined,
+      runRatePerSecond: rateOf(queue.pacers)!,
+      copyRatePerSecond: rateOf(queue.copyPacers),
     }));
     return estimateOf(loads, {
       mode: this.request.mode,
@@ -505,15 +499,24 @@ function controlTargetOf(config: Config): ControlTarget | undefined {
     : undefined;
 }
 
-/** How the claim ends for a force result: an answer in doubt keeps the task claimed until it shows. */
-function claimEndOf(result: ForceResult): ClaimEnd {
+/**
+ * How the claim ends: a task left undone stays claimed for the control queue to carry out, and a RunTask
+ * answer in doubt keeps the task claimed until its late attempt shows.
+ */
+function claimEndOf(result: ForceResult | CopyResult): ClaimEnd {
   if (result.outcome !== 'deferred') return 'done';
-  return result.why === 'lost-answer' ? 'lost-answer' : 'left-to-control-queue';
+  return 'why' in result && result.why === 'lost-answer' ? 'lost-answer' : 'left-to-control-queue';
 }
 
-function rowFieldsOf(
-  result: Exclude<ForceResult | CopyResult, { outcome: 'dispatched' } | { outcome: 'redriven' }>,
-): Omit<TaskRow, 'task'> {
+type Unforced = Exclude<ForceResult | CopyResult, { outcome: 'dispatched' } | { outcome: 'redriven' }>;
+
+/** The row of a task not forced: queued when its claim stays in the control queue to carry it out. */
+function rowOf(task: string, claim: Claim, result: Unforced): TaskRow {
+  const handedOver = claimEndOf(result) !== 'done' && claim.controlTask !== undefined;
+  return handedOver ? { task, outcome: 'queued' } : { task, ...rowFieldsOf(result) };
+}
+
+function rowFieldsOf(result: Unforced): Omit<TaskRow, 'task'> {
   switch (result.outcome) {
     case 'skipped':
       return { outcome: 'skipped', skipReason: result.skipReason };

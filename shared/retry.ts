@@ -32,6 +32,19 @@ export function actionFor(failure: CallFailure): ErrorAction {
   }
 }
 
+/** What a task becomes when reading it failed: gone, failed for good, or left for a later delivery. */
+export function outcomeOfFailedRead(failure: CallFailure): 'gone' | 'failed' | 'deferred' {
+  switch (actionFor(failure)) {
+    case 'gone':
+      return 'gone';
+    case 'fail':
+    case 'stop-queue':
+      return 'failed';
+    default:
+      return 'deferred';
+  }
+}
+
 /**
  * Whether a call that changes something (RunTask, CreateTask, DeleteTask) may have taken effect although
  * it failed: no answer, a server deadline, or a server-side error. Such a call is never simply resent.

@@ -49,6 +49,11 @@ function secretTask(id: string, extra: Json = {}) {
   };
 }
 
+/** `count` secret tasks, t0, t1, ... */
+function secretTasks(count: number) {
+  return Array.from({ length: count }, (_, i) => secretTask(`t${i}`));
+}
+
 async function start(tasks: SeedTask[], queue: Json = {}, env: Record<string, string> = {}) {
   server = await startRerunServer({ RERUN_QUEUES: ORDERS, ...env }, {}, undefined, {
     redriveArmingDelayMs: ARMING_MS,
@@ -411,9 +416,8 @@ describe('redrive', () => {
   });
 
   it('paces copies at the queue rate, without the RunTask rate', async () => {
-    const ids = Array.from({ length: 12 }, (_, i) => `t${i}`);
     const s = await start(
-      ids.map((id) => secretTask(id)),
+      secretTasks(12),
       { rateLimits: { maxDispatchesPerSecond: 20 } },
       // A RunTask rate that would take 12 s: redrive does not use it.
       { RERUN_MAX_RATE: '1' },
@@ -431,9 +435,8 @@ describe('redrive', () => {
   });
 
   it('defers what does not fit in the budget, and the next delivery goes on', async () => {
-    const ids = Array.from({ length: 12 }, (_, i) => `t${i}`);
     const s = await start(
-      ids.map((id) => secretTask(id)),
+      secretTasks(12),
       { rateLimits: { maxDispatchesPerSecond: 10 } },
       { RERUN_TIME_BUDGET: '600ms' },
     );

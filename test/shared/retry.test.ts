@@ -1,6 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { actionFor, backoffDelayMs, quotaWaitMs } from '../../shared/retry.js';
+import { actionFor, backoffDelayMs, outcomeOfFailedRead, quotaWaitMs } from '../../shared/retry.js';
 import { toCloudTasksError } from '../../shared/cloud-tasks.js';
+
+describe('outcomeOfFailedRead', () => {
+  it.each([
+    ['NOT_FOUND', false, 'gone'],
+    ['PERMISSION_DENIED', false, 'failed'],
+    ['INVALID_ARGUMENT', false, 'failed'],
+    ['UNAVAILABLE', false, 'deferred'],
+    ['DEADLINE_EXCEEDED', true, 'deferred'],
+    ['RESOURCE_EXHAUSTED', false, 'deferred'],
+  ] as const)('%s (answer lost: %s) is %s', (status, answerLost, outcome) => {
+    expect(outcomeOfFailedRead({ status, answerLost })).toBe(outcome);
+  });
+});
 
 describe('actionFor (AIP-194)', () => {
   it.each([

@@ -268,6 +268,46 @@ describe('redrive', () => {
     expect(target.requests).toHaveLength(1);
   });
 
+  it('withdraws the copy when the original finishes just before its delete, and says so when it cannot', async () => {
+    const s = await start([secretTask('a'), secretTask('b')]);
+    const cutoff = new Date(Date.now() - 1000).toISOString();
+    const copyOfB = copyNameOf(parseTaskName(`${ORDERS}/tasks/b`)!, 'late-1', Date.parse(cutoff)).name;
+    for (const id of ['a', 'b']) {
+      s.emulator.injectFault({
+        method: 'DeleteTask',
+        kind: 'delay',
+        delayMs: 200,
+        times: 1,
+        resources: [`${ORDERS}/tasks/${id}`],
+      });
+    }
+    // b's copy cannot be withdrawn: its deletes keep answering 503.
+    s.emulator.injectFault({ method: 'DeleteTask', kind: 503, resources: [copyOfB] });
+    const answer = s.post({
+      kind: 'fix-deployed',
+      mode: 'redrive',
+      verify: '0s',
+      deployedAt: cutoff,
+      requestId: 'late-1',
+    });
+    // While each delete of an original is held, the original runs and succeeds.
+    for (const id of ['a', 'b']) {
+      const name = `${ORDERS}/tasks/${id}`;
+      while (!callsOf(s, 'DeleteTask').some((c) => c.name === name))
+        await new Promise((r) => setTimeout(r, 10));
+      await fetch(`${s.emulator.url}/v2/${name}:run`, { method: 'POST' });
+    }
+    const { body } = await answer;
+    const byId = Object.fromEntries(body.tasks.map((row: Json) => [idOf(row.task), row]));
+    expect(byId.a).toMatchObject({ outcome: 'gone' });
+    expect(byId.b).toMatchObject({ outcome: 'failed' });
+    expect(byId.b.error).toMatch(/could not be withdrawn.*may run twice/);
+    // a's copy was withdrawn before it fell due: a ran once; b's copy was not (the report says so).
+    await new Promise((resolve) => setTimeout(resolve, ARMING_MS + 200));
+    await s.emulator.settled();
+    expect(target.requests.filter((r) => idOf(r.path) === 'a')).toHaveLength(1);
+  });
+
   it('withdraws the copy when an attempt of the original starts meanwhile, and leaves the original', async () => {
     target.setRespond(() => new Promise<number>(() => undefined));
     const s = await start([secretTask('a')]);
@@ -280,6 +320,18 @@ describe('redrive', () => {
     expect(body.tasks[0].error).toMatch(/attempt of the original started/);
     expect(s.emulator.task(`${ORDERS}/tasks/a`)).toBeDefined();
     expect((await listFull(s)).map((t) => idOf(t.name))).toEqual(['a']);
+  });
+
+  it('copies a task on its last attempt, and on a queue meant to run one task at a time', async () => {
+    // maxAttempts 5 with 4 used: RunTask would be skipped (last-attempt), but a copy starts from zero.
+    const s = await start([{ ...secretTask('a'), dispatchCount: 4, responseCount: 4 }], {
+      retryConfig: { maxAttempts: 5 },
+      rateLimits: { maxConcurrentDispatches: 1 },
+    });
+    const run = await s.post({ kind: 'fix-deployed', dryRun: true });
+    expect(run.body.tasks[0]).toMatchObject({ outcome: 'skipped' });
+    const { body } = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    expect(body.tasks[0]).toMatchObject({ outcome: 'redriven' });
   });
 
   it('skips a paused queue unless forced', async () => {

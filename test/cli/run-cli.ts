@@ -35,9 +35,11 @@ export function runCli(
 ): Promise<CliResult> {
   const command = [process.execPath, BIN, ...args];
   const [file, argv] = options.terminal
-    ? ['script', ['-qfec', command.map(shellQuote).join(' '), '/dev/null']]
+    ? ['script', ['-qfec', `exec ${command.map(shellQuote).join(' ')}`, '/dev/null']]
     : [process.execPath, [BIN, ...args]];
-  // Under `script`, stdin is the terminal's keyboard: a Ctrl-C written there interrupts the command.
+  // Under `script`, stdin is the terminal's keyboard: a Ctrl-C written there interrupts the command. `exec`:
+  // the bin replaces script's shell, which would otherwise die of that SIGINT itself (a non-interactive dash,
+  // the /bin/sh script runs when SHELL is unset) and make script answer 130 whatever the bin does.
   const child = spawn(file, argv, { env, stdio: [options.terminal ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   const result: CliResult = { code: null, stdout: '', stderr: '', firstStdoutMs: undefined };
   child.stdout?.on('data', (chunk: Buffer) => {

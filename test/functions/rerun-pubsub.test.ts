@@ -2,14 +2,14 @@
  * rerunPubsub behind the Functions Framework's own server on 127.0.0.1, fed real CloudEvents (binary and
  * structured mode) carrying Pub/Sub messages, against a real Cloud Tasks emulator and a real target.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ff from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { startEmulator, type Emulator, type SeedQueue } from '../../emulator/server.js';
 import { MESSAGE_PUBLISHED, rerunPubsubHandler } from '../../functions/rerun-pubsub.js';
 import { ConfigError } from '../../shared/config.js';
@@ -522,6 +522,7 @@ describe('rerunPubsub: configuration', () => {
 
   it('reads RERUN_ROUTES from a file, and names the field of a bad one', () => {
     const dir = mkdtempSync(join(tmpdir(), 'routes-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const good = join(dir, 'good.json');
     writeFileSync(
       good,

@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { CONFIG_KEYS, ConfigError, loadConfig } from '../../shared/config.js';
 
 const Q = 'projects/p-1/locations/us-central1/queues/orders';
@@ -66,6 +66,7 @@ describe('loadConfig', () => {
 
   it('reads RERUN_ROUTES from a file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'routes-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'routes.json');
     writeFileSync(
       file,

@@ -83,7 +83,8 @@ export class Gate {
   async settle(): Promise<void> {
     if (this.#state !== 'choosing') return;
     await Promise.all(this.#work);
-    const dispatched = this.#rows.filter((row) => row.outcome === 'dispatched');
+    // A canary is forced by RunTask (`dispatched`) or, in redrive, copied (`redriven`): its verdict decides.
+    const dispatched = this.#rows.filter((row) => row.outcome === 'dispatched' || row.outcome === 'redriven');
     const passed = dispatched.length > 0 && dispatched.every((row) => row.verdict === 'succeeded');
     this.#state = passed ? 'passed' : 'failed';
     const fields = { canaries: this.#canaries, verdicts: dispatched.map((row) => row.verdict ?? 'none') };

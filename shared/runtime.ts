@@ -88,11 +88,12 @@ export async function rerun(
   header: HeaderLookup = () => undefined,
 ): Promise<RerunResult> {
   const runId = randomUUID();
-  // Every delivery of a request without a cutoff of its own uses its first delivery's (SPEC 4).
-  const request =
-    received.cutoffSource === 'first-delivery'
-      ? { ...received, cutoffMs: runtime.firstDeliveries.cutoffFor(received.requestId, received.cutoffMs) }
-      : received;
+  // Every delivery of a request uses its first delivery's cutoff (SPEC 6 "Exactly once"): that matters
+  // where deliveries differ, a cutoff taken from the time received or clamped to it.
+  const request = {
+    ...received,
+    cutoffMs: runtime.firstDeliveries.cutoffFor(received.requestId, received.cutoffMs),
+  };
   const log = runtime.log.child({
     runId,
     ...(request.reason !== undefined && { reason: request.reason }),

@@ -195,6 +195,25 @@ describe('exactly once: overlapping deliveries', () => {
     const other = await s.post({ ...event, requestId: 'another-request' });
     expect(Date.parse(other.body.cutoff)).toBeGreaterThan(Date.parse(first.body.cutoff));
   });
+
+  it('the same body with a deployedAt in the future, resent later, keeps the cutoff its first delivery was clamped to', async () => {
+    const s = await server();
+    const tasks = tasksOf(ORDERS, 30);
+    s.emulator.load({ queues: [{ name: ORDERS, tasks }] });
+    const event = {
+      kind: 'fix-deployed',
+      queues: [ORDERS],
+      deployedAt: new Date(Date.now() + 10 * 60_000).toISOString(),
+    };
+    const first = await s.post(event);
+    expect(first.body.cutoffClamped).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const again = await s.post(event);
+    expect(again.body.requestId).toBe(first.body.requestId);
+    expect(again.body.cutoff).toBe(first.body.cutoff);
+    expect(again.body.counts.dispatched).toBe(0);
+    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
+  });
 });
 
 describe('a RunTask whose answer was lost is never resent', () => {

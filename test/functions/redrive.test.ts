@@ -105,6 +105,21 @@ async function makeTaskUnderCopyName(
 }
 
 describe('redrive', () => {
+  it('goes on past canaries whose copies succeeded, and holds the rest when they failed again', async () => {
+    const s = await start(secretTasks(4));
+    const passed = await s.post({ kind: 'fix-deployed', mode: 'redrive', canary: { count: 1, wait: '5s' } });
+    expect(passed.body.canary).toMatchObject({ passed: true });
+    expect(passed.body.counts).toMatchObject({ matched: 4, redriven: 4, held: 0 });
+
+    await server?.close();
+    target.setRespond(() => 503);
+    const t = await start(secretTasks(4));
+    const failed = await t.post({ kind: 'fix-deployed', mode: 'redrive', canary: { count: 1, wait: '5s' } });
+    expect(failed.body.canary).toMatchObject({ passed: false });
+    expect(failed.body.counts).toMatchObject({ matched: 4, redriven: 1, held: 3 });
+    expect(failed.body.tasks.find((row: Json) => row.outcome === 'redriven').verdict).toBe('failed-again');
+  });
+
   it('copies each task with everything intact, deletes the original, and the target gets each once', async () => {
     const s = await start(['a', 'b', 'c'].map((id) => secretTask(id)));
     const { status, body } = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '5s' });

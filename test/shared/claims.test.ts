@@ -32,9 +32,17 @@ describe('ClaimRegistry', () => {
 describe('FirstDeliveries', () => {
   it("gives every delivery within the hour the first one's cutoff, and a new one after", () => {
     const memory = new FirstDeliveries();
-    expect(memory.cutoffFor('r', 1_000)).toBe(1_000);
-    expect(memory.cutoffFor('r', 2_000)).toBe(1_000);
-    expect(memory.cutoffFor('other', 2_000)).toBe(2_000);
-    expect(memory.cutoffFor('r', 1_000 + FIRST_DELIVERY_MEMORY_MS)).toBe(1_000 + FIRST_DELIVERY_MEMORY_MS);
+    expect(memory.cutoffFor('r', 1_000, 1_000)).toBe(1_000);
+    expect(memory.cutoffFor('r', 2_000, 2_000)).toBe(1_000);
+    expect(memory.cutoffFor('other', 2_000, 2_000)).toBe(2_000);
+    const later = 1_000 + FIRST_DELIVERY_MEMORY_MS;
+    expect(memory.cutoffFor('r', later, later)).toBe(later);
+  });
+
+  it('keeps an explicit cutoff as the first delivery gave it, even where a resend gives another', () => {
+    const memory = new FirstDeliveries();
+    // A deployedAt in the future is clamped to the time received: 5_000, then 9_000 on the resend.
+    expect(memory.cutoffFor('deploy', 5_000, 5_000)).toBe(5_000);
+    expect(memory.cutoffFor('deploy', 9_000, 9_000)).toBe(5_000);
   });
 });

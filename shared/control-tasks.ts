@@ -23,6 +23,11 @@ export interface ControlWork {
   readonly cutoffMs: number;
   readonly mode: 'run' | 'redrive';
   readonly reason: string | undefined;
+  /** The request's options that decide a task's fate, so the control task applies them as the request did. */
+  readonly force: boolean;
+  readonly lastAttempts: boolean;
+  readonly verifyMs: number;
+  readonly minBackoffLeftMs: number;
 }
 
 /** Longest dispatch deadline Cloud Tasks allows for HTTP targets: longer than the service's timeout. */
@@ -61,6 +66,10 @@ export function controlTaskFor(work: ControlWork, target: ControlTarget, schedul
     cutoff,
     requestId: work.requestId,
     mode: work.mode,
+    force: work.force,
+    lastAttempts: work.lastAttempts,
+    verify: `${work.verifyMs}ms`,
+    minBackoffLeft: `${work.minBackoffLeftMs}ms`,
     ...(work.reason !== undefined && { reason: work.reason }),
   };
   const url = new URL(target.selfUrl);

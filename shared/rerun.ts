@@ -118,6 +118,10 @@ class Run {
       cutoffMs: request.cutoffMs,
       mode: request.mode,
       reason: request.reason,
+      force: request.force,
+      lastAttempts: request.lastAttempts,
+      verifyMs: request.verifyMs,
+      minBackoffLeftMs: request.minBackoffLeftMs,
     };
     this.#claimer = new Claimer(
       { registry: deps.claims, tasks, control, ownClaimId: deps.ownClaimId, log, now },

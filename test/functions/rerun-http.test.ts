@@ -430,7 +430,7 @@ describe('rerunHttp: budget, canary, queued mode', () => {
         { name: CONTROL, state: 'PAUSED', tasks: [] },
       ],
     );
-    const event = { kind: 'fix-deployed', breaker: false };
+    const event = { kind: 'fix-deployed', breaker: false, verify: '2s', lastAttempts: true };
     const first = await s.post(event);
     expect(first.body.counts.queued).toBeGreaterThan(0);
     expect(first.body.counts.dispatched + first.body.counts.queued).toBe(8);
@@ -461,6 +461,11 @@ describe('rerunHttp: budget, canary, queued mode', () => {
         cutoff: first.body.cutoff,
         requestId: first.body.requestId,
         mode: 'run',
+        // The request's own options travel with each task: the control task decides as the request would.
+        force: false,
+        lastAttempts: true,
+        verify: '2000ms',
+        minBackoffLeft: '30000ms',
       });
       expect(queuedNames).toContain(body.tasks[0]);
     }
@@ -479,6 +484,9 @@ describe('rerunHttp: budget, canary, queued mode', () => {
         'X-CloudTasks-QueueName': 'rerun-control',
       });
       expect(delivered.status).toBe(200);
+      // Each control task verifies its own task within its own budget (verify 2s, as the request asked): the
+      // target here still fails.
+      expect(delivered.body.tasks).toMatchObject([{ outcome: 'dispatched', verdict: 'failed-again' }]);
     }
     const perTask = new Map<string, number>();
     for (const name of runTaskCalls(s)) perTask.set(name, (perTask.get(name) ?? 0) + 1);

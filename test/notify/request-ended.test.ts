@@ -56,6 +56,10 @@ function loadControlTasks(requestId: string, taskIds: string[]): string[] {
       cutoffMs: CUTOFF_MS,
       mode: 'run',
       reason: undefined,
+      force: false,
+      lastAttempts: false,
+      verifyMs: 30_000,
+      minBackoffLeftMs: 30_000,
     };
     return controlTaskFor(work, target, Date.now() + 3_600_000);
   });

@@ -143,6 +143,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'invalid configuration:\n✖ RERUN_CONTROL_QUEUE needs RERUN_SELF_URL and RERUN_INVOKER_SA\n  → at RERUN_CONTROL_QUEUE',
     );
   }
+  const control = e.RERUN_CONTROL_QUEUE;
+  if (control && e.RERUN_QUEUES.some((entry) => entry.pattern === control.name)) {
+    throw new ConfigError(
+      `invalid configuration:\n✖ RERUN_QUEUES names the control queue ${control.name}: it is never a rerun target\n  → at RERUN_QUEUES`,
+    );
+  }
   const limits = [
     { key: 'RERUN_SERVICE_TIMEOUT', ms: e.RERUN_SERVICE_TIMEOUT },
     ...(e.RERUN_ACK_DEADLINE === undefined ? [] : [{ key: 'RERUN_ACK_DEADLINE', ms: e.RERUN_ACK_DEADLINE }]),

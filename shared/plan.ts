@@ -101,7 +101,8 @@ export class Plan {
         for await (const page of this.deps.tasks.listQueues(pattern)) {
           for (const { name } of page) {
             const queue = parseQueueName(name);
-            if (queue && isQueueAllowed(queue, [pattern])) queues.set(queue.name, queue);
+            if (queue && queue.name !== this.scope.controlQueue && isQueueAllowed(queue, [pattern]))
+              queues.set(queue.name, queue);
           }
         }
       } catch (error) {

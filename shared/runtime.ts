@@ -99,7 +99,7 @@ export async function rerun(
     ...(request.reason !== undefined && { reason: request.reason }),
     ...traceFields(header, runtime.traceProject),
   });
-  const scope = resolveScope(request, runtime.config.allowlist);
+  const scope = resolveScope(request, runtime.config.allowlist, runtime.config.controlQueue);
   if (!scope.ok) {
     log.error({ refused: scope.refused }, 'request names queues outside the allowlist; nothing called');
     const message = `queues outside the allowlist (RERUN_QUEUES): ${scope.refused.join(', ')}`;

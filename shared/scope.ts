@@ -1,5 +1,6 @@
 /**
- * What a request may touch: the allowlist check of SPEC 5.2, done before any call is made.
+ * What a request may touch: the allowlist check of SPEC 5.2, done before any call is made. The control
+ * queue is never a rerun target, even where an allowlist pattern covers it.
  */
 import type { RerunRequest } from './events.js';
 import {
@@ -18,6 +19,8 @@ export interface Scope {
   readonly patterns: readonly QueuePattern[];
   /** For `tasks` requests: the named tasks, grouped by queue name. */
   readonly tasksByQueue: ReadonlyMap<string, readonly TaskName[]> | undefined;
+  /** The control queue's name: left out when the patterns are expanded. */
+  readonly controlQueue: string | undefined;
 }
 
 /**
@@ -28,7 +31,10 @@ export interface Scope {
 export function resolveScope(
   request: RerunRequest,
   allowlist: readonly QueuePattern[],
+  controlQueue?: QueueName,
 ): { ok: true; scope: Scope } | { ok: false; refused: string[] } {
+  const allowed = (queue: QueueName) => queue.name !== controlQueue?.name && isQueueAllowed(queue, allowlist);
+  const base = { patterns: [], tasksByQueue: undefined, controlQueue: controlQueue?.name };
   if (request.tasks) {
     const tasksByQueue = new Map<string, TaskName[]>();
     const queues = new Map<string, QueueName>();
@@ -36,7 +42,7 @@ export function resolveScope(
     for (const name of request.tasks) {
       const task = parseTaskName(name);
       const queue = task && parseQueueName(task.queueName);
-      if (!task || !queue || !isQueueAllowed(queue, allowlist)) {
+      if (!task || !queue || !allowed(queue)) {
         refused.push(name);
         continue;
       }
@@ -46,14 +52,14 @@ export function resolveScope(
       tasksByQueue.set(queue.name, list);
     }
     if (refused.length > 0) return { ok: false, refused };
-    return { ok: true, scope: { queues: [...queues.values()], patterns: [], tasksByQueue } };
+    return { ok: true, scope: { ...base, queues: [...queues.values()], tasksByQueue } };
   }
   if (request.queues) {
     const parsed = request.queues.map((name) => ({ name, queue: parseQueueName(name) }));
-    const refused = parsed.filter((p) => !p.queue || !isQueueAllowed(p.queue, allowlist)).map((p) => p.name);
+    const refused = parsed.filter((p) => !p.queue || !allowed(p.queue)).map((p) => p.name);
     if (refused.length > 0) return { ok: false, refused };
     const unique = new Map(parsed.map((p) => [p.name, p.queue!]));
-    return { ok: true, scope: { queues: [...unique.values()], patterns: [], tasksByQueue: undefined } };
+    return { ok: true, scope: { ...base, queues: [...unique.values()] } };
   }
   const queues: QueueName[] = [];
   const patterns: QueuePattern[] = [];
@@ -62,5 +68,5 @@ export function resolveScope(
     if (queue) queues.push(queue);
     else patterns.push(entry);
   }
-  return { ok: true, scope: { queues, patterns, tasksByQueue: undefined } };
+  return { ok: true, scope: { ...base, queues, patterns } };
 }

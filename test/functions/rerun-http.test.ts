@@ -122,6 +122,28 @@ describe('rerunHttp: safety rules', () => {
     expect((await s.post({ kind: 'sweep', queues: [other] })).status).toBe(403);
   });
 
+  it('never lists or touches the control queue, even where a * segment of the allowlist covers it', async () => {
+    const CONTROL = queueName('rerun-control');
+    const s = await serverWith(
+      {
+        RERUN_QUEUES: 'projects/test-project/locations/us-central1/queues/*',
+        RERUN_CONTROL_QUEUE: CONTROL,
+        RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
+        RERUN_INVOKER_SA: 'rerun-invoker@test-project.iam.gserviceaccount.com',
+      },
+      [
+        { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] },
+        { name: CONTROL, tasks: [failedTask(CONTROL, 'claim', target.url)] },
+      ],
+    );
+    const { body } = await s.post({ kind: 'fix-deployed', dryRun: true });
+    expect(outcomes(body)).toEqual({ a: 'dispatched' });
+    expect(body.queues.map((q: { queue: string }) => q.queue)).toEqual([ORDERS]);
+    expect((await s.post({ kind: 'sweep', queues: [CONTROL] })).status).toBe(403);
+    expect((await s.post({ kind: 'tasks', tasks: [`${CONTROL}/tasks/claim`] })).status).toBe(403);
+    expect(s.emulator.calls.filter((call) => call.name.startsWith(CONTROL))).toEqual([]);
+  });
+
   it('rejects name injection with 400 before any call', async () => {
     const s = await serverWith({}, []);
     for (const name of [

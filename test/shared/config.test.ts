@@ -78,6 +78,15 @@ describe('loadConfig', () => {
   it.each<[string, Record<string, string>]>([
     ['RERUN_QUEUES', {}],
     ['RERUN_QUEUES', { RERUN_QUEUES: 'orders' }],
+    [
+      'RERUN_QUEUES',
+      {
+        RERUN_QUEUES: `${Q},${Q}-control`,
+        RERUN_CONTROL_QUEUE: `${Q}-control`,
+        RERUN_SELF_URL: 'https://rerun.example.run.app/',
+        RERUN_INVOKER_SA: 'invoker@p-1.iam.gserviceaccount.com',
+      },
+    ],
     ['RERUN_MAX_TASKS', { RERUN_QUEUES: Q, RERUN_MAX_TASKS: 'lots' }],
     ['RERUN_CONCURRENCY', { RERUN_QUEUES: Q, RERUN_CONCURRENCY: '0' }],
     ['RERUN_MAX_RATE', { RERUN_QUEUES: Q, RERUN_MAX_RATE: '-1' }],

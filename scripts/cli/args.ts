@@ -75,6 +75,8 @@ const RERUN_FLAGS = {
   'request-id': { type: 'string' },
   force: { type: 'boolean' },
   'last-attempts': { type: 'boolean' },
+  'no-breaker': { type: 'boolean' },
+  'min-backoff-left': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 const CONTROL_FLAGS = {
@@ -106,6 +108,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   mode: '--mode',
   verify: '--verify',
   requestId: '--request-id',
+  minBackoffLeft: '--min-backoff-left',
 };
 
 /**
@@ -153,6 +156,8 @@ function parseRerun(name: 'plan' | 'run', args: readonly string[], nowMs: number
     requestId: values['request-id'],
     force: values.force,
     lastAttempts: values['last-attempts'],
+    breaker: values['no-breaker'] ? false : undefined,
+    minBackoffLeft: values['min-backoff-left'],
   });
   for (const queue of values.queue ?? []) {
     if (!parseQueueName(queue)) {

@@ -37,6 +37,9 @@ const SELECT = `Selection (the event's fields, SPEC section 4):
   --request-id ID         the request's identity (deliveries of one request force a task at most once)
   --force                 also paused queues and queues with maxConcurrentDispatches 1
   --last-attempts         also tasks on their last allowed attempt
+  --no-breaker            go on forcing however many reruns fail again (the breaker holds the rest
+                          once more than half of 5 or more verdicts failed again)
+  --min-backoff-left DURATION  leave tasks due within DURATION to their own schedule (default 30s)
 
 Output:
   --json                  print the report (JSON) and nothing else

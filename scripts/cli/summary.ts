@@ -21,6 +21,8 @@ export interface ReportView {
         rate?: number | undefined;
         scanned?: number | undefined;
         matched?: number;
+        error?: string | undefined;
+        transient?: boolean | undefined;
       }[]
     | undefined;
   /** `Record<outcome | 'matched', number>` and `verdicts: {succeeded, failedAgain, running}`; read by countOf. */
@@ -61,11 +63,13 @@ export function countOf(report: ReportView, key: string): number {
 }
 
 /**
- * 1 when a task failed, failed again or was held (it wins: a person must look); else 3 when work is left
- * (continueWith); else 0.
+ * 1 when a task failed, failed again or was held, or a queue could not be read for good (a name that does
+ * not exist, a permission missing): it wins, a person must look. Else 3 when work is left (continueWith);
+ * else 0.
  */
 export function exitCodeOf(report: ReportView): number {
   if (['failed', 'failedAgain', 'held'].some((key) => countOf(report, key) > 0)) return EXIT.failed;
+  if (report.queues?.some((queue) => queue.error !== undefined && !queue.transient)) return EXIT.failed;
   if (report.continueWith) return EXIT.incomplete;
   return EXIT.done;
 }
@@ -103,6 +107,11 @@ export function formatSummary(report: ReportView, command: readonly string[]): s
     '',
     ...table([header, ...body, ...(queues.length > 1 ? [totals] : [])]),
   ];
+  const unread = (report.queues ?? []).filter((queue) => queue.error !== undefined);
+  if (unread.length > 0) {
+    lines.push('', 'queues not read to the end:');
+    for (const queue of unread) lines.push(`  ${queue.queue}  ${queue.error}`);
+  }
   const skipped = Object.entries(report.skipped ?? {});
   if (skipped.length > 0)
     lines.push('', `skipped: ${skipped.map(([reason, n]) => `${reason} ${n}`).join(', ')}`);

@@ -55,6 +55,9 @@ describe('parseCommand: flags map 1:1 to the event rerunHttp takes', () => {
         'deploy-42',
         '--force',
         '--last-attempts',
+        '--no-breaker',
+        '--min-backoff-left',
+        '2m',
       ],
       NOW,
     );
@@ -85,6 +88,8 @@ describe('parseCommand: flags map 1:1 to the event rerunHttp takes', () => {
       requestId: 'deploy-42',
       force: true,
       lastAttempts: true,
+      breaker: false,
+      minBackoffLeft: '2m',
     });
   });
 

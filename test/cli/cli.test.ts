@@ -84,6 +84,13 @@ describe('cloud-tasks-rerun plan and run (in process, against the emulator)', ()
     expect(result.stdout).toMatch(/failed again or failed:\n {2}projects\/test-project\/.*\/tasks\/order-\d/);
   });
 
+  it('exits 1 for a queue that does not exist, and says so', async () => {
+    const typo = `${ORDERS}-typo`;
+    const result = await runCli(['run', '--queue', typo], cliEnv(emulator.host));
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/queues not read to the end:\n {2}\S+orders-typo {2}NOT_FOUND/);
+  });
+
   it('exits 3 when work is left, and prints the command that continues it with the cutoff', async () => {
     seedOrders(4);
     const result = await runCli(

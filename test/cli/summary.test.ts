@@ -15,6 +15,20 @@ describe('exitCodeOf', () => {
     ['held', { counts: counts({ held: 4 }) }, 1],
     ['incomplete', { counts: counts({ deferred: 2 }), continueWith: { cutoff: 'c' } }, 3],
     ['failed wins over incomplete', { counts: counts({ failed: 1 }), continueWith: { cutoff: 'c' } }, 1],
+    [
+      'a queue that cannot be read for good',
+      { counts: counts({}), queues: [{ queue: Q, error: 'NOT_FOUND: Queue does not exist' }] },
+      1,
+    ],
+    [
+      'a queue left unread for now',
+      {
+        counts: counts({}),
+        queues: [{ queue: Q, error: 'UNAVAILABLE', transient: true }],
+        continueWith: { cutoff: 'c' },
+      },
+      3,
+    ],
   ])('%s', (_, report, code) => expect(exitCodeOf(report)).toBe(code));
 });
 

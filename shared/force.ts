@@ -75,27 +75,40 @@ export class Forcer {
     return this.#readAndRun(candidate, slotMs, policy);
   }
 
-  async #readAndRun(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<ForceResult> {
+  /**
+   * The fresh read, the rules, then RunTask at the slot. A RunTask refused for quota, or answered
+   * UNAVAILABLE and read back as not run, goes again at a later slot, and so through the fresh read
+   * and the rules again: the task may have started an attempt of its own, or fallen due, meanwhile.
+   */
+  async #readAndRun(candidate: Candidate, firstSlotMs: number, policy: ForcePolicy): Promise<ForceResult> {
     const { queue, name } = candidate;
-    const fresh = await this.#freshRead(name);
-    if (fresh.kind !== 'task') return fresh.result;
-    const selection = selectTask(fresh.task, policy.rulesFor(queue));
-    if (selection.kind === 'unmatched') return { outcome: 'skipped', skipReason: 'no-longer-matches' };
-    if (selection.kind === 'skip') return { outcome: 'skipped', skipReason: selection.reason };
-    await this.deps.budget.sleepUntil(slotMs);
-    if (this.deps.budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
-    for (let attempt = 1; ; attempt++) {
+    const { budget } = this.deps;
+    let slotMs = firstSlotMs;
+    for (let unavailable = 0; ;) {
+      const fresh = await this.#freshRead(name);
+      if (fresh.kind !== 'task') return fresh.result;
+      const selection = selectTask(fresh.task, policy.rulesFor(queue));
+      if (selection.kind === 'unmatched') return { outcome: 'skipped', skipReason: 'no-longer-matches' };
+      if (selection.kind === 'skip') return { outcome: 'skipped', skipReason: selection.reason };
+      await budget.sleepUntil(slotMs);
+      if (budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
       if (queue.stoppedBy) return { outcome: 'skipped', skipReason: queue.stoppedBy };
       if (policy.isHeld()) return { outcome: 'held' };
       const answer = await this.#runOnce(name, fresh.task, queue);
-      if (answer !== 'retry') return answer;
-      if (attempt >= MAX_RUN_ATTEMPTS) {
+      if (answer !== 'retry' && answer !== 'quota') return answer;
+      if (answer === 'retry' && ++unavailable >= MAX_RUN_ATTEMPTS) {
         return { outcome: 'deferred', why: 'transient', error: 'RunTask kept failing with UNAVAILABLE' };
       }
-      const slotMs = this.reserve(queue);
-      if (slotMs === undefined) return { outcome: 'deferred', why: 'out-of-time' };
-      await this.deps.budget.sleepUntil(Math.max(slotMs, this.deps.budget.now() + backoffDelayMs(attempt)));
-      if (this.deps.budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
+      const nextMs = this.reserve(queue);
+      if (nextMs === undefined) {
+        return answer === 'quota'
+          ? { outcome: 'deferred', why: 'out-of-time', error: 'RunTask quota exhausted' }
+          : { outcome: 'deferred', why: 'out-of-time' };
+      }
+      slotMs = answer === 'retry' ? Math.max(nextMs, budget.now() + backoffDelayMs(unavailable)) : nextMs;
+      await budget.sleepUntil(slotMs - FRESH_READ_LEAD_MS, policy.heldSignal);
+      if (policy.isHeld()) return { outcome: 'held' };
+      if (budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
     }
   }
 
@@ -121,8 +134,11 @@ export class Forcer {
     }
   }
 
-  /** One RunTask: an outcome, or 'retry' when it was answered UNAVAILABLE and read back as not run. */
-  async #runOnce(name: TaskName, fresh: Task, queue: QueueRun): Promise<ForceResult | 'retry'> {
+  /**
+   * One RunTask: an outcome; 'retry' when it was answered UNAVAILABLE and read back as not run; 'quota'
+   * when Cloud Tasks refused it for the quota (the pacer is pushed back for every run of the process).
+   */
+  async #runOnce(name: TaskName, fresh: Task, queue: QueueRun): Promise<ForceResult | 'retry' | 'quota'> {
     const { budget, inFlight } = this.deps;
     if (!(await inFlight.acquire(budget.deadlineMs, budget.now()))) {
       return { outcome: 'deferred', why: 'out-of-time' };
@@ -139,7 +155,7 @@ export class Forcer {
     }
   }
 
-  async #callRunTask(name: TaskName, fresh: Task, queue: QueueRun): Promise<ForceResult | 'retry'> {
+  async #callRunTask(name: TaskName, fresh: Task, queue: QueueRun): Promise<ForceResult | 'retry' | 'quota'> {
     const { tasks, budget, pacer, log } = this.deps;
     try {
       // Not raced against the budget: a call sent on its slot is let answer (the client's timeout bounds
@@ -152,7 +168,7 @@ export class Forcer {
         const nowMs = budget.now();
         pacer.pushBack(nowMs + quotaWaitMs(failure.retryDelayMs, nowMs));
         log.warn({ task: name.name, retryDelayMs: failure.retryDelayMs }, 'RunTask quota exhausted; waiting');
-        return this.#nextSlot(name, fresh, queue);
+        return 'quota';
       }
       if (isInDoubt(failure)) {
         const why =
@@ -173,16 +189,6 @@ export class Forcer {
           return { outcome: 'failed', error: failure.message };
       }
     }
-  }
-
-  /** After a quota answer: the same task again at its next slot within the budget. */
-  async #nextSlot(name: TaskName, fresh: Task, queue: QueueRun): Promise<ForceResult | 'retry'> {
-    const slotMs = this.reserve(queue);
-    if (slotMs === undefined)
-      return { outcome: 'deferred', why: 'out-of-time', error: 'RunTask quota exhausted' };
-    await this.deps.budget.sleepUntil(slotMs);
-    if (this.deps.budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
-    return this.#runOnce(name, fresh, queue);
   }
 
   /**

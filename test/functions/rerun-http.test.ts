@@ -354,6 +354,21 @@ describe('rerunHttp: errors of the calls', () => {
     expect(s.logs.lines().some((l) => l.message === 'RunTask quota exhausted; waiting')).toBe(true);
   });
 
+  it('reads the task again after a quota wait: one that finished meanwhile is gone, not forced', async () => {
+    const s = await serverWith({}, [{ name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] }]);
+    s.emulator.injectFault({ method: 'RunTask', kind: 429, times: 1 });
+    const answer = s.post({ kind: 'fix-deployed' });
+    const refused = () => s.emulator.calls.some((c) => c.method === 'RunTask' && c.status === 429);
+    for (const until = Date.now() + 10_000; !refused() && Date.now() < until;) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // The task succeeds by itself while the run waits for the quota.
+    expect((await fetch(`${s.emulator.url}/v2/${ORDERS}/tasks/a`, { method: 'DELETE' })).status).toBe(200);
+    const { body } = await answer;
+    expect(outcomes(body)).toEqual({ a: 'gone' });
+    expect(s.emulator.calls.filter((c) => c.method === 'RunTask').map((c) => c.status)).toEqual([429]);
+  });
+
   it('defers what the quota leaves no time for', async () => {
     const s = await serverWith({ RERUN_TIME_BUDGET: '1s' }, [
       { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] },

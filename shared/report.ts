@@ -135,7 +135,7 @@ export class ReportBuilder {
       this.dryRun && row.outcome === 'dispatched'
         ? 'task would be dispatched (dry run)'
         : MESSAGES[row.outcome];
-    this.log[level]({ ...row, queue: queueOf(row.task) }, message);
+    this.log[level]({ ...row, queue: queueOf(row.task), ...(this.dryRun && { dryRun: true }) }, message);
   }
 
   get isTruncated(): boolean {

@@ -193,6 +193,7 @@ class Run {
       {
         ...operationLast(),
         outcome: runOutcomeOf(result),
+        ...(result.dryRun && { dryRun: true }),
         counts: result.counts,
         skipped: result.skipped,
         queues: result.queues,

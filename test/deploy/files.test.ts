@@ -109,6 +109,8 @@ describe('scripts/monitoring', () => {
         labelExtractors: Record<string, string>;
       };
       expect(metric.filter).toContain('resource.labels.service_name="@SERVICE@"');
+      // A dry run forces nothing: its lines (marked dryRun) are no outcome to count.
+      expect(metric.filter).toMatch(/ AND NOT jsonPayload\.dryRun=true$/);
       expect(metric.metricDescriptor.labels.map((label) => label.key).sort()).toEqual(
         Object.keys(metric.labelExtractors).sort(),
       );

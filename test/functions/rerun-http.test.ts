@@ -554,6 +554,24 @@ describe('rerunHttp: control tasks', () => {
 });
 
 describe('rerunHttp: logs', () => {
+  it("marks a dry run's outcome lines and summary dryRun, so the metrics leave them out", async () => {
+    const s = await serverWith({}, [{ name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] }]);
+    await s.post({ kind: 'fix-deployed', dryRun: true });
+    await s.post({ kind: 'fix-deployed', breaker: false, verify: '0s' });
+    const lines = s.logs
+      .lines()
+      .filter((l) => String(l.message).startsWith('task ') || l.message === 'rerun finished');
+    const [dry, real] = [lines.slice(0, 2), lines.slice(2)];
+    expect(dry.map((l) => [l.message, l.dryRun])).toEqual([
+      ['task would be dispatched (dry run)', true],
+      ['rerun finished', true],
+    ]);
+    expect(real.map((l) => [l.message, l.dryRun])).toEqual([
+      ['task dispatched', undefined],
+      ['rerun finished', undefined],
+    ]);
+  });
+
   it('logs one line per outcome, a summary equal to the report, and never a body or an auth header', async () => {
     const secret = { headers: { Authorization: 'Bearer very-secret-token' }, body: 'card=4111111111111111' };
     const s = await serverWith({}, [

@@ -912,6 +912,9 @@ deploy() {
     '--format=value(name,userLabels.rerun_policy)' || true
   local existing=$REPLY
   local kept=()
+  if [[ ${#NOTIFY_CHANNELS[@]} -eq 0 ]]; then
+    note "WARNING: no --notify-channel: the dead-letter alert opens incidents that notify nobody"
+  fi
   fill "$MONITORING_DIR/dead-letter-policy.json"
   ensure_policy "$FILLED" dead-letter "$existing" "$(IFS=,; echo "${NOTIFY_CHANNELS[*]}")"
   kept+=(dead-letter)

@@ -309,6 +309,16 @@ describe('deploy.sh against the fake gcloud: the delivery path', () => {
     expect(policy).toMatch(/"notificationPrompts": \[\s*"OPENED",\s*"CLOSED"\s*\]/);
   });
 
+  it('warns when the dead-letter alert has no --notify-channel to tell, and not when it has one', () => {
+    const sandbox = createSandbox();
+    const warning = /WARNING: no --notify-channel: the dead-letter alert opens incidents that notify nobody/;
+    expect(sandbox.run(BASE).stdout).toMatch(warning);
+    // Any channel that exists will do for the warning: the rerun channel the first run created.
+    const told = sandbox.run([...BASE, '--notify-channel', `projects/${PROJECT}/notificationChannels/4101`]);
+    expect(told.status).toBe(0);
+    expect(told.stdout).not.toMatch(warning);
+  });
+
   it('creates the sweep job with a valid sweep event, updates it, and removes it with --no-sweep', () => {
     const sandbox = createSandbox();
     expect(sandbox.run([...BASE, '--schedule', '0 * * * *']).status).toBe(0);

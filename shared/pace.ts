@@ -130,3 +130,21 @@ export class Semaphore {
     }
   }
 }
+
+/**
+ * Forced attempts still running, per queue and process-wide (SPEC 5.2 "Queue concurrency"): every request
+ * of the process that forces a queue shares one bound, the queue's maxConcurrentDispatches. A queue whose
+ * limit changed gets a new bound; holders of the old one release the old one.
+ */
+export class QueueAttempts {
+  readonly #byQueue = new Map<string, Semaphore>();
+
+  /** The bound of `queue` at `limit`. */
+  of(queue: string, limit: number): Semaphore {
+    const known = this.#byQueue.get(queue);
+    if (known?.limit === limit) return known;
+    const bound = new Semaphore(limit);
+    this.#byQueue.set(queue, bound);
+    return bound;
+  }
+}

@@ -12,7 +12,7 @@ import {
 import type { RerunRequest } from './events.js';
 import type { Logger } from './log.js';
 import { isQueueAllowed, parseQueueName, parseTaskName, type QueueName, type TaskName } from './names.js';
-import { Pacer, rateOf, Semaphore } from './pace.js';
+import { Pacer, rateOf, type QueueAttempts, type Semaphore } from './pace.js';
 import type { QueueReport, TaskRow } from './report.js';
 import { actionFor, outcomeOfFailedRead } from './retry.js';
 import type { Scope } from './scope.js';
@@ -61,6 +61,8 @@ export interface PlanDeps {
   readonly tasks: CloudTasksClient;
   /** The process-wide RunTask pacer. */
   readonly pacer: Pacer;
+  /** The process-wide bounds on forced attempts running, per queue. */
+  readonly queueAttempts: QueueAttempts;
   readonly log: Logger;
   readonly now: () => number;
   /** The copies this run's redrive made: listed later in the same queue, they are not its work. */
@@ -138,7 +140,10 @@ export class Plan {
       retry: retryLimitsOf(state),
       skipReason: queueSkipReason(state, this.request.force, this.request.mode),
       dueSoonApplies: !(state.state === 'PAUSED' && this.request.force),
-      attemptsRunning: new Semaphore(state.rateLimits?.maxConcurrentDispatches ?? Number.MAX_SAFE_INTEGER),
+      attemptsRunning: this.deps.queueAttempts.of(
+        queue.name,
+        state.rateLimits?.maxConcurrentDispatches ?? Number.MAX_SAFE_INTEGER,
+      ),
       stoppedBy: undefined,
     };
   }

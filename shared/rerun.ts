@@ -22,7 +22,7 @@ import type { RerunRequest } from './events.js';
 import { Forcer, type ForcePolicy, type ForceResult } from './force.js';
 import { Gate } from './gate.js';
 import { operationFirst, operationLast, type Logger } from './log.js';
-import { hasSlot, rateOf, Semaphore, type Pacer } from './pace.js';
+import { hasSlot, rateOf, Semaphore, type Pacer, type QueueAttempts } from './pace.js';
 import { Plan, type Candidate, type QueueRun } from './plan.js';
 import { checkRedrivePermissions } from './redrive-permissions.js';
 import { ReportBuilder, type RerunReport, type TaskRow } from './report.js';
@@ -39,6 +39,8 @@ export interface RerunDeps {
   readonly pacer: Pacer;
   /** The process-wide bound on RunTask calls in flight (RERUN_CONCURRENCY). */
   readonly inFlight: Semaphore;
+  /** The process-wide bounds on forced attempts running, per queue (maxConcurrentDispatches). */
+  readonly queueAttempts: QueueAttempts;
   /** The process-wide claim registry. */
   readonly claims: ClaimRegistry;
   /** Carries runId, reason and trace on every line. */
@@ -144,6 +146,7 @@ class Run {
     this.#plan = new Plan(request, scope, {
       tasks,
       pacer: deps.pacer,
+      queueAttempts: deps.queueAttempts,
       log,
       now,
       ownCopies: this.#copier.copies,

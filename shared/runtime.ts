@@ -17,7 +17,7 @@ import {
 import type { RerunRequest } from './events.js';
 import { FirstDeliveries } from './first-deliveries.js';
 import { createLogger, operationLast, traceFields, type HeaderLookup, type Logger } from './log.js';
-import { Pacer, Semaphore } from './pace.js';
+import { Pacer, QueueAttempts, Semaphore } from './pace.js';
 import type { RerunReport } from './report.js';
 import { RedriveForbiddenError } from './redrive-permissions.js';
 import { runRerun } from './rerun.js';
@@ -28,6 +28,8 @@ export interface Runtime {
   readonly tasks: CloudTasksClient;
   readonly pacer: Pacer;
   readonly inFlight: Semaphore;
+  /** Forced attempts still running, per queue: every request of the process shares the queue's bound. */
+  readonly queueAttempts: QueueAttempts;
   /** Which tasks some run of this process is forcing right now (SPEC 5.2 "Claimed"). */
   readonly claims: ClaimRegistry;
   /** The cutoffs of HTTP requests that carry none, by requestId, for an hour. */
@@ -62,6 +64,7 @@ export function createRuntime(env: NodeJS.ProcessEnv = process.env, options: Run
     tasks: options.tasks ?? createCloudTasksClient({ emulatorHost: config.emulatorHost }),
     pacer: new Pacer(config.maxRatePerSecond),
     inFlight: new Semaphore(config.concurrency),
+    queueAttempts: new QueueAttempts(),
     claims: new ClaimRegistry(options.lostAnswerHoldMs),
     firstDeliveries: new FirstDeliveries(),
     log,

@@ -146,6 +146,24 @@ describe('queue concurrency', () => {
     expect(starts[2]! - starts[0]!).toBeGreaterThanOrEqual(900);
   });
 
+  it("holds two requests at once on one queue to the queue's bound together, not each", async () => {
+    const s = await start(
+      ['hang-1', 'hang-2', 'hang-3', 'hang-4'],
+      { RERUN_TIME_BUDGET: '5s' },
+      {
+        rateLimits: { maxConcurrentDispatches: 2 },
+      },
+    );
+    const request = (taskIds: string[]) => s.post({ kind: 'fix-deployed', verify: '1s', match: { taskIds } });
+    const answers = await Promise.all([request(['hang-1', 'hang-2']), request(['hang-3', 'hang-4'])]);
+    expect(answers.map(({ body }) => body.counts.dispatched)).toEqual([2, 2]);
+    const starts = s.emulator.calls
+      .filter((c) => c.method === 'RunTask')
+      .map((c) => c.realStartMs)
+      .sort((a, b) => a - b);
+    expect(starts[2]! - starts[0]!).toBeGreaterThanOrEqual(900);
+  });
+
   it('forces a queue that serialises its work (maxConcurrentDispatches 1) only with force', async () => {
     const s = await start(['ok-1'], {}, { rateLimits: { maxConcurrentDispatches: 1 } });
     const first = await s.post({ kind: 'fix-deployed' });

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +39,41 @@ describe('the bin shims', () => {
         expect(result.stdout).toBe('');
         expect(result.stderr).toBe(`${bin} needs Node.js 22 or later; this is Node.js v20.20.2\n`);
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rebuild once when a source is newer than the build (a git pull since), then run the new build', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rerun-bin-'));
+    try {
+      const root = fileURLToPath(new URL('../..', import.meta.url));
+      cpSync(join(root, 'bin'), join(dir, 'bin'), { recursive: true });
+      writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+      mkdirSync(join(dir, 'node_modules/node/bin'), { recursive: true });
+      symlinkSync(join(root, 'node_modules/node/bin/node'), join(dir, 'node_modules/node/bin/node'));
+      // A stand-in for tsc: it writes the new build.
+      mkdirSync(join(dir, 'node_modules/typescript/bin'), { recursive: true });
+      writeFileSync(
+        join(dir, 'node_modules/typescript/bin/tsc'),
+        `require('node:fs').writeFileSync(${JSON.stringify(join(dir, 'build/scripts/cli/main.js'))}, 'console.log("new build")');`,
+      );
+      writeFileSync(join(dir, 'node_modules/typescript/package.json'), '{"type":"commonjs"}');
+      mkdirSync(join(dir, 'build/scripts/cli'), { recursive: true });
+      writeFileSync(join(dir, 'build/scripts/cli/main.js'), 'console.log("old build")');
+      utimesSync(join(dir, 'build/scripts/cli/main.js'), new Date(1_000_000), new Date(1_000_000));
+      mkdirSync(join(dir, 'shared'));
+      writeFileSync(join(dir, 'shared/pulled.ts'), 'export {};');
+      const bin = join(dir, 'bin/cloud-tasks-rerun.js');
+
+      const first = runShim(bin, [], [AS_NODE_20]);
+      expect(first.stderr).toBe(
+        'cloud-tasks-rerun: sources changed since the last build; building (tsc -p tsconfig.build.json)...\n',
+      );
+      expect(first.stdout).toBe('new build\n');
+      const again = runShim(bin, [], [AS_NODE_20]);
+      expect(again.stderr).toBe('');
+      expect(again.stdout).toBe('new build\n');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { NewTask } from './cloud-tasks.js';
+import type { EventKind } from './events.js';
 import type { QueueName } from './names.js';
 
 export interface ControlTarget {
@@ -23,12 +24,17 @@ export interface ControlWork {
   readonly cutoffMs: number;
   readonly mode: 'run' | 'redrive';
   readonly reason: string | undefined;
+  /** The request's own kind, which the request-ended notification names (the control task is a `tasks`). */
+  readonly requestKind: EventKind;
   /** The request's options that decide a task's fate, so the control task applies them as the request did. */
   readonly force: boolean;
   readonly lastAttempts: boolean;
   readonly verifyMs: number;
   readonly minBackoffLeftMs: number;
 }
+
+/** The header on each control task that names its request's own kind (Cloud Tasks sends it along). */
+export const REQUEST_KIND_HEADER = 'X-Rerun-Request-Kind';
 
 /** Longest dispatch deadline Cloud Tasks allows for HTTP targets: longer than the service's timeout. */
 export const CONTROL_DISPATCH_DEADLINE = '1800s';
@@ -81,7 +87,7 @@ export function controlTaskFor(work: ControlWork, target: ControlTarget, schedul
     httpRequest: {
       url: url.toString(),
       httpMethod: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', [REQUEST_KIND_HEADER]: work.requestKind },
       body: Buffer.from(JSON.stringify(event)).toString('base64'),
       oidcToken: { serviceAccountEmail: target.invokerServiceAccount, audience: target.selfUrl },
     },

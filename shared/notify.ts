@@ -10,6 +10,8 @@ import { GoogleAuth, PassThroughClient, type AuthClient } from 'google-auth-libr
 import type { CloudTasksClient } from './cloud-tasks.js';
 import type { Config } from './config.js';
 import { waitingControlTasks } from './control-queue.js';
+import { REQUEST_KIND_HEADER } from './control-tasks.js';
+import { EVENT_KINDS } from './events.js';
 import { runLogger, type HeaderLookup, type Logger } from './log.js';
 import type { QueueName } from './names.js';
 import type { RerunReport } from './report.js';
@@ -23,8 +25,8 @@ export const NOTIFY_BUDGET_MS = 5_000;
 export interface Notifier {
   /** Publishes the run-finished message of `report`, retrying until `deadlineMs` (epoch ms). */
   runFinished(report: RerunReport, deadlineMs: number): Promise<void>;
-  /** Publishes the request-ended message of the control run that saw its request end. */
-  requestEnded(report: RerunReport, deadlineMs: number): Promise<void>;
+  /** Publishes the request-ended message of the control run that saw its request (of `kind`) end. */
+  requestEnded(report: RerunReport, kind: string, deadlineMs: number): Promise<void>;
 }
 
 /** The notifier's collaborators and knobs; the defaults are production's. */
@@ -120,8 +122,8 @@ export function createNotifier(
   return {
     runFinished: (report, deadlineMs) =>
       publish(runSummaryMessage(report), deadlineMs, runLogger(log, report.runId)),
-    requestEnded: (report, deadlineMs) =>
-      publish(requestEndMessage(report), deadlineMs, runLogger(log, report.runId)),
+    requestEnded: (report, kind, deadlineMs) =>
+      publish(requestEndMessage(report, kind), deadlineMs, runLogger(log, report.runId)),
   };
 }
 
@@ -158,13 +160,15 @@ export interface RequestEndDeps {
 
 /**
  * Queued mode: after the run of control task `ownTaskId` (its `X-CloudTasks-TaskName`, the task ID),
- * publishes the request's end when no other control task of the request waits in the control queue.
+ * publishes the end of its request (of `requestKind`) when no other control task of the request waits in
+ * the control queue.
  * Nothing when the run left work (its control task will run again) or on a dry run. Resolves true when it published (or tried to); never throws.
  */
 export async function requestEnded(
   deps: RequestEndDeps,
   report: RerunReport,
   ownTaskId: string,
+  requestKind: string,
   deadlineMs: number,
 ): Promise<boolean> {
   const { requestId } = report;
@@ -182,7 +186,7 @@ export async function requestEnded(
     return false;
   }
   if (others > 0) return false;
-  await deps.notifier.requestEnded(report, deadlineMs);
+  await deps.notifier.requestEnded(report, requestKind, deadlineMs);
   return true;
 }
 
@@ -208,7 +212,10 @@ export async function notifyRunEnd(
   if (report.dryRun || deps.config.notifyTopic === undefined) return;
   const controlTask = header('x-cloudtasks-taskname');
   if (controlQueue && controlTask && header('x-cloudtasks-queuename') === controlQueue.queue) {
-    await requestEnded({ ...deps, controlQueue }, report, controlTask, deadlineMs);
+    // The control task's own header names its request's kind; only a known kind is taken from it.
+    const named = header(REQUEST_KIND_HEADER.toLowerCase());
+    const requestKind = EVENT_KINDS.find((kind) => kind === named) ?? report.kind;
+    await requestEnded({ ...deps, controlQueue }, report, controlTask, requestKind, deadlineMs);
   } else {
     await deps.notifier.runFinished(report, deadlineMs);
   }

@@ -120,6 +120,7 @@ class Run {
       cutoffMs: request.cutoffMs,
       mode: request.mode,
       reason: request.reason,
+      requestKind: request.kind,
       force: request.force,
       lastAttempts: request.lastAttempts,
       verifyMs: request.verifyMs,

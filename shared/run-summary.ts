@@ -96,12 +96,15 @@ export function runSummaryMessage(report: RerunReport): SummaryMessage<RunSummar
   return { data, attributes: attributesOf(data, { outcome }) };
 }
 
-/** The request-ended message: which request ended, and the run that saw it end. */
-export function requestEndMessage(report: RerunReport): SummaryMessage<RequestEnd> {
+/**
+ * The request-ended message: which request ended (`kind` is the request's own, not its control task's
+ * `tasks`), and the run that saw it end.
+ */
+export function requestEndMessage(report: RerunReport, kind: string): SummaryMessage<RequestEnd> {
   const data: RequestEnd = {
     event: 'request-ended',
     requestId: report.requestId,
-    kind: report.kind,
+    kind,
     ...(report.reason !== undefined && { reason: report.reason }),
     cutoff: report.cutoff,
     lastRunId: report.runId,

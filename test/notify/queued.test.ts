@@ -60,12 +60,14 @@ it('publishes the planning run once, and the request end once, after its last co
   const listed = (await (
     await fetch(`${server.emulator.url}/v2/${CONTROL}/tasks?responseView=FULL`)
   ).json()) as {
-    tasks: { name: string; httpRequest: { body: string } }[];
+    tasks: { name: string; httpRequest: { body: string; headers: Record<string, string> } }[];
   };
   expect(listed.tasks).toHaveLength(planning.body.counts.queued);
   const runIds: string[] = [];
   for (const task of listed.tasks) {
+    // As Cloud Tasks delivers it: the task's own headers, and its name and queue.
     const delivered = await server.post(Buffer.from(task.httpRequest.body, 'base64').toString(), {
+      'X-Rerun-Request-Kind': task.httpRequest.headers['X-Rerun-Request-Kind']!,
       'X-CloudTasks-TaskName': task.name.split('/').pop()!,
       'X-CloudTasks-QueueName': 'rerun-control',
     });
@@ -78,7 +80,8 @@ it('publishes the planning run once, and the request end once, after its last co
   const end = pubsub.messages[1]!;
   expect(end.attributes).toEqual({
     event: 'request-ended',
-    kind: 'tasks',
+    // The request's own kind, not its control tasks' `tasks`.
+    kind: 'fix-deployed',
     runId: runIds.at(-1),
     requestId: planning.body.requestId,
   });

@@ -56,6 +56,7 @@ function loadControlTasks(requestId: string, taskIds: string[]): string[] {
       cutoffMs: CUTOFF_MS,
       mode: 'run',
       reason: undefined,
+      requestKind: 'fix-deployed',
       force: false,
       lastAttempts: false,
       verifyMs: 30_000,
@@ -78,24 +79,26 @@ describe('requestEnded', () => {
   it('publishes nothing while another control task of the request waits, then the end once it is the last', async () => {
     const [own, other] = loadControlTasks('req-1', ['a', 'b']);
     loadControlTasks('req-2', ['c']);
-    expect(await requestEnded(deps, controlRunReport(), own!, Date.now() + 5_000)).toBe(false);
+    expect(await requestEnded(deps, controlRunReport(), own!, 'fix-deployed', Date.now() + 5_000)).toBe(
+      false,
+    );
     expect(pubsub.requests).toBe(0);
 
     await deps.tasks.deleteTask({ name: `${CONTROL.name}/tasks/${other}` } as never);
     // The header X-CloudTasks-TaskName carries the short task ID; its own task is still in the queue.
-    expect(await requestEnded(deps, controlRunReport(), own!, Date.now() + 5_000)).toBe(true);
+    expect(await requestEnded(deps, controlRunReport(), own!, 'fix-deployed', Date.now() + 5_000)).toBe(true);
     expect(pubsub.messages).toHaveLength(1);
     const [message] = pubsub.messages;
     expect(message!.attributes).toEqual({
       event: 'request-ended',
-      kind: 'tasks',
+      kind: 'fix-deployed',
       runId: 'control-run-1',
       requestId: 'req-1',
     });
     expect(JSON.parse(message!.data)).toEqual({
       event: 'request-ended',
       requestId: 'req-1',
-      kind: 'tasks',
+      kind: 'fix-deployed',
       cutoff: '2026-11-22T10:00:00.000Z',
       lastRunId: 'control-run-1',
     });
@@ -104,17 +107,27 @@ describe('requestEnded', () => {
   it('publishes nothing when the run left work (its control task runs again), or on a dry run', async () => {
     const [own] = loadControlTasks('req-1', ['a']);
     const deadline = Date.now() + 5_000;
-    expect(await requestEnded(deps, controlRunReport({ continueWith: CONTINUE_WITH }), own!, deadline)).toBe(
+    expect(
+      await requestEnded(
+        deps,
+        controlRunReport({ continueWith: CONTINUE_WITH }),
+        own!,
+        'fix-deployed',
+        deadline,
+      ),
+    ).toBe(false);
+    expect(await requestEnded(deps, controlRunReport({ dryRun: true }), own!, 'fix-deployed', deadline)).toBe(
       false,
     );
-    expect(await requestEnded(deps, controlRunReport({ dryRun: true }), own!, deadline)).toBe(false);
     expect(pubsub.requests).toBe(0);
   });
 
   it('publishes nothing, with a WARN line, when the control queue cannot be read', async () => {
     const [own] = loadControlTasks('req-1', ['a']);
     emulator.injectFault({ method: 'ListTasks', kind: 403 });
-    expect(await requestEnded(deps, controlRunReport(), own!, Date.now() + 5_000)).toBe(false);
+    expect(await requestEnded(deps, controlRunReport(), own!, 'fix-deployed', Date.now() + 5_000)).toBe(
+      false,
+    );
     expect(pubsub.requests).toBe(0);
     expect(sink.lines()).toMatchObject([
       {
@@ -151,6 +164,19 @@ describe('notifyRunEnd', () => {
     await deps.tasks.deleteTask({ name: `${CONTROL.name}/tasks/${other}` } as never);
     await notifyRunEnd({ ...deps, config }, controlRunReport(), delivery, Date.now() + 5_000);
     expect(pubsub.messages.map((m) => m.attributes['event'])).toEqual(['request-ended']);
+    // The kind comes from the control task's own header, and only a known kind is taken from it.
+    for (const [named, kind] of [
+      ['sweep', 'sweep'],
+      ['not-a-kind', 'tasks'],
+    ]) {
+      const withKind = headers({
+        'x-cloudtasks-taskname': own!,
+        'x-cloudtasks-queuename': CONTROL.queue,
+        'x-rerun-request-kind': named!,
+      });
+      await notifyRunEnd({ ...deps, config }, controlRunReport(), withKind, Date.now() + 5_000);
+      expect(pubsub.messages.at(-1)!.attributes['kind']).toBe(kind);
+    }
   });
 
   it('publishes nothing on a dry run or without a topic', async () => {

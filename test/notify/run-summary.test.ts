@@ -126,22 +126,21 @@ describe('runSummaryMessage', () => {
 });
 
 describe('requestEndMessage', () => {
-  it('names the request that ended and the run that saw it end', () => {
-    const message = requestEndMessage({
-      ...reportWith({ dispatched: 1 }),
-      requestId: 'req-9',
-      kind: 'tasks',
-    });
+  it("names the request that ended (its own kind, not its control task run's) and the run that saw it end", () => {
+    const message = requestEndMessage(
+      { ...reportWith({ dispatched: 1 }), requestId: 'req-9', kind: 'tasks' },
+      'sweep',
+    );
     expect(message.attributes).toEqual({
       event: 'request-ended',
-      kind: 'tasks',
+      kind: 'sweep',
       runId: 'run-1',
       requestId: 'req-9',
     });
     expect(message.data).toEqual({
       event: 'request-ended',
       requestId: 'req-9',
-      kind: 'tasks',
+      kind: 'sweep',
       cutoff: '2026-11-22T10:00:00.000Z',
       lastRunId: 'run-1',
     });

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { NewTask } from './cloud-tasks.js';
-import type { EventKind } from './events.js';
+import type { EventKind, RerunRequest } from './events.js';
 import type { QueueName } from './names.js';
 
 export interface ControlTarget {
@@ -18,19 +18,14 @@ export interface ControlTarget {
 }
 
 /** What one control task carries out: one task of one request. */
-export interface ControlWork {
+export interface ControlWork extends Pick<
+  RerunRequest,
+  // The request's options that decide a task's fate: the control task applies them as the request did.
+  'requestId' | 'cutoffMs' | 'mode' | 'reason' | 'force' | 'lastAttempts' | 'verifyMs' | 'minBackoffLeftMs'
+> {
   readonly task: string;
-  readonly requestId: string;
-  readonly cutoffMs: number;
-  readonly mode: 'run' | 'redrive';
-  readonly reason: string | undefined;
   /** The request's own kind, which the request-ended notification names (the control task is a `tasks`). */
   readonly requestKind: EventKind;
-  /** The request's options that decide a task's fate, so the control task applies them as the request did. */
-  readonly force: boolean;
-  readonly lastAttempts: boolean;
-  readonly verifyMs: number;
-  readonly minBackoffLeftMs: number;
 }
 
 /** The header on each control task that names its request's own kind (Cloud Tasks sends it along). */

@@ -84,10 +84,10 @@ export class Gate {
     if (this.#state !== 'choosing') return;
     await Promise.all(this.#work);
     // A canary is forced by RunTask (`dispatched`) or, in redrive, copied (`redriven`): its verdict decides.
-    const dispatched = this.#rows.filter((row) => row.outcome === 'dispatched' || row.outcome === 'redriven');
-    const passed = dispatched.length > 0 && dispatched.every((row) => row.verdict === 'succeeded');
+    const forced = this.#rows.filter((row) => row.outcome === 'dispatched' || row.outcome === 'redriven');
+    const passed = forced.length > 0 && forced.every((row) => row.verdict === 'succeeded');
     this.#state = passed ? 'passed' : 'failed';
-    const fields = { canaries: this.#canaries, verdicts: dispatched.map((row) => row.verdict ?? 'none') };
+    const fields = { canaries: this.#canaries, verdicts: forced.map((row) => row.verdict ?? 'none') };
     if (passed) this.log.info(fields, 'canary succeeded; going on');
     else if (this.#canaries.length === 0)
       this.log.warn(

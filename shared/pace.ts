@@ -52,9 +52,14 @@ export function rateOf(pacers: readonly Pacer[]): number | undefined {
   return pacers.length > 0 ? Math.min(...pacers.map((p) => p.ratePerSecond)) : undefined;
 }
 
+/** The earliest instant at or after `nowMs` that every pacer allows. */
+function earliestSlotMs(pacers: readonly Pacer[], nowMs: number): number {
+  return pacers.reduce((slot, pacer) => pacer.earliestMs(slot), nowMs);
+}
+
 /** Whether every pacer allows a slot by `deadlineMs` (nothing reserved). */
 export function hasSlot(pacers: readonly Pacer[], nowMs: number, deadlineMs: number): boolean {
-  return pacers.reduce((slot, pacer) => pacer.earliestMs(slot), nowMs) <= deadlineMs;
+  return earliestSlotMs(pacers, nowMs) <= deadlineMs;
 }
 
 /**
@@ -62,7 +67,7 @@ export function hasSlot(pacers: readonly Pacer[], nowMs: number, deadlineMs: num
  * slot, or undefined (nothing reserved).
  */
 export function reserveSlot(pacers: readonly Pacer[], nowMs: number, deadlineMs: number): number | undefined {
-  const slotMs = pacers.reduce((slot, pacer) => pacer.earliestMs(slot), nowMs);
+  const slotMs = earliestSlotMs(pacers, nowMs);
   if (slotMs > deadlineMs) return undefined;
   for (const pacer of pacers) pacer.take(slotMs);
   return slotMs;

@@ -165,8 +165,8 @@ export type RerunEvent = z.input<typeof RerunEvent>;
 
 export type EventKind = z.infer<typeof RerunEvent>['kind'];
 
-/** Every event kind (SPEC 4). */
-export const EVENT_KINDS: readonly EventKind[] = ['fix-deployed', 'failure-alert', 'sweep', 'tasks'];
+/** Every event kind (SPEC 4), as the schema has them. */
+export const EVENT_KINDS: readonly EventKind[] = RerunEvent.options.map((event) => event.shape.kind.value);
 
 /** Minimum time left before a task's next attempt for it to be forced (SPEC 5.2 "due soon"). */
 export const DEFAULT_MIN_BACKOFF_LEFT_MS = 30_000;

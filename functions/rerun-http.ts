@@ -86,7 +86,9 @@ async function answerMessage(runtime: Runtime, req: Request, res: Response): Pro
       errorInfo('RERUN_INCOMPLETE', answer.report?.runId),
     ]);
   }
-  if (answer.report) res.status(200).json(answer.report);
+  // A permanent problem (a queue that no longer exists, say) is answered 204, as one found before the run.
+  const permanent = answer.report?.queues.some((queue) => queue.error !== undefined && !queue.transient);
+  if (answer.report && !permanent) res.status(200).json(answer.report);
   else res.status(204).end();
 }
 

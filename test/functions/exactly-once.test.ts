@@ -371,6 +371,13 @@ describe('rerunHttp takes what Pub/Sub delivers, with rerunPubsub acknowledgemen
     expect(poison.status).toBe(204);
     const outside = await s.post(pushEnvelope({ kind: 'fix-deployed', queues: [queueName('secret')] }));
     expect(outside.status).toBe(204);
+    // An allowlisted queue that no longer exists: permanent, logged at ERROR, acknowledged with 204.
+    const missing = await s.post(pushEnvelope({ kind: 'fix-deployed', queues: [BILLING] }));
+    expect(missing.status).toBe(204);
+    expect(s.logs.lines().find((l) => l.message === 'queue failed')).toMatchObject({
+      severity: 'ERROR',
+      queue: BILLING,
+    });
     const error = s.logs.lines().find((l) => l.message === 'message rejected; acknowledged without a rerun');
     expect(error).toMatchObject({ severity: 'ERROR', messageId: '1' });
     expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });

@@ -115,7 +115,7 @@ NOTIFY_CHANNELS=()
 if [[ -n ${DEPLOY_INVOKERS:-} ]]; then IFS=, read -r -a INVOKERS <<<"$DEPLOY_INVOKERS"; fi
 if [[ -n ${DEPLOY_NOTIFY_CHANNELS:-} ]]; then IFS=, read -r -a NOTIFY_CHANNELS <<<"$DEPLOY_NOTIFY_CHANNELS"; fi
 
-# The service's configuration, key for key as shared/config.ts names it (CLOUD_TASKS_EMULATOR_HOST excepted).
+# The service's configuration, key for key as shared/platform/config.ts names it (CLOUD_TASKS_EMULATOR_HOST excepted).
 CONFIG_KEYS=(RERUN_QUEUES RERUN_MAX_TASKS RERUN_CONCURRENCY RERUN_MAX_RATE RERUN_TIME_BUDGET
   RERUN_SERVICE_TIMEOUT RERUN_ACK_DEADLINE RERUN_ROUTES RERUN_CONTROL_QUEUE RERUN_SELF_URL RERUN_INVOKER_SA
   RERUN_NOTIFY_TOPIC RERUN_REDRIVE_CONCURRENCY LOG_LEVEL)
@@ -177,9 +177,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-# --- Validation: the same rules as shared/names.ts and shared/config.ts, before any gcloud call ----------
+# --- Validation: the same rules as shared/cloud-tasks/names.ts and shared/platform/config.ts, before any gcloud call ----------
 
-# shared/names.ts: PROJECT_ID, LOCATION_ID, QUEUE_ID.
+# shared/cloud-tasks/names.ts: PROJECT_ID, LOCATION_ID, QUEUE_ID.
 PROJECT_RE='^([a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{0,61}[a-z0-9]$'
 LOCATION_RE='^[a-z][a-z0-9-]{0,62}$'
 QUEUE_ID_RE='^[A-Za-z0-9-]{1,100}$'
@@ -236,8 +236,8 @@ if [[ -z $REGION && ${#QUEUE_WHERE[@]} -gt 0 ]]; then REGION=${QUEUE_WHERE[0]%% 
 [[ -n $REGION ]] || die "no region: pass --region (or a --queue, whose location is the default)"
 [[ $REGION =~ $LOCATION_RE ]] || die "--region \"$REGION\" is not a region like us-central1"
 
-# shared/duration.ts: a number and a unit. The budget must fit, with a margin, in the service's timeout
-# and in the push subscriptions' ack deadline (both 600s; shared/config.ts checks the same at start-up).
+# shared/platform/duration.ts: a number and a unit. The budget must fit, with a margin, in the service's timeout
+# and in the push subscriptions' ack deadline (both 600s; shared/platform/config.ts checks the same at start-up).
 SERVICE_TIMEOUT_S=600
 ACK_DEADLINE_S=600
 TIMEOUT_MARGIN_S=10
@@ -251,7 +251,7 @@ budget_s=$(awk -v n="${BASH_REMATCH[1]}" -v u="$unit_ms" 'BEGIN { ms = int(n * u
 ((budget_s + TIMEOUT_MARGIN_S <= SERVICE_TIMEOUT_S)) ||
   die "RERUN_TIME_BUDGET \"$budget\" does not fit: the service's timeout and the push ack deadline are ${SERVICE_TIMEOUT_S}s, so the budget is at most $((SERVICE_TIMEOUT_S - TIMEOUT_MARGIN_S))s (queued mode goes on past it)"
 
-# shared/config.ts: integer ranges, rate, level, URL, e-mail, topic.
+# shared/platform/config.ts: integer ranges, rate, level, URL, e-mail, topic.
 check_int() {
   local key=$1 min=$2 max=$3 value=${CONFIG[$1]:-}
   [[ -z $value ]] && return 0

@@ -2,6 +2,30 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * Layers (docs/architecture.md): imports point down, never up. ESLint's own `no-restricted-imports` states
+ * each layer's forbidden neighbours; a handful of folder rules needs no plugin. Each layer is one folder
+ * deep in shared/, so a neighbour is always `../<folder>/...`, and anything above shared/ is `../../...`.
+ */
+const ABOVE_SHARED = '^\\.\\./\\.\\./(functions|scripts|emulator|bench|test)/';
+/**
+ * @param {string} files
+ * @param {string[]} forbidden
+ */
+function layer(files, forbidden) {
+  const patterns = [
+    { regex: ABOVE_SHARED, message: 'shared/ never imports the adapters, CLI, emulator, benches or tests.' },
+  ];
+  if (forbidden.length > 0) {
+    patterns.push({
+      regex: `^(${forbidden.join('|')})`,
+      message: 'a layer imports only the layers below it (docs/architecture.md).',
+    });
+  }
+  return { files: [files], rules: { 'no-restricted-imports': ['error', { patterns }] } };
+}
+const UPPER = ['\\.\\./run/', '\\.\\./notify/', '\\.\\./platform/(runtime|delivery)\\.js'];
+
 export default tseslint.config(
   { ignores: ['build/', 'node_modules/', 'coverage/', '.bench-tmp/'] },
   js.configs.recommended,
@@ -21,6 +45,15 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
+  layer('shared/**/*.ts', []),
+  layer('shared/platform/{log,duration}.ts', ['\\.\\./', '\\./(config|runtime|delivery|first-deliveries)\\.js']),
+  layer('shared/cloud-tasks/*.ts', [
+    '\\.\\./(triggers|control|run|notify)/',
+    '\\.\\./platform/(config|runtime)\\.js',
+  ]),
+  layer('shared/{triggers,control}/*.ts', UPPER),
+  layer('shared/run/*.ts', ['\\.\\./notify/', '\\.\\./platform/(runtime|delivery)\\.js']),
+  layer('shared/notify/*.ts', ['\\.\\./platform/(runtime|delivery)\\.js']),
   {
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 /**
  * Child of the overhead bench: RunTask on every task of one queue, and report this process's CPU time.
- *   client  the product's Cloud Tasks client (shared/cloud-tasks.ts), `concurrency` calls in flight
+ *   client  the product's Cloud Tasks client (shared/cloud-tasks/client.ts), `concurrency` calls in flight
  *   fetch   the anchor: a bare global fetch loop POSTing the same `:run` URLs, same concurrency
  *   rerun   the whole product path: a fix-deployed rerun of the queue (list, select, pace, run, log)
  * argv: mode queue count concurrency. Env: CLOUD_TASKS_EMULATOR_HOST.
@@ -41,8 +41,8 @@ async function pool(call: (name: string) => Promise<void>): Promise<number> {
 async function prepare(): Promise<() => Promise<number>> {
   switch (mode) {
     case 'client': {
-      const { createCloudTasksClient } = await import('../shared/cloud-tasks.js');
-      const { parseTaskName } = await import('../shared/names.js');
+      const { createCloudTasksClient } = await import('../shared/cloud-tasks/client.js');
+      const { parseTaskName } = await import('../shared/cloud-tasks/names.js');
       const client = createCloudTasksClient({ emulatorHost: host });
       const tasks = new Map(names.map((name) => [name, parseTaskName(name)!]));
       return () =>
@@ -62,8 +62,8 @@ async function prepare(): Promise<() => Promise<number>> {
           if (!response.ok || task.name !== name) throw new Error(`HTTP ${response.status} for ${name}`);
         });
     case 'rerun': {
-      const { createRuntime, rerun } = await import('../shared/runtime.js');
-      const { parseRerunEvent } = await import('../shared/events.js');
+      const { createRuntime, rerun } = await import('../shared/platform/runtime.js');
+      const { parseRerunEvent } = await import('../shared/triggers/events.js');
       const runtime = createRuntime(process.env);
       return async () => {
         const parsed = parseRerunEvent(

@@ -5,8 +5,8 @@ import { randomUUID } from 'node:crypto';
  * emulator's own call record: achieved rate over the allowed rate, and the RESOURCE_EXHAUSTED (429) answers.
  */
 import { startEmulator } from '../emulator/server.js';
-import { parseRerunEvent } from '../shared/events.js';
-import { createRuntime, rerun } from '../shared/runtime.js';
+import { parseRerunEvent } from '../shared/triggers/events.js';
+import { createRuntime, rerun } from '../shared/platform/runtime.js';
 import { summarize, type Summary } from './stats.js';
 import { failedQueue, queueName, startTarget } from './world.js';
 

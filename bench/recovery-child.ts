@@ -5,9 +5,9 @@ import { randomUUID } from 'node:crypto';
  * in the bench's process). Env: the product's RERUN_* and CLOUD_TASKS_EMULATOR_HOST, BENCH_EVENT, and
  * BENCH_ARMING_MS (the runtime's redrive arming delay).
  */
-import { parseRerunEvent } from '../shared/events.js';
-import type { RerunReport } from '../shared/report.js';
-import { createRuntime, rerun } from '../shared/runtime.js';
+import { parseRerunEvent } from '../shared/triggers/events.js';
+import type { RerunReport } from '../shared/run/settle.js';
+import { createRuntime, rerun } from '../shared/platform/runtime.js';
 import { sendResult } from './child.js';
 
 export interface RecoveryChildResult {

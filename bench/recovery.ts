@@ -11,7 +11,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../emulator/server.js';
-import type { RerunReport } from '../shared/report.js';
+import type { RerunReport } from '../shared/run/settle.js';
 import { baseEnv, runChild } from './child.js';
 import type { RecoveryChildResult } from './recovery-child.js';
 import { summarize, type Summary } from './stats.js';

@@ -31,8 +31,8 @@ const host = process.env.CLOUD_TASKS_EMULATOR_HOST!;
 async function prepare(): Promise<() => Promise<{ listed: number; matched: number }>> {
   switch (mode) {
     case 'rerun': {
-      const { createRuntime, rerun } = await import('../shared/runtime.js');
-      const { parseRerunEvent } = await import('../shared/events.js');
+      const { createRuntime, rerun } = await import('../shared/platform/runtime.js');
+      const { parseRerunEvent } = await import('../shared/triggers/events.js');
       const runtime = createRuntime(process.env);
       return async () => {
         const parsed = parseRerunEvent(JSON.parse(process.env.BENCH_EVENT!), {

@@ -4,7 +4,7 @@
  * answers from the store.
  * https://cloud.google.com/tasks/docs/reference/rest
  */
-import { isLocationId, isProjectId, parseQueueName, parseTaskName } from '../shared/names.js';
+import { isLocationId, isProjectId, parseQueueName, parseTaskName } from '../shared/cloud-tasks/names.js';
 import type { Clock } from './clock.js';
 import type { Dispatcher } from './dispatcher.js';
 import { ApiError, errorInfo, help, invalidPayload, retryInfo } from './errors.js';

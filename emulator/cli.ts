@@ -6,7 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { parseDurationMs } from '../shared/duration.js';
+import { parseDurationMs } from '../shared/platform/duration.js';
 import { readSeedFile, startEmulator, type Emulator, type EmulatorOptions } from './server.js';
 
 const USAGE = `Usage: cloud-tasks-emulator [options]

@@ -4,7 +4,7 @@
  * by name or number), and an INVALID_ARGUMENT naming the first unknown field or bad value.
  * https://protobuf.dev/programming-guides/json/
  */
-import { parseDurationMs } from '../shared/duration.js';
+import { parseDurationMs } from '../shared/platform/duration.js';
 import { invalidPayload } from './errors.js';
 
 type FieldType =

@@ -12,7 +12,7 @@
 import { readBody } from './read-body.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isTopicName } from '../shared/topic-name.js';
+import { isTopicName } from '../shared/notify/topic-name.js';
 import { ApiError, invalidPayload } from './errors.js';
 
 /** One published message as recorded: data decoded from base64. */

@@ -3,7 +3,7 @@
  * clock: every method that needs the time takes it.
  */
 import { randomInt } from 'node:crypto';
-import { parseQueueName, parseTaskName } from '../shared/names.js';
+import { parseQueueName, parseTaskName } from '../shared/cloud-tasks/names.js';
 import { ApiError, invalidPayload, notFound } from './errors.js';
 import {
   invalidQueueName,

@@ -3,14 +3,14 @@
  * and deleting them.
  */
 import type { Response } from '@google-cloud/functions-framework';
-import { CloudTasksError } from '../shared/cloud-tasks.js';
+import { CloudTasksError } from '../shared/cloud-tasks/client.js';
 import {
   cancelRequest,
   NoControlQueueError,
   parseControlEvent,
   requestStatus,
   type ControlScope,
-} from '../shared/control-status.js';
+} from '../shared/control/status.js';
 import { badRequestDetail, sendGoogleError } from './google-error.js';
 
 /** Answers one status or cancel event: 200 with the counts, 400 for a bad event or no control queue. */

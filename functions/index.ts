@@ -3,7 +3,7 @@
  * side effects: the configuration is read here, once, and a bad value stops start-up with its name.
  */
 import * as ff from '@google-cloud/functions-framework';
-import { createRuntime } from '../shared/runtime.js';
+import { createRuntime } from '../shared/platform/runtime.js';
 import './framework-errors.js';
 import { rerunHttpHandler } from './rerun-http.js';
 import { rerunPubsubHandler } from './rerun-pubsub.js';

@@ -5,11 +5,11 @@
  * acknowledges, so a permanent problem is answered 204 and only work left undone gets 503.
  */
 import type { HttpFunction, Request, Response } from '@google-cloud/functions-framework';
-import { httpDelivery, parseRerunEvent } from '../shared/events.js';
-import { deliverMessage } from '../shared/message-delivery.js';
-import { CloudTasksUnavailableError } from '../shared/rerun.js';
-import { rerun, type Runtime } from '../shared/runtime.js';
-import { isControlEventKind } from '../shared/control-status.js';
+import { httpDelivery, parseRerunEvent } from '../shared/triggers/events.js';
+import { deliverMessage } from '../shared/platform/delivery.js';
+import { CloudTasksUnavailableError } from '../shared/run/run.js';
+import { rerun, type Runtime } from '../shared/platform/runtime.js';
+import { isControlEventKind } from '../shared/control/status.js';
 import { answerControlEvent } from './control-http.js';
 import { badRequestDetail, sendGoogleError } from './google-error.js';
 

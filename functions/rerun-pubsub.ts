@@ -1,15 +1,15 @@
 /**
  * rerunPubsub: Cloud Monitoring incidents, Cloud Build notifications, Cloud Scheduler sweeps and plain events,
  * as Pub/Sub messages (CloudEvent `google.cloud.pubsub.topic.v1.messagePublished`). Resolves to acknowledge;
- * throws to have the message redelivered (SPEC 3; shared/message-delivery.ts decides which).
+ * throws to have the message redelivered (SPEC 3; shared/triggers/delivery.ts decides which).
  * https://cloud.google.com/functions/docs/bestpractices/retries
  */
 import type { CloudEvent, CloudEventFunction } from '@google-cloud/functions-framework';
-import { deliverMessage } from '../shared/message-delivery.js';
-import type { PubsubMessage } from '../shared/notifications.js';
-import type { Runtime } from '../shared/runtime.js';
+import { deliverMessage } from '../shared/platform/delivery.js';
+import type { PubsubMessage } from '../shared/triggers/messages.js';
+import type { Runtime } from '../shared/platform/runtime.js';
 
-export { MESSAGE_PUBLISHED } from '../shared/message-delivery.js';
+export { MESSAGE_PUBLISHED } from '../shared/platform/delivery.js';
 
 /** The data of a `messagePublished` CloudEvent (validated at run time: it comes off the wire). */
 export interface MessagePublishedData {

@@ -3,10 +3,10 @@
  * event JSON that rerunHttp takes (SPEC 4), flag for field; status and cancel name a request. Pure.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { parseDurationMs } from '../../shared/duration.js';
-import { httpDelivery, parseRerunEvent } from '../../shared/events.js';
-import { parseQueueName } from '../../shared/names.js';
-import { parseControlEvent } from '../../shared/control-status.js';
+import { parseDurationMs } from '../../shared/platform/duration.js';
+import { httpDelivery, parseRerunEvent } from '../../shared/triggers/events.js';
+import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { parseControlEvent } from '../../shared/control/status.js';
 import { HELP, type CommandName } from './help.js';
 
 /** Bad input on the command line: the message names the flag; nothing has been called. */

@@ -5,18 +5,18 @@
  */
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { CloudTasksError, createCloudTasksClient } from '../../shared/cloud-tasks.js';
-import { ConfigError } from '../../shared/config.js';
+import { CloudTasksError, createCloudTasksClient } from '../../shared/cloud-tasks/client.js';
+import { ConfigError } from '../../shared/platform/config.js';
 import {
   cancelRequest,
   requestStatus,
   type CancelResult,
   type RequestStatus,
-} from '../../shared/control-status.js';
-import { httpDelivery, parseRerunEvent } from '../../shared/events.js';
-import { parseQueueName } from '../../shared/names.js';
-import { CloudTasksUnavailableError } from '../../shared/rerun.js';
-import { createRuntime, rerun } from '../../shared/runtime.js';
+} from '../../shared/control/status.js';
+import { httpDelivery, parseRerunEvent } from '../../shared/triggers/events.js';
+import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { CloudTasksUnavailableError } from '../../shared/run/run.js';
+import { createRuntime, rerun } from '../../shared/platform/runtime.js';
 import { parseCommand, UsageError, type ControlCommand, type RerunCommand } from './args.js';
 import { logLineSink, ProgressLine, ProgressTracker } from './progress.js';
 import { errorMessageOf, IdTokenError, postEvent } from './remote.js';

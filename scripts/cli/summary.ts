@@ -4,7 +4,7 @@
  * (fields a core does not send count as 0).
  */
 
-import { OUTCOMES } from '../../shared/report.js';
+import { OUTCOMES } from '../../shared/run/settle.js';
 
 type TaskRow = NonNullable<ReportView['tasks']>[number];
 

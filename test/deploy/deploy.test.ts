@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../shared/config.js';
-import { httpDelivery, parseRerunEvent } from '../../shared/events.js';
+import { loadConfig } from '../../shared/platform/config.js';
+import { httpDelivery, parseRerunEvent } from '../../shared/triggers/events.js';
 import {
   BASE,
   BUILD_SA,

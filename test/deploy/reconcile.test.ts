@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CONFIG_KEYS, loadConfig } from '../../shared/config.js';
-import { httpDelivery, parseRerunEvent } from '../../shared/events.js';
+import { CONFIG_KEYS, loadConfig } from '../../shared/platform/config.js';
+import { httpDelivery, parseRerunEvent } from '../../shared/triggers/events.js';
 import {
   BASE,
   CI_SA,

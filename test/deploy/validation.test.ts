@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Env } from '../../shared/config.js';
-import { parseQueueName } from '../../shared/names.js';
+import { Env } from '../../shared/platform/config.js';
+import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import {
   CONTROL,
   createSandbox,
@@ -196,7 +196,7 @@ describe('deploy.sh applies the rules of the product itself', () => {
     'projects/shop-prod/locations/us-central1/queue/orders',
     'projects/shop-prod/locations/us-central1/queues/two words',
   ];
-  it.each(names)('queue name %s: accepted exactly when shared/names.ts accepts it', (name) => {
+  it.each(names)('queue name %s: accepted exactly when shared/cloud-tasks/names.ts accepts it', (name) => {
     const project = name.split('/')[1] ?? '';
     const result = sandbox.run(['--dry-run', '--project', project, '--queue', name]);
     const valid = parseQueueName(name) !== undefined;

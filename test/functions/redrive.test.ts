@@ -4,9 +4,9 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SeedTask } from '../../emulator/server.js';
-import { claimIdOf } from '../../shared/control-tasks.js';
-import { copyNameOf } from '../../shared/copy.js';
-import { parseTaskName } from '../../shared/names.js';
+import { claimIdOf } from '../../shared/control/control-tasks.js';
+import { copyNameOf } from '../../shared/run/copy.js';
+import { parseTaskName } from '../../shared/cloud-tasks/names.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';

@@ -7,7 +7,7 @@ import { getTestServer } from '@google-cloud/functions-framework/testing';
 import '../../functions/framework-errors.js';
 import { rerunHttpHandler } from '../../functions/rerun-http.js';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../emulator/server.js';
-import { createRuntime, type Runtime, type RuntimeOptions } from '../../shared/runtime.js';
+import { createRuntime, type Runtime, type RuntimeOptions } from '../../shared/platform/runtime.js';
 import { logSink } from './log-sink.js';
 
 let registered = 0;

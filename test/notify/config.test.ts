@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CONFIG_KEYS, loadConfig } from '../../shared/config.js';
+import { CONFIG_KEYS, loadConfig } from '../../shared/platform/config.js';
 
 const RERUN_QUEUES = 'projects/p-1/locations/us-central1/queues/orders';
 

@@ -4,8 +4,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startPubsubServer, type PubsubServer } from '../../emulator/pubsub-server.js';
-import { createLogger } from '../../shared/log.js';
-import { createNotifier } from '../../shared/notify.js';
+import { createLogger } from '../../shared/platform/log.js';
+import { createNotifier } from '../../shared/notify/publish.js';
 import { logSink } from '../helpers/log-sink.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';

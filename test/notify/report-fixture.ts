@@ -1,5 +1,5 @@
 /** A run report to build notifications from, with the counts and fields a test cares about. */
-import { emptyCounts, type RerunReport, type VerdictCounts } from '../../shared/report.js';
+import { emptyCounts, type RerunReport, type VerdictCounts } from '../../shared/run/settle.js';
 
 type Counts = Partial<Omit<RerunReport['counts'], 'verdicts'>> & { verdicts?: VerdictCounts };
 

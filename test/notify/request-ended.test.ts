@@ -5,12 +5,17 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { startPubsubServer, type PubsubServer } from '../../emulator/pubsub-server.js';
-import { createCloudTasksClient } from '../../shared/cloud-tasks.js';
-import { controlTaskFor, type ControlWork } from '../../shared/control-tasks.js';
-import { createLogger } from '../../shared/log.js';
-import { parseQueueName } from '../../shared/names.js';
-import { createNotifier, notifyRunEnd, requestEnded, type RequestEndDeps } from '../../shared/notify.js';
-import type { RerunReport } from '../../shared/report.js';
+import { createCloudTasksClient } from '../../shared/cloud-tasks/client.js';
+import { controlTaskFor, type ControlWork } from '../../shared/control/control-tasks.js';
+import { createLogger } from '../../shared/platform/log.js';
+import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import {
+  createNotifier,
+  notifyRunEnd,
+  requestEnded,
+  type RequestEndDeps,
+} from '../../shared/notify/publish.js';
+import type { RerunReport } from '../../shared/run/settle.js';
 import { logSink } from '../helpers/log-sink.js';
 import { CONTINUE_WITH, reportWith } from './report-fixture.js';
 import { queueName } from '../helpers/seeds.js';

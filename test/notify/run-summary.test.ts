@@ -1,10 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  MAX_FAILED_AGAIN_NAMES,
-  requestEndMessage,
-  runOutcomeOf,
-  runSummaryMessage,
-} from '../../shared/run-summary.js';
+import { MAX_FAILED_AGAIN_NAMES, requestEndMessage, runSummaryMessage } from '../../shared/notify/summary.js';
+import { runOutcomeOf } from '../../shared/run/settle.js';
 import { CONTINUE_WITH, ORDERS_QUEUE, reportWith } from './report-fixture.js';
 
 const Q = ORDERS_QUEUE;

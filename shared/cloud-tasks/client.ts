@@ -1,0 +1,311 @@
+/**
+ * A small Cloud Tasks v2 REST client on google-auth-library: only the calls rerun makes.
+ * https://cloud.google.com/tasks/docs/reference/rest
+ */
+import { GoogleAuth, PassThroughClient, type AuthClient } from 'google-auth-library';
+import { CANONICAL_CODES, type CanonicalCode } from './codes.js';
+import type { QueueName, TaskName } from './names.js';
+import { parseProtoDurationMs } from '../platform/duration.js';
+import { actionFor, backoffDelayMs, MAX_READ_ATTEMPTS } from './retry.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** google.cloud.tasks.v2.Attempt, as JSON. */
+export interface Attempt {
+  scheduleTime?: string;
+  dispatchTime?: string;
+  responseTime?: string;
+  responseStatus?: { code?: number; message?: string };
+}
+
+/** The fields of google.cloud.tasks.v2.Task that rerun reads (BASIC view; FULL adds headers and body). */
+export interface Task {
+  name: string;
+  httpRequest?: HttpRequest;
+  appEngineHttpRequest?: AppEngineHttpRequest;
+  scheduleTime?: string;
+  createTime?: string;
+  /** A proto Duration, `"600s"`. */
+  dispatchDeadline?: string;
+  dispatchCount?: number;
+  responseCount?: number;
+  firstAttempt?: Attempt;
+  lastAttempt?: Attempt;
+}
+
+/** google.cloud.tasks.v2.HttpRequest; headers and body only in the FULL view. */
+export interface HttpRequest {
+  url?: string;
+  httpMethod?: string;
+  headers?: Record<string, string>;
+  /** base64 */
+  body?: string;
+  oidcToken?: { serviceAccountEmail?: string; audience?: string };
+  oauthToken?: { serviceAccountEmail?: string; scope?: string };
+}
+
+/** google.cloud.tasks.v2.AppEngineHttpRequest; headers and body only in the FULL view. */
+export interface AppEngineHttpRequest {
+  relativeUri?: string;
+  httpMethod?: string;
+  appEngineRouting?: Record<string, string>;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/** The fields of google.cloud.tasks.v2.Queue that rerun reads. */
+export interface Queue {
+  name: string;
+  state?: 'RUNNING' | 'PAUSED' | 'DISABLED' | 'STATE_UNSPECIFIED';
+  rateLimits?: { maxDispatchesPerSecond?: number; maxConcurrentDispatches?: number };
+  retryConfig?: {
+    /** -1 = unlimited; Cloud Tasks' default is 100. */
+    maxAttempts?: number;
+    /** A proto Duration; "0s" or absent = unlimited. */
+    maxRetryDuration?: string;
+  };
+}
+
+/** A task to create: a control task (claims, queued mode) or a redrive copy. */
+export interface NewTask {
+  name: string;
+  httpRequest?: HttpRequest;
+  appEngineHttpRequest?: AppEngineHttpRequest;
+  /** RFC 3339; absent = now. */
+  scheduleTime?: string;
+  /** A proto Duration, `"1800s"`. */
+  dispatchDeadline?: string;
+}
+
+/** The task views of the API: BASIC leaves out headers and bodies; FULL needs `cloudtasks.tasks.fullView`. */
+export type TaskView = 'BASIC' | 'FULL';
+
+/** A failed Cloud Tasks call: the canonical status decides what happens next (see retry.ts). */
+export class CloudTasksError extends Error {
+  override readonly name = 'CloudTasksError';
+  constructor(
+    message: string,
+    readonly status: CanonicalCode,
+    readonly options: {
+      httpStatus?: number;
+      answerLost?: boolean;
+      retryDelayMs?: number;
+      cause?: unknown;
+    } = {},
+  ) {
+    super(message, { cause: options.cause });
+  }
+  get answerLost(): boolean {
+    return this.options.answerLost ?? false;
+  }
+  get retryDelayMs(): number | undefined {
+    return this.options.retryDelayMs;
+  }
+}
+
+/** The calls rerun makes. Names are parsed (validated) before they reach a URL. */
+export interface CloudTasksClient {
+  getQueue(queue: QueueName): Promise<Queue>;
+  listQueues(parent: { project: string; location: string }): AsyncIterable<Queue[]>;
+  /** Pages of tasks in the BASIC view, 1000 per page, in no promised order. */
+  listTasks(queue: QueueName): AsyncIterable<Task[]>;
+  /** Pages of tasks with only name and URL (control queues: the URL carries the requestId). */
+  listTaskUrls(queue: QueueName): AsyncIterable<Task[]>;
+  /** One task, BASIC (partial response: no headers) unless FULL is asked for (redrive's copy). */
+  getTask(task: TaskName, view?: TaskView): Promise<Task>;
+  /** Forces one dispatch now; never retried here (a resend can dispatch twice). */
+  runTask(task: TaskName): Promise<Task>;
+  /** Never retried here: ALREADY_EXISTS after a lost answer is the caller's to interpret. */
+  createTask(queue: QueueName, task: NewTask): Promise<Task>;
+  /** Never retried here: NOT_FOUND after a lost answer is the caller's to interpret. */
+  deleteTask(task: TaskName): Promise<void>;
+  /** The permissions of `permissions` the caller holds on the queue (queues.testIamPermissions). */
+  testQueuePermissions(queue: QueueName, permissions: readonly string[]): Promise<string[]>;
+}
+
+export interface CloudTasksClientOptions {
+  /** `host:port` of a local emulator: plain HTTP and no credentials. */
+  emulatorHost?: string | undefined;
+  /** Credentials; default Application Default Credentials with the cloud-platform scope. */
+  authClient?: AuthClient;
+  /** Timeout of every request (the API's own server deadline is 15 s). */
+  timeoutMs?: number;
+}
+
+const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
+
+/**
+ * Partial responses (the `fields` system parameter): only what selection reads, so task headers, which
+ * the BASIC view still carries, never even reach the function.
+ */
+const TASK_FIELDS =
+  'name,scheduleTime,createTime,dispatchDeadline,dispatchCount,responseCount,firstAttempt,lastAttempt,httpRequest/url,appEngineHttpRequest/relativeUri';
+const TASK_PAGE_FIELDS = `tasks(${TASK_FIELDS}),nextPageToken`;
+
+/** Creates the client; credentials are looked up on first use, not at creation. */
+export function createCloudTasksClient(options: CloudTasksClientOptions = {}): CloudTasksClient {
+  const base = options.emulatorHost
+    ? `http://${options.emulatorHost}/v2/`
+    : 'https://cloudtasks.googleapis.com/v2/';
+  const timeout = options.timeoutMs ?? 20_000;
+  let auth: Promise<AuthClient> | undefined;
+  const authClient = () =>
+    (auth ??= options.authClient
+      ? Promise.resolve(options.authClient)
+      : options.emulatorHost
+        ? Promise.resolve(new PassThroughClient())
+        : new GoogleAuth({ scopes: SCOPE }).getClient());
+
+  async function call<T>(
+    method: 'GET' | 'POST' | 'DELETE',
+    path: string,
+    params?: object,
+    data?: object,
+  ): Promise<T> {
+    const client = await authClient();
+    try {
+      const response = await client.request<T>({
+        url: base + path,
+        method,
+        timeout,
+        ...(params && { params }),
+        ...(data && { data }),
+      });
+      return response.data;
+    } catch (error) {
+      throw toCloudTasksError(error);
+    }
+  }
+
+  /** Reads are safe to repeat: transient failures are retried with backoff and jitter. */
+  async function read<T>(path: string, params?: object): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await call<T>('GET', path, params);
+      } catch (error) {
+        if (
+          !(error instanceof CloudTasksError) ||
+          actionFor(error) !== 'retry' ||
+          attempt + 1 >= MAX_READ_ATTEMPTS
+        ) {
+          throw error;
+        }
+        await sleep(backoffDelayMs(attempt));
+      }
+    }
+  }
+
+  async function* pages<T>(
+    path: string,
+    key: string,
+    params: Record<string, string | number>,
+  ): AsyncIterable<T[]> {
+    let pageToken: string | undefined;
+    do {
+      const page = await read<Record<string, unknown> & { nextPageToken?: string }>(path, {
+        ...params,
+        ...(pageToken && { pageToken }),
+      });
+      yield (page[key] as T[] | undefined) ?? [];
+      pageToken = page.nextPageToken || undefined;
+    } while (pageToken);
+  }
+
+  return {
+    getQueue: (queue) => read<Queue>(queue.name),
+    listQueues: (parent) =>
+      pages<Queue>(`projects/${parent.project}/locations/${parent.location}/queues`, 'queues', {
+        pageSize: 1000,
+      }),
+    listTasks: (queue) =>
+      pages<Task>(`${queue.name}/tasks`, 'tasks', {
+        pageSize: 1000,
+        responseView: 'BASIC',
+        fields: TASK_PAGE_FIELDS,
+      }),
+    listTaskUrls: (queue) =>
+      pages<Task>(`${queue.name}/tasks`, 'tasks', {
+        pageSize: 1000,
+        responseView: 'BASIC',
+        fields: 'tasks(name,httpRequest/url),nextPageToken',
+      }),
+    getTask: (task, view = 'BASIC') =>
+      read<Task>(
+        task.name,
+        view === 'FULL' ? { responseView: 'FULL' } : { responseView: 'BASIC', fields: TASK_FIELDS },
+      ),
+    runTask: (task) =>
+      call<Task>('POST', `${task.name}:run`, { fields: TASK_FIELDS }, { responseView: 'BASIC' }),
+    createTask: (queue, task) =>
+      call<Task>('POST', `${queue.name}/tasks`, { fields: 'name' }, { task, responseView: 'BASIC' }),
+    deleteTask: async (task) => {
+      await call<unknown>('DELETE', task.name);
+    },
+    testQueuePermissions: async (queue, permissions) => {
+      const answer = await call<{ permissions?: string[] }>(
+        'POST',
+        `${queue.name}:testIamPermissions`,
+        undefined,
+        {
+          permissions,
+        },
+      );
+      return answer.permissions ?? [];
+    },
+  };
+}
+
+const HTTP_TO_CANONICAL: Record<number, CanonicalCode> = {
+  400: 'INVALID_ARGUMENT',
+  401: 'UNAUTHENTICATED',
+  403: 'PERMISSION_DENIED',
+  404: 'NOT_FOUND',
+  409: 'ABORTED',
+  429: 'RESOURCE_EXHAUSTED',
+  499: 'CANCELLED',
+  500: 'INTERNAL',
+  501: 'UNIMPLEMENTED',
+  503: 'UNAVAILABLE',
+  504: 'DEADLINE_EXCEEDED',
+};
+
+interface GoogleErrorBody {
+  error?: {
+    code?: number;
+    message?: string;
+    status?: string;
+    details?: { '@type'?: string; retryDelay?: string }[];
+  };
+}
+
+/** Maps any failure of a call to a CloudTasksError; Google's error JSON gives the canonical status. */
+export function toCloudTasksError(error: unknown): CloudTasksError {
+  if (error instanceof CloudTasksError) return error;
+  // A GaxiosError with an answer (duck-typed: gaxios may be present in more than one copy).
+  const response = (error as { response?: { status?: unknown; data?: unknown } } | undefined)?.response;
+  if (typeof response?.status === 'number') {
+    const httpStatus = response.status;
+    const body = (typeof response.data === 'object' ? response.data : undefined) as
+      GoogleErrorBody | undefined;
+    const named = body?.error?.status;
+    const status = CANONICAL_CODES.includes(named as CanonicalCode)
+      ? (named as CanonicalCode)
+      : (HTTP_TO_CANONICAL[httpStatus] ?? (httpStatus >= 500 ? 'INTERNAL' : 'UNKNOWN'));
+    const retryInfo = body?.error?.details?.find(
+      (d) => d['@type'] === 'type.googleapis.com/google.rpc.RetryInfo',
+    );
+    const retryDelayMs = parseProtoDurationMs(retryInfo?.retryDelay);
+    return new CloudTasksError(`${status}: ${body?.error?.message ?? `HTTP ${httpStatus}`}`, status, {
+      httpStatus,
+      ...(retryDelayMs !== undefined && { retryDelayMs }),
+      cause: error,
+    });
+  }
+  // No HTTP answer: a reset, a refused connection, a timeout. The call may or may not have happened.
+  const code = (error as { code?: unknown }).code;
+  const timedOut = code === 'TimeoutError' || (error as Error).name === 'TimeoutError';
+  return new CloudTasksError(
+    `${timedOut ? 'DEADLINE_EXCEEDED' : 'UNAVAILABLE'}: no answer from Cloud Tasks (${typeof code === 'string' ? code : (error as Error).message})`,
+    timedOut ? 'DEADLINE_EXCEEDED' : 'UNAVAILABLE',
+    { answerLost: true, cause: error },
+  );
+}

@@ -1,0 +1,24 @@
+/**
+ * The canonical google.rpc.Code names that Cloud Tasks answers with and records in a task's last attempt,
+ * by number (google/rpc/code.proto).
+ */
+export const CANONICAL_CODES = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+] as const;
+export type CanonicalCode = (typeof CANONICAL_CODES)[number];

@@ -1,0 +1,90 @@
+/**
+ * Control tasks (SPEC 6): one per (task, request, cutoff), in the control queue, sent back to rerunHttp by
+ * Cloud Tasks. The same task is a claim (created before the task is forced inline, due after the run) and
+ * queued mode's unit of work (due now). Cloud Tasks' name deduplication makes a second claim of the same
+ * task for the same request fail with ALREADY_EXISTS on any instance.
+ */
+import { createHash } from 'node:crypto';
+import type { NewTask } from '../cloud-tasks/client.js';
+import type { EventKind, RerunRequest } from '../triggers/events.js';
+import type { QueueName } from '../cloud-tasks/names.js';
+
+export interface ControlTarget {
+  readonly queue: QueueName;
+  /** rerunHttp's URL. */
+  readonly selfUrl: string;
+  /** The service account whose OIDC token the control task carries. */
+  readonly invokerServiceAccount: string;
+}
+
+/** What one control task carries out: one task of one request. */
+export interface ControlWork extends Pick<
+  RerunRequest,
+  // The request's options that decide a task's fate: the control task applies them as the request did.
+  'requestId' | 'cutoffMs' | 'mode' | 'reason' | 'force' | 'lastAttempts' | 'verifyMs' | 'minBackoffLeftMs'
+> {
+  readonly task: string;
+  /** The request's own kind, which the request-ended notification names (the control task is a `tasks`). */
+  readonly requestKind: EventKind;
+}
+
+/** The header on each control task that names its request's own kind (Cloud Tasks sends it along). */
+export const REQUEST_KIND_HEADER = 'X-Rerun-Request-Kind';
+
+/** Longest dispatch deadline Cloud Tasks allows for HTTP targets: longer than the service's timeout. */
+export const CONTROL_DISPATCH_DEADLINE = '1800s';
+
+/**
+ * The claim's task ID: a hex SHA-256 of the full task name, the requestId and the cutoff. Valid as a task
+ * ID, hashed (Cloud Tasks recommends hashed prefixes for named tasks), and a later request (another cutoff)
+ * never meets the tombstone of an earlier one.
+ */
+export function claimIdOf(work: Pick<ControlWork, 'task' | 'requestId' | 'cutoffMs'>): string {
+  return createHash('sha256')
+    .update(`${work.task}\n${work.requestId}\n${new Date(work.cutoffMs).toISOString()}`)
+    .digest('hex');
+}
+
+/** The requestId a control task's URL names (status and cancel read it from the BASIC view). */
+export function requestIdOfControlUrl(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    return new URL(url).searchParams.get('requestId') ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The control task for one task of one request, due at `scheduleMs` (a claim the inline run carries out:
+ * after its budget; queued mode: now). Its body is a `tasks` event for that one task.
+ */
+export function controlTaskFor(work: ControlWork, target: ControlTarget, scheduleMs?: number): NewTask {
+  const cutoff = new Date(work.cutoffMs).toISOString();
+  const event = {
+    kind: 'tasks',
+    tasks: [work.task],
+    cutoff,
+    requestId: work.requestId,
+    mode: work.mode,
+    force: work.force,
+    lastAttempts: work.lastAttempts,
+    verify: `${work.verifyMs}ms`,
+    minBackoffLeft: `${work.minBackoffLeftMs}ms`,
+    ...(work.reason !== undefined && { reason: work.reason }),
+  };
+  const url = new URL(target.selfUrl);
+  url.searchParams.set('requestId', work.requestId);
+  return {
+    name: `${target.queue.name}/tasks/${claimIdOf(work)}`,
+    ...(scheduleMs !== undefined && { scheduleTime: new Date(scheduleMs).toISOString() }),
+    dispatchDeadline: CONTROL_DISPATCH_DEADLINE,
+    httpRequest: {
+      url: url.toString(),
+      httpMethod: 'POST',
+      headers: { 'Content-Type': 'application/json', [REQUEST_KIND_HEADER]: work.requestKind },
+      body: Buffer.from(JSON.stringify(event)).toString('base64'),
+      oidcToken: { serviceAccountEmail: target.invokerServiceAccount, audience: target.selfUrl },
+    },
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * One instance's wiring: configuration, the Cloud Tasks client, the process-wide pacer and bound, the
+ * root logger; and the one entry into the core that every trigger calls.
+ */
+import { randomUUID } from 'node:crypto';
+import type { DestinationStream } from 'pino';
+import { ClaimRegistry } from '../run/claim.js';
+import { createCloudTasksClient, type CloudTasksClient } from '../cloud-tasks/client.js';
+import { loadConfig, type Config } from './config.js';
+import {
+  createNotifier,
+  notifyRunEnd,
+  NOTIFY_BUDGET_MS,
+  type Notifier,
+  type NotifierOptions,
+} from '../notify/publish.js';
+import type { RerunRequest } from '../triggers/events.js';
+import { FirstDeliveries } from './first-deliveries.js';
+import { createLogger, operationLast, traceFields, type HeaderLookup, type Logger } from './log.js';
+import { Pacer, QueueAttempts, Semaphore } from '../run/pace.js';
+import type { RerunReport } from '../run/settle.js';
+import { RedriveForbiddenError } from '../run/redrive-permissions.js';
+import { runRerun } from '../run/run.js';
+import { resolveScope } from '../triggers/scope.js';
+
+export interface Runtime {
+  readonly config: Config;
+  readonly tasks: CloudTasksClient;
+  readonly pacer: Pacer;
+  readonly inFlight: Semaphore;
+  /** Forced attempts still running, per queue: every request of the process shares the queue's bound. */
+  readonly queueAttempts: QueueAttempts;
+  /** Which tasks some run of this process is forcing right now (SPEC 5.2 "Claimed"). */
+  readonly claims: ClaimRegistry;
+  /** The cutoffs of HTTP requests that carry none, by requestId, for an hour. */
+  readonly firstDeliveries: FirstDeliveries;
+  readonly log: Logger;
+  /** Publishes the end of runs to RERUN_NOTIFY_TOPIC (a no-op without it). */
+  readonly notifier: Notifier;
+  /** The project that qualifies trace IDs in logs: the first project named in the allowlist. */
+  readonly traceProject: string | undefined;
+  /** How far ahead a redrive copy is due; undefined = the default (10 s). */
+  readonly redriveArmingDelayMs: number | undefined;
+}
+
+export interface RuntimeOptions {
+  /** Where log lines go (tests pass a sink); default stdout. */
+  readonly logDestination?: DestinationStream;
+  readonly tasks?: CloudTasksClient;
+  /** How long a task whose RunTask lost its answer stays in doubt (tests shorten it). */
+  readonly lostAnswerHoldMs?: number;
+  /** The notifier's knobs (tests shorten its backoff). */
+  readonly notify?: NotifierOptions;
+  /** How far ahead a redrive copy is due (tests and benchmarks shorten it; default 10 s). */
+  readonly redriveArmingDelayMs?: number;
+}
+
+/** Builds an instance's runtime. Throws ConfigError when the environment is bad. */
+export function createRuntime(env: NodeJS.ProcessEnv = process.env, options: RuntimeOptions = {}): Runtime {
+  const config = loadConfig(env);
+  const log = createLogger(config.logLevel, options.logDestination);
+  return {
+    config,
+    tasks: options.tasks ?? createCloudTasksClient({ emulatorHost: config.emulatorHost }),
+    pacer: new Pacer(config.maxRatePerSecond),
+    inFlight: new Semaphore(config.concurrency),
+    queueAttempts: new QueueAttempts(),
+    claims: new ClaimRegistry(options.lostAnswerHoldMs),
+    firstDeliveries: new FirstDeliveries(),
+    log,
+    notifier: createNotifier(config, log, options.notify),
+    traceProject: config.allowlist.find((entry) => entry.project !== '*')?.project,
+    redriveArmingDelayMs: options.redriveArmingDelayMs,
+  };
+}
+
+/** Why a request was refused before anything was forced, copied or deleted (an HTTP caller gets 403). */
+export type RefusalReason = 'QUEUE_NOT_ALLOWED' | 'REDRIVE_PERMISSION_DENIED';
+
+/** The result of one request: the report, or its refusal. */
+export type RerunResult =
+  { ok: true; report: RerunReport } | { ok: false; runId: string; reason: RefusalReason; message: string };
+
+/**
+ * Runs one normalized request: allowlist first, then the run. Throws CloudTasksUnavailableError when
+ * Cloud Tasks was unreachable before anything was dispatched.
+ */
+export async function rerun(
+  runtime: Runtime,
+  received: RerunRequest,
+  header: HeaderLookup = () => undefined,
+): Promise<RerunResult> {
+  const runId = randomUUID();
+  // Every delivery of a request uses its first delivery's cutoff (SPEC 6 "Exactly once"): that matters
+  // where deliveries differ, a cutoff taken from the time received or clamped to it.
+  const request = {
+    ...received,
+    cutoffMs: runtime.firstDeliveries.cutoffFor(received.requestId, received.cutoffMs),
+  };
+  const log = runtime.log.child({
+    runId,
+    ...(request.reason !== undefined && { reason: request.reason }),
+    ...traceFields(header, runtime.traceProject),
+  });
+  const scope = resolveScope(request, runtime.config.allowlist, runtime.config.controlQueue);
+  if (!scope.ok) {
+    log.error({ refused: scope.refused }, 'request names queues outside the allowlist; nothing called');
+    const message = `queues outside the allowlist (RERUN_QUEUES): ${scope.refused.join(', ')}`;
+    return { ok: false, runId, reason: 'QUEUE_NOT_ALLOWED', message };
+  }
+  const ownClaimId = header('x-cloudtasks-taskname');
+  let report: RerunReport;
+  try {
+    report = await runRerun(request, scope.scope, { ...runtime, log, ownClaimId }, runId);
+  } catch (error) {
+    if (!(error instanceof RedriveForbiddenError)) throw error;
+    log.error({ ...operationLast(), lacking: error.lacking }, error.message);
+    return { ok: false, runId, reason: 'REDRIVE_PERMISSION_DENIED', message: error.message };
+  }
+  await notifyRunEnd(runtime, report, header, Date.now() + NOTIFY_BUDGET_MS);
+  return { ok: true, report };
+}

@@ -1,0 +1,148 @@
+/**
+ * Claims (SPEC 6 "Exactly once"): a task is forced by at most one run at a time. In a process the registry
+ * is keyed by task name, across every request. With a control queue, every claim is also a control task
+ * named from the task, the requestId and the cutoff, so Cloud Tasks' name deduplication refuses a second
+ * claim of the same request on any instance, and a claim whose instance died is carried out by the control
+ * queue.
+ */
+import { toCloudTasksError, type CloudTasksClient } from '../cloud-tasks/client.js';
+import { claimIdOf, controlTaskFor, type ControlTarget, type ControlWork } from '../control/control-tasks.js';
+import type { Logger } from '../platform/log.js';
+import { parseTaskName } from '../cloud-tasks/names.js';
+
+/**
+ * How long a task whose RunTask answer was lost stays in doubt: the client's 20 s timeout plus the API's
+ * 15 s server deadline, after which a late call can no longer take effect and a fresh read tells the truth.
+ */
+export const LOST_ANSWER_HOLD_MS = 35_000;
+
+/** What the registry says of a task another run may hold. */
+export type RegistryAnswer = 'claimed' | 'running' | 'in-doubt';
+
+/** The process's claims: which tasks some run in this process is forcing right now. */
+export class ClaimRegistry {
+  /** Task name -> in doubt until (epoch ms; Infinity while a run holds it). */
+  readonly #held = new Map<string, number>();
+
+  constructor(readonly lostAnswerHoldMs: number = LOST_ANSWER_HOLD_MS) {}
+
+  /**
+   * Claims the task unless another run is forcing it (`running`) or an earlier RunTask of it lost its
+   * answer moments ago and may still take effect (`in-doubt`).
+   */
+  tryClaim(task: string, nowMs: number): RegistryAnswer {
+    const until = this.#held.get(task);
+    if (until === Number.POSITIVE_INFINITY) return 'running';
+    if (until !== undefined && until > nowMs) return 'in-doubt';
+    this.#held.set(task, Number.POSITIVE_INFINITY);
+    return 'claimed';
+  }
+
+  /** Gives the claim up; a lost answer leaves the task in doubt for a while. */
+  release(task: string, inDoubtFromMs?: number): void {
+    if (inDoubtFromMs === undefined || this.lostAnswerHoldMs <= 0) this.#held.delete(task);
+    else this.#held.set(task, inDoubtFromMs + this.lostAnswerHoldMs);
+    if (this.#held.size > 10_000) this.#sweep(Date.now());
+  }
+
+  #sweep(nowMs: number): void {
+    for (const [task, until] of this.#held) if (until <= nowMs) this.#held.delete(task);
+  }
+}
+
+/** A claim this run holds on one task. */
+export interface Claim {
+  readonly task: string;
+  /** The control task that is this claim, when a control queue is configured and this run created it. */
+  readonly controlTask: string | undefined;
+}
+
+export type ClaimResult =
+  | { readonly kind: 'claimed'; readonly claim: Claim }
+  /** Another run holds the task (here, or a claim of this request in the control queue). */
+  | { readonly kind: 'taken' }
+  /** An earlier RunTask of the task lost its answer moments ago: left for a later delivery. */
+  | { readonly kind: 'in-doubt' }
+  /** The control queue could not be written: nothing was forced, the task is left for a later delivery. */
+  | { readonly kind: 'unavailable'; readonly error: string };
+
+/** How a claim ends: its task has an outcome, or was left for the control queue to carry out. */
+export type ClaimEnd = 'done' | 'lost-answer' | 'left-to-control-queue';
+
+export interface ClaimerDeps {
+  readonly registry: ClaimRegistry;
+  readonly tasks: CloudTasksClient;
+  readonly control: ControlTarget | undefined;
+  /** The claim this delivery is, when it is a control task (its X-CloudTasks-TaskName). */
+  readonly ownClaimId: string | undefined;
+  readonly log: Logger;
+  readonly now: () => number;
+}
+
+/** The claim stage of one run: the registry's and the control queue's only user. */
+export class Claimer {
+  constructor(
+    private readonly deps: ClaimerDeps,
+    private readonly work: Omit<ControlWork, 'task'>,
+    /** When a claim that this run carries out falls due: after the run's budget and verification. */
+    private readonly claimDueMs: number,
+  ) {}
+
+  async claim(task: string): Promise<ClaimResult> {
+    const { registry, tasks, control, ownClaimId, now } = this.deps;
+    const answer = registry.tryClaim(task, now());
+    if (answer !== 'claimed') return { kind: answer === 'running' ? 'taken' : 'in-doubt' };
+    const work: ControlWork = { ...this.work, task };
+    if (!control || claimIdOf(work) === ownClaimId) {
+      return { kind: 'claimed', claim: { task, controlTask: undefined } };
+    }
+    const controlTask = controlTaskFor(work, control, this.claimDueMs);
+    try {
+      await tasks.createTask(control.queue, controlTask);
+      return { kind: 'claimed', claim: { task, controlTask: controlTask.name } };
+    } catch (error) {
+      registry.release(task);
+      const failure = toCloudTasksError(error);
+      // ALREADY_EXISTS: another delivery of this request claimed it, and forces it or its claim will.
+      if (failure.status === 'ALREADY_EXISTS') return { kind: 'taken' };
+      // A lost answer may have created the claim: if it exists, the control queue carries the task out.
+      if (failure.answerLost && (await this.#exists(controlTask.name))) return { kind: 'taken' };
+      return { kind: 'unavailable', error: failure.message };
+    }
+  }
+
+  async #exists(name: string): Promise<boolean> {
+    const parsed = parseTaskName(name);
+    if (!parsed) return false;
+    try {
+      await this.deps.tasks.getTask(parsed);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Ends a claim. Done: the control task is deleted (if that fails, it falls due later and its fresh read
+   * finds nothing to do). A lost answer: the task stays claimed here until its late attempt shows. Left to
+   * the control queue: the control task stays and carries the task out.
+   */
+  async release(claim: Claim, end: ClaimEnd): Promise<void> {
+    const { registry, tasks, log, now } = this.deps;
+    registry.release(claim.task, end === 'lost-answer' ? now() : undefined);
+    if (end !== 'done' || !claim.controlTask) return;
+    const name = parseTaskName(claim.controlTask);
+    if (!name) return;
+    try {
+      await tasks.deleteTask(name);
+    } catch (error) {
+      const failure = toCloudTasksError(error);
+      if (failure.status !== 'NOT_FOUND') {
+        log.warn(
+          { task: claim.task, claimTask: claim.controlTask, status: failure.status },
+          'claim not deleted; it falls due later and finds nothing to do',
+        );
+      }
+    }
+  }
+}

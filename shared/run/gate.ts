@@ -1,0 +1,112 @@
+/**
+ * The canary gate (SPEC 4, 6 "Canary"): a few tasks first, chosen at random among the candidates and never
+ * one with less than half of its attempts left; the rest wait for the canaries' verdicts, and go on only if
+ * every dispatched canary succeeded. A canary still running when its wait ends counts as not succeeded.
+ */
+import type { Logger } from '../platform/log.js';
+import type { Candidate } from './plan.js';
+import type { TaskRow } from './settle.js';
+import { hasHalfItsAttemptsLeft, isLastAttempt } from './select.js';
+
+export type Admission = 'go' | 'canary' | 'wait' | 'held';
+
+type State = 'choosing' | 'passed' | 'failed';
+
+export class Gate {
+  #state: State;
+  readonly #canaries: string[] = [];
+  readonly #work: Promise<void>[] = [];
+  readonly #rows: TaskRow[] = [];
+  #waiting: Candidate[] = [];
+
+  constructor(
+    private readonly canary: { readonly count: number; readonly waitMs: number } | undefined,
+    private readonly log: Logger,
+    private readonly now: () => number,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.#state = canary ? 'choosing' : 'passed';
+  }
+
+  get isChoosing(): boolean {
+    return this.#state === 'choosing';
+  }
+
+  /** Every canary is chosen: the rest waits for their verdicts. */
+  get isFull(): boolean {
+    return this.#state === 'choosing' && this.#canaries.length >= (this.canary?.count ?? 0);
+  }
+
+  get passed(): boolean {
+    return this.#state === 'passed' && this.#canaries.length > 0;
+  }
+
+  get failed(): boolean {
+    return this.#state === 'failed';
+  }
+
+  /** A page's candidates, shuffled while canaries are being chosen (they are chosen at random). */
+  order(candidates: Candidate[]): Candidate[] {
+    if (this.#state !== 'choosing') return candidates;
+    for (let i = candidates.length - 1; i > 0; i--) {
+      const j = Math.floor(this.random() * (i + 1));
+      [candidates[i], candidates[j]] = [candidates[j]!, candidates[i]!];
+    }
+    return candidates;
+  }
+
+  admit(candidate: Candidate): Admission {
+    if (this.#state === 'passed') return 'go';
+    if (this.#state === 'failed') return 'held';
+    const { listed, queue } = candidate;
+    const eligible =
+      !this.isFull &&
+      hasHalfItsAttemptsLeft(listed, queue.retry) &&
+      !isLastAttempt(listed, queue.retry, this.now());
+    if (!eligible) {
+      this.#waiting.push(candidate);
+      return 'wait';
+    }
+    this.#canaries.push(candidate.name.name);
+    return 'canary';
+  }
+
+  track(work: Promise<void>): void {
+    this.#work.push(work);
+  }
+
+  canarySettled(row: TaskRow): void {
+    this.#rows.push(row);
+  }
+
+  /** Waits for every canary's verdict and opens or closes the gate. */
+  async settle(): Promise<void> {
+    if (this.#state !== 'choosing') return;
+    await Promise.all(this.#work);
+    // A canary is forced by RunTask (`dispatched`) or, in redrive, copied (`redriven`): its verdict decides.
+    const forced = this.#rows.filter((row) => row.outcome === 'dispatched' || row.outcome === 'redriven');
+    const passed = forced.length > 0 && forced.every((row) => row.verdict === 'succeeded');
+    this.#state = passed ? 'passed' : 'failed';
+    const fields = { canaries: this.#canaries, verdicts: forced.map((row) => row.verdict ?? 'none') };
+    if (passed) this.log.info(fields, 'canary succeeded; going on');
+    else if (this.#canaries.length === 0)
+      this.log.warn(
+        fields,
+        'no candidate has half of its attempts left to serve as a canary; holding the rest',
+      );
+    else this.log.warn(fields, 'canary did not succeed; holding the rest');
+  }
+
+  /** The candidates that waited for the canaries. */
+  takeWaiting(): Candidate[] {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    return waiting;
+  }
+
+  /** The report's `canary` field, when the request had canaries. */
+  get summary(): { tasks: string[]; passed: boolean } | undefined {
+    if (!this.canary) return undefined;
+    return { tasks: this.#canaries, passed: this.passed };
+  }
+}

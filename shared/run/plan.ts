@@ -1,0 +1,247 @@
+/**
+ * The plan stage (SPEC 5): which queues a request covers, each queue's state and limits, and its tasks page
+ * by page as they arrive, each page split into candidates and skips by the pure selection rules.
+ */
+import {
+  toCloudTasksError,
+  type CloudTasksClient,
+  type CloudTasksError,
+  type Queue,
+  type Task,
+} from '../cloud-tasks/client.js';
+import type { RerunRequest } from '../triggers/events.js';
+import type { Logger } from '../platform/log.js';
+import {
+  isQueueAllowed,
+  parseQueueName,
+  parseTaskName,
+  type QueueName,
+  type TaskName,
+} from '../cloud-tasks/names.js';
+import { Pacer, rateOf, type QueueAttempts, type Semaphore } from './pace.js';
+import type { QueueReport, TaskRow } from './settle.js';
+import { actionFor, outcomeOfFailedRead } from '../cloud-tasks/retry.js';
+import type { Scope } from '../triggers/scope.js';
+import {
+  queueSkipReason,
+  retryLimitsOf,
+  selectTask,
+  type RetryLimits,
+  type SelectionRules,
+  type SkipReason,
+} from './select.js';
+
+/** One queue of the run: its limits, and the state every later stage of its tasks shares. */
+export interface QueueRun {
+  readonly queue: QueueName;
+  readonly report: QueueReport;
+  /** The process's RunTask pacer, the request's and the queue's own rate. */
+  readonly pacers: readonly Pacer[];
+  /** Redrive's pace: the request's and the queue's own rate, without the RunTask quota. */
+  readonly copyPacers: readonly Pacer[];
+  readonly retry: RetryLimits;
+  /** A rule that skips every task of the queue (paused, disabled, serial). */
+  readonly skipReason: SkipReason | undefined;
+  readonly dueSoonApplies: boolean;
+  /** Forced attempts still running count against the queue's maxConcurrentDispatches (SPEC 5.2). */
+  readonly attemptsRunning: Semaphore;
+  /** Set at the first PERMISSION_DENIED: every later task of the queue would fail the same. */
+  stoppedBy: SkipReason | undefined;
+}
+
+/** A matched task that passed the rules on its listed state. */
+export interface Candidate {
+  readonly name: TaskName;
+  readonly listed: Task;
+  readonly queue: QueueRun;
+}
+
+/** One page, split. */
+export interface PlannedPage {
+  readonly candidates: Candidate[];
+  /** Outcomes known from the listing alone (skips, gone, invalid names). */
+  readonly rows: TaskRow[];
+}
+
+export interface PlanDeps {
+  readonly tasks: CloudTasksClient;
+  /** The process-wide RunTask pacer. */
+  readonly pacer: Pacer;
+  /** The process-wide bounds on forced attempts running, per queue. */
+  readonly queueAttempts: QueueAttempts;
+  readonly log: Logger;
+  readonly now: () => number;
+  /** The copies this run's redrive made: listed later in the same queue, they are not its work. */
+  readonly ownCopies?: ReadonlySet<string>;
+}
+
+/** The plan of one request: its queues, their pages, and the queue errors met on the way. */
+export class Plan {
+  /** Paces this request's own rate across its queues, when it asked for one. */
+  readonly #requestPacer: Pacer | undefined;
+  readonly queueReports: QueueReport[] = [];
+  /** The first "cannot reach Cloud Tasks" error, if any. */
+  unreachable: CloudTasksError | undefined;
+
+  constructor(
+    private readonly request: RerunRequest,
+    private readonly scope: Scope,
+    private readonly deps: PlanDeps,
+  ) {
+    this.#requestPacer = request.maxRatePerSecond ? new Pacer(request.maxRatePerSecond) : undefined;
+  }
+
+  /** The scope's queues, with allowlist patterns expanded by listing their location's queues. */
+  async queueNames(): Promise<QueueName[]> {
+    const queues = new Map(this.scope.queues.map((q) => [q.name, q]));
+    for (const pattern of this.scope.patterns) {
+      if (pattern.project === '*' || pattern.location === '*') {
+        this.queueReports.push({
+          queue: pattern.pattern,
+          scanned: 0,
+          matched: 0,
+          complete: false,
+          error: 'cannot list: name the project and location',
+        });
+        continue;
+      }
+      try {
+        for await (const page of this.deps.tasks.listQueues(pattern)) {
+          for (const { name } of page) {
+            const queue = parseQueueName(name);
+            if (queue && queue.name !== this.scope.controlQueue && isQueueAllowed(queue, [pattern]))
+              queues.set(queue.name, queue);
+          }
+        }
+      } catch (error) {
+        this.#queueFailed(this.#newReport(pattern.pattern), error);
+      }
+    }
+    return [...queues.values()];
+  }
+
+  /** Reads the queue's state and limits; undefined (and the queue reported incomplete) when it cannot. */
+  async openQueue(queue: QueueName): Promise<QueueRun | undefined> {
+    const report = this.#newReport(queue.name);
+    let state: Queue;
+    try {
+      state = await this.deps.tasks.getQueue(queue);
+    } catch (error) {
+      this.#queueFailed(report, error);
+      return undefined;
+    }
+    const queueRate = state.rateLimits?.maxDispatchesPerSecond;
+    const copyPacers = [this.#requestPacer, queueRate ? new Pacer(queueRate) : undefined].filter(
+      (p): p is Pacer => p !== undefined,
+    );
+    const pacers = [this.deps.pacer, ...copyPacers];
+    report.state = state.state ?? 'STATE_UNSPECIFIED';
+    const rate = rateOf(this.request.mode === 'redrive' ? copyPacers : pacers);
+    if (rate !== undefined) report.rate = rate;
+    return {
+      queue,
+      report,
+      pacers,
+      copyPacers,
+      retry: retryLimitsOf(state),
+      skipReason: queueSkipReason(state, this.request.force, this.request.mode),
+      dueSoonApplies: !(state.state === 'PAUSED' && this.request.force),
+      attemptsRunning: this.deps.queueAttempts.of(
+        queue.name,
+        state.rateLimits?.maxConcurrentDispatches ?? Number.MAX_SAFE_INTEGER,
+      ),
+      stoppedBy: undefined,
+    };
+  }
+
+  /** The queue's pages, split into candidates and rows. A listing that breaks off marks the queue incomplete. */
+  async *pages(run: QueueRun): AsyncIterable<PlannedPage> {
+    try {
+      for await (const page of this.#taskPages(run)) yield page;
+      run.report.complete = true;
+    } catch (error) {
+      this.#queueFailed(run.report, error);
+    }
+  }
+
+  /** The per-task rules on a task's state, listed or fresh. */
+  rulesFor(run: QueueRun, allowLastAttempt: boolean): SelectionRules {
+    return {
+      match: this.request.match,
+      cutoffMs: this.request.cutoffMs,
+      minBackoffLeftMs: this.request.minBackoffLeftMs,
+      dueSoonApplies: run.dueSoonApplies,
+      retry: run.retry,
+      // A copy starts its attempts again: the last-attempt rule is for RunTask only (SPEC 5.2).
+      allowLastAttempt: allowLastAttempt || this.request.mode === 'redrive',
+      nowMs: this.deps.now(),
+    };
+  }
+
+  async *#taskPages(run: QueueRun): AsyncIterable<PlannedPage> {
+    const named = this.scope.tasksByQueue?.get(run.queue.name);
+    if (!named) {
+      for await (const page of this.deps.tasks.listTasks(run.queue)) yield this.#split(page, run);
+      return;
+    }
+    for (const task of named) {
+      try {
+        yield this.#split([await this.deps.tasks.getTask(task)], run);
+      } catch (error) {
+        const failure = toCloudTasksError(error);
+        if (actionFor(failure) === 'stop-queue') throw failure;
+        run.report.matched++;
+        const outcome = outcomeOfFailedRead(failure);
+        yield {
+          candidates: [],
+          rows: [{ task: task.name, outcome, ...(outcome !== 'gone' && { error: failure.message }) }],
+        };
+      }
+    }
+  }
+
+  #split(page: readonly Task[], run: QueueRun): PlannedPage {
+    // The last-attempt rule waits for the fresh read when canaries may lift it.
+    const rules = this.rulesFor(
+      run,
+      this.request.lastAttempts || (!!this.request.canary && !this.request.dryRun),
+    );
+    const split: PlannedPage = { candidates: [], rows: [] };
+    for (const task of page) {
+      run.report.scanned++;
+      if (this.deps.ownCopies?.has(task.name)) continue;
+      const selection = selectTask(task, rules);
+      if (selection.kind === 'unmatched') continue;
+      run.report.matched++;
+      const name = parseTaskName(task.name);
+      if (!name || name.queueName !== run.queue.name) {
+        split.rows.push({ task: task.name, outcome: 'failed', error: 'invalid task name in the listing' });
+        continue;
+      }
+      const skip = selection.kind === 'skip' ? selection.reason : run.skipReason;
+      if (skip) split.rows.push({ task: task.name, outcome: 'skipped', skipReason: skip });
+      else split.candidates.push({ name, listed: task, queue: run });
+    }
+    return split;
+  }
+
+  #newReport(queue: string): QueueReport {
+    const report: QueueReport = { queue, scanned: 0, matched: 0, complete: false };
+    this.queueReports.push(report);
+    return report;
+  }
+
+  #queueFailed(report: QueueReport, error: unknown): void {
+    const failure = toCloudTasksError(error);
+    report.error = failure.message;
+    const action = actionFor(failure);
+    if (action === 'retry' || action === 'wait-quota' || failure.status === 'DEADLINE_EXCEEDED') {
+      report.transient = true;
+      if (action === 'retry' || failure.status === 'DEADLINE_EXCEEDED') this.unreachable ??= failure;
+    }
+    this.deps.log.error(
+      { queue: report.queue, status: failure.status, error: failure.message },
+      'queue failed',
+    );
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Redrive's preflight (SPEC 6 "Redrive"): copying and deleting needs `cloudtasks.tasks.fullView`, `create`
+ * and `delete` on every queue of the request. Without them the request is refused before anything is
+ * created or deleted, naming what is missing (`deploy.sh --redrive` grants exactly these).
+ */
+import { toCloudTasksError, type CloudTasksClient } from '../cloud-tasks/client.js';
+import type { QueueName } from '../cloud-tasks/names.js';
+import { actionFor } from '../cloud-tasks/retry.js';
+
+export const REDRIVE_PERMISSIONS = [
+  'cloudtasks.tasks.fullView',
+  'cloudtasks.tasks.create',
+  'cloudtasks.tasks.delete',
+] as const;
+
+/** The permissions a queue lacks for redrive. */
+export interface MissingPermissions {
+  readonly queue: string;
+  readonly missing: readonly string[];
+}
+
+/** A redrive request on queues where the caller lacks redrive's permissions: nothing was called. */
+export class RedriveForbiddenError extends Error {
+  override readonly name = 'RedriveForbiddenError';
+  constructor(readonly lacking: readonly MissingPermissions[]) {
+    super(
+      `redrive needs ${lacking.map((q) => `${q.missing.join(', ')} on ${q.queue}`).join('; ')} (deploy.sh --redrive grants them); nothing was created or deleted`,
+    );
+  }
+}
+
+/**
+ * Asks Cloud Tasks (queues.testIamPermissions) which of redrive's permissions the caller holds on each
+ * queue. Throws RedriveForbiddenError when any is missing; a transient failure is thrown as it is
+ * (nothing was called that changes anything, so the request is safe to send again).
+ */
+export async function checkRedrivePermissions(
+  tasks: CloudTasksClient,
+  queues: readonly QueueName[],
+): Promise<void> {
+  const lacking = await Promise.all(
+    queues.map(async (queue): Promise<MissingPermissions> => {
+      let held: readonly string[];
+      try {
+        held = await tasks.testQueuePermissions(queue, REDRIVE_PERMISSIONS);
+      } catch (error) {
+        const failure = toCloudTasksError(error);
+        // A queue the caller may not even ask about lacks every permission.
+        if (actionFor(failure) !== 'stop-queue') throw failure;
+        held = [];
+      }
+      return { queue: queue.name, missing: REDRIVE_PERMISSIONS.filter((p) => !held.includes(p)) };
+    }),
+  );
+  const missing = lacking.filter((q) => q.missing.length > 0);
+  if (missing.length > 0) throw new RedriveForbiddenError(missing);
+}

@@ -1,0 +1,173 @@
+/**
+ * The run report (SPEC 7): every matched task gets exactly one outcome, logged once and counted once.
+ */
+import type { Estimate } from './estimate.js';
+import type { Logger } from '../platform/log.js';
+import type { SkipReason } from './select.js';
+import type { Verdict } from './verify.js';
+import type { EventKind as Kind, RerunMode } from '../triggers/events.js';
+
+export const OUTCOMES = [
+  'dispatched',
+  'redriven',
+  'gone',
+  'failed',
+  'skipped',
+  'deferred',
+  'queued',
+  'held',
+] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+/** One task's row in the report. */
+export interface TaskRow {
+  readonly task: string;
+  readonly outcome: Outcome;
+  readonly skipReason?: SkipReason;
+  /** For `dispatched` and `redriven` tasks once verified. */
+  readonly verdict?: Verdict | undefined;
+  /** The failed-again attempt's status (`UNAVAILABLE(14): HTTP status code 503`), or a verdict's note. */
+  readonly status?: string;
+  readonly error?: string;
+  readonly canary?: boolean;
+  /** A `redriven` task's copy: the new task that carries its work. */
+  readonly copy?: string;
+}
+
+/** The verdicts summed (SPEC 7 `counts.verdicts`). */
+export interface VerdictCounts {
+  succeeded: number;
+  failedAgain: number;
+  running: number;
+}
+
+/** One queue's line in the report. */
+export interface QueueReport {
+  queue: string;
+  state?: string;
+  /** The dispatch rate used for this queue (per second): the lowest of the limits that apply. */
+  rate?: number;
+  scanned: number;
+  matched: number;
+  /** False when the queue was not listed to its end (time budget, or an error). */
+  complete: boolean;
+  error?: string;
+  /** The error is transient (unreachable, timeouts, quota): the queue is left undone, not done. */
+  transient?: boolean;
+}
+
+export interface RerunReport {
+  runId: string;
+  requestId: string;
+  kind: Kind;
+  mode: RerunMode;
+  reason?: string;
+  dryRun: boolean;
+  cutoff: string;
+  /** The event's cutoff was later than its delivery, and was brought back to it. */
+  cutoffClamped?: true;
+  queues: QueueReport[];
+  counts: Record<Outcome | 'matched', number> & { verdicts: VerdictCounts };
+  skipped: Partial<Record<SkipReason, number>>;
+  tasks: TaskRow[];
+  truncated?: true;
+  canary?: { tasks: string[]; passed: boolean };
+  /** A dry run's estimate of how long each mode would take (SPEC 6). */
+  estimate?: Estimate;
+  /** Present when work is left undone: send the same request again (its cutoff makes that safe). */
+  continueWith?: {
+    requestId: string;
+    cutoff: string;
+    deferred: number;
+    incompleteQueues: string[];
+    note: string;
+  };
+  durationMs: number;
+}
+
+/** At most this many task rows are returned; counts are always complete. */
+export const MAX_TASK_ROWS = 1000;
+
+const MESSAGES: Record<Outcome, string> = {
+  dispatched: 'task dispatched',
+  redriven: 'task redriven',
+  gone: 'task gone',
+  failed: 'task failed',
+  skipped: 'task skipped',
+  deferred: 'task deferred',
+  queued: 'task queued',
+  held: 'task held',
+};
+
+/** Counts of a report with nothing counted yet. */
+export function emptyCounts(): RerunReport['counts'] {
+  return {
+    matched: 0,
+    ...(Object.fromEntries(OUTCOMES.map((outcome) => [outcome, 0])) as Record<Outcome, number>),
+    verdicts: { succeeded: 0, failedAgain: 0, running: 0 },
+  };
+}
+
+/** Collects outcomes, logging one line per task. */
+export class ReportBuilder {
+  readonly counts: RerunReport['counts'] = emptyCounts();
+  readonly skipped: RerunReport['skipped'] = {};
+  readonly rows: TaskRow[] = [];
+  private truncated = false;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly dryRun: boolean,
+  ) {}
+
+  /** Records the one outcome of a matched task. */
+  record(row: TaskRow): void {
+    this.counts.matched++;
+    this.counts[row.outcome]++;
+    if (row.verdict === 'succeeded') this.counts.verdicts.succeeded++;
+    else if (row.verdict === 'failed-again') this.counts.verdicts.failedAgain++;
+    else if (row.verdict === 'running') this.counts.verdicts.running++;
+    if (row.skipReason) this.skipped[row.skipReason] = (this.skipped[row.skipReason] ?? 0) + 1;
+    if (this.rows.length < MAX_TASK_ROWS) this.rows.push(row);
+    else this.truncated = true;
+    const level = row.outcome === 'failed' || row.verdict === 'failed-again' ? 'warn' : 'info';
+    const message =
+      this.dryRun && row.outcome === 'dispatched'
+        ? 'task would be dispatched (dry run)'
+        : MESSAGES[row.outcome];
+    this.log[level]({ ...row, queue: queueOf(row.task), ...(this.dryRun && { dryRun: true }) }, message);
+  }
+
+  get isTruncated(): boolean {
+    return this.truncated;
+  }
+}
+
+/** The queue part of a task name. */
+function queueOf(task: string): string {
+  const index = task.lastIndexOf('/tasks/');
+  return index < 0 ? task : task.slice(0, index);
+}
+
+/** A run's outcome in one word (README "Notifications" defines each). */
+export type RunOutcome = 'recovered' | 'partial' | 'incomplete' | 'failed';
+
+/**
+ * The run's outcome: `incomplete` when work is left (`continueWith`); `failed` when nothing succeeded and
+ * something failed, failed again or was held; `recovered` when nothing failed, failed again, was held,
+ * deferred or queued; `partial` otherwise. A forced task succeeded when its verdict says so, or, with verification
+ * off (no verdict at all), when it was dispatched or redriven.
+ */
+export function runOutcomeOf(report: RerunReport): RunOutcome {
+  if (report.continueWith) return 'incomplete';
+  const { counts } = report;
+  const { verdicts } = counts;
+  const forced = counts.dispatched + counts.redriven;
+  const unverified = Math.max(0, forced - verdicts.succeeded - verdicts.failedAgain - verdicts.running);
+  const succeeded = verdicts.succeeded + unverified;
+  const failures = counts.failed + verdicts.failedAgain + counts.held;
+  if (succeeded === 0 && failures > 0) return 'failed';
+  // Queued tasks are still to run (in the control queue): their request ends later.
+  if (failures === 0 && counts.deferred === 0 && counts.queued === 0) return 'recovered';
+  return 'partial';
+}

@@ -1,0 +1,139 @@
+/**
+ * The verify stage (SPEC 6 "Verification"): RunTask answers before the target does, so each dispatched task
+ * is read back until its forced attempt completes or the window ends. The forced attempt is recognised by
+ * the counts (a responseCount above the fresh read's), not by clocks. Read-backs use GetTask (the general
+ * quota), never the RunTask pace. The breaker (SPEC 4) acts on the verdicts as they arrive.
+ */
+import { toCloudTasksError, type CloudTasksClient, type Task } from '../cloud-tasks/client.js';
+import type { Budget } from './budget.js';
+import { OUT_OF_TIME } from './budget.js';
+import type { TaskName } from '../cloud-tasks/names.js';
+import type { Semaphore } from './pace.js';
+import { actionFor } from '../cloud-tasks/retry.js';
+
+export const VERDICTS = ['succeeded', 'failed-again', 'running'] as const;
+export type Verdict = (typeof VERDICTS)[number];
+
+/** A task's verdict, with the failed attempt's status when it failed again. */
+export interface VerdictResult {
+  /** Undefined when NOT_FOUND cannot tell success from a last attempt used up (`lastAttempts: true`). */
+  readonly verdict: Verdict | undefined;
+  readonly status?: string;
+}
+
+/** Read-backs of one task at most this often, after a first one soon after the dispatch. */
+const MAX_READ_INTERVAL_MS = 2_000;
+const MIN_READ_INTERVAL_MS = 100;
+const FIRST_READ_MS = 500;
+
+/** The read-back interval for a window: about ten reads per window, between 0.1 s and 2 s. */
+export function readIntervalMs(windowMs: number): number {
+  return Math.min(MAX_READ_INTERVAL_MS, Math.max(MIN_READ_INTERVAL_MS, Math.round(windowMs / 10)));
+}
+
+export interface VerifierDeps {
+  readonly tasks: CloudTasksClient;
+  /** Bounds read-backs in flight across the run. */
+  readonly reads: Semaphore;
+  readonly budget: Budget;
+}
+
+export class Verifier {
+  /** GetTask calls made for verdicts (the bench reports the cost per verified task). */
+  reads = 0;
+
+  constructor(private readonly deps: VerifierDeps) {}
+
+  /**
+   * Reads the task back until its forced attempt completes, NOT_FOUND, or the window ends (never past the
+   * budget). The window starts at `dueMs`, when the attempt falls due (a redrive copy's arming delay).
+   * `goneMeansSucceeded` is false when the forced attempt may have been its last.
+   */
+  async verdictOf(
+    name: TaskName,
+    fresh: Task,
+    windowMs: number,
+    goneMeansSucceeded: boolean,
+    dueMs: number = this.deps.budget.now(),
+  ): Promise<VerdictResult> {
+    const { budget, reads, tasks } = this.deps;
+    const startMs = Math.max(budget.now(), dueMs);
+    const untilMs = Math.min(startMs + windowMs, budget.deadlineMs);
+    const intervalMs = readIntervalMs(windowMs);
+    const baseline = fresh.responseCount ?? 0;
+    // Most targets answer within a second: read soon once, then every interval.
+    let nextReadMs = startMs + Math.min(FIRST_READ_MS, intervalMs);
+    while (budget.now() < untilMs) {
+      await budget.sleepUntil(Math.min(nextReadMs, untilMs));
+      nextReadMs = budget.now() + intervalMs;
+      if (!(await reads.acquire(untilMs, budget.now()))) break;
+      try {
+        this.reads++;
+        const task = await budget.race(tasks.getTask(name));
+        if (task === OUT_OF_TIME) break;
+        if (hasCompletedSince(task, fresh, baseline)) {
+          const status = task.lastAttempt?.responseStatus;
+          return { verdict: 'failed-again', ...(status?.message && { status: status.message }) };
+        }
+      } catch (error) {
+        if (actionFor(toCloudTasksError(error)) === 'gone') {
+          return goneMeansSucceeded
+            ? { verdict: 'succeeded' }
+            : { verdict: undefined, status: 'gone: succeeded, or its last attempt failed' };
+        }
+        // A read that failed tells nothing: try again at the next interval.
+      } finally {
+        reads.release();
+      }
+    }
+    return { verdict: 'running' };
+  }
+}
+
+/**
+ * Whether an attempt completed since the fresh read: a higher responseCount; where a server leaves
+ * responseCount out, a higher dispatchCount whose last attempt has a response.
+ */
+function hasCompletedSince(task: Task, fresh: Task, baseline: number): boolean {
+  if (task.responseCount !== undefined || fresh.responseCount !== undefined) {
+    return (task.responseCount ?? 0) > baseline;
+  }
+  return (
+    (task.dispatchCount ?? 0) > (fresh.dispatchCount ?? 0) && task.lastAttempt?.responseTime !== undefined
+  );
+}
+
+/** The breaker's settings (SPEC 4). */
+export interface BreakerSettings {
+  readonly maxFailedAgain: number;
+  readonly minVerdicts: number;
+}
+
+/** Trips once enough verdicts are in and too many of them failed again; `running` is no verdict. */
+export class Breaker {
+  #succeeded = 0;
+  #failedAgain = 0;
+  #tripped = false;
+
+  constructor(private readonly settings: BreakerSettings | undefined) {}
+
+  /** Counts a verdict; true when this verdict trips the breaker. */
+  record(verdict: Verdict | undefined): boolean {
+    if (verdict === 'succeeded') this.#succeeded++;
+    else if (verdict === 'failed-again') this.#failedAgain++;
+    else return false;
+    if (this.#tripped || !this.settings) return false;
+    const verdicts = this.#succeeded + this.#failedAgain;
+    this.#tripped =
+      verdicts >= this.settings.minVerdicts && this.#failedAgain / verdicts > this.settings.maxFailedAgain;
+    return this.#tripped;
+  }
+
+  get isTripped(): boolean {
+    return this.#tripped;
+  }
+
+  get figures(): { succeeded: number; failedAgain: number } {
+    return { succeeded: this.#succeeded, failedAgain: this.#failedAgain };
+  }
+}

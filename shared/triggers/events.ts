@@ -1,0 +1,353 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { CANONICAL_CODES } from '../cloud-tasks/codes.js';
+import { DurationMs } from '../platform/duration.js';
+import { isTaskId, parseQueueName, parseTaskName } from '../cloud-tasks/names.js';
+
+/** Bad input (an event, a message): holds zod's issues, never the raw payload. */
+export class InputError extends Error {
+  override readonly name = 'InputError';
+  constructor(
+    message: string,
+    readonly fields: readonly string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+const Time = z.iso.datetime({ offset: true }).transform((text) => Date.parse(text));
+
+const QueueNameText = z
+  .string()
+  .refine(
+    (name) => parseQueueName(name) !== undefined,
+    'not a valid queue name projects/P/locations/L/queues/Q',
+  );
+
+const TaskNameText = z
+  .string()
+  .refine(
+    (name) => parseTaskName(name) !== undefined,
+    'not a valid task name projects/P/locations/L/queues/Q/tasks/T',
+  );
+
+/** The match of SPEC 5.1: every given field must hold. Globs only, never user regexes. */
+export const Match = z
+  .strictObject({
+    taskIds: z.array(z.string().refine(isTaskId, 'not a valid task ID')).min(1).max(1000).optional(),
+    taskIdGlob: z
+      .string()
+      .regex(/^[A-Za-z0-9_*?-]{1,500}$/, 'only task ID characters, * and ?')
+      .optional(),
+    urlPrefix: z.string().min(1).max(2083).optional(),
+    responseCodes: z
+      .array(z.union([z.number().int().min(100).max(599), z.enum(CANONICAL_CODES)]))
+      .min(1)
+      .optional(),
+    minAttempts: z.number().int().min(0).optional(),
+    maxAttempts: z.number().int().min(0).optional(),
+    failedSince: Time.optional(),
+    failedUntil: Time.optional(),
+    createdBefore: Time.optional(),
+    createdAfter: Time.optional(),
+  })
+  .refine(
+    (m) => m.minAttempts === undefined || m.maxAttempts === undefined || m.minAttempts <= m.maxAttempts,
+    {
+      message: 'minAttempts is above maxAttempts',
+      path: ['minAttempts'],
+    },
+  );
+export type Match = z.infer<typeof Match>;
+
+/** How long canaries are given to succeed when the event does not say. */
+export const DEFAULT_CANARY_WAIT_MS = 20_000;
+
+const Canary = z.union([
+  z.strictObject({
+    count: z.number().int().min(1).max(100),
+    wait: DurationMs.default(DEFAULT_CANARY_WAIT_MS),
+  }),
+  z.literal(false),
+]);
+
+const Breaker = z.union([
+  z.strictObject({
+    maxFailedAgain: z.number().min(0).max(1).default(0.5),
+    minVerdicts: z.number().int().min(1).default(5),
+  }),
+  z.literal(false),
+]);
+
+/** A request's identity (SPEC 4): what every delivery of one request shares. */
+export const RequestId = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, '1-128 of letters, digits, _ . : -');
+
+/** Options every event kind takes. */
+const Common = {
+  reason: z.string().max(1000).optional(),
+  requestId: RequestId.optional(),
+  mode: z.enum(['run', 'redrive']).default('run'),
+  dryRun: z.boolean().default(false),
+  maxTasks: z.number().int().min(1).optional(),
+  force: z.boolean().default(false),
+  lastAttempts: z.boolean().default(false),
+  canary: Canary.optional(),
+  verify: DurationMs.optional(),
+  breaker: Breaker.optional(),
+  minBackoffLeft: DurationMs.optional(),
+  maxRate: z.number().positive().optional(),
+};
+
+const Queues = z.array(QueueNameText).min(1).max(100);
+
+export const FixDeployedEvent = z.strictObject({
+  kind: z.literal('fix-deployed'),
+  queues: Queues.optional(),
+  deployedAt: Time.optional(),
+  match: Match.optional(),
+  service: z.string().max(200).optional(),
+  revision: z.string().max(200).optional(),
+  ...Common,
+});
+
+export const FailureAlertEvent = z.strictObject({
+  kind: z.literal('failure-alert'),
+  queues: Queues.optional(),
+  since: Time.optional(),
+  until: Time.optional(),
+  match: Match.optional(),
+  ...Common,
+});
+
+export const SweepEvent = z.strictObject({
+  kind: z.literal('sweep'),
+  queues: Queues.optional(),
+  match: Match.optional(),
+  ...Common,
+});
+
+export const TasksEvent = z.strictObject({
+  kind: z.literal('tasks'),
+  tasks: z.array(TaskNameText).min(1).max(1000),
+  cutoff: Time.optional(),
+  ...Common,
+});
+
+/** One event, of any of the four kinds of SPEC section 4. */
+export const RerunEvent = z.discriminatedUnion('kind', [
+  FixDeployedEvent,
+  FailureAlertEvent,
+  SweepEvent,
+  TasksEvent,
+]);
+export type RerunEvent = z.input<typeof RerunEvent>;
+
+export type EventKind = z.infer<typeof RerunEvent>['kind'];
+
+/** Every event kind (SPEC 4), as the schema has them. */
+export const EVENT_KINDS: readonly EventKind[] = RerunEvent.options.map((event) => event.shape.kind.value);
+
+/** Minimum time left before a task's next attempt for it to be forced (SPEC 5.2 "due soon"). */
+export const DEFAULT_MIN_BACKOFF_LEFT_MS = 30_000;
+export const SWEEP_MIN_BACKOFF_LEFT_MS = 5 * 60_000;
+/** How long dispatched tasks are read back for their verdict by default (SPEC 4 `verify`). */
+export const DEFAULT_VERIFY_MS = 30_000;
+/** The breaker's defaults (SPEC 4). */
+export const DEFAULT_BREAKER = { maxFailedAgain: 0.5, minVerdicts: 5 } as const;
+/** The canary of triggers that carry no evidence that the cause is gone (sweeps, closed incidents). */
+export const EVIDENCE_CANARY = { count: 2, waitMs: DEFAULT_CANARY_WAIT_MS } as const;
+
+/** How a run forces a task: RunTask, or copy and delete (SPEC 1, 6). */
+export type RerunMode = 'run' | 'redrive';
+
+/** Where a request's cutoff came from (SPEC 4). */
+export type CutoffSource = 'event' | 'publish-time' | 'first-delivery';
+
+/** One delivery of a request, as the adapter saw it. */
+export interface Delivery {
+  /** When this delivery arrived, epoch ms: no cutoff is ever later. */
+  readonly receivedMs: number;
+  /** The request's identity when the event names none: the Pub/Sub messageId, or a hash of the HTTP body. */
+  readonly requestId: string;
+  /** The cutoff when the event gives none: the message's publishTime. Absent: the first delivery's time. */
+  readonly defaultCutoffMs?: number | undefined;
+}
+
+/** The one normalized request every trigger is decoded into. */
+export interface RerunRequest {
+  readonly kind: EventKind;
+  readonly requestId: string;
+  readonly reason: string | undefined;
+  readonly mode: RerunMode;
+  /** Queue names to scan; undefined means every allowlisted queue. */
+  readonly queues: readonly string[] | undefined;
+  /** Explicit task names (kind `tasks`): read one by one instead of listing. */
+  readonly tasks: readonly string[] | undefined;
+  /** The instant a task's last attempt must precede (SPEC 5.2 cutoff), epoch ms. */
+  readonly cutoffMs: number;
+  readonly cutoffSource: CutoffSource;
+  /** The event's cutoff was later than its delivery, and was brought back to it. */
+  readonly cutoffClamped: boolean;
+  readonly match: Match;
+  readonly dryRun: boolean;
+  readonly maxTasks: number | undefined;
+  readonly force: boolean;
+  /** Also force tasks on their last allowed attempt (SPEC 5.2). */
+  readonly lastAttempts: boolean;
+  readonly canary: { readonly count: number; readonly waitMs: number } | undefined;
+  /** How long dispatched tasks are read back for their verdict; 0 = not at all. */
+  readonly verifyMs: number;
+  readonly breaker: { readonly maxFailedAgain: number; readonly minVerdicts: number } | undefined;
+  readonly minBackoffLeftMs: number;
+  readonly maxRatePerSecond: number | undefined;
+  /** Free-form context logged with the run (service, revision, incident, build). */
+  readonly context: Readonly<Record<string, string>>;
+}
+
+/**
+ * The default requestId of an HTTP event: a hash of its canonical JSON (keys sorted), so a pipeline that
+ * resends the same body sends the same request.
+ */
+export function requestIdOfBody(json: unknown): string {
+  return `body-${createHash('sha256').update(canonicalJson(json)).digest('hex').slice(0, 40)}`;
+}
+
+/** The delivery of an HTTP event: received now, identified by its body unless it names a requestId. */
+export function httpDelivery(json: unknown, receivedMs: number): Delivery {
+  return { receivedMs, requestId: requestIdOfBody(json) };
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** Every field path named by zod's issues, as `match.taskIds[0]`. */
+export function issuePaths(error: z.ZodError): string[] {
+  const pathOf = (keys: readonly PropertyKey[]) =>
+    keys.reduce<string>(
+      (path, key) =>
+        typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${String(key)}` : String(key),
+      '',
+    );
+  return [
+    ...new Set(
+      error.issues.flatMap((issue) =>
+        // An unknown field is named by its own path, not its parent's.
+        issue.code === 'unrecognized_keys'
+          ? issue.keys.map((key) => pathOf([...issue.path, key]))
+          : [pathOf(issue.path)],
+      ),
+    ),
+  ];
+}
+
+/** Turns a zod failure into an InputError naming the fields, never echoing the payload. */
+export function inputErrorOf(error: z.ZodError, what = 'event'): InputError {
+  return new InputError(`invalid ${what}: ${z.prettifyError(error)}`, issuePaths(error));
+}
+
+/**
+ * Validates one event and normalizes it for one delivery. Expected failures are values, like zod's
+ * safeParse.
+ */
+export function parseRerunEvent(
+  json: unknown,
+  delivery: Delivery,
+): { success: true; data: RerunRequest } | { success: false; error: InputError } {
+  const parsed = RerunEvent.safeParse(json);
+  if (!parsed.success) return { success: false, error: inputErrorOf(parsed.error) };
+  return { success: true, data: toRerunRequest(parsed.data, delivery) };
+}
+
+type ParsedEvent = z.infer<typeof RerunEvent>;
+
+/** The event's own cutoff: deployedAt, until or cutoff. */
+function explicitCutoffOf(event: ParsedEvent): number | undefined {
+  switch (event.kind) {
+    case 'fix-deployed':
+      return event.deployedAt;
+    case 'failure-alert':
+      return event.until;
+    case 'sweep':
+      return undefined;
+    case 'tasks':
+      return event.cutoff;
+  }
+}
+
+/** The cutoff (SPEC 4): explicit wherever the event allows, never later than the delivery. */
+function cutoffOf(
+  event: ParsedEvent,
+  delivery: Delivery,
+): Pick<RerunRequest, 'cutoffMs' | 'cutoffSource' | 'cutoffClamped'> {
+  const explicit = explicitCutoffOf(event);
+  const [wanted, source]: [number, CutoffSource] =
+    explicit !== undefined
+      ? [explicit, 'event']
+      : delivery.defaultCutoffMs !== undefined
+        ? [delivery.defaultCutoffMs, 'publish-time']
+        : [delivery.receivedMs, 'first-delivery'];
+  return {
+    cutoffMs: Math.min(wanted, delivery.receivedMs),
+    cutoffSource: source,
+    cutoffClamped: wanted > delivery.receivedMs,
+  };
+}
+
+function toRerunRequest(event: ParsedEvent, delivery: Delivery): RerunRequest {
+  const canary =
+    event.canary === undefined
+      ? event.kind === 'sweep'
+        ? EVIDENCE_CANARY
+        : undefined
+      : event.canary && { count: event.canary.count, waitMs: event.canary.wait };
+  const base = {
+    kind: event.kind,
+    requestId: event.requestId ?? delivery.requestId,
+    reason: event.reason,
+    mode: event.mode,
+    dryRun: event.dryRun,
+    maxTasks: event.maxTasks,
+    force: event.force,
+    lastAttempts: event.lastAttempts,
+    canary: canary || undefined,
+    verifyMs: event.verify ?? DEFAULT_VERIFY_MS,
+    breaker: event.breaker === undefined ? DEFAULT_BREAKER : event.breaker || undefined,
+    maxRatePerSecond: event.maxRate,
+    minBackoffLeftMs:
+      event.minBackoffLeft ??
+      (event.kind === 'sweep' ? SWEEP_MIN_BACKOFF_LEFT_MS : DEFAULT_MIN_BACKOFF_LEFT_MS),
+    ...cutoffOf(event, delivery),
+  };
+  switch (event.kind) {
+    case 'fix-deployed':
+      return {
+        ...base,
+        queues: event.queues,
+        tasks: undefined,
+        match: event.match ?? {},
+        context: compact({ service: event.service, revision: event.revision }),
+      };
+    case 'failure-alert': {
+      const match = { ...event.match };
+      if (event.since !== undefined) match.failedSince ??= event.since;
+      if (event.until !== undefined) match.failedUntil ??= event.until;
+      return { ...base, queues: event.queues, tasks: undefined, match, context: {} };
+    }
+    case 'sweep':
+      return { ...base, queues: event.queues, tasks: undefined, match: event.match ?? {}, context: {} };
+    case 'tasks':
+      return { ...base, queues: undefined, tasks: event.tasks, match: {}, context: {} };
+  }
+}
+
+function compact(record: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(record).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+}

@@ -1,0 +1,79 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startEmulator, type Emulator } from '../../emulator/server.js';
+import {
+  CloudTasksError,
+  createCloudTasksClient,
+  type CloudTasksClient,
+} from '../../shared/cloud-tasks/client.js';
+import { parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
+import { failedTask, laterTask, queueName } from '../helpers/seeds.js';
+
+const ORDERS = queueName('orders');
+const queue = parseQueueName(ORDERS)!;
+
+let emulator: Emulator;
+let client: CloudTasksClient;
+
+beforeEach(async () => {
+  emulator = await startEmulator({ port: 0 });
+  client = createCloudTasksClient({ emulatorHost: emulator.host });
+});
+afterEach(() => emulator.stop());
+
+describe('the Cloud Tasks REST client', () => {
+  it('lists every page, 1000 tasks at most each, without bodies or headers', async () => {
+    const secret = { headers: { Authorization: 'Bearer secret' }, body: 'secret-body' };
+    const tasks = Array.from({ length: 2100 }, (_, i) =>
+      failedTask(ORDERS, `t${i}`, 'http://127.0.0.1:9', secret),
+    );
+    emulator.load({ queues: [{ name: ORDERS, state: 'PAUSED', tasks }] } as never);
+    const pages: number[] = [];
+    const names = new Set<string>();
+    for await (const page of client.listTasks(queue)) {
+      pages.push(page.length);
+      for (const task of page) {
+        names.add(task.name);
+        expect(task.httpRequest).toEqual({ url: expect.stringContaining('/work/') });
+        expect(task.lastAttempt?.responseStatus?.code).toBe(13);
+      }
+    }
+    expect(pages).toEqual([1000, 1000, 100]);
+    expect(names.size).toBe(2100);
+  });
+
+  it('retries reads through 503s and resets', async () => {
+    emulator.load({
+      queues: [{ name: ORDERS, tasks: [laterTask(ORDERS, 'a', 'http://127.0.0.1:9')] }],
+    });
+    emulator.injectFault({ method: 'GetQueue', kind: 503, times: 2 });
+    emulator.injectFault({ method: 'GetTask', kind: 'reset', times: 1 });
+    expect((await client.getQueue(queue)).state).toBe('RUNNING');
+    expect((await client.getTask(parseTaskName(`${ORDERS}/tasks/a`)!)).name).toBe(`${ORDERS}/tasks/a`);
+    expect(emulator.calls.map((c) => `${c.method}:${c.status}`)).toEqual([
+      'GetQueue:503',
+      'GetQueue:503',
+      'GetQueue:200',
+      'GetTask:0',
+      'GetTask:200',
+    ]);
+  });
+
+  it('never retries RunTask itself, and maps Google errors to canonical statuses', async () => {
+    emulator.load({ queues: [{ name: ORDERS, tasks: [] }] });
+    const missing = parseTaskName(`${ORDERS}/tasks/missing`)!;
+    await expect(client.runTask(missing)).rejects.toMatchObject({ status: 'NOT_FOUND', answerLost: false });
+    emulator.injectFault({ method: 'RunTask', kind: 503, times: 1 });
+    const error = await client.runTask(missing).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CloudTasksError);
+    expect(error).toMatchObject({ status: 'UNAVAILABLE' });
+    expect(emulator.calls.filter((c) => c.method === 'RunTask')).toHaveLength(2);
+  });
+
+  it('reports an unreachable endpoint as UNAVAILABLE with the answer lost', async () => {
+    const offline = createCloudTasksClient({ emulatorHost: '127.0.0.1:9' });
+    await expect(offline.runTask(parseTaskName(`${ORDERS}/tasks/a`)!)).rejects.toMatchObject({
+      status: 'UNAVAILABLE',
+      answerLost: true,
+    });
+  });
+});

@@ -22,7 +22,7 @@ const BUILD = 'b7d4e1c2-9f3a-4c6e-8a1b-2d3e4f5a6b7c';
 type Json = Record<string, any>;
 
 function fixture(name: string): Json {
-  return JSON.parse(readFileSync(new URL(`./fixtures/${name}.json`, import.meta.url), 'utf8')) as Json;
+  return JSON.parse(readFileSync(new URL(`../fixtures/${name}.json`, import.meta.url), 'utf8')) as Json;
 }
 
 /** A fixture with some incident fields replaced. */

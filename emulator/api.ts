@@ -5,12 +5,14 @@
  * https://cloud.google.com/tasks/docs/reference/rest
  */
 import { isLocationId, isProjectId, parseQueueName, parseTaskName } from '../shared/cloud-tasks/names.js';
+import { BatchMethods } from './batch.js';
 import type { Clock } from './clock.js';
 import type { Dispatcher } from './dispatcher.js';
 import { ApiError, errorInfo, help, invalidPayload, retryInfo } from './errors.js';
-import type { ApiMethod } from './faults.js';
+import type { ApiMethod, Fault } from './faults.js';
 import { FULL_VIEW_PERMISSION, METHOD_PERMISSIONS, type Iam } from './iam.js';
-import { invalidQueueName, invalidTaskId } from './model.js';
+import { invalidQueueName, invalidTaskId, type TaskRecord } from './model.js';
+import type { ApiVersion } from './operations.js';
 import {
   CreateTaskBody,
   decodeMessage,
@@ -34,6 +36,8 @@ export interface ApiRequest {
   readonly query: URLSearchParams;
   /** The parsed JSON body (`{}` when empty); undefined for GET and DELETE. */
   readonly body: unknown;
+  /** The batch-kind faults that hit this call (BatchCreateTasks, BatchDeleteTasks). */
+  readonly batchFaults?: readonly Fault[];
 }
 
 /** A successful answer: HTTP 200 with this JSON. */
@@ -61,7 +65,24 @@ export interface ApiOptions {
 
 /** The v2 methods over a store and a dispatcher. */
 export class CloudTasksApi {
-  constructor(private readonly deps: ApiOptions) {}
+  readonly #batch: BatchMethods;
+
+  constructor(private readonly deps: ApiOptions) {
+    this.#batch = new BatchMethods({
+      store: deps.store,
+      clock: deps.clock,
+      createOne: (queue, request, nowMs) => {
+        const { record, view } = this.#createOne(queue, request, nowMs);
+        return taskJson(record, view);
+      },
+      deleteOne: (name, nowMs) => this.#deleteOne(name, nowMs),
+    });
+  }
+
+  /** Stops the timers of batch operations kept running. */
+  stop(): void {
+    this.#batch.stop();
+  }
 
   /**
    * Resolves `POST /v2/projects/p/locations/l/queues/q/tasks/t:run` and the like to a method. A path of no
@@ -71,14 +92,15 @@ export class CloudTasksApi {
   route(httpMethod: string, path: string): Route {
     const resolved = resolvePath(path);
     if (!resolved) return unknownRoute(path, 'NOT_FOUND');
-    const { segments, verb } = resolved;
+    const { segments, verb, version } = resolved;
     const shape = shapeOf(segments);
     // Collection paths (`.../queues`, `.../tasks`) are about their parent.
     const collection = shape === 'location/queues' || shape === 'queue/tasks';
     const name = collection ? segments.slice(0, -1).join('/') : resolved.name;
     const project = segments[1];
-    // Permissions are held on queues (the project for methods on a location).
-    const queue = segments.length >= 6 ? segments.slice(0, 6).join('/') : undefined;
+    // Permissions are held on queues (the project for methods on a location or an operation).
+    const queue =
+      segments.length >= 6 && segments[4] === 'queues' ? segments.slice(0, 6).join('/') : undefined;
     const key = `${httpMethod} ${shape}${verb === undefined ? '' : `:${verb}`}`;
     const on = (method: ApiMethod, work: (request: ApiRequest) => ApiAnswer): Route => {
       const handle = (request: ApiRequest): ApiAnswer => {
@@ -87,6 +109,26 @@ export class CloudTasksApi {
       };
       return project === undefined ? { method, name, handle } : { method, name, project, handle };
     };
+    // docs/emulator.md "Batch calls": under v2beta3 only the batch methods and operations are served.
+    const batchCall = (request: ApiRequest) => ({
+      name,
+      version,
+      body: request.body,
+      numericEnums: wantsNumericEnums(request),
+      faults: request.batchFaults ?? [],
+    });
+    switch (key) {
+      case 'POST queue/tasks:batchCreate':
+        return on('BatchCreateTasks', (r) => this.#batch.create(batchCall(r)));
+      case 'POST queue/tasks:batchDelete':
+        return on('BatchDeleteTasks', (r) => this.#batch.delete(batchCall(r)));
+      case 'GET operation':
+        return on('GetOperation', (r) => {
+          decodeQuery(r.query, NameOnlyQuery);
+          return this.#batch.getOperation(batchCall(r));
+        });
+    }
+    if (version !== 'v2') return unknownRoute(name, shape === 'other' ? 'NOT_FOUND' : 'UNIMPLEMENTED');
     switch (key) {
       case 'GET location/queues':
         return on('ListQueues', (r) => this.#listQueues(name, r));
@@ -191,17 +233,22 @@ export class CloudTasksApi {
     decodeQuery(request.query, NameOnlyQuery);
     const body = decodeMessage(request.body, CreateTaskBody, '');
     checkQueueName(parent);
+    const { record, view } = this.#createOne(parent, body, this.deps.clock.now());
+    return taskJson(record, view, wantsNumericEnums(request));
+  }
+
+  // One CreateTaskRequest, of CreateTask or BatchCreateTasks.
+  #createOne(parent: string, body: Decoded, now: number): { record: TaskRecord; view: TaskView } {
     const task = body.task as Decoded | undefined;
     if (!task) throw invalidPayload('Task is required.', 'task');
     const view = this.#viewOf(body, parent);
     this.#checkActAs(task);
     const queue = this.deps.store.getQueue(parent);
-    const now = this.deps.clock.now();
     // "If schedule_time is not set or is in the past then Cloud Tasks will set it to the current time."
     if (typeof task.scheduleTime === 'number' && task.scheduleTime < now) task.scheduleTime = now;
     const record = this.deps.store.createTask(queue, task, now);
     this.deps.dispatcher.schedule(record);
-    return taskJson(record, view, wantsNumericEnums(request));
+    return { record, view };
   }
 
   #checkActAs(task: Decoded): void {
@@ -223,9 +270,12 @@ export class CloudTasksApi {
   #deleteTask(name: string, request: ApiRequest): ApiAnswer {
     decodeQuery(request.query, NameOnlyQuery);
     checkTaskName(name);
-    const now = this.deps.clock.now();
-    this.deps.store.removeTask(this.deps.store.getTask(name, now), now);
+    this.#deleteOne(name, this.deps.clock.now());
     return {};
+  }
+
+  #deleteOne(name: string, now: number): void {
+    this.deps.store.removeTask(this.deps.store.getTask(name, now), now);
   }
 
   #runTask(name: string, project: string, request: ApiRequest): ApiAnswer {
@@ -304,11 +354,19 @@ export function quotaError(kind: QuotaKind, project: string, limit: number, retr
   );
 }
 
-type Shape = 'location/queues' | 'queue' | 'queue/tasks' | 'task' | 'location' | 'other';
+type Shape = 'location/queues' | 'queue' | 'queue/tasks' | 'task' | 'location' | 'operation' | 'other';
 
-function resolvePath(path: string): { segments: string[]; verb?: string; name: string } | undefined {
-  if (!path.startsWith('/v2/')) return undefined;
-  let rest = path.slice('/v2/'.length);
+interface ResolvedPath {
+  segments: string[];
+  verb?: string;
+  name: string;
+  version: ApiVersion;
+}
+
+function resolvePath(path: string): ResolvedPath | undefined {
+  const version = (['v2', 'v2beta3'] as const).find((v) => path.startsWith(`/${v}/`));
+  if (!version) return undefined;
+  let rest = path.slice(version.length + 2);
   let verb: string | undefined;
   const colon = rest.indexOf(':', rest.lastIndexOf('/') + 1);
   if (colon !== -1) {
@@ -321,14 +379,14 @@ function resolvePath(path: string): { segments: string[]; verb?: string; name: s
   } catch {
     return undefined;
   }
-  return verb === undefined
-    ? { segments, name: segments.join('/') }
-    : { segments, verb, name: segments.join('/') };
+  const name = segments.join('/');
+  return verb === undefined ? { segments, name, version } : { segments, verb, name, version };
 }
 
 function shapeOf(s: readonly string[]): Shape {
   if (s[0] !== 'projects' || s[2] !== 'locations') return 'other';
   if (s.length === 4) return 'location';
+  if (s[4] === 'operations') return s.length === 6 ? 'operation' : 'other';
   if (s[4] !== 'queues') return 'other';
   if (s.length === 5) return 'location/queues';
   if (s.length === 6) return 'queue';

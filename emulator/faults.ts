@@ -1,7 +1,9 @@
 /**
  * Injected faults: API calls answered 429, 503 or 403, held back, or whose connection is reset, at a rate or
- * for named resources, for tests and benchmarks of a client's error handling.
+ * for named resources, for tests and benchmarks of a client's error handling; and, for the batch methods,
+ * items that fail and operations that end FAILED or CANCELLED or keep running.
  */
+import { CANONICAL_CODES, type StatusName } from './errors.js';
 
 /** The API methods the emulator serves ('Unknown' for anything else). */
 export type ApiMethod =
@@ -17,7 +19,20 @@ export type ApiMethod =
   | 'ListTasks'
   | 'DeleteTask'
   | 'RunTask'
+  | 'BatchCreateTasks'
+  | 'BatchDeleteTasks'
+  | 'GetOperation'
   | 'Unknown';
+
+/** The fault kinds that shape a batch call's operation; they stack with each other and with one other kind. */
+export type BatchFaultKind = 'fail-items' | 'operation-failed' | 'operation-cancelled' | 'operation-running';
+
+const BATCH_KINDS: ReadonlySet<Fault['kind']> = new Set<BatchFaultKind>([
+  'fail-items',
+  'operation-failed',
+  'operation-cancelled',
+  'operation-running',
+]);
 
 /**
  * A fault to inject. 'reset' destroys the socket without doing the work; 'lost-response' does the work (a
@@ -25,12 +40,25 @@ export type ApiMethod =
  * `delayMs` real milliseconds before doing the work and answering (a client that gives up first still
  * gets its RunTask dispatched). 429 = RESOURCE_EXHAUSTED, 503 = UNAVAILABLE, 403 = PERMISSION_DENIED, all
  * in Google's error shape.
+ *
+ * Batch kinds (BatchCreateTasks, BatchDeleteTasks only): 'fail-items' fails the chosen `items` with `code`;
+ * 'operation-failed' ends the operation FAILED with `code` (default INTERNAL) after applying the first
+ * `applied` items; 'operation-cancelled' (BatchCreateTasks) ends it CANCELLED the same way;
+ * 'operation-running' keeps it `done: false` and does its work once the emulator clock reaches `untilMs`.
  */
 export interface Fault {
   method: ApiMethod;
-  kind: 429 | 503 | 403 | 'reset' | 'lost-response' | 'delay';
+  kind: 429 | 503 | 403 | 'reset' | 'lost-response' | 'delay' | BatchFaultKind;
   /** For 'delay': how long the call is held, in real milliseconds. */
   delayMs?: number;
+  /** For 'fail-items': the items, by index in the request or by task name. */
+  items?: Array<number | string>;
+  /** For 'fail-items' (required) and 'operation-failed': the canonical code, such as 'NOT_FOUND'. */
+  code?: StatusName;
+  /** For 'operation-failed' and 'operation-cancelled': how many items, in request order, were applied. */
+  applied?: number;
+  /** For 'operation-running': the emulator clock time (ms since the epoch) at which the operation ends. */
+  untilMs?: number;
   /** Probability 0..1 per matching call (default 1). */
   rate?: number;
   /**
@@ -62,6 +90,7 @@ export class Faults {
       throw new Error('fault.rate must be between 0 and 1');
     if (times !== undefined && !(Number.isInteger(times) && times >= 0))
       throw new Error('fault.times must be a whole number >= 0');
+    if (BATCH_KINDS.has(kind)) checkBatchFault(fault);
     this.#faults.push({ fault, left: times ?? Infinity });
   }
 
@@ -69,17 +98,48 @@ export class Faults {
     this.#faults = [];
   }
 
-  /** The fault that hits this call, if any; each hit uses up one of its `times`. */
+  /** The fault (not a batch kind) that hits this call, if any; each hit uses up one of its `times`. */
   take(method: ApiMethod, name: string): Fault | undefined {
+    return this.#hits(method, name, false, true)[0];
+  }
+
+  /** Every batch-kind fault that hits this call; each hit uses up one of its `times`. */
+  takeBatch(method: ApiMethod, name: string): Fault[] {
+    return this.#hits(method, name, true, false);
+  }
+
+  #hits(method: ApiMethod, name: string, batch: boolean, firstOnly: boolean): Fault[] {
+    const hits: Fault[] = [];
     for (const entry of this.#faults) {
       const { fault } = entry;
-      if (entry.left <= 0 || fault.method !== method) continue;
+      if (entry.left <= 0 || fault.method !== method || BATCH_KINDS.has(fault.kind) !== batch) continue;
       const resources = fault.resources ?? fault.tasks;
       if (resources && !resources.some((r) => name === r || name.startsWith(`${r}/`))) continue;
       if (this.random() >= (fault.rate ?? 1)) continue;
       entry.left--;
-      return fault;
+      hits.push(fault);
+      if (firstOnly) break;
     }
-    return undefined;
+    return hits;
   }
+}
+
+function checkBatchFault({ method, kind, items, code, applied, untilMs }: Fault): void {
+  if (method !== 'BatchCreateTasks' && method !== 'BatchDeleteTasks')
+    throw new Error(`fault.method must be BatchCreateTasks or BatchDeleteTasks for a '${kind}' fault`);
+  if (kind === 'operation-cancelled' && method !== 'BatchCreateTasks')
+    throw new Error("fault.method must be BatchCreateTasks for an 'operation-cancelled' fault");
+  if (code !== undefined && !(code in CANONICAL_CODES && code !== 'OK'))
+    throw new Error('fault.code must be a canonical code name other than OK, such as NOT_FOUND');
+  if (applied !== undefined && !(Number.isInteger(applied) && applied >= 0))
+    throw new Error('fault.applied must be a whole number >= 0');
+  if (kind === 'fail-items') {
+    const valid = (item: unknown) =>
+      (typeof item === 'number' && Number.isInteger(item) && item >= 0) || typeof item === 'string';
+    if (!Array.isArray(items) || items.length === 0 || !items.every(valid))
+      throw new Error("fault.items must list request indexes or task names for a 'fail-items' fault");
+    if (code === undefined) throw new Error("fault.code is required for a 'fail-items' fault");
+  }
+  if (kind === 'operation-running' && !(typeof untilMs === 'number' && Number.isFinite(untilMs)))
+    throw new Error("fault.untilMs must be an emulator clock time in ms for an 'operation-running' fault");
 }

@@ -12,7 +12,9 @@ import type { ApiMethod } from './faults.js';
  */
 export type PermissionGrant = readonly string[] | Readonly<Record<string, readonly string[]>>;
 
-/** The permission each method needs on its queue (ListQueues and CreateQueue: on the project). */
+/**
+ * The permission each method needs on its queue (ListQueues, CreateQueue and GetOperation: on the project).
+ */
 export const METHOD_PERMISSIONS: Readonly<Record<ApiMethod, string | undefined>> = {
   CreateQueue: 'cloudtasks.queues.create',
   GetQueue: 'cloudtasks.queues.get',
@@ -27,6 +29,13 @@ export const METHOD_PERMISSIONS: Readonly<Record<ApiMethod, string | undefined>>
   ListTasks: 'cloudtasks.tasks.list',
   DeleteTask: 'cloudtasks.tasks.delete',
   RunTask: 'cloudtasks.tasks.run',
+  // The v2beta3 batchCreate page names cloudtasks.tasks.create on the queue.
+  BatchCreateTasks: 'cloudtasks.tasks.create',
+  // The v2beta3 batchDelete page names cloudtasks.tasks.batchDelete, which no IAM role lists and so cannot be
+  // granted; the emulator asks for the delete permission the roles do hold (not confirmed).
+  BatchDeleteTasks: 'cloudtasks.tasks.delete',
+  // Listed in the Cloud Tasks IAM roles page (admin, editor, viewer, enqueuer); held on the project.
+  GetOperation: 'cloudtasks.operations.get',
   Unknown: undefined,
 };
 

@@ -140,6 +140,18 @@ export const CreateTaskBody = message(`${PKG}.CreateTaskRequest`, {
   task: { message: Task },
   responseView: View,
 });
+/** The body of BatchCreateTasks; each of `requests` is then decoded as a {@link CreateTaskBody}. */
+export const BatchCreateTasksBody = message(`${PKG}.BatchCreateTasksRequest`, {
+  parent: 'string',
+  requests: 'any[]',
+  requestId: 'string',
+});
+/** The body of BatchDeleteTasks. */
+export const BatchDeleteTasksBody = message(`${PKG}.BatchDeleteTasksRequest`, {
+  parent: 'string',
+  names: 'string[]',
+  requestId: 'string',
+});
 /** The body of RunTask. */
 export const RunTaskBody = message(`${PKG}.RunTaskRequest`, { name: 'string', responseView: View });
 /** The body of PauseQueue and ResumeQueue. */

@@ -169,7 +169,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       );
     };
     const fault = faults.take(route.method, route.name);
-    if (fault) call.fault = String(fault.kind);
+    // A call answered with an error or reset does no work, so it uses up no batch fault.
+    const noWork = fault !== undefined && (typeof fault.kind === 'number' || fault.kind === 'reset');
+    const batchFaults = noWork ? [] : faults.takeBatch(route.method, route.name);
+    const hit = [...(fault ? [fault] : []), ...batchFaults].map((f) => String(f.kind));
+    if (hit.length > 0) call.fault = hit.join(',');
     const raw = await readBody(req, MAX_BODY_BYTES);
     if (latencyMs > 0) await sleep(latencyMs);
     if (fault?.kind === 'delay') await sleep(fault.delayMs ?? 0);
@@ -180,7 +184,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const answer =
       typeof fault?.kind === 'number'
         ? errorAnswer(faultError(fault.kind, route, quota.limit, quotaRetryInfo))
-        : answerOf(route, req, url, raw, log);
+        : answerOf(route, req, url, raw, batchFaults, log);
     if (fault?.kind === 'lost-response') {
       req.socket.destroy();
       return finish(0);
@@ -231,6 +235,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     },
     settled: () => dispatcher.settled(),
     stop: async () => {
+      api.stop();
       await dispatcher.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -248,6 +253,7 @@ function answerOf(
   req: http.IncomingMessage,
   url: URL,
   raw: Buffer | undefined,
+  batchFaults: readonly Fault[],
   log: (line: string) => void,
 ): Answer {
   try {
@@ -255,7 +261,8 @@ function answerOf(
       throw invalidPayload(`Request payload size exceeds the limit: ${MAX_BODY_BYTES} bytes.`);
     }
     const hasBody = req.method !== 'GET' && req.method !== 'DELETE';
-    const json = route.handle({ query: url.searchParams, body: hasBody ? parseJson(raw) : undefined });
+    const body = hasBody ? parseJson(raw) : undefined;
+    const json = route.handle({ query: url.searchParams, body, batchFaults });
     const fields = url.searchParams.get('fields');
     return { status: 200, json: fields ? (applyFieldMask(json, fieldMaskOf(fields)) as object) : json };
   } catch (err) {

@@ -142,7 +142,8 @@ export class BatchMethods {
    * @throws ApiError NOT_FOUND.
    */
   getOperation(call: BatchCall): object {
-    return operationJson(this.#operations.get(call.name), call.version, call.numericEnums);
+    const operation = this.#operations.get(call.name, this.deps.clock.now());
+    return operationJson(operation, call.version, call.numericEnums);
   }
 
   /** Cancels the timers of operations kept running. */
@@ -175,9 +176,11 @@ export class BatchMethods {
       const fingerprint = createHash('sha256')
         .update(JSON.stringify([kind, call.name, rest]))
         .digest('base64');
-      const earlier = this.#operations.findByRequestId(location, requestId, fingerprint);
+      // google/api/field_info.proto: a UUID4 "may be normalized to entirely lowercase letters".
+      const id = requestId.toLowerCase();
+      const earlier = this.#operations.findByRequestId(location, id, fingerprint, nowMs);
       if (earlier) return operationJson(earlier, call.version, call.numericEnums);
-      request = { requestId, fingerprint };
+      request = { requestId: id, fingerprint };
     }
     const plan = planOf(call.faults);
     const operation = this.#operations.start(location, kind, nowMs, request);

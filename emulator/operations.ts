@@ -60,13 +60,21 @@ export function isRequestId(id: string): boolean {
 export class Operations {
   readonly #byName = new Map<string, OperationRecord>();
   readonly #byRequestId = new Map<string, { operation: OperationRecord; fingerprint: string }>();
+  /** The request-ID key each operation was started under. */
+  readonly #keys = new Map<string, string>();
 
   /**
    * The operation an earlier call with this request ID started, if any.
    * @throws ApiError ALREADY_EXISTS when that call asked for something else (another method, queue or
    * contents): the emulator's choice, since Google's pages do not say.
    */
-  findByRequestId(location: string, requestId: string, fingerprint: string): OperationRecord | undefined {
+  findByRequestId(
+    location: string,
+    requestId: string,
+    fingerprint: string,
+    nowMs: number,
+  ): OperationRecord | undefined {
+    this.#forgetOld(nowMs);
     const seen = this.#byRequestId.get(`${location}|${requestId}`);
     if (!seen) return undefined;
     if (seen.fingerprint !== fingerprint) {
@@ -96,10 +104,9 @@ export class Operations {
     };
     this.#byName.set(operation.name, operation);
     if (request) {
-      this.#byRequestId.set(`${location}|${request.requestId}`, {
-        operation,
-        fingerprint: request.fingerprint,
-      });
+      const key = `${location}|${request.requestId}`;
+      this.#byRequestId.set(key, { operation, fingerprint: request.fingerprint });
+      this.#keys.set(operation.name, key);
     }
     return operation;
   }
@@ -108,7 +115,8 @@ export class Operations {
    * The operation of that name.
    * @throws ApiError NOT_FOUND.
    */
-  get(name: string): OperationRecord {
+  get(name: string, nowMs: number): OperationRecord {
+    this.#forgetOld(nowMs);
     const operation = this.#byName.get(name);
     if (!operation) throw new ApiError('NOT_FOUND', `Operation ${name} not found.`);
     return operation;
@@ -119,9 +127,10 @@ export class Operations {
     for (const [name, operation] of this.#byName) {
       if (operation.endMs === undefined || operation.endMs + OPERATION_RETENTION_MS > nowMs) break;
       this.#byName.delete(name);
-    }
-    for (const [key, { operation }] of this.#byRequestId) {
-      if (!this.#byName.has(operation.name)) this.#byRequestId.delete(key);
+      const key = this.#keys.get(name);
+      if (key === undefined) continue;
+      this.#byRequestId.delete(key);
+      this.#keys.delete(name);
     }
   }
 }

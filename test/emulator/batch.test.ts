@@ -370,7 +370,7 @@ describe('REST: per-item failures and whole-call errors', () => {
 describe('REST: requestId', () => {
   it('a retry with the same requestId and contents answers the same operation and creates nothing again', async () => {
     const first = await batchCreate(['a', 'b'], { requestId: REQUEST_ID });
-    const again = await batchCreate(['a', 'b'], { requestId: REQUEST_ID });
+    const again = await batchCreate(['a', 'b'], { requestId: REQUEST_ID.toUpperCase() });
     expect(again.body).toEqual(first.body);
     expect(again.body.metadata.state).toBe('SUCCEEDED');
     // Another queue's batch or another method with the same ID: ALREADY_EXISTS (the emulator's choice).
@@ -379,6 +379,15 @@ describe('REST: requestId', () => {
     expect(otherContents.body.error.status).toBe('ALREADY_EXISTS');
     expect((await batchDelete(['a'], { requestId: REQUEST_ID })).status).toBe(409);
     expect(emulator.task(taskName('orders', 'a'))).toBeDefined();
+  });
+
+  it('forgets a requestId, and its operation, a day after the operation ended', async () => {
+    const first = await batchCreate(['a'], { requestId: REQUEST_ID });
+    await clock.advance(24 * 3_600_000 + 1);
+    const later = await batchCreate(['b'], { requestId: REQUEST_ID });
+    expect(later.status).toBe(200);
+    expect(later.body.name).not.toBe(first.body.name);
+    expect((await call('GET', first.body.name)).status).toBe(404);
   });
 
   it('answers INVALID_ARGUMENT naming request_id for a value not in UUID4 form', async () => {
@@ -470,6 +479,18 @@ describe('REST: batch fault knobs', () => {
     expect(done.metadata.state).toBe('SUCCEEDED');
     expect(done.metadata.endTime).toBe('2026-12-05T12:01:00Z');
     expect(emulator.task(taskName('orders', 'a'))).toBeUndefined();
+  });
+
+  it('batch knobs stack: a running operation reports its injected item failures once it ends', async () => {
+    emulator.injectFault({ method: 'BatchCreateTasks', kind: 'operation-running', untilMs: T0 + 1000 });
+    emulator.injectFault({ method: 'BatchCreateTasks', kind: 'fail-items', items: [1], code: 'UNAVAILABLE' });
+    emulator.injectFault({ method: 'BatchCreateTasks', kind: 'lost-response', times: 1 });
+    const started = emulator.calls.length;
+    await expect(batchCreate(['a', 'b'])).rejects.toThrow();
+    expect(emulator.calls[started]?.fault).toBe('lost-response,operation-running,fail-items');
+    await clock.advance(1000);
+    expect(emulator.task(taskName('orders', 'a'))).toBeDefined();
+    expect(emulator.task(taskName('orders', 'b'))).toBeUndefined();
   });
 
   it('lost-response on operations.get drops the answer; errors and resets use up no batch fault', async () => {

@@ -18,6 +18,16 @@ const { BatchCreateTasksMetadata, BatchDeleteTasksMetadata } = protos.google.clo
 const CreateState = BatchCreateTasksMetadata.State;
 const DeleteState = BatchDeleteTasksMetadata.State;
 
+/** The error a promise rejects with (undefined if it resolves). */
+async function rejectionOf(
+  promise: Promise<unknown>,
+): Promise<{ code: number; message: string } | undefined> {
+  return promise.then(
+    () => undefined,
+    (err: { code: number; message: string }) => err,
+  );
+}
+
 /** The metadata of an operation that ended with an error, which the client's Operation leaves undecoded. */
 function rawMetadata(operation: { latestResponse: unknown }): Uint8Array {
   return (operation.latestResponse as protos.google.longrunning.IOperation).metadata!.value as Uint8Array;
@@ -101,96 +111,86 @@ function load(ids: string[]): void {
 }
 
 describe("Google's v2beta3 client", () => {
+  let client: v2beta3.CloudTasksClient;
+  beforeEach(() => {
+    client = betaClient();
+  });
+  afterEach(async () => {
+    await client.close();
+  });
+
   it('batchCreateTasks: the operation, awaited through the client, names the created tasks and the failed item', async () => {
     load(['b']);
-    const client = betaClient();
-    try {
-      const [operation] = await client.batchCreateTasks({
+    const [operation] = await client.batchCreateTasks({
+      parent: QUEUE,
+      requests: ['a', 'b', 'c'].map((id) => ({
         parent: QUEUE,
-        requests: ['a', 'b', 'c'].map((id) => ({
-          parent: QUEUE,
-          task: {
-            name: taskName('orders', id),
-            httpRequest: { url: 'http://127.0.0.1:9/work', body: Buffer.from(`{"id":"${id}"}`) },
-            scheduleTime: { seconds: Math.floor(T0 / 1000) + 3600 },
-          },
-        })),
-      });
-      const [response, metadata] = await operation.promise();
-      expect(response.tasks?.map((t) => t.name)).toEqual([taskName('orders', 'a'), taskName('orders', 'c')]);
-      expect(metadata?.state).toBe(CreateState.PARTIALLY_SUCCEEDED);
-      expect(Object.keys(metadata?.failedRequests ?? {})).toEqual(['1']);
-      expect(metadata?.failedRequests?.[1]?.code).toBe(6);
-      expect(Number(metadata?.startTime?.seconds)).toBe(T0 / 1000);
-      expect(emulator.task(taskName('orders', 'c'))?.httpRequest.body).toBe(
-        Buffer.from('{"id":"c"}').toString('base64'),
-      );
+        task: {
+          name: taskName('orders', id),
+          httpRequest: { url: 'http://127.0.0.1:9/work', body: Buffer.from(`{"id":"${id}"}`) },
+          scheduleTime: { seconds: Math.floor(T0 / 1000) + 3600 },
+        },
+      })),
+    });
+    const [response, metadata] = await operation.promise();
+    expect(response.tasks?.map((t) => t.name)).toEqual([taskName('orders', 'a'), taskName('orders', 'c')]);
+    expect(metadata?.state).toBe(CreateState.PARTIALLY_SUCCEEDED);
+    expect(Object.keys(metadata?.failedRequests ?? {})).toEqual(['1']);
+    expect(metadata?.failedRequests?.[1]?.code).toBe(6);
+    expect(Number(metadata?.startTime?.seconds)).toBe(T0 / 1000);
+    expect(emulator.task(taskName('orders', 'c'))?.httpRequest.body).toBe(
+      Buffer.from('{"id":"c"}').toString('base64'),
+    );
 
-      // The client's own progress check reads the same operation again.
-      const progress = await client.checkBatchCreateTasksProgress(operation.name!);
-      expect(progress.done).toBe(true);
-      const metadataAgain = progress.metadata as protos.google.cloud.tasks.v2beta3.IBatchCreateTasksMetadata;
-      expect(metadataAgain.state).toBe(CreateState.PARTIALLY_SUCCEEDED);
-    } finally {
-      await client.close();
-    }
+    // The client's own progress check reads the same operation again.
+    const progress = await client.checkBatchCreateTasksProgress(operation.name!);
+    expect(progress.done).toBe(true);
+    const metadataAgain = progress.metadata as protos.google.cloud.tasks.v2beta3.IBatchCreateTasksMetadata;
+    expect(metadataAgain.state).toBe(CreateState.PARTIALLY_SUCCEEDED);
   });
 
   it('batchCreateTasks: a running operation is polled by the client until the emulator clock ends it', async () => {
     emulator.injectFault({ method: 'BatchCreateTasks', kind: 'operation-running', untilMs: T0 + 5000 });
-    const client = betaClient();
-    try {
-      const [operation] = await client.batchCreateTasks({
-        parent: QUEUE,
-        requests: [
-          {
-            parent: QUEUE,
-            task: { name: taskName('orders', 'slow'), httpRequest: { url: 'http://127.0.0.1:9/' } },
-          },
-        ],
-      });
-      expect(operation.done).toBe(false);
-      expect(emulator.task(taskName('orders', 'slow'))).toBeUndefined();
-      const settled = operation.promise();
-      await expect
-        .poll(() => emulator.calls.filter((c) => c.method === 'GetOperation').length)
-        .toBeGreaterThan(0);
-      await clock.set(T0 + 5000);
-      const [response, metadata] = await settled;
-      expect(response.tasks?.map((t) => t.name)).toEqual([taskName('orders', 'slow')]);
-      expect(metadata?.state).toBe(CreateState.SUCCEEDED);
-      expect(Number(metadata?.endTime?.seconds)).toBe(T0 / 1000 + 5);
-    } finally {
-      await client.close();
-    }
+    const [operation] = await client.batchCreateTasks({
+      parent: QUEUE,
+      requests: [
+        {
+          parent: QUEUE,
+          task: { name: taskName('orders', 'slow'), httpRequest: { url: 'http://127.0.0.1:9/' } },
+        },
+      ],
+    });
+    expect(operation.done).toBe(false);
+    expect(emulator.task(taskName('orders', 'slow'))).toBeUndefined();
+    const settled = operation.promise();
+    await expect
+      .poll(() => emulator.calls.filter((c) => c.method === 'GetOperation').length)
+      .toBeGreaterThan(0);
+    await clock.set(T0 + 5000);
+    const [response, metadata] = await settled;
+    expect(response.tasks?.map((t) => t.name)).toEqual([taskName('orders', 'slow')]);
+    expect(metadata?.state).toBe(CreateState.SUCCEEDED);
+    expect(Number(metadata?.endTime?.seconds)).toBe(T0 / 1000 + 5);
   });
 
   it('batchDeleteTasks: a partial delete resolves; one where every delete fails rejects with ABORTED', async () => {
     load(['a', 'b']);
-    const client = betaClient();
-    try {
-      const names = ['a', 'gone', 'b'].map((id) => taskName('orders', id));
-      const [operation] = await client.batchDeleteTasks({ parent: QUEUE, names });
-      const [, metadata] = await operation.promise();
-      expect(metadata?.state).toBe(DeleteState.PARTIALLY_SUCCEEDED);
-      expect(metadata?.failedRequests?.[1]?.code).toBe(5);
-      expect(Object.keys(metadata?.failedRequests ?? {})).toEqual(['1']);
-      expect(emulator.task(taskName('orders', 'a'))).toBeUndefined();
-      expect(emulator.task(taskName('orders', 'b'))).toBeUndefined();
+    const names = ['a', 'gone', 'b'].map((id) => taskName('orders', id));
+    const [operation] = await client.batchDeleteTasks({ parent: QUEUE, names });
+    const [, metadata] = await operation.promise();
+    expect(metadata?.state).toBe(DeleteState.PARTIALLY_SUCCEEDED);
+    expect(metadata?.failedRequests?.[1]?.code).toBe(5);
+    expect(Object.keys(metadata?.failedRequests ?? {})).toEqual(['1']);
+    expect(emulator.task(taskName('orders', 'a'))).toBeUndefined();
+    expect(emulator.task(taskName('orders', 'b'))).toBeUndefined();
 
-      const [none] = await client.batchDeleteTasks({ parent: QUEUE, names });
-      const err = await none.promise().then(
-        () => undefined,
-        (e: { code: number; message: string }) => e,
-      );
-      expect(err?.code).toBe(10);
-      expect(err?.message).toContain('None of the requests succeeded');
-      const failed = BatchDeleteTasksMetadata.decode(rawMetadata(none));
-      expect(failed.state).toBe(DeleteState.PARTIALLY_SUCCEEDED);
-      expect(Object.keys(failed.failedRequests)).toEqual(['0', '1', '2']);
-    } finally {
-      await client.close();
-    }
+    const [none] = await client.batchDeleteTasks({ parent: QUEUE, names });
+    const err = await rejectionOf(none.promise());
+    expect(err?.code).toBe(10);
+    expect(err?.message).toContain('None of the requests succeeded');
+    const failed = BatchDeleteTasksMetadata.decode(rawMetadata(none));
+    expect(failed.state).toBe(DeleteState.PARTIALLY_SUCCEEDED);
+    expect(Object.keys(failed.failedRequests)).toEqual(['0', '1', '2']);
   });
 
   it('an operation ended FAILED by the knob rejects with its code', async () => {
@@ -200,28 +200,20 @@ describe("Google's v2beta3 client", () => {
       code: 'UNAVAILABLE',
       applied: 1,
     });
-    const client = betaClient();
-    try {
-      const [operation] = await client.batchCreateTasks({
+    const [operation] = await client.batchCreateTasks({
+      parent: QUEUE,
+      requests: ['x', 'y'].map((id) => ({
         parent: QUEUE,
-        requests: ['x', 'y'].map((id) => ({
-          parent: QUEUE,
-          task: { name: taskName('orders', id), httpRequest: { url: 'http://127.0.0.1:9/' } },
-        })),
-      });
-      const err = await operation.promise().then(
-        () => undefined,
-        (e: { code: number }) => e,
-      );
-      expect(err?.code).toBe(14);
-      expect(BatchCreateTasksMetadata.decode(rawMetadata(operation)).state).toBe(CreateState.FAILED);
-      expect(operation.result ?? undefined).toBeUndefined();
-      // The first item was applied before the failure; the second was not.
-      expect(emulator.task(taskName('orders', 'x'))).toBeDefined();
-      expect(emulator.task(taskName('orders', 'y'))).toBeUndefined();
-    } finally {
-      await client.close();
-    }
+        task: { name: taskName('orders', id), httpRequest: { url: 'http://127.0.0.1:9/' } },
+      })),
+    });
+    const err = await rejectionOf(operation.promise());
+    expect(err?.code).toBe(14);
+    expect(BatchCreateTasksMetadata.decode(rawMetadata(operation)).state).toBe(CreateState.FAILED);
+    expect(operation.result ?? undefined).toBeUndefined();
+    // The first item was applied before the failure; the second was not.
+    expect(emulator.task(taskName('orders', 'x'))).toBeDefined();
+    expect(emulator.task(taskName('orders', 'y'))).toBeUndefined();
   });
 });
 

@@ -182,7 +182,7 @@ export class BatchMethods {
       if (earlier) return operationJson(earlier, call.version, call.numericEnums);
       request = { requestId: id, fingerprint };
     }
-    const plan = planOf(call.faults);
+    const plan = planOf(call.faults, nowMs);
     const operation = this.#operations.start(location, kind, nowMs, request);
     const work = () => this.#work(operation, count, plan, nameOf, apply);
     if (plan.untilMs !== undefined && plan.untilMs > nowMs) {
@@ -229,7 +229,7 @@ export class BatchMethods {
   }
 }
 
-function planOf(faults: readonly Fault[]): Plan {
+function planOf(faults: readonly Fault[], nowMs: number): Plan {
   const failures = new Map<number | string, StatusName>();
   let end: Plan['end'];
   let untilMs: number | undefined;
@@ -243,7 +243,7 @@ function planOf(faults: readonly Fault[]): Plan {
         applied: fault.applied ?? 0,
       };
     } else if (fault.kind === 'operation-running') {
-      untilMs = Math.max(untilMs ?? -Infinity, fault.untilMs ?? -Infinity);
+      untilMs = Math.max(untilMs ?? -Infinity, fault.untilMs ?? nowMs + (fault.forMs ?? 0));
     }
   }
   return { failures, ...(end ? { end } : {}), ...(untilMs === undefined ? {} : { untilMs }) };

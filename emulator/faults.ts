@@ -44,7 +44,8 @@ const BATCH_KINDS: ReadonlySet<Fault['kind']> = new Set<BatchFaultKind>([
  * Batch kinds (BatchCreateTasks, BatchDeleteTasks only): 'fail-items' fails the chosen `items` with `code`;
  * 'operation-failed' ends the operation FAILED with `code` (default INTERNAL) after applying the first
  * `applied` items; 'operation-cancelled' (BatchCreateTasks) ends it CANCELLED the same way;
- * 'operation-running' keeps it `done: false` and does its work once the emulator clock reaches `untilMs`.
+ * 'operation-running' keeps it `done: false` and does its work once the emulator clock reaches `untilMs`, or
+ * `forMs` after the call.
  */
 export interface Fault {
   method: ApiMethod;
@@ -59,6 +60,8 @@ export interface Fault {
   applied?: number;
   /** For 'operation-running': the emulator clock time (ms since the epoch) at which the operation ends. */
   untilMs?: number;
+  /** For 'operation-running', instead of `untilMs`: how long after the call (emulator clock ms) it ends. */
+  forMs?: number;
   /** Probability 0..1 per matching call (default 1). */
   rate?: number;
   /**
@@ -124,7 +127,7 @@ export class Faults {
   }
 }
 
-function checkBatchFault({ method, kind, items, code, applied, untilMs }: Fault): void {
+function checkBatchFault({ method, kind, items, code, applied, untilMs, forMs }: Fault): void {
   if (method !== 'BatchCreateTasks' && method !== 'BatchDeleteTasks')
     throw new Error(`fault.method must be BatchCreateTasks or BatchDeleteTasks for a '${kind}' fault`);
   if (kind === 'operation-cancelled' && method !== 'BatchCreateTasks')
@@ -140,6 +143,10 @@ function checkBatchFault({ method, kind, items, code, applied, untilMs }: Fault)
       throw new Error("fault.items must list request indexes or task names for a 'fail-items' fault");
     if (code === undefined) throw new Error("fault.code is required for a 'fail-items' fault");
   }
-  if (kind === 'operation-running' && !(typeof untilMs === 'number' && Number.isFinite(untilMs)))
-    throw new Error("fault.untilMs must be an emulator clock time in ms for an 'operation-running' fault");
+  if (kind !== 'operation-running') return;
+  const isTime = (ms: unknown) => typeof ms === 'number' && Number.isFinite(ms) && ms >= 0;
+  if ((untilMs === undefined) === (forMs === undefined) || !isTime(untilMs ?? forMs))
+    throw new Error(
+      "fault.untilMs or fault.forMs (one of them, ms >= 0) is required for an 'operation-running' fault",
+    );
 }

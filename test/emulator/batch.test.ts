@@ -474,7 +474,7 @@ describe('REST: batch fault knobs', () => {
   });
 
   it('batch knobs stack: a running operation reports its injected item failures once it ends', async () => {
-    emulator.injectFault({ method: 'BatchCreateTasks', kind: 'operation-running', untilMs: T0 + 1000 });
+    emulator.injectFault({ method: 'BatchCreateTasks', kind: 'operation-running', forMs: 1000 });
     emulator.injectFault({ method: 'BatchCreateTasks', kind: 'fail-items', items: [1], code: 'UNAVAILABLE' });
     emulator.injectFault({ method: 'BatchCreateTasks', kind: 'lost-response', times: 1 });
     const started = emulator.calls.length;
@@ -510,7 +510,8 @@ describe('REST: batch fault knobs', () => {
       [{ method: 'BatchCreateTasks', kind: 'operation-failed', code: 'OK' }, 'fault.code'],
       [{ method: 'BatchDeleteTasks', kind: 'operation-cancelled' }, 'fault.method'],
       [{ method: 'BatchCreateTasks', kind: 'operation-failed', applied: -1 }, 'fault.applied'],
-      [{ method: 'BatchCreateTasks', kind: 'operation-running' }, 'fault.untilMs'],
+      [{ method: 'BatchCreateTasks', kind: 'operation-running' }, 'fault.untilMs or fault.forMs'],
+      [{ method: 'BatchCreateTasks', kind: 'operation-running', untilMs: 1, forMs: 1 }, 'fault.untilMs or'],
     ] as const;
     for (const [fault, field] of bad) {
       expect(() => emulator.injectFault(fault as never)).toThrow(field);

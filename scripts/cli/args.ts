@@ -30,6 +30,8 @@ export interface RerunCommand extends Target {
   readonly queues: readonly string[];
   /** The arguments after the command name, to print the command that continues an incomplete run. */
   readonly args: readonly string[];
+  /** `--budget`: the run's time budget, as typed (it becomes RERUN_TIME_BUDGET); undefined = the default. */
+  readonly budget: string | undefined;
 }
 
 /** status or cancel of a queued request. */
@@ -77,6 +79,7 @@ const RERUN_FLAGS = {
   'last-attempts': { type: 'boolean' },
   'no-breaker': { type: 'boolean' },
   'min-backoff-left': { type: 'string' },
+  budget: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 const CONTROL_FLAGS = {
@@ -166,14 +169,16 @@ function parseRerun(name: 'plan' | 'run', args: readonly string[], nowMs: number
   }
   const parsed = parseRerunEvent(event, httpDelivery(event, nowMs));
   if (!parsed.success) throw usageErrorOf(parsed.error.fields, parsed.error.message);
+  const url = urlOf(values.url);
   return {
     kind: 'rerun',
     name,
     event,
     queues: values.queue ?? [],
     args,
-    url: urlOf(values.url),
+    url,
     json: values.json ?? false,
+    budget: budgetOf(values.budget, url),
   };
 }
 
@@ -235,6 +240,20 @@ function positiveNumber(flag: string, text: string | undefined): number | undefi
   if (!/^\d+(\.\d+)?$/.test(text) || value <= 0)
     throw new UsageError(`${flag} must be a number above 0, got "${text}"`);
   return value;
+}
+
+/** `--budget DURATION`: a run here only; a deployed rerunHttp keeps its own (docs/cli.md "Time budget"). */
+function budgetOf(text: string | undefined, url: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (url !== undefined) {
+    throw new UsageError(
+      '--budget: a deployed rerunHttp (--url) keeps its own budget, RERUN_TIME_BUDGET where it runs',
+    );
+  }
+  if (parseDurationMs(text) === undefined || parseDurationMs(text) === 0) {
+    throw new UsageError(`--budget: "${text}" is not a duration like 30s, 10m or 2h`);
+  }
+  return text;
 }
 
 /** `--canary N[:WAIT]`: N tasks first, then WAIT (a duration) before going on. */

@@ -40,6 +40,8 @@ const SELECT = `Selection (the event's fields, SPEC section 4):
   --no-breaker            go on forcing however many reruns fail again (the breaker holds the rest
                           once more than half of 5 or more verdicts failed again)
   --min-backoff-left DURATION  leave tasks due within DURATION to their own schedule (default 30s)
+  --budget DURATION       how long a run here may take: none on a terminal, else RERUN_TIME_BUDGET
+                          (default 50s); not with --url, which keeps the deployed function's budget
 
 Output:
   --json                  print the report (JSON) and nothing else
@@ -84,7 +86,9 @@ ${EXIT_CODES}`,
 
 Forces the failed tasks of the named queues again, at the pace the quota and the queues allow. On a
 terminal a progress line shows the tasks forced, their verdicts, the held ones, the rate and the time
-left; at the end a table of outcomes by queue and the tasks that failed again.
+left (or elapsed); at the end a table of outcomes by queue and the tasks that failed again. On a
+terminal a run has no time budget unless --budget sets one. Ctrl-C starts no new task, lets the ones
+under way finish, and prints the command that continues; a second Ctrl-C quits at once.
 
 ${SELECT}
 

@@ -87,46 +87,71 @@ async function localReport(command: RerunCommand, env: NodeJS.ProcessEnv): Promi
   if (!env.RERUN_QUEUES && command.queues.length === 0) {
     throw new UsageError('--queue is required: the named queues are the allowlist (or set RERUN_QUEUES)');
   }
+  // On a terminal a person watches and can stop the run: no budget unless one is set (docs/cli.md
+  // "Time budget"). A pipeline step keeps the function's. Neither has a service timeout.
+  const onTerminal = process.stdout.isTTY === true;
+  const config = { commandLine: onTerminal ? { defaultTimeBudgetMs: Number.POSITIVE_INFINITY } : {} };
   // The core's log lines feed the progress line and are not printed: they must be written whatever
   // LOG_LEVEL says.
-  const runEnv = { ...env, RERUN_QUEUES: env.RERUN_QUEUES || command.queues.join(','), LOG_LEVEL: 'info' };
+  const runEnv = {
+    ...env,
+    RERUN_QUEUES: env.RERUN_QUEUES || command.queues.join(','),
+    LOG_LEVEL: 'info',
+    ...(command.budget !== undefined && { RERUN_TIME_BUDGET: command.budget }),
+  };
   const parsed = parseRerunEvent(command.event, httpDelivery(command.event, Date.now()));
   if (!parsed.success) throw new UsageError(parsed.error.message);
   const request = parsed.data;
-  const terminal = process.stdout.isTTY && !command.json && !request.dryRun ? process.stdout : undefined;
+  const terminal = onTerminal && !command.json && !request.dryRun ? process.stdout : undefined;
   let total: number | undefined;
   if (terminal) {
     // A plan first, for the time left: listing costs no RunTask quota.
-    const plan = await rerun(createRuntime(runEnv, { logDestination: discard() }), {
+    const plan = await rerun(createRuntime(runEnv, { logDestination: discard(), config }), {
       ...request,
       dryRun: true,
       requestId: `${request.requestId}-plan`,
     });
     if (plan.ok) total = countOf(plan.report, 'dispatched') + countOf(plan.report, 'redriven');
   }
-  const tracker = new ProgressTracker(total);
   let progress: ProgressLine | undefined;
+  const stop = new AbortController();
   const runtime = createRuntime(runEnv, {
+    config,
+    stop: stop.signal,
     logDestination: logLineSink((line) => {
       tracker.observe(line, Date.now());
       progress?.update();
     }),
   });
+  const tracker = new ProgressTracker(total, { startMs: Date.now(), budgetMs: runtime.config.timeBudgetMs });
   if (terminal) progress = new ProgressLine(terminal, tracker);
-  // Ctrl-C: what was forced stays forced; the same request with its cutoff forces nothing twice.
+  const again = () =>
+    formatCommand(continueCommand(invocation(command), { cutoff: new Date(request.cutoffMs).toISOString() }));
+  // Ctrl-C: no new task starts, and the ones under way finish (a redrive never stops between its copy and
+  // its delete); the summary then prints the command that continues. A second Ctrl-C quits at once.
   const interrupted = () => {
+    if (!stop.signal.aborted) {
+      stop.abort();
+      const note = 'stopping: no new task starts; the tasks under way finish (Ctrl-C again to quit now)';
+      if (progress) progress.print(note);
+      else process.stderr.write(`${note}\n`);
+      return;
+    }
     progress?.stop();
-    const again = continueCommand(invocation(command), { cutoff: new Date(request.cutoffMs).toISOString() });
     process.stderr.write(
-      `interrupted: tasks already forced stay forced. Continue with:\n  ${formatCommand(again)}\n`,
+      `quit: tasks already forced stay forced; a redrive cut short is finished by the same request. Continue with:\n  ${again()}\n`,
     );
     process.exit(EXIT.incomplete);
   };
-  process.once('SIGINT', interrupted);
+  process.on('SIGINT', interrupted);
   try {
     const result = await rerun(runtime, request);
     if (!result.ok) {
       throw new UsageError(result.message);
+    }
+    if (stop.signal.aborted) {
+      progress?.stop();
+      process.stderr.write('interrupted: tasks already forced stay forced; the tasks under way finished.\n');
     }
     return result.report;
   } finally {

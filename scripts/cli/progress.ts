@@ -15,8 +15,14 @@ export class ProgressTracker {
   private readonly verdicts = new Map<string, string>();
   private readonly forcedAtMs: number[] = [];
 
-  /** @param total the tasks a plan said would be forced, when known (for the time left). */
-  constructor(private readonly total: number | undefined = undefined) {}
+  /**
+   * @param total the tasks a plan said would be forced, when known (for the time left).
+   * @param clock when the run started and its budget (Infinity: none): the budget left, or the time elapsed.
+   */
+  constructor(
+    private readonly total: number | undefined = undefined,
+    private readonly clock: { readonly startMs: number; readonly budgetMs: number } | undefined = undefined,
+  ) {}
 
   /** Takes one parsed log line; lines that are not about a task are ignored. */
   observe(line: Record<string, unknown>, nowMs: number): void {
@@ -48,6 +54,14 @@ export class ProgressTracker {
     ];
     if (this.total !== undefined && rate !== undefined && rate > 0) {
       parts.push(`~${formatSeconds(Math.max(0, this.total - forced) / rate)} left`);
+    }
+    if (this.clock) {
+      const elapsedMs = Math.max(0, nowMs - this.clock.startMs);
+      parts.push(
+        Number.isFinite(this.clock.budgetMs)
+          ? `budget ${formatSeconds(Math.max(0, this.clock.budgetMs - elapsedMs) / 1000)} left`
+          : `${formatSeconds(elapsedMs / 1000)} elapsed`,
+      );
     }
     return parts.join('  ');
   }
@@ -81,6 +95,7 @@ export function logLineSink(onLine: (line: Record<string, unknown>) => void): Wr
 /** Redraws one line in place on a terminal, at most every `intervalMs` and once a second for the clock. */
 export class ProgressLine {
   private lastDrawMs = 0;
+  private stopped = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -94,11 +109,20 @@ export class ProgressLine {
 
   /** Redraws unless it was drawn less than `intervalMs` ago. */
   update(): void {
-    if (Date.now() - this.lastDrawMs >= this.intervalMs) this.draw();
+    if (!this.stopped && Date.now() - this.lastDrawMs >= this.intervalMs) this.draw();
+  }
+
+  /** Prints a line of its own above the progress line, which is redrawn below it. */
+  print(text: string): void {
+    this.terminal.cursorTo(0);
+    this.terminal.clearLine(0);
+    this.terminal.write(`${text}\n`);
+    this.draw();
   }
 
   /** Stops redrawing and clears the line, so the summary starts on a clean line. */
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     this.terminal.cursorTo(0);
     this.terminal.clearLine(0);

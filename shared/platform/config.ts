@@ -87,7 +87,7 @@ export const Env = z.object({
   RERUN_MAX_TASKS: z.coerce.number().int().min(1).max(100_000).default(1000),
   RERUN_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
   RERUN_MAX_RATE: z.coerce.number().positive().max(500).default(1),
-  RERUN_TIME_BUDGET: DurationMs.default(50_000),
+  RERUN_TIME_BUDGET: DurationMs.optional(),
   RERUN_SERVICE_TIMEOUT: DurationMs.default(60_000),
   RERUN_ACK_DEADLINE: DurationMs.optional(),
   RERUN_REDRIVE_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(32),
@@ -107,6 +107,7 @@ export interface Config {
   readonly maxTasks: number;
   readonly concurrency: number;
   readonly maxRatePerSecond: number;
+  /** Every wait of a run ends here; Infinity: none (a command line on a terminal, docs/cli.md "Time budget"). */
   readonly timeBudgetMs: number;
   /** Calls in flight for redrive's (and read-backs', queued mode's) reads, creates and deletes. */
   readonly redriveConcurrency: number;
@@ -125,6 +126,18 @@ export interface Config {
 /** What the run needs after its budget to answer: the summary, the answer, a slow last call. */
 const BUDGET_MARGIN_MS = 10_000;
 
+/** RERUN_TIME_BUDGET when unset: a serverless function's, inside the default service timeout. */
+const DEFAULT_TIME_BUDGET_MS = 50_000;
+
+/** Where the configuration is loaded: the deployed function (the default), or the command line. */
+export interface ConfigOptions {
+  /**
+   * A command line has no service timeout or ack deadline for the budget to fit inside, and without
+   * RERUN_TIME_BUDGET its budget is `defaultTimeBudgetMs` (Infinity on a terminal: none).
+   */
+  readonly commandLine?: { readonly defaultTimeBudgetMs?: number };
+}
+
 /** The names of every environment variable the product reads (deploy.sh and the README follow these). */
 export const CONFIG_KEYS = Object.keys(Env.shape) as (keyof typeof Env.shape)[];
 
@@ -132,7 +145,7 @@ export const CONFIG_KEYS = Object.keys(Env.shape) as (keyof typeof Env.shape)[];
  * Parses the environment once. Throws ConfigError naming every bad variable; queued mode needs
  * RERUN_SELF_URL and RERUN_INVOKER_SA beside RERUN_CONTROL_QUEUE.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: ConfigOptions = {}): Config {
   const parsed = Env.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(`invalid configuration:\n${z.prettifyError(parsed.error)}`);
@@ -149,17 +162,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `invalid configuration:\n✖ RERUN_QUEUES names the control queue ${control.name}: it is never a rerun target\n  → at RERUN_QUEUES`,
     );
   }
-  const limits = [
-    { key: 'RERUN_SERVICE_TIMEOUT', ms: e.RERUN_SERVICE_TIMEOUT },
-    ...(e.RERUN_ACK_DEADLINE === undefined ? [] : [{ key: 'RERUN_ACK_DEADLINE', ms: e.RERUN_ACK_DEADLINE }]),
-  ];
-  const tooTight = limits.filter((limit) => e.RERUN_TIME_BUDGET + BUDGET_MARGIN_MS > limit.ms);
+  const timeBudgetMs =
+    e.RERUN_TIME_BUDGET ?? options.commandLine?.defaultTimeBudgetMs ?? DEFAULT_TIME_BUDGET_MS;
+  // A service's timeouts bound its budget; a command line has none.
+  const limits = options.commandLine
+    ? []
+    : [
+        { key: 'RERUN_SERVICE_TIMEOUT', ms: e.RERUN_SERVICE_TIMEOUT },
+        ...(e.RERUN_ACK_DEADLINE === undefined
+          ? []
+          : [{ key: 'RERUN_ACK_DEADLINE', ms: e.RERUN_ACK_DEADLINE }]),
+      ];
+  const tooTight = limits.filter((limit) => timeBudgetMs + BUDGET_MARGIN_MS > limit.ms);
   if (tooTight.length > 0) {
     throw new ConfigError(
       `invalid configuration:\n${tooTight
         .map(
           (limit) =>
-            `✖ RERUN_TIME_BUDGET (${e.RERUN_TIME_BUDGET / 1000}s) plus a ${BUDGET_MARGIN_MS / 1000}s margin must fit inside ${limit.key} (${limit.ms / 1000}s)\n  → at RERUN_TIME_BUDGET`,
+            `✖ RERUN_TIME_BUDGET (${timeBudgetMs / 1000}s) plus a ${BUDGET_MARGIN_MS / 1000}s margin must fit inside ${limit.key} (${limit.ms / 1000}s)\n  → at RERUN_TIME_BUDGET`,
         )
         .join('\n')}`,
     );
@@ -175,7 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxTasks: e.RERUN_MAX_TASKS,
     concurrency: e.RERUN_CONCURRENCY,
     maxRatePerSecond: e.RERUN_MAX_RATE,
-    timeBudgetMs: e.RERUN_TIME_BUDGET,
+    timeBudgetMs,
     redriveConcurrency: e.RERUN_REDRIVE_CONCURRENCY,
     routes: e.RERUN_ROUTES,
     controlQueue: e.RERUN_CONTROL_QUEUE,

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { DestinationStream } from 'pino';
 import { ClaimRegistry } from '../run/claim.js';
 import { createCloudTasksClient, type CloudTasksClient } from '../cloud-tasks/client.js';
-import { loadConfig, type Config } from './config.js';
+import { loadConfig, type Config, type ConfigOptions } from './config.js';
 import {
   createNotifier,
   notifyRunEnd,
@@ -41,6 +41,8 @@ export interface Runtime {
   readonly traceProject: string | undefined;
   /** How far ahead a redrive copy is due; undefined = the default (10 s). */
   readonly redriveArmingDelayMs: number | undefined;
+  /** Aborted to stop runs early (the command line's Ctrl-C): no new task starts, started ones finish. */
+  readonly stop: AbortSignal | undefined;
 }
 
 export interface RuntimeOptions {
@@ -53,11 +55,15 @@ export interface RuntimeOptions {
   readonly notify?: NotifierOptions;
   /** How far ahead a redrive copy is due (tests and benchmarks shorten it; default 10 s). */
   readonly redriveArmingDelayMs?: number;
+  /** The command line's configuration rules (no service timeout; its own default budget). */
+  readonly config?: ConfigOptions;
+  /** See Runtime.stop. */
+  readonly stop?: AbortSignal;
 }
 
 /** Builds an instance's runtime. Throws ConfigError when the environment is bad. */
 export function createRuntime(env: NodeJS.ProcessEnv = process.env, options: RuntimeOptions = {}): Runtime {
-  const config = loadConfig(env);
+  const config = loadConfig(env, options.config);
   const log = createLogger(config.logLevel, options.logDestination);
   return {
     config,
@@ -71,6 +77,7 @@ export function createRuntime(env: NodeJS.ProcessEnv = process.env, options: Run
     notifier: createNotifier(config, log, options.notify),
     traceProject: config.allowlist.find((entry) => entry.project !== '*')?.project,
     redriveArmingDelayMs: options.redriveArmingDelayMs,
+    stop: options.stop,
   };
 }
 

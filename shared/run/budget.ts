@@ -7,16 +7,24 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /** What a call raced against the deadline gives when the deadline came first. */
 export const OUT_OF_TIME = Symbol('out of time');
 
+/** The longest delay a Node timer takes (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class Budget {
   readonly startMs: number;
   readonly deadlineMs: number;
 
+  /**
+   * @param budgetMs Infinity (or past a timer's range, 24 days): no deadline (a command line on a terminal).
+   * @param stop aborted when the run is to stop early (Ctrl-C): no new task starts, started ones finish.
+   */
   constructor(
     budgetMs: number,
     readonly now: () => number = Date.now,
+    private readonly stop?: AbortSignal,
   ) {
     this.startMs = now();
-    this.deadlineMs = this.startMs + budgetMs;
+    this.deadlineMs = budgetMs > MAX_TIMER_MS ? Number.POSITIVE_INFINITY : this.startMs + budgetMs;
   }
 
   /** Milliseconds left, never below 0. */
@@ -24,8 +32,9 @@ export class Budget {
     return Math.max(0, this.deadlineMs - this.now());
   }
 
+  /** Whether no new task may start: the deadline passed, or the run was told to stop. */
   isOver(): boolean {
-    return this.now() >= this.deadlineMs;
+    return this.stop?.aborted === true || this.now() >= this.deadlineMs;
   }
 
   /** Sleeps until `untilMs`, or the deadline, or `signal` aborting, whichever comes first. */
@@ -41,6 +50,8 @@ export class Budget {
    */
   async race<T>(call: Promise<T>): Promise<T | typeof OUT_OF_TIME> {
     const left = this.leftMs();
+    // Past a timer's range (no budget): the call's own timeout bounds it.
+    if (left > MAX_TIMER_MS) return call;
     if (left <= 0) {
       call.catch(() => undefined);
       return OUT_OF_TIME;

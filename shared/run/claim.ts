@@ -16,6 +16,12 @@ import { parseTaskName } from '../cloud-tasks/names.js';
  */
 export const LOST_ANSWER_HOLD_MS = 35_000;
 
+/**
+ * A claim falls due at most this long after it is made: a run with no budget (a command line on a
+ * terminal) has no end to put it after, so its claims roll forward with it.
+ */
+const CLAIM_HORIZON_MS = 10 * 60_000;
+
 /** What the registry says of a task another run may hold. */
 export type RegistryAnswer = 'claimed' | 'running' | 'in-doubt';
 
@@ -96,7 +102,7 @@ export class Claimer {
     if (!control || claimIdOf(work) === ownClaimId) {
       return { kind: 'claimed', claim: { task, controlTask: undefined } };
     }
-    const controlTask = controlTaskFor(work, control, this.claimDueMs);
+    const controlTask = controlTaskFor(work, control, Math.min(this.claimDueMs, now() + CLAIM_HORIZON_MS));
     try {
       await tasks.createTask(control.queue, controlTask);
       return { kind: 'claimed', claim: { task, controlTask: controlTask.name } };

@@ -49,6 +49,8 @@ export interface RerunDeps {
   /** How far ahead a redrive copy is due (default 10 s; tests shorten it). */
   readonly redriveArmingDelayMs?: number | undefined;
   readonly now?: () => number;
+  /** Aborted to stop early (the command line's Ctrl-C): no new task starts, started ones finish. */
+  readonly stop?: AbortSignal | undefined;
 }
 
 /** Cloud Tasks could not be reached and nothing was dispatched: the same request is safe to send again. */
@@ -108,7 +110,9 @@ class Run {
   ) {
     const { config, tasks, log } = deps;
     const now = deps.now ?? Date.now;
-    this.#budget = new Budget(config.timeBudgetMs, now);
+    this.#budget = new Budget(config.timeBudgetMs, now, deps.stop);
+    // Tasks waiting for their slot wake, find the budget over, and are deferred.
+    deps.stop?.addEventListener('abort', () => this.#holding.abort(), { once: true });
     this.#cap = Math.min(request.maxTasks ?? config.maxTasks, config.maxTasks);
     this.#report = new ReportBuilder(log, request.dryRun);
     this.#breaker = new Breaker(request.breaker);

@@ -113,10 +113,23 @@ describe('parseCommand: flags map 1:1 to the event rerunHttp takes', () => {
     [['plan', '--queue', Q, '--response-code', 'SLOW'], /^--response-code: /],
     [['plan', '--queue', Q, '--max-rate', '0'], /^--max-rate must be a number above 0/],
     [['plan', '--queue', Q, 'extra'], /Unexpected argument 'extra'/],
+    [['run', '--queue', Q, '--budget', 'long'], /^--budget: "long" is not a duration like 30s/],
+    [['run', '--queue', Q, '--budget', '0s'], /^--budget: "0s" is not a duration/],
+    [
+      ['run', '--queue', Q, '--budget', '5m', '--url', 'https://r.example/'],
+      /^--budget: a deployed rerunHttp/,
+    ],
     [['status', '--request-id', 'r', '--control-queue', 'q'], /^--control-queue: "q" is not a queue name/],
   ])('names the flag at fault: %j', (argv, message) => {
     expect(() => parseCommand(argv, NOW)).toThrow(UsageError);
     expect(() => parseCommand(argv, NOW)).toThrow(message);
+  });
+
+  it('--budget is kept as typed for the run here (it becomes RERUN_TIME_BUDGET), not put in the event', () => {
+    const command = parseCommand(['run', '--queue', Q, '--budget', '45m'], NOW);
+    expect(command).toMatchObject({ kind: 'rerun', budget: '45m', args: ['--queue', Q, '--budget', '45m'] });
+    expect(command.kind === 'rerun' && 'budget' in command.event).toBe(false);
+    expect(parseCommand(['run', '--queue', Q], NOW)).toMatchObject({ budget: undefined });
   });
 
   it('status and cancel take a request and where to ask', () => {

@@ -182,7 +182,7 @@ describe('the progress line', () => {
 });
 
 describe('Ctrl-C', () => {
-  it('stops the run, clears the line and prints the command that continues it (exit 3)', async () => {
+  it('starts no new task, lets the ones under way finish, and prints the command that continues (exit 3)', async () => {
     // Enough tasks that the run is still going when the Ctrl-C lands, however slow the machine.
     seedOrders(20);
     let sent = false;
@@ -198,9 +198,12 @@ describe('Ctrl-C', () => {
     expect(sent).toBe(true);
     expect(result.code).toBe(3);
     expect(result.stdout).toMatch(
-      /interrupted: tasks already forced stay forced. Continue with:\r?\n {2}cloud-tasks-rerun run --queue \S+ --deployed-at 20\d\d-/,
+      /interrupted: tasks already forced stay forced; the tasks under way finished\.[\s\S]*incomplete: \d+ deferred\. Continue with:\r?\n {2}cloud-tasks-rerun run --queue \S+ --deployed-at 20\d\d-/,
     );
     expect(runTaskCalls().length).toBeLessThan(20);
+    // Every task has its row: forced, or deferred for the command that continues.
+    const forced = Number(/orders\s+\d+\s+(\d+)\s+(\d+)/.exec(result.stdout)?.[1]);
+    expect(forced).toBe(runTaskCalls().length);
   });
 });
 

@@ -25,6 +25,14 @@ describe('ProgressTracker', () => {
     tracker.observe({ task: task('b'), outcome: 'dispatched' }, 500);
     expect(tracker.line(1000)).toBe('forced 2  succeeded 0  failed again 0  running 0  held 0  1.0/s');
   });
+
+  it('shows the budget left, or the time elapsed when there is no budget', () => {
+    const bounded = new ProgressTracker(undefined, { startMs: 1000, budgetMs: 600_000 });
+    expect(bounded.line(76_000)).toMatch(/ {2}budget 8m45s left$/);
+    expect(bounded.line(900_000)).toMatch(/ {2}budget 0s left$/);
+    const unbounded = new ProgressTracker(undefined, { startMs: 1000, budgetMs: Number.POSITIVE_INFINITY });
+    expect(unbounded.line(3_662_000)).toMatch(/ {2}61m01s elapsed$/);
+  });
 });
 
 describe('logLineSink', () => {

@@ -64,6 +64,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ RERUN_QUEUES: Q, RERUN_TIME_BUDGET: '50s' })).not.toThrow();
   });
 
+  it('a command line has no service timeout to fit inside, and its own default budget', () => {
+    const commandLine = { commandLine: { defaultTimeBudgetMs: Number.POSITIVE_INFINITY } };
+    expect(loadConfig({ RERUN_QUEUES: Q, RERUN_TIME_BUDGET: '30m' }, commandLine).timeBudgetMs).toBe(1_800_000);
+    expect(loadConfig({ RERUN_QUEUES: Q }, commandLine).timeBudgetMs).toBe(Number.POSITIVE_INFINITY);
+    expect(loadConfig({ RERUN_QUEUES: Q }, { commandLine: {} }).timeBudgetMs).toBe(50_000);
+    expect(loadConfig({ RERUN_QUEUES: Q }).timeBudgetMs).toBe(50_000);
+    expect(() => loadConfig({ RERUN_QUEUES: Q, RERUN_TIME_BUDGET: '30m' })).toThrow(/RERUN_SERVICE_TIMEOUT/);
+  });
+
   it('reads RERUN_ROUTES from a file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'routes-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));

@@ -18,6 +18,7 @@ import {
   decodeMessage,
   decodeQuery,
   GetTaskQuery,
+  BetaGetQueueQuery,
   ListQueuesQuery,
   ListTasksQuery,
   NameOnlyQuery,
@@ -28,6 +29,7 @@ import {
   type Decoded,
 } from './proto-json.js';
 import type { SlidingWindowQuota } from './quota.js';
+import { betaQueueJson } from './queue-stats.js';
 import { queueJson, taskJson, type TaskView } from './resources.js';
 import type { Store } from './store.js';
 
@@ -128,6 +130,10 @@ export class CloudTasksApi {
           return this.#batch.getOperation(batchCall(r));
         });
     }
+    // docs/emulator.md "Queue stats": v2beta3 GetQueue, for the `stats` v2 does not have.
+    if (key === 'GET queue' && version === 'v2beta3') {
+      return on('GetQueue', (r) => this.#getBetaQueue(name, r));
+    }
     if (version !== 'v2') return unknownRoute(name, shape === 'other' ? 'NOT_FOUND' : 'UNIMPLEMENTED');
     switch (key) {
       case 'GET location/queues':
@@ -188,6 +194,15 @@ export class CloudTasksApi {
     decodeQuery(request.query, NameOnlyQuery);
     checkQueueName(name);
     return queueJson(this.deps.store.getQueue(name), wantsNumericEnums(request));
+  }
+
+  #getBetaQueue(name: string, request: ApiRequest): ApiAnswer {
+    const query = decodeQuery(request.query, BetaGetQueueQuery);
+    checkQueueName(name);
+    const queue = this.deps.store.getQueue(name);
+    const activity = this.deps.dispatcher.activityOf(queue, this.deps.clock.now());
+    const json = queueJson(queue, wantsNumericEnums(request));
+    return betaQueueJson(queue, json, query.readMask as string | undefined, activity);
   }
 
   #deleteQueue(name: string, request: ApiRequest): ApiAnswer {

@@ -117,6 +117,18 @@ export class Dispatcher {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
+  /**
+   * A queue's dispatches as v2beta3 `QueueStats` counts them: those answered in the minute before `nowMs`
+   * (by dispatch time), and those in flight.
+   */
+  activityOf(queue: QueueRecord, nowMs: number): { executedLastMinute: number; inFlight: number } {
+    const prefix = `${queue.name}/tasks/`;
+    const executedLastMinute = this.dispatches.filter(
+      (d) => d.status !== undefined && d.atMs > nowMs - 60_000 && d.task.startsWith(prefix),
+    ).length;
+    return { executedLastMinute, inFlight: this.#schedules.get(queue)?.inFlight ?? 0 };
+  }
+
   /** Stops scheduling, abandons dispatches in flight and closes kept-alive connections. */
   async stop(): Promise<void> {
     this.#stopped = true;

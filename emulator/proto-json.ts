@@ -179,6 +179,11 @@ export const ListQueuesQuery = message(`${PKG}.ListQueuesRequest`, {
 });
 /** The query of a method whose request has only the resource name (GetQueue, DeleteQueue, DeleteTask). */
 export const NameOnlyQuery = message(`${PKG}.GetQueueRequest`, { name: 'string' });
+/** The query of v2beta3 GetQueue: `readMask` (a FieldMask, comma-separated paths) may ask for `stats`. */
+export const BetaGetQueueQuery = message('google.cloud.tasks.v2beta3.GetQueueRequest', {
+  name: 'string',
+  readMask: 'string',
+});
 
 /** A decoded message: camelCase keys; Durations and Timestamps as milliseconds; enums by name. */
 export type Decoded = { [key: string]: DecodedValue };

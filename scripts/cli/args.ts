@@ -8,6 +8,7 @@ import { httpDelivery, parseRerunEvent } from '../../shared/triggers/events.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { parseControlEvent } from '../../shared/control/status.js';
 import { HELP, type CommandName } from './help.js';
+import { DEFAULT_LIST_CALLS } from './queues.js';
 
 /** Bad input on the command line: the message names the flag; nothing has been called. */
 export class UsageError extends Error {
@@ -42,11 +43,21 @@ export interface ControlCommand extends Target {
   readonly controlQueue: string | undefined;
 }
 
+/** queues: the overview of the named (or allowlisted) queues. */
+export interface QueuesCommand {
+  readonly kind: 'queues';
+  readonly queues: readonly string[];
+  /** At most this many list calls in all (ListTasks and ListQueues). */
+  readonly maxListCalls: number;
+  readonly json: boolean;
+}
+
 export type Command =
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'version' }
   | RerunCommand
-  | ControlCommand;
+  | ControlCommand
+  | QueuesCommand;
 
 const COMMON = {
   json: { type: 'boolean' },
@@ -80,6 +91,13 @@ const RERUN_FLAGS = {
   'no-breaker': { type: 'boolean' },
   'min-backoff-left': { type: 'string' },
   budget: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+const QUEUES_FLAGS = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  queue: { type: 'string', multiple: true },
+  'max-list-calls': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 const CONTROL_FLAGS = {
@@ -126,7 +144,25 @@ export function parseCommand(argv: readonly string[], nowMs: number): Command {
   if (name === '--version') return { kind: 'version' };
   if (name === 'plan' || name === 'run') return parseRerun(name, args, nowMs);
   if (name === 'status' || name === 'cancel') return parseControl(name, args);
-  throw new UsageError(`unknown command "${name}": use plan, run, status or cancel`);
+  if (name === 'queues') return parseQueues(args);
+  throw new UsageError(`unknown command "${name}": use plan, run, queues, status or cancel`);
+}
+
+function parseQueues(args: readonly string[]): Command {
+  const values = parseFlags(args, QUEUES_FLAGS);
+  if (values.help) return { kind: 'help', text: HELP.queues };
+  for (const queue of values.queue ?? []) {
+    if (!parseQueueName(queue)) {
+      throw new UsageError(`--queue: "${queue}" is not a queue name projects/P/locations/L/queues/Q`);
+    }
+  }
+  const maxListCalls = wholeNumber('--max-list-calls', values['max-list-calls']) ?? DEFAULT_LIST_CALLS;
+  if (maxListCalls < 1 || maxListCalls > 600) {
+    throw new UsageError(
+      `--max-list-calls must be 1 to 600 (the project's list calls a minute), got ${maxListCalls}`,
+    );
+  }
+  return { kind: 'queues', queues: values.queue ?? [], maxListCalls, json: values.json ?? false };
 }
 
 function parseRerun(name: 'plan' | 'run', args: readonly string[], nowMs: number): Command {

@@ -1,6 +1,6 @@
 /** The help text of every command, with examples. */
 
-export type CommandName = 'main' | 'plan' | 'run' | 'status' | 'cancel';
+export type CommandName = 'main' | 'plan' | 'run' | 'queues' | 'status' | 'cancel';
 
 const QUEUE = 'projects/demo-project/locations/us-central1/queues/orders';
 
@@ -57,6 +57,7 @@ Forces failed Cloud Tasks to run again, safely.
 Commands:
   plan     what would be rerun (a dry run: nothing is forced)
   run      rerun the failed tasks, with a live progress line on a terminal
+  queues   each queue's state, limits, tasks, failing tasks, largest failure clusters, oldest failure
   status   how many control tasks of a queued request are still waiting
   cancel   delete the waiting control tasks of a queued request
 
@@ -100,6 +101,23 @@ Examples:
   cloud-tasks-rerun run --queue ${QUEUE} --url https://REGION-PROJECT.cloudfunctions.net/rerunHttp
 
 ${EXIT_CODES}`,
+  queues: `Usage: cloud-tasks-rerun queues [--queue NAME]... [--max-list-calls N] [--json]
+
+For each queue named (or each of RERUN_QUEUES), what someone on call looks for first: its state and rate
+limits, its tasks and failing tasks, the largest failure clusters and the oldest failure. Counts come from
+the queue's stats (Cloud Tasks v2beta3) where they answer. Nothing is changed.
+
+  --queue NAME            a queue to show, projects/P/locations/L/queues/Q (repeat for more)
+  --max-list-calls N      list calls in all, shared by the queues (default 30; 1 to 600: the project
+                          shares 600 a minute). A queue not listed to the end is shown as sampled.
+  --json                  print the overview as JSON
+  -h, --help              this help
+
+Examples:
+  cloud-tasks-rerun queues --queue ${QUEUE}
+  RERUN_QUEUES='projects/P/locations/L/queues/*' cloud-tasks-rerun queues --max-list-calls 100 --json
+
+Exit codes: 0 shown; 1 a queue could not be read (listed with its error); 2 bad input.`,
   status: `Usage: cloud-tasks-rerun status --request-id ID [--control-queue NAME] [--url URL] [--json]
 
 How many control tasks of a queued request (queued mode) still wait in the control queue.

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { CloudTasksError, createCloudTasksClient } from '../../shared/cloud-tasks/client.js';
-import { ConfigError } from '../../shared/platform/config.js';
+import { ConfigError, loadConfig } from '../../shared/platform/config.js';
 import {
   cancelRequest,
   requestStatus,
@@ -17,8 +17,15 @@ import { httpDelivery, parseRerunEvent } from '../../shared/triggers/events.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { CloudTasksUnavailableError } from '../../shared/run/run.js';
 import { createRuntime, rerun } from '../../shared/platform/runtime.js';
-import { parseCommand, UsageError, type ControlCommand, type RerunCommand } from './args.js';
+import {
+  parseCommand,
+  UsageError,
+  type ControlCommand,
+  type QueuesCommand,
+  type RerunCommand,
+} from './args.js';
 import { logLineSink, ProgressLine, ProgressTracker } from './progress.js';
+import { formatOverview, namedQueues, readOverview } from './queues.js';
 import { errorMessageOf, IdTokenError, postEvent } from './remote.js';
 import {
   continueCommand,
@@ -56,12 +63,13 @@ export async function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv
       return EXIT.done;
     }
     if (command.kind === 'rerun') return await rerunCommand(command, env);
+    if (command.kind === 'queues') return await queuesCommand(command, env);
     return await controlCommand(command, env);
   } catch (error) {
     const { message, exitCode } = failureOf(error);
     process.stderr.write(`cloud-tasks-rerun: ${message}\n`);
     if (exitCode === EXIT.badInput) {
-      const known = ['plan', 'run', 'status', 'cancel'].includes(argv[0] ?? '');
+      const known = ['plan', 'run', 'queues', 'status', 'cancel'].includes(argv[0] ?? '');
       process.stderr.write(`Run "cloud-tasks-rerun ${known ? `${argv[0]} ` : ''}--help" for the flags.\n`);
     }
     return exitCode;
@@ -158,6 +166,27 @@ async function localReport(command: RerunCommand, env: NodeJS.ProcessEnv): Promi
     process.off('SIGINT', interrupted);
     progress?.stop();
   }
+}
+
+/** The overview of the named queues, or the allowlist's; exit 1 when a queue could not be read. */
+async function queuesCommand(command: QueuesCommand, env: NodeJS.ProcessEnv): Promise<number> {
+  if (!env.RERUN_QUEUES && command.queues.length === 0) {
+    throw new UsageError('--queue is required: the queues to show (or set RERUN_QUEUES)');
+  }
+  const config = loadConfig(
+    { ...env, RERUN_QUEUES: env.RERUN_QUEUES || command.queues.join(',') },
+    { commandLine: {} },
+  );
+  const named = namedQueues(command.queues, config.allowlist);
+  if ('refused' in named) {
+    throw new UsageError(`queues outside the allowlist (RERUN_QUEUES): ${named.refused.join(', ')}`);
+  }
+  const tasks = createCloudTasksClient({ emulatorHost: config.emulatorHost });
+  const overview = await readOverview(tasks, named, command.maxListCalls);
+  process.stdout.write(
+    command.json ? `${JSON.stringify(overview, null, 2)}\n` : `${formatOverview(overview, Date.now())}\n`,
+  );
+  return overview.queues.some((queue) => queue.error !== undefined) ? EXIT.failed : EXIT.done;
 }
 
 function invocation(command: RerunCommand): string[] {

@@ -65,6 +65,15 @@ export interface Queue {
   };
 }
 
+/** google.cloud.tasks.v2beta3.QueueStats as JSON: Cloud Tasks' estimates; int64 counts are strings. */
+export interface QueueStats {
+  tasksCount?: string;
+  oldestEstimatedArrivalTime?: string;
+  executedLastMinuteCount?: string;
+  concurrentDispatchesCount?: string;
+  effectiveExecutionRate?: number;
+}
+
 /** A task to create: a control task (claims, queued mode) or a redrive copy. */
 export interface NewTask {
   name: string;
@@ -105,6 +114,8 @@ export class CloudTasksError extends Error {
 /** The calls rerun makes. Names are parsed (validated) before they reach a URL. */
 export interface CloudTasksClient {
   getQueue(queue: QueueName): Promise<Queue>;
+  /** The queue's stats, from v2beta3 (v2 has none); undefined when the answer carries none. */
+  getQueueStats(queue: QueueName): Promise<QueueStats | undefined>;
   listQueues(parent: { project: string; location: string }): AsyncIterable<Queue[]>;
   /** Pages of tasks in the BASIC view, 1000 per page, in no promised order. */
   listTasks(queue: QueueName): AsyncIterable<Task[]>;
@@ -164,7 +175,8 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
     const client = await authClient();
     try {
       const response = await client.request<T>({
-        url: base + path,
+        // Relative to the v2 base; an absolute path (`/v2beta3/...`) names another version.
+        url: new URL(path, base).href,
         method,
         timeout,
         ...(params && { params }),
@@ -212,6 +224,8 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
 
   return {
     getQueue: (queue) => read<Queue>(queue.name),
+    getQueueStats: async (queue) =>
+      (await read<{ stats?: QueueStats }>(`/v2beta3/${queue.name}`, { readMask: 'stats' })).stats,
     listQueues: (parent) =>
       pages<Queue>(`projects/${parent.project}/locations/${parent.location}/queues`, 'queues', {
         pageSize: 1000,

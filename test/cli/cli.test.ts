@@ -1,12 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, laterTask, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
-import { cliEnv, runCli } from './run-cli.js';
+import { cliEnv, runCli, warmUp } from './run-cli.js';
+
+// A rebuild (sources newer than the build) happens here, not inside a test that reads stderr.
+beforeAll(warmUp, 120_000);
 
 const ORDERS = queueName('orders');
 const BILLING = queueName('billing');
@@ -123,7 +126,7 @@ describe('cloud-tasks-rerun plan and run (in process, against the emulator)', ()
     [['run', '--queue', ORDERS, '--task-id', 'a/b'], /--task-id: /],
     [['run', '--queue', ORDERS, '--url', 'ftp://x'], /--url: "ftp:\/\/x" is not an http\(s\) URL/],
     [['run'], /--queue is required/],
-    [['rerun'], /unknown command "rerun"/],
+    [['rerun'], /unknown command "rerun": use plan, run, queues, status or cancel/],
     [['status'], /--request-id is required/],
     [['cancel', '--request-id', 'a b'], /--request-id: /],
   ])('exits 2 and calls nothing for bad input: %j', async (args, message) => {

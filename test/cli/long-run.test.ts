@@ -3,11 +3,14 @@
  * lets the tasks under way finish. The bin runs under a clock FAST_CLOCK times faster (fast-clock.ts), so
  * a run of a minute by its own clock takes seconds; the emulator keeps the wall clock.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
-import { cliEnv, runCli } from './run-cli.js';
+import { cliEnv, runCli, warmUp } from './run-cli.js';
+
+// A rebuild (sources newer than the build) happens here, not inside a test that reads stderr.
+beforeAll(warmUp, 120_000);
 
 const ORDERS = queueName('orders');
 const FAST = 20;

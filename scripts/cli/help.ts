@@ -14,7 +14,10 @@ const WHERE = `Where it runs:
   By default the core runs in this process, against CLOUD_TASKS_EMULATOR_HOST if it is set, else with
   Application Default Credentials (gcloud auth application-default login). The queues named with --queue
   are the allowlist (RERUN_QUEUES, if set, takes precedence). RERUN_MAX_RATE (default 1 call per second,
-  the RunTask quota) and the other RERUN_* variables apply as in the function.
+  the RunTask quota) and the other RERUN_* variables apply as in the function. A run here paces on its
+  own, beside any deployed service using the same project's RunTask quota, and handles 429s as the
+  service does; --url keeps one pacer. On a terminal a run has no time budget unless --budget (or
+  RERUN_TIME_BUDGET) sets one; a pipeline step keeps RERUN_TIME_BUDGET (default 50s).
   --url URL sends the event to a deployed rerunHttp instead, with an ID token for that URL (none for
   http://127.0.0.1 or http://localhost).`;
 

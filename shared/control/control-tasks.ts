@@ -35,14 +35,34 @@ export const REQUEST_KIND_HEADER = 'X-Rerun-Request-Kind';
 export const CONTROL_DISPATCH_DEADLINE = '1800s';
 
 /**
- * The claim's task ID: a hex SHA-256 of the full task name, the requestId and the cutoff. Valid as a task
- * ID, hashed (Cloud Tasks recommends hashed prefixes for named tasks), and a later request (another cutoff)
- * never meets the tombstone of an earlier one.
+ * How many names one task's claim may take within one request: a claim released without its task being
+ * acted on leaves its name reserved, and the next delivery takes the next one (docs/claims.md "Reserved
+ * names").
  */
-export function claimIdOf(work: Pick<ControlWork, 'task' | 'requestId' | 'cutoffMs'>): string {
+export const MAX_CLAIM_GENERATIONS = 16;
+
+/**
+ * The claim's task ID: a hex SHA-256 of the full task name, the requestId and the cutoff, and for a later
+ * generation its number. Valid as a task ID, hashed (Cloud Tasks recommends hashed prefixes for named
+ * tasks), and a later request (another cutoff) never meets the tombstone of an earlier one. Generation 0 is
+ * also the ID of the task's redrive copy.
+ */
+export function claimIdOf(
+  work: Pick<ControlWork, 'task' | 'requestId' | 'cutoffMs'>,
+  generation = 0,
+): string {
+  const base = `${work.task}\n${work.requestId}\n${new Date(work.cutoffMs).toISOString()}`;
   return createHash('sha256')
-    .update(`${work.task}\n${work.requestId}\n${new Date(work.cutoffMs).toISOString()}`)
+    .update(generation === 0 ? base : `${base}\n${generation}`)
     .digest('hex');
+}
+
+/** Whether `id` is one of the names the claim of `work` may take (a control task delivering its own claim). */
+export function isClaimIdOf(work: Pick<ControlWork, 'task' | 'requestId' | 'cutoffMs'>, id: string): boolean {
+  for (let generation = 0; generation < MAX_CLAIM_GENERATIONS; generation++) {
+    if (claimIdOf(work, generation) === id) return true;
+  }
+  return false;
 }
 
 /** The requestId a control task's URL names (status and cancel read it from the BASIC view). */
@@ -59,7 +79,12 @@ export function requestIdOfControlUrl(url: string | undefined): string | undefin
  * The control task for one task of one request, due at `scheduleMs` (a claim the inline run carries out:
  * after its budget; queued mode: now). Its body is a `tasks` event for that one task.
  */
-export function controlTaskFor(work: ControlWork, target: ControlTarget, scheduleMs?: number): NewTask {
+export function controlTaskFor(
+  work: ControlWork,
+  target: ControlTarget,
+  scheduleMs?: number,
+  generation = 0,
+): NewTask {
   const cutoff = new Date(work.cutoffMs).toISOString();
   const event = {
     kind: 'tasks',
@@ -76,7 +101,7 @@ export function controlTaskFor(work: ControlWork, target: ControlTarget, schedul
   const url = new URL(target.selfUrl);
   url.searchParams.set('requestId', work.requestId);
   return {
-    name: `${target.queue.name}/tasks/${claimIdOf(work)}`,
+    name: `${target.queue.name}/tasks/${claimIdOf(work, generation)}`,
     ...(scheduleMs !== undefined && { scheduleTime: new Date(scheduleMs).toISOString() }),
     dispatchDeadline: CONTROL_DISPATCH_DEADLINE,
     httpRequest: {

@@ -6,7 +6,8 @@
  * queue.
  */
 import { toCloudTasksError, type CloudTasksClient } from '../cloud-tasks/client.js';
-import { claimIdOf, controlTaskFor, type ControlTarget, type ControlWork } from '../control/control-tasks.js';
+import { createControlTask } from '../control/claim-names.js';
+import { isClaimIdOf, type ControlTarget, type ControlWork } from '../control/control-tasks.js';
 import type { Logger } from '../platform/log.js';
 import { parseTaskName } from '../cloud-tasks/names.js';
 
@@ -96,36 +97,23 @@ export class Claimer {
 
   async claim(task: string): Promise<ClaimResult> {
     const { registry, tasks, control, ownClaimId, now } = this.deps;
-    const answer = registry.tryClaim(task, now());
-    if (answer !== 'claimed') return { kind: answer === 'running' ? 'taken' : 'in-doubt' };
     const work: ControlWork = { ...this.work, task };
-    if (!control || claimIdOf(work) === ownClaimId) {
-      return { kind: 'claimed', claim: { task, controlTask: undefined } };
+    const ownClaim = ownClaimId !== undefined && isClaimIdOf(work, ownClaimId);
+    const answer = registry.tryClaim(task, now());
+    if (answer === 'running' && ownClaim) {
+      // docs/claims.md "Acknowledged only with an outcome": this control task is the task's claim, and
+      // another delivery is making or holding it here; answered non-2xx, Cloud Tasks delivers it again.
+      return { kind: 'unavailable', error: 'another delivery of this request holds the task; retried' };
     }
-    const controlTask = controlTaskFor(work, control, Math.min(this.claimDueMs, now() + CLAIM_HORIZON_MS));
-    try {
-      await tasks.createTask(control.queue, controlTask);
-      return { kind: 'claimed', claim: { task, controlTask: controlTask.name } };
-    } catch (error) {
-      registry.release(task);
-      const failure = toCloudTasksError(error);
-      // ALREADY_EXISTS: another delivery of this request claimed it, and forces it or its claim will.
-      if (failure.status === 'ALREADY_EXISTS') return { kind: 'taken' };
-      // A lost answer may have created the claim: if it exists, the control queue carries the task out.
-      if (failure.answerLost && (await this.#exists(controlTask.name))) return { kind: 'taken' };
-      return { kind: 'unavailable', error: failure.message };
-    }
-  }
-
-  async #exists(name: string): Promise<boolean> {
-    const parsed = parseTaskName(name);
-    if (!parsed) return false;
-    try {
-      await this.deps.tasks.getTask(parsed);
-      return true;
-    } catch {
-      return false;
-    }
+    if (answer !== 'claimed') return { kind: answer === 'running' ? 'taken' : 'in-doubt' };
+    if (!control || ownClaim) return { kind: 'claimed', claim: { task, controlTask: undefined } };
+    const dueMs = Math.min(this.claimDueMs, now() + CLAIM_HORIZON_MS);
+    const created = await createControlTask(tasks, control, work, dueMs);
+    if (created.kind === 'created') return { kind: 'claimed', claim: { task, controlTask: created.name } };
+    registry.release(task);
+    // Another delivery of this request holds the task, and forces it or its claim will.
+    if (created.kind === 'exists') return { kind: 'taken' };
+    return { kind: 'unavailable', error: created.error.message };
   }
 
   /**

@@ -1,11 +1,12 @@
 /**
  * Queued mode (SPEC 6): what does not fit in the time budget is handed to the control queue, one control
  * task per task, due now; Cloud Tasks then paces, retries and outlives function timeouts. The control
- * task's name is the task's claim name, so no delivery of the request enqueues anything twice, and a claim
- * already made by another delivery counts as queued.
+ * task's name is the task's claim name, so no delivery of the request enqueues anything twice, and a live
+ * claim made by another delivery counts as queued (docs/claims.md "Queued work").
  */
-import { toCloudTasksError, type CloudTasksClient } from '../cloud-tasks/client.js';
-import { controlTaskFor, type ControlTarget, type ControlWork } from '../control/control-tasks.js';
+import type { CloudTasksClient } from '../cloud-tasks/client.js';
+import { createControlTask } from '../control/claim-names.js';
+import type { ControlTarget, ControlWork } from '../control/control-tasks.js';
 import type { Semaphore } from './pace.js';
 
 export type EnqueueResult =
@@ -22,15 +23,12 @@ export class Enqueuer {
   ) {}
 
   async enqueue(task: string): Promise<EnqueueResult> {
-    const controlTask = controlTaskFor({ ...this.work, task }, this.control, this.now());
-    try {
-      await this.calls.with(() => this.tasks.createTask(this.control.queue, controlTask));
-      return { outcome: 'queued' };
-    } catch (error) {
-      const failure = toCloudTasksError(error);
-      // ALREADY_EXISTS: this request's claim or control task for the task exists, and carries it out.
-      if (failure.status === 'ALREADY_EXISTS') return { outcome: 'queued' };
-      return { outcome: 'deferred', error: failure.message };
-    }
+    const work = { ...this.work, task };
+    const created = await createControlTask(this.tasks, this.control, work, this.now(), (call) =>
+      this.calls.with(call),
+    );
+    // Exists: this request's claim or control task for the task is live, and carries it out.
+    if (created.kind !== 'failed') return { outcome: 'queued' };
+    return { outcome: 'deferred', error: created.error.message };
   }
 }

@@ -1,0 +1,69 @@
+/**
+ * Writing one task's control task (a claim, or queued work) under the first of its names that is free
+ * (docs/claims.md "Reserved names"). A released claim's name stays reserved in Cloud Tasks for a while, so
+ * a name that answers ALREADY_EXISTS but reads NOT_FOUND was released: the next generation's name is
+ * tried. Concurrent deliveries walk the same names in the same order, so they still race on one name and
+ * only one of them wins it.
+ */
+import { toCloudTasksError, type CloudTasksClient, type CloudTasksError } from '../cloud-tasks/client.js';
+import { parseTaskName } from '../cloud-tasks/names.js';
+import {
+  controlTaskFor,
+  MAX_CLAIM_GENERATIONS,
+  type ControlTarget,
+  type ControlWork,
+} from './control-tasks.js';
+
+export type ControlCreateResult =
+  | { readonly kind: 'created'; readonly name: string }
+  /** A control task of this request holds the task now (or a create whose answer was lost made one). */
+  | { readonly kind: 'exists' }
+  | { readonly kind: 'failed'; readonly error: CloudTasksError };
+
+/** Runs one call; callers bound their calls in flight with it. */
+export type CallGate = <T>(call: () => Promise<T>) => Promise<T>;
+
+const direct: CallGate = (call) => call();
+
+/** Creates the control task for `work` due at `scheduleMs`, under its first free name. */
+export async function createControlTask(
+  tasks: CloudTasksClient,
+  target: ControlTarget,
+  work: ControlWork,
+  scheduleMs: number,
+  gate: CallGate = direct,
+): Promise<ControlCreateResult> {
+  let failure: CloudTasksError | undefined;
+  for (let generation = 0; generation < MAX_CLAIM_GENERATIONS; generation++) {
+    const controlTask = controlTaskFor(work, target, scheduleMs, generation);
+    try {
+      await gate(() => tasks.createTask(target.queue, controlTask));
+      return { kind: 'created', name: controlTask.name };
+    } catch (error) {
+      failure = toCloudTasksError(error);
+      if (failure.status !== 'ALREADY_EXISTS' && !failure.answerLost)
+        return { kind: 'failed', error: failure };
+      const state = await stateOf(tasks, controlTask.name, gate);
+      if (state === 'live') return { kind: 'exists' };
+      // A lost answer whose task is not there (yet): unknown, never a reason to take the next name.
+      if (failure.answerLost || state !== 'released') return { kind: 'failed', error: failure };
+    }
+  }
+  return { kind: 'failed', error: failure! };
+}
+
+/** Live, released (NOT_FOUND: its name is reserved, or it never existed), or unknown (the read failed). */
+async function stateOf(
+  tasks: CloudTasksClient,
+  name: string,
+  gate: CallGate,
+): Promise<'live' | 'released' | 'unknown'> {
+  const parsed = parseTaskName(name);
+  if (!parsed) return 'unknown';
+  try {
+    await gate(() => tasks.getTask(parsed));
+    return 'live';
+  } catch (error) {
+    return toCloudTasksError(error).status === 'NOT_FOUND' ? 'released' : 'unknown';
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * The claim's lifecycle with a control queue (docs/claims.md), judged by the emulator's own call and
+ * dispatch records: a claim released without its task being acted on never blocks the request's next
+ * delivery, and a control task is acknowledged only once its task has an outcome.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { controlTaskFor, type ControlWork } from '../../shared/control/control-tasks.js';
+import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
+import { startTarget, type Target } from '../helpers/target-server.js';
+
+const ORDERS = queueName('orders');
+const CONTROL = queueName('rerun-control');
+const CONTROL_ENV = {
+  RERUN_QUEUES: ORDERS,
+  RERUN_CONTROL_QUEUE: CONTROL,
+  RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
+  RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+};
+
+let target: Target;
+let server: RerunServer | undefined;
+
+beforeEach(async () => {
+  target = await startTarget({ respond: () => 200 });
+});
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  await target.stop();
+});
+
+/** Tasks forced (dispatched by RunTask) more than once, and tasks never forced, by the emulator's records. */
+function judge(s: RerunServer, names: readonly string[]) {
+  const forced = new Map<string, number>();
+  for (const d of s.emulator.dispatches)
+    if (d.trigger === 'run') forced.set(d.task, (forced.get(d.task) ?? 0) + 1);
+  return {
+    twice: names.filter((name) => (forced.get(name) ?? 0) > 1).length,
+    never: names.filter((name) => !forced.has(name)).length,
+  };
+}
+
+/** A server with a paused control queue (its control tasks are delivered by the test, as Cloud Tasks would). */
+async function start(count: number, env: Record<string, string> = {}) {
+  server = await startRerunServer({ ...CONTROL_ENV, ...env });
+  const tasks = Array.from({ length: count }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+  server.emulator.load({
+    queues: [
+      { name: ORDERS, tasks },
+      { name: CONTROL, state: 'PAUSED', tasks: [] },
+    ],
+  });
+  return { s: server, names: tasks.map((t) => t.name) };
+}
+
+describe('claims: a released claim never blocks the next delivery', () => {
+  it('the same request sent again after the breaker held the rest forces every held task', async () => {
+    target.setRespond(() => 503);
+    // 10 RunTask calls a second: the tasks claimed while waiting for their slot are held when it trips.
+    const { s, names } = await start(24, { RERUN_MAX_RATE: '10' });
+    const event = {
+      kind: 'fix-deployed',
+      requestId: 'deploy-held',
+      deployedAt: new Date(Date.now() - 1000).toISOString(),
+      verify: '2s',
+    };
+    const first = await s.post(event);
+    expect(first.body.counts.held).toBeGreaterThan(0);
+    // Held tasks whose claim was made before the breaker tripped: their claim was deleted, its name reserved.
+    const claimsDeleted = s.emulator.calls.filter(
+      (c) => c.method === 'DeleteTask' && c.name.startsWith(`${CONTROL}/`),
+    ).length;
+    expect(claimsDeleted).toBeGreaterThan(first.body.counts.dispatched);
+    target.setRespond(() => 200);
+    const again = await s.post({ ...event, verify: '0s' });
+    expect(again.body.skipped.claimed ?? 0).toBe(0);
+    expect(again.body.counts.dispatched).toBe(first.body.counts.held);
+    expect(judge(s, names)).toEqual({ twice: 0, never: 0 });
+    // Every claim was released again: nothing is left to fire later.
+    const left = (await (await fetch(`${s.emulator.url}/v2/${CONTROL}/tasks`)).json()) as {
+      tasks?: unknown[];
+    };
+    expect(left.tasks ?? []).toEqual([]);
+  });
+
+  it('two deliveries racing for a released name: one wins it, each task forced once', async () => {
+    const { s, names } = await start(20, { RERUN_MAX_RATE: '50' });
+    const cutoff = new Date(Date.now() - 1000).toISOString();
+    const event = { kind: 'fix-deployed', requestId: 'race-1', deployedAt: cutoff, verify: '0s' };
+    // Generation 0 of every claim was made and released by an earlier delivery (its name is reserved).
+    for (const name of names) {
+      const claim = controlTaskFor(workOf(name, 'race-1', cutoff), controlTarget(), Date.now() + 60_000);
+      await createAndDelete(s, claim.name);
+    }
+    const [a, b] = await Promise.all([s.post(event), s.post(event)]);
+    expect(a.body.counts.dispatched + b.body.counts.dispatched).toBe(20);
+    expect(judge(s, names)).toEqual({ twice: 0, never: 0 });
+  });
+});
+
+describe('claims: a control task is acknowledged only once its task has an outcome', () => {
+  it('arriving while another delivery is creating that claim, it is answered non-2xx and forced on retry', async () => {
+    const { s, names } = await start(6, { RERUN_MAX_RATE: '50' });
+    const cutoff = new Date(Date.now() - 1000).toISOString();
+    const requestId = 'queued-1';
+    // An earlier delivery queued every task: one control task each, due now.
+    const controlTasks = names.map((name) =>
+      controlTaskFor(workOf(name, requestId, cutoff), controlTarget(), Date.now()),
+    );
+    for (const task of controlTasks) await create(s, task);
+    // One second of create latency in the control queue: the resend's claims are in flight a while.
+    s.emulator.injectFault({ method: 'CreateTask', kind: 'delay', delayMs: 1_000, resources: [CONTROL] });
+    const claimCreates = () =>
+      s.emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === CONTROL).length;
+    const resend = s.post({ kind: 'tasks', tasks: names, requestId, cutoff, verify: '0s' });
+    await expect.poll(claimCreates).toBe(12);
+    // Cloud Tasks delivers each control task meanwhile.
+    const deliver = () => Promise.all(controlTasks.map((task) => deliverControlTask(s, task)));
+    const during = await deliver();
+    expect(during.map((d) => d.status)).toEqual(Array(6).fill(503));
+    const resent = await resend;
+    expect(resent.body.skipped.claimed).toBe(6);
+    // Cloud Tasks retries each control task: now it forces its task.
+    const retried = await deliver();
+    expect(retried.map((d) => d.status)).toEqual(Array(6).fill(200));
+    expect(judge(s, names)).toEqual({ twice: 0, never: 0 });
+  });
+});
+
+function controlTarget() {
+  return {
+    queue: parseQueueName(CONTROL)!,
+    selfUrl: CONTROL_ENV.RERUN_SELF_URL,
+    invokerServiceAccount: CONTROL_ENV.RERUN_INVOKER_SA,
+  };
+}
+
+function workOf(task: string, requestId: string, cutoff: string): ControlWork {
+  return {
+    task,
+    requestId,
+    cutoffMs: Date.parse(cutoff),
+    mode: 'run',
+    reason: undefined,
+    requestKind: 'tasks',
+    force: false,
+    lastAttempts: false,
+    verifyMs: 0,
+    minBackoffLeftMs: 30_000,
+  };
+}
+
+async function create(s: RerunServer, task: object): Promise<void> {
+  const made = await fetch(`${s.emulator.url}/v2/${CONTROL}/tasks`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ task }),
+  });
+  expect(made.status, await made.text()).toBe(200);
+}
+
+async function createAndDelete(s: RerunServer, name: string): Promise<void> {
+  await create(s, {
+    name,
+    scheduleTime: new Date(Date.now() + 60_000).toISOString(),
+    httpRequest: { url: target.url },
+  });
+  expect((await fetch(`${s.emulator.url}/v2/${name}`, { method: 'DELETE' })).status).toBe(200);
+}
+
+/** POSTs a control task's body with the headers Cloud Tasks sends. */
+function deliverControlTask(s: RerunServer, task: ReturnType<typeof controlTaskFor>) {
+  const body = Buffer.from(task.httpRequest!.body!, 'base64').toString('utf8');
+  return s.post(body, {
+    'X-CloudTasks-TaskName': task.name.split('/').pop()!,
+    'X-CloudTasks-QueueName': 'rerun-control',
+  });
+}

@@ -11,6 +11,7 @@ import { CloudTasksUnavailableError } from '../shared/run/run.js';
 import { rerun, type Runtime } from '../shared/platform/runtime.js';
 import { isControlEventKind } from '../shared/control/status.js';
 import { answerControlEvent } from './control-http.js';
+import { isFirstCutoffBody } from '../shared/platform/first-deliveries.js';
 import { badRequestDetail, sendGoogleError } from './google-error.js';
 
 /** Largest plain event accepted. */
@@ -21,35 +22,38 @@ export const MAX_MESSAGE_BODY_BYTES = 14 * 1024 * 1024;
 /** The HTTP handler over a runtime (index.ts registers it; tests register their own). */
 export function rerunHttpHandler(runtime: Runtime): HttpFunction {
   return async (req, res) => {
+    const refuse = refusalFor(runtime, req, res);
     if (req.method !== 'POST') {
       res.set('Allow', 'POST');
-      return sendGoogleError(res, 405, `method ${req.method} not allowed: POST a JSON event`);
+      return refuse(405, 'METHOD_NOT_ALLOWED', `method ${req.method} not allowed: POST a JSON event`);
     }
     const isMessage = req.get('ce-type') !== undefined || isPushEnvelope(req.body);
     const limit = isMessage ? MAX_MESSAGE_BODY_BYTES : MAX_BODY_BYTES;
     if (bodyBytes(req) > limit) {
-      return sendGoogleError(
-        res,
-        413,
-        `the body is larger than ${limit === MAX_BODY_BYTES ? '1 MiB' : '14 MiB'}`,
-      );
+      const size = limit === MAX_BODY_BYTES ? '1 MiB' : '14 MiB';
+      return refuse(413, 'BODY_TOO_LARGE', `the body is larger than ${size}`);
     }
     if (!/^application\/json\s*(;|$)/i.test(req.get('content-type') ?? '')) {
-      return sendGoogleError(res, 415, 'Content-Type must be application/json');
+      return refuse(415, 'NOT_JSON', 'Content-Type must be application/json');
+    }
+    if (refuse.controlTask !== undefined && isFirstCutoffBody(req.body)) {
+      // The control task holding a request's first cutoff falls due after every memory of it: nothing to do.
+      runtime.log.debug({ controlTask: refuse.controlTask }, "a first cutoff's control task fell due");
+      return void res.status(204).end();
     }
     if (isControlEventKind(req.body)) return answerControlEvent(runtime, req.body, res);
     if (isMessage) return answerMessage(runtime, req, res);
     const parsed = parseRerunEvent(req.body, httpDelivery(req.body, Date.now()));
     if (!parsed.success) {
       runtime.log.warn({ fields: parsed.error.fields }, 'invalid event rejected');
-      return sendGoogleError(res, 400, parsed.error.message, [
+      return refuse(400, 'INVALID_EVENT', parsed.error.message, [
         badRequestDetail(parsed.error.fields, 'invalid value'),
       ]);
     }
     try {
       const result = await rerun(runtime, parsed.data, (name) => req.get(name));
       if (!result.ok) {
-        return sendGoogleError(res, 403, result.message, [errorInfo(result.reason, result.runId)]);
+        return refuse(403, result.reason, result.message, [errorInfo(result.reason, result.runId)]);
       }
       const { report } = result;
       // A control task is delivered by Cloud Tasks, which retries only on a non-2xx answer: work left
@@ -71,6 +75,37 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
       sendGoogleError(res, 500, 'internal error; see the logs');
     }
   };
+}
+
+/** Answers a request that can never be carried out, as it is: bad input or a refusal. */
+type Refuse = ((code: number, reason: string, message: string, details?: object[]) => void) & {
+  /** The control task this delivery is (its X-CloudTasks-TaskName), when the control queue sent it. */
+  readonly controlTask: string | undefined;
+};
+
+/**
+ * A caller gets the 4xx. A control task gets 200: Cloud Tasks retries any other answer, and the control
+ * queue never gives up, so it would come back forever. It is dropped with one ERROR line that says why
+ * (docs/acknowledgement.md "Control tasks that can never be carried out").
+ */
+function refusalFor(runtime: Runtime, req: Request, res: Response): Refuse {
+  const controlTask = controlTaskOf(req, runtime);
+  const refuse = (code: number, reason: string, message: string, details: object[] = []) => {
+    if (controlTask === undefined) return sendGoogleError(res, code, message, details);
+    runtime.log.error(
+      { controlTask, dropReason: reason, droppedControlTasks: 1, httpStatus: code, problem: message },
+      'control task dropped: it can never be carried out',
+    );
+    res.status(200).json({ dropped: { controlTask, reason, message } });
+  };
+  return Object.assign(refuse, { controlTask });
+}
+
+/** The control task's ID when the control queue delivers this request (Cloud Tasks' own headers). */
+function controlTaskOf(req: Request, runtime: Runtime): string | undefined {
+  const queue = runtime.config.controlQueue;
+  const task = req.get('x-cloudtasks-taskname');
+  return queue && task && req.get('x-cloudtasks-queuename') === queue.queue ? task : undefined;
 }
 
 /** A Pub/Sub delivery: 200 with the report or 204 acknowledge; 503 has it redelivered. */

@@ -169,7 +169,10 @@ export interface Delivery {
   readonly receivedMs: number;
   /** The request's identity when the event names none: the Pub/Sub messageId, or a hash of the HTTP body. */
   readonly requestId: string;
-  /** The cutoff when the event gives none: the message's publishTime. Absent: the first delivery's time. */
+  /**
+   * A Pub/Sub message's publishTime, the same on every delivery: the cutoff when the event gives none, and
+   * the latest cutoff it may have. Absent (HTTP): the time received stands for both.
+   */
   readonly defaultCutoffMs?: number | undefined;
 }
 
@@ -188,6 +191,11 @@ export interface RerunRequest {
   readonly cutoffSource: CutoffSource;
   /** The event's cutoff was later than its delivery, and was brought back to it. */
   readonly cutoffClamped: boolean;
+  /**
+   * The cutoff is the time this delivery was received (no cutoff given, or a later one clamped to it), so
+   * another delivery would get another: every delivery takes the first one's (docs/events.md "Cutoff").
+   */
+  readonly cutoffFromDelivery: boolean;
   readonly match: Match;
   readonly dryRun: boolean;
   readonly maxTasks: number | undefined;
@@ -280,22 +288,30 @@ function explicitCutoffOf(event: ParsedEvent): number | undefined {
   }
 }
 
-/** The cutoff (SPEC 4): explicit wherever the event allows, never later than the delivery. */
+/**
+ * The cutoff (docs/events.md "Cutoff"): explicit wherever the event allows, never later than the request
+ * was made. A message's clamp is its publishTime, which every delivery carries, so a redelivery to another
+ * instance reaches the same cutoff; an HTTP event's is the time received (shared through the control queue).
+ */
 function cutoffOf(
   event: ParsedEvent,
   delivery: Delivery,
-): Pick<RerunRequest, 'cutoffMs' | 'cutoffSource' | 'cutoffClamped'> {
+): Pick<RerunRequest, 'cutoffMs' | 'cutoffSource' | 'cutoffClamped' | 'cutoffFromDelivery'> {
   const explicit = explicitCutoffOf(event);
+  // A publishTime ahead of this instance's clock (a forged envelope, a clock far behind) is not trusted.
+  const latest = Math.min(delivery.defaultCutoffMs ?? delivery.receivedMs, delivery.receivedMs);
   const [wanted, source]: [number, CutoffSource] =
     explicit !== undefined
       ? [explicit, 'event']
       : delivery.defaultCutoffMs !== undefined
         ? [delivery.defaultCutoffMs, 'publish-time']
         : [delivery.receivedMs, 'first-delivery'];
+  const cutoffMs = Math.min(wanted, latest);
   return {
-    cutoffMs: Math.min(wanted, delivery.receivedMs),
+    cutoffMs,
     cutoffSource: source,
-    cutoffClamped: wanted > delivery.receivedMs,
+    cutoffClamped: wanted > latest,
+    cutoffFromDelivery: cutoffMs === delivery.receivedMs && latest === delivery.receivedMs,
   };
 }
 

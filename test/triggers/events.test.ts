@@ -64,7 +64,12 @@ describe('parseRerunEvent', () => {
     const cutoffOf = (json: object, defaultCutoffMs?: number) => {
       const parsed = parseRerunEvent(json, { receivedMs: NOW, requestId: 'r', defaultCutoffMs });
       return parsed.success
-        ? [parsed.data.cutoffMs, parsed.data.cutoffSource, parsed.data.cutoffClamped]
+        ? [
+            parsed.data.cutoffMs,
+            parsed.data.cutoffSource,
+            parsed.data.cutoffClamped,
+            parsed.data.cutoffFromDelivery,
+          ]
         : [];
     };
     const earlier = NOW - 60_000;
@@ -72,14 +77,15 @@ describe('parseRerunEvent', () => {
       earlier,
       'event',
       false,
+      false,
     ]);
-    expect(cutoffOf({ kind: 'sweep' }, earlier)).toEqual([earlier, 'publish-time', false]);
-    expect(cutoffOf({ kind: 'sweep' })).toEqual([NOW, 'first-delivery', false]);
-    expect(cutoffOf({ kind: 'tasks', tasks: [`${Q}/tasks/t`], cutoff: '2030-01-01T00:00:00Z' })).toEqual([
-      NOW,
-      'event',
-      true,
-    ]);
+    expect(cutoffOf({ kind: 'sweep' }, earlier)).toEqual([earlier, 'publish-time', false, false]);
+    // Taken from the time received: another delivery would get another, so the first one's is shared.
+    expect(cutoffOf({ kind: 'sweep' })).toEqual([NOW, 'first-delivery', false, true]);
+    const future = { kind: 'tasks', tasks: [`${Q}/tasks/t`], cutoff: '2030-01-01T00:00:00Z' };
+    expect(cutoffOf(future)).toEqual([NOW, 'event', true, true]);
+    // A message's clamp is its publishTime, which every delivery carries.
+    expect(cutoffOf(future, earlier)).toEqual([earlier, 'event', true, false]);
   });
 
   it('gives sweeps a canary by default, which false turns off', () => {

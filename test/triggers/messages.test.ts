@@ -321,6 +321,14 @@ describe('decodeMessage: plain events and sweeps', () => {
     expect(future.request.cutoffMs).toBe(NOW);
   });
 
+  it('clamps a deployedAt ahead of the clock to the publish time: every delivery reaches the same cutoff', () => {
+    const ahead = message({ kind: 'fix-deployed', deployedAt: '2026-11-22T12:02:00Z' });
+    const first = requestOf(decodeMessage(ahead, routes, NOW)).request;
+    const redelivered = requestOf(decodeMessage(ahead, routes, NOW + 5 * 60_000)).request;
+    expect(first).toMatchObject({ cutoffMs: Date.parse(PUBLISHED), cutoffClamped: true });
+    expect(redelivered).toMatchObject({ cutoffMs: Date.parse(PUBLISHED), cutoffFromDelivery: false });
+  });
+
   it.each<[string, PubsubMessage]>([
     ['a sweep event', message({ kind: 'sweep' })],
     ['no data', message('', { data: undefined })],

@@ -1,0 +1,139 @@
+/**
+ * Every delivery of a request reaches the same cutoff, whichever instance it reaches (docs/events.md
+ * "Cutoff"): a Pub/Sub message's clamp comes from its publishTime, and an HTTP request's first cutoff is
+ * shared through the control queue. Judged by the emulator's own dispatch records.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { firstCutoffTaskId } from '../../shared/platform/first-deliveries.js';
+import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
+import { startTarget, type Target } from '../helpers/target-server.js';
+
+const ORDERS = queueName('orders');
+const CONTROL = queueName('rerun-control');
+const MINUTE = 60_000;
+
+let target: Target;
+let emulator: Emulator;
+const servers: RerunServer[] = [];
+
+beforeEach(async () => {
+  // Every forced attempt fails again and waits out a long backoff: a second force would show.
+  target = await startTarget({ respond: () => 503 });
+  emulator = await startEmulator({ port: 0, runTaskQuota: { limit: 60_000, windowMs: 60_000 } });
+});
+afterEach(async () => {
+  for (const server of servers.splice(0)) await server.close();
+  await emulator.stop();
+  await target.stop();
+});
+
+const CONTROL_ENV = {
+  RERUN_CONTROL_QUEUE: CONTROL,
+  RERUN_SELF_URL: 'http://127.0.0.1:9/rerun',
+  RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+};
+
+/** A new instance: its own process state (claims, memory of first deliveries), the shared emulator. */
+async function instance(env: Record<string, string> = {}): Promise<RerunServer> {
+  const s = await startRerunServer({ RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: '200', ...env }, {}, emulator);
+  servers.push(s);
+  return s;
+}
+
+function seed(count: number, withControlQueue = false) {
+  const tasks = Array.from({ length: count }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+  emulator.load({
+    queues: [
+      { name: ORDERS, retryConfig: { minBackoff: '3600s', maxBackoff: '3600s' }, tasks },
+      ...(withControlQueue ? [{ name: CONTROL, tasks: [] }] : []),
+    ],
+  });
+  return tasks;
+}
+
+/** Tasks forced by RunTask more than once, by the emulator's dispatch records. */
+function forcedTwice(tasks: readonly { name: string }[]): number {
+  const forced = new Map<string, number>();
+  for (const d of emulator.dispatches) {
+    if (d.trigger === 'run') forced.set(d.task, (forced.get(d.task) ?? 0) + 1);
+  }
+  return tasks.filter((task) => (forced.get(task.name) ?? 0) > 1).length;
+}
+
+function forcedOnce(tasks: readonly { name: string }[]): number {
+  const forced = new Set(emulator.dispatches.filter((d) => d.trigger === 'run').map((d) => d.task));
+  return tasks.filter((task) => forced.has(task.name)).length;
+}
+
+describe('a Pub/Sub message whose deployedAt is ahead of the clock', () => {
+  it('redelivered to a new instance reaches the same cutoff: each task forced once', async () => {
+    const tasks = seed(20);
+    // The publisher's clock runs 2 minutes ahead; Pub/Sub stamps publishTime with its own.
+    const event = {
+      kind: 'fix-deployed',
+      queues: [ORDERS],
+      deployedAt: new Date(Date.now() + 2 * MINUTE),
+      verify: '0s',
+    };
+    const envelope = {
+      message: {
+        data: Buffer.from(JSON.stringify(event)).toString('base64'),
+        messageId: '7700001',
+        publishTime: new Date(Date.now() - 1_000).toISOString(),
+      },
+      subscription: `projects/${PROJECT}/subscriptions/rerun-push`,
+    };
+    const first = await (await instance()).post(envelope);
+    expect(first.status).toBe(200);
+    expect(first.body.cutoffClamped).toBe(true);
+    // The first instance is gone (restarted); its redelivery reaches a new one, a moment later.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const again = await (await instance()).post(envelope);
+    expect(again.status).toBe(200);
+    expect({ once: forcedOnce(tasks), twice: forcedTwice(tasks) }).toEqual({ once: 20, twice: 0 });
+    expect(again.body.cutoff).toBe(first.body.cutoff);
+    expect(again.body.cutoff).toBe(envelope.message.publishTime);
+  });
+});
+
+describe('an HTTP request whose cutoff depends on when it was received, on two instances', () => {
+  it.each([
+    ['a deployedAt in the future', { deployedAt: new Date(Date.now() + 2 * MINUTE).toISOString() }],
+    ['no cutoff', {}],
+  ])('with a control queue, the same body with %s forces each task once', async (_, extra) => {
+    const tasks = seed(30, true);
+    const event = { kind: 'fix-deployed', queues: [ORDERS], verify: '0s', ...extra };
+    const first = await (await instance(CONTROL_ENV)).post(event);
+    expect(first.status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const again = await (await instance(CONTROL_ENV)).post(event);
+    expect(again.status).toBe(200);
+    expect(again.body.requestId).toBe(first.body.requestId);
+    expect({ once: forcedOnce(tasks), twice: forcedTwice(tasks) }).toEqual({ once: 30, twice: 0 });
+    expect(again.body.cutoff).toBe(first.body.cutoff);
+    // The first cutoff waits in the control queue for the hour an instance remembers it, and more.
+    const record = emulator.task(`${CONTROL}/tasks/${firstCutoffTaskId(first.body.requestId)}`);
+    expect(Date.parse(record?.scheduleTime ?? '')).toBeGreaterThan(Date.now() + 60 * MINUTE);
+  });
+
+  it("the first cutoff's control task, once due, is a no-op answered 2xx", async () => {
+    seed(3, true);
+    const s = await instance(CONTROL_ENV);
+    const first = await s.post({ kind: 'fix-deployed', queues: [ORDERS], requestId: 'deploy-7' });
+    const record = emulator.task(`${CONTROL}/tasks/${firstCutoffTaskId('deploy-7')}`);
+    expect(record).toBeDefined();
+    const before = emulator.calls.length;
+    // Delivered as Cloud Tasks delivers it: its own headers and body, and the X-CloudTasks-* headers.
+    const { body = '', headers = {} } = record?.httpRequest ?? {};
+    const answer = await s.post(Buffer.from(body, 'base64').toString(), {
+      ...headers,
+      'X-CloudTasks-QueueName': 'rerun-control',
+      'X-CloudTasks-TaskName': firstCutoffTaskId('deploy-7'),
+    });
+    expect(answer.status).toBe(204);
+    expect(emulator.calls.length).toBe(before);
+    expect(first.body.counts.dispatched).toBe(3);
+  });
+});

@@ -15,7 +15,7 @@ import {
   type NotifierOptions,
 } from '../notify/publish.js';
 import type { RerunRequest } from '../triggers/events.js';
-import { FirstDeliveries } from './first-deliveries.js';
+import { FirstDeliveries, firstCutoffOf } from './first-deliveries.js';
 import { createLogger, operationLast, traceFields, type HeaderLookup, type Logger } from './log.js';
 import { Pacer, QueueAttempts, Semaphore } from '../run/pace.js';
 import type { RerunReport } from '../run/settle.js';
@@ -98,23 +98,20 @@ export async function rerun(
   header: HeaderLookup = () => undefined,
 ): Promise<RerunResult> {
   const runId = randomUUID();
-  // Every delivery of a request uses its first delivery's cutoff (SPEC 6 "Exactly once"): that matters
-  // where deliveries differ, a cutoff taken from the time received or clamped to it.
-  const request = {
-    ...received,
-    cutoffMs: runtime.firstDeliveries.cutoffFor(received.requestId, received.cutoffMs),
-  };
   const log = runtime.log.child({
     runId,
-    ...(request.reason !== undefined && { reason: request.reason }),
+    ...(received.reason !== undefined && { reason: received.reason }),
     ...traceFields(header, runtime.traceProject),
   });
-  const scope = resolveScope(request, runtime.config.allowlist, runtime.config.controlQueue);
+  const scope = resolveScope(received, runtime.config.allowlist, runtime.config.controlQueue);
   if (!scope.ok) {
     log.error({ refused: scope.refused }, 'request names queues outside the allowlist; nothing called');
     const message = `queues outside the allowlist (RERUN_QUEUES): ${scope.refused.join(', ')}`;
     return { ok: false, runId, reason: 'QUEUE_NOT_ALLOWED', message };
   }
+  // Every delivery of a request uses its first delivery's cutoff (docs/events.md "Cutoff"): that matters
+  // where deliveries differ, a cutoff taken from the time received or clamped to it.
+  const request = { ...received, cutoffMs: await firstCutoffOf(runtime, received) };
   const ownClaimId = header('x-cloudtasks-taskname');
   let report: RerunReport;
   try {

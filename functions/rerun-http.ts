@@ -10,7 +10,8 @@ import { deliverMessage } from '../shared/platform/delivery.js';
 import { CloudTasksUnavailableError } from '../shared/run/run.js';
 import { rerun, type Runtime } from '../shared/platform/runtime.js';
 import { isControlEventKind } from '../shared/control/status.js';
-import { answerControlEvent } from './control-http.js';
+import { answerControlEvent, answerMoveRecovery } from './control-http.js';
+import { isMoveRecoveryKind } from '../shared/control/control-tasks.js';
 import { isFirstCutoffBody } from '../shared/platform/first-deliveries.js';
 import { badRequestDetail, sendGoogleError } from './google-error.js';
 
@@ -41,9 +42,13 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
       runtime.log.debug({ controlTask: refuse.controlTask }, "a first cutoff's control task fell due");
       return void res.status(204).end();
     }
+    if (refuse.controlTask !== undefined && isMoveRecoveryKind(req.body)) {
+      return answerMoveRecovery(runtime, req.body, res, refuse);
+    }
     if (isControlEventKind(req.body)) return answerControlEvent(runtime, req.body, res);
     if (isMessage) return answerMessage(runtime, req, res);
-    const parsed = parseRerunEvent(req.body, httpDelivery(req.body, Date.now()));
+    const receivedMs = Date.now();
+    const parsed = parseRerunEvent(req.body, (event) => httpDelivery(event, receivedMs));
     if (!parsed.success) {
       runtime.log.warn({ fields: parsed.error.fields }, 'invalid event rejected');
       return refuse(400, 'INVALID_EVENT', parsed.error.message, [

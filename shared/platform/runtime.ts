@@ -19,8 +19,8 @@ import { FirstDeliveries, firstCutoffOf } from './first-deliveries.js';
 import { createLogger, operationLast, traceFields, type HeaderLookup, type Logger } from './log.js';
 import { Pacer, QueueAttempts, Semaphore } from '../run/pace.js';
 import type { RerunReport } from '../run/settle.js';
-import { RedriveForbiddenError } from '../run/redrive-permissions.js';
-import { runRerun } from '../run/run.js';
+import { RedriveCheckError, RedriveForbiddenError } from '../run/redrive-permissions.js';
+import { CloudTasksUnavailableError, runRerun } from '../run/run.js';
 import { resolveScope } from '../triggers/scope.js';
 
 export interface Runtime {
@@ -117,6 +117,10 @@ export async function rerun(
   try {
     report = await runRerun(request, scope.scope, { ...runtime, log, ownClaimId }, runId);
   } catch (error) {
+    // An unexpected answer to the permission check: like Cloud Tasks unreachable, nothing was dispatched.
+    if (error instanceof RedriveCheckError) {
+      throw new CloudTasksUnavailableError(error.message, { cause: error });
+    }
     if (!(error instanceof RedriveForbiddenError)) throw error;
     log.error({ ...operationLast(), lacking: error.lacking }, error.message);
     return { ok: false, runId, reason: 'REDRIVE_PERMISSION_DENIED', message: error.message };

@@ -29,10 +29,24 @@ export class RedriveForbiddenError extends Error {
   }
 }
 
+/** Cloud Tasks answered redrive's permission check unexpectedly: nothing was created or deleted. */
+export class RedriveCheckError extends Error {
+  override readonly name = 'RedriveCheckError';
+  constructor(
+    readonly queue: string,
+    readonly status: string,
+    detail: string,
+  ) {
+    super(
+      `redrive's permission check on ${queue} was answered ${status} (${detail}); nothing was created or deleted`,
+    );
+  }
+}
+
 /**
  * Asks Cloud Tasks (queues.testIamPermissions) which of redrive's permissions the caller holds on each
- * queue. Throws RedriveForbiddenError when any is missing; a transient failure is thrown as it is
- * (nothing was called that changes anything, so the request is safe to send again).
+ * queue. Throws RedriveForbiddenError when any is missing, and RedriveCheckError on any other answer but
+ * NOT_FOUND (nothing was called that changes anything, so the request is safe to send again).
  */
 export async function checkRedrivePermissions(
   tasks: CloudTasksClient,
@@ -45,8 +59,11 @@ export async function checkRedrivePermissions(
         held = await tasks.testQueuePermissions(queue, REDRIVE_PERMISSIONS);
       } catch (error) {
         const failure = toCloudTasksError(error);
+        const action = actionFor(failure);
+        // A queue that no longer exists: the run finds it gone and reports it (docs/events.md "Bad input").
+        if (action === 'gone') return { queue: queue.name, missing: [] };
+        if (action !== 'stop-queue') throw new RedriveCheckError(queue.name, failure.status, failure.message);
         // A queue the caller may not even ask about lacks every permission.
-        if (actionFor(failure) !== 'stop-queue') throw failure;
         held = [];
       }
       return { queue: queue.name, missing: REDRIVE_PERMISSIONS.filter((p) => !held.includes(p)) };

@@ -265,11 +265,13 @@ export function inputErrorOf(error: z.ZodError, what = 'event'): InputError {
  */
 export function parseRerunEvent(
   json: unknown,
-  delivery: Delivery,
+  delivery: Delivery | ((event: unknown) => Delivery),
 ): { success: true; data: RerunRequest } | { success: false; error: InputError } {
   const parsed = RerunEvent.safeParse(json);
   if (!parsed.success) return { success: false, error: inputErrorOf(parsed.error) };
-  return { success: true, data: toRerunRequest(parsed.data, delivery) };
+  // Only a valid event is hashed into a requestId: its depth is the schema's, not the caller's.
+  const of = typeof delivery === 'function' ? delivery(json) : delivery;
+  return { success: true, data: toRerunRequest(parsed.data, of) };
 }
 
 type ParsedEvent = z.infer<typeof RerunEvent>;

@@ -91,7 +91,7 @@ type Refuse = ((code: number, reason: string, message: string, details?: object[
 /**
  * A caller gets the 4xx. A control task gets 200: Cloud Tasks retries any other answer, and the control
  * queue never gives up, so it would come back forever. It is dropped with one ERROR line that says why
- * (docs/acknowledgement.md "Control tasks that can never be carried out").
+ * (docs/events.md "Control tasks that can never be carried out").
  */
 function refusalFor(runtime: Runtime, req: Request, res: Response): Refuse {
   const controlTask = controlTaskOf(req, runtime);

@@ -1,8 +1,9 @@
 /**
  * A control task that can never be carried out (its queue has left RERUN_QUEUES, its body fails the schema)
  * is answered 200 and dropped with one ERROR line saying why; the control queue never gives a task up, so
- * any other answer would bring it back forever (docs/acknowledgement.md). A direct caller still gets the
- * 4xx. Judged by the emulator's own dispatch records, Cloud Tasks delivering to a real rerunHttp.
+ * any other answer would bring it back forever (docs/events.md "Control tasks that can never be carried
+ * out"). A direct caller still gets the 4xx. Judged by the emulator's own dispatch records, Cloud Tasks
+ * delivering to a real rerunHttp.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';

@@ -136,4 +136,45 @@ describe('an HTTP request whose cutoff depends on when it was received, on two i
     expect(emulator.calls.length).toBe(before);
     expect(first.body.counts.dispatched).toBe(3);
   });
+
+  it('the limit without a control queue: a resend to a new instance is a new request, with its own cutoff', async () => {
+    const tasks = seed(10);
+    const event = { kind: 'fix-deployed', queues: [ORDERS], verify: '0s' };
+    const first = await (await instance()).post(event);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const again = await (await instance()).post(event);
+    expect(again.body.requestId).toBe(first.body.requestId);
+    expect(Date.parse(again.body.cutoff)).toBeGreaterThan(Date.parse(first.body.cutoff));
+    // docs/events.md "Cutoff", limits: what failed again since the first delivery is forced again.
+    expect(forcedTwice(tasks)).toBe(10);
+  });
+
+  it("a first cutoff's control task that fell due (its name still reserved) makes the resend a new request", async () => {
+    seed(2, true);
+    const event = { kind: 'fix-deployed', queues: [ORDERS], requestId: 'deploy-8', verify: '0s' };
+    const first = await (await instance(CONTROL_ENV)).post(event);
+    const record = `${CONTROL}/tasks/${firstCutoffTaskId('deploy-8')}`;
+    // Delivered and gone: Cloud Tasks keeps the name reserved for a while.
+    expect((await fetch(`${emulator.url}/v2/${record}`, { method: 'DELETE' })).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const again = await (await instance(CONTROL_ENV)).post(event);
+    expect(again.status).toBe(200);
+    expect(Date.parse(again.body.cutoff)).toBeGreaterThan(Date.parse(first.body.cutoff));
+    const creates = emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === CONTROL);
+    expect(creates.map((c) => c.status)).toContain(409);
+  });
+
+  it('a control queue that cannot be written: 503 before anything is called, safe to send again', async () => {
+    const tasks = seed(5, true);
+    const s = await instance(CONTROL_ENV);
+    emulator.injectFault({ method: 'CreateTask', kind: 503, resources: [CONTROL] });
+    const refused = await s.post({ kind: 'fix-deployed', queues: [ORDERS], verify: '0s' });
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.message).toContain(CONTROL);
+    expect(emulator.calls.filter((c) => c.method === 'RunTask')).toHaveLength(0);
+    emulator.clearFaults();
+    const sent = await s.post({ kind: 'fix-deployed', queues: [ORDERS], verify: '0s' });
+    expect(sent.status).toBe(200);
+    expect(forcedOnce(tasks)).toBe(5);
+  });
 });

@@ -1,5 +1,5 @@
 /**
- * rerunHttp: the deploy-pipeline hook, the control tasks' target, and (SPEC 3) a Pub/Sub push endpoint or
+ * rerunHttp: the deploy-pipeline hook, the control tasks' target, and a Pub/Sub push endpoint or
  * Eventarc target. POST one event as JSON: the run report, or an error in Google's shape. A Pub/Sub push
  * envelope or a binary-mode `messagePublished` CloudEvent follows rerunPubsub's rules instead: only 2xx
  * acknowledges, so a permanent problem is answered 204 and only work left undone gets 503.

@@ -1,7 +1,7 @@
 /**
  * rerunPubsub: Cloud Monitoring incidents, Cloud Build notifications, Cloud Scheduler sweeps and plain events,
  * as Pub/Sub messages (CloudEvent `google.cloud.pubsub.topic.v1.messagePublished`). Resolves to acknowledge;
- * throws to have the message redelivered (SPEC 3; shared/triggers/delivery.ts decides which).
+ * throws to have the message redelivered (shared/platform/delivery.ts decides which).
  * https://cloud.google.com/functions/docs/bestpractices/retries
  */
 import type { CloudEvent, CloudEventFunction } from '@google-cloud/functions-framework';

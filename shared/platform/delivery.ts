@@ -1,6 +1,6 @@
 /**
  * One delivery of a Pub/Sub message, whichever way it came (a `messagePublished` CloudEvent to rerunPubsub,
- * a push envelope or a binary-mode CloudEvent to rerunHttp), and whether to acknowledge it (SPEC 3): a
+ * a push envelope or a binary-mode CloudEvent to rerunHttp), and whether to acknowledge it: a
  * permanent problem is logged once at ERROR and acknowledged; work left undone for a transient reason is
  * not, so Pub/Sub redelivers and the redelivery goes on where this one stopped.
  */

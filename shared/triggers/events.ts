@@ -31,7 +31,7 @@ const TaskNameText = z
     'not a valid task name projects/P/locations/L/queues/Q/tasks/T',
   );
 
-/** The match of SPEC 5.1: every given field must hold. Globs only, never user regexes. */
+/** The match: every given field must hold. Globs only, never user regexes. */
 export const Match = z
   .strictObject({
     taskIds: z.array(z.string().refine(isTaskId, 'not a valid task ID')).min(1).max(1000).optional(),
@@ -79,7 +79,7 @@ const Breaker = z.union([
   z.literal(false),
 ]);
 
-/** A request's identity (SPEC 4): what every delivery of one request shares. */
+/** A request's identity (docs/events.md "Cutoff"): what every delivery of one request shares. */
 export const RequestId = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, '1-128 of letters, digits, _ . : -');
 
 /** Options every event kind takes. */
@@ -133,7 +133,7 @@ export const TasksEvent = z.strictObject({
   ...Common,
 });
 
-/** One event, of any of the four kinds of SPEC section 4. */
+/** One event, of any of the four kinds. */
 export const RerunEvent = z.discriminatedUnion('kind', [
   FixDeployedEvent,
   FailureAlertEvent,
@@ -144,23 +144,23 @@ export type RerunEvent = z.input<typeof RerunEvent>;
 
 export type EventKind = z.infer<typeof RerunEvent>['kind'];
 
-/** Every event kind (SPEC 4), as the schema has them. */
+/** Every event kind, as the schema has them. */
 export const EVENT_KINDS: readonly EventKind[] = RerunEvent.options.map((event) => event.shape.kind.value);
 
-/** Minimum time left before a task's next attempt for it to be forced (SPEC 5.2 "due soon"). */
+/** Minimum time left before a task's next attempt for it to be forced ("due soon"). */
 export const DEFAULT_MIN_BACKOFF_LEFT_MS = 30_000;
 export const SWEEP_MIN_BACKOFF_LEFT_MS = 5 * 60_000;
-/** How long dispatched tasks are read back for their verdict by default (SPEC 4 `verify`). */
+/** How long dispatched tasks are read back for their verdict by default (`verify`). */
 export const DEFAULT_VERIFY_MS = 30_000;
-/** The breaker's defaults (SPEC 4). */
+/** The breaker's defaults. */
 export const DEFAULT_BREAKER = { maxFailedAgain: 0.5, minVerdicts: 5 } as const;
 /** The canary of triggers that carry no evidence that the cause is gone (sweeps, closed incidents). */
 export const EVIDENCE_CANARY = { count: 2, waitMs: DEFAULT_CANARY_WAIT_MS } as const;
 
-/** How a run forces a task: RunTask, or copy and delete (SPEC 1, 6). */
+/** How a run forces a task: RunTask, or copy and delete. */
 export type RerunMode = 'run' | 'redrive';
 
-/** Where a request's cutoff came from (SPEC 4). */
+/** Where a request's cutoff came from (docs/events.md "Cutoff"). */
 export type CutoffSource = 'event' | 'publish-time' | 'first-delivery';
 
 /** One delivery of a request, as the adapter saw it. */
@@ -186,7 +186,7 @@ export interface RerunRequest {
   readonly queues: readonly string[] | undefined;
   /** Explicit task names (kind `tasks`): read one by one instead of listing. */
   readonly tasks: readonly string[] | undefined;
-  /** The instant a task's last attempt must precede (SPEC 5.2 cutoff), epoch ms. */
+  /** The instant a task's last attempt must precede (docs/events.md "Cutoff"), epoch ms. */
   readonly cutoffMs: number;
   readonly cutoffSource: CutoffSource;
   /** The event's cutoff was later than its delivery, and was brought back to it. */
@@ -200,7 +200,7 @@ export interface RerunRequest {
   readonly dryRun: boolean;
   readonly maxTasks: number | undefined;
   readonly force: boolean;
-  /** Also force tasks on their last allowed attempt (SPEC 5.2). */
+  /** Also force tasks on their last allowed attempt. */
   readonly lastAttempts: boolean;
   readonly canary: { readonly count: number; readonly waitMs: number } | undefined;
   /** How long dispatched tasks are read back for their verdict; 0 = not at all. */

@@ -1,5 +1,5 @@
 /**
- * Pure: what rerunPubsub makes of one Pub/Sub message. A plain event (SPEC 4), a Cloud Monitoring incident
+ * Pure: what rerunPubsub makes of one Pub/Sub message. A plain event, a Cloud Monitoring incident
  * notification (schema 1.2), a Cloud Build notification, or an empty sweep tick all become one event
  * object, validated and normalized by the same schema as rerunHttp's body; or a reason to ignore the
  * message; or the permanent problem that rejects it. Time is a parameter.
@@ -82,7 +82,7 @@ export type Decoded =
       readonly request: RerunRequest;
       /**
        * What a redelivery repeats (incident, build or message ID), for the logs. A repeat dispatches nothing
-       * because its cutoff is the same instant (SPEC 5.2), not because the key is remembered.
+       * because its cutoff is the same instant (docs/events.md "Cutoff"), not because the key is remembered.
        */
       readonly dedupeKey: string;
     }
@@ -265,7 +265,7 @@ function decodeIncident(json: Record<string, unknown>, routes: Routes, delivery:
     ...(until !== undefined && { until: iso(until) }),
     reason: truncate(`${label} ${state === 'closed' ? 'closed' : 'opened'}`, MAX_REASON),
     // An incident also closes when failures stop only because every task sits in backoff, or when data
-    // stops (autoClose): no evidence the cause is gone, so prove it on a few first (SPEC 4).
+    // stops (autoClose): no evidence the cause is gone, so prove it on a few first.
     canary: { count: EVIDENCE_CANARY.count, wait: `${EVIDENCE_CANARY.waitMs / 1000}s` },
     ...routeOptions(route),
   };

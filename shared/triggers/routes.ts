@@ -33,7 +33,7 @@ const BUILD_CONDITIONS = ['buildTriggerId', 'buildSubstitutions'] as const;
 
 /**
  * One entry of RERUN_ROUTES: which alert incidents or builds it catches (every condition in `when` must
- * hold; first route in the list wins), and what the rerun covers. Options are those of an event (SPEC 4)
+ * hold; first route in the list wins), and what the rerun covers. Options are those of an event
  * and are validated by the same schema when the rerun is built.
  */
 export const Route = z.strictObject({

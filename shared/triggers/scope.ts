@@ -1,5 +1,5 @@
 /**
- * What a request may touch: the allowlist check of SPEC 5.2, done before any call is made. The control
+ * What a request may touch: the allowlist check, done before any call is made. The control
  * queue is never a rerun target, even where an allowlist pattern covers it.
  */
 import type { RerunRequest } from './events.js';

@@ -103,10 +103,17 @@ export async function firstCutoffOf(
   if (known !== undefined) return known;
   // A dry run writes nothing: its cutoff is this instance's.
   if (!share || request.dryRun) return memory.cutoffFor(request.requestId, request.cutoffMs, nowMs);
-  const dueMs = nowMs + FIRST_CUTOFF_RECORD_MS;
-  const cutoffMs = await sharedCutoff(deps, share, request, dueMs);
-  memory.remember(request.requestId, cutoffMs, Math.min(nowMs + FIRST_DELIVERY_MEMORY_MS, dueMs), nowMs);
-  return cutoffMs;
+  const shared = await sharedCutoff(deps, share, request, nowMs + FIRST_CUTOFF_RECORD_MS);
+  // Remembered no longer than the control queue holds it, so no instance outlives the shared cutoff.
+  const untilMs = Math.min(nowMs + FIRST_DELIVERY_MEMORY_MS, shared.dueMs);
+  memory.remember(request.requestId, shared.cutoffMs, untilMs, nowMs);
+  return shared.cutoffMs;
+}
+
+/** A first cutoff as the control queue holds it: the cutoff, and when its task falls due. */
+interface SharedCutoff {
+  readonly cutoffMs: number;
+  readonly dueMs: number;
 }
 
 /** Creates the request's cutoff task, or reads the one another delivery created first. */
@@ -115,13 +122,14 @@ async function sharedCutoff(
   share: CutoffShare,
   request: RerunRequest,
   dueMs: number,
-): Promise<number> {
+): Promise<SharedCutoff> {
   const record = cutoffTaskOf(share, request, dueMs);
+  const own = { cutoffMs: request.cutoffMs, dueMs };
   let created: CloudTasksError;
   try {
     await deps.tasks.createTask(share.queue, record);
     deps.log.debug({ requestId: request.requestId }, 'first cutoff shared through the control queue');
-    return request.cutoffMs;
+    return own;
   } catch (error) {
     created = toCloudTasksError(error);
   }
@@ -129,7 +137,7 @@ async function sharedCutoff(
   const theirs = await readCutoff(deps.tasks, record.name);
   if (theirs !== undefined) return theirs;
   // The name is reserved but the task is gone: it fell due, after every memory of the request. A new one.
-  if (created.status === 'ALREADY_EXISTS') return request.cutoffMs;
+  if (created.status === 'ALREADY_EXISTS') return own;
   throw new CloudTasksUnavailableError(
     `the control queue ${share.queue.name} could not share the request's first cutoff: ${created.message}`,
     { cause: created },
@@ -137,7 +145,7 @@ async function sharedCutoff(
 }
 
 /** The cutoff a first cutoff's task holds (its URL carries it, so the BASIC view does); undefined if gone. */
-async function readCutoff(tasks: CloudTasksClient, name: string): Promise<number | undefined> {
+async function readCutoff(tasks: CloudTasksClient, name: string): Promise<SharedCutoff | undefined> {
   const parsed = parseTaskName(name);
   if (!parsed) return undefined;
   let task: Task;
@@ -155,7 +163,8 @@ async function readCutoff(tasks: CloudTasksClient, name: string): Promise<number
     ? new URL(task.httpRequest!.url!).searchParams.get('firstCutoff')
     : null;
   const cutoffMs = Date.parse(text ?? '');
-  return Number.isNaN(cutoffMs) ? undefined : cutoffMs;
+  const dueMs = Date.parse(task.scheduleTime ?? '');
+  return Number.isNaN(cutoffMs) || Number.isNaN(dueMs) ? undefined : { cutoffMs, dueMs };
 }
 
 /**

@@ -38,8 +38,9 @@ const BATCH_KINDS: ReadonlySet<Fault['kind']> = new Set<BatchFaultKind>([
  * A fault to inject. 'reset' destroys the socket without doing the work; 'lost-response' does the work (a
  * RunTask really dispatches) and then destroys the socket instead of answering; 'delay' holds the call
  * `delayMs` real milliseconds before doing the work and answering (a client that gives up first still
- * gets its RunTask dispatched). 429 = RESOURCE_EXHAUSTED, 503 = UNAVAILABLE, 403 = PERMISSION_DENIED, all
- * in Google's error shape.
+ * gets its RunTask dispatched); 'late-landing' destroys the socket at once and does the work `delayMs` real
+ * milliseconds later (a create whose answer was lost lands after the caller has moved on). 429 =
+ * RESOURCE_EXHAUSTED, 503 = UNAVAILABLE, 403 = PERMISSION_DENIED, all in Google's error shape.
  *
  * Batch kinds (BatchCreateTasks, BatchDeleteTasks only): 'fail-items' fails the chosen `items` with `code`;
  * 'operation-failed' ends the operation FAILED with `code` (default INTERNAL) after applying the first
@@ -49,8 +50,11 @@ const BATCH_KINDS: ReadonlySet<Fault['kind']> = new Set<BatchFaultKind>([
  */
 export interface Fault {
   method: ApiMethod;
-  kind: 429 | 503 | 403 | 'reset' | 'lost-response' | 'delay' | BatchFaultKind;
-  /** For 'delay': how long the call is held, in real milliseconds. */
+  kind: 429 | 503 | 403 | 'reset' | 'lost-response' | 'late-landing' | 'delay' | BatchFaultKind;
+  /**
+   * For 'delay': how long the call is held, in real milliseconds. For 'late-landing': how long after its
+   * answer was lost (the socket destroyed at once) the call's work is done.
+   */
   delayMs?: number;
   /** For 'fail-items': the items, by index in the request or by task name. */
   items?: Array<number | string>;
@@ -87,8 +91,8 @@ export class Faults {
    */
   add(fault: Fault): void {
     const { kind, delayMs, rate, times } = fault;
-    if (kind === 'delay' && !(typeof delayMs === 'number' && delayMs >= 0))
-      throw new Error(`fault.delayMs must be a number of milliseconds >= 0 for a 'delay' fault`);
+    if ((kind === 'delay' || kind === 'late-landing') && !(typeof delayMs === 'number' && delayMs >= 0))
+      throw new Error(`fault.delayMs must be a number of milliseconds >= 0 for a '${kind}' fault`);
     if (rate !== undefined && !(rate >= 0 && rate <= 1))
       throw new Error('fault.rate must be between 0 and 1');
     if (times !== undefined && !(Number.isInteger(times) && times >= 0))

@@ -181,6 +181,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       req.socket.destroy();
       return finish(0);
     }
+    if (fault?.kind === 'late-landing') {
+      req.socket.destroy();
+      finish(0);
+      await sleep(fault.delayMs ?? 0);
+      answerOf(route, req, url, raw, batchFaults, log);
+      return;
+    }
     const answer =
       typeof fault?.kind === 'number'
         ? errorAnswer(faultError(fault.kind, route, quota.limit, quotaRetryInfo))

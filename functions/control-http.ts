@@ -1,6 +1,6 @@
 /**
  * rerunHttp's `status` and `cancel` events (queued mode): how many control tasks of a request still wait,
- * and deleting them.
+ * and deleting them. And the delivery of a move's recovery task (docs/claims.md "A crash mid-redrive").
  */
 import type { Response } from '@google-cloud/functions-framework';
 import { CloudTasksError } from '../shared/cloud-tasks/client.js';
@@ -11,6 +11,11 @@ import {
   requestStatus,
   type ControlScope,
 } from '../shared/control/status.js';
+import { MoveRecoveryBody } from '../shared/control/control-tasks.js';
+import { DEFAULT_ARMING_DELAY_MS } from '../shared/run/copy.js';
+import { recoverMove } from '../shared/run/recover-move.js';
+import type { Runtime } from '../shared/platform/runtime.js';
+import { inputErrorOf } from '../shared/triggers/events.js';
 import { badRequestDetail, sendGoogleError } from './google-error.js';
 
 /** Answers one status or cancel event: 200 with the counts, 400 for a bad event or no control queue. */
@@ -35,4 +40,34 @@ export async function answerControlEvent(runtime: ControlScope, body: unknown, r
     }
     throw error;
   }
+}
+
+/**
+ * Answers one delivery of a move's recovery task: 200 once the move is finished or undone (or can never
+ * be, with an ERROR line), 503 while a call fails for a reason that may pass, so Cloud Tasks delivers it
+ * again. `refuse` answers a body that is not valid.
+ */
+export async function answerMoveRecovery(
+  runtime: Runtime,
+  body: unknown,
+  res: Response,
+  refuse: (code: number, reason: string, message: string, details?: object[]) => void,
+): Promise<void> {
+  const parsed = MoveRecoveryBody.safeParse(body);
+  if (!parsed.success) {
+    const error = inputErrorOf(parsed.error);
+    return refuse(400, 'INVALID_RECOVERY', error.message, [badRequestDetail(error.fields, 'invalid value')]);
+  }
+  const move = parsed.data;
+  const armingDelayMs = runtime.redriveArmingDelayMs ?? DEFAULT_ARMING_DELAY_MS;
+  const result = await recoverMove(runtime.tasks, move, armingDelayMs, Date.now);
+  const fields = { task: move.original, copy: move.copy };
+  if (!result.done) {
+    runtime.log.warn({ ...fields, problem: result.error }, 'move not recovered yet; Cloud Tasks retries it');
+    return sendGoogleError(res, 503, `the move could not be recovered yet: ${result.error}`);
+  }
+  if (result.outcome === 'refused')
+    runtime.log.error({ ...fields, problem: result.why }, 'move not recovered');
+  else runtime.log.info({ ...fields, outcome: result.outcome, why: result.why }, 'move recovered');
+  res.status(200).json({ outcome: result.outcome, ...(result.why !== undefined && { why: result.why }) });
 }

@@ -5,8 +5,13 @@
  * tried. Concurrent deliveries walk the same names in the same order, so they still race on one name and
  * only one of them wins it.
  */
-import { toCloudTasksError, type CloudTasksClient, type CloudTasksError } from '../cloud-tasks/client.js';
-import { parseTaskName } from '../cloud-tasks/names.js';
+import {
+  toCloudTasksError,
+  type CloudTasksClient,
+  type CloudTasksError,
+  type NewTask,
+} from '../cloud-tasks/client.js';
+import { parseTaskName, type QueueName } from '../cloud-tasks/names.js';
 import {
   controlTaskFor,
   MAX_CLAIM_GENERATIONS,
@@ -17,7 +22,7 @@ import {
 export type ControlCreateResult =
   | { readonly kind: 'created'; readonly name: string }
   /** A control task of this request holds the task now (or a create whose answer was lost made one). */
-  | { readonly kind: 'exists' }
+  | { readonly kind: 'exists'; readonly name: string }
   | { readonly kind: 'failed'; readonly error: CloudTasksError };
 
 /** Runs one call; callers bound their calls in flight with it. */
@@ -26,25 +31,40 @@ export type CallGate = <T>(call: () => Promise<T>) => Promise<T>;
 const direct: CallGate = (call) => call();
 
 /** Creates the control task for `work` due at `scheduleMs`, under its first free name. */
-export async function createControlTask(
+export function createControlTask(
   tasks: CloudTasksClient,
   target: ControlTarget,
   work: ControlWork,
   scheduleMs: number,
   gate: CallGate = direct,
 ): Promise<ControlCreateResult> {
+  return createUnderFreeName(
+    tasks,
+    target.queue,
+    (generation) => controlTaskFor(work, target, scheduleMs, generation),
+    gate,
+  );
+}
+
+/** Creates the task `taskOf(generation)` makes, under the first generation's name that is not reserved. */
+export async function createUnderFreeName(
+  tasks: CloudTasksClient,
+  queue: QueueName,
+  taskOf: (generation: number) => NewTask,
+  gate: CallGate = direct,
+): Promise<ControlCreateResult> {
   let failure: CloudTasksError | undefined;
   for (let generation = 0; generation < MAX_CLAIM_GENERATIONS; generation++) {
-    const controlTask = controlTaskFor(work, target, scheduleMs, generation);
+    const task = taskOf(generation);
     try {
-      await gate(() => tasks.createTask(target.queue, controlTask));
-      return { kind: 'created', name: controlTask.name };
+      await gate(() => tasks.createTask(queue, task));
+      return { kind: 'created', name: task.name };
     } catch (error) {
       failure = toCloudTasksError(error);
       if (failure.status !== 'ALREADY_EXISTS' && !failure.answerLost)
         return { kind: 'failed', error: failure };
-      const state = await stateOf(tasks, controlTask.name, gate);
-      if (state === 'live') return { kind: 'exists' };
+      const state = await stateOf(tasks, task.name, gate);
+      if (state === 'live') return { kind: 'exists', name: task.name };
       // A lost answer whose task is not there (yet): unknown, never a reason to take the next name.
       if (failure.answerLost || state !== 'released') return { kind: 'failed', error: failure };
     }

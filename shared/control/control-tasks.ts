@@ -5,6 +5,7 @@
  * task for the same request fail with ALREADY_EXISTS on any instance.
  */
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import type { NewTask } from '../cloud-tasks/client.js';
 import type { EventKind, RerunRequest } from '../triggers/events.js';
 import type { QueueName } from '../cloud-tasks/names.js';
@@ -112,4 +113,59 @@ export function controlTaskFor(
       oidcToken: { serviceAccountEmail: target.invokerServiceAccount, audience: target.selfUrl },
     },
   };
+}
+
+/** What a move's recovery task carries (docs/claims.md "A crash mid-redrive"): names and a count, no body. */
+export interface MoveRecovery {
+  readonly kind: 'finish-move';
+  /** The task being moved. */
+  readonly original: string;
+  /** Its copy's name. */
+  readonly copy: string;
+  /** The first task of the chain, which the copy's X-Rerun-Original-Task names. */
+  readonly first: string;
+  /** The original's dispatchCount when it was read for the copy: a higher one means it ran meanwhile. */
+  readonly dispatchCount: number;
+}
+
+/**
+ * The recovery task of one move (one generation of its name), due at `scheduleMs`, before the copy's
+ * arming delay ends: its delivery finishes or undoes the move when the run that started it stopped.
+ */
+export function moveRecoveryTaskFor(
+  move: Omit<MoveRecovery, 'kind'>,
+  target: ControlTarget,
+  scheduleMs: number,
+  generation = 0,
+): NewTask {
+  const id = createHash('sha256')
+    .update(`finish-move\n${move.copy}${generation === 0 ? '' : `\n${generation}`}`)
+    .digest('hex');
+  const body: MoveRecovery = { kind: 'finish-move', ...move };
+  return {
+    name: `${target.queue.name}/tasks/${id}`,
+    scheduleTime: new Date(scheduleMs).toISOString(),
+    dispatchDeadline: CONTROL_DISPATCH_DEADLINE,
+    httpRequest: {
+      url: target.selfUrl,
+      httpMethod: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: Buffer.from(JSON.stringify(body)).toString('base64'),
+      oidcToken: { serviceAccountEmail: target.invokerServiceAccount, audience: target.selfUrl },
+    },
+  };
+}
+
+/** A recovery task's body, as its delivery validates it. */
+export const MoveRecoveryBody = z.strictObject({
+  kind: z.literal('finish-move'),
+  original: z.string().min(1),
+  copy: z.string().min(1),
+  first: z.string().min(1),
+  dispatchCount: z.number().int().min(0),
+});
+
+/** True when a JSON body is meant as a move's recovery (then MoveRecoveryBody decides if it is valid). */
+export function isMoveRecoveryKind(json: unknown): boolean {
+  return (json as { kind?: unknown } | null)?.kind === 'finish-move';
 }

@@ -16,7 +16,8 @@ import {
   type Task,
 } from '../cloud-tasks/client.js';
 import { OUT_OF_TIME, type Budget } from './budget.js';
-import { claimIdOf } from '../control/control-tasks.js';
+import { createUnderFreeName } from '../control/claim-names.js';
+import { claimIdOf, moveRecoveryTaskFor, type ControlTarget } from '../control/control-tasks.js';
 import type { ForcePolicy } from './force.js';
 import { parseTaskName, type TaskName } from '../cloud-tasks/names.js';
 import { reserveSlot, type Semaphore } from './pace.js';
@@ -40,9 +41,9 @@ export type CopyResult =
   | { readonly outcome: 'gone' }
   | { readonly outcome: 'skipped'; readonly skipReason: SkipReason }
   | { readonly outcome: 'held' }
-  | { readonly outcome: 'failed'; readonly error: string }
+  | { readonly outcome: 'failed'; readonly error: string; readonly unsettled?: true }
   /** Left for a later delivery (the original is untouched, or the next delivery finds the copy). */
-  | { readonly outcome: 'deferred'; readonly error?: string };
+  | { readonly outcome: 'deferred'; readonly error?: string; readonly unsettled?: true };
 
 export interface CopyDeps {
   readonly tasks: CloudTasksClient;
@@ -50,6 +51,14 @@ export interface CopyDeps {
   readonly calls: Semaphore;
   readonly budget: Budget;
   readonly armingDelayMs: number;
+  /** Where each move's recovery task is written (the control queue), when there is one. */
+  readonly recovery?: ControlTarget | undefined;
+}
+
+/** A move's recovery task: its name (none without a control queue) and when it falls due. */
+interface Recovery {
+  readonly name: string | undefined;
+  readonly dueMs: number;
 }
 
 /**
@@ -92,7 +101,8 @@ export function tokenAccountOf(task: Task): string | undefined {
   return http?.oidcToken?.serviceAccountEmail ?? http?.oauthToken?.serviceAccountEmail;
 }
 
-function headerOf(task: Task, header: string): string | undefined {
+/** A header of the task's request, matched case-blind. */
+export function headerOf(task: Task, header: string): string | undefined {
   const headers = task.httpRequest?.headers ?? task.appEngineHttpRequest?.headers ?? {};
   const key = Object.keys(headers).find((k) => k.toLowerCase() === header.toLowerCase());
   return key === undefined ? undefined : headers[key];
@@ -138,13 +148,74 @@ export class Copier {
     if (policy.isHeld()) return { outcome: 'held' };
     const copyName = copyNameOf(name, this.request.requestId, this.request.cutoffMs);
     this.copies.add(copyName.name);
+    const recovery = await this.#armRecovery(name, fresh, copyName);
+    if ('stop' in recovery) return recovery.stop;
+    const result = await this.#move(queue, name, fresh, copyName, account, recovery);
+    // docs/claims.md "A crash mid-redrive": a move left unsettled keeps its recovery task.
+    if (recovery.name !== undefined && !('unsettled' in result)) await this.#disarm(recovery.name);
+    return result;
+  }
+
+  /** The copy, then the original's delete. */
+  async #move(
+    queue: QueueRun,
+    name: TaskName,
+    fresh: Task,
+    copyName: TaskName,
+    account: string | undefined,
+    recovery: Recovery,
+  ): Promise<CopyResult> {
     const created = await this.#create(queue, fresh, copyName, account);
     if ('stop' in created) return created.stop;
-    return this.#replace(name, fresh, copyName, created.dueMs);
+    return this.#replace(name, fresh, copyName, created.dueMs, recovery);
+  }
+
+  /**
+   * With a control queue, the move's recovery task, written before the copy and due halfway through the
+   * copy's arming delay: if this run stops anywhere in the move, its delivery finishes or undoes it
+   * (recover-move.ts). Without one, nothing comes back in time (docs/claims.md "Limits").
+   */
+  async #armRecovery(name: TaskName, fresh: Task, copyName: TaskName): Promise<Stop | Recovery> {
+    const { recovery: target, tasks, calls, budget, armingDelayMs } = this.deps;
+    if (!target) return { name: undefined, dueMs: Number.POSITIVE_INFINITY };
+    const dueMs = budget.now() + armingDelayMs / 2;
+    const move = {
+      original: name.name,
+      copy: copyName.name,
+      first: firstTaskOf(fresh),
+      dispatchCount: fresh.dispatchCount ?? 0,
+    };
+    const written = await createUnderFreeName(
+      tasks,
+      target.queue,
+      (generation) => moveRecoveryTaskFor(move, target, dueMs, generation),
+      (call) => calls.with(call),
+    );
+    if (written.kind === 'created') return { name: written.name, dueMs };
+    // Another delivery's recovery task for this move is live: it may fall due any time now.
+    if (written.kind === 'exists') return { name: written.name, dueMs: budget.now() };
+    return {
+      stop: {
+        outcome: 'deferred',
+        error: `the move's recovery task could not be written (${written.error.message}); nothing was moved`,
+      },
+    };
+  }
+
+  /** Deletes the recovery task of a settled move; left in place, it falls due and finds nothing to do. */
+  async #disarm(recoveryTask: string): Promise<void> {
+    const name = parseTaskName(recoveryTask);
+    if (name) await this.#change(() => this.deps.tasks.deleteTask(name));
   }
 
   /** With the copy made: the original is deleted only while idle (DeleteTask does not stop an attempt). */
-  async #replace(name: TaskName, fresh: Task, copyName: TaskName, dueMs: number): Promise<CopyResult> {
+  async #replace(
+    name: TaskName,
+    fresh: Task,
+    copyName: TaskName,
+    dueMs: number,
+    recovery: Recovery,
+  ): Promise<CopyResult> {
     const again = await this.#read(name, 'BASIC');
     if ('stop' in again) {
       if (again.stop.outcome === 'gone') return this.#withdraw(copyName, { outcome: 'gone' });
@@ -162,17 +233,25 @@ export class Copier {
         error: 'an attempt of the original started meanwhile; its copy was withdrawn',
       });
     }
-    return this.#deleteOriginal(name, copyName, dueMs);
+    return this.#deleteOriginal(name, copyName, dueMs, recovery);
   }
 
-  async #deleteOriginal(name: TaskName, copyName: TaskName, dueMs: number): Promise<CopyResult> {
+  async #deleteOriginal(
+    name: TaskName,
+    copyName: TaskName,
+    dueMs: number,
+    recovery: Recovery,
+  ): Promise<CopyResult> {
     let answerLost = false;
     for (let attempt = 0; ; attempt++) {
       const failure = await this.#change(() => this.deps.tasks.deleteTask(name));
       if (failure === undefined) return { outcome: 'redriven', copy: copyName, dueMs };
       if (failure.status === 'NOT_FOUND') {
-        // After a lost answer, NOT_FOUND most likely means the first delete went through: keep the copy.
-        if (answerLost) return { outcome: 'redriven', copy: copyName, dueMs };
+        // After a lost answer, NOT_FOUND most likely means the first delete went through; once the
+        // recovery task is due, that its delivery deleted it: keep the copy.
+        if (answerLost || this.deps.budget.now() >= recovery.dueMs) {
+          return { outcome: 'redriven', copy: copyName, dueMs };
+        }
         return this.#withdraw(copyName, { outcome: 'gone' });
       }
       if (!isInDoubt(failure)) {
@@ -182,7 +261,8 @@ export class Copier {
       if (attempt + 1 >= MAX_CHANGE_ATTEMPTS || !(await this.#backoff(attempt))) {
         return {
           outcome: 'deferred',
-          error: `the original could not be deleted (${failure.message}); the copy ${copyName.name} stays, and the next delivery of this request deletes the original`,
+          error: `the original could not be deleted (${failure.message}); the copy ${copyName.name} stays, and the move's recovery (or the next delivery of this request) deletes the original`,
+          unsettled: true,
         };
       }
     }
@@ -216,7 +296,8 @@ export class Copier {
       }
       // A named create is safe to send again: if the first one landed, the next answers ALREADY_EXISTS.
       if (attempt + 1 >= MAX_CHANGE_ATTEMPTS || !(await this.#backoff(attempt))) {
-        return { stop: { outcome: 'deferred', error: `CreateTask: ${failure.message}` } };
+        // The copy may exist, or land later: the move's recovery settles it.
+        return { stop: { outcome: 'deferred', error: `CreateTask: ${failure.message}`, unsettled: true } };
       }
     }
   }
@@ -252,6 +333,7 @@ export class Copier {
         return {
           outcome: 'failed',
           error: `the copy ${copyName.name} could not be withdrawn (${failure.message}): the task may run twice`,
+          unsettled: true,
         };
       }
     }

@@ -144,7 +144,7 @@ class Run {
     const calls = new Semaphore(config.redriveConcurrency);
     this.#armingDelayMs = deps.redriveArmingDelayMs ?? DEFAULT_ARMING_DELAY_MS;
     this.#copier = new Copier(
-      { tasks, calls, budget: this.#budget, armingDelayMs: this.#armingDelayMs },
+      { tasks, calls, budget: this.#budget, armingDelayMs: this.#armingDelayMs, recovery: control },
       work,
     );
     this.#plan = new Plan(request, scope, {

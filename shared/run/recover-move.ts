@@ -1,0 +1,178 @@
+/**
+ * A move's recovery (docs/claims.md "A crash mid-redrive"): the delivery of the recovery task that the copy
+ * stage writes before each copy, due before the copy's arming delay ends. When the run that started the move
+ * stopped anywhere in it (a crash, a lost answer, a deferral), this finishes the move or undoes it, so the
+ * task neither runs twice nor is lost:
+ *   copy there, original idle        -> the original is deleted (the move is finished)
+ *   copy there, original ran/running -> the copy is deleted (the move is undone)
+ *   copy there, original gone        -> nothing to do (the move was finished)
+ *   no copy, original idle           -> the copy is made from the original, then as above
+ *   no copy, original ran or gone    -> the copy's name is used up, so a create still in flight cannot land
+ * Each step is safe to repeat: a delivery that stops is answered non-2xx and Cloud Tasks delivers it again.
+ */
+import { toCloudTasksError, type CloudTasksClient, type Task } from '../cloud-tasks/client.js';
+import type { MoveRecovery } from '../control/control-tasks.js';
+import { parseQueueName, parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
+import { copyOf, firstTaskOf, headerOf } from './copy.js';
+
+/** The header of a placeholder that uses up a copy's name; it is deleted at once and never dispatched. */
+export const PLACEHOLDER_HEADER = 'X-Rerun-Placeholder';
+
+export type RecoveryResult =
+  | {
+      readonly done: true;
+      readonly outcome: 'finished' | 'undone' | 'nothing-to-do' | 'refused';
+      readonly why?: string;
+    }
+  /** A call failed for a reason that may pass: the recovery task is delivered again. */
+  | { readonly done: false; readonly error: string };
+
+type Read = Task | 'gone' | { readonly error: string };
+
+/** Finishes or undoes one move; `nowMs` dates a copy it has to make. */
+export async function recoverMove(
+  tasks: CloudTasksClient,
+  move: MoveRecovery,
+  armingDelayMs: number,
+  nowMs: () => number,
+): Promise<RecoveryResult> {
+  const original = parseTaskName(move.original);
+  const copy = parseTaskName(move.copy);
+  if (!original || !copy || copy.queueName !== original.queueName) {
+    return { done: true, outcome: 'refused', why: 'the original and its copy must be tasks of one queue' };
+  }
+  const ran = (task: Task): boolean =>
+    (task.dispatchCount ?? 0) > move.dispatchCount ||
+    (task.lastAttempt?.dispatchTime !== undefined && task.lastAttempt.responseTime === undefined);
+
+  const found = await read(tasks, copy, 'FULL');
+  if (isError(found)) return retry('the copy', found);
+  let existing: Task | undefined;
+  let ours = false;
+  if (found === 'gone') {
+    const source = await read(tasks, original, 'FULL');
+    if (isError(source)) return retry('the original', source);
+    const made =
+      source === 'gone' || ran(source)
+        ? await useUpName(tasks, copy, source)
+        : await makeCopy(tasks, copy, source, nowMs() + armingDelayMs);
+    if (made === 'made') ours = true;
+    else if (isTask(made)) existing = made;
+    else return made;
+  } else {
+    existing = found;
+  }
+  if (existing !== undefined && headerOf(existing, PLACEHOLDER_HEADER) !== undefined) {
+    return deleteTask(tasks, copy, 'undone', 'a placeholder held the name');
+  }
+  const now = await read(tasks, original, 'BASIC');
+  if (isError(now)) return retry('the original', now);
+  if (now === 'gone') return { done: true, outcome: 'nothing-to-do' };
+  if (!ours && existing !== undefined && firstTaskOf(existing) !== move.first) {
+    return { done: true, outcome: 'refused', why: 'a task not copied from this one holds the name' };
+  }
+  return ran(now)
+    ? deleteTask(tasks, copy, 'undone', 'the original ran meanwhile')
+    : deleteTask(tasks, original, 'finished');
+}
+
+/** Makes the copy from the original (the run that started the move did not, or not yet). */
+async function makeCopy(
+  tasks: CloudTasksClient,
+  copy: TaskName,
+  source: Task,
+  dueMs: number,
+): Promise<'made' | Task | RecoveryResult> {
+  try {
+    await tasks.createTask(queueOf(copy), copyOf(source, copy, dueMs));
+    return 'made';
+  } catch (error) {
+    const failure = toCloudTasksError(error);
+    if (failure.status === 'ALREADY_EXISTS') return afterAlreadyExists(tasks, copy);
+    if (failure.answerLost || failure.status === 'UNAVAILABLE' || failure.status === 'RESOURCE_EXHAUSTED') {
+      return { done: false, error: `CreateTask: ${failure.message}` };
+    }
+    // It would fail the same on every delivery: the original stays as it is.
+    return { done: true, outcome: 'undone', why: `the copy could not be made: ${failure.status}` };
+  }
+}
+
+/**
+ * Uses the copy's name up: a placeholder under it, deleted at once, leaves the name reserved, so a create
+ * of the copy still in flight answers ALREADY_EXISTS instead of landing.
+ */
+async function useUpName(
+  tasks: CloudTasksClient,
+  copy: TaskName,
+  source: Task | 'gone',
+): Promise<Task | RecoveryResult> {
+  const placeholder = {
+    name: copy.name,
+    // Never due while it exists: it is deleted right after.
+    scheduleTime: new Date(Date.now() + 29 * 24 * 3_600_000).toISOString(),
+    httpRequest: {
+      url:
+        source === 'gone'
+          ? 'https://placeholder.invalid/'
+          : (source.httpRequest?.url ?? 'https://placeholder.invalid/'),
+      headers: { [PLACEHOLDER_HEADER]: '1' },
+    },
+  };
+  try {
+    await tasks.createTask(queueOf(copy), placeholder);
+  } catch (error) {
+    const failure = toCloudTasksError(error);
+    if (failure.status === 'ALREADY_EXISTS') return afterAlreadyExists(tasks, copy);
+    return { done: false, error: `CreateTask: ${failure.message}` };
+  }
+  return deleteTask(tasks, copy, 'undone', "the original ran or is gone: the copy's name is used up");
+}
+
+/** The name is taken: the copy (or a placeholder) is there, or its name is reserved (nothing can land). */
+async function afterAlreadyExists(tasks: CloudTasksClient, copy: TaskName): Promise<Task | RecoveryResult> {
+  const existing = await read(tasks, copy, 'FULL');
+  if (isError(existing)) return retry('the copy', existing);
+  return existing === 'gone'
+    ? { done: true, outcome: 'undone', why: "the copy's name is used up" }
+    : existing;
+}
+
+async function deleteTask(
+  tasks: CloudTasksClient,
+  name: TaskName,
+  outcome: 'finished' | 'undone',
+  why?: string,
+): Promise<RecoveryResult> {
+  try {
+    await tasks.deleteTask(name);
+  } catch (error) {
+    const failure = toCloudTasksError(error);
+    if (failure.status !== 'NOT_FOUND') return { done: false, error: `DeleteTask: ${failure.message}` };
+  }
+  return { done: true, outcome, ...(why !== undefined && { why }) };
+}
+
+async function read(tasks: CloudTasksClient, name: TaskName, view: 'BASIC' | 'FULL'): Promise<Read> {
+  try {
+    return await tasks.getTask(name, view);
+  } catch (error) {
+    const failure = toCloudTasksError(error);
+    return failure.status === 'NOT_FOUND' ? 'gone' : { error: `GetTask: ${failure.message}` };
+  }
+}
+
+function isError(read: Read): read is { readonly error: string } {
+  return typeof read === 'object' && 'error' in read;
+}
+
+function isTask(value: 'made' | Task | RecoveryResult): value is Task {
+  return value !== 'made' && !('done' in value);
+}
+
+function retry(what: string, read: { readonly error: string }): RecoveryResult {
+  return { done: false, error: `${what} could not be read (${read.error})` };
+}
+
+function queueOf(task: TaskName): QueueName {
+  return parseQueueName(task.queueName)!;
+}

@@ -1,0 +1,160 @@
+/**
+ * Redrive's crash recovery with a control queue (docs/claims.md "A crash mid-redrive"): rerunHttp runs as
+ * a real process, the emulator's control queue delivers each move's recovery task to it, and the emulator's
+ * records and the target's requests judge: no task runs twice (original and copy), none is lost.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { freePort, startRerunProcess, type RerunProcess } from '../helpers/rerun-process.js';
+import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
+import { startTarget, type Target } from '../helpers/target-server.js';
+
+const ORDERS = queueName('orders');
+const CONTROL = queueName('rerun-control');
+/**
+ * The copies fall due this long after they are made, the recovery tasks halfway (the product's default is
+ * 10 s). The crash test's restarted process also serves the resend: its recoveries need the longer one.
+ */
+const ARMING_MS = 2_000;
+const CRASH_ARMING_MS = 5_000;
+
+let target: Target;
+let emulator: Emulator;
+const processes: RerunProcess[] = [];
+
+beforeEach(async () => {
+  target = await startTarget({ respond: () => 200 });
+  emulator = await startEmulator({ port: 0 });
+});
+afterEach(async () => {
+  for (const child of processes.splice(0)) await child.kill();
+  await emulator.stop();
+  await target.stop();
+});
+
+type Json = Record<string, any>;
+
+function load(count: number): string[] {
+  const tasks = Array.from({ length: count }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+  emulator.load({
+    queues: [
+      { name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks },
+      // Cloud Tasks retries a recovery task that got no 2xx (its instance died) after a short backoff.
+      { name: CONTROL, retryConfig: { minBackoff: '0.1s', maxBackoff: '0.5s' }, tasks: [] },
+    ],
+  });
+  return tasks.map((t) => t.name);
+}
+
+async function rerunProcess(port: number, armingMs = ARMING_MS): Promise<RerunProcess> {
+  const child = await startRerunProcess(port, {
+    RERUN_QUEUES: ORDERS,
+    RERUN_CONTROL_QUEUE: CONTROL,
+    RERUN_SELF_URL: `http://127.0.0.1:${port}/`,
+    RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+    CLOUD_TASKS_EMULATOR_HOST: emulator.host,
+    TEST_ARMING_MS: String(armingMs),
+    ...(process.env.TEST_LOG && { TEST_LOG: '1' }),
+  });
+  processes.push(child);
+  return child;
+}
+
+async function post(url: string, body: unknown): Promise<{ status: number; body: Json }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? (JSON.parse(text) as Json) : {} };
+}
+
+/** Lists a queue's tasks in the FULL view. */
+async function listFull(queue: string): Promise<Json[]> {
+  const answer = (await (await fetch(`${emulator.url}/v2/${queue}/tasks?responseView=FULL`)).json()) as Json;
+  return answer.tasks ?? [];
+}
+
+/**
+ * Per task, how often it has run or will run: the target's requests for it (the original's or a copy's),
+ * copies still waiting in the queue, and the original if it is still there.
+ */
+async function judge(originals: readonly string[]) {
+  const runs = new Map<string, number>(originals.map((name) => [name, 0]));
+  const add = (name: string | undefined) => {
+    if (name !== undefined && runs.has(name)) runs.set(name, runs.get(name)! + 1);
+  };
+  for (const request of target.requests) add(`${ORDERS}/tasks/${request.path.split('/').pop()}`);
+  for (const task of await listFull(ORDERS)) {
+    const headers = (task.httpRequest?.headers ?? {}) as Record<string, string>;
+    add(headers['X-Rerun-Original-Task'] ?? task.name);
+  }
+  const counts = [...runs.values()];
+  return { twice: counts.filter((n) => n > 1).length, never: counts.filter((n) => n === 0).length };
+}
+
+function bodyOf(task: Json): Json {
+  return JSON.parse(Buffer.from(task.httpRequest?.body ?? 'e30=', 'base64').toString('utf8')) as Json;
+}
+
+/** Waits until every copy made so far has fallen due and been answered. */
+async function copiesSettled(armingMs = ARMING_MS): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, armingMs + 1_000));
+  await expect
+    .poll(
+      async () =>
+        (await listFull(ORDERS)).filter((t) => t.httpRequest?.headers?.['X-Rerun-Original-Task']).length,
+      {
+        timeout: 10_000,
+        interval: 200,
+      },
+    )
+    .toBe(0);
+  await emulator.settled();
+}
+
+describe('redrive recovery', () => {
+  it('a create whose answer was lost and that lands late: the move is finished, no task runs twice', async () => {
+    const originals = load(30);
+    const child = await rerunProcess(await freePort());
+    // Every create in the queue loses its answer and lands 1.5 s later, after the run gave the task up.
+    emulator.injectFault({ method: 'CreateTask', kind: 'late-landing', delayMs: 1_500, resources: [ORDERS] });
+    const event = { kind: 'fix-deployed', mode: 'redrive', verify: '0s', requestId: 'late-1' };
+    const first = await post(child.url, event);
+    expect(first.body.counts.redriven).toBe(0);
+    emulator.clearFaults();
+    await copiesSettled();
+    // The next delivery of the request finds nothing left to move.
+    const again = await post(child.url, event);
+    expect(again.status).toBe(200);
+    await copiesSettled();
+    expect(await judge(originals)).toEqual({ twice: 0, never: 0 });
+    // Every recovery task is done; the claims of the tasks the first delivery left stay until they fall due.
+    expect((await listFull(CONTROL)).filter((t) => bodyOf(t).kind === 'finish-move')).toEqual([]);
+  }, 30_000);
+
+  it('a process killed with SIGKILL mid-redrive of 300 tasks, then the request again: none twice, none lost', async () => {
+    const originals = load(300);
+    const port = await freePort();
+    const first = await rerunProcess(port, CRASH_ARMING_MS);
+    const event = {
+      kind: 'fix-deployed',
+      mode: 'redrive',
+      verify: '0s',
+      requestId: 'crash-300',
+      deployedAt: new Date(Date.now() - 1_000).toISOString(),
+    };
+    const delivery = post(first.url, event).catch(() => undefined);
+    const copies = () => emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === ORDERS).length;
+    await expect.poll(copies, { timeout: 20_000, interval: 5 }).toBeGreaterThan(100);
+    await first.kill();
+    await delivery;
+    const second = await rerunProcess(port, CRASH_ARMING_MS);
+    const again = await post(second.url, event);
+    expect(again.status).toBe(200);
+    await copiesSettled(CRASH_ARMING_MS);
+    // Tasks whose claim the killed process holds are left to that claim (due later): still there, once.
+    expect(await judge(originals)).toEqual({ twice: 0, never: 0 });
+  }, 60_000);
+});

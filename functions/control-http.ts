@@ -13,7 +13,7 @@ import {
 } from '../shared/control/status.js';
 import { MoveRecoveryBody } from '../shared/control/control-tasks.js';
 import { DEFAULT_ARMING_DELAY_MS } from '../shared/run/copy.js';
-import { recoverMove } from '../shared/run/recover-move.js';
+import { recoverDueMoves, recoverMove } from '../shared/run/recover-move.js';
 import type { Runtime } from '../shared/platform/runtime.js';
 import { inputErrorOf } from '../shared/triggers/events.js';
 import { badRequestDetail, sendGoogleError } from './google-error.js';
@@ -51,8 +51,11 @@ export async function answerMoveRecovery(
   runtime: Runtime,
   body: unknown,
   res: Response,
-  refuse: (code: number, reason: string, message: string, details?: object[]) => void,
+  refuse: ((code: number, reason: string, message: string, details?: object[]) => void) & {
+    readonly controlTask: string | undefined;
+  },
 ): Promise<void> {
+  const ownId = refuse.controlTask ?? '';
   const parsed = MoveRecoveryBody.safeParse(body);
   if (!parsed.success) {
     const error = inputErrorOf(parsed.error);
@@ -62,6 +65,7 @@ export async function answerMoveRecovery(
   const armingDelayMs = runtime.redriveArmingDelayMs ?? DEFAULT_ARMING_DELAY_MS;
   const result = await recoverMove(runtime.tasks, move, armingDelayMs, Date.now);
   const fields = { task: move.original, copy: move.copy };
+  await sweepDueMoves(runtime, armingDelayMs, ownId);
   if (!result.done) {
     runtime.log.warn({ ...fields, problem: result.error }, 'move not recovered yet; Cloud Tasks retries it');
     return sendGoogleError(res, 503, `the move could not be recovered yet: ${result.error}`);
@@ -70,4 +74,22 @@ export async function answerMoveRecovery(
     runtime.log.error({ ...fields, problem: result.why }, 'move not recovered');
   else runtime.log.info({ ...fields, outcome: result.outcome, why: result.why }, 'move recovered');
   res.status(200).json({ outcome: result.outcome, ...(result.why !== undefined && { why: result.why }) });
+}
+
+/** The sweep of the other due recovery tasks; a failure is logged, their own deliveries come anyway. */
+async function sweepDueMoves(runtime: Runtime, armingDelayMs: number, ownId: string): Promise<void> {
+  const controlQueue = runtime.config.controlQueue;
+  if (!controlQueue) return;
+  try {
+    const { settled, left } = await recoverDueMoves(
+      runtime.tasks,
+      controlQueue,
+      armingDelayMs,
+      Date.now,
+      ownId,
+    );
+    if (settled + left > 0) runtime.log.info({ settled, left }, 'due moves recovered');
+  } catch (error) {
+    runtime.log.warn({ err: error }, 'the control queue could not be listed for due moves');
+  }
 }

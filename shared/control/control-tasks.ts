@@ -142,12 +142,18 @@ export function moveRecoveryTaskFor(
     .update(`finish-move\n${move.copy}${generation === 0 ? '' : `\n${generation}`}`)
     .digest('hex');
   const body: MoveRecovery = { kind: 'finish-move', ...move };
+  // The URL carries the move too, so one delivery can find every recovery task due (BASIC listings).
+  const url = new URL(target.selfUrl);
+  url.searchParams.set(
+    MOVE_PARAM,
+    Buffer.from(JSON.stringify({ ...body, dueMs: scheduleMs })).toString('base64url'),
+  );
   return {
     name: `${target.queue.name}/tasks/${id}`,
     scheduleTime: new Date(scheduleMs).toISOString(),
     dispatchDeadline: CONTROL_DISPATCH_DEADLINE,
     httpRequest: {
-      url: target.selfUrl,
+      url: url.toString(),
       httpMethod: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: Buffer.from(JSON.stringify(body)).toString('base64'),
@@ -168,4 +174,21 @@ export const MoveRecoveryBody = z.strictObject({
 /** True when a JSON body is meant as a move's recovery (then MoveRecoveryBody decides if it is valid). */
 export function isMoveRecoveryKind(json: unknown): boolean {
   return (json as { kind?: unknown } | null)?.kind === 'finish-move';
+}
+
+/** The query parameter of a recovery task's URL that carries its move and when it falls due. */
+const MOVE_PARAM = 'finishMove';
+
+/** The move a control task's URL carries, and when its recovery falls due; undefined for other tasks. */
+export function moveOfControlUrl(url: string | undefined): (MoveRecovery & { dueMs: number }) | undefined {
+  if (url === undefined) return undefined;
+  try {
+    const param = new URL(url).searchParams.get(MOVE_PARAM);
+    if (param === null) return undefined;
+    const json: unknown = JSON.parse(Buffer.from(param, 'base64url').toString('utf8'));
+    const parsed = MoveRecoveryBody.extend({ dueMs: z.number() }).safeParse(json);
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -11,7 +11,7 @@
  * Each step is safe to repeat: a delivery that stops is answered non-2xx and Cloud Tasks delivers it again.
  */
 import { toCloudTasksError, type CloudTasksClient, type Task } from '../cloud-tasks/client.js';
-import type { MoveRecovery } from '../control/control-tasks.js';
+import { moveOfControlUrl, type MoveRecovery } from '../control/control-tasks.js';
 import { parseQueueName, parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import { copyOf, firstTaskOf, headerOf } from './copy.js';
 
@@ -74,6 +74,50 @@ export async function recoverMove(
   return ran(now)
     ? deleteTask(tasks, copy, 'undone', 'the original ran meanwhile')
     : deleteTask(tasks, original, 'finished');
+}
+
+/** Recovery tasks settled at once by one delivery's sweep. */
+const SWEEP_CONCURRENCY = 8;
+
+/**
+ * Settles every other move whose recovery task is due, and deletes those recovery tasks: one delivery
+ * recovers them all, so the control queue's own dispatch rate (deploy.sh: 1 a second) does not hold the
+ * recovery of many moves back (docs/claims.md "A crash mid-redrive"). Throws CloudTasksError when the
+ * control queue cannot be listed.
+ */
+export async function recoverDueMoves(
+  tasks: CloudTasksClient,
+  controlQueue: QueueName,
+  armingDelayMs: number,
+  nowMs: () => number,
+  ownId: string,
+): Promise<{ settled: number; left: number }> {
+  const due: Array<{ recoveryTask: TaskName; move: MoveRecovery }> = [];
+  for await (const page of tasks.listTaskUrls(controlQueue)) {
+    for (const task of page) {
+      const move = moveOfControlUrl(task.httpRequest?.url);
+      const recoveryTask = parseTaskName(task.name);
+      if (move && recoveryTask && recoveryTask.task !== ownId && move.dueMs <= nowMs()) {
+        due.push({ recoveryTask, move });
+      }
+    }
+  }
+  let settled = 0;
+  let left = 0;
+  const worker = async (): Promise<void> => {
+    for (let next = due.pop(); next; next = due.pop()) {
+      const result = await recoverMove(tasks, next.move, armingDelayMs, nowMs);
+      if (!result.done) {
+        left++;
+        continue;
+      }
+      settled++;
+      // Left in place (the delete failed), it falls due again and finds the move settled.
+      await tasks.deleteTask(next.recoveryTask).catch(() => undefined);
+    }
+  };
+  await Promise.all(Array.from({ length: SWEEP_CONCURRENCY }, worker));
+  return { settled, left };
 }
 
 /** Makes the copy from the original (the run that started the move did not, or not yet). */

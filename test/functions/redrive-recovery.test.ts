@@ -16,7 +16,7 @@ const CONTROL = queueName('rerun-control');
  * 10 s). The crash test's recoveries go to a process just restarted: they get a little longer.
  */
 const ARMING_MS = 2_000;
-const CRASH_ARMING_MS = 3_000;
+const CRASH_ARMING_MS = 5_000;
 
 let target: Target;
 let emulator: Emulator;
@@ -39,8 +39,13 @@ function load(count: number): string[] {
   emulator.load({
     queues: [
       { name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks },
-      // Cloud Tasks retries a recovery task that got no 2xx (its instance died) after a short backoff.
-      { name: CONTROL, retryConfig: { minBackoff: '0.1s', maxBackoff: '0.5s' }, tasks: [] },
+      // The control queue as deploy.sh makes it: one dispatch a second, eight at once.
+      {
+        name: CONTROL,
+        rateLimits: { maxDispatchesPerSecond: 1, maxConcurrentDispatches: 8 },
+        retryConfig: { maxAttempts: -1, minBackoff: '1s', maxBackoff: '10s', maxDoublings: 3 },
+        tasks: [],
+      },
     ],
   });
   return tasks.map((t) => t.name);

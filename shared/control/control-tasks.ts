@@ -1,5 +1,5 @@
 /**
- * Control tasks (SPEC 6): one per (task, request, cutoff), in the control queue, sent back to rerunHttp by
+ * Control tasks (docs/claims.md): one per (task, request, cutoff), in the control queue, sent back to rerunHttp by
  * Cloud Tasks. The same task is a claim (created before the task is forced inline, due after the run) and
  * queued mode's unit of work (due now). Cloud Tasks' name deduplication makes a second claim of the same
  * task for the same request fail with ALREADY_EXISTS on any instance.

@@ -1,5 +1,5 @@
 /**
- * Status and cancel of a queued request (SPEC 4, kinds `status` and `cancel`): how many control tasks of
+ * Status and cancel of a queued request (kinds `status` and `cancel`, docs/claims.md): how many control tasks of
  * one request still wait in the control queue, and deleting them.
  */
 import { z } from 'zod';

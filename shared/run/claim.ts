@@ -1,9 +1,9 @@
 /**
- * Claims (SPEC 6 "Exactly once"): a task is forced by at most one run at a time. In a process the registry
- * is keyed by task name, across every request. With a control queue, every claim is also a control task
- * named from the task, the requestId and the cutoff, so Cloud Tasks' name deduplication refuses a second
- * claim of the same request on any instance, and a claim whose instance died is carried out by the control
- * queue.
+ * Claims (docs/claims.md "Lifecycle"): a task is forced by at most one run at a time. In a process the
+ * registry is keyed by task name, across every request. With a control queue, every claim is also a
+ * control task named from the task, the requestId and the cutoff, so Cloud Tasks' name deduplication
+ * refuses a second claim of the same request on any instance, and a claim whose instance died is carried
+ * out by the control queue. A released claim's name stays reserved: docs/claims.md "Reserved names".
  */
 import { toCloudTasksError, type CloudTasksClient } from '../cloud-tasks/client.js';
 import { createControlTask } from '../control/claim-names.js';

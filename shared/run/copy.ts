@@ -1,6 +1,7 @@
 /**
- * The copy stage (SPEC 6 "Redrive"): one claimed task, read in the FULL view, copied into a new task of its
- * queue due after a short arming delay, and deleted only while idle. Cloud Tasks then dispatches the copy
+ * The copy stage: one claimed task, read in the FULL view, copied into a new task of its queue due after
+ * a short arming delay, and deleted only while idle (a move that stops halfway: docs/claims.md "A crash
+ * mid-redrive"). Cloud Tasks then dispatches the copy
  * at the queue's own rate: no RunTask quota is used. The copy's name is a hash of the original, the
  * requestId and the cutoff, so a named create is safe to send again: ALREADY_EXISTS means an earlier
  * delivery (or an earlier try) made it. When in doubt, a task is kept rather than lost.
@@ -62,7 +63,7 @@ interface Recovery {
 }
 
 /**
- * The copy's name: a hex SHA-256 of the original's full name, the requestId and the cutoff (SPEC 6), the
+ * The copy's name: a hex SHA-256 of the original's full name, the requestId and the cutoff, the
  * same ID as the task's claim, which lives in the control queue.
  */
 export function copyNameOf(original: TaskName, requestId: string, cutoffMs: number): TaskName {

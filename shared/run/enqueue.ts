@@ -1,5 +1,5 @@
 /**
- * Queued mode (SPEC 6): what does not fit in the time budget is handed to the control queue, one control
+ * Queued mode (docs/claims.md "Where a claim lives"): what does not fit in the time budget is handed to the control queue, one control
  * task per task, due now; Cloud Tasks then paces, retries and outlives function timeouts. The control
  * task's name is the task's claim name, so no delivery of the request enqueues anything twice, and a live
  * claim made by another delivery counts as queued (docs/claims.md "Queued work").

@@ -40,7 +40,7 @@ const BATCH_KINDS: ReadonlySet<Fault['kind']> = new Set<BatchFaultKind>([
  * `delayMs` real milliseconds before doing the work and answering (a client that gives up first still
  * gets its RunTask dispatched); 'late-landing' destroys the socket at once and does the work `delayMs` real
  * milliseconds later (a create whose answer was lost lands after the caller has moved on). 429 =
- * RESOURCE_EXHAUSTED, 503 = UNAVAILABLE, 403 = PERMISSION_DENIED, all in Google's error shape.
+ * RESOURCE_EXHAUSTED, 500 = INTERNAL, 503 = UNAVAILABLE, 403 = PERMISSION_DENIED, all in Google's error shape.
  *
  * Batch kinds (BatchCreateTasks, BatchDeleteTasks only): 'fail-items' fails the chosen `items` with `code`;
  * 'operation-failed' ends the operation FAILED with `code` (default INTERNAL) after applying the first
@@ -50,7 +50,7 @@ const BATCH_KINDS: ReadonlySet<Fault['kind']> = new Set<BatchFaultKind>([
  */
 export interface Fault {
   method: ApiMethod;
-  kind: 429 | 503 | 403 | 'reset' | 'lost-response' | 'late-landing' | 'delay' | BatchFaultKind;
+  kind: 429 | 500 | 503 | 403 | 'reset' | 'lost-response' | 'late-landing' | 'delay' | BatchFaultKind;
   /**
    * For 'delay': how long the call is held, in real milliseconds. For 'late-landing': how long after its
    * answer was lost (the socket destroyed at once) the call's work is done.

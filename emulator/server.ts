@@ -303,7 +303,7 @@ function parseJson(raw: Buffer): unknown {
 }
 
 function faultError(
-  kind: 429 | 503 | 403,
+  kind: 429 | 500 | 503 | 403,
   route: Route,
   runTaskLimit: number,
   withRetryInfo: boolean,
@@ -318,6 +318,7 @@ function faultError(
       : quotaError('requests', project, 6_000_000, retryAfterMs);
   }
   if (kind === 503) return new ApiError('UNAVAILABLE', 'The service is currently unavailable.');
+  if (kind === 500) return new ApiError('INTERNAL', 'Internal error encountered.');
   return permissionDenied(METHOD_PERMISSIONS[route.method] ?? 'cloudtasks.queues.get', route.name);
 }
 

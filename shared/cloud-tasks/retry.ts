@@ -32,8 +32,13 @@ export function actionFor(failure: CallFailure): ErrorAction {
   }
 }
 
-/** What a task becomes when reading it failed: gone, failed for good, or left for a later delivery. */
+/**
+ * What a task becomes when reading it failed: gone, failed for good, or left for a later delivery. A read
+ * has no side effect, so a server error to it (INTERNAL, UNKNOWN, DEADLINE_EXCEEDED) says nothing about
+ * the task: it is deferred, the delivery is not acknowledged, and the redelivery reads it again.
+ */
 export function outcomeOfFailedRead(failure: CallFailure): 'gone' | 'failed' | 'deferred' {
+  if (isServerError(failure)) return 'deferred';
   switch (actionFor(failure)) {
     case 'gone':
       return 'gone';
@@ -52,11 +57,16 @@ export function outcomeOfFailedRead(failure: CallFailure): 'gone' | 'failed' | '
 export function isInDoubt(failure: CallFailure): boolean {
   return (
     failure.answerLost ||
-    failure.status === 'DEADLINE_EXCEEDED' ||
+    isServerError(failure) ||
     failure.status === 'UNAVAILABLE' ||
-    failure.status === 'INTERNAL' ||
-    failure.status === 'UNKNOWN' ||
     failure.status === 'ABORTED'
+  );
+}
+
+/** An error on the server's side that says nothing about the resource the call named. */
+function isServerError(failure: CallFailure): boolean {
+  return (
+    failure.status === 'INTERNAL' || failure.status === 'UNKNOWN' || failure.status === 'DEADLINE_EXCEEDED'
   );
 }
 

@@ -15,6 +15,10 @@ describe('outcomeOfFailedRead', () => {
     ['UNAVAILABLE', false, 'deferred'],
     ['DEADLINE_EXCEEDED', true, 'deferred'],
     ['RESOURCE_EXHAUSTED', false, 'deferred'],
+    // A read has no side effect: a server error to it is transient, not a verdict on the task.
+    ['INTERNAL', false, 'deferred'],
+    ['UNKNOWN', false, 'deferred'],
+    ['DEADLINE_EXCEEDED', false, 'deferred'],
   ] as const)('%s (answer lost: %s) is %s', (status, answerLost, outcome) => {
     expect(outcomeOfFailedRead({ status, answerLost })).toBe(outcome);
   });

@@ -259,6 +259,24 @@ describe('nothing dropped: work left undone is never acknowledged', () => {
     expect(judge(s.emulator, [...orders, ...billing])).toEqual({ twice: 0, never: 0 });
   });
 
+  it('one 500 to a fresh read defers the task: not acknowledged, and the redelivery forces it once', async () => {
+    const s = await server();
+    const tasks = tasksOf(ORDERS, 5);
+    const hit = tasks[2]!;
+    s.emulator.load({ queues: [{ name: ORDERS, tasks }] });
+    // A read has no side effect: INTERNAL to it says nothing about the task (docs/execution.md).
+    s.emulator.injectFault({ method: 'GetTask', kind: 500, resources: [hit.name], times: 1 });
+    const envelope = pushEnvelope({ kind: 'fix-deployed', queues: [ORDERS], verify: '0s' });
+    const first = await s.post(envelope);
+    expect(first.status).toBe(503);
+    expect(first.body.error.message).toMatch(/1 tasks deferred/);
+    expect(judge(s.emulator, [hit]).never).toBe(1);
+    const redelivery = await s.post(envelope);
+    expect(redelivery.status).toBe(200);
+    expect(redelivery.body.counts.failed).toBe(0);
+    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
+  });
+
   it('an outage mid-run defers the rest: not acknowledged, and the redelivery finishes each task once', async () => {
     const s = await server({ RERUN_MAX_RATE: '50' });
     const tasks = tasksOf(ORDERS, 60);

@@ -76,10 +76,14 @@ export async function answerMoveRecovery(
   res.status(200).json({ outcome: result.outcome, ...(result.why !== undefined && { why: result.why }) });
 }
 
+/** Whether this process is sweeping already: one sweep at a time does the work of all. */
+let sweeping = false;
+
 /** The sweep of the other due recovery tasks; a failure is logged, their own deliveries come anyway. */
 async function sweepDueMoves(runtime: Runtime, armingDelayMs: number, ownId: string): Promise<void> {
   const controlQueue = runtime.config.controlQueue;
-  if (!controlQueue) return;
+  if (!controlQueue || sweeping) return;
+  sweeping = true;
   try {
     const { settled, left } = await recoverDueMoves(
       runtime.tasks,
@@ -91,5 +95,7 @@ async function sweepDueMoves(runtime: Runtime, armingDelayMs: number, ownId: str
     if (settled + left > 0) runtime.log.info({ settled, left }, 'due moves recovered');
   } catch (error) {
     runtime.log.warn({ err: error }, 'the control queue could not be listed for due moves');
+  } finally {
+    sweeping = false;
   }
 }

@@ -16,7 +16,7 @@ const CONTROL = queueName('rerun-control');
  * 10 s). The crash test's recoveries go to a process just restarted: they get a little longer.
  */
 const ARMING_MS = 2_000;
-const CRASH_ARMING_MS = 5_000;
+const CRASH_ARMING_MS = 8_000;
 
 let target: Target;
 let emulator: Emulator;

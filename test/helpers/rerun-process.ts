@@ -18,7 +18,8 @@ let bundled: Promise<string> | undefined;
 function bundle(): Promise<string> {
   bundled ??= (async () => {
     mkdirSync(OUT_DIR, { recursive: true });
-    const outfile = resolve(OUT_DIR, `rerun-child-${process.pid}.mjs`);
+    // One file, rewritten by each test run: nothing piles up.
+    const outfile = resolve(OUT_DIR, 'rerun-child.mjs');
     await build({
       entryPoints: [resolve(import.meta.dirname, 'rerun-child.ts')],
       outfile,

@@ -2,12 +2,11 @@
  * A small Cloud Tasks v2 REST client on google-auth-library: only the calls rerun makes.
  * https://cloud.google.com/tasks/docs/reference/rest
  */
-import { GoogleAuth, PassThroughClient, type AuthClient } from 'google-auth-library';
+import type { AuthClient } from 'google-auth-library';
 import { CANONICAL_CODES, type CanonicalCode } from './codes.js';
 import type { QueueName, TaskName } from './names.js';
-import { parseProtoDurationMs } from '../platform/duration.js';
-import { actionFor, backoffDelayMs, MAX_READ_ATTEMPTS } from './retry.js';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { createGoogleApi, googleApiErrorOf, sendWithRetries } from '../platform/google-api.js';
+import { readRetryWaitMs } from './retry.js';
 
 /** google.cloud.tasks.v2.Attempt, as JSON. */
 export interface Attempt {
@@ -157,14 +156,14 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
   const base = options.emulatorHost
     ? `http://${options.emulatorHost}/v2/`
     : 'https://cloudtasks.googleapis.com/v2/';
-  const timeout = options.timeoutMs ?? 20_000;
-  let auth: Promise<AuthClient> | undefined;
-  const authClient = () =>
-    (auth ??= options.authClient
-      ? Promise.resolve(options.authClient)
-      : options.emulatorHost
-        ? Promise.resolve(new PassThroughClient())
-        : new GoogleAuth({ scopes: SCOPE }).getClient());
+  const api = createGoogleApi({
+    baseUrl: base,
+    service: 'Cloud Tasks',
+    scope: SCOPE,
+    local: options.emulatorHost !== undefined && options.emulatorHost !== '',
+    authClient: options.authClient,
+    timeoutMs: options.timeoutMs ?? 20_000,
+  });
 
   async function call<T>(
     method: 'GET' | 'POST' | 'DELETE',
@@ -172,38 +171,22 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
     params?: object,
     data?: object,
   ): Promise<T> {
-    const client = await authClient();
     try {
-      const response = await client.request<T>({
-        // Relative to the v2 base; an absolute path (`/v2beta3/...`) names another version.
-        url: new URL(path, base).href,
-        method,
-        timeout,
-        ...(params && { params }),
-        ...(data && { data }),
-      });
-      return response.data;
+      return await api.call<T>({ method, path, params, data });
     } catch (error) {
       throw toCloudTasksError(error);
     }
   }
 
-  /** Reads are safe to repeat: transient failures are retried with backoff and jitter. */
-  async function read<T>(path: string, params?: object): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await call<T>('GET', path, params);
-      } catch (error) {
-        if (
-          !(error instanceof CloudTasksError) ||
-          actionFor(error) !== 'retry' ||
-          attempt + 1 >= MAX_READ_ATTEMPTS
-        ) {
-          throw error;
-        }
-        await sleep(backoffDelayMs(attempt));
-      }
-    }
+  /**
+   * Reads are safe to repeat: what retry.ts says to retry is sent again after RetryInfo's (or
+   * Retry-After's) delay, else backoff with jitter; a longer asked-for wait is left to the caller.
+   */
+  function read<T>(path: string, params?: object): Promise<T> {
+    return sendWithRetries(
+      () => call<T>('GET', path, params),
+      (error, attempt) => (error instanceof CloudTasksError ? readRetryWaitMs(error, attempt) : undefined),
+    );
   }
 
   async function* pages<T>(
@@ -282,44 +265,24 @@ const HTTP_TO_CANONICAL: Record<number, CanonicalCode> = {
   504: 'DEADLINE_EXCEEDED',
 };
 
-interface GoogleErrorBody {
-  error?: {
-    code?: number;
-    message?: string;
-    status?: string;
-    details?: { '@type'?: string; retryDelay?: string }[];
-  };
-}
-
 /** Maps any failure of a call to a CloudTasksError; Google's error JSON gives the canonical status. */
 export function toCloudTasksError(error: unknown): CloudTasksError {
   if (error instanceof CloudTasksError) return error;
-  // A GaxiosError with an answer (duck-typed: gaxios may be present in more than one copy).
-  const response = (error as { response?: { status?: unknown; data?: unknown } } | undefined)?.response;
-  if (typeof response?.status === 'number') {
-    const httpStatus = response.status;
-    const body = (typeof response.data === 'object' ? response.data : undefined) as
-      GoogleErrorBody | undefined;
-    const named = body?.error?.status;
+  const failure = googleApiErrorOf(error, 'Cloud Tasks');
+  const { httpStatus, retryDelayMs, timedOut } = failure.facts;
+  if (httpStatus !== undefined) {
+    const named = failure.facts.status;
     const status = CANONICAL_CODES.includes(named as CanonicalCode)
       ? (named as CanonicalCode)
       : (HTTP_TO_CANONICAL[httpStatus] ?? (httpStatus >= 500 ? 'INTERNAL' : 'UNKNOWN'));
-    const retryInfo = body?.error?.details?.find(
-      (d) => d['@type'] === 'type.googleapis.com/google.rpc.RetryInfo',
-    );
-    const retryDelayMs = parseProtoDurationMs(retryInfo?.retryDelay);
-    return new CloudTasksError(`${status}: ${body?.error?.message ?? `HTTP ${httpStatus}`}`, status, {
+    return new CloudTasksError(`${status}: ${failure.facts.apiMessage ?? `HTTP ${httpStatus}`}`, status, {
       httpStatus,
       ...(retryDelayMs !== undefined && { retryDelayMs }),
       cause: error,
     });
   }
-  // No HTTP answer: a reset, a refused connection, a timeout. The call may or may not have happened.
-  const code = (error as { code?: unknown }).code;
-  const timedOut = code === 'TimeoutError' || (error as Error).name === 'TimeoutError';
-  return new CloudTasksError(
-    `${timedOut ? 'DEADLINE_EXCEEDED' : 'UNAVAILABLE'}: no answer from Cloud Tasks (${typeof code === 'string' ? code : (error as Error).message})`,
-    timedOut ? 'DEADLINE_EXCEEDED' : 'UNAVAILABLE',
-    { answerLost: true, cause: error },
-  );
+  // No HTTP answer: a reset, a refused connection, a timeout (or no credentials). The call may or may not
+  // have happened.
+  const status = timedOut ? 'DEADLINE_EXCEEDED' : 'UNAVAILABLE';
+  return new CloudTasksError(`${status}: ${failure.message}`, status, { answerLost: true, cause: error });
 }

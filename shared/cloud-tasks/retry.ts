@@ -87,3 +87,22 @@ export function quotaWaitMs(retryDelayMs: number | undefined, nowMs: number): nu
 
 /** Read attempts before a transient error is given up on. */
 export const MAX_READ_ATTEMPTS = 5;
+
+/** The longest wait a read's retry takes; a longer RetryInfo or Retry-After gives the read up instead. */
+const MAX_READ_WAIT_MS = 5_000;
+
+/**
+ * How long to wait before a failed read is sent again, or undefined when it is not: only what actionFor
+ * retries, up to MAX_READ_ATTEMPTS, after the server's asked-for delay (RetryInfo, else Retry-After) or
+ * backoff with jitter (docs/execution.md "When a call is sent again").
+ */
+export function readRetryWaitMs(
+  failure: CallFailure & { readonly retryDelayMs?: number | undefined },
+  attempt: number,
+  random: () => number = Math.random,
+): number | undefined {
+  if (actionFor(failure) !== 'retry' || attempt + 1 >= MAX_READ_ATTEMPTS) return undefined;
+  const asked = failure.retryDelayMs;
+  if (asked === undefined) return backoffDelayMs(attempt, random);
+  return asked <= MAX_READ_WAIT_MS ? asked : undefined;
+}

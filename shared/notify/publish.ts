@@ -1,12 +1,12 @@
 /**
  * The run's end on Pub/Sub (README "Notifications"): one message per finished run to RERUN_NOTIFY_TOPIC,
- * published over REST with google-auth-library, and in queued mode one message when a request's last
+ * published through the one Google API transport (shared/platform/google-api.ts), and in queued mode one message when a request's last
  * control task is done. A publish is retried within the caller's deadline and never throws: a notification
  * never changes a run's outcome or its answer.
  * https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.topics/publish
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { GoogleAuth, PassThroughClient, type AuthClient } from 'google-auth-library';
+import type { AuthClient } from 'google-auth-library';
+import { createGoogleApi, sendWithRetries, type GoogleApiError } from '../platform/google-api.js';
 import type { CloudTasksClient } from '../cloud-tasks/client.js';
 import type { Config } from '../platform/config.js';
 import { waitingControlTasks } from '../control/waiting.js';
@@ -41,7 +41,6 @@ export interface NotifierOptions {
 }
 
 const SCOPE = 'https://www.googleapis.com/auth/pubsub';
-// Pub/Sub's own clients retry publish on these; no answer at all (reset, timeout) is retried too.
 const RETRYABLE_HTTP = new Set([429, 500, 502, 503, 504]);
 
 /** The notifier of an instance; a no-op when RERUN_NOTIFY_TOPIC is unset. */
@@ -52,17 +51,17 @@ export function createNotifier(
 ): Notifier {
   const topic = config.notifyTopic;
   if (topic === undefined) return { runFinished: async () => {}, requestEnded: async () => {} };
-  const url = `${config.pubsubEmulatorHost ? `http://${config.pubsubEmulatorHost}` : 'https://pubsub.googleapis.com'}/v1/${topic}:publish`;
   const now = options.now ?? Date.now;
   const backoffMs = options.backoffMs ?? ((attempt: number) => backoffDelayMs(attempt));
   const attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000;
-  let auth: Promise<AuthClient> | undefined;
-  const authClient = () =>
-    (auth ??= options.authClient
-      ? Promise.resolve(options.authClient)
-      : config.pubsubEmulatorHost
-        ? Promise.resolve(new PassThroughClient())
-        : new GoogleAuth({ scopes: SCOPE }).getClient());
+  const api = createGoogleApi({
+    baseUrl: `${config.pubsubEmulatorHost ? `http://${config.pubsubEmulatorHost}` : 'https://pubsub.googleapis.com'}/v1/`,
+    service: 'Pub/Sub',
+    scope: SCOPE,
+    local: Boolean(config.pubsubEmulatorHost),
+    authClient: options.authClient,
+    timeoutMs: attemptTimeoutMs,
+  });
 
   async function publish(
     message: SummaryMessage<unknown>,
@@ -78,44 +77,37 @@ export function createNotifier(
       ],
     };
     const fields = { topic, attributes: message.attributes };
-    let client: AuthClient;
+    let attempts = 0;
     try {
-      client = await authClient();
-    } catch (error) {
-      auth = undefined;
-      runLog.warn(
-        { ...fields, error: (error as Error).message },
-        'notification not published: no credentials',
+      const answer = await sendWithRetries(
+        () => {
+          attempts++;
+          return api.call<{ messageIds?: string[] }>({
+            method: 'POST',
+            path: `${topic}:publish`,
+            data,
+            timeoutMs: Math.max(1, Math.min(attemptTimeoutMs, deadlineMs - now())),
+          });
+        },
+        (error, attempt) => {
+          const failure = error as GoogleApiError;
+          if (!isRetryable(failure)) return undefined;
+          const delayMs = failure.facts.retryDelayMs ?? backoffMs(attempt);
+          return now() + delayMs < deadlineMs ? delayMs : undefined;
+        },
       );
-      return;
-    }
-    for (let attempt = 0; ; attempt++) {
-      let failure: PublishFailure;
-      try {
-        const answer = await client.request<{ messageIds?: string[] }>({
-          url,
-          method: 'POST',
-          data,
-          timeout: Math.max(1, Math.min(attemptTimeoutMs, deadlineMs - now())),
-        });
-        runLog.info(
-          { ...fields, messageId: answer.data.messageIds?.[0], attempts: attempt + 1 },
-          'notification published',
-        );
-        return;
-      } catch (error) {
-        failure = publishFailureOf(error);
-      }
-      const delayMs = backoffMs(attempt);
-      if (!failure.retryable || now() + delayMs >= deadlineMs) {
-        // Only the failure's summary: a GaxiosError carries the request, credentials included.
-        runLog.warn(
-          { ...fields, error: failure.message, attempts: attempt + 1, retryable: failure.retryable },
-          'notification not published',
-        );
+      runLog.info({ ...fields, messageId: answer.messageIds?.[0], attempts }, 'notification published');
+    } catch (error) {
+      const failure = error as GoogleApiError;
+      if (failure.facts.noCredentials) {
+        runLog.warn({ ...fields, error: failure.message }, 'notification not published: no credentials');
         return;
       }
-      await sleep(delayMs);
+      // Only the failure's summary: a GaxiosError carries the request, credentials included.
+      runLog.warn(
+        { ...fields, error: failure.message, attempts, retryable: isRetryable(failure) },
+        'notification not published',
+      );
     }
   }
 
@@ -127,27 +119,10 @@ export function createNotifier(
   };
 }
 
-interface PublishFailure {
-  readonly retryable: boolean;
-  readonly message: string;
-}
-
-/** What a failed publish call was: an HTTP answer (retryable for 429 and 5xx) or no answer (retryable). */
-function publishFailureOf(error: unknown): PublishFailure {
-  const response = (error as { response?: { status?: unknown; data?: unknown } } | undefined)?.response;
-  if (typeof response?.status === 'number') {
-    const body = response.data as { error?: { status?: string; message?: string } } | undefined;
-    const status = body?.error?.status ?? `HTTP ${response.status}`;
-    return {
-      retryable: RETRYABLE_HTTP.has(response.status),
-      message: `${status}: ${body?.error?.message ?? 'no message'}`,
-    };
-  }
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return {
-    retryable: true,
-    message: `no answer from Pub/Sub (${typeof code === 'string' ? code : (error as Error).message})`,
-  };
+/** Pub/Sub's own clients retry publish on 429 and these 5xx; no answer at all (reset, timeout) is retried too. */
+function isRetryable(failure: GoogleApiError): boolean {
+  const { httpStatus, answerLost } = failure.facts;
+  return answerLost || (httpStatus !== undefined && RETRYABLE_HTTP.has(httpStatus));
 }
 
 /** What requestEnded needs: the control queue to read and the notifier to publish through. */

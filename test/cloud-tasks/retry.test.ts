@@ -4,6 +4,7 @@ import {
   backoffDelayMs,
   outcomeOfFailedRead,
   quotaWaitMs,
+  readRetryWaitMs,
 } from '../../shared/cloud-tasks/retry.js';
 import { toCloudTasksError } from '../../shared/cloud-tasks/client.js';
 
@@ -83,5 +84,26 @@ describe('waits', () => {
   it('waits for RetryInfo, else the next minute', () => {
     expect(quotaWaitMs(2_000, 0)).toBe(2_000);
     expect(quotaWaitMs(undefined, 45_000)).toBe(15_000);
+  });
+});
+
+describe('readRetryWaitMs', () => {
+  it('waits what RetryInfo or Retry-After asks, up to 5 s; a longer ask gives the read up', () => {
+    expect(readRetryWaitMs({ status: 'UNAVAILABLE', answerLost: false, retryDelayMs: 1_500 }, 0)).toBe(1_500);
+    expect(
+      readRetryWaitMs({ status: 'UNAVAILABLE', answerLost: false, retryDelayMs: 30_000 }, 0),
+    ).toBeUndefined();
+  });
+
+  it('backs off with jitter otherwise, and stops after the last attempt', () => {
+    expect(readRetryWaitMs({ status: 'UNAVAILABLE', answerLost: false }, 1, () => 1)).toBe(400);
+    expect(readRetryWaitMs({ status: 'UNAVAILABLE', answerLost: false }, 4)).toBeUndefined();
+  });
+
+  it('never resends what actionFor does not retry', () => {
+    expect(readRetryWaitMs({ status: 'NOT_FOUND', answerLost: false }, 0)).toBeUndefined();
+    expect(
+      readRetryWaitMs({ status: 'RESOURCE_EXHAUSTED', answerLost: false, retryDelayMs: 10 }, 0),
+    ).toBeUndefined();
   });
 });

@@ -1,0 +1,191 @@
+/**
+ * The one transport to Google's REST APIs (Cloud Tasks, Pub/Sub): an authenticated JSON call, its failure
+ * as one error shape, and the one loop that sends a call again.
+ *
+ * The call is google-auth-library's AuthClient.request, which is gaxios: credentials, JSON, the timeout and
+ * an AbortSignal come from there. gaxios's own retry (retryConfig) stays off: it decides by HTTP method and
+ * status and reads Retry-After, but not google.rpc.RetryInfo, and it cannot tell a RunTask whose answer was
+ * lost (never resent) from a read (resent). So the loop here only waits and counts; whether a failed call
+ * may be sent again is the caller's per kind of call (shared/cloud-tasks/retry.ts for Cloud Tasks), and the
+ * wait honours RetryInfo, then Retry-After (docs/execution.md "When a call is sent again").
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GoogleAuth, PassThroughClient, type AuthClient } from 'google-auth-library';
+import { parseProtoDurationMs } from './duration.js';
+
+/** A failed call: Google's error JSON when an answer came, else no answer (the call may have happened). */
+export class GoogleApiError extends Error {
+  override readonly name = 'GoogleApiError';
+  constructor(
+    message: string,
+    readonly facts: {
+      /** The canonical status Google named (`"NOT_FOUND"`), if any. */
+      readonly status?: string;
+      readonly httpStatus?: number;
+      /** The API's own message. */
+      readonly apiMessage?: string;
+      /** No HTTP answer arrived (reset, refused, timeout). */
+      readonly answerLost: boolean;
+      /** No answer within the call's timeout. */
+      readonly timedOut: boolean;
+      /** google.rpc.RetryInfo's delay, else Retry-After's. */
+      readonly retryDelayMs?: number;
+      /** The credentials could not be had: the call was never sent. */
+      readonly noCredentials?: true;
+    },
+    options: { cause?: unknown } = {},
+  ) {
+    super(message, options);
+  }
+}
+
+interface GoogleErrorBody {
+  error?: {
+    message?: string;
+    status?: string;
+    details?: { '@type'?: string; retryDelay?: string }[];
+  };
+}
+
+/** Reads any failure of a call (a GaxiosError, duck-typed: gaxios may be present in more than one copy). */
+export function googleApiErrorOf(error: unknown, service: string): GoogleApiError {
+  if (error instanceof GoogleApiError) return error;
+  const response = (
+    error as { response?: { status?: unknown; data?: unknown; headers?: unknown } } | undefined
+  )?.response;
+  if (typeof response?.status === 'number') {
+    const body = (typeof response.data === 'object' ? response.data : undefined) as
+      GoogleErrorBody | undefined;
+    const retryInfo = body?.error?.details?.find(
+      (d) => d['@type'] === 'type.googleapis.com/google.rpc.RetryInfo',
+    );
+    const retryDelayMs = parseProtoDurationMs(retryInfo?.retryDelay) ?? retryAfterMs(response.headers);
+    const status = body?.error?.status;
+    const apiMessage = body?.error?.message;
+    return new GoogleApiError(
+      `${status ?? `HTTP ${response.status}`}: ${apiMessage ?? 'no message'}`,
+      {
+        ...(status !== undefined && { status }),
+        httpStatus: response.status,
+        ...(apiMessage !== undefined && { apiMessage }),
+        answerLost: false,
+        timedOut: false,
+        ...(retryDelayMs !== undefined && { retryDelayMs }),
+      },
+      { cause: error },
+    );
+  }
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const timedOut = code === 'TimeoutError' || (error as Error | undefined)?.name === 'TimeoutError';
+  const what = typeof code === 'string' ? code : (error as Error | undefined)?.message;
+  return new GoogleApiError(
+    `no answer from ${service} (${what})`,
+    { answerLost: true, timedOut },
+    { cause: error },
+  );
+}
+
+/** Retry-After in seconds or as an HTTP date (RFC 9110), from gaxios's Headers or a plain object. */
+function retryAfterMs(headers: unknown): number | undefined {
+  // Duck-typed: gaxios may answer with its fetch's own Headers class.
+  const get = (headers as { get?: unknown } | undefined)?.get;
+  const value =
+    typeof get === 'function'
+      ? (get as (name: string) => unknown).call(headers, 'retry-after')
+      : (headers as Record<string, unknown> | undefined)?.['retry-after'];
+  if (typeof value !== 'string' || value === '') return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const atMs = Date.parse(value);
+  return Number.isNaN(atMs) ? undefined : Math.max(0, atMs - Date.now());
+}
+
+/** One call: a path relative to the API's base URL (an absolute path names another version). */
+export interface ApiCall {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly path: string;
+  readonly params?: object | undefined;
+  readonly data?: object | undefined;
+  /** This call's timeout; default the API's. */
+  readonly timeoutMs?: number;
+  /** Ends the call early (a run's budget); the call then fails with no answer. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface GoogleApi {
+  /** Sends one call, once; its failure is a GoogleApiError. */
+  call<T>(call: ApiCall): Promise<T>;
+}
+
+export interface GoogleApiOptions {
+  /** `https://cloudtasks.googleapis.com/v2/`; a local emulator's is plain HTTP. */
+  readonly baseUrl: string;
+  /** The service's name in error messages (`Cloud Tasks`). */
+  readonly service: string;
+  /** The OAuth scope of Application Default Credentials. */
+  readonly scope: string;
+  /** A local emulator: no credentials. */
+  readonly local: boolean;
+  /** Credentials; default Application Default Credentials. */
+  readonly authClient?: AuthClient | undefined;
+  readonly timeoutMs: number;
+}
+
+/** Creates the transport; credentials are looked up on first use, and again after a failed look-up. */
+export function createGoogleApi(options: GoogleApiOptions): GoogleApi {
+  let auth: Promise<AuthClient> | undefined;
+  const authClient = (): Promise<AuthClient> =>
+    (auth ??= options.authClient
+      ? Promise.resolve(options.authClient)
+      : options.local
+        ? Promise.resolve(new PassThroughClient())
+        : new GoogleAuth({ scopes: options.scope }).getClient());
+  return {
+    async call<T>(call: ApiCall): Promise<T> {
+      let client: AuthClient;
+      try {
+        client = await authClient();
+      } catch (error) {
+        auth = undefined;
+        throw new GoogleApiError(`no credentials for ${options.service}: ${(error as Error).message}`, {
+          answerLost: false,
+          timedOut: false,
+          noCredentials: true,
+        });
+      }
+      try {
+        const response = await client.request<T>({
+          url: new URL(call.path, options.baseUrl).href,
+          method: call.method,
+          timeout: call.timeoutMs ?? options.timeoutMs,
+          ...(call.params && { params: call.params }),
+          ...(call.data && { data: call.data }),
+          ...(call.signal && { signal: call.signal }),
+        });
+        return response.data;
+      } catch (error) {
+        throw googleApiErrorOf(error, options.service);
+      }
+    },
+  };
+}
+
+/**
+ * The one loop that sends a call again: `send` is tried until it succeeds or `waitMs` (the caller's rule
+ * for this kind of call) answers undefined for its failure; otherwise the loop waits that long.
+ */
+export async function sendWithRetries<T>(
+  send: (attempt: number) => Promise<T>,
+  waitMs: (failure: unknown, attempt: number) => number | undefined,
+  wait: (ms: number) => Promise<unknown> = sleep,
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await send(attempt);
+    } catch (failure) {
+      const ms = waitMs(failure, attempt);
+      if (ms === undefined) throw failure;
+      await wait(ms);
+    }
+  }
+}

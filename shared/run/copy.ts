@@ -25,6 +25,7 @@ import { reserveSlot, type Semaphore } from './pace.js';
 import type { Candidate, QueueRun } from './plan.js';
 import { actionFor, backoffDelayMs, isInDoubt, outcomeOfFailedRead } from '../cloud-tasks/retry.js';
 import { selectTask, type SkipReason } from './select.js';
+import { sendWithRetries } from '../platform/google-api.js';
 
 /** The header a copy carries: the name of the first task of the chain (kept as it is on a copy's copy). */
 export const ORIGINAL_TASK_HEADER = 'X-Rerun-Original-Task';
@@ -244,29 +245,30 @@ export class Copier {
     recovery: Recovery,
   ): Promise<CopyResult> {
     let answerLost = false;
-    for (let attempt = 0; ; attempt++) {
-      const failure = await this.#change(() => this.deps.tasks.deleteTask(name));
-      if (failure === undefined) return { outcome: 'redriven', copy: copyName, dueMs };
-      if (failure.status === 'NOT_FOUND') {
-        // After a lost answer, NOT_FOUND most likely means the first delete went through; once the
-        // recovery task is due, that its delivery deleted it: keep the copy.
-        if (answerLost || this.deps.budget.now() >= recovery.dueMs) {
-          return { outcome: 'redriven', copy: copyName, dueMs };
+    return this.#sendChange(
+      () => this.deps.tasks.deleteTask(name),
+      (failure) => {
+        if (failure === undefined) return { outcome: 'redriven', copy: copyName, dueMs };
+        if (failure.status === 'NOT_FOUND') {
+          // After a lost answer, NOT_FOUND most likely means the first delete went through; once the
+          // recovery task is due, that its delivery deleted it: keep the copy.
+          if (answerLost || this.deps.budget.now() >= recovery.dueMs) {
+            return { outcome: 'redriven', copy: copyName, dueMs };
+          }
+          return this.#withdraw(copyName, { outcome: 'gone' });
         }
-        return this.#withdraw(copyName, { outcome: 'gone' });
-      }
-      if (!isInDoubt(failure)) {
-        return this.#withdraw(copyName, { outcome: 'failed', error: `DeleteTask: ${failure.message}` });
-      }
-      answerLost ||= failure.answerLost || failure.status === 'DEADLINE_EXCEEDED';
-      if (attempt + 1 >= MAX_CHANGE_ATTEMPTS || !(await this.#backoff(attempt))) {
-        return {
-          outcome: 'deferred',
-          error: `the original could not be deleted (${failure.message}); the copy ${copyName.name} stays, and the move's recovery (or the next delivery of this request) deletes the original`,
-          unsettled: true,
-        };
-      }
-    }
+        if (!isInDoubt(failure)) {
+          return this.#withdraw(copyName, { outcome: 'failed', error: `DeleteTask: ${failure.message}` });
+        }
+        answerLost ||= failure.answerLost || failure.status === 'DEADLINE_EXCEEDED';
+        return undefined;
+      },
+      (failure) => ({
+        outcome: 'deferred',
+        error: `the original could not be deleted (${failure.message}); the copy ${copyName.name} stays, and the move's recovery (or the next delivery of this request) deletes the original`,
+        unsettled: true,
+      }),
+    );
   }
 
   /**
@@ -280,27 +282,34 @@ export class Copier {
     account: string | undefined,
   ): Promise<Stop | { dueMs: number }> {
     const { budget, tasks, armingDelayMs } = this.deps;
-    for (let attempt = 0; ; attempt++) {
-      const copy = copyOf(original, copyName, budget.now() + armingDelayMs);
-      const failure = await this.#change(() => tasks.createTask(queue.queue, copy));
-      if (failure === undefined) return { dueMs: Date.parse(copy.scheduleTime!) };
-      if (failure.status === 'ALREADY_EXISTS') return this.#existingCopy(copyName, firstTaskOf(original));
-      if (failure.status === 'PERMISSION_DENIED' && account !== undefined) {
-        // Creating a task with a token needs iam.serviceAccounts.actAs on its account; the original stays.
-        this.#cannotActAs.add(account);
-        return { stop: { outcome: 'skipped', skipReason: 'cannot-act-as' } };
-      }
-      const action = actionFor(failure);
-      if (action === 'stop-queue') queue.stoppedBy = 'queue-permission-denied';
-      if (action !== 'retry' && action !== 'wait-quota' && !isInDoubt(failure)) {
-        return { stop: { outcome: 'failed', error: `CreateTask: ${failure.message}` } };
-      }
-      // A named create is safe to send again: if the first one landed, the next answers ALREADY_EXISTS.
-      if (attempt + 1 >= MAX_CHANGE_ATTEMPTS || !(await this.#backoff(attempt))) {
-        // The copy may exist, or land later: the move's recovery settles it.
-        return { stop: { outcome: 'deferred', error: `CreateTask: ${failure.message}`, unsettled: true } };
-      }
-    }
+    let dueMs = 0;
+    return this.#sendChange<Stop | { dueMs: number }>(
+      () => {
+        const copy = copyOf(original, copyName, budget.now() + armingDelayMs);
+        dueMs = Date.parse(copy.scheduleTime!);
+        return tasks.createTask(queue.queue, copy);
+      },
+      (failure) => {
+        if (failure === undefined) return { dueMs };
+        if (failure.status === 'ALREADY_EXISTS') return this.#existingCopy(copyName, firstTaskOf(original));
+        if (failure.status === 'PERMISSION_DENIED' && account !== undefined) {
+          // Creating a task with a token needs iam.serviceAccounts.actAs on its account; the original stays.
+          this.#cannotActAs.add(account);
+          return { stop: { outcome: 'skipped', skipReason: 'cannot-act-as' } };
+        }
+        const action = actionFor(failure);
+        if (action === 'stop-queue') queue.stoppedBy = 'queue-permission-denied';
+        if (action !== 'retry' && action !== 'wait-quota' && !isInDoubt(failure)) {
+          return { stop: { outcome: 'failed', error: `CreateTask: ${failure.message}` } };
+        }
+        // A named create is safe to send again: if the first one landed, the next answers ALREADY_EXISTS.
+        return undefined;
+      },
+      // The copy may exist, or land later: the move's recovery settles it.
+      (failure) => ({
+        stop: { outcome: 'deferred', error: `CreateTask: ${failure.message}`, unsettled: true },
+      }),
+    );
   }
 
   /** ALREADY_EXISTS: go on only if the task under the copy's name is this original's copy. */
@@ -327,17 +336,21 @@ export class Copier {
 
   /** Deletes a copy that must not run (its original finished, or is running); `then` is the task's result. */
   async #withdraw(copyName: TaskName, then: CopyResult): Promise<CopyResult> {
-    for (let attempt = 0; ; attempt++) {
-      const failure = await this.#change(() => this.deps.tasks.deleteTask(copyName));
-      if (failure === undefined || failure.status === 'NOT_FOUND') return then;
-      if (!isInDoubt(failure) || attempt + 1 >= MAX_CHANGE_ATTEMPTS || !(await this.#backoff(attempt))) {
-        return {
-          outcome: 'failed',
-          error: `the copy ${copyName.name} could not be withdrawn (${failure.message}): the task may run twice`,
-          unsettled: true,
-        };
-      }
-    }
+    const cannot = (failure: CloudTasksError): CopyResult => ({
+      outcome: 'failed',
+      error: `the copy ${copyName.name} could not be withdrawn (${failure.message}): the task may run twice`,
+      unsettled: true,
+    });
+    return this.#sendChange(
+      () => this.deps.tasks.deleteTask(copyName),
+      (failure) =>
+        failure === undefined || failure.status === 'NOT_FOUND'
+          ? then
+          : isInDoubt(failure)
+            ? undefined
+            : cannot(failure),
+      cannot,
+    );
   }
 
   /** A read (the client retries transient failures), raced against the budget. */
@@ -373,13 +386,41 @@ export class Copier {
     }
   }
 
-  /** Waits before another try; false when the budget leaves no time for it. */
-  async #backoff(attempt: number): Promise<boolean> {
+  /**
+   * Sends a create or delete until `settle` gives its result from the failure (undefined: success).
+   * `settle` answers undefined where the change may be sent again (retry.ts); it is, after backoff, up to
+   * MAX_CHANGE_ATTEMPTS and within the budget (the one resend loop, shared/platform/google-api.ts);
+   * otherwise `giveUp` gives the result from the last failure.
+   */
+  async #sendChange<R>(
+    send: () => Promise<unknown>,
+    settle: (failure: CloudTasksError | undefined) => R | Promise<R> | undefined,
+    giveUp: (failure: CloudTasksError) => R,
+  ): Promise<R> {
     const { budget } = this.deps;
-    const untilMs = budget.now() + backoffDelayMs(attempt);
-    if (untilMs >= budget.deadlineMs) return false;
-    await budget.sleepUntil(untilMs);
-    return true;
+    let resend: CloudTasksError | undefined;
+    try {
+      return await sendWithRetries(
+        async () => {
+          const failure = await this.#change(send);
+          const result = await settle(failure);
+          if (result !== undefined) return result;
+          if (failure === undefined) throw new Error('a change that succeeded must be settled');
+          resend = failure;
+          throw failure;
+        },
+        (_failure, attempt) => {
+          const waitMs = backoffDelayMs(attempt);
+          return attempt + 1 < MAX_CHANGE_ATTEMPTS && budget.now() + waitMs < budget.deadlineMs
+            ? waitMs
+            : undefined;
+        },
+        (waitMs) => budget.sleepUntil(budget.now() + waitMs),
+      );
+    } catch (error) {
+      if (resend === undefined || error !== resend) throw error;
+      return giveUp(resend);
+    }
   }
 }
 

@@ -94,7 +94,7 @@ const MAX_READ_WAIT_MS = 5_000;
 /**
  * How long to wait before a failed read is sent again, or undefined when it is not: only what actionFor
  * retries, up to MAX_READ_ATTEMPTS, after the server's asked-for delay (RetryInfo, else Retry-After) or
- * backoff with jitter (docs/execution.md "When a call is sent again").
+ * backoff with jitter (docs/cloud-tasks-calls.md "When a call is sent again").
  */
 export function readRetryWaitMs(
   failure: CallFailure & { readonly retryDelayMs?: number | undefined },

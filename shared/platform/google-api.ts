@@ -7,7 +7,7 @@
  * status and reads Retry-After, but not google.rpc.RetryInfo, and it cannot tell a RunTask whose answer was
  * lost (never resent) from a read (resent). So the loop here only waits and counts; whether a failed call
  * may be sent again is the caller's per kind of call (shared/cloud-tasks/retry.ts for Cloud Tasks), and the
- * wait honours RetryInfo, then Retry-After (docs/execution.md "When a call is sent again").
+ * wait honours RetryInfo, then Retry-After (docs/cloud-tasks-calls.md "When a call is sent again").
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GoogleAuth, PassThroughClient, type AuthClient } from 'google-auth-library';

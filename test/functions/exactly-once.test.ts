@@ -264,7 +264,7 @@ describe('nothing dropped: work left undone is never acknowledged', () => {
     const tasks = tasksOf(ORDERS, 5);
     const hit = tasks[2]!;
     s.emulator.load({ queues: [{ name: ORDERS, tasks }] });
-    // A read has no side effect: INTERNAL to it says nothing about the task (docs/execution.md).
+    // A read has no side effect: INTERNAL to it says nothing about the task (docs/cloud-tasks-calls.md).
     s.emulator.injectFault({ method: 'GetTask', kind: 500, resources: [hit.name], times: 1 });
     const envelope = pushEnvelope({ kind: 'fix-deployed', queues: [ORDERS], verify: '0s' });
     const first = await s.post(envelope);

@@ -274,8 +274,8 @@ describe('REST: shapes under v2 and v2beta3', () => {
     expect(deleted.body.metadata.state).toBe(3); // BatchDeleteTasksMetadata.PARTIALLY_SUCCEEDED
   });
 
-  it('serves only the batch methods and operations under v2beta3', async () => {
-    expect((await call('GET', QUEUE, undefined, 'v2beta3')).status).toBe(501);
+  it('serves only the batch methods, operations and queue stats under v2beta3', async () => {
+    expect((await call('GET', `${QUEUE}/tasks`, undefined, 'v2beta3')).status).toBe(501);
     expect((await call('GET', `${LOCATION}/operations/nope`)).status).toBe(404);
     expect((await call('GET', `${LOCATION}/operations/nope`, undefined, 'v2beta3')).status).toBe(404);
   });

@@ -40,7 +40,7 @@ const BATCH_KINDS: ReadonlySet<Fault['kind']> = new Set<BatchFaultKind>([
  * `delayMs` real milliseconds before doing the work and answering (a client that gives up first still
  * gets its RunTask dispatched); 'late-landing' destroys the socket at once and does the work `delayMs` real
  * milliseconds later (a create whose answer was lost lands after the caller has moved on). 429 =
- * RESOURCE_EXHAUSTED, 500 = INTERNAL, 503 = UNAVAILABLE, 403 = PERMISSION_DENIED, all in Google's error shape.
+ * RESOURCE_EXHAUSTED, 400 = INVALID_ARGUMENT (as an expired page token is answered), 500 = INTERNAL, 503 = UNAVAILABLE, 403 = PERMISSION_DENIED, all in Google's error shape.
  *
  * Batch kinds (BatchCreateTasks, BatchDeleteTasks only): 'fail-items' fails the chosen `items` with `code`;
  * 'operation-failed' ends the operation FAILED with `code` (default INTERNAL) after applying the first
@@ -50,7 +50,7 @@ const BATCH_KINDS: ReadonlySet<Fault['kind']> = new Set<BatchFaultKind>([
  */
 export interface Fault {
   method: ApiMethod;
-  kind: 429 | 500 | 503 | 403 | 'reset' | 'lost-response' | 'late-landing' | 'delay' | BatchFaultKind;
+  kind: 400 | 429 | 500 | 503 | 403 | 'reset' | 'lost-response' | 'late-landing' | 'delay' | BatchFaultKind;
   /**
    * For 'delay': how long the call is held, in real milliseconds. For 'late-landing': how long after its
    * answer was lost (the socket destroyed at once) the call's work is done.
@@ -77,11 +77,13 @@ export interface Fault {
   tasks?: string[];
   /** How many calls it hits, then it is spent (default unlimited). */
   times?: number;
+  /** How many matching calls it lets through before it hits (default 0): `after: 1` on ListTasks hits page 2. */
+  after?: number;
 }
 
 /** The faults in force, matched in the order they were injected. */
 export class Faults {
-  #faults: Array<{ fault: Fault; left: number }> = [];
+  #faults: Array<{ fault: Fault; left: number; passLeft: number }> = [];
 
   constructor(private readonly random: () => number = Math.random) {}
 
@@ -97,8 +99,10 @@ export class Faults {
       throw new Error('fault.rate must be between 0 and 1');
     if (times !== undefined && !(Number.isInteger(times) && times >= 0))
       throw new Error('fault.times must be a whole number >= 0');
+    if (fault.after !== undefined && !(Number.isInteger(fault.after) && fault.after >= 0))
+      throw new Error('fault.after must be a whole number >= 0');
     if (BATCH_KINDS.has(kind)) checkBatchFault(fault);
-    this.#faults.push({ fault, left: times ?? Infinity });
+    this.#faults.push({ fault, left: times ?? Infinity, passLeft: fault.after ?? 0 });
   }
 
   clear(): void {
@@ -122,6 +126,10 @@ export class Faults {
       if (entry.left <= 0 || fault.method !== method || BATCH_KINDS.has(fault.kind) !== batch) continue;
       const resources = fault.resources ?? fault.tasks;
       if (resources && !resources.some((r) => name === r || name.startsWith(`${r}/`))) continue;
+      if (entry.passLeft > 0) {
+        entry.passLeft--;
+        continue;
+      }
       if (this.random() >= (fault.rate ?? 1)) continue;
       entry.left--;
       hits.push(fault);

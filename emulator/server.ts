@@ -303,7 +303,7 @@ function parseJson(raw: Buffer): unknown {
 }
 
 function faultError(
-  kind: 429 | 500 | 503 | 403,
+  kind: 400 | 429 | 500 | 503 | 403,
   route: Route,
   runTaskLimit: number,
   withRetryInfo: boolean,
@@ -319,6 +319,7 @@ function faultError(
   }
   if (kind === 503) return new ApiError('UNAVAILABLE', 'The service is currently unavailable.');
   if (kind === 500) return new ApiError('INTERNAL', 'Internal error encountered.');
+  if (kind === 400) return new ApiError('INVALID_ARGUMENT', 'The page token is not valid or has expired.');
   return permissionDenied(METHOD_PERMISSIONS[route.method] ?? 'cloudtasks.queues.get', route.name);
 }
 

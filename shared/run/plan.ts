@@ -160,6 +160,7 @@ export class Plan {
       for await (const page of this.#taskPages(run)) yield page;
       run.report.complete = true;
     } catch (error) {
+      run.report.brokenOff = true;
       this.#queueFailed(run.report, error);
     }
   }

@@ -25,6 +25,7 @@ import { operationFirst, operationLast, type Logger } from '../platform/log.js';
 import { hasSlot, rateOf, Semaphore, type Pacer, type QueueAttempts } from './pace.js';
 import { Plan, type Candidate, type QueueRun } from './plan.js';
 import { checkRedrivePermissions } from './redrive-permissions.js';
+import { undoneQueues } from './undone.js';
 import { ReportBuilder, runOutcomeOf, type RerunReport, type TaskRow } from './settle.js';
 import type { Scope } from '../triggers/scope.js';
 import { isLastAttempt } from './select.js';
@@ -471,9 +472,7 @@ class Run {
   #result(): RerunReport {
     const counts = this.#report.counts;
     const cutoff = iso(this.request.cutoffMs);
-    const undone = this.#plan.queueReports.filter(
-      (q) => !q.complete && (q.error === undefined || q.transient),
-    );
+    const undone = undoneQueues(this.#plan.queueReports);
     return {
       runId: this.runId,
       requestId: this.request.requestId,

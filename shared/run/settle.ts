@@ -54,6 +54,8 @@ export interface QueueReport {
   error?: string;
   /** The error is transient (unreachable, timeouts, quota): the queue is left undone, not done. */
   transient?: boolean;
+  /** The listing started and broke off, whatever the error: the queue is left undone (docs/acknowledgement.md). */
+  brokenOff?: true;
 }
 
 export interface RerunReport {

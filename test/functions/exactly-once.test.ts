@@ -259,6 +259,31 @@ describe('nothing dropped: work left undone is never acknowledged', () => {
     expect(judge(s.emulator, [...orders, ...billing])).toEqual({ twice: 0, never: 0 });
   });
 
+  it.each([
+    ['a 500', 500],
+    ['an expired page token (INVALID_ARGUMENT)', 400],
+  ] as const)(
+    'a listing that breaks off on page 2 with %s is undone: a push is not acknowledged; the redelivery forces each task once',
+    async (_, kind) => {
+      const s = await server();
+      // Page 1 (1,000 tasks) holds tasks that never ran, so nothing there matches; the failed ones are on page 2.
+      const idle = Array.from({ length: 1000 }, (_, i) => ({
+        name: `${ORDERS}/tasks/a${String(i).padStart(4, '0')}`,
+        httpRequest: { url: target.url },
+      }));
+      const failed = tasksOf(ORDERS, 20, 'z');
+      s.emulator.load({ queues: [{ name: ORDERS, tasks: [...idle, ...failed] }] });
+      s.emulator.injectFault({ method: 'ListTasks', kind, resources: [ORDERS], after: 1, times: 1 });
+      const envelope = pushEnvelope({ kind: 'fix-deployed', queues: [ORDERS], verify: '0s' });
+      const first = await s.post(envelope);
+      expect(first.status).toBe(503);
+      expect(first.body.error.message).toMatch(/1 queues incomplete/);
+      const redelivery = await s.post(envelope);
+      expect(redelivery.status).toBe(200);
+      expect(judge(s.emulator, failed)).toEqual({ twice: 0, never: 0 });
+    },
+  );
+
   it('one 500 to a fresh read defers the task: not acknowledged, and the redelivery forces it once', async () => {
     const s = await server();
     const tasks = tasksOf(ORDERS, 5);

@@ -469,6 +469,26 @@ describe('rerunPubsub: transient failures are redelivered', () => {
     expect(runTaskCalls(h)).toEqual(['a']);
   });
 
+  it.each([500, 400] as const)(
+    'a listing that breaks off on page 2 (answered %s) is undone: not acknowledged; the redelivery finishes it',
+    async (kind) => {
+      // Page 1 holds 1,000 tasks that never ran (nothing matches); the failed ones are on page 2.
+      const idle = Array.from({ length: 1000 }, (_, i) => ({
+        name: `${ORDERS}/tasks/a${String(i).padStart(4, '0')}`,
+        httpRequest: { url: target.url },
+      }));
+      const failed = Array.from({ length: 5 }, (_, i) => failedTask(ORDERS, `z${i}`, target.url));
+      const h = await start([{ name: ORDERS, tasks: [...idle, ...failed] }], { RERUN_QUEUES: ORDERS });
+      h.emulator.injectFault({ method: 'ListTasks', kind, after: 1, times: 1 });
+      const message = pubsubMessage({ kind: 'fix-deployed', queues: [ORDERS], verify: '0s' });
+
+      expect(await sendBinary(h, message)).toBe(500);
+      expect(runTaskCalls(h)).toEqual([]);
+      expect(await sendBinary(h, message)).toBe(204);
+      expect(runTaskCalls(h).sort()).toEqual(['z0', 'z1', 'z2', 'z3', 'z4']);
+    },
+  );
+
   it('does not acknowledge a run the time budget cut short; redeliveries finish it, each task once', async () => {
     const tasks = Array.from({ length: 8 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
     const h = await start([{ name: ORDERS, tasks }], {

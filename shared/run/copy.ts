@@ -147,6 +147,8 @@ export class Copier {
       return { outcome: 'skipped', skipReason: 'cannot-act-as' };
     }
     if (queue.stoppedBy) return { outcome: 'skipped', skipReason: queue.stoppedBy };
+    const stateSkip = await queue.state.skipReason();
+    if (stateSkip) return { outcome: 'skipped', skipReason: stateSkip };
     if (policy.isHeld()) return { outcome: 'held' };
     const copyName = copyNameOf(name, this.request.requestId, this.request.cutoffMs);
     this.copies.add(copyName.name);

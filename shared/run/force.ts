@@ -99,6 +99,8 @@ export class Forcer {
       await budget.sleepUntil(slotMs);
       if (budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
       if (queue.stoppedBy) return { outcome: 'skipped', skipReason: queue.stoppedBy };
+      const stateSkip = await queue.state.skipReason();
+      if (stateSkip) return { outcome: 'skipped', skipReason: stateSkip };
       if (policy.isHeld()) return { outcome: 'held' };
       const answer = await this.#runOnce(name, fresh.task, queue);
       if (answer !== 'retry' && answer !== 'quota') return answer;

@@ -2,6 +2,7 @@
  * The plan stage (SPEC 5): which queues a request covers, each queue's state and limits, and its tasks page
  * by page as they arrive, each page split into candidates and skips by the pure selection rules.
  */
+import { QueueState } from './queue-state.js';
 import {
   toCloudTasksError,
   type CloudTasksClient,
@@ -47,6 +48,8 @@ export interface QueueRun {
   readonly attemptsRunning: Semaphore;
   /** Set at the first PERMISSION_DENIED: every later task of the queue would fail the same. */
   stoppedBy: SkipReason | undefined;
+  /** The queue's state, read again as the run goes (paused or disabled meanwhile). */
+  readonly state: QueueState;
 }
 
 /** A matched task that passed the rules on its listed state. */
@@ -151,6 +154,7 @@ export class Plan {
         state.rateLimits?.maxConcurrentDispatches ?? Number.MAX_SAFE_INTEGER,
       ),
       stoppedBy: undefined,
+      state: new QueueState(this.deps, queue, this.request, state),
     };
   }
 

@@ -46,7 +46,10 @@ export default tseslint.config(
     },
   },
   layer('shared/**/*.ts', []),
-  layer('shared/platform/{log,duration,google-api}.ts', ['\\.\\./', '\\./(config|runtime|delivery|first-deliveries)\\.js']),
+  layer('shared/platform/{log,duration,google-api}.ts', [
+    '\\.\\./',
+    '\\./(config|runtime|delivery|first-deliveries)\\.js',
+  ]),
   layer('shared/cloud-tasks/*.ts', [
     '\\.\\./(triggers|control|run|notify)/',
     '\\.\\./platform/(config|runtime)\\.js',

@@ -66,7 +66,9 @@ describe('loadConfig', () => {
 
   it('a command line has no service timeout to fit inside, and its own default budget', () => {
     const commandLine = { commandLine: { defaultTimeBudgetMs: Number.POSITIVE_INFINITY } };
-    expect(loadConfig({ RERUN_QUEUES: Q, RERUN_TIME_BUDGET: '30m' }, commandLine).timeBudgetMs).toBe(1_800_000);
+    expect(loadConfig({ RERUN_QUEUES: Q, RERUN_TIME_BUDGET: '30m' }, commandLine).timeBudgetMs).toBe(
+      1_800_000,
+    );
     expect(loadConfig({ RERUN_QUEUES: Q }, commandLine).timeBudgetMs).toBe(Number.POSITIVE_INFINITY);
     expect(loadConfig({ RERUN_QUEUES: Q }, { commandLine: {} }).timeBudgetMs).toBe(50_000);
     expect(loadConfig({ RERUN_QUEUES: Q }).timeBudgetMs).toBe(50_000);

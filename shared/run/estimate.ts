@@ -4,6 +4,8 @@
  * would take longer than the tasks' own backoff still has to run (they would retry by themselves first),
  * the report suggests redrive.
  */
+import { rateOf } from './pace.js';
+import type { Candidate, QueueRun } from './plan.js';
 
 /** One queue's share of a dry run: the tasks that would be forced and the rates that would pace them. */
 export interface QueueLoad {
@@ -62,4 +64,28 @@ export function formatSeconds(seconds: number): string {
 
 function round(seconds: number): number {
   return Math.round(seconds * 10) / 10;
+}
+
+/** A dry run's tasks that would be forced, by queue, with the latest of their next attempts. */
+export class LoadCollector {
+  readonly #byQueue = new Map<QueueRun, { tasks: number; latestDueMs: number }>();
+
+  add(candidate: Candidate): void {
+    const load = this.#byQueue.get(candidate.queue) ?? { tasks: 0, latestDueMs: 0 };
+    const dueMs = Date.parse(candidate.listed.scheduleTime ?? '') || 0;
+    this.#byQueue.set(candidate.queue, {
+      tasks: load.tasks + 1,
+      latestDueMs: Math.max(load.latestDueMs, dueMs),
+    });
+  }
+
+  /** Each queue's load at `nowMs`. */
+  loads(nowMs: number): QueueLoad[] {
+    return [...this.#byQueue].map(([queue, { tasks, latestDueMs }]) => ({
+      tasks,
+      backoffLeftSeconds: Math.max(0, latestDueMs - nowMs) / 1000,
+      runRatePerSecond: rateOf(queue.pacers)!,
+      copyRatePerSecond: rateOf(queue.copyPacers),
+    }));
+  }
 }

@@ -98,7 +98,7 @@ export class Forcer {
       if (selection.kind === 'skip') return { outcome: 'skipped', skipReason: selection.reason };
       await budget.sleepUntil(slotMs);
       if (budget.isOver()) return { outcome: 'deferred', why: 'out-of-time' };
-      if (queue.stoppedBy) return { outcome: 'skipped', skipReason: queue.stoppedBy };
+      if (queue.state.stoppedBy) return { outcome: 'skipped', skipReason: queue.state.stoppedBy };
       const stateSkip = await queue.state.skipReason();
       if (stateSkip) return { outcome: 'skipped', skipReason: stateSkip };
       if (policy.isHeld()) return { outcome: 'held' };
@@ -153,7 +153,7 @@ export class Forcer {
     }
     try {
       // The queue may have been stopped, or the quota pushed back, while this task waited its turn.
-      if (queue.stoppedBy) return { outcome: 'skipped', skipReason: queue.stoppedBy };
+      if (queue.state.stoppedBy) return { outcome: 'skipped', skipReason: queue.state.stoppedBy };
       const callMs = reserveCall(queue.pacers, budget.now(), budget.deadlineMs);
       if (callMs === undefined) return { outcome: 'deferred', why: 'out-of-time' };
       await budget.sleepUntil(callMs);
@@ -191,7 +191,7 @@ export class Forcer {
         case 'gone':
           return { outcome: 'gone' };
         case 'stop-queue':
-          queue.stoppedBy = 'queue-permission-denied';
+          queue.state.stop('queue-permission-denied');
           return { outcome: 'failed', error: failure.message };
         default:
           return { outcome: 'failed', error: failure.message };

@@ -3,6 +3,7 @@
  * one with less than half of its attempts left; the rest wait for the canaries' verdicts, and go on only if
  * every dispatched canary succeeded. A canary still running when its wait ends counts as not succeeded.
  */
+import type { Hold } from './hold.js';
 import type { Logger } from '../platform/log.js';
 import type { Candidate } from './plan.js';
 import type { TaskRow } from './settle.js';
@@ -15,15 +16,19 @@ type State = 'choosing' | 'passed' | 'failed';
 export class Gate {
   #state: State;
   readonly #canaries: string[] = [];
-  readonly #work: Promise<void>[] = [];
-  readonly #rows: TaskRow[] = [];
+  /** Each canary's row, once it has one. */
+  readonly #rows: Promise<TaskRow>[] = [];
   #waiting: Candidate[] = [];
 
   constructor(
     private readonly canary: { readonly count: number; readonly waitMs: number } | undefined,
-    private readonly log: Logger,
-    private readonly now: () => number,
-    private readonly random: () => number = Math.random,
+    private readonly deps: {
+      readonly log: Logger;
+      readonly now: () => number;
+      /** Held the moment the canaries did not succeed. */
+      readonly hold: Hold;
+      readonly random?: () => number;
+    },
   ) {
     this.#state = canary ? 'choosing' : 'passed';
   }
@@ -49,7 +54,7 @@ export class Gate {
   order(candidates: Candidate[]): Candidate[] {
     if (this.#state !== 'choosing') return candidates;
     for (let i = candidates.length - 1; i > 0; i--) {
-      const j = Math.floor(this.random() * (i + 1));
+      const j = Math.floor((this.deps.random ?? Math.random)() * (i + 1));
       [candidates[i], candidates[j]] = [candidates[j]!, candidates[i]!];
     }
     return candidates;
@@ -62,7 +67,7 @@ export class Gate {
     const eligible =
       !this.isFull &&
       hasHalfItsAttemptsLeft(listed, queue.retry) &&
-      !isLastAttempt(listed, queue.retry, this.now());
+      !isLastAttempt(listed, queue.retry, this.deps.now());
     if (!eligible) {
       this.#waiting.push(candidate);
       return 'wait';
@@ -71,30 +76,26 @@ export class Gate {
     return 'canary';
   }
 
-  track(work: Promise<void>): void {
-    this.#work.push(work);
-  }
-
-  canarySettled(row: TaskRow): void {
+  /** A canary's row, once it has one: its verdict decides. */
+  track(row: Promise<TaskRow>): void {
     this.#rows.push(row);
   }
 
   /** Waits for every canary's verdict and opens or closes the gate. */
   async settle(): Promise<void> {
     if (this.#state !== 'choosing') return;
-    await Promise.all(this.#work);
+    const rows = await Promise.all(this.#rows);
     // A canary is forced by RunTask (`dispatched`) or, in redrive, copied (`redriven`): its verdict decides.
-    const forced = this.#rows.filter((row) => row.outcome === 'dispatched' || row.outcome === 'redriven');
+    const forced = rows.filter((row) => row.outcome === 'dispatched' || row.outcome === 'redriven');
     const passed = forced.length > 0 && forced.every((row) => row.verdict === 'succeeded');
     this.#state = passed ? 'passed' : 'failed';
+    if (!passed) this.deps.hold.hold();
+    const { log } = this.deps;
     const fields = { canaries: this.#canaries, verdicts: forced.map((row) => row.verdict ?? 'none') };
-    if (passed) this.log.info(fields, 'canary succeeded; going on');
+    if (passed) log.info(fields, 'canary succeeded; going on');
     else if (this.#canaries.length === 0)
-      this.log.warn(
-        fields,
-        'no candidate has half of its attempts left to serve as a canary; holding the rest',
-      );
-    else this.log.warn(fields, 'canary did not succeed; holding the rest');
+      log.warn(fields, 'no candidate has half of its attempts left to serve as a canary; holding the rest');
+    else log.warn(fields, 'canary did not succeed; holding the rest');
   }
 
   /** The candidates that waited for the canaries. */

@@ -46,9 +46,7 @@ export interface QueueRun {
   readonly dueSoonApplies: boolean;
   /** Forced attempts still running count against the queue's maxConcurrentDispatches (SPEC 5.2). */
   readonly attemptsRunning: Semaphore;
-  /** Set at the first PERMISSION_DENIED: every later task of the queue would fail the same. */
-  stoppedBy: SkipReason | undefined;
-  /** The queue's state, read again as the run goes (paused or disabled meanwhile). */
+  /** The queue's state, read again as the run goes (paused or disabled meanwhile, or stopped). */
   readonly state: QueueState;
 }
 
@@ -74,17 +72,30 @@ export interface PlanDeps {
   readonly queueAttempts: QueueAttempts;
   readonly log: Logger;
   readonly now: () => number;
-  /** The copies this run's redrive made: listed later in the same queue, they are not its work. */
-  readonly ownCopies?: ReadonlySet<string>;
+  readonly mode: PlanMode;
+}
+
+/** What the plan asks of the run's mode (modes.ts). */
+export interface PlanMode {
+  /** Canaries may lift the last-attempt rule: it then waits for the fresh read. */
+  readonly canary: { readonly count: number; readonly waitMs: number } | undefined;
+  /** A copy starts its attempts again: the last-attempt rule is for RunTask only (SPEC 5.2). */
+  readonly startsAttemptsAgain: boolean;
+  /** RunTask bypasses the queue's maxConcurrentDispatches: a serial queue is then forced only with force. */
+  readonly bypassesDispatchLimit: boolean;
+  /** The pacers a task of the queue waits for. */
+  pacersOf(queue: Pick<QueueRun, 'pacers' | 'copyPacers'>): readonly Pacer[];
+  /** A listed task this run made itself (a redrive's copy): not its work. */
+  isOwnWork(task: string): boolean;
 }
 
 /** The plan of one request: its queues, their pages, and the queue errors met on the way. */
 export class Plan {
   /** Paces this request's own rate across its queues, when it asked for one. */
   readonly #requestPacer: Pacer | undefined;
-  readonly queueReports: QueueReport[] = [];
+  readonly #queueReports: QueueReport[] = [];
   /** The first "cannot reach Cloud Tasks" error, if any. */
-  unreachable: CloudTasksError | undefined;
+  #unreachable: CloudTasksError | undefined;
 
   constructor(
     private readonly request: RerunRequest,
@@ -94,18 +105,27 @@ export class Plan {
     this.#requestPacer = request.maxRatePerSecond ? new Pacer(request.maxRatePerSecond) : undefined;
   }
 
+  /** Each queue's line of the report, in the order met. */
+  get queueReports(): readonly QueueReport[] {
+    return this.#queueReports;
+  }
+
+  /** The first "cannot reach Cloud Tasks" error, if any. */
+  get unreachable(): CloudTasksError | undefined {
+    return this.#unreachable;
+  }
+
+  /** A queue the budget left no time to open: reported incomplete (undone). */
+  notReached(queue: QueueName): void {
+    this.#newReport(queue.name);
+  }
+
   /** The scope's queues, with allowlist patterns expanded by listing their location's queues. */
   async queueNames(): Promise<QueueName[]> {
     const queues = new Map(this.scope.queues.map((q) => [q.name, q]));
     for (const pattern of this.scope.patterns) {
       if (pattern.project === '*' || pattern.location === '*') {
-        this.queueReports.push({
-          queue: pattern.pattern,
-          scanned: 0,
-          matched: 0,
-          complete: false,
-          error: 'cannot list: name the project and location',
-        });
+        this.#newReport(pattern.pattern).error = 'cannot list: name the project and location';
         continue;
       }
       try {
@@ -139,22 +159,23 @@ export class Plan {
     );
     const pacers = [this.deps.pacer, ...copyPacers];
     report.state = state.state ?? 'STATE_UNSPECIFIED';
-    const rate = rateOf(this.request.mode === 'redrive' ? copyPacers : pacers);
+    const { mode } = this.deps;
+    const rate = rateOf(mode.pacersOf({ pacers, copyPacers }));
     if (rate !== undefined) report.rate = rate;
+    const rule = { force: this.request.force, bypassesDispatchLimit: mode.bypassesDispatchLimit };
     return {
       queue,
       report,
       pacers,
       copyPacers,
       retry: retryLimitsOf(state),
-      skipReason: queueSkipReason(state, this.request.force, this.request.mode),
+      skipReason: queueSkipReason(state, rule.force, rule.bypassesDispatchLimit),
       dueSoonApplies: !(state.state === 'PAUSED' && this.request.force),
       attemptsRunning: this.deps.queueAttempts.of(
         queue.name,
         state.rateLimits?.maxConcurrentDispatches ?? Number.MAX_SAFE_INTEGER,
       ),
-      stoppedBy: undefined,
-      state: new QueueState(this.deps, queue, this.request, state),
+      state: new QueueState(this.deps, queue, rule, state),
     };
   }
 
@@ -177,8 +198,7 @@ export class Plan {
       minBackoffLeftMs: this.request.minBackoffLeftMs,
       dueSoonApplies: run.dueSoonApplies,
       retry: run.retry,
-      // A copy starts its attempts again: the last-attempt rule is for RunTask only (SPEC 5.2).
-      allowLastAttempt: allowLastAttempt || this.request.mode === 'redrive',
+      allowLastAttempt: allowLastAttempt || this.deps.mode.startsAttemptsAgain,
       nowMs: this.deps.now(),
     };
   }
@@ -207,14 +227,11 @@ export class Plan {
 
   #split(page: readonly Task[], run: QueueRun): PlannedPage {
     // The last-attempt rule waits for the fresh read when canaries may lift it.
-    const rules = this.rulesFor(
-      run,
-      this.request.lastAttempts || (!!this.request.canary && !this.request.dryRun),
-    );
+    const rules = this.rulesFor(run, this.request.lastAttempts || this.deps.mode.canary !== undefined);
     const split: PlannedPage = { candidates: [], rows: [] };
     for (const task of page) {
       run.report.scanned++;
-      if (this.deps.ownCopies?.has(task.name)) continue;
+      if (this.deps.mode.isOwnWork(task.name)) continue;
       const selection = selectTask(task, rules);
       if (selection.kind === 'unmatched') continue;
       run.report.matched++;
@@ -232,7 +249,7 @@ export class Plan {
 
   #newReport(queue: string): QueueReport {
     const report: QueueReport = { queue, scanned: 0, matched: 0, complete: false };
-    this.queueReports.push(report);
+    this.#queueReports.push(report);
     return report;
   }
 
@@ -242,7 +259,7 @@ export class Plan {
     const action = actionFor(failure);
     if (action === 'retry' || action === 'wait-quota' || failure.status === 'DEADLINE_EXCEEDED') {
       report.transient = true;
-      if (action === 'retry' || failure.status === 'DEADLINE_EXCEEDED') this.unreachable ??= failure;
+      if (action === 'retry' || failure.status === 'DEADLINE_EXCEEDED') this.#unreachable ??= failure;
     }
     this.deps.log.error(
       { queue: report.queue, status: failure.status, error: failure.message },

@@ -6,7 +6,6 @@
  */
 import type { CloudTasksClient, Queue } from '../cloud-tasks/client.js';
 import type { QueueName } from '../cloud-tasks/names.js';
-import type { RerunMode } from '../triggers/events.js';
 import { queueSkipReason, type SkipReason } from './select.js';
 
 /** How old the queue's state may be when a task of the queue is acted on. */
@@ -23,15 +22,28 @@ export class QueueState {
   #reason: SkipReason | undefined;
   /** The read under way, shared by every task that asks meanwhile. */
   #reading: Promise<SkipReason | undefined> | undefined;
+  #stoppedBy: SkipReason | undefined;
 
   constructor(
     private readonly deps: QueueStateDeps,
     private readonly queue: QueueName,
-    private readonly rule: { readonly force: boolean; readonly mode: RerunMode },
+    private readonly rule: { readonly force: boolean; readonly bypassesDispatchLimit: boolean },
     opened: Queue,
   ) {
     this.#readMs = deps.now();
     this.#reason = this.#reasonOf(opened);
+  }
+
+  /**
+   * Set at the first PERMISSION_DENIED on a call that acts on a task: every later task of the queue would
+   * fail the same, and is skipped with this reason.
+   */
+  stop(reason: SkipReason): void {
+    this.#stoppedBy ??= reason;
+  }
+
+  get stoppedBy(): SkipReason | undefined {
+    return this.#stoppedBy;
   }
 
   /**
@@ -55,6 +67,6 @@ export class QueueState {
   }
 
   #reasonOf(queue: Queue): SkipReason | undefined {
-    return queueSkipReason(queue, this.rule.force, this.rule.mode);
+    return queueSkipReason(queue, this.rule.force, this.rule.bypassesDispatchLimit);
   }
 }

@@ -5,7 +5,7 @@
 import type { Attempt, Queue, Task } from '../cloud-tasks/client.js';
 import { parseProtoDurationMs } from '../platform/duration.js';
 import { CANONICAL_CODES } from '../cloud-tasks/codes.js';
-import type { Match, RerunMode } from '../triggers/events.js';
+import type { Match } from '../triggers/events.js';
 import { taskIdOf } from '../cloud-tasks/names.js';
 
 /** Why a matched task was not run. */
@@ -106,18 +106,18 @@ export function selectTask(task: Task, rules: SelectionRules): Selection {
 
 /**
  * The queue-level rules: PAUSED queues only with force, DISABLED never, and a queue that serialises its
- * work (`maxConcurrentDispatches: 1`) only with force (RunTask bypasses that limit).
+ * work (`maxConcurrentDispatches: 1`) only with force when the mode bypasses that limit (RunTask does;
+ * redrive's copies are dispatched by Cloud Tasks itself, within it).
  */
 export function queueSkipReason(
   queue: Queue,
   force: boolean,
-  mode: RerunMode = 'run',
+  bypassesDispatchLimit = true,
 ): SkipReason | undefined {
   if (queue.state === 'DISABLED') return 'queue-disabled';
   if (force) return undefined;
   if (queue.state === 'PAUSED') return 'queue-paused';
-  // Redrive's copies are dispatched by Cloud Tasks itself, within maxConcurrentDispatches.
-  if (queue.rateLimits?.maxConcurrentDispatches === 1 && mode === 'run') return 'queue-serial';
+  if (queue.rateLimits?.maxConcurrentDispatches === 1 && bypassesDispatchLimit) return 'queue-serial';
   return undefined;
 }
 

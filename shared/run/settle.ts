@@ -2,10 +2,11 @@
  * The run report (SPEC 7): every matched task gets exactly one outcome, logged once and counted once.
  */
 import type { Estimate } from './estimate.js';
-import type { Logger } from '../platform/log.js';
+import { operationFirst, operationLast, type Logger } from '../platform/log.js';
 import type { SkipReason } from './select.js';
+import { continueWithOf } from './undone.js';
 import type { Verdict } from './verify.js';
-import type { EventKind as Kind, RerunMode } from '../triggers/events.js';
+import type { EventKind as Kind, RerunMode, RerunRequest } from '../triggers/events.js';
 
 export const OUTCOMES = [
   'dispatched',
@@ -172,4 +173,79 @@ export function runOutcomeOf(report: RerunReport): RunOutcome {
   // Queued tasks are still to run (in the control queue): their request ends later.
   if (failures === 0 && counts.deferred === 0 && counts.queued === 0) return 'recovered';
   return 'partial';
+}
+
+/** What the other stages give the report. */
+export interface ReportParts {
+  readonly report: ReportBuilder;
+  readonly queues: readonly QueueReport[];
+  readonly canary: RerunReport['canary'];
+  readonly estimate: Estimate | undefined;
+  readonly durationMs: number;
+}
+
+/** The run's report; continueWith is set exactly when work is left (undone.ts). */
+export function reportOf(request: RerunRequest, runId: string, parts: ReportParts): RerunReport {
+  const { report, canary, estimate } = parts;
+  const { counts } = report;
+  const cutoff = iso(request.cutoffMs);
+  const queues = [...parts.queues];
+  const continueWith = continueWithOf({ requestId: request.requestId, cutoff }, counts.deferred, queues);
+  return {
+    runId,
+    requestId: request.requestId,
+    kind: request.kind,
+    mode: request.mode,
+    ...(request.reason !== undefined && { reason: request.reason }),
+    dryRun: request.dryRun,
+    cutoff,
+    ...(request.cutoffClamped && { cutoffClamped: true as const }),
+    queues,
+    counts,
+    skipped: report.skipped,
+    tasks: report.rows,
+    ...(report.isTruncated && { truncated: true as const }),
+    ...(canary && { canary }),
+    ...(estimate && { estimate }),
+    ...(continueWith && { continueWith }),
+    durationMs: parts.durationMs,
+  };
+}
+
+/** The run's first line. */
+export function logStarted(log: Logger, request: RerunRequest): void {
+  log.info(
+    {
+      ...operationFirst(),
+      kind: request.kind,
+      requestId: request.requestId,
+      mode: request.mode,
+      cutoff: iso(request.cutoffMs),
+      cutoffSource: request.cutoffSource,
+      dryRun: request.dryRun,
+      ...request.context,
+    },
+    'rerun started',
+  );
+}
+
+/** The run's last line. */
+export function logFinished(log: Logger, report: RerunReport): void {
+  log.info(
+    {
+      ...operationLast(),
+      outcome: runOutcomeOf(report),
+      ...(report.dryRun && { dryRun: true }),
+      counts: report.counts,
+      skipped: report.skipped,
+      queues: report.queues,
+      ...(report.continueWith && { continueWith: report.continueWith }),
+      durationMs: report.durationMs,
+    },
+    'rerun finished',
+  );
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
 }

@@ -2,7 +2,7 @@
  * The verify stage (SPEC 6 "Verification"): RunTask answers before the target does, so each dispatched task
  * is read back until its forced attempt completes or the window ends. The forced attempt is recognised by
  * the counts (a responseCount above the fresh read's), not by clocks. Read-backs use GetTask (the general
- * quota), never the RunTask pace. The breaker (SPEC 4) acts on the verdicts as they arrive.
+ * quota), never the RunTask pace. The breaker (breaker.ts) acts on the verdicts as they arrive.
  */
 import { toCloudTasksError, type CloudTasksClient, type Task } from '../cloud-tasks/client.js';
 import type { Budget } from './budget.js';
@@ -101,39 +101,4 @@ function hasCompletedSince(task: Task, fresh: Task, baseline: number): boolean {
   return (
     (task.dispatchCount ?? 0) > (fresh.dispatchCount ?? 0) && task.lastAttempt?.responseTime !== undefined
   );
-}
-
-/** The breaker's settings (SPEC 4). */
-export interface BreakerSettings {
-  readonly maxFailedAgain: number;
-  readonly minVerdicts: number;
-}
-
-/** Trips once enough verdicts are in and too many of them failed again; `running` is no verdict. */
-export class Breaker {
-  #succeeded = 0;
-  #failedAgain = 0;
-  #tripped = false;
-
-  constructor(private readonly settings: BreakerSettings | undefined) {}
-
-  /** Counts a verdict; true when this verdict trips the breaker. */
-  record(verdict: Verdict | undefined): boolean {
-    if (verdict === 'succeeded') this.#succeeded++;
-    else if (verdict === 'failed-again') this.#failedAgain++;
-    else return false;
-    if (this.#tripped || !this.settings) return false;
-    const verdicts = this.#succeeded + this.#failedAgain;
-    this.#tripped =
-      verdicts >= this.settings.minVerdicts && this.#failedAgain / verdicts > this.settings.maxFailedAgain;
-    return this.#tripped;
-  }
-
-  get isTripped(): boolean {
-    return this.#tripped;
-  }
-
-  get figures(): { succeeded: number; failedAgain: number } {
-    return { succeeded: this.#succeeded, failedAgain: this.#failedAgain };
-  }
 }

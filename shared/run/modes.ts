@@ -1,0 +1,309 @@
+/**
+ * What differs between run, redrive and a dry run: one object per mode, handed to the stages
+ * (docs/architecture.md "Modes"). A mode says what the plan's rules make of it, the pace a task keeps, how
+ * a claimed task is acted on and read back, and what a task gets when no slot is left in the budget. This
+ * file's modeOf is the one place that looks at the request's mode and dryRun.
+ */
+import type { Budget } from './budget.js';
+import type { CloudTasksClient } from '../cloud-tasks/client.js';
+import type { Config } from '../platform/config.js';
+import type { ControlTarget, ControlWork } from '../control/control-tasks.js';
+import { Copier, type CopyResult } from './copy.js';
+import { Enqueuer } from './enqueue.js';
+import { estimateOf, LoadCollector, type Estimate } from './estimate.js';
+import { Forcer, type ForcePolicy, type ForceResult } from './force.js';
+import type { Logger } from '../platform/log.js';
+import type { QueueName } from '../cloud-tasks/names.js';
+import { Semaphore, type Pacer } from './pace.js';
+import type { Candidate, PlanMode, QueueRun } from './plan.js';
+import { checkRedrivePermissions } from './redrive-permissions.js';
+import type { RerunMode, RerunRequest } from '../triggers/events.js';
+import { isLastAttempt } from './select.js';
+import type { TaskRow } from './settle.js';
+import { Verifier, type VerdictResult } from './verify.js';
+
+/** The result of an act that forced nothing. */
+export type Unforced = Exclude<ForceResult | CopyResult, { outcome: 'dispatched' } | { outcome: 'redriven' }>;
+
+/** A claimed task acted on: forced (its row, and how to read its forced attempt back), or not. */
+export type Acted =
+  | {
+      readonly forced: true;
+      readonly row: Omit<TaskRow, 'task'>;
+      /** Reads the forced attempt back for at most `windowMs`. */
+      readonly verify: (windowMs: number) => Promise<VerdictResult>;
+    }
+  | { readonly forced: false; readonly result: Unforced };
+
+/** How a task is carried out once admitted (flow.ts: claim, act, release, verify). */
+export interface Acting {
+  /** The place the task holds from before its claim to its verdict; undefined when none is left in time. */
+  enter(queue: QueueRun): Promise<(() => void) | undefined>;
+  /** The pacers a task of the queue waits for. */
+  pacersOf(queue: Pick<QueueRun, 'pacers' | 'copyPacers'>): readonly Pacer[];
+  /** Reserves the task's paced slot; undefined when none is left in the budget. */
+  reserve(queue: QueueRun): number | undefined;
+  /** At the slot: the fresh read, the rules, and the act. */
+  act(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<Acted>;
+  /** No slot left in the budget: what the task gets instead. */
+  noSlot(task: string): Promise<Omit<TaskRow, 'task'>>;
+}
+
+export interface Mode extends PlanMode {
+  readonly name: RerunMode;
+  /** The outcome of a task this mode forces. */
+  readonly forcedOutcome: 'dispatched' | 'redriven';
+  /** Tasks under way at once: enough to keep the calls in flight busy. */
+  readonly concurrency: number;
+  readonly acting: Acting;
+  /** Before any task is touched (redrive: its permissions on every queue). */
+  prepare(queues: readonly QueueName[]): Promise<void>;
+  /** The row of an admitted task that is not carried out (a dry run's), else undefined. */
+  rowAtOnce(candidate: Candidate): TaskRow | undefined;
+  /** A dry run's estimate, at `nowMs`. */
+  estimate(nowMs: number): Estimate | undefined;
+}
+
+export interface ModeDeps {
+  readonly config: Config;
+  readonly tasks: CloudTasksClient;
+  readonly pacer: Pacer;
+  readonly inFlight: Semaphore;
+  readonly log: Logger;
+  readonly budget: Budget;
+  readonly now: () => number;
+  readonly armingDelayMs: number;
+  /** The control queue, when there is one. */
+  readonly control: ControlTarget | undefined;
+  /** Whether what has no slot may go to the control queue (not from a control task's own delivery). */
+  readonly mayEnqueue: boolean;
+  readonly work: Omit<ControlWork, 'task'>;
+}
+
+/** The request's mode. */
+export function modeOf(request: RerunRequest, deps: ModeDeps): Mode {
+  const { config, tasks, budget, control } = deps;
+  // Redrive's reads, creates and deletes, the read-backs and the enqueues share one bound.
+  const calls = new Semaphore(config.redriveConcurrency);
+  const verifier = new Verifier({ tasks, reads: calls, budget });
+  const base =
+    request.mode === 'redrive'
+      ? new RedriveMode(
+          tasks,
+          new Copier(
+            { tasks, calls, budget, armingDelayMs: deps.armingDelayMs, recovery: control },
+            deps.work,
+          ),
+          verifier,
+          request.canary,
+          config.redriveConcurrency,
+        )
+      : new RunTaskMode(
+          new Forcer({ tasks, pacer: deps.pacer, inFlight: deps.inFlight, budget, log: deps.log }),
+          verifier,
+          control && deps.mayEnqueue ? new Enqueuer(tasks, control, deps.work, calls, deps.now) : undefined,
+          budget,
+          request.canary,
+          config.concurrency,
+        );
+  return request.dryRun ? new DryRunMode(base, deps.armingDelayMs) : base;
+}
+
+type Canary = Mode['canary'];
+
+/** Mode run: RunTask, within the queue's maxConcurrentDispatches; what has no slot goes to the control queue. */
+export class RunTaskMode implements Mode, Acting {
+  readonly name = 'run';
+  readonly forcedOutcome = 'dispatched';
+  readonly startsAttemptsAgain = false;
+  readonly bypassesDispatchLimit = true;
+  readonly acting: Acting = this;
+
+  constructor(
+    private readonly forcer: Forcer,
+    private readonly verifier: Verifier,
+    private readonly enqueuer: Enqueuer | undefined,
+    private readonly budget: Budget,
+    readonly canary: Canary,
+    readonly concurrency: number,
+  ) {}
+
+  async prepare(): Promise<void> {}
+
+  pacersOf(queue: Pick<QueueRun, 'pacers'>): readonly Pacer[] {
+    return queue.pacers;
+  }
+
+  isOwnWork(): boolean {
+    return false;
+  }
+
+  rowAtOnce(): undefined {
+    return undefined;
+  }
+
+  estimate(): undefined {
+    return undefined;
+  }
+
+  /** A place among the queue's forced attempts still running, held until the verdict. */
+  async enter(queue: QueueRun): Promise<(() => void) | undefined> {
+    const { attemptsRunning } = queue;
+    const entered = await attemptsRunning.acquire(this.budget.deadlineMs, this.budget.now());
+    return entered ? () => attemptsRunning.release() : undefined;
+  }
+
+  reserve(queue: QueueRun): number | undefined {
+    return this.forcer.reserve(queue);
+  }
+
+  async act(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<Acted> {
+    const result = await this.forcer.force(candidate, slotMs, policy);
+    if (result.outcome !== 'dispatched') return { forced: false, result };
+    const { fresh } = result;
+    return {
+      forced: true,
+      row: { outcome: 'dispatched' },
+      verify: (windowMs) => {
+        // A task gone after what may have been its last attempt could have failed: no verdict then.
+        const onLastAttempt = isLastAttempt(fresh, candidate.queue.retry, this.budget.now());
+        return this.verifier.verdictOf(candidate.name, fresh, windowMs, !onLastAttempt);
+      },
+    };
+  }
+
+  /** The control queue takes the task, else a later delivery. */
+  async noSlot(task: string): Promise<Omit<TaskRow, 'task'>> {
+    return this.enqueuer ? this.enqueuer.enqueue(task) : { outcome: 'deferred' };
+  }
+}
+
+/**
+ * Mode redrive: copy and delete; Cloud Tasks dispatches the copies itself, within the queue's
+ * maxConcurrentDispatches and at the queue's own rate. What has no slot is deferred, not queued: the
+ * control queue runs at the RunTask quota, and the next delivery goes on at the queue's own rate.
+ */
+export class RedriveMode implements Mode, Acting {
+  readonly name = 'redrive';
+  readonly forcedOutcome = 'redriven';
+  readonly startsAttemptsAgain = true;
+  readonly bypassesDispatchLimit = false;
+  readonly acting: Acting = this;
+
+  constructor(
+    private readonly tasks: CloudTasksClient,
+    private readonly copier: Copier,
+    private readonly verifier: Verifier,
+    readonly canary: Canary,
+    readonly concurrency: number,
+  ) {}
+
+  /** Without redrive's permissions nothing is created or deleted (redrive-permissions.ts). */
+  async prepare(queues: readonly QueueName[]): Promise<void> {
+    await checkRedrivePermissions(this.tasks, queues);
+  }
+
+  pacersOf(queue: Pick<QueueRun, 'copyPacers'>): readonly Pacer[] {
+    return queue.copyPacers;
+  }
+
+  /** The copies this run made: listed later in the same queue, they are not its work. */
+  isOwnWork(task: string): boolean {
+    return this.copier.copies.has(task);
+  }
+
+  rowAtOnce(): undefined {
+    return undefined;
+  }
+
+  estimate(): undefined {
+    return undefined;
+  }
+
+  /** Cloud Tasks dispatches the copies itself, within maxConcurrentDispatches: no place to hold. */
+  enter(): Promise<() => void> {
+    return Promise.resolve(() => undefined);
+  }
+
+  reserve(queue: QueueRun): number | undefined {
+    return this.copier.reserve(queue);
+  }
+
+  async act(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<Acted> {
+    const result = await this.copier.copy(candidate, slotMs, policy);
+    if (result.outcome !== 'redriven') return { forced: false, result };
+    const { copy, dueMs } = result;
+    return {
+      forced: true,
+      row: { outcome: 'redriven', copy: copy.name },
+      // The copy has no attempt yet; its first one falls due at the end of the arming delay.
+      verify: (windowMs) =>
+        this.verifier.verdictOf(
+          copy,
+          { name: copy.name, dispatchCount: 0, responseCount: 0 },
+          windowMs,
+          true,
+          dueMs,
+        ),
+    };
+  }
+
+  noSlot(): Promise<Omit<TaskRow, 'task'>> {
+    return Promise.resolve({ outcome: 'deferred' });
+  }
+}
+
+/**
+ * A dry run of either mode: nothing is claimed or forced. Each admitted task is counted as the mode would
+ * force it, into the estimate of how long each mode would take; no canaries (nothing to verify).
+ */
+export class DryRunMode implements Mode {
+  readonly canary = undefined;
+  readonly #loads = new LoadCollector();
+
+  constructor(
+    private readonly base: Mode,
+    private readonly armingDelayMs: number,
+  ) {}
+
+  get name(): RerunMode {
+    return this.base.name;
+  }
+  get forcedOutcome(): 'dispatched' | 'redriven' {
+    return this.base.forcedOutcome;
+  }
+  get concurrency(): number {
+    return this.base.concurrency;
+  }
+  get startsAttemptsAgain(): boolean {
+    return this.base.startsAttemptsAgain;
+  }
+  get bypassesDispatchLimit(): boolean {
+    return this.base.bypassesDispatchLimit;
+  }
+  /** Never reached: every admitted task gets its row at once. */
+  get acting(): Acting {
+    return this.base.acting;
+  }
+
+  prepare(queues: readonly QueueName[]): Promise<void> {
+    return this.base.prepare(queues);
+  }
+
+  pacersOf(queue: Pick<QueueRun, 'pacers' | 'copyPacers'>): readonly Pacer[] {
+    return this.base.pacersOf(queue);
+  }
+
+  isOwnWork(task: string): boolean {
+    return this.base.isOwnWork(task);
+  }
+
+  rowAtOnce(candidate: Candidate): TaskRow {
+    this.#loads.add(candidate);
+    return { task: candidate.name.name, outcome: this.forcedOutcome };
+  }
+
+  estimate(nowMs: number): Estimate {
+    return estimateOf(this.#loads.loads(nowMs), { mode: this.name, armingDelayMs: this.armingDelayMs });
+  }
+}

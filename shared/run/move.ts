@@ -1,0 +1,193 @@
+/**
+ * The move of one original into its copy (docs/claims.md "A crash mid-redrive"): the copy is created, the
+ * original read again, and deleted only while idle; a copy that must not run beside its original is
+ * withdrawn. When in doubt, a task is kept rather than lost.
+ */
+import type { CloudTasksError, Task } from '../cloud-tasks/client.js';
+import { copyOf, firstTaskOf, type CopyDeps, type CopyResult } from './copy.js';
+import type { TaskName } from '../cloud-tasks/names.js';
+import type { QueueRun } from './plan.js';
+import type { RedriveCalls, Stop } from './redrive-calls.js';
+import { actionFor, isInDoubt } from '../cloud-tasks/retry.js';
+
+/** A move's recovery task: its name (none without a control queue) and when it falls due. */
+export interface Recovery {
+  readonly name: string | undefined;
+  readonly dueMs: number;
+}
+
+export class Mover {
+  /** Accounts whose tokens this run may not create tasks with: later tasks carrying them are not tried. */
+  readonly #cannotActAs = new Set<string>();
+
+  constructor(
+    private readonly deps: Pick<CopyDeps, 'tasks' | 'budget' | 'armingDelayMs'>,
+    private readonly calls: RedriveCalls,
+  ) {}
+
+  /** Whether this run may create a task carrying the account's token, as far as it knows. */
+  mayActAs(account: string | undefined): boolean {
+    return account === undefined || !this.#cannotActAs.has(account);
+  }
+
+  /** The copy, then the original's delete. */
+  async move(
+    queue: QueueRun,
+    name: TaskName,
+    fresh: Task,
+    copyName: TaskName,
+    account: string | undefined,
+    recovery: Recovery,
+  ): Promise<CopyResult> {
+    const created = await this.#create(queue, fresh, copyName, account);
+    if ('stop' in created) return created.stop;
+    return this.#replace(name, fresh, copyName, created.dueMs, recovery);
+  }
+
+  /**
+   * Creates the copy, due an arming delay after each try is sent; once it exists (made now, or by an
+   * earlier try of this request), when it falls due.
+   */
+  async #create(
+    queue: QueueRun,
+    original: Task,
+    copyName: TaskName,
+    account: string | undefined,
+  ): Promise<Stop | { dueMs: number }> {
+    const { budget, tasks, armingDelayMs } = this.deps;
+    let dueMs = 0;
+    return this.calls.sendChange<Stop | { dueMs: number }>(
+      () => {
+        const copy = copyOf(original, copyName, budget.now() + armingDelayMs);
+        dueMs = Date.parse(copy.scheduleTime!);
+        return tasks.createTask(queue.queue, copy);
+      },
+      (failure) => {
+        if (failure === undefined) return { dueMs };
+        if (failure.status === 'ALREADY_EXISTS') return this.#existingCopy(copyName, firstTaskOf(original));
+        if (failure.status === 'PERMISSION_DENIED' && account !== undefined) {
+          // Creating a task with a token needs iam.serviceAccounts.actAs on its account; the original stays.
+          this.#cannotActAs.add(account);
+          return { stop: { outcome: 'skipped', skipReason: 'cannot-act-as' } };
+        }
+        const action = actionFor(failure);
+        if (action === 'stop-queue') queue.state.stop('queue-permission-denied');
+        if (action !== 'retry' && action !== 'wait-quota' && !isInDoubt(failure)) {
+          return { stop: { outcome: 'failed', error: `CreateTask: ${failure.message}` } };
+        }
+        // A named create is safe to send again: if the first one landed, the next answers ALREADY_EXISTS.
+        return undefined;
+      },
+      // The copy may exist, or land later: the move's recovery settles it.
+      (failure) => ({
+        stop: { outcome: 'deferred', error: `CreateTask: ${failure.message}`, unsettled: true },
+      }),
+    );
+  }
+
+  /** ALREADY_EXISTS: go on only if the task under the copy's name is this original's copy. */
+  async #existingCopy(copyName: TaskName, first: string): Promise<Stop | { dueMs: number }> {
+    const existing = await this.calls.read(copyName, 'FULL');
+    if (!('stop' in existing)) {
+      if (firstTaskOf(existing) === first) {
+        return { dueMs: Date.parse(existing.scheduleTime ?? '') || this.deps.budget.now() };
+      }
+      return {
+        stop: { outcome: 'failed', error: `a task not copied from this one holds the name ${copyName.name}` },
+      };
+    }
+    if (existing.stop.outcome !== 'gone') return existing;
+    // The name is a tombstone: an earlier delivery's copy already ran, or was withdrawn. Either way this
+    // request cannot copy the task again, and deleting the original could lose it: it stays as it is.
+    return {
+      stop: {
+        outcome: 'failed',
+        error: `the copy's name ${copyName.name} was used by an earlier delivery of this request (its copy ran or was withdrawn); the task is left as it is: send a new request to redrive it`,
+      },
+    };
+  }
+
+  /** With the copy made: the original is deleted only while idle (DeleteTask does not stop an attempt). */
+  async #replace(
+    name: TaskName,
+    fresh: Task,
+    copyName: TaskName,
+    dueMs: number,
+    recovery: Recovery,
+  ): Promise<CopyResult> {
+    const again = await this.calls.read(name, 'BASIC');
+    if ('stop' in again) {
+      if (again.stop.outcome === 'gone') return this.#withdraw(copyName, { outcome: 'gone' });
+      return this.#withdraw(copyName, {
+        outcome: 'deferred',
+        error: `the original could not be read again (${describe(again.stop)}); its copy was withdrawn`,
+      });
+    }
+    const attempted =
+      (again.dispatchCount ?? 0) > (fresh.dispatchCount ?? 0) ||
+      (again.lastAttempt?.dispatchTime !== undefined && again.lastAttempt.responseTime === undefined);
+    if (attempted) {
+      return this.#withdraw(copyName, {
+        outcome: 'deferred',
+        error: 'an attempt of the original started meanwhile; its copy was withdrawn',
+      });
+    }
+    return this.#deleteOriginal(name, copyName, dueMs, recovery);
+  }
+
+  async #deleteOriginal(
+    name: TaskName,
+    copyName: TaskName,
+    dueMs: number,
+    recovery: Recovery,
+  ): Promise<CopyResult> {
+    let answerLost = false;
+    return this.calls.sendChange(
+      () => this.deps.tasks.deleteTask(name),
+      (failure) => {
+        if (failure === undefined) return { outcome: 'redriven', copy: copyName, dueMs };
+        if (failure.status === 'NOT_FOUND') {
+          // After a lost answer, NOT_FOUND most likely means the first delete went through; once the
+          // recovery task is due, that its delivery deleted it: keep the copy.
+          if (answerLost || this.deps.budget.now() >= recovery.dueMs) {
+            return { outcome: 'redriven', copy: copyName, dueMs };
+          }
+          return this.#withdraw(copyName, { outcome: 'gone' });
+        }
+        if (!isInDoubt(failure)) {
+          return this.#withdraw(copyName, { outcome: 'failed', error: `DeleteTask: ${failure.message}` });
+        }
+        answerLost ||= failure.answerLost || failure.status === 'DEADLINE_EXCEEDED';
+        return undefined;
+      },
+      (failure) => ({
+        outcome: 'deferred',
+        error: `the original could not be deleted (${failure.message}); the copy ${copyName.name} stays, and the move's recovery (or the next delivery of this request) deletes the original`,
+        unsettled: true,
+      }),
+    );
+  }
+
+  /** Deletes a copy that must not run (its original finished, or is running); `then` is the task's result. */
+  async #withdraw(copyName: TaskName, then: CopyResult): Promise<CopyResult> {
+    const cannot = (failure: CloudTasksError): CopyResult => ({
+      outcome: 'failed',
+      error: `the copy ${copyName.name} could not be withdrawn (${failure.message}): the task may run twice`,
+      unsettled: true,
+    });
+    return this.calls.sendChange(
+      () => this.deps.tasks.deleteTask(copyName),
+      (failure) =>
+        failure === undefined || failure.status === 'NOT_FOUND'
+          ? then
+          : isInDoubt(failure)
+            ? undefined
+            : cannot(failure),
+      cannot,
+    );
+  }
+}
+
+function describe(result: CopyResult): string {
+  return 'error' in result && result.error !== undefined ? result.error : result.outcome;
+}

@@ -1,0 +1,90 @@
+/**
+ * Redrive's calls to Cloud Tasks (copy.ts, move.ts): a read raced against the budget, and a create or
+ * delete sent until its result is settled, with at most RERUN_REDRIVE_CONCURRENCY of them in flight.
+ */
+import { toCloudTasksError, type CloudTasksError, type Task } from '../cloud-tasks/client.js';
+import { OUT_OF_TIME } from './budget.js';
+import type { CopyDeps, CopyResult } from './copy.js';
+import type { TaskName } from '../cloud-tasks/names.js';
+import { backoffDelayMs, outcomeOfFailedRead } from '../cloud-tasks/retry.js';
+import { sendWithRetries } from '../platform/google-api.js';
+
+/** Tries of a create or delete whose answer was transient, before the task is left for a later delivery. */
+const MAX_CHANGE_ATTEMPTS = 3;
+
+/** A step's failure, as the result the task ends with. */
+export type Stop = { readonly stop: CopyResult };
+
+export class RedriveCalls {
+  constructor(private readonly deps: Pick<CopyDeps, 'tasks' | 'calls' | 'budget'>) {}
+
+  /** A read (the client retries transient failures), raced against the budget. */
+  async read(name: TaskName, view: 'BASIC' | 'FULL'): Promise<Task | Stop> {
+    const { calls, budget, tasks } = this.deps;
+    if (!(await calls.acquire(budget.deadlineMs, budget.now()))) return { stop: { outcome: 'deferred' } };
+    try {
+      const task = await budget.race(tasks.getTask(name, view));
+      return task === OUT_OF_TIME ? { stop: { outcome: 'deferred' } } : task;
+    } catch (error) {
+      const failure = toCloudTasksError(error);
+      const outcome = outcomeOfFailedRead(failure);
+      return { stop: outcome === 'gone' ? { outcome } : { outcome, error: failure.message } };
+    } finally {
+      calls.release();
+    }
+  }
+
+  /**
+   * A create or delete, not raced against the budget (a call sent is let answer; the client's timeout
+   * bounds it); its failure, or undefined on success.
+   */
+  async change(call: () => Promise<unknown>): Promise<CloudTasksError | undefined> {
+    const { calls } = this.deps;
+    await calls.acquire();
+    try {
+      await call();
+      return undefined;
+    } catch (error) {
+      return toCloudTasksError(error);
+    } finally {
+      calls.release();
+    }
+  }
+
+  /**
+   * Sends a create or delete until `settle` gives its result from the failure (undefined: success).
+   * `settle` answers undefined where the change may be sent again (retry.ts); it is, after backoff, up to
+   * MAX_CHANGE_ATTEMPTS and within the budget (the one resend loop, shared/platform/google-api.ts);
+   * otherwise `giveUp` gives the result from the last failure.
+   */
+  async sendChange<R>(
+    send: () => Promise<unknown>,
+    settle: (failure: CloudTasksError | undefined) => R | Promise<R> | undefined,
+    giveUp: (failure: CloudTasksError) => R,
+  ): Promise<R> {
+    const { budget } = this.deps;
+    let resend: CloudTasksError | undefined;
+    try {
+      return await sendWithRetries(
+        async () => {
+          const failure = await this.change(send);
+          const result = await settle(failure);
+          if (result !== undefined) return result;
+          if (failure === undefined) throw new Error('a change that succeeded must be settled');
+          resend = failure;
+          throw failure;
+        },
+        (_failure, attempt) => {
+          const waitMs = backoffDelayMs(attempt);
+          return attempt + 1 < MAX_CHANGE_ATTEMPTS && budget.now() + waitMs < budget.deadlineMs
+            ? waitMs
+            : undefined;
+        },
+        (waitMs) => budget.sleepUntil(budget.now() + waitMs),
+      );
+    } catch (error) {
+      if (resend === undefined || error !== resend) throw error;
+      return giveUp(resend);
+    }
+  }
+}

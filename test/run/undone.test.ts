@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { QueueReport } from '../../shared/run/settle.js';
-import { isQueueUndone, undoneQueues } from '../../shared/run/undone.js';
+import { continueWithOf, isQueueUndone, undoneQueues } from '../../shared/run/undone.js';
 
 const base: QueueReport = {
   queue: 'projects/p/locations/l/queues/q',
@@ -32,5 +32,28 @@ describe('what counts as undone', () => {
       { ...base, queue: 'd' },
     ];
     expect(undoneQueues(queues).map((q) => q.queue)).toEqual(['b', 'd']);
+  });
+});
+
+describe('continueWithOf', () => {
+  const request = { requestId: 'r1', cutoff: '2030-01-01T00:00:00.000Z' };
+
+  it('is absent when nothing is deferred and every queue is done', () => {
+    expect(
+      continueWithOf(request, 0, [
+        { ...base, complete: true },
+        { ...base, error: 'gone' },
+      ]),
+    ).toBeUndefined();
+  });
+
+  it('names the deferred count and the undone queues, and says to send the same request again', () => {
+    const continueWith = continueWithOf(request, 2, [{ ...base, queue: 'b', error: 'x', brokenOff: true }]);
+    expect(continueWith).toMatchObject({ ...request, deferred: 2, incompleteQueues: ['b'] });
+    expect(continueWith?.note).toMatch(/send the same request again \(requestId r1/);
+  });
+
+  it('an undone queue alone is work left', () => {
+    expect(continueWithOf(request, 0, [base])?.incompleteQueues).toEqual([base.queue]);
   });
 });

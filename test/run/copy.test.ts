@@ -1,0 +1,158 @@
+/**
+ * The copy stage against the emulator: the copy (copy.ts), the move (move.ts) and redrive's calls
+ * (redrive-calls.ts): what is left of the original and its copy afterwards, and which calls were made.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { Budget } from '../../shared/run/budget.js';
+import { Copier, copyNameOf, ORIGINAL_TASK_HEADER, type CopyDeps } from '../../shared/run/copy.js';
+import type { ForcePolicy } from '../../shared/run/force.js';
+import { Semaphore } from '../../shared/run/pace.js';
+import { failedTask } from '../helpers/seeds.js';
+import {
+  callsOf,
+  candidateOf,
+  ORDERS,
+  queueName,
+  queueRunOf,
+  startWorld,
+  taskName,
+  type World,
+} from './stage-fixtures.js';
+
+const CONTROL = queueName('control');
+const REQUEST = { requestId: 'r-1', cutoffMs: Date.now() };
+const ARMING_MS = 60_000;
+const SA = 'worker@test-project.iam.gserviceaccount.com';
+
+let world: World;
+const queue = queueRunOf();
+
+const policy = (held = false): ForcePolicy => ({
+  rulesFor: (q) => ({
+    match: {},
+    cutoffMs: REQUEST.cutoffMs,
+    minBackoffLeftMs: 0,
+    dueSoonApplies: true,
+    retry: q.retry,
+    allowLastAttempt: true,
+    nowMs: Date.now(),
+  }),
+  isHeld: () => held,
+  heldSignal: undefined,
+});
+
+beforeEach(async () => {
+  world = await startWorld();
+  const tasks = ['a', 'b'].map((id) =>
+    failedTask(ORDERS, id, world.target.url, { headers: { 'X-Kind': 'order' } }),
+  );
+  world.emulator.load({ queues: [{ name: ORDERS, tasks }, { name: CONTROL }] });
+});
+afterEach(async () => {
+  await world.stop();
+});
+
+function copier(deps: Partial<CopyDeps> = {}): Copier {
+  const base = {
+    tasks: world.tasks,
+    calls: new Semaphore(4),
+    budget: new Budget(20_000),
+    armingDelayMs: ARMING_MS,
+  };
+  return new Copier({ ...base, ...deps }, REQUEST);
+}
+
+const copyOfTask = (id: string) => copyNameOf(taskName(id), REQUEST.requestId, REQUEST.cutoffMs).name;
+
+describe('Copier', () => {
+  it('copies the task into a new one due after the arming delay, naming its original, and deletes the original', async () => {
+    const c = copier();
+    const before = Date.now();
+    const result = await c.copy(candidateOf('a', queue), Date.now(), policy());
+    expect(result).toMatchObject({ outcome: 'redriven', copy: { name: copyOfTask('a') } });
+    expect(world.emulator.task(`${ORDERS}/tasks/a`)).toBeUndefined();
+    const copy = world.emulator.task(copyOfTask('a'))!;
+    expect(copy.httpRequest?.headers).toMatchObject({
+      'X-Kind': 'order',
+      [ORIGINAL_TASK_HEADER]: `${ORDERS}/tasks/a`,
+    });
+    expect(Date.parse(copy.scheduleTime)).toBeGreaterThanOrEqual(before + ARMING_MS);
+    expect(c.copies.has(copyOfTask('a'))).toBe(true);
+    expect(callsOf(world.emulator, 'CreateTask')).toEqual([ORDERS]);
+  });
+
+  it('holds a task once the rest is held, before any call', async () => {
+    const calls = world.emulator.calls.length;
+    expect(await copier().copy(candidateOf('a', queue), Date.now(), policy(true))).toEqual({
+      outcome: 'held',
+    });
+    expect(world.emulator.calls.length).toBe(calls);
+  });
+
+  it("with a control queue, writes the move's recovery task before the copy and deletes it once the move is settled", async () => {
+    const recovery = {
+      queue: parseQueueName(CONTROL)!,
+      selfUrl: 'http://127.0.0.1:9/',
+      invokerServiceAccount: SA,
+    };
+    const result = await copier({ recovery }).copy(candidateOf('a', queue), Date.now(), policy());
+    expect(result.outcome).toBe('redriven');
+    expect(callsOf(world.emulator, 'CreateTask')).toEqual([CONTROL, ORDERS]);
+    const deleted = callsOf(world.emulator, 'DeleteTask');
+    expect(deleted).toHaveLength(2);
+    expect(deleted[1]!.startsWith(`${CONTROL}/tasks/`)).toBe(true);
+  });
+
+  it('refuses a name some other task holds: the task fails and its original stays', async () => {
+    world.emulator.load({
+      queues: [
+        {
+          name: ORDERS,
+          tasks: [
+            {
+              name: copyOfTask('a'),
+              httpRequest: { url: world.target.url },
+              scheduleTime: new Date(Date.now() + 3_600_000).toISOString(),
+            },
+          ],
+        },
+      ],
+    });
+    const result = await copier().copy(candidateOf('a', queue), Date.now(), policy());
+    expect(result).toMatchObject({
+      outcome: 'failed',
+      error: expect.stringMatching(/not copied from this one/),
+    });
+    expect(world.emulator.task(`${ORDERS}/tasks/a`)).toBeDefined();
+  });
+
+  it('a task whose token it may not act as is skipped, and later tasks with that token are not tried', async () => {
+    world.emulator.setActAs([]);
+    const withToken = (id: string) => ({
+      ...failedTask(ORDERS, id, world.target.url),
+      httpRequest: { url: world.target.url, oidcToken: { serviceAccountEmail: SA } },
+    });
+    world.emulator.load({ queues: [{ name: ORDERS, tasks: [withToken('t1'), withToken('t2')] }] });
+    const c = copier();
+    const skipped = { outcome: 'skipped', skipReason: 'cannot-act-as' };
+    expect(await c.copy(candidateOf('t1', queue), Date.now(), policy())).toEqual(skipped);
+    expect(await c.copy(candidateOf('t2', queue), Date.now(), policy())).toEqual(skipped);
+    expect(callsOf(world.emulator, 'CreateTask')).toHaveLength(1);
+    expect(world.emulator.task(`${ORDERS}/tasks/t1`)).toBeDefined();
+  });
+
+  it('sends a delete answered UNAVAILABLE again (redrive-calls.ts), and the move completes', async () => {
+    world.emulator.injectFault({ method: 'DeleteTask', kind: 503, times: 1 });
+    expect((await copier().copy(candidateOf('a', queue), Date.now(), policy())).outcome).toBe('redriven');
+    expect(callsOf(world.emulator, 'DeleteTask')).toEqual([`${ORDERS}/tasks/a`, `${ORDERS}/tasks/a`]);
+  });
+
+  it('a create that keeps failing leaves the move unsettled for its recovery, and the original in place', async () => {
+    world.emulator.injectFault({ method: 'CreateTask', kind: 503 });
+    const result = await copier().copy(candidateOf('a', queue), Date.now(), policy());
+    expect(result).toMatchObject({ outcome: 'deferred', unsettled: true });
+    expect(callsOf(world.emulator, 'CreateTask')).toHaveLength(3);
+    expect(world.emulator.task(`${ORDERS}/tasks/a`)).toBeDefined();
+  });
+});

@@ -1,0 +1,142 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { Pacer, QueueAttempts } from '../../shared/run/pace.js';
+import { Plan, type PlanMode, type PlannedPage } from '../../shared/run/plan.js';
+import { resolveScope } from '../../shared/triggers/scope.js';
+import { failedTask, laterTask } from '../helpers/seeds.js';
+import {
+  configOf,
+  ORDERS,
+  queueName,
+  queueRunOf,
+  requestOf,
+  silentLog,
+  startWorld,
+  type World,
+} from './stage-fixtures.js';
+
+const BILLING = queueName('billing');
+const CONTROL = queueName('control');
+
+let world: World;
+beforeEach(async () => {
+  world = await startWorld();
+});
+afterEach(async () => {
+  await world.stop();
+});
+
+function runMode(own: ReadonlySet<string> = new Set()): PlanMode {
+  return {
+    canary: undefined,
+    startsAttemptsAgain: false,
+    bypassesDispatchLimit: true,
+    pacersOf: (queue) => queue.pacers,
+    isOwnWork: (task) => own.has(task),
+  };
+}
+
+function planOf(event: Record<string, unknown> = {}, mode = runMode(), allow = ORDERS) {
+  const request = requestOf(event);
+  const config = configOf({ RERUN_QUEUES: allow });
+  const resolved = resolveScope(request, config.allowlist, parseQueueName(CONTROL));
+  if (!resolved.ok) throw new Error(`refused ${resolved.refused.join()}`);
+  const deps = {
+    tasks: world.tasks,
+    pacer: new Pacer(50),
+    queueAttempts: new QueueAttempts(),
+    log: silentLog(),
+    now: Date.now,
+    mode,
+  };
+  return new Plan(request, resolved.scope, deps);
+}
+
+async function allPages(plan: Plan) {
+  const [name] = await plan.queueNames();
+  const queue = (await plan.openQueue(name!))!;
+  const pages: PlannedPage[] = [];
+  for await (const page of plan.pages(queue)) pages.push(page);
+  return { queue, candidates: pages.flatMap((p) => p.candidates), rows: pages.flatMap((p) => p.rows) };
+}
+
+describe('Plan', () => {
+  it("expands a queue pattern by listing the location's queues, leaving out the control queue", async () => {
+    world.emulator.load({ queues: [{ name: ORDERS }, { name: BILLING }, { name: CONTROL }] });
+    const pattern = queueName('*');
+    const plan = planOf({ queues: undefined }, runMode(), pattern);
+    expect((await plan.queueNames()).map((q) => q.name).sort()).toEqual([BILLING, ORDERS]);
+  });
+
+  it('reports the state and the lowest rate of a queue it opens; a serial queue is skipped unless force', async () => {
+    world.emulator.load({
+      queues: [{ name: ORDERS, rateLimits: { maxDispatchesPerSecond: 5, maxConcurrentDispatches: 1 } }],
+    });
+    const plan = planOf({ maxRate: 2 });
+    const queue = (await plan.openQueue(parseQueueName(ORDERS)!))!;
+    expect(queue.report).toMatchObject({ queue: ORDERS, state: 'RUNNING', rate: 2 });
+    expect(queue.skipReason).toBe('queue-serial');
+    const redrive = { ...runMode(), bypassesDispatchLimit: false };
+    expect((await planOf({}, redrive).openQueue(parseQueueName(ORDERS)!))!.skipReason).toBeUndefined();
+  });
+
+  it('a queue gone for good is reported with its error and is not opened', async () => {
+    const plan = planOf();
+    expect(await plan.openQueue(parseQueueName(ORDERS)!)).toBeUndefined();
+    expect(plan.queueReports).toEqual([
+      expect.objectContaining({ queue: ORDERS, complete: false, error: expect.any(String) }),
+    ]);
+    expect(plan.queueReports[0]!.transient).toBeUndefined();
+    expect(plan.unreachable).toBeUndefined();
+  });
+
+  it('splits each page into candidates and rows; unmatched tasks and its own copies are not counted', async () => {
+    const url = world.target.url;
+    world.emulator.load({
+      queues: [
+        {
+          name: ORDERS,
+          tasks: [
+            failedTask(ORDERS, 'a', url),
+            failedTask(ORDERS, 'b', url),
+            failedTask(ORDERS, 'late', url, { dispatchedMs: 60_000 }),
+            laterTask(ORDERS, 'never', url),
+            failedTask(ORDERS, 'copy', url),
+          ],
+        },
+      ],
+    });
+    const { queue, candidates, rows } = await allPages(
+      planOf({}, runMode(new Set([`${ORDERS}/tasks/copy`]))),
+    );
+    expect(candidates.map((c) => c.name.task).sort()).toEqual(['a', 'b']);
+    expect(rows.map((r) => [r.task.split('/').pop(), r.skipReason])).toEqual(
+      expect.arrayContaining([
+        ['late', 'after-cutoff'],
+        ['never', 'never-attempted'],
+      ]),
+    );
+    expect(queue.report).toMatchObject({ scanned: 5, matched: 4, complete: true });
+  });
+
+  it('a listing that breaks off on page 2 marks the queue broken off (undone), whatever the error', async () => {
+    const idle = Array.from({ length: 1001 }, (_, i) => laterTask(ORDERS, `t${i}`, world.target.url));
+    world.emulator.load({ queues: [{ name: ORDERS, tasks: idle }] });
+    world.emulator.injectFault({ method: 'ListTasks', kind: 400, after: 1, times: 1 });
+    const { queue } = await allPages(planOf());
+    expect(queue.report).toMatchObject({ complete: false, brokenOff: true, scanned: 1000 });
+  });
+
+  it('a queue the budget left no time for is reported incomplete', () => {
+    const plan = planOf();
+    plan.notReached(parseQueueName(ORDERS)!);
+    expect(plan.queueReports).toEqual([{ queue: ORDERS, scanned: 0, matched: 0, complete: false }]);
+  });
+
+  it('lifts the last-attempt rule for a mode whose tasks start their attempts again', () => {
+    const redrive = { ...runMode(), startsAttemptsAgain: true };
+    const queue = queueRunOf();
+    expect(planOf().rulesFor(queue, false).allowLastAttempt).toBe(false);
+    expect(planOf({}, redrive).rulesFor(queue, false).allowLastAttempt).toBe(true);
+  });
+});

@@ -28,7 +28,12 @@ const pause = () =>
   fetch(`${emulator.url}/v2/${ORDERS}:pause`, { method: 'POST', body: '{}' }).then((r) => r.status);
 
 async function opened(force = false): Promise<QueueState> {
-  return new QueueState({ tasks, now }, queue, { force, bypassesDispatchLimit: true }, await tasks.getQueue(queue));
+  return new QueueState(
+    { tasks, now },
+    queue,
+    { force, bypassesDispatchLimit: true },
+    await tasks.getQueue(queue),
+  );
 }
 
 describe('QueueState', () => {

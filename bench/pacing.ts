@@ -22,7 +22,7 @@ export interface PacingOptions {
   readonly latencyMs: number;
   /**
    * Requests served at once by the one process, each on its own queue of `tasks / requests` tasks: they
-   * share the process-wide limiter (SPEC 6), so together they must still keep to the quota.
+   * share the process-wide limiter (docs/execution.md "Pacing"), so together they must still keep to the quota.
    */
   readonly requests: number;
 }

@@ -26,7 +26,7 @@ const HEADERS: Record<keyof Row, string> = {
 const metText = (met: Row['met']): string =>
   met === undefined ? '-' : typeof met === 'boolean' ? (met ? 'yes' : 'NO') : met.map(metText).join('; ');
 
-/** Renders rows as a Markdown table (readable as plain text, and pasteable into the README). */
+/** Renders rows as a Markdown table (readable as plain text, and pasteable into docs/performance.md). */
 export function renderTable(rows: readonly Row[]): string {
   const keys = Object.keys(HEADERS) as (keyof Row)[];
   const cells = [

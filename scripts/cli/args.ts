@@ -1,6 +1,6 @@
 /**
  * The command line, parsed (node's util.parseArgs) into one of the commands: plan and run build the same
- * event JSON that rerunHttp takes (SPEC 4), flag for field; status and cancel name a request. Pure.
+ * event JSON that rerunHttp takes (docs/events.md), flag for field; status and cancel name a request. Pure.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDurationMs } from '../../shared/platform/duration.js';
@@ -105,6 +105,15 @@ const CONTROL_FLAGS = {
   'request-id': { type: 'string' },
   'control-queue': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
+
+/** The flags each command takes: the help text and docs/cli.md "Flags" list the same ones (a test checks). */
+export const COMMAND_FLAGS: Record<Exclude<CommandName, 'main'>, ParseArgsConfig['options']> = {
+  plan: RERUN_FLAGS,
+  run: RERUN_FLAGS,
+  queues: QUEUES_FLAGS,
+  status: CONTROL_FLAGS,
+  cancel: CONTROL_FLAGS,
+};
 
 /** The flag that sets each event field (zod names fields; the operator typed flags). */
 const FLAG_OF_FIELD: Record<string, string> = {

@@ -21,7 +21,7 @@ const WHERE = `Where it runs:
   --url URL sends the event to a deployed rerunHttp instead, with an ID token for that URL (none for
   http://127.0.0.1 or http://localhost).`;
 
-const SELECT = `Selection (the event's fields, SPEC section 4):
+const SELECT = `Selection (the event's fields, docs/events.md):
   --queue NAME            a queue to rerun, projects/P/locations/L/queues/Q (repeat for more)
   --task-id ID            only this task ID (repeat for more)
   --task-id-glob GLOB     task IDs matching * and ?
@@ -129,6 +129,7 @@ How many control tasks of a queued request (queued mode) still wait in the contr
   --control-queue NAME    the control queue (default RERUN_CONTROL_QUEUE)
   --url URL               ask a deployed rerunHttp instead ({"kind":"status","requestId":ID})
   --json                  print the answer as JSON
+  -h, --help              this help
 
 Examples:
   cloud-tasks-rerun status --request-id deploy-42 --control-queue projects/P/locations/L/queues/rerun-control`,
@@ -140,6 +141,7 @@ Deletes the control tasks of a queued request that are still waiting; tasks alre
   --control-queue NAME    the control queue (default RERUN_CONTROL_QUEUE)
   --url URL               ask a deployed rerunHttp instead ({"kind":"cancel","requestId":ID})
   --json                  print the answer as JSON
+  -h, --help              this help
 
 Examples:
   cloud-tasks-rerun cancel --request-id deploy-42`,

@@ -48,7 +48,7 @@ class CommandError extends Error {
   }
 }
 
-/** Runs one command line; resolves to the process exit code (README "Command line"). */
+/** Runs one command line; resolves to the process exit code (docs/cli.md "Exit codes"). */
 export async function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   try {
     const command = parseCommand(argv, Date.now());
@@ -227,7 +227,7 @@ async function controlCommand(command: ControlCommand, env: NodeJS.ProcessEnv): 
   return EXIT.done;
 }
 
-/** rerunHttp's error answers as exit codes: the caller's fault is 2, a retryable one 3 (SPEC 3). */
+/** rerunHttp's error answers as exit codes: the caller's fault is 2, a retryable one 3 (docs/reports-and-logs.md "HTTP answers"). */
 function remoteFailure(status: number, body: unknown): CommandError {
   const message = `rerunHttp answered ${status}: ${errorMessageOf(body)}`;
   if ([400, 403, 404, 405, 413, 415].includes(status)) return new CommandError(message, EXIT.badInput);

@@ -8,7 +8,7 @@ import { OUTCOMES } from '../../shared/run/settle.js';
 
 type TaskRow = NonNullable<ReportView['tasks']>[number];
 
-/** The report fields the command line reads (SPEC 7). */
+/** The report fields the command line reads (docs/reports-and-logs.md "The report"). */
 export interface ReportView {
   runId?: string | undefined;
   requestId?: string | undefined;
@@ -42,7 +42,7 @@ export interface ReportView {
   durationMs?: number | undefined;
 }
 
-/** The process exit codes (README "Command line"). */
+/** The process exit codes (docs/cli.md "Exit codes"). */
 export const EXIT = { done: 0, failed: 1, badInput: 2, incomplete: 3 } as const;
 
 const COLUMNS = ['matched', ...OUTCOMES];

@@ -1,5 +1,5 @@
 /**
- * The run's end on Pub/Sub (README "Notifications"): one message per finished run to RERUN_NOTIFY_TOPIC,
+ * The run's end on Pub/Sub (docs/notifications.md): one message per finished run to RERUN_NOTIFY_TOPIC,
  * published through the one Google API transport (shared/platform/google-api.ts), and in queued mode one message when a request's last
  * control task is done. A publish is retried within the caller's deadline and never throws: a notification
  * never changes a run's outcome or its answer.

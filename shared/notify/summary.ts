@@ -1,5 +1,5 @@
 /**
- * Pure: what a finished run tells the world (issue 14, README "Notifications"). The run's outcome in one
+ * Pure: what a finished run tells the world (docs/notifications.md "Outcome"). The run's outcome in one
  * word, and the Pub/Sub message that carries its summary: counts, queues, verdicts, a bounded list of the
  * tasks that failed again; never a task body, header or status text.
  */

@@ -79,7 +79,7 @@ const HostPort = z
   .optional();
 
 /**
- * The environment the function reads, key for key (README "Configuration" lists the same keys).
+ * The environment the function reads, key for key (docs/configuration.md lists the same keys).
  * Nothing else in the product reads `process.env`.
  */
 export const Env = z.object({
@@ -138,7 +138,7 @@ export interface ConfigOptions {
   readonly commandLine?: { readonly defaultTimeBudgetMs?: number };
 }
 
-/** The names of every environment variable the product reads (deploy.sh and the README follow these). */
+/** The names of every environment variable the product reads (deploy.sh and docs/configuration.md follow these). */
 export const CONFIG_KEYS = Object.keys(Env.shape) as (keyof typeof Env.shape)[];
 
 /**

@@ -30,7 +30,7 @@ export interface Runtime {
   readonly inFlight: Semaphore;
   /** Forced attempts still running, per queue: every request of the process shares the queue's bound. */
   readonly queueAttempts: QueueAttempts;
-  /** Which tasks some run of this process is forcing right now (SPEC 5.2 "Claimed"). */
+  /** Which tasks some run of this process is forcing right now (docs/claims.md "Where a claim lives"). */
   readonly claims: ClaimRegistry;
   /** The cutoffs of HTTP requests that carry none, by requestId, for an hour. */
   readonly firstDeliveries: FirstDeliveries;

@@ -1,5 +1,5 @@
 /**
- * A run's time budget (SPEC 6): every wait of a run (pacing, quota, backoff, canary, read-back) ends at its
+ * A run's time budget (docs/execution.md "Time budget"): every wait of a run (pacing, quota, backoff, canary, read-back) ends at its
  * deadline, so the answer comes within RERUN_TIME_BUDGET.
  */
 import { setTimeout as sleep } from 'node:timers/promises';

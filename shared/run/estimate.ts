@@ -1,5 +1,5 @@
 /**
- * A dry run's estimate (SPEC 6): how long the matched tasks take to force with RunTask, at the pace that
+ * A dry run's estimate (docs/redrive.md "When to choose it"): how long the matched tasks take to force with RunTask, at the pace that
  * applies (the quota is 60 per minute per project), and with redrive, at the queue's own rate. When RunTask
  * would take longer than the tasks' own backoff still has to run (they would retry by themselves first),
  * the report suggests redrive.
@@ -49,7 +49,7 @@ export function estimateOf(
     backoffLeftSeconds,
     ...(options.mode === 'run' &&
       worthIt && {
-        suggestion: `RunTask takes about ${formatSeconds(runSeconds)} for ${total} tasks at the allowed rate, longer than their own backoff (the last retries by itself within ${formatSeconds(backoffLeftSeconds)}); "mode": "redrive" copies them into new tasks that Cloud Tasks dispatches at the queue's own rate, in about ${formatSeconds(redriveSeconds)} (the copies have new names and attempt counts: see the README)`,
+        suggestion: `RunTask takes about ${formatSeconds(runSeconds)} for ${total} tasks at the allowed rate, longer than their own backoff (the last retries by itself within ${formatSeconds(backoffLeftSeconds)}); "mode": "redrive" copies them into new tasks that Cloud Tasks dispatches at the queue's own rate, in about ${formatSeconds(redriveSeconds)} (the copies have new names and attempt counts: see docs/redrive.md)`,
       }),
   };
 }

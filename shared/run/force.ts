@@ -1,5 +1,5 @@
 /**
- * The force stage (SPEC 5.2 "Fresh read", SPEC 6 "Errors"): one claimed task, at its paced slot, read again
+ * The force stage (docs/selection.md "The fresh read", docs/execution.md "A RunTask whose answer was lost"): one claimed task, at its paced slot, read again
  * and re-checked, then RunTask with the error rules. A RunTask that may have taken effect is never resent:
  * it is read back, and a task that shows no new attempt is deferred to a later delivery.
  */

@@ -1,5 +1,5 @@
 /**
- * The canary gate (SPEC 4, 6 "Canary"): a few tasks first, chosen at random among the candidates and never
+ * The canary gate (docs/execution.md "Canary"): a few tasks first, chosen at random among the candidates and never
  * one with less than half of its attempts left; the rest wait for the canaries' verdicts, and go on only if
  * every dispatched canary succeeded. A canary still running when its wait ends counts as not succeeded.
  */

@@ -137,7 +137,7 @@ export class Semaphore {
 }
 
 /**
- * Forced attempts still running, per queue and process-wide (SPEC 5.2 "Queue concurrency"): every request
+ * Forced attempts still running, per queue and process-wide (docs/execution.md "Queue concurrency"): every request
  * of the process that forces a queue shares one bound, the queue's maxConcurrentDispatches. A queue whose
  * limit changed gets a new bound; holders of the old one release the old one.
  */

@@ -1,5 +1,5 @@
 /**
- * The plan stage (SPEC 5): which queues a request covers, each queue's state and limits, and its tasks page
+ * The plan stage (docs/selection.md): which queues a request covers, each queue's state and limits, and its tasks page
  * by page as they arrive, each page split into candidates and skips by the pure selection rules.
  */
 import { QueueState } from './queue-state.js';
@@ -44,7 +44,7 @@ export interface QueueRun {
   /** A rule that skips every task of the queue (paused, disabled, serial). */
   readonly skipReason: SkipReason | undefined;
   readonly dueSoonApplies: boolean;
-  /** Forced attempts still running count against the queue's maxConcurrentDispatches (SPEC 5.2). */
+  /** Forced attempts still running count against the queue's maxConcurrentDispatches (docs/execution.md "Queue concurrency"). */
   readonly attemptsRunning: Semaphore;
   /** The queue's state, read again as the run goes (paused or disabled meanwhile, or stopped). */
   readonly state: QueueState;
@@ -79,7 +79,7 @@ export interface PlanDeps {
 export interface PlanMode {
   /** Canaries may lift the last-attempt rule: it then waits for the fresh read. */
   readonly canary: { readonly count: number; readonly waitMs: number } | undefined;
-  /** A copy starts its attempts again: the last-attempt rule is for RunTask only (SPEC 5.2). */
+  /** A copy starts its attempts again: the last-attempt rule is for RunTask only (docs/redrive.md "Per task"). */
   readonly startsAttemptsAgain: boolean;
   /** RunTask bypasses the queue's maxConcurrentDispatches: a serial queue is then forced only with force. */
   readonly bypassesDispatchLimit: boolean;

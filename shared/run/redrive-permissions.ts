@@ -1,5 +1,5 @@
 /**
- * Redrive's preflight (SPEC 6 "Redrive"): copying and deleting needs `cloudtasks.tasks.fullView`, `create`
+ * Redrive's preflight (docs/redrive.md "Permissions"): copying and deleting needs `cloudtasks.tasks.fullView`, `create`
  * and `delete` on every queue of the request. Without them the request is refused before anything is
  * created or deleted, naming what is missing (`deploy.sh --redrive` grants exactly these).
  */

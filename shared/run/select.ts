@@ -1,5 +1,5 @@
 /**
- * Pure selection: does a task match the request (SPEC 5.1), and do the safety rules (SPEC 5.2) let it run?
+ * Pure selection: does a task match the request (docs/selection.md "Match"), and do the safety rules (docs/selection.md "Safety rules") let it run?
  * Time is a parameter; nothing here touches the clock, the environment or the network.
  */
 import type { Attempt, Queue, Task } from '../cloud-tasks/client.js';
@@ -66,7 +66,7 @@ export function retryLimitsOf(queue: Queue): RetryLimits {
 }
 
 /**
- * Whether a failed forced attempt could make Cloud Tasks give the task up (SPEC 5.2): both limits used up,
+ * Whether a failed forced attempt could make Cloud Tasks give the task up (docs/selection.md "Safety rules", `last-attempt`): both limits used up,
  * `dispatchCount + 1 >= maxAttempts` and the retry duration over by the end of the forced attempt. A task
  * without a known first attempt is taken as old (the safe side).
  */

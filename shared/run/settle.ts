@@ -1,5 +1,5 @@
 /**
- * The run report (SPEC 7): every matched task gets exactly one outcome, logged once and counted once.
+ * The run report (docs/reports-and-logs.md): every matched task gets exactly one outcome, logged once and counted once.
  */
 import type { Estimate } from './estimate.js';
 import { operationFirst, operationLast, type Logger } from '../platform/log.js';
@@ -35,7 +35,7 @@ export interface TaskRow {
   readonly copy?: string;
 }
 
-/** The verdicts summed (SPEC 7 `counts.verdicts`). */
+/** The verdicts summed (docs/execution.md "Verdicts"). */
 export interface VerdictCounts {
   succeeded: number;
   failedAgain: number;
@@ -75,7 +75,7 @@ export interface RerunReport {
   tasks: TaskRow[];
   truncated?: true;
   canary?: { tasks: string[]; passed: boolean };
-  /** A dry run's estimate of how long each mode would take (SPEC 6). */
+  /** A dry run's estimate of how long each mode would take (docs/redrive.md "When to choose it"). */
   estimate?: Estimate;
   /** Present when work is left undone: send the same request again (its cutoff makes that safe). */
   continueWith?: {
@@ -152,7 +152,7 @@ function queueOf(task: string): string {
   return index < 0 ? task : task.slice(0, index);
 }
 
-/** A run's outcome in one word (README "Notifications" defines each). */
+/** A run's outcome in one word (docs/notifications.md "Outcome" defines each). */
 export type RunOutcome = 'recovered' | 'partial' | 'incomplete' | 'failed';
 
 /**

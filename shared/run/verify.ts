@@ -1,5 +1,5 @@
 /**
- * The verify stage (SPEC 6 "Verification"): RunTask answers before the target does, so each dispatched task
+ * The verify stage (docs/execution.md "Verdicts"): RunTask answers before the target does, so each dispatched task
  * is read back until its forced attempt completes or the window ends. The forced attempt is recognised by
  * the counts (a responseCount above the fresh read's), not by clocks. Read-backs use GetTask (the general
  * quota), never the RunTask pace. The breaker (breaker.ts) acts on the verdicts as they arrive.

@@ -1,5 +1,5 @@
 /**
- * The promise of SPEC 1, judged by the emulator's own dispatch records: a matched task is forced at most
+ * The promise (docs/execution.md "Exactly once"), judged by the emulator's own dispatch records: a matched task is forced at most
  * once per request however the request is delivered (overlapping deliveries, two instances, resends), nothing
  * is dropped or acknowledged while work is left undone, and no forced attempt is a task's last.
  */

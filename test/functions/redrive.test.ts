@@ -1,5 +1,5 @@
 /**
- * Redrive (SPEC 6 "Redrive"): copy each failed task into a new task due shortly, then delete the original,
+ * Redrive (docs/redrive.md): copy each failed task into a new task due shortly, then delete the original,
  * against the emulator (its call and dispatch records are the judge) and a real local target.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

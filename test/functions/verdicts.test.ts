@@ -1,5 +1,5 @@
 /**
- * Verdicts (SPEC 6 "Verification"): what really became of each forced task, read back from the emulator,
+ * Verdicts (docs/execution.md "Verdicts"): what really became of each forced task, read back from the emulator,
  * with a real target that succeeds, fails or never answers per task; and the breaker that stops a run into
  * a target that is still broken.
  */

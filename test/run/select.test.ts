@@ -163,7 +163,7 @@ describe('queueSkipReason', () => {
   });
 });
 
-describe('isLastAttempt (SPEC 5.2)', () => {
+describe('isLastAttempt (docs/selection.md, last-attempt)', () => {
   const task = (dispatchCount: number, firstAgoMs = 60 * 60_000, dispatchDeadline?: string): Task => ({
     name: 'projects/p/locations/l/queues/q/tasks/t',
     dispatchCount,

@@ -82,7 +82,7 @@ describe('decodeMessage: Cloud Monitoring incidents (schema 1.2)', () => {
       reason: 'incident 0.abc123 (orders-worker-failing) closed',
       minBackoffLeftMs: 30_000,
       dryRun: false,
-      // A closed incident is no evidence that the cause is gone: a canary first (SPEC 4).
+      // A closed incident is no evidence that the cause is gone: a canary first (docs/execution.md "Canary").
       canary: { count: 2, waitMs: 20_000 },
       context: { incidentId: '0.abc123', policy: 'orders-worker-failing' },
     });
@@ -476,7 +476,7 @@ describe('RERUN_ROUTES', () => {
     expect(() => loadConfig(env)).toThrow(/RERUN_ROUTES\[0\]\.match\.minAttempts/);
   });
 
-  it('takes the routes documented in the README', () => {
+  it('takes the routes documented in docs/triggers.md "Routes"', () => {
     const config = loadConfig({
       RERUN_QUEUES: Q,
       RERUN_ROUTES: JSON.stringify([

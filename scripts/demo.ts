@@ -7,7 +7,10 @@ import type { Seed } from '../emulator/server.js';
 
 export const DEMO_QUEUE = 'projects/demo-project/locations/us-central1/queues/orders';
 
-/** A target that answers 503 until POST /fix, then 200. */
+/**
+ * A target that answers 503 until POST /fix, then 200; except payment captures, whose payload it refuses
+ * (400) whatever the fix: a second kind of failure, which the fix does not cover.
+ */
 export interface DemoTarget {
   readonly url: string;
   readonly isFixed: () => boolean;
@@ -21,6 +24,10 @@ export async function startDemoTarget(port: number): Promise<DemoTarget> {
     if (req.url === '/fix' && req.method === 'POST') {
       fixed = true;
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('fixed: tasks will succeed from now on\n');
+      return;
+    }
+    if (req.url?.startsWith('/payments/')) {
+      res.writeHead(400, { 'Content-Type': 'text/plain' }).end('invalid payment payload\n');
       return;
     }
     res
@@ -39,6 +46,8 @@ export async function startDemoTarget(port: number): Promise<DemoTarget> {
  * Twelve tasks that failed ten minutes ago with 503 and wait out a long backoff, two never attempted
  * (scheduled for later on purpose), one in flight: rerun must force the twelve and leave the rest alone.
  * Twelve, so that before the fix the breaker (five verdicts, more than half failed again) holds the rest.
+ * Three payment captures failed with 400 (a bad payload): a second failure cluster, which the fix does not
+ * cover; their URL carries a token-like segment, which a cluster's signature masks.
  */
 export function demoSeed(targetUrl: string, nowMs: number): Seed {
   const at = (offsetMs: number) => new Date(nowMs + offsetMs).toISOString();
@@ -56,6 +65,24 @@ export function demoSeed(targetUrl: string, nowMs: number): Seed {
       dispatchTime: at(-10 * minute),
       responseTime: at(-10 * minute + 150),
       responseStatus: { code: 14, message: 'UNAVAILABLE(14): HTTP status code 503' },
+    },
+  }));
+  const refused = Array.from({ length: 3 }, (_, i) => ({
+    name: `${DEMO_QUEUE}/tasks/payment-${4001 + i}`,
+    httpRequest: {
+      url: `${targetUrl}/payments/${4001 + i}/capture/tok_${(9_301_775 * (i + 7)).toString(36)}Xq?attempt=1`,
+      httpMethod: 'POST' as const,
+    },
+    createTime: at(-40 * minute),
+    scheduleTime: at(40 * minute),
+    dispatchCount: 3,
+    responseCount: 3,
+    firstAttempt: { dispatchTime: at(-39 * minute) },
+    lastAttempt: {
+      scheduleTime: at(-8 * minute),
+      dispatchTime: at(-8 * minute),
+      responseTime: at(-8 * minute + 90),
+      responseStatus: { code: 3, message: 'INVALID_ARGUMENT(3): HTTP status code 400' },
     },
   }));
   const later = Array.from({ length: 2 }, (_, i) => ({
@@ -81,7 +108,7 @@ export function demoSeed(targetUrl: string, nowMs: number): Seed {
         state: 'RUNNING',
         rateLimits: { maxDispatchesPerSecond: 5, maxConcurrentDispatches: 10 },
         retryConfig: { maxAttempts: 100, minBackoff: '10s', maxBackoff: '3600s', maxDoublings: 16 },
-        tasks: [...failed, ...later, inFlight],
+        tasks: [...failed, ...refused, ...later, inFlight],
       },
     ],
   };

@@ -69,6 +69,7 @@ const RERUN_FLAGS = {
   ...COMMON,
   queue: { type: 'string', multiple: true },
   'task-id': { type: 'string', multiple: true },
+  cluster: { type: 'string', multiple: true },
   'task-id-glob': { type: 'string' },
   'url-prefix': { type: 'string' },
   'response-code': { type: 'string', multiple: true },
@@ -118,6 +119,7 @@ export const COMMAND_FLAGS: Record<Exclude<CommandName, 'main'>, ParseArgsConfig
 /** The flag that sets each event field (zod names fields; the operator typed flags). */
 const FLAG_OF_FIELD: Record<string, string> = {
   queues: '--queue',
+  clusters: '--cluster',
   'match.taskIds': '--task-id',
   'match.taskIdGlob': '--task-id-glob',
   'match.urlPrefix': '--url-prefix',
@@ -194,6 +196,7 @@ function parseRerun(name: 'plan' | 'run', args: readonly string[], nowMs: number
     queues: values.queue,
     deployedAt: values['deployed-at'],
     match: Object.keys(match).length > 0 ? match : undefined,
+    clusters: values.cluster,
     reason: values.reason,
     dryRun: name === 'plan',
     maxTasks: wholeNumber('--max-tasks', values['max-tasks']),

@@ -24,6 +24,7 @@ const WHERE = `Where it runs:
 const SELECT = `Selection (the event's fields, docs/events.md):
   --queue NAME            a queue to rerun, projects/P/locations/L/queues/Q (repeat for more)
   --task-id ID            only this task ID (repeat for more)
+  --cluster ID            only tasks in this failure cluster, as plan prints it (repeat for more)
   --task-id-glob GLOB     task IDs matching * and ?
   --url-prefix PREFIX     tasks whose URL starts with PREFIX
   --response-code CODE    last attempt's status: an HTTP code or a canonical name (repeat for more)

@@ -4,6 +4,7 @@
  * from the v2beta3 queue stats where they answer; the listing is bounded by a stated number of list calls
  * (the project shares 600 a minute), and a queue it does not cover to the end is shown as sampled.
  */
+import { ClusterCollector, type ClusterSummary } from '../../shared/run/clusters.js';
 import {
   toCloudTasksError,
   type CloudTasksClient,
@@ -48,17 +49,10 @@ export interface QueueOverview {
   failing: number;
   /** The earliest first attempt of a failing task: how long this has been failing. */
   oldestFailure?: { time: string; task: string } | undefined;
-  clusters: ClusterRow[];
+  /** The largest failure clusters of the listed tasks (docs/selection.md "Failure clusters"). */
+  clusters: ClusterSummary[];
   /** Why the queue could not be read (then only `queue` is meaningful). */
   error?: string | undefined;
-}
-
-/** A failure cluster as the overview shows it. */
-export interface ClusterRow {
-  id: string;
-  signature: string;
-  count: number;
-  sample: string;
 }
 
 export interface QueuesOverview {
@@ -156,6 +150,7 @@ async function readQueue(
   }
   const stats = statsOf(await tasks.getQueueStats(name).catch(() => undefined));
   const tally = new FailureTally();
+  const clusters = new ClusterCollector();
   let listed = 0;
   let calls = 0;
   let ended = false;
@@ -170,7 +165,10 @@ async function readQueue(
       }
       calls++;
       listed += page.value.length;
-      for (const task of page.value) tally.add(task);
+      for (const task of page.value) {
+        tally.add(task);
+        clusters.add(task, name.name);
+      }
     }
   } catch (error) {
     return { ...failed(name.name, toCloudTasksError(error).message), listCalls: calls };
@@ -190,7 +188,7 @@ async function readQueue(
     sampled: !ended && (stats === undefined || listed < stats.tasks),
     failing: tally.failing,
     oldestFailure: tally.oldest && { time: new Date(tally.oldest.ms).toISOString(), task: tally.oldest.task },
-    clusters: [],
+    clusters: clusters.largest(LARGEST),
   };
 }
 
@@ -232,7 +230,7 @@ export function formatOverview(overview: QueuesOverview, nowMs: number): string 
     if (q.clusters.length > 0) {
       lines.push(`  largest clusters${q.sampled ? ' (of the sample)' : ''}:`);
       for (const c of q.clusters.slice(0, LARGEST)) {
-        lines.push(`    ${c.id}  ${String(c.count).padStart(6)}  ${c.signature}`);
+        lines.push(`    ${c.id}  ${String(c.count).padStart(6)}  ${c.status}  ${c.target}`);
       }
     }
     return lines.join('\n');

@@ -38,6 +38,16 @@ export interface ReportView {
       }[]
     | undefined;
   truncated?: boolean | undefined;
+  clusters?:
+    | {
+        id: string;
+        status: string;
+        target: string;
+        count: number;
+        newestFailure?: string | undefined;
+        attempts?: { min: number; max: number } | undefined;
+      }[]
+    | undefined;
   continueWith?: { cutoff: string; deferred?: number | undefined; note?: string } | undefined;
   durationMs?: number | undefined;
 }
@@ -46,6 +56,8 @@ export interface ReportView {
 export const EXIT = { done: 0, failed: 1, badInput: 2, incomplete: 3 } as const;
 
 const COLUMNS = ['matched', ...OUTCOMES];
+/** Failure clusters a plan prints; --json has them all. */
+const SHOWN_CLUSTERS = 10;
 const VERDICTS = [
   ['succeeded', 'succeeded'],
   ['failedAgain', 'failed-again'],
@@ -112,6 +124,20 @@ export function formatSummary(report: ReportView, command: readonly string[]): s
     lines.push('', 'queues not read to the end:');
     for (const queue of unread) lines.push(`  ${queue.queue}  ${queue.error}`);
   }
+  const clusters = report.clusters ?? [];
+  if (report.dryRun && clusters.length > 0) {
+    lines.push('', 'failure clusters, largest first (select with --cluster ID):');
+    const shown = clusters.slice(0, SHOWN_CLUSTERS);
+    const counts = table([
+      ['cluster', 'tasks', 'attempts'],
+      ...shown.map((c) => [c.id, String(c.count), attemptsOf(c.attempts)]),
+    ]);
+    const statusWidth = Math.max('status'.length, ...shown.map((c) => c.status.length));
+    lines.push(`  ${counts[0]}  ${'status'.padEnd(statusWidth)}  target`);
+    shown.forEach((c, i) => lines.push(`  ${counts[i + 1]}  ${c.status.padEnd(statusWidth)}  ${c.target}`));
+    if (clusters.length > SHOWN_CLUSTERS)
+      lines.push(`  (${clusters.length - SHOWN_CLUSTERS} more with --json)`);
+  }
   const skipped = Object.entries(report.skipped ?? {});
   if (skipped.length > 0)
     lines.push('', `skipped: ${skipped.map(([reason, n]) => `${reason} ${n}`).join(', ')}`);
@@ -145,6 +171,12 @@ export function continueCommand(command: readonly string[], report: ReportView):
     ...(cutoff ? ['--deployed-at', cutoff] : []),
     ...(report.requestId ? ['--request-id', report.requestId] : []),
   ];
+}
+
+/** An attempt range as `4`, or `2-9`. */
+function attemptsOf(attempts: { min: number; max: number } | undefined): string {
+  if (!attempts) return '';
+  return attempts.min === attempts.max ? `${attempts.min}` : `${attempts.min}-${attempts.max}`;
 }
 
 function table(rows: readonly string[][]): string[] {

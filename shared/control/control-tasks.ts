@@ -24,6 +24,8 @@ export interface ControlWork extends Pick<
   // The request's options that decide a task's fate: the control task applies them as the request did.
   'requestId' | 'cutoffMs' | 'mode' | 'reason' | 'force' | 'lastAttempts' | 'verifyMs' | 'minBackoffLeftMs'
 > {
+  /** The request's failure clusters, when it names any: the control task selects as the request did. */
+  readonly clusters?: readonly string[] | undefined;
   readonly task: string;
   /** The request's own kind, which the request-ended notification names (the control task is a `tasks`). */
   readonly requestKind: EventKind;
@@ -98,6 +100,7 @@ export function controlTaskFor(
     verify: `${work.verifyMs}ms`,
     minBackoffLeft: `${work.minBackoffLeftMs}ms`,
     ...(work.reason !== undefined && { reason: work.reason }),
+    ...(work.clusters !== undefined && { clusters: work.clusters }),
   };
   const url = new URL(target.selfUrl);
   url.searchParams.set('requestId', work.requestId);

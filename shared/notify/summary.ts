@@ -7,6 +7,8 @@ import { runOutcomeOf, type RerunReport, type RunOutcome } from '../run/settle.j
 
 /** At most this many names of tasks that failed again go into a message. */
 export const MAX_FAILED_AGAIN_NAMES = 20;
+/** The largest failure clusters a message carries. */
+export const MAX_NOTIFIED_CLUSTERS = 5;
 
 /** The JSON a run-finished message carries. */
 export interface RunSummary {
@@ -22,6 +24,8 @@ export interface RunSummary {
   readonly counts: RerunReport['counts'];
   readonly skipped: RerunReport['skipped'];
   readonly queues: RerunReport['queues'];
+  /** The MAX_NOTIFIED_CLUSTERS largest failure clusters of the matched tasks. */
+  readonly clusters: RerunReport['clusters'];
   readonly continueWith?: RerunReport['continueWith'];
   /** Up to MAX_FAILED_AGAIN_NAMES task names whose forced attempt failed again. */
   readonly failedAgain: string[];
@@ -65,6 +69,7 @@ export function runSummaryMessage(report: RerunReport): SummaryMessage<RunSummar
     counts: report.counts,
     skipped: report.skipped,
     queues: report.queues,
+    clusters: report.clusters.slice(0, MAX_NOTIFIED_CLUSTERS),
     ...(report.continueWith && { continueWith: report.continueWith }),
     failedAgain: failedAgain.slice(0, MAX_FAILED_AGAIN_NAMES),
     ...(failedAgainCount > MAX_FAILED_AGAIN_NAMES && { failedAgainTruncated: true as const }),

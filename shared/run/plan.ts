@@ -62,6 +62,8 @@ export interface PlannedPage {
   readonly candidates: Candidate[];
   /** Outcomes known from the listing alone (skips, gone, invalid names). */
   readonly rows: TaskRow[];
+  /** Every matched task of the page, as listed (candidates and skips): what failure clusters count. */
+  readonly matched: Task[];
 }
 
 export interface PlanDeps {
@@ -194,6 +196,7 @@ export class Plan {
   rulesFor(run: QueueRun, allowLastAttempt: boolean): SelectionRules {
     return {
       match: this.request.match,
+      clusters: this.request.clusters,
       cutoffMs: this.request.cutoffMs,
       minBackoffLeftMs: this.request.minBackoffLeftMs,
       dueSoonApplies: run.dueSoonApplies,
@@ -219,6 +222,7 @@ export class Plan {
         const outcome = outcomeOfFailedRead(failure);
         yield {
           candidates: [],
+          matched: [],
           rows: [{ task: task.name, outcome, ...(outcome !== 'gone' && { error: failure.message }) }],
         };
       }
@@ -228,13 +232,14 @@ export class Plan {
   #split(page: readonly Task[], run: QueueRun): PlannedPage {
     // The last-attempt rule waits for the fresh read when canaries may lift it.
     const rules = this.rulesFor(run, this.request.lastAttempts || this.deps.mode.canary !== undefined);
-    const split: PlannedPage = { candidates: [], rows: [] };
+    const split: PlannedPage = { candidates: [], rows: [], matched: [] };
     for (const task of page) {
       run.report.scanned++;
       if (this.deps.mode.isOwnWork(task.name)) continue;
       const selection = selectTask(task, rules);
       if (selection.kind === 'unmatched') continue;
       run.report.matched++;
+      split.matched.push(task);
       const name = parseTaskName(task.name);
       if (!name || name.queueName !== run.queue.name) {
         split.rows.push({ task: task.name, outcome: 'failed', error: 'invalid task name in the listing' });

@@ -15,6 +15,7 @@ import { Admission } from './admission.js';
 import { Budget } from './budget.js';
 import type { CloudTasksClient } from '../cloud-tasks/client.js';
 import { Claimer, type ClaimRegistry } from './claim.js';
+import { ClusterCollector } from './clusters.js';
 import type { Config } from '../platform/config.js';
 import type { ControlTarget, ControlWork } from '../control/control-tasks.js';
 import { DEFAULT_ARMING_DELAY_MS } from './copy.js';
@@ -59,6 +60,8 @@ export class CloudTasksUnavailableError extends Error {
 
 /** A progress line at most this often on long runs. */
 const PROGRESS_INTERVAL_MS = 10_000;
+/** The largest failure clusters a report lists. */
+const MAX_REPORTED_CLUSTERS = 50;
 /** How long after the run's budget a claim that this run carries out falls due. */
 const CLAIM_MARGIN_MS = 60_000;
 
@@ -83,6 +86,7 @@ class Run {
   readonly #gate: Gate;
   readonly #plan: Plan;
   readonly #flow: TaskFlow;
+  readonly #clusters = new ClusterCollector();
 
   constructor(
     private readonly request: RerunRequest,
@@ -156,6 +160,7 @@ class Run {
     const report = reportOf(this.request, this.runId, {
       report: this.#report,
       queues: this.#plan.queueReports,
+      clusters: this.#clusters.largest(MAX_REPORTED_CLUSTERS),
       canary: this.#gate.summary,
       estimate: this.#mode.estimate(this.#budget.now()),
       durationMs: this.#budget.now() - this.#budget.startMs,
@@ -175,6 +180,7 @@ class Run {
       const queue = await this.#plan.openQueue(queueName);
       if (!queue) continue;
       for await (const page of this.#plan.pages(queue)) {
+        for (const task of page.matched) this.#clusters.add(task, queueName.name);
         for (const row of page.rows) this.#report.record(row);
         for (const candidate of this.#gate.order(page.candidates)) await this.#admit(candidate);
         if (this.#budget.isOver()) break;
@@ -221,8 +227,18 @@ class Run {
 
 /** The request's options a claim or control task carries, for every task. */
 function controlWorkOf(request: RerunRequest): Omit<ControlWork, 'task'> {
-  const { requestId, cutoffMs, mode, reason, kind, force, lastAttempts, verifyMs, minBackoffLeftMs } =
-    request;
+  const {
+    requestId,
+    cutoffMs,
+    mode,
+    reason,
+    kind,
+    force,
+    lastAttempts,
+    verifyMs,
+    minBackoffLeftMs,
+    clusters,
+  } = request;
   return {
     requestId,
     cutoffMs,
@@ -233,6 +249,7 @@ function controlWorkOf(request: RerunRequest): Omit<ControlWork, 'task'> {
     lastAttempts,
     verifyMs,
     minBackoffLeftMs,
+    clusters,
   };
 }
 

@@ -6,6 +6,7 @@ import type { Attempt, Queue, Task } from '../cloud-tasks/client.js';
 import { parseProtoDurationMs } from '../platform/duration.js';
 import { CANONICAL_CODES } from '../cloud-tasks/codes.js';
 import type { Match } from '../triggers/events.js';
+import { failureSignatureOf } from './clusters.js';
 import { taskIdOf } from '../cloud-tasks/names.js';
 
 /** Why a matched task was not run. */
@@ -34,6 +35,8 @@ export type Selection =
 /** What the safety rules need to know about the request and the task's queue. */
 export interface SelectionRules {
   readonly match: Match;
+  /** Only tasks whose failure signature is in one of these clusters; undefined: any. */
+  readonly clusters?: readonly string[] | undefined;
   readonly cutoffMs: number;
   readonly minBackoffLeftMs: number;
   /** False on a PAUSED queue forced with `force`: nothing falls due by itself there. */
@@ -90,7 +93,7 @@ const skip = (reason: SkipReason): Selection => ({ kind: 'skip', reason });
 
 /** Applies the match, then the per-task safety rules, in that order. */
 export function selectTask(task: Task, rules: SelectionRules): Selection {
-  if (!matchesTask(task, rules.match)) return UNMATCHED;
+  if (!matchesTask(task, rules.match) || !inClusters(task, rules.clusters)) return UNMATCHED;
   const last = task.lastAttempt;
   const dispatchMs = timeMs(last?.dispatchTime);
   if (!last || dispatchMs === undefined) return skip('never-attempted');
@@ -119,6 +122,13 @@ export function queueSkipReason(
   if (queue.state === 'PAUSED') return 'queue-paused';
   if (queue.rateLimits?.maxConcurrentDispatches === 1 && bypassesDispatchLimit) return 'queue-serial';
   return undefined;
+}
+
+/** Whether the task's failure is in one of the clusters, when the request names any. */
+export function inClusters(task: Task, clusters: readonly string[] | undefined): boolean {
+  if (clusters === undefined) return true;
+  const signature = failureSignatureOf(task);
+  return signature !== undefined && clusters.includes(signature.id);
 }
 
 /** Whether every field given in the match holds for the task. */

@@ -1,6 +1,7 @@
 /**
  * The run report (docs/reports-and-logs.md): every matched task gets exactly one outcome, logged once and counted once.
  */
+import type { ClusterSummary } from './clusters.js';
 import type { Estimate } from './estimate.js';
 import { operationFirst, operationLast, type Logger } from '../platform/log.js';
 import type { SkipReason } from './select.js';
@@ -70,6 +71,8 @@ export interface RerunReport {
   /** The event's cutoff was later than its delivery, and was brought back to it. */
   cutoffClamped?: true;
   queues: QueueReport[];
+  /** The matched tasks' failure clusters, largest first (docs/selection.md "Failure clusters"). */
+  clusters: ClusterSummary[];
   counts: Record<Outcome | 'matched', number> & { verdicts: VerdictCounts };
   skipped: Partial<Record<SkipReason, number>>;
   tasks: TaskRow[];
@@ -87,6 +90,9 @@ export interface RerunReport {
   };
   durationMs: number;
 }
+
+/** The largest failure clusters on the run's last log line. */
+const LOGGED_CLUSTERS = 5;
 
 /** At most this many task rows are returned; counts are always complete. */
 export const MAX_TASK_ROWS = 1000;
@@ -179,6 +185,7 @@ export function runOutcomeOf(report: RerunReport): RunOutcome {
 export interface ReportParts {
   readonly report: ReportBuilder;
   readonly queues: readonly QueueReport[];
+  readonly clusters: ClusterSummary[];
   readonly canary: RerunReport['canary'];
   readonly estimate: Estimate | undefined;
   readonly durationMs: number;
@@ -201,6 +208,7 @@ export function reportOf(request: RerunRequest, runId: string, parts: ReportPart
     cutoff,
     ...(request.cutoffClamped && { cutoffClamped: true as const }),
     queues,
+    clusters: parts.clusters,
     counts,
     skipped: report.skipped,
     tasks: report.rows,
@@ -239,6 +247,7 @@ export function logFinished(log: Logger, report: RerunReport): void {
       counts: report.counts,
       skipped: report.skipped,
       queues: report.queues,
+      clusters: report.clusters.slice(0, LOGGED_CLUSTERS),
       ...(report.continueWith && { continueWith: report.continueWith }),
       durationMs: report.durationMs,
     },

@@ -82,8 +82,12 @@ const Breaker = z.union([
 /** A request's identity (docs/events.md "Cutoff"): what every delivery of one request shares. */
 export const RequestId = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, '1-128 of letters, digits, _ . : -');
 
+/** A failure cluster's id, as a plan prints it (docs/selection.md "Failure clusters"). */
+const ClusterId = z.string().regex(/^[0-9a-f]{8}$/, 'a cluster id: 8 hex digits, as a plan prints it');
+
 /** Options every event kind takes. */
 const Common = {
+  clusters: z.array(ClusterId).min(1).max(100).optional(),
   reason: z.string().max(1000).optional(),
   requestId: RequestId.optional(),
   mode: z.enum(['run', 'redrive']).default('run'),
@@ -197,6 +201,8 @@ export interface RerunRequest {
    */
   readonly cutoffFromDelivery: boolean;
   readonly match: Match;
+  /** Only tasks in these failure clusters, by id; undefined: any. */
+  readonly clusters: readonly string[] | undefined;
   readonly dryRun: boolean;
   readonly maxTasks: number | undefined;
   readonly force: boolean;
@@ -330,6 +336,7 @@ function toRerunRequest(event: ParsedEvent, delivery: Delivery): RerunRequest {
     reason: event.reason,
     mode: event.mode,
     dryRun: event.dryRun,
+    clusters: event.clusters,
     maxTasks: event.maxTasks,
     force: event.force,
     lastAttempts: event.lastAttempts,

@@ -55,6 +55,43 @@ describe('cloud-tasks-rerun plan and run (in process, against the emulator)', ()
     expect(runTaskCalls()).toHaveLength(0);
   });
 
+  it('plan prints the failure clusters, and run --cluster forces only that cluster', async () => {
+    seedOrders(3);
+    emulator.load({
+      queues: [
+        {
+          name: ORDERS,
+          tasks: [1, 2].map((i) =>
+            failedTask(ORDERS, `refund-${i}`, target.url, {
+              httpStatus: 503,
+              url: `${target.url}/refunds/r${i}x9`,
+            }),
+          ),
+        },
+      ],
+    });
+    const planned = await runCli(['plan', '--queue', ORDERS], cliEnv(emulator.host));
+    expect(planned.code).toBe(0);
+    expect(planned.stdout).toContain('failure clusters, largest first');
+    const host = new URL(target.url).host;
+    const rows = [...planned.stdout.matchAll(/^ {2}([0-9a-f]{8})\s+(\d+)\s+\d+\s+(\S+ \d{3})\s+(\S+)$/gm)];
+    expect(rows.map((m) => [m[2], m[3], m[4]])).toEqual([
+      ['3', 'INTERNAL 500', `${host}/work/{id}`],
+      ['2', 'UNAVAILABLE 503', `${host}/refunds/{id}`],
+    ]);
+    const refunds = rows[1]![1]!;
+    const result = await runCli(['run', '--queue', ORDERS, '--cluster', refunds], cliEnv(emulator.host));
+    expect(result.code).toBe(0);
+    expect(
+      runTaskCalls()
+        .map((call) => call.name.split('/').pop())
+        .sort(),
+    ).toEqual(['refund-1', 'refund-2']);
+    const bad = await runCli(['run', '--queue', ORDERS, '--cluster', 'nope'], cliEnv(emulator.host));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--cluster');
+  });
+
   it('run forces the failed tasks, and without a terminal prints nothing until the summary (exit 0)', async () => {
     seedOrders(3);
     const result = await runCli(['run', '--queue', ORDERS, '--reason', 'fix 42'], cliEnv(emulator.host));

@@ -69,6 +69,13 @@ describe('cloud-tasks-rerun queues', () => {
     // The seeds' first attempts are 59 minutes old.
     expect(orders).toMatch(/oldest failure 20\S+Z \((59|60)m ago\) {2}\S+\/tasks\/(pay|lookup)-\d/);
     expect(orders).not.toContain('sampled');
+    const host = new URL(target.url).host;
+    expect(orders).toMatch(
+      new RegExp(
+        `largest clusters:\\r?\\n {4}[0-9a-f]{8} +4  UNAVAILABLE 503  ${host}/work/\\{id\\}\\r?\\n {4}[0-9a-f]{8} +2  NOT_FOUND 404`,
+      ),
+    );
+    expect(big).toContain('largest clusters (of the sample):');
     expect(big).toMatch(
       new RegExp(`tasks ${BIG_TASKS}, failing 2000 of 2000 listed \\(sampled: 2 list calls\\)`),
     );
@@ -98,6 +105,10 @@ describe('cloud-tasks-rerun queues', () => {
     });
     expect(Date.now() - Date.parse(overview.queues[0].oldestFailure.time)).toBeGreaterThan(58 * 60_000);
     expect(overview.queues[1]).toMatchObject({ queue: BIG, tasks: BIG_TASKS, listed: 2000, sampled: true });
+    expect(overview.queues[0].clusters.map((c: any) => [c.status, c.count])).toEqual([
+      ['UNAVAILABLE 503', 4],
+      ['NOT_FOUND 404', 2],
+    ]);
     expect(result.stderr).toBe('');
   });
 

@@ -15,6 +15,7 @@ export function reportWith(counts: Counts = {}, extra: Partial<RerunReport> = {}
     mode: 'run',
     dryRun: false,
     cutoff: CUTOFF,
+    clusters: [],
     queues: [{ queue: ORDERS_QUEUE, state: 'RUNNING', rate: 1, scanned: 10, matched: 3, complete: true }],
     counts: {
       ...emptyCounts(),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_FAILED_AGAIN_NAMES, requestEndMessage, runSummaryMessage } from '../../shared/notify/summary.js';
 import { runOutcomeOf } from '../../shared/run/settle.js';
-import { CONTINUE_WITH, ORDERS_QUEUE, reportWith } from './report-fixture.js';
+import { CONTINUE_WITH, CUTOFF, ORDERS_QUEUE, reportWith } from './report-fixture.js';
 
 const Q = ORDERS_QUEUE;
 
@@ -75,6 +75,7 @@ describe('runSummaryMessage', () => {
       counts: report.counts,
       skipped: { 'due-soon': 1 },
       queues: report.queues,
+      clusters: [],
       failedAgain: [`${Q}/tasks/b`],
       durationMs: 12,
     });
@@ -140,5 +141,29 @@ describe('requestEndMessage', () => {
       cutoff: '2026-11-22T10:00:00.000Z',
       lastRunId: 'run-1',
     });
+  });
+});
+
+describe('the run-finished message and failure clusters', () => {
+  it('carries the five largest clusters of the report, in its order', () => {
+    const clusters = Array.from({ length: 7 }, (_, i) => ({
+      id: `0000000${i}`,
+      status: 'UNAVAILABLE 503',
+      target: `h.example/q${'x'.repeat(i)}/{id}`,
+      count: 10 - i,
+      oldestFailure: CUTOFF,
+      newestFailure: CUTOFF,
+      queues: [Q],
+      sampleTask: `${Q}/tasks/t${i}`,
+      attempts: { min: 1, max: 2 },
+    }));
+    const { data } = runSummaryMessage(reportWith({ dispatched: 1 }, { clusters }));
+    expect(data.clusters.map((c) => c.id)).toEqual([
+      '00000000',
+      '00000001',
+      '00000002',
+      '00000003',
+      '00000004',
+    ]);
   });
 });

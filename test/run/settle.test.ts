@@ -12,7 +12,7 @@ const T = `${ORDERS}/tasks/t`;
 const done: QueueReport = { queue: ORDERS, scanned: 3, matched: 3, complete: true };
 
 function parts(report: ReportBuilder, queues: QueueReport[] = [done]) {
-  return { report, queues, canary: undefined, estimate: undefined, durationMs: 5 };
+  return { report, queues, clusters: [], canary: undefined, estimate: undefined, durationMs: 5 };
 }
 
 describe('ReportBuilder', () => {

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { DestinationStream } from 'pino';
 import { ClaimRegistry } from '../run/claim.js';
 import { createCloudTasksClient, type CloudTasksClient } from '../cloud-tasks/client.js';
-import { loadConfig, type Config, type ConfigOptions } from './config.js';
+import { loadConfig, type ConfigOptions } from './config.js';
 import {
   createNotifier,
   notifyRunEnd,
@@ -16,25 +16,16 @@ import {
 } from '../notify/publish.js';
 import type { RerunRequest } from '../triggers/events.js';
 import { FirstDeliveries, firstCutoffOf } from './first-deliveries.js';
-import { createLogger, operationLast, traceFields, type HeaderLookup, type Logger } from './log.js';
+import { createLogger, operationLast, traceFields, type HeaderLookup } from './log.js';
 import { Pacer, QueueAttempts, Semaphore } from '../run/pace.js';
 import type { RerunReport } from '../run/settle.js';
 import { RedriveCheckError, RedriveForbiddenError } from '../run/redrive-permissions.js';
-import { CloudTasksUnavailableError, runRerun } from '../run/run.js';
+import { CloudTasksUnavailableError, runRerun, type ProcessParts } from '../run/run.js';
 import { resolveScope } from '../triggers/scope.js';
 
-export interface Runtime {
-  readonly config: Config;
-  readonly tasks: CloudTasksClient;
-  readonly pacer: Pacer;
-  readonly inFlight: Semaphore;
-  /** Forced attempts still running, per queue: every request of the process shares the queue's bound. */
-  readonly queueAttempts: QueueAttempts;
-  /** Which tasks some run of this process is forcing right now (docs/claims.md "Where a claim lives"). */
-  readonly claims: ClaimRegistry;
+export interface Runtime extends ProcessParts {
   /** The cutoffs of HTTP requests that carry none, by requestId, for an hour. */
   readonly firstDeliveries: FirstDeliveries;
-  readonly log: Logger;
   /** Publishes the end of runs to RERUN_NOTIFY_TOPIC (a no-op without it). */
   readonly notifier: Notifier;
   /** The project that qualifies trace IDs in logs: the first project named in the allowlist. */

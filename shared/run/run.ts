@@ -30,8 +30,8 @@ import { Plan, type Candidate } from './plan.js';
 import { logFinished, logStarted, ReportBuilder, reportOf, type RerunReport } from './settle.js';
 import type { Scope } from '../triggers/scope.js';
 
-/** What a run needs from its process. */
-export interface RerunDeps {
+/** The parts of a process that every run it serves shares. */
+export interface ProcessParts {
   readonly config: Config;
   readonly tasks: CloudTasksClient;
   /** The process-wide RunTask pacer, at RERUN_MAX_RATE: shared by every request this process serves. */
@@ -40,10 +40,13 @@ export interface RerunDeps {
   readonly inFlight: Semaphore;
   /** The process-wide bounds on forced attempts running, per queue (maxConcurrentDispatches). */
   readonly queueAttempts: QueueAttempts;
-  /** The process-wide claim registry. */
+  /** Which tasks some run of this process is forcing right now (docs/claims.md "Where a claim lives"). */
   readonly claims: ClaimRegistry;
-  /** Carries runId, reason and trace on every line. */
   readonly log: Logger;
+}
+
+/** What a run needs from its process; its logger carries runId, reason and trace on every line. */
+export interface RerunDeps extends ProcessParts {
   /** The claim this delivery is, when a control task delivers it (its X-CloudTasks-TaskName). */
   readonly ownClaimId?: string | undefined;
   /** How far ahead a redrive copy is due (default 10 s; tests shorten it). */

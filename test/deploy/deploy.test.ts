@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../shared/platform/config.js';
 import { httpDelivery, parseRerunEvent } from '../../shared/triggers/events.js';
 import {
@@ -36,6 +36,10 @@ import {
   type Sandbox,
   UNNAMED,
 } from './harness.js';
+
+// deploy.sh makes a few hundred fake gcloud calls per run, each a bash process: CPU-bound, and slower
+// while another suite shares the cores.
+vi.setConfig({ testTimeout: 90_000 });
 
 afterAll(removeSandboxes);
 

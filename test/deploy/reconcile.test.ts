@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { CONFIG_KEYS, loadConfig } from '../../shared/platform/config.js';
 import { httpDelivery, parseRerunEvent } from '../../shared/triggers/events.js';
 import {
@@ -21,6 +21,10 @@ import {
   RUNTIME,
   UNNAMED,
 } from './harness.js';
+
+// deploy.sh makes a few hundred fake gcloud calls per run, each a bash process: CPU-bound, and slower
+// while another suite shares the cores.
+vi.setConfig({ testTimeout: 90_000 });
 
 const writes = (calls: readonly string[][]) =>
   calls.filter((call) => !call.some((arg) => /^(describe|list|get-iam-policy)$/.test(arg)));

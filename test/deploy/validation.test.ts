@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Env } from '../../shared/platform/config.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import {
@@ -14,6 +14,10 @@ import {
   REPO,
   type Sandbox,
 } from './harness.js';
+
+// deploy.sh makes a few hundred fake gcloud calls per run, each a bash process: CPU-bound, and slower
+// while another suite shares the cores.
+vi.setConfig({ testTimeout: 90_000 });
 
 let sandbox: Sandbox;
 beforeAll(() => {

@@ -15,7 +15,7 @@ const CONTROL = queueName('rerun-control');
  * The copies fall due this long after they are made, the recovery tasks halfway (the product's default is
  * 10 s). The crash test's recoveries go to a process just restarted: they get a little longer.
  */
-const ARMING_MS = 2_000;
+const ARMING_MS = 3_000;
 const CRASH_ARMING_MS = 8_000;
 
 let target: Target;
@@ -137,7 +137,7 @@ describe('redrive recovery', () => {
     expect(await judge(originals)).toEqual({ twice: 0, never: 0 });
     // Every recovery task is done; the claims of the tasks the first delivery left stay until they fall due.
     expect((await listFull(CONTROL)).filter((t) => bodyOf(t).kind === 'finish-move')).toEqual([]);
-  }, 30_000);
+  }, 45_000);
 
   it('a process killed with SIGKILL mid-redrive of 300 tasks, then the request again: none twice, none lost', async () => {
     const originals = load(300);

@@ -52,39 +52,43 @@ export async function startDemoTarget(port: number): Promise<DemoTarget> {
 export function demoSeed(targetUrl: string, nowMs: number): Seed {
   const at = (offsetMs: number) => new Date(nowMs + offsetMs).toISOString();
   const minute = 60_000;
-  const failed = Array.from({ length: 12 }, (_, i) => ({
-    name: `${DEMO_QUEUE}/tasks/order-${1001 + i}`,
-    httpRequest: { url: `${targetUrl}/orders/${1001 + i}`, httpMethod: 'POST' as const },
-    createTime: at(-60 * minute),
-    scheduleTime: at(50 * minute),
-    dispatchCount: 4,
-    responseCount: 4,
-    firstAttempt: { dispatchTime: at(-59 * minute) },
+  /** A task whose attempts all failed, the last `failedAgoMin` minutes ago, due again in `nextInMin`. */
+  const failedTask = (
+    id: string,
+    url: string,
+    attempts: number,
+    [createdAgoMin, failedAgoMin, nextInMin]: readonly [number, number, number],
+    responseStatus: { code: number; message: string },
+  ) => ({
+    name: `${DEMO_QUEUE}/tasks/${id}`,
+    httpRequest: { url, httpMethod: 'POST' as const },
+    createTime: at(-createdAgoMin * minute),
+    scheduleTime: at(nextInMin * minute),
+    dispatchCount: attempts,
+    responseCount: attempts,
+    firstAttempt: { dispatchTime: at(-(createdAgoMin - 1) * minute) },
     lastAttempt: {
-      scheduleTime: at(-10 * minute),
-      dispatchTime: at(-10 * minute),
-      responseTime: at(-10 * minute + 150),
-      responseStatus: { code: 14, message: 'UNAVAILABLE(14): HTTP status code 503' },
+      scheduleTime: at(-failedAgoMin * minute),
+      dispatchTime: at(-failedAgoMin * minute),
+      responseTime: at(-failedAgoMin * minute + 150),
+      responseStatus,
     },
-  }));
-  const refused = Array.from({ length: 3 }, (_, i) => ({
-    name: `${DEMO_QUEUE}/tasks/payment-${4001 + i}`,
-    httpRequest: {
-      url: `${targetUrl}/payments/${4001 + i}/capture/tok_${(9_301_775 * (i + 7)).toString(36)}Xq?attempt=1`,
-      httpMethod: 'POST' as const,
-    },
-    createTime: at(-40 * minute),
-    scheduleTime: at(40 * minute),
-    dispatchCount: 3,
-    responseCount: 3,
-    firstAttempt: { dispatchTime: at(-39 * minute) },
-    lastAttempt: {
-      scheduleTime: at(-8 * minute),
-      dispatchTime: at(-8 * minute),
-      responseTime: at(-8 * minute + 90),
-      responseStatus: { code: 3, message: 'INVALID_ARGUMENT(3): HTTP status code 400' },
-    },
-  }));
+  });
+  const failed = Array.from({ length: 12 }, (_, i) =>
+    failedTask(`order-${1001 + i}`, `${targetUrl}/orders/${1001 + i}`, 4, [60, 10, 50], {
+      code: 14,
+      message: 'UNAVAILABLE(14): HTTP status code 503',
+    }),
+  );
+  const refused = Array.from({ length: 3 }, (_, i) =>
+    failedTask(
+      `payment-${4001 + i}`,
+      `${targetUrl}/payments/${4001 + i}/capture/tok_${(9_301_775 * (i + 7)).toString(36)}Xq?attempt=1`,
+      3,
+      [40, 8, 40],
+      { code: 3, message: 'INVALID_ARGUMENT(3): HTTP status code 400' },
+    ),
+  );
   const later = Array.from({ length: 2 }, (_, i) => ({
     name: `${DEMO_QUEUE}/tasks/report-${2001 + i}`,
     httpRequest: { url: `${targetUrl}/reports/${2001 + i}`, httpMethod: 'POST' as const },

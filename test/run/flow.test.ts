@@ -1,0 +1,201 @@
+/**
+ * The flow of one task (docs/architecture.md "Stages"): claim, act, release, verify, written once for
+ * every mode. The mode is a recording stand-in here (an Acting), so the test sees the order of the steps;
+ * the claim registry, budget, hold, breaker and report are the real stages.
+ */
+import { describe, expect, it } from 'vitest';
+import { Breaker } from '../../shared/run/breaker.js';
+import { Budget } from '../../shared/run/budget.js';
+import { Claimer, ClaimRegistry } from '../../shared/run/claim.js';
+import { TaskFlow } from '../../shared/run/flow.js';
+import { Hold } from '../../shared/run/hold.js';
+import type { Acted, Acting, Unforced } from '../../shared/run/modes.js';
+import { Pacer } from '../../shared/run/pace.js';
+import type { Candidate, QueueRun } from '../../shared/run/plan.js';
+import { ReportBuilder, type TaskRow } from '../../shared/run/settle.js';
+import type { Verdict } from '../../shared/run/verify.js';
+import { candidateOf, queueRunOf, requestOf, silentLog } from './stage-fixtures.js';
+
+type Step = `${'enter' | 'leave' | 'reserve' | 'act' | 'verify' | 'no-slot'} ${string}`;
+
+/** A mode that records each step, forces every task (or answers `unforced`), and gives `verdict`. */
+class RecordingActing implements Acting {
+  readonly steps: Step[] = [];
+  constructor(
+    private readonly options: {
+      unforced?: (task: string) => Unforced | undefined;
+      verdict?: (task: string) => Verdict;
+      noPlace?: boolean;
+      noSlot?: boolean;
+      registry?: ClaimRegistry;
+    } = {},
+  ) {}
+
+  enter(queue: QueueRun): Promise<(() => void) | undefined> {
+    this.steps.push(`enter ${queue.queue.queue}`);
+    return Promise.resolve(
+      this.options.noPlace ? undefined : () => void this.steps.push(`leave ${queue.queue.queue}`),
+    );
+  }
+  pacersOf(queue: Pick<QueueRun, 'pacers' | 'copyPacers'>): readonly Pacer[] {
+    return queue.pacers;
+  }
+  reserve(queue: QueueRun): number | undefined {
+    this.steps.push(`reserve ${queue.queue.queue}`);
+    return this.options.noSlot ? undefined : 0;
+  }
+  act(candidate: Candidate): Promise<Acted> {
+    const task = candidate.name.task;
+    // The claim is held while the task is acted on.
+    expect(this.options.registry?.tryClaim(candidate.name.name, 0)).toBe('running');
+    this.steps.push(`act ${task}`);
+    const unforced = this.options.unforced?.(task);
+    if (unforced) return Promise.resolve({ forced: false, result: unforced });
+    return Promise.resolve({
+      forced: true,
+      row: { outcome: 'dispatched' },
+      verify: () => {
+        this.steps.push(`verify ${task}`);
+        return Promise.resolve({ verdict: this.options.verdict?.(task) ?? 'succeeded' });
+      },
+    });
+  }
+  noSlot(task: string): Promise<Omit<TaskRow, 'task'>> {
+    this.steps.push(`no-slot ${task.split('/').pop()}`);
+    return Promise.resolve({ outcome: 'deferred' });
+  }
+}
+
+function flowOf(acting: RecordingActing, registry: ClaimRegistry, options: { verifyMs?: number } = {}) {
+  const log = silentLog();
+  const budget = new Budget(60_000);
+  const hold = new Hold();
+  const report = new ReportBuilder(log, false);
+  const request = requestOf();
+  const claimer = new Claimer(
+    { registry, tasks: undefined as never, control: undefined, ownClaimId: undefined, log, now: Date.now },
+    {
+      requestId: request.requestId,
+      cutoffMs: request.cutoffMs,
+      mode: 'run',
+      reason: undefined,
+      requestKind: 'fix-deployed',
+      force: false,
+      lastAttempts: false,
+      verifyMs: 0,
+      minBackoffLeftMs: 0,
+    },
+    budget.deadlineMs,
+  );
+  const flow = new TaskFlow({
+    acting,
+    claimer,
+    budget,
+    hold,
+    report,
+    breaker: new Breaker({ maxFailedAgain: 0.5, minVerdicts: 2 }, log),
+    rulesFor: () => {
+      throw new Error('the stand-in mode reads no rules');
+    },
+    verifyMs: options.verifyMs ?? 1_000,
+    canaryWaitMs: 500,
+    concurrency: 1,
+  });
+  return { flow, report, hold };
+}
+
+const queue = () => queueRunOf({ pacers: [new Pacer(1000)] });
+
+describe('TaskFlow', () => {
+  it('claims, acts, releases and verifies a task, in that order, and writes its one row', async () => {
+    const registry = new ClaimRegistry();
+    const acting = new RecordingActing({ registry });
+    const { flow, report } = flowOf(acting, registry);
+    const started = await flow.start(candidateOf('t1', queue()), false);
+    const row = await started.row;
+    await flow.drain();
+    expect(acting.steps).toEqual(['enter orders', 'reserve orders', 'act t1', 'verify t1', 'leave orders']);
+    expect(row).toMatchObject({ outcome: 'dispatched', verdict: 'succeeded' });
+    expect(report.rows).toEqual([row]);
+    // Released: another run may claim it now.
+    expect(registry.tryClaim(row.task, 0)).toBe('claimed');
+  });
+
+  it('skips a task another run holds as claimed, and never acts on it or takes a slot', async () => {
+    const registry = new ClaimRegistry();
+    const acting = new RecordingActing({ registry });
+    const { flow, report } = flowOf(acting, registry);
+    const candidate = candidateOf('t1', queue());
+    expect(registry.tryClaim(candidate.name.name, 0)).toBe('claimed');
+    await (
+      await flow.start(candidate, false)
+    ).row;
+    expect(acting.steps).toEqual(['enter orders', 'leave orders']);
+    expect(report.rows).toEqual([{ task: candidate.name.name, outcome: 'skipped', skipReason: 'claimed' }]);
+  });
+
+  it('reads back only a forced task: an unforced one gets its row, released, with no verdict', async () => {
+    const registry = new ClaimRegistry();
+    const acting = new RecordingActing({
+      registry,
+      unforced: () => ({ outcome: 'skipped', skipReason: 'no-longer-matches' }),
+    });
+    const { flow, report } = flowOf(acting, registry);
+    const candidate = candidateOf('t1', queue());
+    await (
+      await flow.start(candidate, false)
+    ).row;
+    expect(acting.steps).not.toContain('verify t1');
+    expect(report.rows).toEqual([
+      { task: candidate.name.name, outcome: 'skipped', skipReason: 'no-longer-matches' },
+    ]);
+    expect(registry.tryClaim(candidate.name.name, 0)).toBe('claimed');
+  });
+
+  it('with verification off, a forced task has no verdict and is not read back', async () => {
+    const registry = new ClaimRegistry();
+    const acting = new RecordingActing({ registry });
+    const { flow } = flowOf(acting, registry, { verifyMs: 0 });
+    const row = await (await flow.start(candidateOf('t1', queue()), false)).row;
+    expect(row).toEqual({ task: row.task, outcome: 'dispatched' });
+    expect(acting.steps).not.toContain('verify t1');
+  });
+
+  it("gives the mode's answer when no place or no slot is left, and acts on nothing", async () => {
+    const registry = new ClaimRegistry();
+    const noPlace = new RecordingActing({ registry, noPlace: true });
+    const first = flowOf(noPlace, registry);
+    const row = await (await first.flow.start(candidateOf('t1', queue()), false)).row;
+    expect(row).toMatchObject({ outcome: 'deferred' });
+    expect(noPlace.steps).toEqual(['enter orders', 'no-slot t1']);
+
+    const noSlot = new RecordingActing({ registry, noSlot: true });
+    const second = flowOf(noSlot, registry);
+    const candidate = candidateOf('t2', queue());
+    expect((await (await second.flow.start(candidate, false)).row).outcome).toBe('deferred');
+    expect(noSlot.steps).toEqual(['enter orders', 'reserve orders', 'no-slot t2', 'leave orders']);
+    // The claim made before the slot ran out was given back.
+    expect(registry.tryClaim(candidate.name.name, 0)).toBe('claimed');
+  });
+
+  it('trips the breaker on verdicts, and then holds the tasks not yet started without acting on them', async () => {
+    const registry = new ClaimRegistry();
+    const acting = new RecordingActing({ registry, verdict: () => 'failed-again' });
+    const { flow, report, hold } = flowOf(acting, registry);
+    const q = queue();
+    for (const id of ['t1', 't2']) await (await flow.start(candidateOf(id, q), false)).row;
+    expect(hold.isHeld).toBe(true);
+    const held = await (await flow.start(candidateOf('t3', q), false)).row;
+    expect(held).toEqual({ task: held.task, outcome: 'held' });
+    expect(acting.steps).not.toContain('act t3');
+    expect(report.counts).toMatchObject({ dispatched: 2, held: 1, verdicts: { failedAgain: 2 } });
+  });
+
+  it('marks a canary row, and reads a canary back', async () => {
+    const registry = new ClaimRegistry();
+    const acting = new RecordingActing({ registry });
+    const { flow } = flowOf(acting, registry);
+    const row = await (await flow.start(candidateOf('t1', queue()), true)).row;
+    expect(row).toMatchObject({ outcome: 'dispatched', canary: true, verdict: 'succeeded' });
+  });
+});

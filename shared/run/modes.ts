@@ -115,7 +115,9 @@ type Canary = Mode['canary'];
 export class RunTaskMode implements Mode, Acting {
   readonly name = 'run';
   readonly forcedOutcome = 'dispatched';
+  /** A forced attempt counts toward the task's own attempts: the last-attempt rule holds. */
   readonly startsAttemptsAgain = false;
+  /** RunTask dispatches past the queue's maxConcurrentDispatches: the run keeps that limit itself. */
   readonly bypassesDispatchLimit = true;
   readonly acting: Acting = this;
 
@@ -186,7 +188,9 @@ export class RunTaskMode implements Mode, Acting {
 export class RedriveMode implements Mode, Acting {
   readonly name = 'redrive';
   readonly forcedOutcome = 'redriven';
+  /** A copy is a new task, with attempts from zero. */
   readonly startsAttemptsAgain = true;
+  /** Cloud Tasks dispatches the copies itself, within the queue's limits. */
   readonly bypassesDispatchLimit = false;
   readonly acting: Acting = this;
 

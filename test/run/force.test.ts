@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Budget } from '../../shared/run/budget.js';
+import { failureSignatureOf } from '../../shared/run/clusters.js';
 import { Forcer, type ForcePolicy } from '../../shared/run/force.js';
 import { Pacer, Semaphore } from '../../shared/run/pace.js';
 import type { QueueRun } from '../../shared/run/plan.js';
@@ -65,6 +66,23 @@ describe('Forcer', () => {
     world.target.setRespond(() => new Promise<number>(() => undefined));
     await world.tasks.runTask(candidateOf('a', queue).name);
     expect(await force('a')).toEqual({ outcome: 'skipped', skipReason: 'in-flight' });
+    expect(callsOf(world.emulator, 'RunTask')).toHaveLength(1);
+  });
+
+  it('selects by failure cluster on the fresh read: a task whose failure changed is no longer matched', async () => {
+    // Listed (and clustered) when its attempts failed with 500; by its turn, an attempt of its own failed with 503.
+    const listed = await world.tasks.getTask(candidateOf('b', queue).name, 'BASIC');
+    const cluster = failureSignatureOf(listed)!.id;
+    world.target.setRespond(() => 503);
+    await world.tasks.runTask(candidateOf('b', queue).name);
+    await world.emulator.settled();
+    const byCluster: ForcePolicy = {
+      ...policy(),
+      rulesFor: (q) => ({ ...policy().rulesFor(q), clusters: [cluster] }),
+    };
+    const slotMs = forcer.reserve(queue)!;
+    const result = await forcer.force(candidateOf('b', queue, listed), slotMs, byCluster);
+    expect(result).toEqual({ outcome: 'skipped', skipReason: 'no-longer-matches' });
     expect(callsOf(world.emulator, 'RunTask')).toHaveLength(1);
   });
 

@@ -9,6 +9,7 @@ import type { CloudTasksClient } from '../cloud-tasks/client.js';
 import type { Config } from '../platform/config.js';
 import type { ControlTarget, ControlWork } from '../control/control-tasks.js';
 import { Copier, type CopyResult } from './copy.js';
+import { CopyVerdicts } from './copy-verdicts.js';
 import { Enqueuer } from './enqueue.js';
 import { estimateOf, LoadCollector, type Estimate } from './estimate.js';
 import { Forcer, type ForcePolicy, type ForceResult } from './force.js';
@@ -94,7 +95,7 @@ export function modeOf(request: RerunRequest, deps: ModeDeps): Mode {
             { tasks, calls, budget, armingDelayMs: deps.armingDelayMs, recovery: control },
             deps.work,
           ),
-          verifier,
+          new CopyVerdicts({ tasks, budget, verifier }),
           request.canary,
           config.redriveConcurrency,
         )
@@ -197,7 +198,7 @@ export class RedriveMode implements Mode, Acting {
   constructor(
     private readonly tasks: CloudTasksClient,
     private readonly copier: Copier,
-    private readonly verifier: Verifier,
+    private readonly verdicts: CopyVerdicts,
     readonly canary: Canary,
     readonly concurrency: number,
   ) {}
@@ -242,13 +243,7 @@ export class RedriveMode implements Mode, Acting {
       row: { outcome: 'redriven', copy: copy.name },
       // The copy has no attempt yet; its first one falls due at the end of the arming delay.
       verify: (windowMs) =>
-        this.verifier.verdictOf(
-          copy,
-          { name: copy.name, dispatchCount: 0, responseCount: 0 },
-          windowMs,
-          true,
-          dueMs,
-        ),
+        this.verdicts.verdictOf(candidate.queue.queue, candidate.queue.report.scanned, copy, dueMs, windowMs),
     };
   }
 

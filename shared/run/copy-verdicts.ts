@@ -1,0 +1,179 @@
+/**
+ * Redrive's verdicts (docs/redrive.md "Verdicts"): when a queue holds many copies awaiting their verdict,
+ * one listing of the queue reads them all, in place of a GetTask per copy every interval. When the copies
+ * are few among many tasks, each is read on its own (verify.ts). A paged listing is not a snapshot, so a
+ * copy missing from one listing is taken as succeeded only once a second listing misses it too: the
+ * breaker is never fed a success that was a listing's gap.
+ */
+import type { CloudTasksClient, Task } from '../cloud-tasks/client.js';
+import type { QueueName, TaskName } from '../cloud-tasks/names.js';
+import { OUT_OF_TIME, type Budget } from './budget.js';
+import { readIntervalMs, type Verifier, type VerdictResult } from './verify.js';
+
+/** List a queue for its copies' verdicts once its waiting copies outnumber its pages this many times. */
+const COPIES_PER_PAGE_TO_LIST = 2;
+/** Tasks per page of a listing. */
+const PAGE_SIZE = 1_000;
+/** Listings in a row that must miss a copy before it counts as succeeded. */
+const MISSES_TO_SUCCEED = 2;
+/** The first listing this long after the earliest copy falls due: most targets answer within it. */
+const FIRST_LISTING_MS = 500;
+
+/** One copy waiting for its verdict by listing. */
+export interface WaitingCopy {
+  /** A listing that started before this cannot judge the copy: it falls due then, and exists since. */
+  readonly fromMs: number;
+  readonly untilMs: number;
+  misses: number;
+  readonly resolve: (verdict: VerdictResult) => void;
+}
+
+/**
+ * What one listing says of the copies waiting (pure): a listed copy whose attempt completed failed again; a
+ * copy missing from MISSES_TO_SUCCEED listings in a row succeeded; a copy whose window ended is running. A
+ * listing that started before a copy was due cannot judge it; `listing` undefined: the listing failed.
+ * Returns the verdicts given, by copy name.
+ */
+export function judgeListing(
+  waiting: ReadonlyMap<string, WaitingCopy>,
+  listing: { readonly tasks: ReadonlyMap<string, Task>; readonly fromMs: number } | undefined,
+  nowMs: number,
+): Map<string, VerdictResult> {
+  const verdicts = new Map<string, VerdictResult>();
+  for (const [name, copy] of waiting) {
+    if (listing && copy.fromMs <= listing.fromMs) {
+      const task = listing.tasks.get(name);
+      copy.misses = task === undefined ? copy.misses + 1 : 0;
+      if (task !== undefined && (task.responseCount ?? 0) > 0) {
+        const status = task.lastAttempt?.responseStatus?.message;
+        verdicts.set(name, { verdict: 'failed-again', ...(status && { status }) });
+        continue;
+      }
+      if (copy.misses >= MISSES_TO_SUCCEED) {
+        verdicts.set(name, { verdict: 'succeeded' });
+        continue;
+      }
+    }
+    if (nowMs >= copy.untilMs) verdicts.set(name, { verdict: 'running' });
+  }
+  return verdicts;
+}
+
+export interface CopyVerdictsDeps {
+  readonly tasks: CloudTasksClient;
+  readonly budget: Budget;
+  /** Reads one copy back: for copies few among many tasks. */
+  readonly verifier: Verifier;
+}
+
+/** The copies of one queue waiting for a verdict by listing, and the one loop that lists for them. */
+interface QueueWatch {
+  readonly waiting: Map<string, WaitingCopy>;
+  /** Copies of the queue waiting for a verdict, either way. */
+  awaiting: number;
+  /** Tasks in the queue the last time it was listed (the plan's count before that). */
+  size: number;
+  intervalMs: number;
+  loop: Promise<void> | undefined;
+}
+
+export class CopyVerdicts {
+  /** ListTasks calls made for verdicts (the bench reports the cost per verified task). */
+  listCalls = 0;
+  readonly #watches = new Map<string, QueueWatch>();
+
+  constructor(private readonly deps: CopyVerdictsDeps) {}
+
+  /**
+   * The verdict of the copy `copy` of a queue that held `queueSize` tasks when planned: by listing when the
+   * queue's waiting copies outnumber its pages, else by reading it. Its window starts when it falls due.
+   */
+  verdictOf(
+    queue: QueueName,
+    queueSize: number,
+    copy: TaskName,
+    dueMs: number,
+    windowMs: number,
+  ): Promise<VerdictResult> {
+    const watch = this.#watchOf(queue, queueSize);
+    watch.awaiting++;
+    const pages = Math.ceil((watch.size + watch.awaiting) / PAGE_SIZE);
+    const done = (verdict: VerdictResult): VerdictResult => {
+      watch.awaiting--;
+      return verdict;
+    };
+    if (watch.awaiting < COPIES_PER_PAGE_TO_LIST * pages) {
+      const fresh = { name: copy.name, dispatchCount: 0, responseCount: 0 };
+      return this.deps.verifier.verdictOf(copy, fresh, windowMs, true, dueMs).then(done);
+    }
+    const { budget } = this.deps;
+    const untilMs = Math.min(Math.max(budget.now(), dueMs) + windowMs, budget.deadlineMs);
+    watch.intervalMs = Math.min(watch.intervalMs, readIntervalMs(windowMs));
+    const verdict = new Promise<VerdictResult>((resolve) =>
+      watch.waiting.set(copy.name, {
+        fromMs: Math.max(budget.now(), dueMs),
+        untilMs,
+        misses: 0,
+        resolve: (result) => resolve(done(result)),
+      }),
+    );
+    watch.loop ??= this.#listUntilSettled(queue, watch).finally(() => (watch.loop = undefined));
+    return verdict;
+  }
+
+  #watchOf(queue: QueueName, queueSize: number): QueueWatch {
+    let watch = this.#watches.get(queue.name);
+    if (!watch) {
+      watch = {
+        waiting: new Map(),
+        awaiting: 0,
+        size: queueSize,
+        intervalMs: Number.POSITIVE_INFINITY,
+        loop: undefined,
+      };
+      this.#watches.set(queue.name, watch);
+    }
+    return watch;
+  }
+
+  /** Lists the queue while copies wait, each listing no sooner than the earliest copy falls due. */
+  async #listUntilSettled(queue: QueueName, watch: QueueWatch): Promise<void> {
+    const { budget } = this.deps;
+    let nextMs = budget.now();
+    while (watch.waiting.size > 0) {
+      const earliestMs = Math.min(...[...watch.waiting.values()].map((c) => c.fromMs));
+      await budget.sleepUntil(Math.max(nextMs, earliestMs + Math.min(FIRST_LISTING_MS, watch.intervalMs)));
+      nextMs = budget.now() + watch.intervalMs;
+      const fromMs = budget.now();
+      const tasks = budget.isOver() ? undefined : await this.#list(queue);
+      if (tasks) watch.size = tasks.size;
+      const verdicts = judgeListing(watch.waiting, tasks && { tasks, fromMs }, budget.now());
+      if (budget.isOver())
+        for (const name of watch.waiting.keys()) verdicts.set(name, { verdict: 'running' });
+      for (const [name, verdict] of verdicts) {
+        watch.waiting.get(name)?.resolve(verdict);
+        watch.waiting.delete(name);
+      }
+    }
+  }
+
+  /** Every task of the queue by name; undefined when the listing failed or ran out of time (no verdict from it). */
+  async #list(queue: QueueName): Promise<Map<string, Task> | undefined> {
+    const listed = new Map<string, Task>();
+    const pages = this.deps.tasks.listTasks(queue)[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const page = await this.deps.budget.race(pages.next());
+        if (page === OUT_OF_TIME) return undefined;
+        if (page.done) return listed;
+        this.listCalls++;
+        for (const task of page.value) listed.set(task.name, task);
+      }
+    } catch {
+      // A listing that failed tells nothing: the next interval lists again.
+      return undefined;
+    } finally {
+      void pages.return?.();
+    }
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Redrive's verdicts by listing (docs/redrive.md "Verdicts"): the pure judgement of one listing, and the
+ * stage against the in-process emulator, whose call records say how the verdicts were read.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Task } from '../../shared/cloud-tasks/client.js';
+import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { Budget } from '../../shared/run/budget.js';
+import { CopyVerdicts, judgeListing, type WaitingCopy } from '../../shared/run/copy-verdicts.js';
+import { Semaphore } from '../../shared/run/pace.js';
+import type { VerdictResult } from '../../shared/run/verify.js';
+import { Verifier } from '../../shared/run/verify.js';
+import { laterTask } from '../helpers/seeds.js';
+import { callsOf, ORDERS, startWorld, taskName, type World } from './stage-fixtures.js';
+
+function waitingCopy(fromMs = 0, untilMs = 10_000): WaitingCopy & { verdict?: VerdictResult } {
+  const copy: WaitingCopy & { verdict?: VerdictResult } = {
+    fromMs,
+    untilMs,
+    misses: 0,
+    resolve: (verdict) => (copy.verdict = verdict),
+  };
+  return copy;
+}
+
+const failed: Task = {
+  name: 'c',
+  responseCount: 1,
+  lastAttempt: { responseStatus: { code: 13, message: 'INTERNAL(13): HTTP status code 500' } },
+};
+
+describe('judgeListing', () => {
+  it('a listed copy whose attempt completed failed again, with its status; one not yet answered waits', () => {
+    const waiting = new Map([
+      ['c', waitingCopy()],
+      ['d', waitingCopy()],
+    ]);
+    const listed = new Map([
+      ['c', failed],
+      ['d', { name: 'd', responseCount: 0 }],
+    ]);
+    expect(judgeListing(waiting, { tasks: listed, fromMs: 1 }, 1)).toEqual(
+      new Map([['c', { verdict: 'failed-again', status: 'INTERNAL(13): HTTP status code 500' }]]),
+    );
+  });
+
+  it('a copy missing from one listing is not yet a success; missing from two in a row, it succeeded', () => {
+    const waiting = new Map([['c', waitingCopy()]]);
+    expect(judgeListing(waiting, { tasks: new Map(), fromMs: 1 }, 1).size).toBe(0);
+    expect(judgeListing(waiting, { tasks: new Map(), fromMs: 2 }, 2)).toEqual(
+      new Map([['c', { verdict: 'succeeded' }]]),
+    );
+  });
+
+  it('a copy seen again between two misses starts counting again', () => {
+    const waiting = new Map([['c', waitingCopy()]]);
+    judgeListing(waiting, { tasks: new Map(), fromMs: 1 }, 1);
+    judgeListing(waiting, { tasks: new Map([['c', { name: 'c' }]]), fromMs: 2 }, 2);
+    expect(judgeListing(waiting, { tasks: new Map(), fromMs: 3 }, 3).size).toBe(0);
+  });
+
+  it('a listing that started before the copy was due, or failed, judges nothing; the window still ends', () => {
+    const waiting = new Map([['c', waitingCopy(5, 10)]]);
+    expect(judgeListing(waiting, { tasks: new Map(), fromMs: 4 }, 4).size).toBe(0);
+    expect(judgeListing(waiting, { tasks: new Map(), fromMs: 4 }, 4).size).toBe(0);
+    expect(waiting.get('c')!.misses).toBe(0);
+    expect(judgeListing(waiting, undefined, 10)).toEqual(new Map([['c', { verdict: 'running' }]]));
+  });
+});
+
+describe('CopyVerdicts', () => {
+  let world: World;
+  beforeEach(async () => {
+    world = await startWorld();
+  });
+  afterEach(() => world.stop());
+
+  /** `count` copies due now in ORDERS (beside `others` tasks due in an hour); the target answers `status`. */
+  async function copiesDueNow(count: number, others: number, status: (path: string) => number) {
+    world.target.setRespond((request) => status(request.path));
+    const queue = parseQueueName(ORDERS)!;
+    world.emulator.load({
+      queues: [
+        {
+          name: ORDERS,
+          tasks: Array.from({ length: others }, (_, i) => laterTask(ORDERS, `other-${i}`, world.target.url)),
+        },
+      ],
+    });
+    const copies = Array.from({ length: count }, (_, i) => taskName(`copy-${i}`));
+    for (const copy of copies) {
+      await world.tasks.createTask(queue, {
+        name: copy.name,
+        httpRequest: { url: `${world.target.url}/${copy.task}`, httpMethod: 'POST' },
+      });
+    }
+    const budget = new Budget(20_000);
+    const verifier = new Verifier({ tasks: world.tasks, reads: new Semaphore(8), budget });
+    const verdicts = new CopyVerdicts({ tasks: world.tasks, budget, verifier });
+    const results = await Promise.all(
+      copies.map((copy) => verdicts.verdictOf(queue, others, copy, Date.now(), 5_000)),
+    );
+    return { results, verdicts, verifier };
+  }
+
+  it('lists a queue that is mostly copies: every verdict right, no GetTask per copy', async () => {
+    const { results, verdicts, verifier } = await copiesDueNow(30, 0, (path) =>
+      path.endsWith('-7') || path.endsWith('-8') ? 500 : 200,
+    );
+    expect(results.filter((r) => r.verdict === 'succeeded')).toHaveLength(28);
+    expect(results.filter((r) => r.verdict === 'failed-again').map((r) => r.status)).toEqual([
+      expect.stringMatching(/HTTP status code 500/),
+      expect.stringMatching(/HTTP status code 500/),
+    ]);
+    // The first copy, alone then, is read on its own; the other 29 by listing.
+    expect(verifier.reads).toBeLessThanOrEqual(5);
+    expect(verdicts.listCalls).toBeGreaterThanOrEqual(2);
+    expect(verdicts.listCalls).toBeLessThan(10);
+    expect(callsOf(world.emulator, 'ListTasks').length).toBe(verdicts.listCalls);
+  });
+
+  it('reads each copy on its own when the copies are few among many tasks', async () => {
+    const { results, verdicts } = await copiesDueNow(3, 2_500, () => 200);
+    expect(results).toEqual([{ verdict: 'succeeded' }, { verdict: 'succeeded' }, { verdict: 'succeeded' }]);
+    expect(verdicts.listCalls).toBe(0);
+    expect(callsOf(world.emulator, 'GetTask').length).toBeGreaterThanOrEqual(3);
+  });
+});

@@ -3,6 +3,7 @@
  * the RunTask quota, and knobs for tests and benchmarks (latency, faults, permissions, call and dispatch
  * records, a controllable clock, seeds).
  */
+import { Retention, TASK_RETENTION_MS } from './retention.js';
 import { readBody } from './read-body.js';
 import { applyFieldMask, parseFieldMask, type FieldMask } from './field-mask.js';
 import http from 'node:http';
@@ -50,6 +51,8 @@ export interface EmulatorOptions {
    * hour"; the current API text says it can take up to 24 h, 9 days for queue.yaml queues).
    */
   dedupWindowMs?: number;
+  /** How long after its creation a task is deleted, whatever its state (default 31 days, as Cloud Tasks). */
+  taskRetentionMs?: number;
   /**
    * The Cloud Tasks permissions the caller holds, for every queue or by queue name (`'*'` for the rest);
    * default every permission. A call without its permission answers PERMISSION_DENIED.
@@ -126,9 +129,16 @@ const MAX_BODY_BYTES = 10 * 1024 * 1024;
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const clock = options.clock ?? new RealClock();
   const log = options.log ?? (() => undefined);
-  const store = new Store({
+  const retention = new Retention({
+    clock,
+    store: () => store,
+    retentionMs: options.taskRetentionMs ?? TASK_RETENTION_MS,
+    log,
+  });
+  const store: Store = new Store({
     dedupWindowMs: options.dedupWindowMs ?? 3_600_000,
     queueReuseWindowMs: options.queueReuseWindowMs ?? 7 * 24 * 3_600_000,
+    onTaskCreated: (task) => retention.track(task),
   });
   const dispatcher = new Dispatcher({ clock, store, log });
   const quota = options.runTaskQuota ?? { limit: 60, windowMs: 60_000 };
@@ -216,6 +226,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       });
     });
   } catch (err) {
+    retention.stop();
     await dispatcher.stop(); // the seed may have started dispatches
     throw err;
   }
@@ -243,6 +254,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     settled: () => dispatcher.settled(),
     stop: async () => {
       api.stop();
+      retention.stop();
       await dispatcher.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -24,6 +24,8 @@ export interface StoreOptions {
   dedupWindowMs: number;
   /** How long the name of a deleted queue cannot be used again. */
   queueReuseWindowMs: number;
+  /** Called for every task created (by the API, a batch or a seed). */
+  onTaskCreated?: (task: TaskRecord) => void;
 }
 
 /** One page of a listing. */
@@ -185,6 +187,7 @@ export class Store {
     }
     queue.tasks.set(name, record);
     queue.order.push(record);
+    this.options.onTaskCreated?.(record);
     return record;
   }
 

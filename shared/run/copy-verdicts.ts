@@ -16,6 +16,11 @@ const COPIES_PER_PAGE_TO_LIST = 2;
 const PAGE_SIZE = 1_000;
 /** Listings in a row that must miss a copy before it counts as succeeded. */
 const MISSES_TO_SUCCEED = 2;
+/**
+ * List calls a minute that a run's verdict listings may take, all queues together: a tenth of the 600 a
+ * minute the whole project shares for listing. A large queue is then listed less often.
+ */
+export const VERDICT_LIST_CALLS_PER_MINUTE = 60;
 /** The first listing this long after the earliest copy falls due: most targets answer within it. */
 const FIRST_LISTING_MS = 500;
 
@@ -81,6 +86,8 @@ export class CopyVerdicts {
   /** ListTasks calls made for verdicts (the bench reports the cost per verified task). */
   listCalls = 0;
   readonly #watches = new Map<string, QueueWatch>();
+  /** When the list budget allows the next verdict listing, whichever queue it is for. */
+  #listBudgetAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly deps: CopyVerdictsDeps) {}
 
@@ -142,10 +149,16 @@ export class CopyVerdicts {
     let nextMs = budget.now();
     while (watch.waiting.size > 0) {
       const earliestMs = Math.min(...[...watch.waiting.values()].map((c) => c.fromMs));
-      await budget.sleepUntil(Math.max(nextMs, earliestMs + Math.min(FIRST_LISTING_MS, watch.intervalMs)));
-      nextMs = budget.now() + watch.intervalMs;
+      const firstMs = earliestMs + Math.min(FIRST_LISTING_MS, watch.intervalMs);
+      await budget.sleepUntil(Math.max(nextMs, firstMs, this.#listBudgetAtMs));
       const fromMs = budget.now();
+      const callsBefore = this.listCalls;
       const tasks = budget.isOver() ? undefined : await this.#list(queue);
+      nextMs = fromMs + watch.intervalMs;
+      // The run's next verdict listing waits until this one's calls fit the list budget.
+      const calls = this.listCalls - callsBefore;
+      this.#listBudgetAtMs =
+        Math.max(this.#listBudgetAtMs, fromMs) + (calls * 60_000) / VERDICT_LIST_CALLS_PER_MINUTE;
       if (tasks) watch.size = tasks.size;
       const verdicts = judgeListing(watch.waiting, tasks && { tasks, fromMs }, budget.now());
       if (budget.isOver())

@@ -6,7 +6,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Task } from '../../shared/cloud-tasks/client.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { Budget } from '../../shared/run/budget.js';
-import { CopyVerdicts, judgeListing, type WaitingCopy } from '../../shared/run/copy-verdicts.js';
+import {
+  CopyVerdicts,
+  judgeListing,
+  VERDICT_LIST_CALLS_PER_MINUTE,
+  type WaitingCopy,
+} from '../../shared/run/copy-verdicts.js';
 import { Semaphore } from '../../shared/run/pace.js';
 import type { VerdictResult } from '../../shared/run/verify.js';
 import { Verifier } from '../../shared/run/verify.js';
@@ -117,6 +122,22 @@ describe('CopyVerdicts', () => {
     expect(verdicts.listCalls).toBeGreaterThanOrEqual(2);
     expect(verdicts.listCalls).toBeLessThan(10);
     expect(callsOf(world.emulator, 'ListTasks').length).toBe(verdicts.listCalls);
+  });
+
+  it('keeps its listings within the list budget: a queue of three pages is listed at most every 3 s', async () => {
+    const { results, verdicts } = await copiesDueNow(10, 2_500, () => 200);
+    expect(results.every((r) => r.verdict === 'succeeded')).toBe(true);
+    const starts = world.emulator.calls
+      .filter((c) => c.method === 'ListTasks')
+      .map((c) => c.realStartMs)
+      .filter((ms, i, all) => i === 0 || ms - all[i - 1]! > 1_000);
+    expect(starts.length).toBeGreaterThanOrEqual(2);
+    expect(verdicts.listCalls).toBe(starts.length * 3);
+    for (let i = 1; i < starts.length; i++) {
+      expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(
+        (3 * 60_000) / VERDICT_LIST_CALLS_PER_MINUTE - 50,
+      );
+    }
   });
 
   it('reads each copy on its own when the copies are few among many tasks', async () => {

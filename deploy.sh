@@ -118,7 +118,7 @@ if [[ -n ${DEPLOY_NOTIFY_CHANNELS:-} ]]; then IFS=, read -r -a NOTIFY_CHANNELS <
 # The service's configuration, key for key as shared/platform/config.ts names it (CLOUD_TASKS_EMULATOR_HOST excepted).
 CONFIG_KEYS=(RERUN_QUEUES RERUN_MAX_TASKS RERUN_CONCURRENCY RERUN_MAX_RATE RERUN_TIME_BUDGET
   RERUN_SERVICE_TIMEOUT RERUN_ACK_DEADLINE RERUN_ROUTES RERUN_CONTROL_QUEUE RERUN_SELF_URL RERUN_INVOKER_SA
-  RERUN_NOTIFY_TOPIC RERUN_REDRIVE_CONCURRENCY LOG_LEVEL)
+  RERUN_NOTIFY_TOPIC RERUN_REDRIVE_CONCURRENCY RERUN_REDRIVE_BATCH LOG_LEVEL)
 # Set by deploy.sh from what it deploys, never from the environment.
 DERIVED_KEYS=(RERUN_SERVICE_TIMEOUT RERUN_ACK_DEADLINE)
 declare -A CONFIG=()
@@ -262,6 +262,9 @@ check_int() {
 check_int RERUN_MAX_TASKS 1 100000
 check_int RERUN_CONCURRENCY 1 100
 check_int RERUN_REDRIVE_CONCURRENCY 1 500
+if [[ -n ${CONFIG[RERUN_REDRIVE_BATCH]:-} && ! ${CONFIG[RERUN_REDRIVE_BATCH]} =~ ^(true|false)$ ]]; then
+  die "RERUN_REDRIVE_BATCH \"${CONFIG[RERUN_REDRIVE_BATCH]}\" must be true or false"
+fi
 if [[ -n ${CONFIG[RERUN_MAX_RATE]:-} ]]; then
   rate=${CONFIG[RERUN_MAX_RATE]}
   if ! { [[ $rate =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v r="$rate" 'BEGIN { exit !(r > 0 && r <= 500) }'; }; then

@@ -84,6 +84,21 @@ export interface NewTask {
   dispatchDeadline?: string;
 }
 
+/**
+ * A batch call's google.longrunning.Operation (v2 `tasks:batchCreate`, `tasks:batchDelete`): its metadata
+ * names the items that failed, by their index in the request.
+ */
+export interface BatchOperation {
+  name?: string;
+  done?: boolean;
+  metadata?: {
+    state?: string;
+    /** The request's index, as a string, to the status that item failed with. */
+    failedRequests?: Record<string, { code?: number; message?: string }>;
+  };
+  error?: { code?: number; message?: string };
+}
+
 /** The task views of the API: BASIC leaves out headers and bodies; FULL needs `cloudtasks.tasks.fullView`. */
 export type TaskView = 'BASIC' | 'FULL';
 
@@ -128,6 +143,12 @@ export interface CloudTasksClient {
   createTask(queue: QueueName, task: NewTask): Promise<Task>;
   /** Never retried here: NOT_FOUND after a lost answer is the caller's to interpret. */
   deleteTask(task: TaskName): Promise<void>;
+  /** Up to 100 creates in one queue, not atomic (`tasks:batchCreate`); never retried here. */
+  batchCreateTasks(queue: QueueName, tasks: readonly NewTask[], requestId: string): Promise<BatchOperation>;
+  /** Up to 1000 deletes in one queue, not atomic (`tasks:batchDelete`); never retried here. */
+  batchDeleteTasks(queue: QueueName, tasks: readonly TaskName[], requestId: string): Promise<BatchOperation>;
+  /** A batch call's operation, read again (operations.get). */
+  getOperation(name: string): Promise<BatchOperation>;
   /** The permissions of `permissions` the caller holds on the queue (queues.testIamPermissions). */
   testQueuePermissions(queue: QueueName, permissions: readonly string[]): Promise<string[]>;
 }
@@ -150,6 +171,8 @@ const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const TASK_FIELDS =
   'name,scheduleTime,createTime,dispatchDeadline,dispatchCount,responseCount,firstAttempt,lastAttempt,httpRequest/url,appEngineHttpRequest/relativeUri';
 const TASK_PAGE_FIELDS = `tasks(${TASK_FIELDS}),nextPageToken`;
+/** A batch operation without its response: the created tasks are not read back. */
+const BATCH_FIELDS = { fields: 'name,done,metadata,error' };
 
 /** Creates the client; credentials are looked up on first use, not at creation. */
 export function createCloudTasksClient(options: CloudTasksClientOptions = {}): CloudTasksClient {
@@ -237,6 +260,17 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
     deleteTask: async (task) => {
       await call<unknown>('DELETE', task.name);
     },
+    batchCreateTasks: (queue, tasks, requestId) =>
+      call<BatchOperation>('POST', `${queue.name}/tasks:batchCreate`, BATCH_FIELDS, {
+        requests: tasks.map((task) => ({ task, responseView: 'BASIC' })),
+        requestId,
+      }),
+    batchDeleteTasks: (queue, tasks, requestId) =>
+      call<BatchOperation>('POST', `${queue.name}/tasks:batchDelete`, BATCH_FIELDS, {
+        names: tasks.map((task) => task.name),
+        requestId,
+      }),
+    getOperation: (name) => read<BatchOperation>(name, BATCH_FIELDS),
     testQueuePermissions: async (queue, permissions) => {
       const answer = await call<{ permissions?: string[] }>(
         'POST',

@@ -91,6 +91,10 @@ export const Env = z.object({
   RERUN_SERVICE_TIMEOUT: DurationMs.default(60_000),
   RERUN_ACK_DEADLINE: DurationMs.optional(),
   RERUN_REDRIVE_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(32),
+  RERUN_REDRIVE_BATCH: z
+    .enum(['true', 'false'], 'true or false')
+    .default('true')
+    .transform((value) => value === 'true'),
   RERUN_ROUTES: RoutesSource,
   RERUN_CONTROL_QUEUE: OptionalQueue,
   RERUN_SELF_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -111,6 +115,8 @@ export interface Config {
   readonly timeBudgetMs: number;
   /** Calls in flight for redrive's (and read-backs', queued mode's) reads, creates and deletes. */
   readonly redriveConcurrency: number;
+  /** Redrive creates and deletes by batch (docs/redrive.md "Batch calls"); false: one call per task. */
+  readonly redriveBatch: boolean;
   readonly routes: Routes;
   readonly controlQueue: QueueName | undefined;
   readonly selfUrl: string | undefined;
@@ -197,6 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: Config
     maxRatePerSecond: e.RERUN_MAX_RATE,
     timeBudgetMs,
     redriveConcurrency: e.RERUN_REDRIVE_CONCURRENCY,
+    redriveBatch: e.RERUN_REDRIVE_BATCH,
     routes: e.RERUN_ROUTES,
     controlQueue: e.RERUN_CONTROL_QUEUE,
     selfUrl: e.RERUN_SELF_URL,

@@ -8,6 +8,7 @@ import type { Budget } from './budget.js';
 import type { CloudTasksClient } from '../cloud-tasks/client.js';
 import type { Config } from '../platform/config.js';
 import type { ControlTarget, ControlWork } from '../control/control-tasks.js';
+import { batchWrites } from './batch-writes.js';
 import { Copier, type CopyResult } from './copy.js';
 import { CopyVerdicts } from './copy-verdicts.js';
 import { Enqueuer } from './enqueue.js';
@@ -92,7 +93,13 @@ export function modeOf(request: RerunRequest, deps: ModeDeps): Mode {
       ? new RedriveMode(
           tasks,
           new Copier(
-            { tasks, calls, budget, armingDelayMs: deps.armingDelayMs, recovery: control },
+            {
+              tasks: config.redriveBatch ? batchWrites({ tasks, budget, log: deps.log }) : tasks,
+              calls,
+              budget,
+              armingDelayMs: deps.armingDelayMs,
+              recovery: control,
+            },
             deps.work,
           ),
           new CopyVerdicts({ tasks, budget, verifier }),

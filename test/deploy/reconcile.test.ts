@@ -126,6 +126,7 @@ describe('deploy.sh against the fake gcloud: configuration and failures', () => 
       RERUN_MAX_RATE: '0.5',
       RERUN_TIME_BUDGET: '2m',
       RERUN_REDRIVE_CONCURRENCY: '16',
+      RERUN_REDRIVE_BATCH: 'false',
       RERUN_ROUTES: routesFile,
       RERUN_CONTROL_QUEUE: CONTROL,
       RERUN_SELF_URL: 'https://rerun.example.com/hook',

@@ -51,7 +51,7 @@ function load(count: number): string[] {
   return tasks.map((t) => t.name);
 }
 
-async function rerunProcess(port: number, armingMs = ARMING_MS): Promise<RerunProcess> {
+async function rerunProcess(port: number, armingMs = ARMING_MS, batch = false): Promise<RerunProcess> {
   const child = await startRerunProcess(port, {
     RERUN_QUEUES: ORDERS,
     RERUN_CONTROL_QUEUE: CONTROL,
@@ -59,6 +59,7 @@ async function rerunProcess(port: number, armingMs = ARMING_MS): Promise<RerunPr
     RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
     CLOUD_TASKS_EMULATOR_HOST: emulator.host,
     TEST_ARMING_MS: String(armingMs),
+    RERUN_REDRIVE_BATCH: String(batch),
     ...(process.env.TEST_LOG && { TEST_LOG: '1' }),
   });
   processes.push(child);
@@ -139,30 +140,41 @@ describe('redrive recovery', () => {
     expect((await listFull(CONTROL)).filter((t) => bodyOf(t).kind === 'finish-move')).toEqual([]);
   }, 45_000);
 
-  it('a process killed with SIGKILL mid-redrive of 300 tasks, then the request again: none twice, none lost', async () => {
-    const originals = load(300);
-    const port = await freePort();
-    const first = await rerunProcess(port, CRASH_ARMING_MS);
-    const event = {
-      kind: 'fix-deployed',
-      mode: 'redrive',
-      verify: '0s',
-      requestId: 'crash-300',
-      deployedAt: new Date(Date.now() - 1_000).toISOString(),
-    };
-    const delivery = post(first.url, event).catch(() => undefined);
-    const copies = () => emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === ORDERS).length;
-    await expect.poll(copies, { timeout: 20_000, interval: 5 }).toBeGreaterThan(100);
-    await first.kill();
-    await delivery;
-    const second = await rerunProcess(port, CRASH_ARMING_MS);
-    // The request comes again once the copies made before the crash have fallen due (as a redelivery
-    // would): without the recovery tasks, those whose original was not deleted ran twice by now.
-    await copiesSettled(CRASH_ARMING_MS);
-    const again = await post(second.url, event);
-    expect(again.status).toBe(200);
-    await copiesSettled(CRASH_ARMING_MS);
-    // Tasks whose claim the killed process holds are left to that claim (due later): still there, once.
-    expect(await judge(originals)).toEqual({ twice: 0, never: 0 });
-  }, 60_000);
+  it.each([
+    ['one call per task', false],
+    ['by batch', true],
+  ])(
+    'a process killed with SIGKILL mid-redrive of 300 tasks (%s), then the request again: none twice, none lost',
+    async (_, batch) => {
+      const originals = load(300);
+      const port = await freePort();
+      const first = await rerunProcess(port, CRASH_ARMING_MS, batch);
+      const event = {
+        kind: 'fix-deployed',
+        mode: 'redrive',
+        verify: '0s',
+        requestId: 'crash-300',
+        deployedAt: new Date(Date.now() - 1_000).toISOString(),
+      };
+      const delivery = post(first.url, event).catch(() => undefined);
+      // Copies made so far: the emulator's own record of the queue's tasks that name an original.
+      const copies = () =>
+        emulator.calls.filter(
+          (c) => c.method === (batch ? 'BatchCreateTasks' : 'CreateTask') && c.name === ORDERS,
+        ).length * (batch ? 16 : 1);
+      await expect.poll(copies, { timeout: 20_000, interval: 5 }).toBeGreaterThan(100);
+      await first.kill();
+      await delivery;
+      const second = await rerunProcess(port, CRASH_ARMING_MS, batch);
+      // The request comes again once the copies made before the crash have fallen due (as a redelivery
+      // would): without the recovery tasks, those whose original was not deleted ran twice by now.
+      await copiesSettled(CRASH_ARMING_MS);
+      const again = await post(second.url, event);
+      expect(again.status).toBe(200);
+      await copiesSettled(CRASH_ARMING_MS);
+      // Tasks whose claim the killed process holds are left to that claim (due later): still there, once.
+      expect(await judge(originals)).toEqual({ twice: 0, never: 0 });
+    },
+    60_000,
+  );
 });

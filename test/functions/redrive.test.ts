@@ -1,6 +1,8 @@
 /**
  * Redrive (docs/redrive.md): copy each failed task into a new task due shortly, then delete the original,
- * against the emulator (its call and dispatch records are the judge) and a real local target.
+ * against the emulator (its call and dispatch records are the judge) and a real local target. These tests
+ * read the calls of one task at a time, so they take the one-call-per-task path (RERUN_REDRIVE_BATCH=false);
+ * redrive-batch.test.ts covers the batch path.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SeedTask } from '../../emulator/server.js';
@@ -55,9 +57,14 @@ function secretTasks(count: number) {
 }
 
 async function start(tasks: SeedTask[], queue: Json = {}, env: Record<string, string> = {}) {
-  server = await startRerunServer({ RERUN_QUEUES: ORDERS, ...env }, {}, undefined, {
-    redriveArmingDelayMs: ARMING_MS,
-  });
+  server = await startRerunServer(
+    { RERUN_QUEUES: ORDERS, RERUN_REDRIVE_BATCH: 'false', ...env },
+    {},
+    undefined,
+    {
+      redriveArmingDelayMs: ARMING_MS,
+    },
+  );
   server.emulator.load({ queues: [{ name: ORDERS, ...queue, tasks }] });
   return server;
 }
@@ -409,6 +416,7 @@ describe('redrive', () => {
     server = await startRerunServer(
       {
         RERUN_QUEUES: ORDERS,
+        RERUN_REDRIVE_BATCH: 'false',
         RERUN_CONTROL_QUEUE: CONTROL,
         RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
         RERUN_INVOKER_SA: 'rerun-invoker@test-project.iam.gserviceaccount.com',

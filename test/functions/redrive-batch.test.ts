@@ -1,0 +1,151 @@
+/**
+ * Redrive by batch (docs/redrive.md "Batch calls"): copies created with tasks:batchCreate and originals
+ * deleted with tasks:batchDelete, each item answered as its single call would be. Judged by the emulator's
+ * call records and by the target: every task runs once, with its body and headers intact.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Fault } from '../../emulator/server.js';
+import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { failedTask, queueName } from '../helpers/seeds.js';
+import { startTarget, type Target } from '../helpers/target-server.js';
+
+const ORDERS = queueName('orders');
+const SECRET_HEADER = 'sk-batch-secret-header';
+const SECRET_BODY = 'card=4111-batch-secret-body';
+const ARMING_MS = 500;
+const COUNT = 40;
+
+let target: Target;
+let server: RerunServer;
+
+beforeEach(async () => {
+  target = await startTarget({ respond: () => 200 });
+});
+afterEach(async () => {
+  await server.close();
+  await target.stop();
+});
+
+async function redrive(faults: Fault[] = [], env: Record<string, string> = {}) {
+  server = await startRerunServer({ RERUN_QUEUES: ORDERS, ...env }, {}, undefined, {
+    redriveArmingDelayMs: ARMING_MS,
+  });
+  const tasks = Array.from({ length: COUNT }, (_, i) =>
+    failedTask(ORDERS, `t${i}`, target.url, {
+      headers: { 'X-Api-Key': SECRET_HEADER },
+      body: `${SECRET_BODY}-${i}`,
+    }),
+  );
+  server.emulator.load({ queues: [{ name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks }] });
+  for (const fault of faults) server.emulator.injectFault(fault);
+  const answer = await server.post({
+    kind: 'fix-deployed',
+    mode: 'redrive',
+    verify: '0s',
+    requestId: 'batch-1',
+  });
+  server.emulator.clearFaults();
+  // Every copy falls due and is answered; nothing of the queue is left.
+  const until = Date.now() + 15_000;
+  while (Date.now() < until && target.requests.length < COUNT) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, ARMING_MS + 300));
+  await server.emulator.settled();
+  return answer;
+}
+
+/** Whether an injected fault of that kind hit a call of that method. */
+const hit = (method: string, kind: string) => calls(method).some((c) => c.fault?.includes(kind) === true);
+
+const calls = (method: string) =>
+  server.emulator.calls.filter((c) => c.method === method && c.name === ORDERS);
+
+/** How often the target received each task (by the id in its URL), and each body. */
+function runs() {
+  const byTask = new Map<string, number>();
+  for (const request of target.requests) {
+    const id = request.path.split('/').pop()!;
+    byTask.set(id, (byTask.get(id) ?? 0) + 1);
+  }
+  return byTask;
+}
+
+function expectEachRanOnce() {
+  const byTask = runs();
+  expect(byTask.size).toBe(COUNT);
+  expect([...byTask.values()].every((n) => n === 1)).toBe(true);
+}
+
+describe('redrive by batch', () => {
+  it('copies every task with its body and headers in batches, deletes every original in batches, runs each once', async () => {
+    const answer = await redrive();
+    expect(answer.status).toBe(200);
+    expect(answer.body.counts.redriven).toBe(COUNT);
+    expectEachRanOnce();
+    expect(calls('CreateTask')).toEqual([]);
+    expect(calls('DeleteTask')).toEqual([]);
+    expect(calls('BatchCreateTasks').length).toBeGreaterThan(0);
+    expect(calls('BatchCreateTasks').length).toBeLessThanOrEqual(COUNT / 2);
+    expect(calls('BatchDeleteTasks').length).toBeLessThanOrEqual(COUNT / 2);
+    for (const request of target.requests) {
+      const i = request.path.split('/').pop()!.slice(1);
+      expect(request.body).toBe(`${SECRET_BODY}-${i}`);
+      expect(request.headers['x-api-key']).toBe(SECRET_HEADER);
+      expect(request.headers['x-rerun-original-task']).toBe(`${ORDERS}/tasks/t${i}`);
+    }
+    const text = JSON.stringify(answer.body) + JSON.stringify(server.logs.lines());
+    expect(text).not.toContain(SECRET_HEADER);
+    expect(text).not.toContain(SECRET_BODY);
+  });
+
+  it('items that fail in a batch follow the single-call rules: sent again, each task once', async () => {
+    const answer = await redrive([
+      { method: 'BatchCreateTasks', kind: 'fail-items', items: [0, 2], code: 'UNAVAILABLE', times: 1 },
+      { method: 'BatchDeleteTasks', kind: 'fail-items', items: [1], code: 'UNAVAILABLE', times: 1 },
+    ]);
+    expect(answer.body.counts.redriven).toBe(COUNT);
+    expectEachRanOnce();
+    expect(hit('BatchCreateTasks', 'fail-items')).toBe(true);
+    expect(hit('BatchDeleteTasks', 'fail-items')).toBe(true);
+  });
+
+  it('an operation that ends FAILED after applying some items: none lost, none twice', async () => {
+    const answer = await redrive([
+      { method: 'BatchCreateTasks', kind: 'operation-failed', applied: 3, times: 1 },
+    ]);
+    expect(answer.body.counts.redriven).toBe(COUNT);
+    expectEachRanOnce();
+    expect(hit('BatchCreateTasks', 'operation-failed')).toBe(true);
+  });
+
+  it('a batch create whose answer was lost, and a batch delete whose answer was lost: none lost, none twice', async () => {
+    const answer = await redrive([
+      { method: 'BatchCreateTasks', kind: 'lost-response', times: 1 },
+      { method: 'BatchDeleteTasks', kind: 'lost-response', times: 1 },
+    ]);
+    expect(answer.body.counts.redriven + answer.body.counts.deferred).toBe(COUNT);
+    expectEachRanOnce();
+    expect(hit('BatchCreateTasks', 'lost-response')).toBe(true);
+    expect(hit('BatchDeleteTasks', 'lost-response')).toBe(true);
+  });
+
+  it('falls back to one call per task when the batch method is refused, and says so once', async () => {
+    const answer = await redrive([{ method: 'BatchCreateTasks', kind: 403 }]);
+    expect(answer.body.counts.redriven).toBe(COUNT);
+    expectEachRanOnce();
+    expect(calls('BatchCreateTasks')).toHaveLength(1);
+    expect(calls('CreateTask').length).toBeGreaterThanOrEqual(COUNT);
+    const warned = server.logs
+      .lines()
+      .filter((l) => l.message === 'batch calls unavailable: one call per task');
+    expect(warned).toHaveLength(1);
+  });
+
+  it('RERUN_REDRIVE_BATCH=false sends one call per task', async () => {
+    const answer = await redrive([], { RERUN_REDRIVE_BATCH: 'false' });
+    expect(answer.body.counts.redriven).toBe(COUNT);
+    expectEachRanOnce();
+    expect(calls('BatchCreateTasks')).toEqual([]);
+    expect(calls('BatchDeleteTasks')).toEqual([]);
+    expect(calls('CreateTask')).toHaveLength(COUNT);
+  });
+});

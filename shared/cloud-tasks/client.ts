@@ -144,9 +144,9 @@ export interface CloudTasksClient {
   /** Never retried here: NOT_FOUND after a lost answer is the caller's to interpret. */
   deleteTask(task: TaskName): Promise<void>;
   /** Up to 100 creates in one queue, not atomic (`tasks:batchCreate`); never retried here. */
-  batchCreateTasks(queue: QueueName, tasks: readonly NewTask[], requestId: string): Promise<BatchOperation>;
+  batchCreateTasks(queue: QueueName, tasks: readonly NewTask[]): Promise<BatchOperation>;
   /** Up to 1000 deletes in one queue, not atomic (`tasks:batchDelete`); never retried here. */
-  batchDeleteTasks(queue: QueueName, tasks: readonly TaskName[], requestId: string): Promise<BatchOperation>;
+  batchDeleteTasks(queue: QueueName, tasks: readonly TaskName[]): Promise<BatchOperation>;
   /** A batch call's operation, read again (operations.get). */
   getOperation(name: string): Promise<BatchOperation>;
   /** The permissions of `permissions` the caller holds on the queue (queues.testIamPermissions). */
@@ -260,15 +260,13 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
     deleteTask: async (task) => {
       await call<unknown>('DELETE', task.name);
     },
-    batchCreateTasks: (queue, tasks, requestId) =>
+    batchCreateTasks: (queue, tasks) =>
       call<BatchOperation>('POST', `${queue.name}/tasks:batchCreate`, BATCH_FIELDS, {
         requests: tasks.map((task) => ({ task, responseView: 'BASIC' })),
-        requestId,
       }),
-    batchDeleteTasks: (queue, tasks, requestId) =>
+    batchDeleteTasks: (queue, tasks) =>
       call<BatchOperation>('POST', `${queue.name}/tasks:batchDelete`, BATCH_FIELDS, {
         names: tasks.map((task) => task.name),
-        requestId,
       }),
     getOperation: (name) => read<BatchOperation>(name, BATCH_FIELDS),
     testQueuePermissions: async (queue, permissions) => {

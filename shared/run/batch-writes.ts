@@ -7,10 +7,11 @@
  * - an operation that ended FAILED or CANCELLED, a batch whose answer was lost, or one still running when
  *   the budget ends, leaves every item's fate unknown: each fails as an answer lost, and the move reads its
  *   task again or sends the named create again (ALREADY_EXISTS if it landed);
+ * - no requestId is sent: a batch sent again with one would get its first operation back, FAILED again;
+ *   named creates and deletes are safe to send again without one;
  * - a Cloud Tasks without the batch methods (UNIMPLEMENTED, or NOT_FOUND for the method), or a caller
  *   without their permission, turns batching off for the rest of the run, and each item is sent on its own.
  */
-import { createHash } from 'node:crypto';
 import {
   CloudTasksError,
   toCloudTasksError,
@@ -32,15 +33,6 @@ const GATHER_MS = 20;
 const POLL_MS = 200;
 
 const OPERATION_NAME = /^projects\/[^/]+\/locations\/[^/]+\/operations\/[^/]+$/;
-
-/** A batch's request ID: a UUID (version 4 form) derived from the items' names, sorted, never their order. */
-export function batchRequestIdOf(names: readonly string[]): string {
-  const hex = createHash('sha256')
-    .update([...names].sort().join('\n'))
-    .digest('hex');
-  const variant = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
-}
 
 interface Item<T> {
   readonly payload: T;
@@ -109,14 +101,14 @@ export function batchWrites(deps: BatchWritesDeps): CloudTasksClient & { readonl
    */
   async function sendBatch<T>(
     items: Item<T>[],
-    call: (requestId: string) => Promise<BatchOperation>,
+    call: () => Promise<BatchOperation>,
     single: (item: Item<T>) => Promise<void>,
   ): Promise<void> {
     if (!batching) return void (await Promise.all(items.map((item) => settleSingle(item, single))));
     let operation: BatchOperation;
     try {
       batchCalls++;
-      operation = await call(batchRequestIdOf(items.map((item) => item.name)));
+      operation = await call();
     } catch (error) {
       const failure = toCloudTasksError(error);
       if (isMethodUnavailable(failure)) {
@@ -168,11 +160,10 @@ export function batchWrites(deps: BatchWritesDeps): CloudTasksClient & { readonl
         gather(creates, MAX_BATCH_CREATE, queue, item, (q, items) =>
           sendBatch(
             items,
-            (requestId) =>
+            () =>
               tasks.batchCreateTasks(
                 q,
                 items.map((i) => i.payload),
-                requestId,
               ),
             async (single) => void (await tasks.createTask(q, single.payload)),
           ),
@@ -185,11 +176,10 @@ export function batchWrites(deps: BatchWritesDeps): CloudTasksClient & { readonl
         gather(deletes, MAX_BATCH_DELETE, queue, item, (q, items) =>
           sendBatch(
             items,
-            (requestId) =>
+            () =>
               tasks.batchDeleteTasks(
                 q,
                 items.map((i) => i.payload),
-                requestId,
               ),
             (single) => tasks.deleteTask(single.payload),
           ),

@@ -1,0 +1,67 @@
+/**
+ * Redrive's creates and deletes by batch (docs/redrive.md "Batch calls"), against the in-process emulator:
+ * concurrent calls on one queue go out as one batch, each caller gets its own item's answer.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CloudTasksError } from '../../shared/cloud-tasks/client.js';
+import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { batchWrites } from '../../shared/run/batch-writes.js';
+import { Budget } from '../../shared/run/budget.js';
+import { callsOf, capturedLog, ORDERS, startWorld, taskName, type World } from './stage-fixtures.js';
+
+describe('batchWrites', () => {
+  let world: World;
+  const queue = parseQueueName(ORDERS)!;
+  beforeEach(async () => {
+    world = await startWorld();
+    world.emulator.load({ queues: [{ name: ORDERS, state: 'PAUSED' }] });
+  });
+  afterEach(() => world.stop());
+
+  const writes = () => {
+    const { log, lines } = capturedLog();
+    return { client: batchWrites({ tasks: world.tasks, budget: new Budget(20_000), log }), lines };
+  };
+  const newTask = (id: string) => ({
+    name: taskName(id).name,
+    httpRequest: { url: `${world.target.url}/${id}` },
+  });
+
+  it('gathers the creates and deletes made together into one batch each; each caller gets its own answer', async () => {
+    const { client } = writes();
+    await Promise.all(['a', 'b', 'c'].map((id) => client.createTask(queue, newTask(id))));
+    expect(callsOf(world.emulator, 'BatchCreateTasks')).toEqual([ORDERS]);
+    expect(world.emulator.task(taskName('b').name)).toBeDefined();
+    const existing = await client.createTask(queue, newTask('a')).catch((e: unknown) => e);
+    expect(existing).toBeInstanceOf(CloudTasksError);
+    expect((existing as CloudTasksError).status).toBe('ALREADY_EXISTS');
+    await Promise.all(['a', 'b'].map((id) => client.deleteTask(taskName(id))));
+    expect(callsOf(world.emulator, 'BatchDeleteTasks')).toEqual([ORDERS]);
+    expect(world.emulator.task(taskName('a').name)).toBeUndefined();
+    const gone = (await client.deleteTask(taskName('a')).catch((e: unknown) => e)) as CloudTasksError;
+    expect(gone.status).toBe('NOT_FOUND');
+    expect(gone.answerLost).toBe(false);
+  });
+
+  it('an operation that ended FAILED leaves each item unknown: an answer lost, never a plain failure', async () => {
+    const { client } = writes();
+    world.emulator.injectFault({ method: 'BatchCreateTasks', kind: 'operation-failed', applied: 1 });
+    const results = await Promise.all(
+      ['a', 'b'].map((id) => client.createTask(queue, newTask(id)).catch((e: unknown) => e)),
+    );
+    for (const result of results) expect(result).toMatchObject({ answerLost: true });
+    // The first was applied: sent again, it meets its own name.
+    expect(world.emulator.task(taskName('a').name)).toBeDefined();
+    expect(world.emulator.task(taskName('b').name)).toBeUndefined();
+  });
+
+  it('turns batching off once the method is refused, saying so once, and sends each item on its own', async () => {
+    const { client, lines } = writes();
+    world.emulator.injectFault({ method: 'BatchCreateTasks', kind: 403 });
+    await Promise.all(['a', 'b'].map((id) => client.createTask(queue, newTask(id))));
+    await client.createTask(queue, newTask('c'));
+    expect(callsOf(world.emulator, 'BatchCreateTasks')).toHaveLength(1);
+    expect(callsOf(world.emulator, 'CreateTask')).toHaveLength(3);
+    expect(lines().filter((l) => l.message === 'batch calls unavailable: one call per task')).toHaveLength(1);
+  });
+});

@@ -56,7 +56,7 @@ interface Attempt {
   readonly otherAnswers: Record<string, number>;
   /** Achieved RunTask rate (run mode), from the calls' starts. */
   readonly rate: number;
-  /** CreateTask calls per second, from the first to the last (redrive's own pace). */
+  /** Copies made per second, from the first create call to the last (redrive's own pace), by batch or not. */
   readonly createRate: number;
   /** Earliest dispatch minus earliest CreateTask (emulator clock): the arming delay as Cloud Tasks saw it. */
   readonly armingSeenMs: number | undefined;
@@ -337,7 +337,20 @@ function tally(emulator: Emulator, queue: string, size: number, benchListings: n
       .sort((a, b) => a - b);
     return starts.length > 1 ? (starts.length - 1) / ((starts.at(-1)! - starts[0]!) / 1000) : NaN;
   };
-  const firstCreate = emulator.calls.find((call) => call.method === 'CreateTask');
+  const creates = emulator.calls
+    .filter(
+      (call) => (call.method === 'CreateTask' || call.method === 'BatchCreateTasks') && call.status === 200,
+    )
+    .map((call) => call.realStartMs)
+    .sort((a, b) => a - b);
+  // Copies made, by batch or one by one: the tasks dispatched as a copy (they name their original).
+  const copies = new Set(
+    emulator.dispatches.filter((d) => headerOf(d.headers, 'x-rerun-original-task')).map((d) => d.task),
+  ).size;
+  const createRate = creates.length > 1 ? copies / ((creates.at(-1)! - creates[0]!) / 1000) : NaN;
+  const firstCreate = emulator.calls.find(
+    (call) => call.method === 'CreateTask' || call.method === 'BatchCreateTasks',
+  );
   // The first copy's dispatch: tasks due within minBackoffLeft are left to their own schedule, not copied.
   const firstDispatch = emulator.dispatches.find((d) => headerOf(d.headers, 'x-rerun-original-task'));
   const armingSeenMs =
@@ -350,7 +363,7 @@ function tally(emulator: Emulator, queue: string, size: number, benchListings: n
     calls,
     otherAnswers,
     rate: rateOf('RunTask'),
-    createRate: rateOf('CreateTask'),
+    createRate,
     armingSeenMs,
   };
 }

@@ -248,7 +248,7 @@ export function recoveryRows(r: RecoveryResult): Row[] {
       rows.push({
         figure: `5 recovery ${size(d.size)}: CPU of the redriving process per task, and its pace`,
         value: `${d.cpuMsPerTask.median.toFixed(2)} ms`,
-        anchor: `${d.createsPerSecond.median.toFixed(0)} CreateTask/s (queue allows ${settings.queueRatePerSecond}/s)`,
+        anchor: `${d.createsPerSecond.median.toFixed(0)} copies/s (queue allows ${settings.queueRatePerSecond}/s)`,
         ratio: '-',
         goal: '-',
         met: undefined,

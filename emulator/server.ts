@@ -51,7 +51,10 @@ export interface EmulatorOptions {
    * hour"; the current API text says it can take up to 24 h, 9 days for queue.yaml queues).
    */
   dedupWindowMs?: number;
-  /** How long after its creation a task is deleted, whatever its state (default 31 days, as Cloud Tasks). */
+  /**
+   * How long after its creation a task is deleted, whatever its state (default 31 days, as Cloud Tasks;
+   * `Infinity` keeps tasks for ever). Anything but a positive number makes startEmulator throw a RangeError.
+   */
   taskRetentionMs?: number;
   /**
    * The Cloud Tasks permissions the caller holds, for every queue or by queue name (`'*'` for the rest);

@@ -133,7 +133,8 @@ export function createSandbox(
         cwd: dir,
         env: merged,
         encoding: 'utf8',
-        timeout: 20_000,
+        // One run is a few hundred bash processes: seconds alone, several times that on a loaded machine.
+        timeout: 80_000,
       });
       if (result.error) throw result.error;
       return {

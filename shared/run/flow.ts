@@ -87,7 +87,14 @@ export class TaskFlow {
       const claimed = await this.#claimWithSlot(candidate);
       if (!('claim' in claimed)) return claimed;
       this.#acted = true;
-      const acted = await acting.act(candidate, claimed.slotMs, this.#policyFor(canary));
+      const acted = await acting
+        .act(candidate, claimed.slotMs, this.#policyFor(canary))
+        .catch(async (error: unknown) => {
+          // Nothing the stages expect throws; if something does, the task may or may not have been acted
+          // on: its claim is left in doubt (docs/claims.md "Lifecycle"), never held for good.
+          await claimer.release(claimed.claim, 'lost-answer');
+          throw error;
+        });
       forced();
       await claimer.release(claimed.claim, acted.forced ? 'done' : claimEndOf(acted.result));
       if (!acted.forced) return rowOf(task, claimed.claim, acted.result);

@@ -191,6 +191,19 @@ describe('TaskFlow', () => {
     expect(report.counts).toMatchObject({ dispatched: 2, held: 1, verdicts: { failedAgain: 2 } });
   });
 
+  it('an act that throws leaves the claim in doubt for a while, never held for good, and the error surfaces', async () => {
+    const registry = new ClaimRegistry();
+    const acting = new RecordingActing({ registry });
+    acting.act = () => Promise.reject(new Error('unexpected'));
+    const { flow } = flowOf(acting, registry);
+    const candidate = candidateOf('t1', queue());
+    const started = await flow.start(candidate, false);
+    await expect(started.row).rejects.toThrow('unexpected');
+    await expect(flow.drain()).rejects.toThrow('unexpected');
+    expect(registry.tryClaim(candidate.name.name, Date.now())).toBe('in-doubt');
+    expect(registry.tryClaim(candidate.name.name, Date.now() + 3_600_000)).toBe('claimed');
+  });
+
   it('marks a canary row, and reads a canary back', async () => {
     const registry = new ClaimRegistry();
     const acting = new RecordingActing({ registry });

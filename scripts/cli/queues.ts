@@ -4,7 +4,7 @@
  * from the v2beta3 queue stats where they answer; the listing is bounded by a stated number of list calls
  * (the project shares 600 a minute), and a queue it does not cover to the end is shown as sampled.
  */
-import { ClusterCollector, type ClusterSummary } from '../../shared/run/clusters.js';
+import { ClusterCollector, lastAttemptFailed, type ClusterSummary } from '../../shared/run/clusters.js';
 import {
   toCloudTasksError,
   type CloudTasksClient,
@@ -68,10 +68,9 @@ export class FailureTally {
   oldest: { ms: number; task: string } | undefined;
 
   add(task: Task): void {
-    const last = task.lastAttempt;
-    if (last?.responseTime === undefined || (last.responseStatus?.code ?? 0) === 0) return;
+    if (!lastAttemptFailed(task)) return;
     this.failing++;
-    const ms = Date.parse(task.firstAttempt?.dispatchTime ?? last.dispatchTime ?? '');
+    const ms = Date.parse(task.firstAttempt?.dispatchTime ?? task.lastAttempt?.dispatchTime ?? '');
     if (!Number.isNaN(ms) && (this.oldest === undefined || ms < this.oldest.ms)) {
       this.oldest = { ms, task: task.name };
     }

@@ -99,6 +99,10 @@ export interface BatchOperation {
   error?: { code?: number; message?: string };
 }
 
+/** The most tasks one `tasks:batchCreate` may carry, and names one `tasks:batchDelete` may carry. */
+export const MAX_BATCH_CREATE = 100;
+export const MAX_BATCH_DELETE = 1_000;
+
 /** The task views of the API: BASIC leaves out headers and bodies; FULL needs `cloudtasks.tasks.fullView`. */
 export type TaskView = 'BASIC' | 'FULL';
 

@@ -22,3 +22,9 @@ export const CANONICAL_CODES = [
   'UNAUTHENTICATED',
 ] as const;
 export type CanonicalCode = (typeof CANONICAL_CODES)[number];
+
+/** The target's HTTP status, from Cloud Tasks' message "INTERNAL(13): HTTP status code 500". */
+export function httpStatusOf(status: { code?: number; message?: string }): number | undefined {
+  const match = /HTTP status code (\d{3})/.exec(status.message ?? '');
+  return match ? Number(match[1]) : undefined;
+}

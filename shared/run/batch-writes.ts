@@ -18,15 +18,14 @@ import {
   type BatchOperation,
   type CloudTasksClient,
   type NewTask,
-  type Task,
+  MAX_BATCH_CREATE,
+  MAX_BATCH_DELETE,
 } from '../cloud-tasks/client.js';
 import { CANONICAL_CODES, type CanonicalCode } from '../cloud-tasks/codes.js';
 import { parseQueueName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import type { Logger } from '../platform/log.js';
 import { OUT_OF_TIME, type Budget } from './budget.js';
 
-export const MAX_BATCH_CREATE = 100;
-export const MAX_BATCH_DELETE = 1_000;
 /** How long the first call of a batch waits for others to join it. */
 const GATHER_MS = 20;
 /** Reads of a running operation, this far apart. */
@@ -34,16 +33,18 @@ const POLL_MS = 200;
 
 const OPERATION_NAME = /^projects\/[^/]+\/locations\/[^/]+\/operations\/[^/]+$/;
 
+/** One caller's item in a batch, and how to answer it. */
 interface Item<T> {
   readonly payload: T;
-  readonly name: string;
   readonly resolve: () => void;
   readonly reject: (error: CloudTasksError) => void;
 }
 
-interface Gathering<T> {
-  readonly items: Item<T>[];
-  readonly timer: NodeJS.Timeout;
+/** One kind of batch call: its size limit, the batch call, and the single call it stands for. */
+interface BatchKind<T> {
+  readonly max: number;
+  readonly batch: (queue: QueueName, payloads: T[]) => Promise<BatchOperation>;
+  readonly single: (queue: QueueName, payload: T) => Promise<unknown>;
 }
 
 export interface BatchWritesDeps {
@@ -53,12 +54,9 @@ export interface BatchWritesDeps {
 }
 
 /** The client, with createTask and deleteTask by batch; every other call is the client's own. */
-export function batchWrites(deps: BatchWritesDeps): CloudTasksClient & { readonly batchCalls: () => number } {
+export function batchWrites(deps: BatchWritesDeps): CloudTasksClient {
   const { tasks, budget, log } = deps;
   let batching = true;
-  let batchCalls = 0;
-  const creates = new Map<string, Gathering<NewTask>>();
-  const deletes = new Map<string, Gathering<TaskName>>();
 
   /** Batching is off for the rest of the run (said once). */
   function stopBatching(failure: CloudTasksError): void {
@@ -70,54 +68,45 @@ export function batchWrites(deps: BatchWritesDeps): CloudTasksClient & { readonl
     );
   }
 
-  function gather<T>(
-    gatherings: Map<string, Gathering<T>>,
-    max: number,
-    queue: QueueName,
-    item: Item<T>,
-    send: (queue: QueueName, items: Item<T>[]) => Promise<void>,
-  ): void {
-    let gathering = gatherings.get(queue.name);
-    if (!gathering) {
-      const items: Item<T>[] = [];
-      const timer = setTimeout(() => flush(), GATHER_MS);
-      gathering = { items, timer };
-      gatherings.set(queue.name, gathering);
-    }
-    const flush = (): void => {
-      const current = gatherings.get(queue.name);
-      if (!current) return;
-      clearTimeout(current.timer);
+  /** Sends `payload` with the others sent to the queue within GATHER_MS, up to the kind's limit. */
+  function batched<T>(kind: BatchKind<T>): (queue: QueueName, payload: T) => Promise<void> {
+    const gatherings = new Map<string, { items: Item<T>[]; timer: NodeJS.Timeout }>();
+    const flush = (queue: QueueName): void => {
+      const gathering = gatherings.get(queue.name);
+      if (!gathering) return;
+      clearTimeout(gathering.timer);
       gatherings.delete(queue.name);
-      void send(queue, current.items);
+      void sendBatch(kind, queue, gathering.items);
     };
-    gathering.items.push(item);
-    if (gathering.items.length >= max) flush();
+    return (queue, payload) =>
+      new Promise<void>((resolve, reject) => {
+        let gathering = gatherings.get(queue.name);
+        if (!gathering) {
+          gathering = { items: [], timer: setTimeout(() => flush(queue), GATHER_MS) };
+          gatherings.set(queue.name, gathering);
+        }
+        gathering.items.push({ payload, resolve, reject });
+        if (gathering.items.length >= kind.max) flush(queue);
+      });
   }
 
-  /**
-   * Sends one batch and settles each item from the operation. `single` sends one item on its own (batching
-   * turned off).
-   */
-  async function sendBatch<T>(
-    items: Item<T>[],
-    call: () => Promise<BatchOperation>,
-    single: (item: Item<T>) => Promise<void>,
-  ): Promise<void> {
-    if (!batching) return void (await Promise.all(items.map((item) => settleSingle(item, single))));
+  /** Sends one batch and settles each item from its operation, or each on its own once batching is off. */
+  async function sendBatch<T>(kind: BatchKind<T>, queue: QueueName, items: Item<T>[]): Promise<void> {
+    const eachAlone = () =>
+      Promise.all(items.map((item) => settleSingle(item, (p) => kind.single(queue, p))));
+    if (!batching) return void (await eachAlone());
     let operation: BatchOperation;
     try {
-      batchCalls++;
-      operation = await call();
+      operation = await kind.batch(
+        queue,
+        items.map((item) => item.payload),
+      );
     } catch (error) {
       const failure = toCloudTasksError(error);
-      if (isMethodUnavailable(failure)) {
-        // Nothing was applied: the batch method is not there, or not allowed.
-        stopBatching(failure);
-        return void (await Promise.all(items.map((item) => settleSingle(item, single))));
-      }
-      for (const item of items) item.reject(failure);
-      return;
+      if (!isMethodUnavailable(failure)) return items.forEach((item) => item.reject(failure));
+      // Nothing was applied: the batch method is not there, or not allowed.
+      stopBatching(failure);
+      return void (await eachAlone());
     }
     try {
       operation = await untilDone(operation);
@@ -125,9 +114,8 @@ export function batchWrites(deps: BatchWritesDeps): CloudTasksClient & { readonl
       // The batch was accepted: its items may have been applied, whatever stopped the reading.
       const failure = toCloudTasksError(error);
       if (failure.status === 'PERMISSION_DENIED') stopBatching(failure);
-      for (const item of items)
-        item.reject(unknownFate(`the batch operation could not be read: ${failure.message}`));
-      return;
+      const unknown = unknownFate(`the batch operation could not be read: ${failure.message}`);
+      return items.forEach((item) => item.reject(unknown));
     }
     settleFrom(operation, items);
   }
@@ -146,51 +134,29 @@ export function batchWrites(deps: BatchWritesDeps): CloudTasksClient & { readonl
     return current;
   }
 
+  const create = batched<NewTask>({
+    max: MAX_BATCH_CREATE,
+    batch: (queue, payloads) => tasks.batchCreateTasks(queue, payloads),
+    single: (queue, payload) => tasks.createTask(queue, payload),
+  });
+  const remove = batched<TaskName>({
+    max: MAX_BATCH_DELETE,
+    batch: (queue, payloads) => tasks.batchDeleteTasks(queue, payloads),
+    single: (_, payload) => tasks.deleteTask(payload),
+  });
   return {
     ...tasks,
-    batchCalls: () => batchCalls,
-    createTask: (queue, task) =>
-      new Promise<Task>((resolve, reject) => {
-        const item: Item<NewTask> = {
-          payload: task,
-          name: task.name,
-          resolve: () => resolve({ name: task.name }),
-          reject,
-        };
-        gather(creates, MAX_BATCH_CREATE, queue, item, (q, items) =>
-          sendBatch(
-            items,
-            () =>
-              tasks.batchCreateTasks(
-                q,
-                items.map((i) => i.payload),
-              ),
-            async (single) => void (await tasks.createTask(q, single.payload)),
-          ),
-        );
-      }),
-    deleteTask: (name) =>
-      new Promise<void>((resolve, reject) => {
-        const queue = parseQueueName(name.queueName)!;
-        const item: Item<TaskName> = { payload: name, name: name.name, resolve, reject };
-        gather(deletes, MAX_BATCH_DELETE, queue, item, (q, items) =>
-          sendBatch(
-            items,
-            () =>
-              tasks.batchDeleteTasks(
-                q,
-                items.map((i) => i.payload),
-              ),
-            (single) => tasks.deleteTask(single.payload),
-          ),
-        );
-      }),
+    createTask: async (queue, task) => {
+      await create(queue, task);
+      return { name: task.name };
+    },
+    deleteTask: (name) => remove(parseQueueName(name.queueName)!, name),
   };
 }
 
-async function settleSingle<T>(item: Item<T>, single: (item: Item<T>) => Promise<void>): Promise<void> {
+async function settleSingle<T>(item: Item<T>, single: (payload: T) => Promise<unknown>): Promise<void> {
   try {
-    await single(item);
+    await single(item.payload);
     item.resolve();
   } catch (error) {
     item.reject(toCloudTasksError(error));

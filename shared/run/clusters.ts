@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Task } from '../cloud-tasks/client.js';
-import { CANONICAL_CODES } from '../cloud-tasks/codes.js';
+import { CANONICAL_CODES, httpStatusOf } from '../cloud-tasks/codes.js';
 
 /** Why a task's last attempt failed, with nothing that identifies the task or its payload. */
 export interface FailureSignature {
@@ -20,19 +20,22 @@ export interface FailureSignature {
   readonly target: string;
 }
 
-/** A cluster id as requests name it (`"clusters"`, `--cluster`). */
-export const CLUSTER_ID_PATTERN = /^[0-9a-f]{8}$/;
-
 /** A path segment kept as it is: a short plain word (letters and hyphens, no capital after the first). */
 const PLAIN_SEGMENT = /^[A-Za-z][a-z-]{0,15}$/;
 
+/** Whether the task's last attempt answered, and failed: only such a task has a failure signature. */
+export function lastAttemptFailed(task: Task): boolean {
+  const attempt = task.lastAttempt;
+  return attempt?.responseTime !== undefined && (attempt.responseStatus?.code ?? 0) !== 0;
+}
+
 /** The failure signature of a task whose last attempt failed; undefined for any other task. */
 export function failureSignatureOf(task: Task): FailureSignature | undefined {
-  const attempt = task.lastAttempt;
-  const code = attempt?.responseStatus?.code ?? 0;
-  if (attempt?.responseTime === undefined || code === 0) return undefined;
+  const responseStatus = task.lastAttempt?.responseStatus;
+  if (!lastAttemptFailed(task) || !responseStatus) return undefined;
+  const code = responseStatus.code ?? 0;
   const name = CANONICAL_CODES[code] ?? `CODE_${code}`;
-  const http = /HTTP status code (\d{3})/.exec(attempt.responseStatus?.message ?? '')?.[1];
+  const http = httpStatusOf(responseStatus);
   const status = http === undefined ? name : `${name} ${http}`;
   const target = maskedTargetOf(task);
   const id = createHash('sha256').update(`${status}\n${target}`).digest('hex').slice(0, 8);

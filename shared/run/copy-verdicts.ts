@@ -34,7 +34,7 @@ export interface WaitingCopy {
 }
 
 /**
- * What one listing says of the copies waiting (pure): a listed copy whose attempt completed failed again; a
+ * What one listing says of the copies waiting (no I/O; it counts each copy's misses): a listed copy whose attempt completed failed again; a
  * copy missing from MISSES_TO_SUCCEED listings in a row succeeded; a copy whose window ended is running. A
  * listing that started before a copy was due cannot judge it; `listing` undefined: the listing failed.
  * Returns the verdicts given, by copy name.
@@ -148,7 +148,8 @@ export class CopyVerdicts {
     const { budget } = this.deps;
     let nextMs = budget.now();
     while (watch.waiting.size > 0) {
-      const earliestMs = Math.min(...[...watch.waiting.values()].map((c) => c.fromMs));
+      let earliestMs = Number.POSITIVE_INFINITY;
+      for (const copy of watch.waiting.values()) earliestMs = Math.min(earliestMs, copy.fromMs);
       const firstMs = earliestMs + Math.min(FIRST_LISTING_MS, watch.intervalMs);
       await budget.sleepUntil(Math.max(nextMs, firstMs, this.#listBudgetAtMs));
       const fromMs = budget.now();

@@ -4,7 +4,7 @@
  */
 import type { Attempt, Queue, Task } from '../cloud-tasks/client.js';
 import { parseProtoDurationMs } from '../platform/duration.js';
-import { CANONICAL_CODES } from '../cloud-tasks/codes.js';
+import { CANONICAL_CODES, httpStatusOf } from '../cloud-tasks/codes.js';
 import type { Match } from '../triggers/events.js';
 import { failureSignatureOf } from './clusters.js';
 import { taskIdOf } from '../cloud-tasks/names.js';
@@ -167,12 +167,6 @@ function matchesResponseCode(
   const name = CANONICAL_CODES[status.code ?? 0];
   const http = httpStatusOf(status);
   return codes.some((code) => (typeof code === 'number' ? code === http : code === name));
-}
-
-/** The target's HTTP status, from Cloud Tasks' message "INTERNAL(13): HTTP status code 500". */
-export function httpStatusOf(status: { code?: number; message?: string }): number | undefined {
-  const match = /HTTP status code (\d{3})/.exec(status.message ?? '');
-  return match ? Number(match[1]) : undefined;
 }
 
 /**

@@ -135,8 +135,11 @@ export interface CloudTasksClient {
   /** The queue's stats, from v2beta3 (v2 has none); undefined when the answer carries none. */
   getQueueStats(queue: QueueName): Promise<QueueStats | undefined>;
   listQueues(parent: { project: string; location: string }): AsyncIterable<Queue[]>;
-  /** Pages of tasks in the BASIC view, 1000 per page, in no promised order. */
-  listTasks(queue: QueueName): AsyncIterable<Task[]>;
+  /**
+   * Pages of tasks, 1000 per page, in no promised order: BASIC (partial response: no headers), or FULL
+   * with bodies and headers (redrive's first read of a queue whose matched tasks are most of it).
+   */
+  listTasks(queue: QueueName, view?: TaskView): AsyncIterable<Task[]>;
   /** Pages of tasks with only name and URL (control queues: the URL carries the requestId). */
   listTaskUrls(queue: QueueName): AsyncIterable<Task[]>;
   /** One task, BASIC (partial response: no headers) unless FULL is asked for (redrive's copy). */
@@ -240,12 +243,14 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
       pages<Queue>(`projects/${parent.project}/locations/${parent.location}/queues`, 'queues', {
         pageSize: 1000,
       }),
-    listTasks: (queue) =>
-      pages<Task>(`${queue.name}/tasks`, 'tasks', {
-        pageSize: 1000,
-        responseView: 'BASIC',
-        fields: TASK_PAGE_FIELDS,
-      }),
+    listTasks: (queue, view = 'BASIC') =>
+      pages<Task>(
+        `${queue.name}/tasks`,
+        'tasks',
+        view === 'FULL'
+          ? { pageSize: 1000, responseView: 'FULL' }
+          : { pageSize: 1000, responseView: 'BASIC', fields: TASK_PAGE_FIELDS },
+      ),
     listTaskUrls: (queue) =>
       pages<Task>(`${queue.name}/tasks`, 'tasks', {
         pageSize: 1000,

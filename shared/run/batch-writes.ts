@@ -25,8 +25,9 @@ import { CANONICAL_CODES, type CanonicalCode } from '../cloud-tasks/codes.js';
 import { parseQueueName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import type { Logger } from '../platform/log.js';
 import { OUT_OF_TIME, type Budget } from './budget.js';
+import { Semaphore } from './pace.js';
 
-/** How long the first call of a batch waits for others to join it. */
+/** How long the first call of a batch waits for others to join it, unless told otherwise. */
 const GATHER_MS = 20;
 /** Reads of a running operation, this far apart. */
 const POLL_MS = 200;
@@ -51,11 +52,20 @@ export interface BatchWritesDeps {
   readonly tasks: CloudTasksClient;
   readonly budget: Budget;
   readonly log: Logger;
+  /** How long the first call of a batch waits for others to join it (default 20 ms). */
+  readonly gatherMs?: number | undefined;
+  /** Bounds the batch calls in flight (and the single calls, once batching is off). */
+  readonly calls?: Semaphore | undefined;
 }
 
+/** The client with createTask and deleteTask by batch, and whether it still batches. */
+export type BatchingClient = CloudTasksClient & { readonly batching: boolean };
+
 /** The client, with createTask and deleteTask by batch; every other call is the client's own. */
-export function batchWrites(deps: BatchWritesDeps): CloudTasksClient {
+export function batchWrites(deps: BatchWritesDeps): BatchingClient {
   const { tasks, budget, log } = deps;
+  const gatherMs = deps.gatherMs ?? GATHER_MS;
+  const calls = deps.calls ?? new Semaphore(Number.MAX_SAFE_INTEGER);
   let batching = true;
 
   /** Batching is off for the rest of the run (said once). */
@@ -82,7 +92,7 @@ export function batchWrites(deps: BatchWritesDeps): CloudTasksClient {
       new Promise<void>((resolve, reject) => {
         let gathering = gatherings.get(queue.name);
         if (!gathering) {
-          gathering = { items: [], timer: setTimeout(() => flush(queue), GATHER_MS) };
+          gathering = { items: [], timer: setTimeout(() => flush(queue), gatherMs) };
           gatherings.set(queue.name, gathering);
         }
         gathering.items.push({ payload, resolve, reject });
@@ -93,14 +103,12 @@ export function batchWrites(deps: BatchWritesDeps): CloudTasksClient {
   /** Sends one batch and settles each item from its operation, or each on its own once batching is off. */
   async function sendBatch<T>(kind: BatchKind<T>, queue: QueueName, items: Item<T>[]): Promise<void> {
     const eachAlone = () =>
-      Promise.all(items.map((item) => settleSingle(item, (p) => kind.single(queue, p))));
+      Promise.all(items.map((item) => settleSingle(item, (p) => calls.with(() => kind.single(queue, p)))));
     if (!batching) return void (await eachAlone());
     let operation: BatchOperation;
     try {
-      operation = await kind.batch(
-        queue,
-        items.map((item) => item.payload),
-      );
+      const payloads = items.map((item) => item.payload);
+      operation = await calls.with(() => kind.batch(queue, payloads));
     } catch (error) {
       const failure = toCloudTasksError(error);
       if (!isMethodUnavailable(failure)) return items.forEach((item) => item.reject(failure));
@@ -146,6 +154,9 @@ export function batchWrites(deps: BatchWritesDeps): CloudTasksClient {
   });
   return {
     ...tasks,
+    get batching() {
+      return batching;
+    },
     createTask: async (queue, task) => {
       await create(queue, task);
       return { name: task.name };

@@ -8,19 +8,13 @@
 import type { CloudTasksClient, Task } from '../cloud-tasks/client.js';
 import type { QueueName, TaskName } from '../cloud-tasks/names.js';
 import { OUT_OF_TIME, type Budget } from './budget.js';
+import { listingPays, pagesOf, type ListBudget } from './list-budget.js';
 import { readIntervalMs, type Verifier, type VerdictResult } from './verify.js';
 
-/** List a queue for its copies' verdicts once its waiting copies outnumber its pages this many times. */
-const COPIES_PER_PAGE_TO_LIST = 2;
-/** Tasks per page of a listing. */
-const PAGE_SIZE = 1_000;
 /** Listings in a row that must miss a copy before it counts as succeeded. */
 const MISSES_TO_SUCCEED = 2;
-/**
- * List calls a minute that a run's verdict listings may take, all queues together: a tenth of the 600 a
- * minute the whole project shares for listing. A large queue is then listed less often.
- */
-export const VERDICT_LIST_CALLS_PER_MINUTE = 60;
+/** List calls a verdict listing leaves in the run's list budget for second reads, which cannot wait. */
+const SPARE_FOR_SECOND_READS = 10;
 /** The first listing this long after the earliest copy falls due: most targets answer within it. */
 const FIRST_LISTING_MS = 500;
 
@@ -67,6 +61,8 @@ export function judgeListing(
 export interface CopyVerdictsDeps {
   readonly tasks: CloudTasksClient;
   readonly budget: Budget;
+  /** The run's list calls: a verdict listing waits until it fits. */
+  readonly lists: ListBudget;
   /** Reads one copy back: for copies few among many tasks. */
   readonly verifier: Verifier;
 }
@@ -83,11 +79,9 @@ interface QueueWatch {
 }
 
 export class CopyVerdicts {
-  /** ListTasks calls made for verdicts (the bench reports the cost per verified task). */
+  /** ListTasks calls made for verdicts. */
   listCalls = 0;
   readonly #watches = new Map<string, QueueWatch>();
-  /** When the list budget allows the next verdict listing, whichever queue it is for. */
-  #listBudgetAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly deps: CopyVerdictsDeps) {}
 
@@ -104,12 +98,11 @@ export class CopyVerdicts {
   ): Promise<VerdictResult> {
     const watch = this.#watchOf(queue, queueSize);
     watch.awaiting++;
-    const pages = Math.ceil((watch.size + watch.awaiting) / PAGE_SIZE);
     const done = (verdict: VerdictResult): VerdictResult => {
       watch.awaiting--;
       return verdict;
     };
-    if (watch.awaiting < COPIES_PER_PAGE_TO_LIST * pages) {
+    if (!listingPays(watch.awaiting, watch.size + watch.awaiting)) {
       const fresh = { name: copy.name, dispatchCount: 0, responseCount: 0 };
       return this.deps.verifier.verdictOf(copy, fresh, windowMs, true, dueMs).then(done);
     }
@@ -151,15 +144,14 @@ export class CopyVerdicts {
       let earliestMs = Number.POSITIVE_INFINITY;
       for (const copy of watch.waiting.values()) earliestMs = Math.min(earliestMs, copy.fromMs);
       const firstMs = earliestMs + Math.min(FIRST_LISTING_MS, watch.intervalMs);
-      await budget.sleepUntil(Math.max(nextMs, firstMs, this.#listBudgetAtMs));
+      const pages = pagesOf(watch.size);
+      const { lists } = this.deps;
+      await budget.sleepUntil(Math.max(nextMs, firstMs, lists.fitsAtMs(pages, SPARE_FOR_SECOND_READS)));
+      // Another listing of the run took the budget meanwhile: wait again.
+      if (!budget.isOver() && !lists.tryTake(pages, SPARE_FOR_SECOND_READS)) continue;
       const fromMs = budget.now();
-      const callsBefore = this.listCalls;
-      const tasks = budget.isOver() ? undefined : await this.#list(queue);
+      const tasks = budget.isOver() ? undefined : await this.#list(queue, pages);
       nextMs = fromMs + watch.intervalMs;
-      // The run's next verdict listing waits until this one's calls fit the list budget.
-      const calls = this.listCalls - callsBefore;
-      this.#listBudgetAtMs =
-        Math.max(this.#listBudgetAtMs, fromMs) + (calls * 60_000) / VERDICT_LIST_CALLS_PER_MINUTE;
       if (tasks) watch.size = tasks.size;
       const verdicts = judgeListing(watch.waiting, tasks && { tasks, fromMs }, budget.now());
       if (budget.isOver())
@@ -172,8 +164,9 @@ export class CopyVerdicts {
   }
 
   /** Every task of the queue by name; undefined when the listing failed or ran out of time (no verdict from it). */
-  async #list(queue: QueueName): Promise<Map<string, Task> | undefined> {
+  async #list(queue: QueueName, paid: number): Promise<Map<string, Task> | undefined> {
     const listed = new Map<string, Task>();
+    let pagesListed = 0;
     const pages = this.deps.tasks.listTasks(queue)[Symbol.asyncIterator]();
     try {
       for (;;) {
@@ -181,6 +174,7 @@ export class CopyVerdicts {
         if (page === OUT_OF_TIME) return undefined;
         if (page.done) return listed;
         this.listCalls++;
+        if (++pagesListed > paid) this.deps.lists.count();
         for (const task of page.value) listed.set(task.name, task);
       }
     } catch {

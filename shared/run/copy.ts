@@ -20,6 +20,7 @@ import type { Candidate, QueueRun } from './plan.js';
 import { selectTask, type SkipReason } from './select.js';
 import { Mover, type Recovery } from './move.js';
 import { RedriveCalls, type Stop } from './redrive-calls.js';
+import type { SecondReads } from './second-reads.js';
 
 /** The header a copy carries: the name of the first task of the chain (kept as it is on a copy's copy). */
 export const ORIGINAL_TASK_HEADER = 'X-Rerun-Original-Task';
@@ -39,9 +40,17 @@ export type CopyResult =
   | { readonly outcome: 'deferred'; readonly error?: string; readonly unsettled?: true };
 
 export interface CopyDeps {
+  /** The creates and deletes go to this client's createTask and deleteTask (by batch, or one call each). */
   readonly tasks: CloudTasksClient;
   /** Bounds redrive's reads, creates and deletes in flight across the run (RERUN_REDRIVE_CONCURRENCY). */
   readonly calls: Semaphore;
+  /**
+   * Bounds the creates and deletes waiting for their answer, when not `calls` (by batch: one call carries
+   * many, and the batcher bounds the calls).
+   */
+  readonly changes?: Semaphore | undefined;
+  /** The second read of an original, after its copy exists; by default a GetTask of its own. */
+  readonly secondReads?: SecondReads | undefined;
   readonly budget: Budget;
   readonly armingDelayMs: number;
   /** Where each move's recovery task is written (the control queue), when there is one. */
@@ -108,7 +117,12 @@ export class Copier {
     private readonly request: { readonly requestId: string; readonly cutoffMs: number },
   ) {
     this.#calls = new RedriveCalls(deps);
-    this.#mover = new Mover(deps, this.#calls);
+    const { secondReads } = deps;
+    this.#mover = new Mover(deps, this.#calls, (queue, name) =>
+      secondReads
+        ? secondReads.read(queue.queue, queue.report.scanned, name)
+        : this.#calls.read(name, 'BASIC'),
+    );
   }
 
   /** The task's paced slot (the request's and the queue's own rate); undefined when none is left in the budget. */
@@ -117,14 +131,17 @@ export class Copier {
     return reserveSlot(queue.copyPacers, budget.now(), budget.deadlineMs);
   }
 
-  /** At the task's slot: the FULL read and the rules, the copy, the second read, the original's delete. */
+  /**
+   * At the task's slot: the FULL read (the FULL listing's, when the plan listed bodies) and the rules, the
+   * copy, the second read, the original's delete.
+   */
   async copy(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<CopyResult> {
     const { budget } = this.deps;
     await budget.sleepUntil(slotMs, policy.heldSignal);
     if (policy.isHeld()) return { outcome: 'held' };
     if (budget.isOver()) return { outcome: 'deferred' };
     const { name, queue } = candidate;
-    const fresh = await this.#calls.read(name, 'FULL');
+    const fresh = candidate.full?.take() ?? (await this.#calls.read(name, 'FULL'));
     if ('stop' in fresh) return fresh.stop;
     const selection = selectTask(fresh, policy.rulesFor(queue));
     if (selection.kind === 'unmatched') return { outcome: 'skipped', skipReason: 'no-longer-matches' };
@@ -151,7 +168,8 @@ export class Copier {
    * (recover-move.ts). Without one, nothing comes back in time (docs/claims.md "Limits").
    */
   async #armRecovery(name: TaskName, fresh: Task, copyName: TaskName): Promise<Stop | Recovery> {
-    const { recovery: target, tasks, calls, budget, armingDelayMs } = this.deps;
+    const { recovery: target, tasks, budget, armingDelayMs } = this.deps;
+    const calls = this.deps.changes ?? this.deps.calls;
     if (!target) return { name: undefined, dueMs: Number.POSITIVE_INFINITY };
     const dueMs = budget.now() + armingDelayMs / 2;
     const move = {

@@ -8,17 +8,18 @@ import type { Budget } from './budget.js';
 import type { CloudTasksClient } from '../cloud-tasks/client.js';
 import type { Config } from '../platform/config.js';
 import type { ControlTarget, ControlWork } from '../control/control-tasks.js';
-import { batchWrites } from './batch-writes.js';
 import { Copier, type CopyResult } from './copy.js';
 import { CopyVerdicts } from './copy-verdicts.js';
 import { Enqueuer } from './enqueue.js';
 import { estimateOf, LoadCollector, type Estimate } from './estimate.js';
 import { Forcer, type ForcePolicy, type ForceResult } from './force.js';
+import type { ListBudget } from './list-budget.js';
 import type { Logger } from '../platform/log.js';
 import type { QueueName } from '../cloud-tasks/names.js';
 import { Semaphore, type Pacer } from './pace.js';
 import type { Candidate, PlanMode, QueueRun } from './plan.js';
 import { checkRedrivePermissions } from './redrive-permissions.js';
+import { batchPath, perTaskPath, type RedriveCallsTaken, type RedrivePath } from './redrive-path.js';
 import type { RerunMode, RerunRequest } from '../triggers/events.js';
 import { isLastAttempt } from './select.js';
 import type { TaskRow } from './settle.js';
@@ -64,6 +65,10 @@ export interface Mode extends PlanMode {
   rowAtOnce(candidate: Candidate): TaskRow | undefined;
   /** A dry run's estimate, at `nowMs`. */
   estimate(nowMs: number): Estimate | undefined;
+  /** Queues worked on at once: each has its own dispatch rate (redrive), or all share one quota (run). */
+  readonly queuesAtOnce: number;
+  /** How a redrive made its calls, for the report; undefined for the other modes. */
+  redriveCalls(): RedriveCallsTaken | undefined;
 }
 
 export interface ModeDeps {
@@ -75,6 +80,8 @@ export interface ModeDeps {
   readonly budget: Budget;
   readonly now: () => number;
   readonly armingDelayMs: number;
+  /** The run's list calls. */
+  readonly lists: ListBudget;
   /** The control queue, when there is one. */
   readonly control: ControlTarget | undefined;
   /** Whether what has no slot may go to the control queue (not from a control task's own delivery). */
@@ -90,22 +97,7 @@ export function modeOf(request: RerunRequest, deps: ModeDeps): Mode {
   const verifier = new Verifier({ tasks, reads: calls, budget });
   const base =
     request.mode === 'redrive'
-      ? new RedriveMode(
-          tasks,
-          new Copier(
-            {
-              tasks: config.redriveBatch ? batchWrites({ tasks, budget, log: deps.log }) : tasks,
-              calls,
-              budget,
-              armingDelayMs: deps.armingDelayMs,
-              recovery: control,
-            },
-            deps.work,
-          ),
-          new CopyVerdicts({ tasks, budget, verifier }),
-          request.canary,
-          config.redriveConcurrency,
-        )
+      ? redriveModeOf(request, deps, calls, verifier)
       : new RunTaskMode(
           new Forcer({ tasks, pacer: deps.pacer, inFlight: deps.inFlight, budget, log: deps.log }),
           verifier,
@@ -117,6 +109,35 @@ export function modeOf(request: RerunRequest, deps: ModeDeps): Mode {
   return request.dryRun ? new DryRunMode(base, deps.armingDelayMs) : base;
 }
 
+/** The request's or the deployment's choice of path (docs/redrive.md "Batch calls"); the request's wins. */
+function redriveModeOf(
+  request: RerunRequest,
+  deps: ModeDeps,
+  calls: Semaphore,
+  verifier: Verifier,
+): RedriveMode {
+  const { config, tasks, budget, log, lists, armingDelayMs } = deps;
+  const path =
+    (request.redriveBatch ?? config.redriveBatch)
+      ? batchPath({ tasks, budget, log, lists, calls, armingDelayMs })
+      : perTaskPath(tasks, config.redriveConcurrency);
+  log.info({ redriveCalls: path.taken() }, 'redrive path');
+  const copier = new Copier(
+    { ...path.copy, calls, budget, armingDelayMs, recovery: deps.control },
+    deps.work,
+  );
+  return new RedriveMode(
+    tasks,
+    copier,
+    new CopyVerdicts({ tasks, budget, lists, verifier }),
+    path,
+    request.canary,
+  );
+}
+
+/** Redrive works on this many queues at once, within the run's list budget. */
+const REDRIVE_QUEUES_AT_ONCE = 4;
+
 type Canary = Mode['canary'];
 
 /** Mode run: RunTask, within the queue's maxConcurrentDispatches; what has no slot goes to the control queue. */
@@ -127,6 +148,9 @@ export class RunTaskMode implements Mode, Acting {
   readonly startsAttemptsAgain = false;
   /** RunTask dispatches past the queue's maxConcurrentDispatches: the run keeps that limit itself. */
   readonly bypassesDispatchLimit = true;
+  readonly readsBodies = false;
+  /** Every queue shares the RunTask quota: one at a time. */
+  readonly queuesAtOnce = 1;
   readonly acting: Acting = this;
 
   constructor(
@@ -153,6 +177,10 @@ export class RunTaskMode implements Mode, Acting {
   }
 
   estimate(): undefined {
+    return undefined;
+  }
+
+  redriveCalls(): undefined {
     return undefined;
   }
 
@@ -200,15 +228,25 @@ export class RedriveMode implements Mode, Acting {
   readonly startsAttemptsAgain = true;
   /** Cloud Tasks dispatches the copies itself, within the queue's limits. */
   readonly bypassesDispatchLimit = false;
+  readonly queuesAtOnce = REDRIVE_QUEUES_AT_ONCE;
   readonly acting: Acting = this;
+  readonly readsBodies: boolean;
+  readonly concurrency: number;
 
   constructor(
     private readonly tasks: CloudTasksClient,
     private readonly copier: Copier,
     private readonly verdicts: CopyVerdicts,
+    private readonly path: RedrivePath,
     readonly canary: Canary,
-    readonly concurrency: number,
-  ) {}
+  ) {
+    this.readsBodies = path.readsBodies;
+    this.concurrency = path.concurrency;
+  }
+
+  redriveCalls(): RedriveCallsTaken {
+    return this.path.taken();
+  }
 
   /** Without redrive's permissions nothing is created or deleted (redrive-permissions.ts). */
   async prepare(queues: readonly QueueName[]): Promise<void> {
@@ -245,12 +283,12 @@ export class RedriveMode implements Mode, Acting {
     const result = await this.copier.copy(candidate, slotMs, policy);
     if (result.outcome !== 'redriven') return { forced: false, result };
     const { copy, dueMs } = result;
+    const { queue, report } = candidate.queue;
     return {
       forced: true,
       row: { outcome: 'redriven', copy: copy.name },
       // The copy has no attempt yet; its first one falls due at the end of the arming delay.
-      verify: (windowMs) =>
-        this.verdicts.verdictOf(candidate.queue.queue, candidate.queue.report.scanned, copy, dueMs, windowMs),
+      verify: (windowMs) => this.verdicts.verdictOf(queue, report.scanned, copy, dueMs, windowMs),
     };
   }
 
@@ -287,6 +325,11 @@ export class DryRunMode implements Mode {
   get bypassesDispatchLimit(): boolean {
     return this.base.bypassesDispatchLimit;
   }
+  /** A dry run copies nothing: no bodies. */
+  readonly readsBodies = false;
+  get queuesAtOnce(): number {
+    return this.base.queuesAtOnce;
+  }
   /** Never reached: every admitted task gets its row at once. */
   get acting(): Acting {
     return this.base.acting;
@@ -307,6 +350,10 @@ export class DryRunMode implements Mode {
   rowAtOnce(candidate: Candidate): TaskRow {
     this.#loads.add(candidate);
     return { task: candidate.name.name, outcome: this.forcedOutcome };
+  }
+
+  redriveCalls(): undefined {
+    return undefined;
   }
 
   estimate(nowMs: number): Estimate {

@@ -23,6 +23,8 @@ export class Mover {
   constructor(
     private readonly deps: Pick<CopyDeps, 'tasks' | 'budget' | 'armingDelayMs'>,
     private readonly calls: RedriveCalls,
+    /** The original as it is now, read after its copy exists. */
+    private readonly secondRead: (queue: QueueRun, name: TaskName) => Promise<Task | Stop>,
   ) {}
 
   /** Whether this run may create a task carrying the account's token, as far as it knows. */
@@ -41,7 +43,7 @@ export class Mover {
   ): Promise<CopyResult> {
     const created = await this.#create(queue, fresh, copyName, account);
     if ('stop' in created) return created.stop;
-    return this.#replace(name, fresh, copyName, created.dueMs, recovery);
+    return this.#replace(queue, name, fresh, copyName, created.dueMs, recovery);
   }
 
   /**
@@ -109,13 +111,14 @@ export class Mover {
 
   /** With the copy made: the original is deleted only while idle (DeleteTask does not stop an attempt). */
   async #replace(
+    queue: QueueRun,
     name: TaskName,
     fresh: Task,
     copyName: TaskName,
     dueMs: number,
     recovery: Recovery,
   ): Promise<CopyResult> {
-    const again = await this.calls.read(name, 'BASIC');
+    const again = await this.secondRead(queue, name);
     if ('stop' in again) {
       if (again.stop.outcome === 'gone') return this.#withdraw(copyName, { outcome: 'gone' });
       return this.#withdraw(copyName, {

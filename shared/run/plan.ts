@@ -3,6 +3,7 @@
  * by page as they arrive, each page split into candidates and skips by the pure selection rules.
  */
 import { QueueState } from './queue-state.js';
+import { LIST_PAGE_SIZE, type ListBudget } from './list-budget.js';
 import {
   toCloudTasksError,
   type CloudTasksClient,
@@ -53,8 +54,24 @@ export interface QueueRun {
 /** A matched task that passed the rules on its listed state. */
 export interface Candidate {
   readonly name: TaskName;
+  /** The task as listed, without body and headers. */
   readonly listed: Task;
   readonly queue: QueueRun;
+  /** With a FULL listing: the task with its body and headers, for the copy stage to take once. */
+  readonly full?: Handover<Task> | undefined;
+}
+
+/** A value handed over once: taken, it is no longer held here (a page's bodies live until copied). */
+export class Handover<T> {
+  #value: T | undefined;
+  constructor(value: T) {
+    this.#value = value;
+  }
+  take(): T | undefined {
+    const value = this.#value;
+    this.#value = undefined;
+    return value;
+  }
 }
 
 /** One page, split. */
@@ -64,6 +81,8 @@ export interface PlannedPage {
   readonly rows: TaskRow[];
   /** Every matched task of the page, as listed (candidates and skips): what failure clusters count. */
   readonly matched: Task[];
+  /** The name of every task the page listed. */
+  readonly listedNames: string[];
 }
 
 export interface PlanDeps {
@@ -75,6 +94,8 @@ export interface PlanDeps {
   readonly log: Logger;
   readonly now: () => number;
   readonly mode: PlanMode;
+  /** The run's list calls: the selection's listing counts toward them. */
+  readonly lists: ListBudget;
 }
 
 /** What the plan asks of the run's mode (modes.ts). */
@@ -89,7 +110,15 @@ export interface PlanMode {
   pacersOf(queue: Pick<QueueRun, 'pacers' | 'copyPacers'>): readonly Pacer[];
   /** A listed task this run made itself (a redrive's copy): not its work. */
   isOwnWork(task: string): boolean;
+  /** Whether the mode needs each task's body and headers (redrive, by batch: docs/redrive.md "Batch calls"). */
+  readonly readsBodies: boolean;
 }
+
+/**
+ * A FULL listing of a queue goes on past its first page only when most of that page's tasks are
+ * candidates; otherwise the queue is listed again in the BASIC view and each candidate read on its own.
+ */
+const CANDIDATES_PER_PAGE_TO_LIST_BODIES = 0.5;
 
 /** The plan of one request: its queues, their pages, and the queue errors met on the way. */
 export class Plan {
@@ -209,12 +238,12 @@ export class Plan {
   async *#taskPages(run: QueueRun): AsyncIterable<PlannedPage> {
     const named = this.scope.tasksByQueue?.get(run.queue.name);
     if (!named) {
-      for await (const page of this.deps.tasks.listTasks(run.queue)) yield this.#split(page, run);
+      yield* this.deps.mode.readsBodies ? this.#listWithBodies(run) : this.#list(run, 'BASIC');
       return;
     }
     for (const task of named) {
       try {
-        yield this.#split([await this.deps.tasks.getTask(task)], run);
+        yield this.#split([await this.deps.tasks.getTask(task)], run, 'BASIC');
       } catch (error) {
         const failure = toCloudTasksError(error);
         if (actionFor(failure) === 'stop-queue') throw failure;
@@ -223,17 +252,59 @@ export class Plan {
         yield {
           candidates: [],
           matched: [],
+          listedNames: [],
           rows: [{ task: task.name, outcome, ...(outcome !== 'gone' && { error: failure.message }) }],
         };
       }
     }
   }
 
-  #split(page: readonly Task[], run: QueueRun): PlannedPage {
+  async *#list(
+    run: QueueRun,
+    view: 'BASIC' | 'FULL',
+    seen?: ReadonlySet<string>,
+  ): AsyncIterable<PlannedPage> {
+    for await (const page of this.deps.tasks.listTasks(run.queue, view)) {
+      this.deps.lists.count();
+      yield this.#split(seen ? page.filter((task) => !seen.has(task.name)) : page, run, view);
+    }
+  }
+
+  /**
+   * The queue listed with bodies (docs/redrive.md "Batch calls"), when its first page shows that most of its
+   * tasks are candidates; else listed again without them, leaving out the first page's tasks.
+   */
+  async *#listWithBodies(run: QueueRun): AsyncIterable<PlannedPage> {
+    const pages = this.#list(run, 'FULL')[Symbol.asyncIterator]();
+    try {
+      const first = await pages.next();
+      if (first.done) return;
+      const firstPage = first.value;
+      const listed = firstPage.listedNames;
+      yield firstPage;
+      const bodiesPay =
+        listed.length < LIST_PAGE_SIZE ||
+        firstPage.candidates.length >= CANDIDATES_PER_PAGE_TO_LIST_BODIES * listed.length;
+      if (bodiesPay) {
+        for (;;) {
+          const next = await pages.next();
+          if (next.done) return;
+          yield next.value;
+        }
+      }
+      yield* this.#list(run, 'BASIC', new Set(listed));
+    } finally {
+      await pages.return?.();
+    }
+  }
+
+  #split(page: readonly Task[], run: QueueRun, view: 'BASIC' | 'FULL'): PlannedPage {
     // The last-attempt rule waits for the fresh read when canaries may lift it.
     const rules = this.rulesFor(run, this.request.lastAttempts || this.deps.mode.canary !== undefined);
-    const split: PlannedPage = { candidates: [], rows: [], matched: [] };
-    for (const task of page) {
+    const split: PlannedPage = { candidates: [], rows: [], matched: [], listedNames: [] };
+    for (const full of page) {
+      split.listedNames.push(full.name);
+      const task = view === 'FULL' ? withoutBody(full) : full;
       run.report.scanned++;
       if (this.deps.mode.isOwnWork(task.name)) continue;
       const selection = selectTask(task, rules);
@@ -247,7 +318,10 @@ export class Plan {
       }
       const skip = selection.kind === 'skip' ? selection.reason : run.skipReason;
       if (skip) split.rows.push({ task: task.name, outcome: 'skipped', skipReason: skip });
-      else split.candidates.push({ name, listed: task, queue: run });
+      else {
+        const body = view === 'FULL' ? new Handover(full) : undefined;
+        split.candidates.push({ name, listed: task, queue: run, full: body });
+      }
     }
     return split;
   }
@@ -271,4 +345,18 @@ export class Plan {
       'queue failed',
     );
   }
+}
+
+/** The task without its body and headers: what a BASIC listing shows. */
+function withoutBody(task: Task): Task {
+  const { httpRequest, appEngineHttpRequest } = task;
+  const strip = <R extends { body?: string; headers?: Record<string, string> }>(request: R): R => {
+    const { body: _body, headers: _headers, ...rest } = request;
+    return rest as R;
+  };
+  return {
+    ...task,
+    ...(httpRequest && { httpRequest: strip(httpRequest) }),
+    ...(appEngineHttpRequest && { appEngineHttpRequest: strip(appEngineHttpRequest) }),
+  };
 }

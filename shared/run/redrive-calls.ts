@@ -16,7 +16,7 @@ const MAX_CHANGE_ATTEMPTS = 3;
 export type Stop = { readonly stop: CopyResult };
 
 export class RedriveCalls {
-  constructor(private readonly deps: Pick<CopyDeps, 'tasks' | 'calls' | 'budget'>) {}
+  constructor(private readonly deps: Pick<CopyDeps, 'tasks' | 'calls' | 'changes' | 'budget'>) {}
 
   /** A read (the client retries transient failures), raced against the budget. */
   async read(name: TaskName, view: 'BASIC' | 'FULL'): Promise<Task | Stop> {
@@ -39,7 +39,7 @@ export class RedriveCalls {
    * bounds it); its failure, or undefined on success.
    */
   async change(call: () => Promise<unknown>): Promise<CloudTasksError | undefined> {
-    const { calls } = this.deps;
+    const calls = this.deps.changes ?? this.deps.calls;
     await calls.acquire();
     try {
       await call();

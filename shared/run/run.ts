@@ -23,12 +23,14 @@ import type { RerunRequest } from '../triggers/events.js';
 import { TaskFlow } from './flow.js';
 import { Gate } from './gate.js';
 import { Hold } from './hold.js';
+import { ListBudget } from './list-budget.js';
 import type { Logger } from '../platform/log.js';
 import { modeOf, type Mode } from './modes.js';
 import type { Pacer, QueueAttempts, Semaphore } from './pace.js';
 import { Plan, type Candidate } from './plan.js';
 import { logFinished, logStarted, ReportBuilder, reportOf, type RerunReport } from './settle.js';
 import type { Scope } from '../triggers/scope.js';
+import type { QueueName } from '../cloud-tasks/names.js';
 
 /** The parts of a process that every run it serves shares. */
 export interface ProcessParts {
@@ -104,17 +106,19 @@ class Run {
     const report = new ReportBuilder(log, request.dryRun);
     const control = controlTargetOf(config);
     const work = controlWorkOf(request);
+    const lists = new ListBudget(now);
     const mode = modeOf(request, {
       ...deps,
       budget,
       now,
+      lists,
       armingDelayMs: deps.redriveArmingDelayMs ?? DEFAULT_ARMING_DELAY_MS,
       control,
       mayEnqueue: deps.ownClaimId === undefined,
       work,
     });
     const gate = new Gate(mode.canary, { log, now, hold });
-    const plan = new Plan(request, scope, { ...deps, now, mode });
+    const plan = new Plan(request, scope, { ...deps, now, mode, lists });
     const claimer = new Claimer(
       { ...deps, registry: deps.claims, control, ownClaimId: deps.ownClaimId, now },
       work,
@@ -166,28 +170,33 @@ class Run {
       clusters: this.#clusters.largest(MAX_REPORTED_CLUSTERS),
       canary: this.#gate.summary,
       estimate: this.#mode.estimate(this.#budget.now()),
+      redriveCalls: this.#mode.redriveCalls(),
       durationMs: this.#budget.now() - this.#budget.startMs,
     });
     logFinished(log, report);
     return report;
   }
 
+  /** The queues, as many at once as the mode works on (docs/redrive.md "Many queues"). */
   async #planAndForce(): Promise<void> {
     const queueNames = await this.#plan.queueNames();
     await this.#mode.prepare(queueNames);
-    for (const queueName of queueNames) {
-      if (this.#budget.isOver()) {
-        this.#plan.notReached(queueName);
-        continue;
-      }
-      const queue = await this.#plan.openQueue(queueName);
-      if (!queue) continue;
-      for await (const page of this.#plan.pages(queue)) {
-        for (const task of page.matched) this.#clusters.add(task, queueName.name);
-        for (const row of page.rows) this.#report.record(row);
-        for (const candidate of this.#gate.order(page.candidates)) await this.#admit(candidate);
-        if (this.#budget.isOver()) break;
-      }
+    const next = queueNames.values();
+    const worker = async (): Promise<void> => {
+      for (const queueName of next) await this.#planAndForceQueue(queueName);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#mode.queuesAtOnce, queueNames.length) }, worker));
+  }
+
+  async #planAndForceQueue(queueName: QueueName): Promise<void> {
+    if (this.#budget.isOver()) return this.#plan.notReached(queueName);
+    const queue = await this.#plan.openQueue(queueName);
+    if (!queue) return;
+    for await (const page of this.#plan.pages(queue)) {
+      for (const task of page.matched) this.#clusters.add(task, queueName.name);
+      for (const row of page.rows) this.#report.record(row);
+      for (const candidate of this.#gate.order(page.candidates)) await this.#admit(candidate);
+      if (this.#budget.isOver()) break;
     }
   }
 

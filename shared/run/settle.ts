@@ -1,6 +1,7 @@
 /**
  * The run report (docs/reports-and-logs.md): every matched task gets exactly one outcome, logged once and counted once.
  */
+import type { RedriveCallsTaken } from './redrive-path.js';
 import type { ClusterSummary } from './clusters.js';
 import type { Estimate } from './estimate.js';
 import { operationFirst, operationLast, type Logger } from '../platform/log.js';
@@ -80,6 +81,8 @@ export interface RerunReport {
   canary?: { tasks: string[]; passed: boolean };
   /** A dry run's estimate of how long each mode would take (docs/redrive.md "When to choose it"). */
   estimate?: Estimate;
+  /** A redrive's calls: by batch, one per task, or one per task after batch calls were refused. */
+  redriveCalls?: RedriveCallsTaken;
   /** Present when work is left undone: send the same request again (its cutoff makes that safe). */
   continueWith?: {
     requestId: string;
@@ -188,6 +191,7 @@ export interface ReportParts {
   readonly clusters: ClusterSummary[];
   readonly canary: RerunReport['canary'];
   readonly estimate: Estimate | undefined;
+  readonly redriveCalls?: RedriveCallsTaken | undefined;
   readonly durationMs: number;
 }
 
@@ -215,6 +219,7 @@ export function reportOf(request: RerunRequest, runId: string, parts: ReportPart
     ...(report.isTruncated && { truncated: true as const }),
     ...(canary && { canary }),
     ...(estimate && { estimate }),
+    ...(parts.redriveCalls && { redriveCalls: parts.redriveCalls }),
     ...(continueWith && { continueWith }),
     durationMs: parts.durationMs,
   };

@@ -100,6 +100,7 @@ const Common = {
   breaker: Breaker.optional(),
   minBackoffLeft: DurationMs.optional(),
   maxRate: z.number().positive().optional(),
+  redrive: z.strictObject({ batch: z.boolean().optional() }).optional(),
 };
 
 const Queues = z.array(QueueNameText).min(1).max(100);
@@ -214,6 +215,8 @@ export interface RerunRequest {
   readonly breaker: { readonly maxFailedAgain: number; readonly minVerdicts: number } | undefined;
   readonly minBackoffLeftMs: number;
   readonly maxRatePerSecond: number | undefined;
+  /** `"redrive": {"batch": false}`: redrive one call per task (docs/redrive.md "Batch calls"). */
+  readonly redriveBatch: boolean | undefined;
   /** Free-form context logged with the run (service, revision, incident, build). */
   readonly context: Readonly<Record<string, string>>;
 }
@@ -344,6 +347,7 @@ function toRerunRequest(event: ParsedEvent, delivery: Delivery): RerunRequest {
     verifyMs: event.verify ?? DEFAULT_VERIFY_MS,
     breaker: event.breaker === undefined ? DEFAULT_BREAKER : event.breaker || undefined,
     maxRatePerSecond: event.maxRate,
+    redriveBatch: event.redrive?.batch,
     minBackoffLeftMs:
       event.minBackoffLeft ??
       (event.kind === 'sweep' ? SWEEP_MIN_BACKOFF_LEFT_MS : DEFAULT_MIN_BACKOFF_LEFT_MS),

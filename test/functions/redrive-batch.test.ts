@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Fault } from '../../emulator/server.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
-import { failedTask, queueName } from '../helpers/seeds.js';
+import { failedTask, laterTask, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
 
 const ORDERS = queueName('orders');
@@ -81,8 +81,12 @@ describe('redrive by batch', () => {
     expect(answer.status).toBe(200);
     expect(answer.body.counts.redriven).toBe(COUNT);
     expectEachRanOnce();
+    expect(answer.body.redriveCalls).toBe('batch');
     expect(calls('CreateTask')).toEqual([]);
     expect(calls('DeleteTask')).toEqual([]);
+    // First reads from the plan's FULL listing, second reads from one listing after the copies exist.
+    expect(server.emulator.calls.filter((c) => c.method === 'GetTask')).toEqual([]);
+    expect(calls('ListTasks').length).toBeLessThanOrEqual(4);
     expect(calls('BatchCreateTasks').length).toBeGreaterThan(0);
     expect(calls('BatchCreateTasks').length).toBeLessThanOrEqual(COUNT / 2);
     expect(calls('BatchDeleteTasks').length).toBeLessThanOrEqual(COUNT / 2);
@@ -143,6 +147,7 @@ describe('redrive by batch', () => {
       .lines()
       .filter((l) => l.message === 'batch calls unavailable: one call per task');
     expect(warned).toHaveLength(1);
+    expect(answer.body.redriveCalls).toBe('per-task-fallback');
   });
 
   it('RERUN_REDRIVE_BATCH=false sends one call per task', async () => {
@@ -152,5 +157,104 @@ describe('redrive by batch', () => {
     expect(calls('BatchCreateTasks')).toEqual([]);
     expect(calls('BatchDeleteTasks')).toEqual([]);
     expect(calls('CreateTask')).toHaveLength(COUNT);
+    expect(answer.body.redriveCalls).toBe('per-task');
+  });
+
+  it('"redrive": {"batch": false} in the request sends one call per task', async () => {
+    server = await startRerunServer({ RERUN_QUEUES: ORDERS }, {}, undefined, {
+      redriveArmingDelayMs: ARMING_MS,
+    });
+    const tasks = Array.from({ length: 5 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+    server.emulator.load({ queues: [{ name: ORDERS, tasks }] });
+    const answer = await server.post({
+      kind: 'fix-deployed',
+      mode: 'redrive',
+      verify: '0s',
+      redrive: { batch: false },
+    });
+    expect(answer.body).toMatchObject({ redriveCalls: 'per-task', counts: { redriven: 5 } });
+    expect(calls('BatchCreateTasks')).toEqual([]);
+    expect(calls('CreateTask')).toHaveLength(5);
+  });
+
+  it('reads each candidate on its own when they are few among many tasks: the listing goes on without bodies', async () => {
+    server = await startRerunServer({ RERUN_QUEUES: ORDERS, RERUN_MAX_TASKS: '5000' }, {}, undefined, {
+      redriveArmingDelayMs: ARMING_MS,
+    });
+    const failed = Array.from({ length: 6 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+    const healthy = Array.from({ length: 1_500 }, (_, i) => laterTask(ORDERS, `ok${i}`, target.url));
+    server.emulator.load({ queues: [{ name: ORDERS, tasks: [...failed, ...healthy] }] });
+    const answer = await server.post({
+      kind: 'fix-deployed',
+      mode: 'redrive',
+      verify: '0s',
+      match: { taskIdGlob: 't*' },
+    });
+    expect(answer.body.counts).toMatchObject({ matched: 6, redriven: 6 });
+    expect(answer.body.queues[0].scanned).toBe(1_506);
+    // One FULL page, then the BASIC listing again from the start (two pages); a FULL GetTask per candidate.
+    expect(calls('ListTasks')).toHaveLength(1 + 2);
+    const reads = server.emulator.calls.filter((c) => c.method === 'GetTask' && c.name.includes('/tasks/t'));
+    expect(reads.length).toBeGreaterThanOrEqual(6);
+  });
+
+  it('an original forced by someone else, or falling due, after its copy exists: the copy is withdrawn, the task runs once', async () => {
+    const arming = 2_000;
+    server = await startRerunServer({ RERUN_QUEUES: ORDERS }, {}, undefined, {
+      redriveArmingDelayMs: arming,
+    });
+    const tasks = [
+      ...Array.from({ length: 20 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url)),
+      // Its next attempt falls due while the run waits for the second reads (a quarter of the arming delay).
+      failedTask(ORDERS, 'due', target.url, { nextMs: 500 }),
+    ];
+    server.emulator.load({ queues: [{ name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks }] });
+    const answer = server.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s', minBackoffLeft: '0s' });
+    await expect
+      .poll(() => calls('BatchCreateTasks').length, { timeout: 5_000, interval: 5 })
+      .toBeGreaterThan(0);
+    const forced = await fetch(`http://${server.emulator.host}/v2/${ORDERS}/tasks/t0:run`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(forced.status).toBe(200);
+    const { body } = await answer;
+    const rowOf = (id: string) =>
+      body.tasks.find((t: { task: string }) => t.task === `${ORDERS}/tasks/${id}`);
+    // The attempt succeeded, so the second read finds the original gone (or still running: deferred).
+    expect(['gone', 'deferred']).toContain(rowOf('t0').outcome);
+    expect(['gone', 'deferred']).toContain(rowOf('due').outcome);
+    expect(body.counts.redriven).toBe(19);
+    await new Promise((r) => setTimeout(r, arming + 500));
+    await server.emulator.settled();
+    const byTask = runs();
+    expect(byTask.get('t0')).toBe(1);
+    expect(byTask.get('due')).toBe(1);
+    expect(byTask.size).toBe(21);
+    expect([...byTask.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('works on several queues at once', async () => {
+    const other = queueName('invoices');
+    server = await startRerunServer({ RERUN_QUEUES: `${ORDERS},${other}` }, {}, undefined, {
+      redriveArmingDelayMs: ARMING_MS,
+    });
+    // 150 tasks at 100 a second: each queue's copies take 1.5 s to make at its own rate.
+    const queueOf = (name: string) => ({
+      name,
+      rateLimits: { maxDispatchesPerSecond: 100 },
+      tasks: Array.from({ length: 150 }, (_, i) => failedTask(name, `t${i}`, target.url)),
+    });
+    server.emulator.load({ queues: [queueOf(ORDERS), queueOf(other)] });
+    const answer = await server.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    expect(answer.body.counts.redriven).toBe(300);
+    const creates = (queue: string) =>
+      server.emulator.calls.filter((c) => c.method === 'BatchCreateTasks' && c.name === queue);
+    const [first, second] = [creates(ORDERS), creates(other)].sort(
+      (a, b) => a[0]!.realStartMs - b[0]!.realStartMs,
+    );
+    // The second queue's copies start before the first queue's are all made.
+    expect(second![0]!.realStartMs).toBeLessThan(first!.at(-1)!.realStartMs);
   });
 });

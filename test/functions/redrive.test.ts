@@ -544,7 +544,8 @@ describe('redrive', () => {
     );
     const { body } = await s.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
     expect(body.counts).toMatchObject({ matched: 1050, redriven: 1050, skipped: 0 });
-    expect(body.queues[0].scanned).toBeGreaterThan(1050);
+    // Copies made before the second page is listed are scanned there, and not counted as matched.
+    expect(body.queues[0].scanned).toBeGreaterThanOrEqual(1050);
   });
 
   it('says in a dry run how long each mode takes, and suggests redrive when RunTask is slower than the backoff', async () => {

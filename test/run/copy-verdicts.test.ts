@@ -2,21 +2,20 @@
  * Redrive's verdicts by listing (docs/redrive.md "Verdicts"): the pure judgement of one listing, and the
  * stage against the in-process emulator, whose call records say how the verdicts were read.
  */
+import { ListBudget } from '../../shared/run/list-budget.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Task } from '../../shared/cloud-tasks/client.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { Budget } from '../../shared/run/budget.js';
-import {
-  CopyVerdicts,
-  judgeListing,
-  VERDICT_LIST_CALLS_PER_MINUTE,
-  type WaitingCopy,
-} from '../../shared/run/copy-verdicts.js';
+import { CopyVerdicts, judgeListing, type WaitingCopy } from '../../shared/run/copy-verdicts.js';
 import { Semaphore } from '../../shared/run/pace.js';
 import type { VerdictResult } from '../../shared/run/verify.js';
 import { Verifier } from '../../shared/run/verify.js';
 import { laterTask } from '../helpers/seeds.js';
 import { callsOf, ORDERS, startWorld, taskName, type World } from './stage-fixtures.js';
+
+/** The list budget these tests give the verdicts. */
+const LIST_CALLS_PER_MINUTE = 60;
 
 function waitingCopy(fromMs = 0, untilMs = 10_000): WaitingCopy & { verdict?: VerdictResult } {
   const copy: WaitingCopy & { verdict?: VerdictResult } = {
@@ -101,7 +100,9 @@ describe('CopyVerdicts', () => {
     }
     const budget = new Budget(20_000);
     const verifier = new Verifier({ tasks: world.tasks, reads: new Semaphore(8), budget });
-    const verdicts = new CopyVerdicts({ tasks: world.tasks, budget, verifier });
+    // A budget of 60 list calls a minute, no burst: a listing of three pages every 3 s at most.
+    const lists = new ListBudget(Date.now, LIST_CALLS_PER_MINUTE, 0);
+    const verdicts = new CopyVerdicts({ tasks: world.tasks, budget, lists, verifier });
     const results = await Promise.all(
       copies.map((copy) => verdicts.verdictOf(queue, others, copy, Date.now(), 5_000)),
     );
@@ -134,9 +135,7 @@ describe('CopyVerdicts', () => {
     expect(starts.length).toBeGreaterThanOrEqual(2);
     expect(verdicts.listCalls).toBe(starts.length * 3);
     for (let i = 1; i < starts.length; i++) {
-      expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(
-        (3 * 60_000) / VERDICT_LIST_CALLS_PER_MINUTE - 50,
-      );
+      expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual((3 * 60_000) / LIST_CALLS_PER_MINUTE - 50);
     }
   });
 

@@ -3,6 +3,7 @@
  * request. What each says to the plan, what a task gets when no slot is left, and a dry run's rows and
  * estimate; redrive's permissions first, against the in-process emulator.
  */
+import { ListBudget } from '../../shared/run/list-budget.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { Budget } from '../../shared/run/budget.js';
@@ -39,6 +40,7 @@ function modeFor(request: RerunRequest, overrides: Partial<ModeDeps> = {}) {
     budget: new Budget(60_000),
     now: Date.now,
     armingDelayMs: 10_000,
+    lists: new ListBudget(Date.now),
     control: undefined,
     mayEnqueue: true,
     work: {

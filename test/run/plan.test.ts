@@ -1,3 +1,4 @@
+import { ListBudget } from '../../shared/run/list-budget.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { Pacer, QueueAttempts } from '../../shared/run/pace.js';
@@ -26,8 +27,9 @@ afterEach(async () => {
   await world.stop();
 });
 
-function runMode(own: ReadonlySet<string> = new Set()): PlanMode {
+function runMode(own: ReadonlySet<string> = new Set(), readsBodies = false): PlanMode {
   return {
+    readsBodies,
     canary: undefined,
     startsAttemptsAgain: false,
     bypassesDispatchLimit: true,
@@ -48,6 +50,7 @@ function planOf(event: Record<string, unknown> = {}, mode = runMode(), allow = O
     log: silentLog(),
     now: Date.now,
     mode,
+    lists: new ListBudget(Date.now),
   };
   return new Plan(request, resolved.scope, deps);
 }

@@ -1,0 +1,63 @@
+/**
+ * A run's list calls (docs/redrive.md "List budget"). ListTasks shares a quota of 600 calls a minute with
+ * the whole project, so a run keeps to a share of it: its selection's listing is counted, and the
+ * listings that only save calls (redrive's second reads and verdicts) are made only within the budget.
+ * Also the one rule of when a listing pays: when the tasks waiting to be read outnumber the queue's pages
+ * twice over.
+ */
+
+/** List calls a minute a run may make, all its queues together: half the project's quota. */
+export const LIST_CALLS_PER_MINUTE = 300;
+/** Tasks per page of a listing. */
+export const LIST_PAGE_SIZE = 1_000;
+/** A listing reads the tasks waiting in a queue once they outnumber its pages this many times. */
+const READS_PER_PAGE_TO_LIST = 2;
+/** The budget lets this many calls go ahead of their share at once (a queue's listing of 10,000 tasks). */
+const BURST_CALLS = 20;
+
+/** Whether one listing of a queue of `queueSize` tasks is cheaper than reading `waiting` tasks one by one. */
+export function listingPays(waiting: number, queueSize: number): boolean {
+  return waiting >= READS_PER_PAGE_TO_LIST * pagesOf(queueSize);
+}
+
+/** List calls to list a queue of `queueSize` tasks. */
+export function pagesOf(queueSize: number): number {
+  return Math.max(1, Math.ceil(queueSize / LIST_PAGE_SIZE));
+}
+
+export class ListBudget {
+  /** List calls made by the run (the bench reports them per task). */
+  calls = 0;
+  /** When the calls made so far fit the budget. */
+  #paidUntilMs = Number.NEGATIVE_INFINITY;
+  readonly #msPerCall: number;
+
+  constructor(
+    private readonly now: () => number,
+    perMinute: number = LIST_CALLS_PER_MINUTE,
+    private readonly burst: number = BURST_CALLS,
+  ) {
+    this.#msPerCall = 60_000 / perMinute;
+  }
+
+  /** Counts a list call the run must make (its selection's listing). */
+  count(calls = 1): void {
+    this.calls += calls;
+    this.#paidUntilMs = Math.max(this.#paidUntilMs, this.now()) + calls * this.#msPerCall;
+  }
+
+  /**
+   * When `calls` more list calls fit the budget, leaving room for `spare` more (a listing that can wait
+   * leaves room for one that cannot: verdicts leave it to second reads).
+   */
+  fitsAtMs(calls: number, spare = 0): number {
+    return this.#paidUntilMs + (calls + spare - this.burst) * this.#msPerCall;
+  }
+
+  /** Whether `calls` more list calls fit now (they are then counted: make them). */
+  tryTake(calls: number, spare = 0): boolean {
+    if (this.fitsAtMs(calls, spare) > this.now()) return false;
+    this.count(calls);
+    return true;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * How a redrive makes its calls (docs/redrive.md "Batch calls"): by batch, or one call per task. The move's
+ * rules are the same either way; the path says where the first and second reads come from, how creates
+ * and deletes are sent, and how many tasks are under way at once.
+ */
+import type { Budget } from './budget.js';
+import { batchWrites, type BatchingClient } from './batch-writes.js';
+import type { CloudTasksClient } from '../cloud-tasks/client.js';
+import type { CopyDeps } from './copy.js';
+import type { ListBudget } from './list-budget.js';
+import type { Logger } from '../platform/log.js';
+import { Semaphore } from './pace.js';
+import { RedriveCalls } from './redrive-calls.js';
+import { SecondReads } from './second-reads.js';
+
+/** What the report says of a redrive's calls. */
+export type RedriveCallsTaken =
+  /** By batch (`tasks:batchCreate`, `tasks:batchDelete`), first reads by listing where it paid. */
+  | 'batch'
+  /** One call per task: RERUN_REDRIVE_BATCH=false or the request's `"redrive": {"batch": false}`. */
+  | 'per-task'
+  /** Batch calls were refused (not there, or not allowed), and the run went on one call per task. */
+  | 'per-task-fallback';
+
+export interface RedrivePath {
+  /** The copy stage's parts that differ by path. */
+  readonly copy: Pick<CopyDeps, 'tasks' | 'changes' | 'secondReads'>;
+  /** Tasks under way at once (the mode's concurrency). */
+  readonly concurrency: number;
+  /** Whether the plan lists the queue's bodies for the first reads. */
+  readonly readsBodies: boolean;
+  /** What the report says. */
+  taken(): RedriveCallsTaken;
+}
+
+export interface RedrivePathDeps {
+  readonly tasks: CloudTasksClient;
+  readonly budget: Budget;
+  readonly log: Logger;
+  readonly lists: ListBudget;
+  /** RERUN_REDRIVE_CONCURRENCY: reads and calls in flight. */
+  readonly calls: Semaphore;
+  readonly armingDelayMs: number;
+}
+
+/**
+ * Tasks under way by batch: enough to fill batches of 100 and make a listing pay, at a queue's full
+ * 500 tasks a second; each holds its body only until its copy is created.
+ */
+const BATCH_TASKS_UNDER_WAY = 2_000;
+/** The longest a create or delete waits for others to join its batch: a tenth of the arming delay at most. */
+const MAX_BATCH_GATHER_MS = 250;
+/**
+ * The longest a second read waits for others to share a listing: at most a quarter of the arming delay,
+ * so the original is deleted well before its copy falls due.
+ */
+const MAX_SECOND_READ_GATHER_MS = 3_000;
+
+/** One call per task: GetTask FULL, CreateTask, GetTask BASIC, DeleteTask. */
+export function perTaskPath(tasks: CloudTasksClient, concurrency: number): RedrivePath {
+  return {
+    copy: { tasks },
+    concurrency,
+    readsBodies: false,
+    taken: () => 'per-task',
+  };
+}
+
+/** By batch, falling back to one call per task when the batch calls are refused. */
+export function batchPath(deps: RedrivePathDeps): RedrivePath {
+  const { budget, armingDelayMs, calls } = deps;
+  const client: BatchingClient = batchWrites({
+    ...deps,
+    calls,
+    gatherMs: Math.min(MAX_BATCH_GATHER_MS, armingDelayMs / 10),
+  });
+  const secondReads = new SecondReads({
+    tasks: deps.tasks,
+    calls: new RedriveCalls({ tasks: deps.tasks, calls, budget }),
+    budget,
+    lists: deps.lists,
+    gatherMs: Math.min(MAX_SECOND_READ_GATHER_MS, armingDelayMs / 4),
+  });
+  return {
+    copy: { tasks: client, changes: new Semaphore(BATCH_TASKS_UNDER_WAY), secondReads },
+    concurrency: BATCH_TASKS_UNDER_WAY / 4,
+    readsBodies: true,
+    taken: () => (client.batching ? 'batch' : 'per-task-fallback'),
+  };
+}

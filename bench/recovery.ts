@@ -4,13 +4,16 @@
  * (recovery-child.ts) against the emulator and the target in this one, so the child's heap and RSS are the
  * product's alone. The time runs from the request to the first listing of the queue that comes back empty.
  *
- * Redrive runs at full size against a queue at 500 dispatches per second and the real RunTask quota. Run
- * mode is held to 60 RunTask calls per minute: N tasks take hours, so it runs on a small sample at a
- * compressed quota (as the pacing figure does), and its real time is projected as N / (1 per second x the
- * utilization measured on the sample).
+ * Redrive runs at full size against a queue at 500 dispatches per second and the real RunTask quota, by
+ * its batch calls (the default) and one call per task (RERUN_REDRIVE_BATCH=false), beside a floor: the same
+ * emulator queue draining the same N tasks created due now through its store, no product involved, timed
+ * from the first create to the first empty listing. Each round runs floor, batch, then per-task. Run mode is
+ * held to 60 RunTask calls per minute: N tasks take hours, so it runs on a small sample at a compressed
+ * quota (as the pacing figure does), and its real time is projected as N / (1 per second x the utilization
+ * measured on the sample).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startEmulator, type Emulator, type EmulatorOptions } from '../emulator/server.js';
+import { startEmulator, type Emulator, type EmulatorOptions, type SeedTask } from '../emulator/server.js';
 import type { RerunReport } from '../shared/run/settle.js';
 import { baseEnv, runChild } from './child.js';
 import type { RecoveryChildResult } from './recovery-child.js';
@@ -33,6 +36,8 @@ export interface RecoveryOptions {
   readonly verify: string | undefined;
   /** Every wait of one run ends after this: a run that does not finish reports what it saw. */
   readonly timeoutMs: number;
+  /** One more size, batch redrive and floor only, with its own bodies and timeout (undefined: none). */
+  readonly big: { readonly size: number; readonly bodyBytes: number; readonly timeoutMs: number } | undefined;
   /** Run mode's sample: tasks, at a quota of `ratePerSecond` compressed into windows of `windowMs`. */
   readonly runSample: { readonly tasks: number; readonly ratePerSecond: number; readonly windowMs: number };
 }
@@ -60,8 +65,23 @@ interface Attempt {
   readonly createRate: number;
   /** Earliest dispatch minus earliest CreateTask (emulator clock): the arming delay as Cloud Tasks saw it. */
   readonly armingSeenMs: number | undefined;
+  /** Request to the last copy's 2xx dispatch (undefined without copies). */
+  readonly lastCopyMs: number | undefined;
+  /** 2xx dispatches of tasks on their own schedule, not copies (nor RunTask): what a redrive left alone. */
+  readonly ownRuns: number;
   readonly child: RecoveryChildResult | undefined;
+  /** The floor only: the emulator's store creating the N tasks, first to last. */
+  readonly createdInMs?: number;
   readonly note: string | undefined;
+}
+
+/** The tasks of one size and how long one run may wait for them. */
+interface Load {
+  readonly size: number;
+  readonly bodyBytes: number;
+  readonly timeoutMs: number;
+  /** RERUN_TIME_BUDGET of the request. */
+  readonly timeBudgetMs: number;
 }
 
 export interface RedriveSizeResult {
@@ -71,6 +91,9 @@ export interface RedriveSizeResult {
   /** Over the finished runs (undefined when none finished). */
   readonly recoveryMs: Summary | undefined;
   readonly reportMs: Summary | undefined;
+  /** Request to the last copy's dispatch, over the finished runs: the queue then waits only for `ownRuns`. */
+  readonly lastCopyMs: Summary | undefined;
+  readonly ownRuns: Summary;
   /** The product's Cloud Tasks calls per backlog task, and their medians by method. */
   readonly callsPerTask: Summary;
   readonly callsPerTaskByMethod: Record<string, number>;
@@ -89,6 +112,29 @@ export interface RedriveSizeResult {
   readonly notes: readonly string[];
 }
 
+/** The floor: the emulator alone draining N tasks created due now (no product involved). */
+export interface FloorResult {
+  readonly runs: number;
+  readonly finishedRuns: number;
+  /** First create to the first empty listing, over the finished runs. */
+  readonly emptyMs: Summary | undefined;
+  /** First create to last (the emulator's store, in the bench's process). */
+  readonly createMs: Summary;
+  readonly recovered: Summary;
+  readonly duplicates: Summary;
+  readonly notes: readonly string[];
+}
+
+/** One size: the floor, the batch redrive (the product's default) and the per-task redrive. */
+export interface RecoverySizeResult {
+  readonly size: number;
+  readonly bodyBytes: number;
+  readonly floor: FloorResult;
+  readonly batch: RedriveSizeResult;
+  /** RERUN_REDRIVE_BATCH=false; not measured at the big size. */
+  readonly perTask: RedriveSizeResult | undefined;
+}
+
 export interface RunSampleResult {
   readonly tasks: number;
   readonly quota: { limit: number; windowMs: number; ratePerSecond: number };
@@ -102,7 +148,9 @@ export interface RunSampleResult {
 }
 
 export interface RecoveryResult {
-  readonly redrive: RedriveSizeResult[];
+  readonly sizes: RecoverySizeResult[];
+  /** BENCH_RECOVERY_BIG: batch and floor only. */
+  readonly big: RecoverySizeResult | undefined;
   readonly run: RunSampleResult;
   /** Run mode at the real quota (1 per second), projected: N / (1 x utilization), seconds. */
   readonly projectedRunS: Record<number, number>;
@@ -121,10 +169,12 @@ export interface RecoveryResult {
 /** RunTask's real quota: 60 per minute. */
 const REAL_RUN_RATE = 1;
 const QUEUE_RATE = 500;
-const TIME_BUDGET = '300s';
-// Budget, verification and the start-up margin fit inside it.
-const SERVICE_TIMEOUT = '400s';
+const TIME_BUDGET_MS = 300_000;
+// RERUN_SERVICE_TIMEOUT is the budget plus this: verification and the start-up margin fit inside it.
+const SERVICE_MARGIN_MS = 100_000;
 const POLL_MS = 20;
+/** A wait gives up once nothing new was dispatched for this long (after the request, for a redrive). */
+const STALL_MS = 15_000;
 /** The backlog's own next attempts are spread over this long: doing nothing recovers the last one then. */
 export const OWN_SCHEDULE_MS = 3_600_000;
 
@@ -136,25 +186,33 @@ export async function benchRecovery(
   progress: (line: string) => void,
 ): Promise<RecoveryResult> {
   const target = await startTarget();
+  const loadOf = (size: number, bodyBytes = options.bodyBytes, timeoutMs = options.timeoutMs): Load => ({
+    size,
+    bodyBytes,
+    timeoutMs,
+    // A request given a longer timeout (the big run) gets a budget that grows with it.
+    timeBudgetMs: Math.max(TIME_BUDGET_MS, timeoutMs - 120_000),
+  });
   try {
-    const redrive: RedriveSizeResult[] = [];
-    for (const size of options.sizes) {
-      const attempts: Attempt[] = [];
-      for (let run = 0; run < options.runs; run++) {
-        const attempt = await recoverOnce(options, target, 'redrive', size, `redrive-${size}-${run}`, {});
-        attempts.push(attempt);
-        progress(`recovery redrive ${size}: run ${run + 1}/${options.runs}: ${describe(attempt, size)}`);
-        // One run that does not finish is enough to see it: the next would likely wait as long.
-        if (!attempt.finished) break;
-      }
-      redrive.push(redriveResult(size, attempts));
-    }
+    const sizes: RecoverySizeResult[] = [];
+    for (const size of options.sizes)
+      sizes.push(await benchSize(options, target, loadOf(size), true, progress));
+    const { big: bigRun } = options;
+    const big =
+      bigRun &&
+      (await benchSize(
+        options,
+        target,
+        loadOf(bigRun.size, bigRun.bodyBytes, bigRun.timeoutMs),
+        false,
+        progress,
+      ));
 
     const { tasks, ratePerSecond, windowMs } = options.runSample;
     const limit = Math.round((ratePerSecond * windowMs) / 1000);
     const samples: Attempt[] = [];
     for (let run = 0; run < options.runs; run++) {
-      const attempt = await recoverOnce(options, target, 'run', tasks, `run-${run}`, {
+      const attempt = await recoverOnce(options, target, 'run', loadOf(tasks), `run-${run}`, {
         runTaskQuota: { limit, windowMs },
         env: { RERUN_MAX_RATE: String(ratePerSecond) },
       });
@@ -176,10 +234,14 @@ export async function benchRecovery(
       notes: samples.flatMap((a) => (a.note ? [a.note] : [])),
     };
     return {
-      redrive,
+      sizes,
+      big,
       run: runResult,
       projectedRunS: Object.fromEntries(
-        options.sizes.map((n) => [n, n / (REAL_RUN_RATE * utilization.median)]),
+        [...options.sizes, ...(options.big ? [options.big.size] : [])].map((n) => [
+          n,
+          n / (REAL_RUN_RATE * utilization.median),
+        ]),
       ),
       settings: {
         bodyBytes: options.bodyBytes,
@@ -188,7 +250,7 @@ export async function benchRecovery(
         verify: options.verify ?? 'default',
         queueRatePerSecond: QUEUE_RATE,
         redriveConcurrency: options.redriveConcurrency,
-        timeBudget: TIME_BUDGET,
+        timeBudget: `${TIME_BUDGET_MS / 1000}s`,
         timeoutMs: options.timeoutMs,
       },
     };
@@ -197,17 +259,136 @@ export async function benchRecovery(
   }
 }
 
+/** Rounds of floor, batch redrive and (with `perTask`) per-task redrive at one size. */
+async function benchSize(
+  options: RecoveryOptions,
+  target: Target,
+  load: Load,
+  perTask: boolean,
+  progress: (line: string) => void,
+): Promise<RecoverySizeResult> {
+  const paths: [string, (id: string) => Promise<Attempt>][] = [
+    ['floor', (id) => drainOnce(options, target, load, id)],
+    ['batch', (id) => recoverOnce(options, target, 'redrive', load, id, {})],
+  ];
+  if (perTask) {
+    const env = { RERUN_REDRIVE_BATCH: 'false' };
+    paths.push(['per-task', (id) => recoverOnce(options, target, 'redrive', load, id, { env })]);
+  }
+  const attempts = new Map(paths.map(([path]) => [path, [] as Attempt[]]));
+  for (let run = 0; run < options.runs; run++) {
+    for (const [path, once] of paths) {
+      const done = attempts.get(path)!;
+      // One run that does not finish is enough to see it: the next would likely wait as long.
+      if (done.some((a) => !a.finished)) continue;
+      const attempt = await once(`${path}-${load.size}-${run}`);
+      done.push(attempt);
+      progress(
+        `recovery ${path} ${load.size}: run ${run + 1}/${options.runs}: ${describe(attempt, load.size)}`,
+      );
+    }
+  }
+  return {
+    size: load.size,
+    bodyBytes: load.bodyBytes,
+    floor: floorResult(attempts.get('floor')!),
+    batch: redriveResult(load.size, attempts.get('batch')!),
+    perTask: perTask ? redriveResult(load.size, attempts.get('per-task')!) : undefined,
+  };
+}
+
+const bodyOf = (bytes: number) => Buffer.alloc(bytes, 'x').toString('base64');
+
+/**
+ * The floor: a fresh emulator with the same queue (500 dispatches per second, the same latency), the N
+ * tasks created due now through its store (no product involved), timed from the first create to the
+ * first listing that comes back empty.
+ */
+async function drainOnce(options: RecoveryOptions, target: Target, load: Load, id: string): Promise<Attempt> {
+  const queue = queueName(`recovery-${id}`);
+  const body = bodyOf(load.bodyBytes);
+  const tasks = Array.from({ length: load.size }, (_, i): SeedTask => ({
+    name: `${queue}/tasks/order-${i}`,
+    httpRequest: { url: `${target.url}/orders/${i}`, httpMethod: 'POST', body },
+  }));
+  const emulator = await startEmulator({
+    port: 0,
+    latencyMs: options.latencyMs,
+    seed: benchQueue(queue, []),
+  });
+  try {
+    const firstCreateRealMs = realNow();
+    emulator.load(benchQueue(queue, tasks));
+    const createdInMs = realNow() - firstCreateRealMs;
+    const wait = await waitForEmpty(
+      emulator,
+      queue,
+      firstCreateRealMs + load.timeoutMs,
+      (idleMs) => idleMs > STALL_MS,
+    );
+    const { left, pages } = await countLeft(emulator.url, queue);
+    return {
+      ...tally(emulator, queue, load.size, wait.polls + pages),
+      lastCopyMs: undefined,
+      finished: wait.emptyAtRealMs !== undefined && left === 0,
+      recoveryMs: wait.emptyAtRealMs === undefined ? undefined : wait.emptyAtRealMs - firstCreateRealMs,
+      reportMs: undefined,
+      left,
+      child: undefined,
+      createdInMs,
+      note:
+        wait.emptyAtRealMs === undefined
+          ? `${id}: ${left} tasks still listed after ${((realNow() - firstCreateRealMs) / 1000).toFixed(0)} s`
+          : undefined,
+    };
+  } finally {
+    await emulator.stop();
+  }
+}
+
+/**
+ * Polls the queue's listing until it comes back empty; a listing that fails or times out counts as not
+ * empty yet. Gives up at the deadline, or when `giveUp(ms since the last new dispatch)` says so.
+ */
+async function waitForEmpty(
+  emulator: Emulator,
+  queue: string,
+  deadlineRealMs: number,
+  giveUp: (idleMs: number) => boolean,
+): Promise<{ emptyAtRealMs: number | undefined; polls: number }> {
+  let polls = 0;
+  let dispatches = 0;
+  let lastChangeMs = realNow();
+  while (realNow() < deadlineRealMs) {
+    const polledAtMs = realNow();
+    polls++;
+    const listed = await listPage(emulator.url, queue, 1).then(
+      (page) => page.count,
+      () => 1,
+    );
+    if (listed === 0) return { emptyAtRealMs: polledAtMs, polls };
+    if (emulator.dispatches.length !== dispatches) {
+      dispatches = emulator.dispatches.length;
+      lastChangeMs = realNow();
+    }
+    if (giveUp(realNow() - lastChangeMs)) break;
+    await sleep(POLL_MS);
+  }
+  return { emptyAtRealMs: undefined, polls };
+}
+
 /** Seeds a fresh emulator with the backlog, runs one request in a child and waits for an empty queue. */
 async function recoverOnce(
   options: RecoveryOptions,
   target: Target,
   mode: 'run' | 'redrive',
-  size: number,
+  load: Load,
   id: string,
   extra: { runTaskQuota?: EmulatorOptions['runTaskQuota']; env?: Record<string, string> },
 ): Promise<Attempt> {
+  const { size } = load;
   const queue = queueName(`recovery-${id}`);
-  const body = Buffer.alloc(options.bodyBytes, 'x').toString('base64');
+  const body = bodyOf(load.bodyBytes);
   // Their own next attempts are spread over the next hour, as a backlog in backoff is.
   const seededMs = Date.now();
   const backlog = Array.from({ length: size }, (_, i) => {
@@ -232,8 +413,8 @@ async function recoverOnce(
       CLOUD_TASKS_EMULATOR_HOST: emulator.host,
       RERUN_QUEUES: queue,
       RERUN_MAX_TASKS: String(Math.max(size, 1000)),
-      RERUN_TIME_BUDGET: TIME_BUDGET,
-      RERUN_SERVICE_TIMEOUT: SERVICE_TIMEOUT,
+      RERUN_TIME_BUDGET: `${load.timeBudgetMs / 1000}s`,
+      RERUN_SERVICE_TIMEOUT: `${(load.timeBudgetMs + SERVICE_MARGIN_MS) / 1000}s`,
       RERUN_REDRIVE_CONCURRENCY: String(options.redriveConcurrency),
       LOG_LEVEL: 'info',
       BENCH_EVENT: JSON.stringify(event),
@@ -241,11 +422,11 @@ async function recoverOnce(
       ...extra.env,
     });
     const spawnedRealMs = realNow();
-    const deadlineRealMs = spawnedRealMs + options.timeoutMs;
+    const deadlineRealMs = spawnedRealMs + load.timeoutMs;
     let child: RecoveryChildResult | undefined;
     let childError: string | undefined;
     let childDone = false;
-    const childRun = runChild<RecoveryChildResult>('recovery-child.js', [], env, options.timeoutMs).then(
+    const childRun = runChild<RecoveryChildResult>('recovery-child.js', [], env, load.timeoutMs).then(
       (result) => {
         child = result;
         if (result.error !== undefined) childError = result.error;
@@ -256,48 +437,34 @@ async function recoverOnce(
     );
     void childRun.finally(() => (childDone = true));
 
-    // Waits for an empty queue; gives up at the deadline, on a failed child, or once the child is done and
-    // nothing was dispatched for a while (tasks left for a later attempt would keep it waiting an hour).
-    const stallMs = options.armingDelayMs + 15_000;
-    let polls = 0;
-    let emptyAtRealMs: number | undefined;
-    let dispatches = 0;
-    let lastChangeMs = realNow();
-    while (realNow() < deadlineRealMs) {
-      const polledAtMs = realNow();
-      polls++;
-      // A listing that fails or times out counts as not empty yet: the deadline still ends the wait.
-      const listed = await listPage(emulator.url, queue, 1).then(
-        (page) => page.count,
-        () => 1,
-      );
-      if (listed === 0) {
-        emptyAtRealMs = polledAtMs;
-        break;
-      }
-      if (emulator.dispatches.length !== dispatches) {
-        dispatches = emulator.dispatches.length;
-        lastChangeMs = realNow();
-      }
-      if (childDone && (childError !== undefined || realNow() - lastChangeMs > stallMs)) break;
-      await sleep(POLL_MS);
-    }
+    // Gives up on a failed child, or once the child is done and nothing was dispatched for a while (tasks
+    // left for a later attempt would keep it waiting an hour).
+    const stallMs = options.armingDelayMs + STALL_MS;
+    const wait = await waitForEmpty(
+      emulator,
+      queue,
+      deadlineRealMs,
+      (idleMs) => childDone && (childError !== undefined || idleMs > stallMs),
+    );
+    const emptyAtRealMs = wait.emptyAtRealMs;
     await childRun;
     const { left, pages } = await countLeft(emulator.url, queue);
-    polls += pages;
+    const { lastCopyAtMs, ...tallied } = tally(emulator, queue, size, wait.polls + pages);
+    const sentRealMs = child?.sentRealMs ?? spawnedRealMs;
     return {
-      ...tally(emulator, queue, size, polls),
+      ...tallied,
+      // The emulator's clock is Date.now(): the same real time, to a millisecond or so.
+      lastCopyMs: lastCopyAtMs === undefined ? undefined : lastCopyAtMs - sentRealMs,
       finished: emptyAtRealMs !== undefined && left === 0 && childError === undefined,
-      recoveryMs:
-        emptyAtRealMs === undefined ? undefined : emptyAtRealMs - (child?.sentRealMs ?? spawnedRealMs),
+      recoveryMs: emptyAtRealMs === undefined ? undefined : emptyAtRealMs - sentRealMs,
       reportMs: child ? child.returnedRealMs - child.sentRealMs : undefined,
       left,
       child,
       note:
         childError !== undefined
-          ? `${mode} ${size}: ${childError.split('\n')[0]}`
+          ? `${id}: ${childError.split('\n')[0]}`
           : emptyAtRealMs === undefined
-            ? `${mode} ${size}: ${left} tasks still listed after ${((realNow() - spawnedRealMs) / 1000).toFixed(0)} s`
+            ? `${id}: ${left} tasks still listed after ${((realNow() - spawnedRealMs) / 1000).toFixed(0)} s`
             : undefined,
     };
   } finally {
@@ -315,6 +482,14 @@ function tally(emulator: Emulator, queue: string, size: number, benchListings: n
   }
   let recovered = 0;
   let duplicates = 0;
+  let lastCopyAtMs: number | undefined;
+  let ownRuns = 0;
+  for (const dispatch of emulator.dispatches) {
+    if (dispatch.status === undefined || dispatch.status < 200 || dispatch.status >= 300) continue;
+    if (headerOf(dispatch.headers, 'x-rerun-original-task'))
+      lastCopyAtMs = Math.max(lastCopyAtMs ?? 0, dispatch.atMs);
+    else if (dispatch.trigger === 'schedule') ownRuns++;
+  }
   for (let i = 0; i < size; i++) {
     const count = okDispatches.get(`${queue}/tasks/order-${i}`) ?? 0;
     if (count > 0) recovered++;
@@ -365,6 +540,8 @@ function tally(emulator: Emulator, queue: string, size: number, benchListings: n
     rate: rateOf('RunTask'),
     createRate,
     armingSeenMs,
+    lastCopyAtMs,
+    ownRuns,
   };
 }
 
@@ -404,11 +581,27 @@ function describe(a: Attempt, size: number): string {
     `counts ${a.child?.counts ? JSON.stringify(a.child.counts) : '(no report)'}`,
     `calls ${JSON.stringify(a.calls)}`,
     ...(Object.keys(a.otherAnswers).length > 0 ? [`other answers ${JSON.stringify(a.otherAnswers)}`] : []),
+    ...(a.lastCopyMs === undefined ? [] : [`last copy dispatched after ${s(a.lastCopyMs)}`]),
+    ...(a.child ? [`${a.ownRuns} ran on their own schedule`] : []),
+    ...(a.createdInMs === undefined ? [] : [`created in ${a.createdInMs.toFixed(0)} ms`]),
     ...(a.child ? [`peak heap ${mb(a.child.peakHeapKb).toFixed(1)} MB, CPU ${a.child.cpuMs} ms`] : []),
     ...(a.armingSeenMs === undefined ? [] : [`first dispatch ${a.armingSeenMs} ms after the first create`]),
     ...(Number.isFinite(a.createRate) ? [`${a.createRate.toFixed(0)} creates/s`] : []),
     ...(a.note ? [a.note] : []),
   ].join('; ');
+}
+
+function floorResult(attempts: readonly Attempt[]): FloorResult {
+  const finished = attempts.filter((a) => a.finished);
+  return {
+    runs: attempts.length,
+    finishedRuns: finished.length,
+    emptyMs: finished.length > 0 ? summarize(finished.map((a) => a.recoveryMs!)) : undefined,
+    createMs: summarize(attempts.map((a) => a.createdInMs!)),
+    recovered: summarize(attempts.map((a) => a.recovered)),
+    duplicates: summarize(attempts.map((a) => a.duplicates)),
+    notes: attempts.flatMap((a) => (a.note ? [a.note] : [])),
+  };
 }
 
 function redriveResult(size: number, attempts: readonly Attempt[]): RedriveSizeResult {
@@ -426,6 +619,11 @@ function redriveResult(size: number, attempts: readonly Attempt[]): RedriveSizeR
     finishedRuns: finished.length,
     recoveryMs: of(finished, (a) => a.recoveryMs!),
     reportMs: of(finished, (a) => a.reportMs!),
+    lastCopyMs: of(
+      finished.filter((a) => a.lastCopyMs !== undefined),
+      (a) => a.lastCopyMs!,
+    ),
+    ownRuns: summarize(attempts.map((a) => a.ownRuns)),
     callsPerTask: summarize(
       attempts.map((a) => Object.values(a.calls).reduce((sum, n) => sum + n, 0) / size),
     ),

@@ -2,7 +2,12 @@
 import type { VariantResult } from './cold-start.js';
 import type { OverheadResult } from './overhead.js';
 import type { PacingResult } from './pacing.js';
-import { OWN_SCHEDULE_MS, type RecoveryResult } from './recovery.js';
+import {
+  OWN_SCHEDULE_MS,
+  type RecoveryResult,
+  type RecoverySizeResult,
+  type RedriveSizeResult,
+} from './recovery.js';
 import type { ScanSizeResult } from './scan.js';
 import { pairedRatio, spreadOf, type Summary } from './stats.js';
 import type { Row } from './table.js';
@@ -12,6 +17,8 @@ const us = (s: Summary) => `${s.median.toFixed(1)} µs`;
 const mb = (s: Summary) => `${s.median.toFixed(1)} MB`;
 const x = (value: number) => `${value.toFixed(2)}×`;
 const pct = (s: Summary) => `${(spreadOf(s) * 100).toFixed(0)}%`;
+const bytes = (n: number) =>
+  n % 1000 === 0 ? `${n / 1000} KB` : n % 1024 === 0 ? `${n / 1024} KiB` : `${n} B`;
 const size = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n));
 
 export function pacingRows(p: PacingResult): Row[] {
@@ -207,76 +214,41 @@ export function overheadRows(o: OverheadResult): Row[] {
 
 export function recoveryRows(r: RecoveryResult): Row[] {
   const rows: Row[] = [];
-  const { run, settings } = r;
-  const sec = (msValue: number) => `${(msValue / 1000).toFixed(1)} s`;
-  const projected = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : `${(s / 60).toFixed(1)} min`);
-  for (const d of r.redrive) {
-    const runS = r.projectedRunS[d.size]!;
-    const ideal = 1.5 * ((d.size / settings.queueRatePerSecond) * 1000 + settings.armingDelayMs);
-    const unfinished =
-      d.finishedRuns < d.runs ? `; ${d.runs - d.finishedRuns} of ${d.runs} runs unfinished` : '';
-    rows.push({
-      figure: `5 recovery ${size(d.size)}: time to an empty queue, redrive (queue ${settings.queueRatePerSecond}/s, arming ${settings.armingDelayMs / 1000} s, ${settings.redriveConcurrency} calls in flight, verify ${settings.verify}${unfinished})`,
-      value: d.recoveryMs ? sec(d.recoveryMs.median) : 'did not finish',
-      anchor: `run at 60/min, PROJECTED: ${projected(runS)} (sample utilization ${run.utilization.median.toFixed(3)}); doing nothing: ${projected(OWN_SCHEDULE_MS / 1000)} (the tasks' own schedule)`,
-      ratio: d.recoveryMs ? `run/redrive ${x(runS / (d.recoveryMs.median / 1000))}` : '-',
-      goal: `≤ 1.5 × (N / ${settings.queueRatePerSecond}/s + arming) = ${sec(ideal)}, ≥ 100× run, all recovered, 0 duplicates (seen: ${d.recovered.min}, ${d.duplicates.max})`,
-      met:
-        d.recovered.min === d.size &&
-        d.duplicates.max === 0 &&
-        d.recoveryMs !== undefined &&
-        d.recoveryMs.median <= ideal &&
-        runS / (d.recoveryMs.median / 1000) >= 100,
-      spread: d.recoveryMs ? pct(d.recoveryMs) : '-',
-    });
-    // Calls made once per run (GetQueue, the listing, the permission check) round to 0 per task at 1k.
-    const byMethod = Object.entries(d.callsPerTaskByMethod)
-      .filter(([, n]) => n >= 0.005)
-      .sort(([, a], [, b]) => b - a)
-      .map(([method, n]) => `${method} ${n.toFixed(2)}`)
-      .join(', ');
-    rows.push({
-      figure: `5 recovery ${size(d.size)}: Cloud Tasks calls per task, redrive (emulator's call record)`,
-      value: d.callsPerTask.median.toFixed(2),
-      anchor: `${byMethod}; RunTask ${d.runTaskCalls.max} in all`,
-      ratio: '-',
-      goal: '≈ 4 + read-backs; 0 RunTask',
-      met: d.runTaskCalls.max === 0,
-      spread: pct(d.callsPerTask),
-    });
-    if (d.cpuMsPerTask) {
-      rows.push({
-        figure: `5 recovery ${size(d.size)}: CPU of the redriving process per task, and its pace`,
-        value: `${d.cpuMsPerTask.median.toFixed(2)} ms`,
-        anchor: `${d.createsPerSecond.median.toFixed(0)} copies/s (queue allows ${settings.queueRatePerSecond}/s)`,
-        ratio: '-',
-        goal: '-',
-        met: undefined,
-        spread: pct(d.cpuMsPerTask),
-      });
-    }
-  }
-  const base = r.redrive[0];
-  const last = r.redrive.at(-1);
-  if (base?.peakHeapMb && last?.peakHeapMb && last !== base) {
+  const { run } = r;
+  for (const s of [...r.sizes, ...(r.big ? [r.big] : [])]) rows.push(...recoverySizeRows(r, s));
+  const base = r.sizes[0];
+  const last = r.sizes.at(-1);
+  if (base?.batch.peakHeapMb && last?.batch.peakHeapMb && last !== base) {
     const memory = [
-      ['peak heap', base.peakHeapMb, last.peakHeapMb],
-      ['peak RSS', base.maxRssMb!, last.maxRssMb!],
+      ['peak heap', base.batch.peakHeapMb, last.batch.peakHeapMb],
+      ['peak RSS', base.batch.maxRssMb!, last.batch.maxRssMb!],
     ] as const;
     for (const [what, small, large] of memory) {
+      const growth = large.median - small.median;
       rows.push({
-        figure: `5 recovery: ${what} of the redriving process, ${size(last.size)} vs ${size(base.size)} tasks (${settings.bodyBytes / 1000} KB bodies)`,
+        figure: `5 recovery: ${what} of the redriving process, batch, ${size(last.size)} vs ${size(base.size)} tasks (${bytes(base.bodyBytes)} bodies)`,
         value: mb(large),
         anchor: `${size(base.size)}: ${mb(small)}`,
-        ratio: x(large.median / small.median),
+        ratio: `${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB (${x(large.median / small.median)})`,
         goal:
-          what === 'peak RSS'
-            ? `flat: at most 30 MB above (seen ${(large.median - small.median).toFixed(1)} MB)`
-            : `flat: ≈ 1× (not ${x(last.size / base.size)})`,
-        met: what === 'peak RSS' ? large.median - small.median <= 30 : undefined,
+          what === 'peak RSS' ? 'flat: at most 30 MB above' : `flat: ≈ 1× (not ${x(last.size / base.size)})`,
+        met: what === 'peak RSS' ? growth <= 30 : undefined,
         spread: pct(large),
       });
     }
+  }
+  const big = r.big;
+  if (base?.batch.maxRssMb && big?.batch.maxRssMb) {
+    const growth = big.batch.maxRssMb.median - base.batch.maxRssMb.median;
+    rows.push({
+      figure: `5 recovery: peak RSS of the redriving process, batch, ${size(big.size)} tasks (${bytes(big.bodyBytes)} bodies) vs ${size(base.size)} (${bytes(base.bodyBytes)} bodies)`,
+      value: mb(big.batch.maxRssMb),
+      anchor: `${size(base.size)}: ${mb(base.batch.maxRssMb)}`,
+      ratio: `${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB`,
+      goal: '-',
+      met: undefined,
+      spread: pct(big.batch.maxRssMb),
+    });
   }
   const window = `quota ${run.quota.limit} per ${run.quota.windowMs / 1000} s`;
   rows.push({
@@ -290,5 +262,109 @@ export function recoveryRows(r: RecoveryResult): Row[] {
     met: undefined,
     spread: pct(run.utilization),
   });
+  return rows;
+}
+
+const sec = (msValue: number) => `${(msValue / 1000).toFixed(1)} s`;
+
+/** One size: batch redrive against run mode, the floor and the per-task path; calls, CPU and RSS of each. */
+function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
+  const rows: Row[] = [];
+  const { run, settings } = r;
+  const { floor, batch, perTask } = s;
+  const projected = (secs: number) =>
+    secs >= 3600 ? `${(secs / 3600).toFixed(1)} h` : `${(secs / 60).toFixed(1)} min`;
+  const at = `5 recovery ${size(s.size)}${s.bodyBytes === settings.bodyBytes ? '' : ` (${bytes(s.bodyBytes)} bodies)`}`;
+  const perTaskLabel = 'per-task (RERUN_REDRIVE_BATCH=false)';
+  const runS = r.projectedRunS[s.size]!;
+  const ideal = 1.5 * ((s.size / settings.queueRatePerSecond) * 1000 + settings.armingDelayMs);
+  const unfinished =
+    batch.finishedRuns < batch.runs
+      ? `; ${batch.runs - batch.finishedRuns} of ${batch.runs} runs unfinished`
+      : '';
+  rows.push({
+    figure: `${at}: time to an empty queue, batch redrive (queue ${settings.queueRatePerSecond}/s, arming ${settings.armingDelayMs / 1000} s, ${settings.redriveConcurrency} calls in flight, verify ${settings.verify}${unfinished})`,
+    value: batch.recoveryMs ? sec(batch.recoveryMs.median) : 'did not finish',
+    anchor: `run at 60/min, PROJECTED: ${projected(runS)} (sample utilization ${run.utilization.median.toFixed(3)}); doing nothing: ${projected(OWN_SCHEDULE_MS / 1000)} (the tasks' own schedule)`,
+    ratio: batch.recoveryMs ? `run/redrive ${x(runS / (batch.recoveryMs.median / 1000))}` : '-',
+    goal: `≤ 1.5 × (N / ${settings.queueRatePerSecond}/s + arming) = ${sec(ideal)}, ≥ 100× run, all recovered, 0 duplicates (seen: ${batch.recovered.min}, ${batch.duplicates.max})`,
+    met:
+      batch.recovered.min === s.size &&
+      batch.duplicates.max === 0 &&
+      batch.recoveryMs !== undefined &&
+      batch.recoveryMs.median <= ideal &&
+      runS / (batch.recoveryMs.median / 1000) >= 100,
+    spread: batch.recoveryMs ? pct(batch.recoveryMs) : '-',
+  });
+  const time = (summary: Summary | undefined) => (summary ? sec(summary.median) : 'did not finish');
+  const ratio = (value: Summary | undefined, anchor: Summary | undefined) =>
+    value && anchor ? x(value.median / anchor.median) : '-';
+  const spreadOfTime = (summary: Summary | undefined) => (summary ? pct(summary) : '-');
+  rows.push({
+    figure: `${at}: time to an empty queue, batch redrive vs the floor (the same emulator queue draining ${size(s.size)} tasks created due now through its store, no product, timed from the first create; created in ${floor.createMs.median.toFixed(0)} ms; ${floor.recovered.min} recovered, ${floor.duplicates.max} duplicates)${perTask ? ` and ${perTaskLabel}` : ''}`,
+    value: time(batch.recoveryMs),
+    anchor: `floor ${time(floor.emptyMs)}${perTask ? `; per-task ${time(perTask.recoveryMs)}` : ''}`,
+    ratio: `batch/floor ${ratio(batch.recoveryMs, floor.emptyMs)}${perTask ? `; batch/per-task ${ratio(batch.recoveryMs, perTask.recoveryMs)}` : ''}`,
+    goal: '-',
+    met: undefined,
+    spread: `batch ${spreadOfTime(batch.recoveryMs)}; floor ${spreadOfTime(floor.emptyMs)}${perTask ? `; per-task ${spreadOfTime(perTask.recoveryMs)}` : ''}`,
+  });
+  rows.push({
+    figure: `${at}: request to the last copy's dispatch, batch redrive (the queue then waits only for the ${batch.ownRuns.median} tasks left to their own schedule) vs the floor's time to empty${perTask ? ` and ${perTaskLabel}` : ''}`,
+    value: time(batch.lastCopyMs),
+    anchor: `floor ${time(floor.emptyMs)}${perTask ? `; per-task ${time(perTask.lastCopyMs)}` : ''}`,
+    ratio: `batch/floor ${ratio(batch.lastCopyMs, floor.emptyMs)}${perTask ? `; batch/per-task ${ratio(batch.lastCopyMs, perTask.lastCopyMs)}` : ''}`,
+    goal: '-',
+    met: undefined,
+    spread: `batch ${spreadOfTime(batch.lastCopyMs)}${perTask ? `; per-task ${spreadOfTime(perTask.lastCopyMs)}` : ''}`,
+  });
+  const paths: [string, RedriveSizeResult, string][] = [['batch redrive', batch, '0 RunTask']];
+  if (perTask) paths.push([perTaskLabel, perTask, '≈ 4 + read-backs; 0 RunTask']);
+  for (const [label, d, goal] of paths) {
+    // Calls made once per run (GetQueue, the permission check) round to 0 per task: they are given in all.
+    const methods = Object.entries(d.callsPerTaskByMethod).sort(([, a], [, b]) => b - a);
+    const perTaskCalls = methods
+      .filter(([, n]) => n >= 0.005)
+      .map(([method, n]) => `${method} ${n.toFixed(2)}`);
+    const inAll = methods
+      .filter(([, n]) => n > 0 && n < 0.005)
+      .map(([method, n]) => `${method} ${Math.round(n * s.size)}`);
+    rows.push({
+      figure: `${at}: Cloud Tasks calls per task, ${label} (emulator's call record: every method, batch and operation calls included)`,
+      value: d.callsPerTask.median.toFixed(2),
+      anchor: `${perTaskCalls.join(', ')}${inAll.length > 0 ? `; in all: ${inAll.join(', ')}` : ''}; RunTask ${d.runTaskCalls.max} in all`,
+      ratio: '-',
+      goal,
+      met: d.runTaskCalls.max === 0,
+      spread: pct(d.callsPerTask),
+    });
+  }
+  if (batch.cpuMsPerTask) {
+    const pace = (d: RedriveSizeResult) => `${d.createsPerSecond.median.toFixed(0)} copies/s`;
+    rows.push({
+      figure: `${at}: CPU of the redriving process per task, batch redrive; pace (queue allows ${settings.queueRatePerSecond}/s)`,
+      value: `${batch.cpuMsPerTask.median.toFixed(2)} ms (${pace(batch)})`,
+      anchor: perTask?.cpuMsPerTask
+        ? `per-task ${perTask.cpuMsPerTask.median.toFixed(2)} ms (${pace(perTask)})`
+        : '-',
+      ratio: perTask?.cpuMsPerTask
+        ? `batch/per-task ${x(batch.cpuMsPerTask.median / perTask.cpuMsPerTask.median)}`
+        : '-',
+      goal: '-',
+      met: undefined,
+      spread: pct(batch.cpuMsPerTask),
+    });
+  }
+  if (batch.maxRssMb) {
+    rows.push({
+      figure: `${at}: peak RSS of the redriving process, batch redrive (peak heap ${mb(batch.peakHeapMb!)}${perTask?.peakHeapMb ? `; per-task ${mb(perTask.peakHeapMb)}` : ''})`,
+      value: mb(batch.maxRssMb),
+      anchor: perTask?.maxRssMb ? `per-task ${mb(perTask.maxRssMb)}` : '-',
+      ratio: perTask?.maxRssMb ? `batch/per-task ${x(batch.maxRssMb.median / perTask.maxRssMb.median)}` : '-',
+      goal: '-',
+      met: undefined,
+      spread: pct(batch.maxRssMb),
+    });
+  }
   return rows;
 }

@@ -22,7 +22,8 @@ Usage: ./deploy.sh --project ID --queue projects/P/locations/L/queues/Q [options
 
 Deploys cloud-tasks-rerun to one project: one Cloud Run service, rerunHttp (authenticated callers only,
 one instance), a runtime service account holding a custom role with exactly cloudtasks.queues.get,
-tasks.list, tasks.get and tasks.run on each named queue, the control queue, push subscriptions that
+tasks.list, tasks.get and tasks.run on each named queue (with --redrive, a second role on the queues and
+one with exactly cloudtasks.operations.get on the project), the control queue, push subscriptions that
 bring alerts, sweeps and build notifications to the service, the Cloud Scheduler sweep, the Monitoring
 notification channel, log-based metrics and a dashboard. A second run changes nothing; a run with fewer
 queues or flags takes back what they needed.
@@ -44,7 +45,11 @@ Who may call rerunHttp (roles/run.invoker on it; allUsers and allAuthenticatedUs
                          (env DEPLOY_INVOKERS, comma-separated)
 
 Redrive (copy and delete; needs the tasks' bodies):
-  --redrive              also grant cloudtasks.tasks.fullView, tasks.create and tasks.delete on the queues
+  --redrive              also grant cloudtasks.tasks.fullView, tasks.create and tasks.delete on the queues,
+                         and cloudtasks.operations.get on the project: batch redrive (tasks:batchCreate,
+                         tasks:batchDelete) answers with operations, which are location resources, and
+                         Cloud Tasks grants only on a project or a queue (not with RERUN_REDRIVE_BATCH=false:
+                         one call per task reads no operation)
   --redrive-act-as EMAIL the runtime account may act as this account (the OIDC/OAuth account of the
                          tasks to redrive); repeat for more
 
@@ -363,10 +368,18 @@ RUNNER_ROLE=${ROLE_PREFIX}_runner
 REDRIVE_ROLE=${ROLE_PREFIX}_redrive
 LISTER_ROLE=${ROLE_PREFIX}_lister
 CONTROL_ROLE=${ROLE_PREFIX}_control
+OPERATIONS_ROLE=${ROLE_PREFIX}_operations
 RUNNER_PERMISSIONS=cloudtasks.queues.get,cloudtasks.tasks.get,cloudtasks.tasks.list,cloudtasks.tasks.run
 REDRIVE_PERMISSIONS=cloudtasks.tasks.create,cloudtasks.tasks.delete,cloudtasks.tasks.fullView
 LISTER_PERMISSIONS=cloudtasks.queues.list
 CONTROL_PERMISSIONS=cloudtasks.queues.get,cloudtasks.tasks.create,cloudtasks.tasks.delete,cloudtasks.tasks.get,cloudtasks.tasks.list
+# Batch redrive reads the operations tasks:batchCreate and tasks:batchDelete answer with
+# (v2/projects/*/locations/*/operations/*). A batch delete is checked as cloudtasks.tasks.delete (the
+# redrive role's): IAM knows no cloudtasks.tasks.batchDelete, and a role naming it could not be created.
+OPERATIONS_PERMISSIONS=cloudtasks.operations.get
+# With --redrive, the service redrives by batch unless the deployment turns batches off.
+REDRIVE_BATCH=false
+if $REDRIVE && [[ ${CONFIG[RERUN_REDRIVE_BATCH]:-true} == true ]]; then REDRIVE_BATCH=true; fi
 METRICS=("${NAME}_task_outcomes:task-outcomes-metric.json" "${NAME}_runs:runs-metric.json")
 POLICY_LABEL=rerun_deployment
 CONTROL_OWN=projects/$PROJECT/locations/$REGION/queues/$NAME-control
@@ -754,6 +767,9 @@ deploy() {
   note "Custom roles: exactly the permissions the product uses"
   ensure_role "$RUNNER_ROLE" "$RUNNER_PERMISSIONS" 'cloud-tasks-rerun: list, get and run tasks'
   if $REDRIVE; then ensure_role "$REDRIVE_ROLE" "$REDRIVE_PERMISSIONS" 'cloud-tasks-rerun: redrive tasks'; fi
+  if $REDRIVE_BATCH; then
+    ensure_role "$OPERATIONS_ROLE" "$OPERATIONS_PERMISSIONS" 'cloud-tasks-rerun: read batch operations'
+  fi
   if $WILDCARD; then ensure_role "$LISTER_ROLE" "$LISTER_PERMISSIONS" 'cloud-tasks-rerun: list queues'; fi
   if [[ -n $CONTROL_WHERE ]]; then
     ensure_role "$CONTROL_ROLE" "$CONTROL_PERMISSIONS" 'cloud-tasks-rerun: control queue claims'
@@ -761,6 +777,7 @@ deploy() {
   local project_roles="projects/$PROJECT/roles"
   local runner="$project_roles/$RUNNER_ROLE" redrive="$project_roles/$REDRIVE_ROLE"
   local lister="$project_roles/$LISTER_ROLE" control="$project_roles/$CONTROL_ROLE"
+  local operations="$project_roles/$OPERATIONS_ROLE"
   local queue_roles="$runner" managed="$runner $redrive"
   if $REDRIVE; then queue_roles+=" $redrive"; fi
 
@@ -773,7 +790,7 @@ deploy() {
       --max-backoff=10s --max-doublings=3 --max-dispatches-per-second=1 --max-concurrent-dispatches=8
   fi
 
-  note "Grants on the allowlisted queues (and, for a * queue segment, on the project)"
+  note "Grants on the allowlisted queues (and on the project: batch operations, a * queue segment)"
   local member=serviceAccount:$RUNTIME_SA
   local -A seen=()
   for where in "${QUEUE_WHERE[@]}"; do
@@ -785,9 +802,12 @@ deploy() {
   for where in "${WHERE_LIST[@]}"; do
     if [[ -z ${seen[$where]:-} ]]; then converge queue "$where" "$member" "$managed" ''; fi
   done
+  # Operations live under a location, and Cloud Tasks IAM has only project and queue levels: the
+  # operations role is granted on the project.
   local project_wanted=''
   if $WILDCARD; then project_wanted="$queue_roles $lister"; fi
-  converge project "$PROJECT" "$member" "$managed $lister $control" "$project_wanted"
+  if $REDRIVE_BATCH; then project_wanted+=" $operations"; fi
+  converge project "$PROJECT" "$member" "$managed $lister $control $operations" "$project_wanted"
   converge project "$PROJECT" "serviceAccount:$BUILD_SA" roles/run.builder roles/run.builder
 
   note "Control queue grants: claims, and control tasks signed as ${CONFIG[RERUN_INVOKER_SA]:-nobody}"
@@ -1045,7 +1065,8 @@ delete_all() {
   # Its own control queue goes, whichever queue the last deployment used (Cloud Tasks keeps the name
   # reserved for up to 7 days: a redeployment within them needs --control-queue with another name).
   remove tasks queues delete "$NAME-control" "--location=$REGION"
-  converge project "$PROJECT" "$member" "$managed $project_roles/$LISTER_ROLE $project_roles/$CONTROL_ROLE" ''
+  converge project "$PROJECT" "$member" \
+    "$managed $project_roles/$LISTER_ROLE $project_roles/$CONTROL_ROLE $project_roles/$OPERATIONS_ROLE" ''
   converge project "$PROJECT" "serviceAccount:$BUILD_SA" roles/run.builder ''
   local account
   for account in "${ACT_AS_BEFORE[@]}" "${PREVIOUS[RERUN_INVOKER_SA]:-}"; do
@@ -1085,7 +1106,7 @@ delete_all() {
 
   note "Custom roles and service accounts"
   local role
-  for role in "$RUNNER_ROLE" "$REDRIVE_ROLE" "$LISTER_ROLE" "$CONTROL_ROLE"; do
+  for role in "$RUNNER_ROLE" "$REDRIVE_ROLE" "$LISTER_ROLE" "$CONTROL_ROLE" "$OPERATIONS_ROLE"; do
     if lookup '' iam roles describe "$role" '--format=yaml(name,deleted)' && [[ $REPLY != *'deleted: true'* ]]; then
       run iam roles delete "$role"
     fi

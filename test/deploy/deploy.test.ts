@@ -16,6 +16,7 @@ import {
   MAIL,
   MONITORING_AGENT,
   normalizeCalls,
+  OPERATIONS_ROLE,
   ORDERS,
   OWN_CONTROL,
   printedCommands,
@@ -155,6 +156,7 @@ describe('deploy.sh against the fake gcloud: least privilege', () => {
       rerun_lister: 'deleted=false\npermissions=cloudtasks.queues.list\n',
       rerun_control:
         'deleted=false\npermissions=cloudtasks.queues.get,cloudtasks.tasks.create,cloudtasks.tasks.delete,cloudtasks.tasks.get,cloudtasks.tasks.list\n',
+      rerun_operations: 'deleted=false\npermissions=cloudtasks.operations.get\n',
     });
   });
 
@@ -183,6 +185,51 @@ describe('deploy.sh against the fake gcloud: least privilege', () => {
       `${RUNTIME} ${REDRIVE_ROLE}`,
     ]);
     expect(sandbox.bindings(`account:${CI_SA}`)).toEqual([`${RUNTIME} roles/iam.serviceAccountUser`]);
+  });
+
+  it('with --redrive, grants reading batch operations on the project, and a second run changes nothing', () => {
+    const sandbox = createSandbox();
+    const redrive = [...BASE, '--redrive'];
+    expect(sandbox.run(redrive).status).toBe(0);
+    // Operations are per location and Cloud Tasks IAM is per project or queue: the project it is.
+    expect(sandbox.bindings(`project:${PROJECT}`).sort()).toEqual(
+      [`${RUNTIME} ${OPERATIONS_ROLE}`, `serviceAccount:${BUILD_SA} roles/run.builder`].sort(),
+    );
+    for (const queue of [ORDERS, MAIL])
+      expect(sandbox.bindings(queueKey(queue))).not.toContain(`${RUNTIME} ${OPERATIONS_ROLE}`);
+    const state = sandbox.snapshot();
+    const again = sandbox.run(redrive);
+    expect(again.status).toBe(0);
+    expect(
+      again.calls.filter((call) =>
+        call.some((word) => /^(create|undelete|add-iam-policy-binding)$/.test(word)),
+      ),
+    ).toEqual([]);
+    expect(again.calls.filter((call) => isCall(call, 'iam', 'roles', 'update'))).toEqual([]);
+    expect(sandbox.snapshot()).toEqual(state);
+  });
+
+  it('takes the operations grant back when a later run turns batches off (RERUN_REDRIVE_BATCH=false)', () => {
+    const sandbox = createSandbox();
+    expect(sandbox.run([...BASE, '--redrive']).status).toBe(0);
+    expect(sandbox.bindings(`project:${PROJECT}`)).toContain(`${RUNTIME} ${OPERATIONS_ROLE}`);
+    // One call per task reads no operation; the redrive role on the queues stays.
+    expect(sandbox.run([...BASE, '--redrive'], { RERUN_REDRIVE_BATCH: 'false' }).status).toBe(0);
+    expect(sandbox.bindings(`project:${PROJECT}`)).toEqual([`serviceAccount:${BUILD_SA} roles/run.builder`]);
+    expect(sandbox.bindings(queueKey(ORDERS))).toContain(`${RUNTIME} ${REDRIVE_ROLE}`);
+  });
+
+  it('with --redrive and RERUN_REDRIVE_BATCH=false, neither creates nor grants the operations role', () => {
+    const sandbox = createSandbox();
+    const result = sandbox.run([...BASE, '--redrive'], { RERUN_REDRIVE_BATCH: 'false' });
+    expect(result.status).toBe(0);
+    expect(sandbox.bindings(`project:${PROJECT}`)).toEqual([`serviceAccount:${BUILD_SA} roles/run.builder`]);
+    expect(Object.keys(resourcesOf(sandbox.snapshot(), 'role')).sort()).toEqual([
+      'rerun_control',
+      'rerun_redrive',
+      'rerun_runner',
+    ]);
+    expect(sandbox.deployedEnv().RERUN_REDRIVE_BATCH).toBe('false');
   });
 
   it('for a * queue segment, grants the runner and lister roles on the project instead', () => {

@@ -211,6 +211,23 @@ lagging() {
     fail 1 "INVALID_ARGUMENT: Service account $1 does not exist."
   fi
 }
+# The Cloud Tasks permissions IAM knows (Google's IAM roles page for Cloud Tasks, roles/cloudtasks.admin):
+# a custom role naming another one, such as the cloudtasks.tasks.batchDelete of the v2beta3 reference, is
+# refused, as IAM refuses it.
+CLOUDTASKS_PERMISSIONS='cmekConfig.get cmekConfig.update locations.get locations.list operations.get
+  queues.create queues.delete queues.get queues.getIamPolicy queues.list queues.pause queues.purge
+  queues.resume queues.setIamPolicy queues.update tasks.create tasks.delete tasks.fullView tasks.get
+  tasks.list tasks.run'
+check_permissions() {
+  local permission known permissions=()
+  known=" $(tr -s '[:space:]' ' ' <<<"$CLOUDTASKS_PERMISSIONS") "
+  IFS=, read -r -a permissions <<<"$1"
+  for permission in "${permissions[@]}"; do
+    if [[ $permission == cloudtasks.* && $known != *" ${permission#cloudtasks.} "* ]]; then
+      fail 1 "INVALID_ARGUMENT: Permission $permission is not valid."
+    fi
+  done
+}
 queue_name() { printf 'projects/%s/locations/%s/queues/%s' "$project" "${flag[location]:-}" "$1"; }
 queue_exists() { [[ " ${FAKE_GCLOUD_QUEUES:-} " == *" $1 "* ]] || exists queue "$1"; }
 require_queue() { queue_exists "$1" || fail 1 'NOT_FOUND: Requested entity was not found.'; }
@@ -332,6 +349,7 @@ case $command in
     [[ $id =~ ^[a-zA-Z0-9_.]{3,64}$ ]] || fail 1 "INVALID_ARGUMENT: The role id $id is not valid."
     need title
     need permissions
+    check_permissions "${flag[permissions]}"
     ! exists role "$id" || fail 1 "ALREADY_EXISTS: A role named $id in projects/$project already exists."
     printf 'deleted=false\npermissions=%s\n' "${flag[permissions]}" >"$(file role "$id")"
     ;;
@@ -339,6 +357,7 @@ case $command in
     if ! exists role "$id" || grep -qx 'deleted=true' "$(file role "$id")"; then
       fail 1 "FAILED_PRECONDITION: You can't update a deleted role."
     fi
+    check_permissions "${flag[permissions]:-}"
     printf 'deleted=false\npermissions=%s\n' "${flag[permissions]}" >"$(file role "$id")"
     ;;
   'iam roles undelete')

@@ -40,6 +40,15 @@ describe('the fake gcloud', () => {
     expect(extra.stderr).toContain('unrecognized arguments: b');
   });
 
+  it('refuses a custom role with a Cloud Tasks permission IAM does not know', () => {
+    const role = (id: string, permissions: string) =>
+      gcloud('iam', 'roles', 'create', id, '--title=t', `--permissions=${permissions}`, '--stage=GA');
+    const unknown = role('batch_delete', 'cloudtasks.tasks.delete,cloudtasks.tasks.batchDelete');
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toContain('Permission cloudtasks.tasks.batchDelete is not valid');
+    expect(role('operations', 'cloudtasks.operations.get').status).toBe(0);
+  });
+
   it('names a reference page for every command it knows', () => {
     expect(table.length).toBeGreaterThan(50);
     for (const [command, positional, , page] of table) {

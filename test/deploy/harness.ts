@@ -42,6 +42,7 @@ export const RUNNER_ROLE = `projects/${PROJECT}/roles/rerun_runner`;
 export const REDRIVE_ROLE = `projects/${PROJECT}/roles/rerun_redrive`;
 export const CONTROL_ROLE = `projects/${PROJECT}/roles/rerun_control`;
 export const LISTER_ROLE = `projects/${PROJECT}/roles/rerun_lister`;
+export const OPERATIONS_ROLE = `projects/${PROJECT}/roles/rerun_operations`;
 
 /** The fake's policy key of a queue. */
 export const queueKey = (queue: string): string => `queue:${queue}`;

@@ -12,6 +12,7 @@ import {
   HTTP_URL,
   isCall,
   MAIL,
+  OPERATIONS_ROLE,
   ORDERS,
   PROJECT,
   queueKey,
@@ -65,6 +66,7 @@ describe('deploy.sh against the fake gcloud: runs after the first', () => {
     expect(sandbox.bindings(queueKey(MAIL))).toEqual([]);
     expect(sandbox.bindings(queueKey(ORDERS))).toEqual([`${RUNTIME} ${RUNNER_ROLE}`]);
     expect(sandbox.bindings(`account:${CI_SA}`)).toEqual([]);
+    expect(sandbox.bindings(`project:${PROJECT}`)).not.toContain(`${RUNTIME} ${OPERATIONS_ROLE}`);
     expect(sandbox.bindings('service:rerun-http')).not.toContain(`serviceAccount:${CI_SA} roles/run.invoker`);
     const state = sandbox.snapshot();
     expect(Object.keys(resourcesOf(state, 'subscription')).sort()).toEqual([
@@ -94,6 +96,7 @@ describe('deploy.sh against the fake gcloud: runs after the first', () => {
     expect(left.sort()).toEqual([
       `queue/${CONTROL.replaceAll('/', '~')}`,
       'role/rerun_control deleted=true',
+      'role/rerun_operations deleted=true',
       'role/rerun_redrive deleted=true',
       'role/rerun_runner deleted=true',
       'topic/cloud-builds',
@@ -109,6 +112,16 @@ describe('deploy.sh against the fake gcloud: runs after the first', () => {
     expect(redeploy.calls.some((call) => isCall(call, 'iam', 'roles', 'undelete', 'rerun_runner'))).toBe(
       true,
     );
+  });
+
+  it('takes back the batch operations grant and deletes its role with --delete', () => {
+    const sandbox = createSandbox();
+    expect(sandbox.run([...BASE, '--redrive']).status).toBe(0);
+    expect(sandbox.bindings(`project:${PROJECT}`)).toContain(`${RUNTIME} ${OPERATIONS_ROLE}`);
+    const removed = sandbox.run(['--delete', '--project', PROJECT, '--region', 'us-central1']);
+    expect(removed.status).toBe(0);
+    expect(sandbox.bindings(`project:${PROJECT}`)).toEqual([]);
+    expect(resourcesOf(sandbox.snapshot(), 'role').rerun_operations).toMatch(/^deleted=true\n/);
   });
 });
 

@@ -177,6 +177,8 @@ const POLL_MS = 20;
 const STALL_MS = 15_000;
 /** The backlog's own next attempts are spread over this long: doing nothing recovers the last one then. */
 export const OWN_SCHEDULE_MS = 3_600_000;
+/** The backlog's first own attempt is this far off: past the due-soon rule's 30 s. */
+const NOT_DUE_SOON_MS = 5 * 60_000;
 
 const realNow = () => performance.timeOrigin + performance.now();
 const mb = (kb: number) => kb / 1024;
@@ -389,8 +391,9 @@ async function recoverOnce(
   const { size } = load;
   const queue = queueName(`recovery-${id}`);
   const body = bodyOf(load.bodyBytes);
-  // Their own next attempts are spread over the next hour, as a backlog in backoff is.
-  const seededMs = Date.now();
+  // Their own next attempts are spread over the next hour, as a backlog in backoff is, from a few minutes
+  // on: none is due soon, so the product forces every one (a task due within 30 s is left to its schedule).
+  const seededMs = Date.now() + NOT_DUE_SOON_MS;
   const backlog = Array.from({ length: size }, (_, i) => {
     const task = failedTask(queue, `order-${i}`, `${target.url}/orders/${i}`);
     const scheduleTime = new Date(seededMs + ((i + 1) / size) * OWN_SCHEDULE_MS).toISOString();

@@ -146,7 +146,7 @@ export class CopyVerdicts {
       const firstMs = earliestMs + Math.min(FIRST_LISTING_MS, watch.intervalMs);
       const pages = pagesOf(watch.size);
       const { lists } = this.deps;
-      await budget.sleepUntil(Math.max(nextMs, firstMs, lists.fitsAtMs(pages, SPARE_FOR_SECOND_READS)));
+      await budget.sleepUntil(Math.max(nextMs, firstMs, lists.fitsAtMs(SPARE_FOR_SECOND_READS)));
       // Another listing of the run took the budget meanwhile: wait again.
       if (!budget.isOver() && !lists.tryTake(pages, SPARE_FOR_SECOND_READS)) continue;
       const fromMs = budget.now();

@@ -51,6 +51,11 @@ export interface CopyDeps {
   readonly changes?: Semaphore | undefined;
   /** The second read of an original, after its copy exists; by default a GetTask of its own. */
   readonly secondReads?: SecondReads | undefined;
+  /**
+   * How long before its paced slot a copy is created (due at its slot plus the arming delay): time for
+   * the second reads of many tasks to share one listing (by batch); 0 by default.
+   */
+  readonly createLeadMs?: number | undefined;
   readonly budget: Budget;
   readonly armingDelayMs: number;
   /** Where each move's recovery task is written (the control queue), when there is one. */
@@ -104,7 +109,12 @@ export function headerOf(task: Task, header: string): string | undefined {
   return key === undefined ? undefined : headers[key];
 }
 
-/** A step's failure, as the result the task ends with. */
+/** A copy made: what the move's second half needs of it. */
+interface Copied {
+  readonly seenAttempts: number;
+  readonly copy: { readonly name: TaskName; readonly dueMs: number };
+  readonly recovery: Recovery;
+}
 
 export class Copier {
   /** The names of the copies this run creates: a later listing page shows them, and they are not its work. */
@@ -118,9 +128,9 @@ export class Copier {
   ) {
     this.#calls = new RedriveCalls(deps);
     const { secondReads } = deps;
-    this.#mover = new Mover(deps, this.#calls, (queue, name) =>
+    this.#mover = new Mover(deps, this.#calls, (queue, name, answerByMs) =>
       secondReads
-        ? secondReads.read(queue.queue, queue.report.scanned, name)
+        ? secondReads.read(queue.queue, queue.report.scanned, name, answerByMs)
         : this.#calls.read(name, 'BASIC'),
     );
   }
@@ -137,41 +147,68 @@ export class Copier {
    */
   async copy(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<CopyResult> {
     const { budget } = this.deps;
-    await budget.sleepUntil(slotMs, policy.heldSignal);
+    await budget.sleepUntil(slotMs - (this.deps.createLeadMs ?? 0), policy.heldSignal);
     if (policy.isHeld()) return { outcome: 'held' };
     if (budget.isOver()) return { outcome: 'deferred' };
-    const { name, queue } = candidate;
-    const fresh = candidate.full?.take() ?? (await this.#calls.read(name, 'FULL'));
-    if ('stop' in fresh) return fresh.stop;
-    const selection = selectTask(fresh, policy.rulesFor(queue));
-    if (selection.kind === 'unmatched') return { outcome: 'skipped', skipReason: 'no-longer-matches' };
-    if (selection.kind === 'skip') return { outcome: 'skipped', skipReason: selection.reason };
-    const account = tokenAccountOf(fresh);
-    if (!this.#mover.mayActAs(account)) return { outcome: 'skipped', skipReason: 'cannot-act-as' };
-    if (queue.state.stoppedBy) return { outcome: 'skipped', skipReason: queue.state.stoppedBy };
-    const stateSkip = await queue.state.skipReason();
-    if (stateSkip) return { outcome: 'skipped', skipReason: stateSkip };
-    if (policy.isHeld()) return { outcome: 'held' };
-    const copyName = copyNameOf(name, this.request.requestId, this.request.cutoffMs);
-    this.copies.add(copyName.name);
-    const recovery = await this.#armRecovery(name, fresh, copyName);
-    if ('stop' in recovery) return recovery.stop;
-    const result = await this.#mover.move(queue, name, fresh, copyName, account, recovery);
+    const copied = await this.#copy(candidate, slotMs, policy);
+    if ('stop' in copied) return copied.stop;
+    const { seenAttempts, copy, recovery } = copied;
+    const result = await this.#mover.replace(candidate.queue, candidate.name, seenAttempts, copy, recovery);
     // docs/claims.md "A crash mid-redrive": a move left unsettled keeps its recovery task.
     if (recovery.name !== undefined && !('unsettled' in result)) await this.#disarm(recovery.name);
     return result;
   }
 
   /**
+   * The FULL read and the rules, the recovery task, and the copy. The body and headers live only in this
+   * call: the second read after it may wait seconds for others to share its listing.
+   */
+  async #copy(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<Stop | Copied> {
+    const { name, queue } = candidate;
+    const fresh = candidate.full?.take() ?? (await this.#calls.read(name, 'FULL'));
+    if ('stop' in fresh) return fresh;
+    const ready = await this.#ready(candidate, fresh, policy);
+    if (ready !== undefined) return { stop: ready };
+    const copyName = copyNameOf(name, this.request.requestId, this.request.cutoffMs);
+    this.copies.add(copyName.name);
+    const recovery = await this.#armRecovery(name, fresh, copyName, slotMs);
+    if ('stop' in recovery) return recovery;
+    const created = await this.#mover.copy(queue, fresh, copyName, tokenAccountOf(fresh), slotMs);
+    if ('stop' in created) return created;
+    const copy = { name: copyName, dueMs: created.dueMs };
+    return { seenAttempts: fresh.dispatchCount ?? 0, copy, recovery };
+  }
+
+  /** The rules on the fresh state, and the queue's; undefined when the task may be copied. */
+  async #ready(candidate: Candidate, fresh: Task, policy: ForcePolicy): Promise<CopyResult | undefined> {
+    const { queue } = candidate;
+    const selection = selectTask(fresh, policy.rulesFor(queue));
+    if (selection.kind === 'unmatched') return { outcome: 'skipped', skipReason: 'no-longer-matches' };
+    if (selection.kind === 'skip') return { outcome: 'skipped', skipReason: selection.reason };
+    if (!this.#mover.mayActAs(tokenAccountOf(fresh)))
+      return { outcome: 'skipped', skipReason: 'cannot-act-as' };
+    if (queue.state.stoppedBy) return { outcome: 'skipped', skipReason: queue.state.stoppedBy };
+    const stateSkip = await queue.state.skipReason();
+    if (stateSkip) return { outcome: 'skipped', skipReason: stateSkip };
+    if (policy.isHeld()) return { outcome: 'held' };
+    return undefined;
+  }
+
+  /**
    * With a control queue, the move's recovery task, written before the copy and due halfway through the
-   * copy's arming delay: if this run stops anywhere in the move, its delivery finishes or undoes it
+   * copy's arming delay (counted from the task's slot): if this run stops anywhere in the move, its delivery finishes or undoes it
    * (recover-move.ts). Without one, nothing comes back in time (docs/claims.md "Limits").
    */
-  async #armRecovery(name: TaskName, fresh: Task, copyName: TaskName): Promise<Stop | Recovery> {
+  async #armRecovery(
+    name: TaskName,
+    fresh: Task,
+    copyName: TaskName,
+    slotMs: number,
+  ): Promise<Stop | Recovery> {
     const { recovery: target, tasks, budget, armingDelayMs } = this.deps;
     const calls = this.deps.changes ?? this.deps.calls;
     if (!target) return { name: undefined, dueMs: Number.POSITIVE_INFINITY };
-    const dueMs = budget.now() + armingDelayMs / 2;
+    const dueMs = Math.max(budget.now(), slotMs) + armingDelayMs / 2;
     const move = {
       original: name.name,
       copy: copyName.name,

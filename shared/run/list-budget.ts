@@ -47,16 +47,16 @@ export class ListBudget {
   }
 
   /**
-   * When `calls` more list calls fit the budget, leaving room for `spare` more (a listing that can wait
-   * leaves room for one that cannot: verdicts leave it to second reads).
+   * When the calls made so far are paid for, but for the burst, leaving room for `spare` more (a listing
+   * that can wait leaves room for one that cannot: verdicts leave it to second reads).
    */
-  fitsAtMs(calls: number, spare = 0): number {
-    return this.#paidUntilMs + (calls + spare - this.burst) * this.#msPerCall;
+  fitsAtMs(spare = 0): number {
+    return this.#paidUntilMs + (spare - this.burst) * this.#msPerCall;
   }
 
-  /** Whether `calls` more list calls fit now (they are then counted: make them). */
+  /** Whether `calls` more list calls may start now (they are then counted: make them). */
   tryTake(calls: number, spare = 0): boolean {
-    if (this.fitsAtMs(calls, spare) > this.now()) return false;
+    if (this.fitsAtMs(spare) > this.now()) return false;
     this.count(calls);
     return true;
   }

@@ -16,6 +16,9 @@ export interface Recovery {
   readonly dueMs: number;
 }
 
+/** The original's delete is sent at least this long before its copy or its recovery task falls due. */
+const DELETE_MARGIN_MS = 1_000;
+
 export class Mover {
   /** Accounts whose tokens this run may not create tasks with: later tasks carrying them are not tried. */
   readonly #cannotActAs = new Set<string>();
@@ -23,8 +26,12 @@ export class Mover {
   constructor(
     private readonly deps: Pick<CopyDeps, 'tasks' | 'budget' | 'armingDelayMs'>,
     private readonly calls: RedriveCalls,
-    /** The original as it is now, read after its copy exists. */
-    private readonly secondRead: (queue: QueueRun, name: TaskName) => Promise<Task | Stop>,
+    /** The original as it is now, read after its copy exists, answered by `answerByMs` if it can be. */
+    private readonly secondRead: (
+      queue: QueueRun,
+      name: TaskName,
+      answerByMs: number,
+    ) => Promise<Task | Stop>,
   ) {}
 
   /** Whether this run may create a task carrying the account's token, as far as it knows. */
@@ -32,35 +39,23 @@ export class Mover {
     return account === undefined || !this.#cannotActAs.has(account);
   }
 
-  /** The copy, then the original's delete. */
-  async move(
-    queue: QueueRun,
-    name: TaskName,
-    fresh: Task,
-    copyName: TaskName,
-    account: string | undefined,
-    recovery: Recovery,
-  ): Promise<CopyResult> {
-    const created = await this.#create(queue, fresh, copyName, account);
-    if ('stop' in created) return created.stop;
-    return this.#replace(queue, name, fresh, copyName, created.dueMs, recovery);
-  }
-
   /**
-   * Creates the copy, due an arming delay after each try is sent; once it exists (made now, or by an
-   * earlier try of this request), when it falls due.
+   * The move's first half: creates the copy, due an arming delay after its slot, or after each try is sent
+   * if that is later; once it exists (made now, or by an earlier try of this request), when it falls due.
+   * The caller lets the original's body go once this returns: the second half needs only its attempts.
    */
-  async #create(
+  async copy(
     queue: QueueRun,
     original: Task,
     copyName: TaskName,
     account: string | undefined,
+    slotMs: number,
   ): Promise<Stop | { dueMs: number }> {
     const { budget, tasks, armingDelayMs } = this.deps;
     let dueMs = 0;
     return this.calls.sendChange<Stop | { dueMs: number }>(
       () => {
-        const copy = copyOf(original, copyName, budget.now() + armingDelayMs);
+        const copy = copyOf(original, copyName, Math.max(budget.now(), slotMs) + armingDelayMs);
         dueMs = Date.parse(copy.scheduleTime!);
         return tasks.createTask(queue.queue, copy);
       },
@@ -109,16 +104,19 @@ export class Mover {
     };
   }
 
-  /** With the copy made: the original is deleted only while idle (DeleteTask does not stop an attempt). */
-  async #replace(
+  /**
+   * The move's second half, with the copy made: the original, seen with `seenAttempts` attempts, is
+   * deleted only while idle (DeleteTask does not stop an attempt).
+   */
+  async replace(
     queue: QueueRun,
     name: TaskName,
-    fresh: Task,
-    copyName: TaskName,
-    dueMs: number,
+    seenAttempts: number,
+    copy: { readonly name: TaskName; readonly dueMs: number },
     recovery: Recovery,
   ): Promise<CopyResult> {
-    const again = await this.secondRead(queue, name);
+    const { name: copyName, dueMs } = copy;
+    const again = await this.secondRead(queue, name, Math.min(dueMs, recovery.dueMs) - DELETE_MARGIN_MS);
     if ('stop' in again) {
       if (again.stop.outcome === 'gone') return this.#withdraw(copyName, { outcome: 'gone' });
       return this.#withdraw(copyName, {
@@ -127,7 +125,7 @@ export class Mover {
       });
     }
     const attempted =
-      (again.dispatchCount ?? 0) > (fresh.dispatchCount ?? 0) ||
+      (again.dispatchCount ?? 0) > seenAttempts ||
       (again.lastAttempt?.dispatchTime !== undefined && again.lastAttempt.responseTime === undefined);
     if (attempted) {
       return this.#withdraw(copyName, {

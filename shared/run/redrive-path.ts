@@ -24,7 +24,7 @@ export type RedriveCallsTaken =
 
 export interface RedrivePath {
   /** The copy stage's parts that differ by path. */
-  readonly copy: Pick<CopyDeps, 'tasks' | 'changes' | 'secondReads'>;
+  readonly copy: Pick<CopyDeps, 'tasks' | 'changes' | 'secondReads' | 'createLeadMs'>;
   /** Tasks under way at once (the mode's concurrency). */
   readonly concurrency: number;
   /** Whether the plan lists the queue's bodies for the first reads. */
@@ -47,14 +47,14 @@ export interface RedrivePathDeps {
  * Tasks under way by batch: enough to fill batches of 100 and make a listing pay, at a queue's full
  * 500 tasks a second; each holds its body only until its copy is created.
  */
-const BATCH_TASKS_UNDER_WAY = 2_000;
+const BATCH_TASKS_UNDER_WAY = 4_000;
 /** The longest a create or delete waits for others to join its batch: a tenth of the arming delay at most. */
 const MAX_BATCH_GATHER_MS = 250;
 /**
- * The longest a second read waits for others to share a listing: at most a quarter of the arming delay,
- * so the original is deleted well before its copy falls due.
+ * Copies are created this long before their paced slot (each still due an arming delay after it), so that
+ * the second reads of a few seconds of the queue's rate share one listing.
  */
-const MAX_SECOND_READ_GATHER_MS = 3_000;
+const CREATE_LEAD_MS = 5_000;
 
 /** One call per task: GetTask FULL, CreateTask, GetTask BASIC, DeleteTask. */
 export function perTaskPath(tasks: CloudTasksClient, concurrency: number): RedrivePath {
@@ -79,10 +79,14 @@ export function batchPath(deps: RedrivePathDeps): RedrivePath {
     calls: new RedriveCalls({ tasks: deps.tasks, calls, budget }),
     budget,
     lists: deps.lists,
-    gatherMs: Math.min(MAX_SECOND_READ_GATHER_MS, armingDelayMs / 4),
   });
   return {
-    copy: { tasks: client, changes: new Semaphore(BATCH_TASKS_UNDER_WAY), secondReads },
+    copy: {
+      tasks: client,
+      changes: new Semaphore(BATCH_TASKS_UNDER_WAY),
+      secondReads,
+      createLeadMs: CREATE_LEAD_MS,
+    },
     concurrency: BATCH_TASKS_UNDER_WAY / 4,
     readsBodies: true,
     taken: () => (client.batching ? 'batch' : 'per-task-fallback'),

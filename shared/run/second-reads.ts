@@ -1,9 +1,10 @@
 /**
  * Redrive's second reads by listing (docs/redrive.md "Batch calls"): before an original is deleted it must
- * be seen idle after its copy exists. The second reads asked of one queue within a short gathering are
- * answered by one BASIC listing of the queue when that is cheaper than a GetTask each and the run's list
- * budget allows; otherwise, and for every task the listing did not show, by a GetTask of its own. The
- * listing starts after every read it answers was asked, so what it shows was seen after each copy existed.
+ * be seen idle after its copy exists. The second reads asked of one queue are gathered until the first of
+ * them must be answered (its copy falls due soon), at most MAX_GATHER_MS, and answered by one BASIC listing
+ * of the queue when that is cheaper than a GetTask each and the run's list budget allows; otherwise, and for
+ * every task the listing did not show, by a GetTask of its own. The listing starts after every read it
+ * answers was asked, so what it shows was seen after each copy existed.
  */
 import type { CloudTasksClient, Task } from '../cloud-tasks/client.js';
 import type { QueueName, TaskName } from '../cloud-tasks/names.js';
@@ -17,18 +18,26 @@ export interface SecondReadsDeps {
   readonly calls: RedriveCalls;
   readonly budget: Budget;
   readonly lists: ListBudget;
-  /** How long the first read asked of a queue waits for others to join it. */
-  readonly gatherMs: number;
 }
+
+/** The longest the first read asked of a queue waits for others to join it. */
+const MAX_GATHER_MS = 5_000;
+/** A listing's page is taken to last this long until one was timed. */
+const FIRST_PAGE_MS_GUESS = 100;
 
 type Answer = Task | Stop;
 
 /** The second reads asked of one queue and not yet answered. */
 interface QueueReads {
   waiting: Map<string, { readonly name: TaskName; readonly answers: ((answer: Answer) => void)[] }>;
+  /** When the reads waiting must start being answered (a listing's time before the first must be done). */
+  answerByMs: number;
   /** Tasks in the queue when it was last listed (the plan's count, doubled for the copies, before that). */
   size: number;
+  /** How long a page of the last listing took. */
+  pageMs: number;
   timer: NodeJS.Timeout | undefined;
+  timerAtMs: number;
   reading: boolean;
 }
 
@@ -37,11 +46,22 @@ export class SecondReads {
 
   constructor(private readonly deps: SecondReadsDeps) {}
 
-  /** The task as it is now, read after this call was made; `plannedSize`: the tasks the plan listed. */
-  read(queue: QueueName, plannedSize: number, name: TaskName): Promise<Answer> {
+  /**
+   * The task as it is now, read after this call was made, answered by `answerByMs` if it can be (a read
+   * that cannot wait for a listing is made on its own); `plannedSize`: the tasks the plan listed.
+   */
+  read(queue: QueueName, plannedSize: number, name: TaskName, answerByMs: number): Promise<Answer> {
     let reads = this.#queues.get(queue.name);
     if (!reads) {
-      reads = { waiting: new Map(), size: 2 * plannedSize, timer: undefined, reading: false };
+      reads = {
+        waiting: new Map(),
+        answerByMs: Number.POSITIVE_INFINITY,
+        size: 2 * plannedSize,
+        pageMs: FIRST_PAGE_MS_GUESS,
+        timer: undefined,
+        timerAtMs: Number.POSITIVE_INFINITY,
+        reading: false,
+      };
       this.#queues.set(queue.name, reads);
     }
     const queueReads = reads;
@@ -49,13 +69,22 @@ export class SecondReads {
       const waiting = queueReads.waiting.get(name.name);
       if (waiting) waiting.answers.push(resolve);
       else queueReads.waiting.set(name.name, { name, answers: [resolve] });
+      queueReads.answerByMs = Math.min(queueReads.answerByMs, answerByMs);
       this.#schedule(queue, queueReads);
     });
   }
 
+  /** The answer starts once the first read waiting must be answered, less a listing's time. */
   #schedule(queue: QueueName, reads: QueueReads): void {
-    if (reads.timer !== undefined || reads.reading || reads.waiting.size === 0) return;
-    reads.timer = setTimeout(() => void this.#answer(queue, reads), this.deps.gatherMs);
+    if (reads.reading || reads.waiting.size === 0) return;
+    const { budget } = this.deps;
+    const nowMs = budget.now();
+    if (reads.timer === undefined) reads.timerAtMs = nowMs + MAX_GATHER_MS;
+    const atMs = Math.min(reads.timerAtMs, reads.answerByMs - pagesOf(reads.size) * reads.pageMs);
+    if (reads.timer !== undefined && atMs >= reads.timerAtMs) return;
+    clearTimeout(reads.timer);
+    reads.timerAtMs = atMs;
+    reads.timer = setTimeout(() => void this.#answer(queue, reads), Math.max(0, atMs - nowMs));
   }
 
   /** Answers every read waiting now: by one listing when it pays and fits the budget, else one by one. */
@@ -64,6 +93,7 @@ export class SecondReads {
     reads.reading = true;
     const waiting = reads.waiting;
     reads.waiting = new Map();
+    reads.answerByMs = Number.POSITIVE_INFINITY;
     try {
       const pages = pagesOf(reads.size);
       const listed =
@@ -93,6 +123,7 @@ export class SecondReads {
     const { tasks, budget, lists } = this.deps;
     const shown = new Map<string, Task>();
     const pages = tasks.listTasks(queue)[Symbol.asyncIterator]();
+    const startMs = budget.now();
     let listedPages = 0;
     let size = 0;
     try {
@@ -110,6 +141,7 @@ export class SecondReads {
       void pages.return?.();
     }
     reads.size = size;
+    reads.pageMs = (budget.now() - startMs) / Math.max(1, listedPages);
     return shown;
   }
 }

@@ -152,6 +152,8 @@ export class Copier {
     if (budget.isOver()) return { outcome: 'deferred' };
     const copied = await this.#copy(candidate, slotMs, policy);
     if ('stop' in copied) return copied.stop;
+    // The copy exists and the body is let go: the rest of the move needs no place among those under way.
+    policy.leave?.();
     const { seenAttempts, copy, recovery } = copied;
     const result = await this.#mover.replace(candidate.queue, candidate.name, seenAttempts, copy, recovery);
     // docs/claims.md "A crash mid-redrive": a move left unsettled keeps its recovery task.

@@ -88,7 +88,7 @@ export class TaskFlow {
       if (!('claim' in claimed)) return claimed;
       this.#acted = true;
       const acted = await acting
-        .act(candidate, claimed.slotMs, this.#policyFor(canary))
+        .act(candidate, claimed.slotMs, { ...this.#policyFor(canary), leave: forced })
         .catch(async (error: unknown) => {
           // Nothing the stages expect throws; if something does, the task may or may not have been acted
           // on: its claim is left in doubt (docs/claims.md "Lifecycle"), never held for good.

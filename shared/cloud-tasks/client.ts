@@ -136,8 +136,8 @@ export interface CloudTasksClient {
   getQueueStats(queue: QueueName): Promise<QueueStats | undefined>;
   listQueues(parent: { project: string; location: string }): AsyncIterable<Queue[]>;
   /**
-   * Pages of tasks, 1000 per page, in no promised order: BASIC (partial response: no headers), or FULL
-   * with bodies and headers (redrive's first read of a queue whose matched tasks are most of it).
+   * Pages of tasks, in no promised order: BASIC (partial response: no headers), 1000 a page, or FULL with
+   * bodies and headers (redrive's first read of a queue whose matched tasks are most of it), 200 a page.
    */
   listTasks(queue: QueueName, view?: TaskView): AsyncIterable<Task[]>;
   /** Pages of tasks with only name and URL (control queues: the URL carries the requestId). */
@@ -175,6 +175,14 @@ const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
  * Partial responses (the `fields` system parameter): only what selection reads, so task headers, which
  * the BASIC view still carries, never even reach the function.
  */
+/** Tasks a page of a BASIC listing: the API's most. */
+export const TASK_PAGE_SIZE = 1000;
+/**
+ * Tasks a page of a FULL listing: a page's bodies (up to 100 KB each) are held until its tasks are copied,
+ * so smaller pages keep a redrive's memory down at a few list calls more.
+ */
+export const FULL_TASK_PAGE_SIZE = 200;
+
 const TASK_FIELDS =
   'name,scheduleTime,createTime,dispatchDeadline,dispatchCount,responseCount,firstAttempt,lastAttempt,httpRequest/url,appEngineHttpRequest/relativeUri';
 const TASK_PAGE_FIELDS = `tasks(${TASK_FIELDS}),nextPageToken`;
@@ -248,8 +256,8 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
         `${queue.name}/tasks`,
         'tasks',
         view === 'FULL'
-          ? { pageSize: 1000, responseView: 'FULL' }
-          : { pageSize: 1000, responseView: 'BASIC', fields: TASK_PAGE_FIELDS },
+          ? { pageSize: FULL_TASK_PAGE_SIZE, responseView: 'FULL' }
+          : { pageSize: TASK_PAGE_SIZE, responseView: 'BASIC', fields: TASK_PAGE_FIELDS },
       ),
     listTaskUrls: (queue) =>
       pages<Task>(`${queue.name}/tasks`, 'tasks', {

@@ -5,11 +5,10 @@
  * Also the one rule of when a listing pays: when the tasks waiting to be read outnumber the queue's pages
  * twice over.
  */
+import { TASK_PAGE_SIZE } from '../cloud-tasks/client.js';
 
 /** List calls a minute a run may make, all its queues together: half the project's quota. */
 export const LIST_CALLS_PER_MINUTE = 300;
-/** Tasks per page of a listing. */
-export const LIST_PAGE_SIZE = 1_000;
 /** A listing reads the tasks waiting in a queue once they outnumber its pages this many times. */
 const READS_PER_PAGE_TO_LIST = 2;
 /** The budget lets this many calls go ahead of their share at once (a queue's listing of 10,000 tasks). */
@@ -22,7 +21,7 @@ export function listingPays(waiting: number, queueSize: number): boolean {
 
 /** List calls to list a queue of `queueSize` tasks. */
 export function pagesOf(queueSize: number): number {
-  return Math.max(1, Math.ceil(queueSize / LIST_PAGE_SIZE));
+  return Math.max(1, Math.ceil(queueSize / TASK_PAGE_SIZE));
 }
 
 export class ListBudget {

@@ -3,8 +3,9 @@
  * by page as they arrive, each page split into candidates and skips by the pure selection rules.
  */
 import { QueueState } from './queue-state.js';
-import { LIST_PAGE_SIZE, type ListBudget } from './list-budget.js';
+import type { ListBudget } from './list-budget.js';
 import {
+  FULL_TASK_PAGE_SIZE,
   toCloudTasksError,
   type CloudTasksClient,
   type CloudTasksError,
@@ -283,7 +284,7 @@ export class Plan {
       const listed = firstPage.listedNames;
       yield firstPage;
       const bodiesPay =
-        listed.length < LIST_PAGE_SIZE ||
+        listed.length < FULL_TASK_PAGE_SIZE ||
         firstPage.candidates.length >= CANDIDATES_PER_PAGE_TO_LIST_BODIES * listed.length;
       if (bodiesPay) {
         for (;;) {

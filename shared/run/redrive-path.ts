@@ -45,9 +45,9 @@ export interface RedrivePathDeps {
 
 /**
  * Tasks under way by batch, before their copy exists (each holds its body until then): ahead of the
- * queue's pace by two seconds at its full 500 tasks a second. A task whose copy exists gives its place up.
+ * queue's pace by a second at its full 500 tasks a second. A task whose copy exists gives its place up.
  */
-const BATCH_TASKS_UNDER_WAY = 1_000;
+const BATCH_TASKS_UNDER_WAY = 500;
 /** The longest a create or delete waits for others to join its batch: a tenth of the arming delay at most. */
 const MAX_BATCH_GATHER_MS = 250;
 /**

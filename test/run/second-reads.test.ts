@@ -5,7 +5,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Budget } from '../../shared/run/budget.js';
-import { LIST_PAGE_SIZE, ListBudget, listingPays, pagesOf } from '../../shared/run/list-budget.js';
+import { TASK_PAGE_SIZE as LIST_PAGE_SIZE } from '../../shared/cloud-tasks/client.js';
+import { ListBudget, listingPays, pagesOf } from '../../shared/run/list-budget.js';
 import { Semaphore } from '../../shared/run/pace.js';
 import { RedriveCalls } from '../../shared/run/redrive-calls.js';
 import { SecondReads } from '../../shared/run/second-reads.js';

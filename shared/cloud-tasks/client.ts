@@ -137,7 +137,7 @@ export interface CloudTasksClient {
   listQueues(parent: { project: string; location: string }): AsyncIterable<Queue[]>;
   /**
    * Pages of tasks, in no promised order: BASIC (partial response: no headers), 1000 a page, or FULL with
-   * bodies and headers (redrive's first read of a queue whose matched tasks are most of it), 200 a page.
+   * bodies and headers (redrive's first read of a queue whose matched tasks are most of it), 500 a page.
    */
   listTasks(queue: QueueName, view?: TaskView): AsyncIterable<Task[]>;
   /** Pages of tasks with only name and URL (control queues: the URL carries the requestId). */
@@ -181,7 +181,7 @@ export const TASK_PAGE_SIZE = 1000;
  * Tasks a page of a FULL listing: a page's bodies (up to 100 KB each) are held until its tasks are copied,
  * so smaller pages keep a redrive's memory down at a few list calls more.
  */
-export const FULL_TASK_PAGE_SIZE = 200;
+export const FULL_TASK_PAGE_SIZE = 500;
 
 const TASK_FIELDS =
   'name,scheduleTime,createTime,dispatchDeadline,dispatchCount,responseCount,firstAttempt,lastAttempt,httpRequest/url,appEngineHttpRequest/relativeUri';

@@ -8,13 +8,13 @@
 import type { CloudTasksClient, Task } from '../cloud-tasks/client.js';
 import type { QueueName, TaskName } from '../cloud-tasks/names.js';
 import { OUT_OF_TIME, type Budget } from './budget.js';
-import { listingPays, pagesOf, type ListBudget } from './list-budget.js';
+import { LIST_BURST_CALLS, listingPays, pagesOf, type ListBudget } from './list-budget.js';
 import { readIntervalMs, type Verifier, type VerdictResult } from './verify.js';
 
 /** Listings in a row that must miss a copy before it counts as succeeded. */
 const MISSES_TO_SUCCEED = 2;
-/** List calls a verdict listing leaves in the run's list budget for second reads, which cannot wait. */
-const SPARE_FOR_SECOND_READS = 10;
+/** A verdict listing leaves the whole burst of the run's list budget to second reads, which cannot wait. */
+const SPARE_FOR_SECOND_READS = LIST_BURST_CALLS;
 /** The first listing this long after the earliest copy falls due: most targets answer within it. */
 const FIRST_LISTING_MS = 500;
 

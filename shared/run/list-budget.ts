@@ -12,7 +12,7 @@ export const LIST_CALLS_PER_MINUTE = 300;
 /** A listing reads the tasks waiting in a queue once they outnumber its pages this many times. */
 const READS_PER_PAGE_TO_LIST = 2;
 /** The budget lets this many calls go ahead of their share at once (a queue's listing of 10,000 tasks). */
-const BURST_CALLS = 20;
+export const LIST_BURST_CALLS = 20;
 
 /** Whether one listing of a queue of `queueSize` tasks is cheaper than reading `waiting` tasks one by one. */
 export function listingPays(waiting: number, queueSize: number): boolean {
@@ -34,7 +34,7 @@ export class ListBudget {
   constructor(
     private readonly now: () => number,
     perMinute: number = LIST_CALLS_PER_MINUTE,
-    private readonly burst: number = BURST_CALLS,
+    private readonly burst: number = LIST_BURST_CALLS,
   ) {
     this.#msPerCall = 60_000 / perMinute;
   }

@@ -13,6 +13,7 @@ import { hasSlot, Semaphore } from './pace.js';
 import type { Candidate, QueueRun } from './plan.js';
 import type { ReportBuilder, TaskRow } from './settle.js';
 import type { SelectionRules } from './select.js';
+import type { VerdictResult } from './verify.js';
 
 export interface FlowDeps {
   readonly acting: Acting;
@@ -31,6 +32,13 @@ export interface FlowDeps {
 }
 
 type Claimed = { readonly claim: Claim; readonly slotMs: number };
+
+/** A forced task, to verify: its row so far, how to read it back, and its place to give up after. */
+type ForcedTask = {
+  readonly row: Omit<TaskRow, 'task'>;
+  readonly verify: (windowMs: number) => Promise<VerdictResult>;
+  readonly leave: () => void;
+};
 
 export class TaskFlow {
   /** Bounds tasks between planning and their outcome, so a long listing never piles up in memory. */
@@ -58,7 +66,9 @@ export class TaskFlow {
       if (pendingHeld) this.#pending.release();
       pendingHeld = false;
     };
-    const row = this.#carryOut(candidate, canary, forced).finally(forced);
+    const task = candidate.name.name;
+    // The candidate (its listed state) is held only until the act: a task awaiting its verdict holds its name.
+    const row = this.#settle(task, canary, this.#act(candidate, canary, forced)).finally(forced);
     const tracked: Promise<void> = row.then(() => void this.#running.delete(tracked));
     this.#running.add(tracked);
     return { row };
@@ -69,20 +79,40 @@ export class TaskFlow {
     while (this.#running.size > 0) await Promise.all(this.#running);
   }
 
-  async #carryOut(candidate: Candidate, canary: boolean, forced: () => void): Promise<TaskRow> {
-    const row = await this.#outcomeOf(candidate, canary, forced);
+  /** The task's row, once it has one: recorded in the report. */
+  async #settle(task: string, canary: boolean, acting: Promise<TaskRow | ForcedTask>): Promise<TaskRow> {
+    const acted = await acting;
+    const row = 'outcome' in acted ? acted : await this.#verify(task, canary, acted);
     const settled: TaskRow = canary ? { ...row, canary } : row;
     this.deps.report.record(settled);
     return settled;
   }
 
-  /** `forced` is called once the task no longer needs its pending place (verification needs none). */
-  async #outcomeOf(candidate: Candidate, canary: boolean, forced: () => void): Promise<TaskRow> {
-    const { acting, claimer, hold, breaker } = this.deps;
+  /** A forced task's verdict, read back for its window; its place among the attempts is held until then. */
+  async #verify(task: string, canary: boolean, forced: ForcedTask): Promise<TaskRow> {
+    const { row, verify, leave } = forced;
+    try {
+      const windowMs = canary ? this.deps.canaryWaitMs : this.deps.verifyMs;
+      if (windowMs <= 0) return { task, ...row };
+      const verdict = await verify(windowMs);
+      if (this.deps.breaker.record(verdict.verdict)) this.deps.hold.hold();
+      return { task, ...row, ...verdict };
+    } finally {
+      leave();
+    }
+  }
+
+  /**
+   * Claim, act, release: the row of a task not forced, or a forced task to verify. `forced` is called once
+   * the task no longer needs its pending place (verification needs none).
+   */
+  async #act(candidate: Candidate, canary: boolean, forced: () => void): Promise<TaskRow | ForcedTask> {
+    const { acting, claimer, hold } = this.deps;
     const task = candidate.name.name;
     if (hold.isHeld) return { task, outcome: 'held' };
     const leave = await acting.enter(candidate.queue);
     if (!leave) return { task, ...(await this.#noSlot(task)) };
+    let verifying = false;
     try {
       const claimed = await this.#claimWithSlot(candidate);
       if (!('claim' in claimed)) return claimed;
@@ -98,13 +128,10 @@ export class TaskFlow {
       forced();
       await claimer.release(claimed.claim, acted.forced ? 'done' : claimEndOf(acted.result));
       if (!acted.forced) return rowOf(task, claimed.claim, acted.result);
-      const windowMs = canary ? this.deps.canaryWaitMs : this.deps.verifyMs;
-      if (windowMs <= 0) return { task, ...acted.row };
-      const verdict = await acted.verify(windowMs);
-      if (breaker.record(verdict.verdict)) hold.hold();
-      return { task, ...acted.row, ...verdict };
+      verifying = true;
+      return { row: acted.row, verify: acted.verify, leave };
     } finally {
-      leave();
+      if (!verifying) leave();
     }
   }
 

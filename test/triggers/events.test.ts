@@ -169,6 +169,15 @@ describe('parseRerunEvent', () => {
     }
   });
 
+  it('takes "redrive": {"batch": false} as the request\'s choice of path, and names an unknown field', () => {
+    const off = parse({ kind: 'fix-deployed', mode: 'redrive', redrive: { batch: false } });
+    expect(off.success && off.data.redriveBatch).toBe(false);
+    const unset = parse({ kind: 'fix-deployed', mode: 'redrive' });
+    expect(unset.success && unset.data.redriveBatch).toBeUndefined();
+    const bad = parse({ kind: 'fix-deployed', redrive: { batches: false } });
+    expect(!bad.success && bad.error.fields).toEqual(['redrive.batches']);
+  });
+
   it('never echoes the payload in its error', () => {
     const result = parse({ kind: 'sweep', reason: 42, secret: 'hunter2-token' });
     expect(!result.success && result.error.message).not.toContain('hunter2');

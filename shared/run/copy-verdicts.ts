@@ -8,13 +8,11 @@
 import type { CloudTasksClient, Task } from '../cloud-tasks/client.js';
 import type { QueueName, TaskName } from '../cloud-tasks/names.js';
 import { OUT_OF_TIME, type Budget } from './budget.js';
-import { LIST_BURST_CALLS, listingPays, pagesOf, type ListBudget } from './list-budget.js';
+import { listingPays, pagesOf, type ListBudget } from './list-budget.js';
 import { readIntervalMs, type Verifier, type VerdictResult } from './verify.js';
 
 /** Listings in a row that must miss a copy before it counts as succeeded. */
 const MISSES_TO_SUCCEED = 2;
-/** A verdict listing leaves the whole burst of the run's list budget to second reads, which cannot wait. */
-const SPARE_FOR_SECOND_READS = LIST_BURST_CALLS;
 /** The first listing this long after the earliest copy falls due: most targets answer within it. */
 const FIRST_LISTING_MS = 500;
 
@@ -146,9 +144,10 @@ export class CopyVerdicts {
       const firstMs = earliestMs + Math.min(FIRST_LISTING_MS, watch.intervalMs);
       const pages = pagesOf(watch.size);
       const { lists } = this.deps;
-      await budget.sleepUntil(Math.max(nextMs, firstMs, lists.fitsAtMs(SPARE_FOR_SECOND_READS)));
+      // A verdict listing leaves the list budget's whole burst to second reads, which cannot wait.
+      await budget.sleepUntil(Math.max(nextMs, firstMs, lists.fitsAtMs(lists.burst)));
       // Another listing of the run took the budget meanwhile: wait again.
-      if (!budget.isOver() && !lists.tryTake(pages, SPARE_FOR_SECOND_READS)) continue;
+      if (!budget.isOver() && !lists.tryTake(pages, lists.burst)) continue;
       const fromMs = budget.now();
       const tasks = budget.isOver() ? undefined : await this.#list(queue, pages);
       nextMs = fromMs + watch.intervalMs;

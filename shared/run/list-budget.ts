@@ -34,7 +34,8 @@ export class ListBudget {
   constructor(
     private readonly now: () => number,
     perMinute: number = LIST_CALLS_PER_MINUTE,
-    private readonly burst: number = LIST_BURST_CALLS,
+    /** Calls that may go ahead of their share at once. */
+    readonly burst: number = LIST_BURST_CALLS,
   ) {
     this.#msPerCall = 60_000 / perMinute;
   }

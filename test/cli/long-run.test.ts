@@ -115,7 +115,7 @@ describe('Ctrl-C during a redrive', () => {
     const result = await runCli(args, fastEnv(), {
       terminal: true,
       onStdout: (text, child) => {
-        if (!sent && /forced [3-9]\/40/.test(text)) {
+        if (!sent && /forced ([3-9]|[1-3][0-9])\/40/.test(text)) {
           sent = true;
           child.stdin?.write('\x03');
         }

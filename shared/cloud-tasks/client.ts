@@ -171,10 +171,6 @@ export interface CloudTasksClientOptions {
 
 const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 
-/**
- * Partial responses (the `fields` system parameter): only what selection reads, so task headers, which
- * the BASIC view still carries, never even reach the function.
- */
 /** Tasks a page of a BASIC listing: the API's most. */
 export const TASK_PAGE_SIZE = 1000;
 /**
@@ -183,6 +179,10 @@ export const TASK_PAGE_SIZE = 1000;
  */
 export const FULL_TASK_PAGE_SIZE = 500;
 
+/**
+ * Partial responses (the `fields` system parameter): only what selection reads, so task headers, which
+ * the BASIC view still carries, never even reach the function.
+ */
 const TASK_FIELDS =
   'name,scheduleTime,createTime,dispatchDeadline,dispatchCount,responseCount,firstAttempt,lastAttempt,httpRequest/url,appEngineHttpRequest/relativeUri';
 const TASK_PAGE_FIELDS = `tasks(${TASK_FIELDS}),nextPageToken`;
@@ -261,7 +261,7 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
       ),
     listTaskUrls: (queue) =>
       pages<Task>(`${queue.name}/tasks`, 'tasks', {
-        pageSize: 1000,
+        pageSize: TASK_PAGE_SIZE,
         responseView: 'BASIC',
         fields: 'tasks(name,httpRequest/url),nextPageToken',
       }),

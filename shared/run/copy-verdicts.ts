@@ -7,8 +7,8 @@
  */
 import type { CloudTasksClient, Task } from '../cloud-tasks/client.js';
 import type { QueueName, TaskName } from '../cloud-tasks/names.js';
-import { OUT_OF_TIME, type Budget } from './budget.js';
-import { listingPays, pagesOf, type ListBudget } from './list-budget.js';
+import type { Budget } from './budget.js';
+import { listingPays, listPaid, pagesOf, type ListBudget } from './list-budget.js';
 import { readIntervalMs, type Verifier, type VerdictResult } from './verify.js';
 
 /** Listings in a row that must miss a copy before it counts as succeeded. */
@@ -162,25 +162,16 @@ export class CopyVerdicts {
     }
   }
 
-  /** Every task of the queue by name; undefined when the listing failed or ran out of time (no verdict from it). */
+  /**
+   * Every task of the queue by name; undefined when the listing failed or ran out of time (no verdict from
+   * it: the next interval lists again).
+   */
   async #list(queue: QueueName, paid: number): Promise<Map<string, Task> | undefined> {
     const listed = new Map<string, Task>();
-    let pagesListed = 0;
-    const pages = this.deps.tasks.listTasks(queue)[Symbol.asyncIterator]();
-    try {
-      for (;;) {
-        const page = await this.deps.budget.race(pages.next());
-        if (page === OUT_OF_TIME) return undefined;
-        if (page.done) return listed;
-        this.listCalls++;
-        if (++pagesListed > paid) this.deps.lists.count();
-        for (const task of page.value) listed.set(task.name, task);
-      }
-    } catch {
-      // A listing that failed tells nothing: the next interval lists again.
-      return undefined;
-    } finally {
-      void pages.return?.();
-    }
+    const pages = await listPaid(this.deps, queue, paid, (page) => {
+      this.listCalls++;
+      for (const task of page) listed.set(task.name, task);
+    });
+    return pages === undefined ? undefined : listed;
   }
 }

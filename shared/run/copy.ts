@@ -198,8 +198,9 @@ export class Copier {
 
   /**
    * With a control queue, the move's recovery task, written before the copy and due halfway through the
-   * copy's arming delay (counted from the task's slot): if this run stops anywhere in the move, its delivery finishes or undoes it
-   * (recover-move.ts). Without one, nothing comes back in time (docs/claims.md "Limits").
+   * copy's arming delay (counted from the task's slot): if this run stops anywhere in the move, its
+   * delivery finishes or undoes it (recover-move.ts). Without one, nothing comes back in time
+   * (docs/claims.md "Limits").
    */
   async #armRecovery(
     name: TaskName,
@@ -208,7 +209,6 @@ export class Copier {
     slotMs: number,
   ): Promise<Stop | Recovery> {
     const { recovery: target, tasks, budget, armingDelayMs } = this.deps;
-    const calls = this.deps.changes ?? this.deps.calls;
     if (!target) return { name: undefined, dueMs: Number.POSITIVE_INFINITY };
     const dueMs = Math.max(budget.now(), slotMs) + armingDelayMs / 2;
     const move = {
@@ -221,7 +221,7 @@ export class Copier {
       tasks,
       target.queue,
       (generation) => moveRecoveryTaskFor(move, target, dueMs, generation),
-      (call) => calls.with(call),
+      (call) => this.#calls.holdingChange(call),
     );
     if (written.kind === 'created') return { name: written.name, dueMs };
     // Another delivery's recovery task for this move is live: it may fall due any time now.

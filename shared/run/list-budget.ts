@@ -5,7 +5,9 @@
  * Also the one rule of when a listing pays: when the tasks waiting to be read outnumber the queue's pages
  * twice over.
  */
-import { TASK_PAGE_SIZE } from '../cloud-tasks/client.js';
+import { TASK_PAGE_SIZE, type CloudTasksClient, type Task } from '../cloud-tasks/client.js';
+import type { QueueName } from '../cloud-tasks/names.js';
+import { OUT_OF_TIME, type Budget } from './budget.js';
 
 /** List calls a minute a run may make, all its queues together: half the project's quota. */
 export const LIST_CALLS_PER_MINUTE = 300;
@@ -25,7 +27,7 @@ export function pagesOf(queueSize: number): number {
 }
 
 export class ListBudget {
-  /** List calls made by the run (the bench reports them per task). */
+  /** List calls the budget has counted. */
   calls = 0;
   /** When the calls made so far fit the budget. */
   #paidUntilMs = Number.NEGATIVE_INFINITY;
@@ -59,5 +61,34 @@ export class ListBudget {
     if (this.fitsAtMs(spare) > this.now()) return false;
     this.count(calls);
     return true;
+  }
+}
+
+/**
+ * One BASIC listing of the queue that only saves calls, `paid` of its calls already taken from the budget
+ * (the pages past them are counted as they come): each page goes to `see`. The pages listed, or undefined
+ * when the listing failed or ran out of time: it then tells nothing.
+ */
+export async function listPaid(
+  deps: { readonly tasks: CloudTasksClient; readonly budget: Budget; readonly lists: ListBudget },
+  queue: QueueName,
+  paid: number,
+  see: (page: readonly Task[]) => void,
+): Promise<number | undefined> {
+  const { tasks, budget, lists } = deps;
+  const pages = tasks.listTasks(queue)[Symbol.asyncIterator]();
+  let listed = 0;
+  try {
+    for (;;) {
+      const page = await budget.race(pages.next());
+      if (page === OUT_OF_TIME) return undefined;
+      if (page.done) return listed;
+      if (++listed > paid) lists.count();
+      see(page.value);
+    }
+  } catch {
+    return undefined;
+  } finally {
+    void pages.return?.();
   }
 }

@@ -39,16 +39,17 @@ export class RedriveCalls {
    * bounds it); its failure, or undefined on success.
    */
   async change(call: () => Promise<unknown>): Promise<CloudTasksError | undefined> {
-    const calls = this.deps.changes ?? this.deps.calls;
-    await calls.acquire();
     try {
-      await call();
+      await this.holdingChange(call);
       return undefined;
     } catch (error) {
       return toCloudTasksError(error);
-    } finally {
-      calls.release();
     }
+  }
+
+  /** Runs a create or delete holding a place among the changes in flight (`changes`, else `calls`). */
+  holdingChange<T>(call: () => Promise<T>): Promise<T> {
+    return (this.deps.changes ?? this.deps.calls).with(call);
   }
 
   /**

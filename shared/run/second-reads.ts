@@ -8,8 +8,8 @@
  */
 import type { CloudTasksClient, Task } from '../cloud-tasks/client.js';
 import type { QueueName, TaskName } from '../cloud-tasks/names.js';
-import { OUT_OF_TIME, type Budget } from './budget.js';
-import { listingPays, pagesOf, type ListBudget } from './list-budget.js';
+import type { Budget } from './budget.js';
+import { listingPays, listPaid, pagesOf, type ListBudget } from './list-budget.js';
 import type { RedriveCalls, Stop } from './redrive-calls.js';
 
 export interface SecondReadsDeps {
@@ -120,28 +120,17 @@ export class SecondReads {
     paid: number,
     waiting: ReadonlyMap<string, unknown>,
   ): Promise<Map<string, Task> | undefined> {
-    const { tasks, budget, lists } = this.deps;
+    const { budget } = this.deps;
     const shown = new Map<string, Task>();
-    const pages = tasks.listTasks(queue)[Symbol.asyncIterator]();
     const startMs = budget.now();
-    let listedPages = 0;
     let size = 0;
-    try {
-      for (;;) {
-        const page = await budget.race(pages.next());
-        if (page === OUT_OF_TIME) return undefined;
-        if (page.done) break;
-        if (++listedPages > paid) lists.count();
-        size += page.value.length;
-        for (const task of page.value) if (waiting.has(task.name)) shown.set(task.name, task);
-      }
-    } catch {
-      return undefined;
-    } finally {
-      void pages.return?.();
-    }
+    const pages = await listPaid(this.deps, queue, paid, (page) => {
+      size += page.length;
+      for (const task of page) if (waiting.has(task.name)) shown.set(task.name, task);
+    });
+    if (pages === undefined) return undefined;
     reads.size = size;
-    reads.pageMs = (budget.now() - startMs) / Math.max(1, listedPages);
+    reads.pageMs = (budget.now() - startMs) / Math.max(1, pages);
     return shown;
   }
 }

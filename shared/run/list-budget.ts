@@ -2,8 +2,8 @@
  * A run's list calls (docs/redrive.md "List budget"). ListTasks shares a quota of 600 calls a minute with
  * the whole project, so a run keeps to a share of it: its selection's listing is counted, and the
  * listings that only save calls (redrive's second reads and verdicts) are made only within the budget.
- * Also the one rule of when a listing pays: when the tasks waiting to be read outnumber the queue's pages
- * twice over.
+ * Also the one rule of when a listing pays (when the tasks waiting to be read outnumber the queue's pages
+ * twice over), and the one way such a listing is made (`listPaid`).
  */
 import { TASK_PAGE_SIZE, type CloudTasksClient, type Task } from '../cloud-tasks/client.js';
 import type { QueueName } from '../cloud-tasks/names.js';

@@ -6,7 +6,7 @@
  * breaker is never fed a success that was a listing's gap.
  */
 import type { CloudTasksClient, Task } from '../cloud-tasks/client.js';
-import type { QueueName, TaskName } from '../cloud-tasks/names.js';
+import { parseTaskName, type QueueName } from '../cloud-tasks/names.js';
 import type { Budget } from './budget.js';
 import { listingPays, listPaid, pagesOf, type ListBudget } from './list-budget.js';
 import { readIntervalMs, type Verifier, type VerdictResult } from './verify.js';
@@ -84,36 +84,31 @@ export class CopyVerdicts {
   constructor(private readonly deps: CopyVerdictsDeps) {}
 
   /**
-   * The verdict of the copy `copy` of a queue that held `queueSize` tasks when planned: by listing when the
+   * The verdict of the copy named `copy`, of a queue that held `queueSize` tasks when planned: by listing when the
    * queue's waiting copies outnumber its pages, else by reading it. Its window starts when it falls due.
    */
   verdictOf(
     queue: QueueName,
     queueSize: number,
-    copy: TaskName,
+    copy: string,
     dueMs: number,
     windowMs: number,
   ): Promise<VerdictResult> {
     const watch = this.#watchOf(queue, queueSize);
     watch.awaiting++;
-    const done = (verdict: VerdictResult): VerdictResult => {
-      watch.awaiting--;
-      return verdict;
-    };
     if (!listingPays(watch.awaiting, watch.size + watch.awaiting)) {
-      const fresh = { name: copy.name, dispatchCount: 0, responseCount: 0 };
-      return this.deps.verifier.verdictOf(copy, fresh, windowMs, true, dueMs).then(done);
+      const fresh = { name: copy, dispatchCount: 0, responseCount: 0 };
+      return this.deps.verifier
+        .verdictOf(parseTaskName(copy)!, fresh, windowMs, true, dueMs)
+        .finally(() => watch.awaiting--);
     }
     const { budget } = this.deps;
-    const untilMs = Math.min(Math.max(budget.now(), dueMs) + windowMs, budget.deadlineMs);
+    const fromMs = Math.max(budget.now(), dueMs);
+    const untilMs = Math.min(fromMs + windowMs, budget.deadlineMs);
     watch.intervalMs = Math.min(watch.intervalMs, readIntervalMs(windowMs));
+    // A copy waiting by listing is this entry and its promise, nothing more (thousands wait at once).
     const verdict = new Promise<VerdictResult>((resolve) =>
-      watch.waiting.set(copy.name, {
-        fromMs: Math.max(budget.now(), dueMs),
-        untilMs,
-        misses: 0,
-        resolve: (result) => resolve(done(result)),
-      }),
+      watch.waiting.set(copy, { fromMs, untilMs, misses: 0, resolve }),
     );
     watch.loop ??= this.#listUntilSettled(queue, watch).finally(() => (watch.loop = undefined));
     return verdict;
@@ -158,6 +153,7 @@ export class CopyVerdicts {
       for (const [name, verdict] of verdicts) {
         watch.waiting.get(name)?.resolve(verdict);
         watch.waiting.delete(name);
+        watch.awaiting--;
       }
     }
   }

@@ -43,7 +43,11 @@ type ForcedTask = {
 export class TaskFlow {
   /** Bounds tasks between planning and their outcome, so a long listing never piles up in memory. */
   readonly #pending: Semaphore;
-  readonly #running = new Set<Promise<void>>();
+  /** Tasks started that have no row yet, and the wake-up of a drain waiting for none. */
+  #unsettled = 0;
+  #allSettled: (() => void) | undefined;
+  /** The first error a task's flow threw (nothing the stages expect throws): the drain throws it. */
+  #failure: { readonly error: unknown } | undefined;
   /** Whether anything was acted on or queued (an unreachable Cloud Tasks is then no longer "safe to resend"). */
   #acted = false;
 
@@ -66,40 +70,66 @@ export class TaskFlow {
       if (pendingHeld) this.#pending.release();
       pendingHeld = false;
     };
-    const task = candidate.name.name;
-    // The candidate (its listed state) is held only until the act: a task awaiting its verdict holds its name.
-    const row = this.#settle(task, canary, this.#act(candidate, canary, forced)).finally(forced);
-    const tracked: Promise<void> = row.then(() => void this.#running.delete(tracked));
-    this.#running.add(tracked);
+    this.#unsettled++;
+    // The candidate (its listed state) is held only until the act. A task awaiting its verdict is one
+    // suspended call (#settle) holding its name: thousands of copies may await theirs at once.
+    const row = this.#settle(candidate.name.name, canary, this.#act(candidate, canary, forced), forced);
+    // Its error, if any, is the drain's to throw.
+    row.catch(ignore);
     return { row };
   }
 
-  /** Waits until every task started has its row. */
+  /** Waits until every task started has its row; throws what a task's flow threw, if one did. */
   async drain(): Promise<void> {
-    while (this.#running.size > 0) await Promise.all(this.#running);
+    while (this.#unsettled > 0) await new Promise<void>((resolve) => (this.#allSettled = resolve));
+    if (this.#failure) throw this.#failure.error;
   }
 
-  /** The task's row, once it has one: recorded in the report. */
-  async #settle(task: string, canary: boolean, acting: Promise<TaskRow | ForcedTask>): Promise<TaskRow> {
-    const acted = await acting;
-    const row = 'outcome' in acted ? acted : await this.#verify(task, canary, acted);
-    const settled: TaskRow = canary ? { ...row, canary } : row;
-    this.deps.report.record(settled);
-    return settled;
-  }
-
-  /** A forced task's verdict, read back for its window; its place among the attempts is held until then. */
-  async #verify(task: string, canary: boolean, forced: ForcedTask): Promise<TaskRow> {
-    const { row, verify, leave } = forced;
+  /**
+   * The task's row, once it has one, recorded in the report: a forced task's verdict is read back for
+   * its window, its place among the attempts held until then. `forced` gives the pending place up.
+   */
+  async #settle(
+    task: string,
+    canary: boolean,
+    acting: Promise<TaskRow | ForcedTask>,
+    forced: () => void,
+  ): Promise<TaskRow> {
     try {
-      const windowMs = canary ? this.deps.canaryWaitMs : this.deps.verifyMs;
-      if (windowMs <= 0) return { task, ...row };
-      const verdict = await verify(windowMs);
-      if (this.deps.breaker.record(verdict.verdict)) this.deps.hold.hold();
-      return { task, ...row, ...verdict };
+      let acted: TaskRow | ForcedTask;
+      try {
+        acted = await acting;
+      } finally {
+        forced();
+      }
+      const row = 'outcome' in acted ? acted : { task, ...(await this.#verdictOf(canary, acted)) };
+      const settled: TaskRow = canary ? { ...row, canary } : row;
+      this.deps.report.record(settled);
+      return settled;
+    } catch (error) {
+      // The run ends with this error (drain).
+      this.#failure ??= { error };
+      throw error;
     } finally {
-      leave();
+      if (--this.#unsettled === 0) this.#allSettled?.();
     }
+  }
+
+  /** A forced task's row with its verdict, read back for its window. */
+  #verdictOf(canary: boolean, forced: ForcedTask): Promise<Omit<TaskRow, 'task'>> {
+    const { row, verify, leave } = forced;
+    const windowMs = canary ? this.deps.canaryWaitMs : this.deps.verifyMs;
+    if (windowMs <= 0) {
+      leave();
+      return Promise.resolve(row);
+    }
+    // Not an async function: a task awaiting its verdict is one suspended call (#settle), not two.
+    return verify(windowMs)
+      .then((verdict) => {
+        if (this.deps.breaker.record(verdict.verdict)) this.deps.hold.hold();
+        return { ...row, ...verdict };
+      })
+      .finally(leave);
   }
 
   /**
@@ -190,6 +220,8 @@ export class TaskFlow {
     };
   }
 }
+
+const ignore = (): void => undefined;
 
 /**
  * How the claim ends: a task left undone stays claimed for the control queue to carry out, and a RunTask

@@ -282,11 +282,13 @@ export class RedriveMode implements Mode, Acting {
   async act(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<Acted> {
     const result = await this.copier.copy(candidate, slotMs, policy);
     if (result.outcome !== 'redriven') return { forced: false, result };
-    const { copy, dueMs } = result;
+    const { dueMs } = result;
+    // The copy's name alone: thousands of copies may await their verdicts at once.
+    const copy = result.copy.name;
     const { queue, report } = candidate.queue;
     return {
       forced: true,
-      row: { outcome: 'redriven', copy: copy.name },
+      row: { outcome: 'redriven', copy },
       // The copy has no attempt yet; its first one falls due at the end of the arming delay.
       verify: (windowMs) => this.verdicts.verdictOf(queue, report.scanned, copy, dueMs, windowMs),
     };

@@ -104,7 +104,7 @@ describe('CopyVerdicts', () => {
     const lists = new ListBudget(Date.now, LIST_CALLS_PER_MINUTE, 0);
     const verdicts = new CopyVerdicts({ tasks: world.tasks, budget, lists, verifier });
     const results = await Promise.all(
-      copies.map((copy) => verdicts.verdictOf(queue, others, copy, Date.now(), 5_000)),
+      copies.map((copy) => verdicts.verdictOf(queue, others, copy.name, Date.now(), 5_000)),
     );
     return { results, verdicts, verifier };
   }

@@ -84,8 +84,9 @@ export class CopyVerdicts {
   constructor(private readonly deps: CopyVerdictsDeps) {}
 
   /**
-   * The verdict of the copy named `copy`, of a queue that held `queueSize` tasks when planned: by listing when the
-   * queue's waiting copies outnumber its pages, else by reading it. Its window starts when it falls due.
+   * The verdict of the copy named `copy`, of a queue that held `queueSize` tasks when planned: by listing
+   * when the queue's waiting copies outnumber its pages, else by reading it. Its window starts when it
+   * falls due.
    */
   verdictOf(
     queue: QueueName,

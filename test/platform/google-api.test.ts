@@ -96,6 +96,42 @@ describe('createGoogleApi against a local server', () => {
     expect(failure.facts).toMatchObject({ httpStatus: 503, retryDelayMs: 3_000, answerLost: false });
   });
 
+  it('reads answers whether ASCII or not, and sends the data as JSON text', async () => {
+    const baseUrl = await serve((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      req.on('end', () => {
+        if (req.url === '/v1/empty') return void res.writeHead(200).end();
+        const status = req.url === '/v1/refused' ? 400 : 200;
+        res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' });
+        const echo = {
+          contentType: req.headers['content-type'],
+          sent: JSON.parse(body || 'null') as unknown,
+        };
+        res.end(
+          JSON.stringify(
+            status === 200 ? echo : { error: { status: 'INVALID_ARGUMENT', message: 'nom déjà pris ✓' } },
+          ),
+        );
+      });
+    });
+    const api = createGoogleApi({ baseUrl, service: 'Test', scope: 'x', local: true, timeoutMs: 2_000 });
+    const data = { ascii: 'plain', other: 'café ✓ 日本' };
+    await expect(api.call({ method: 'POST', path: 'echo', data })).resolves.toEqual({
+      contentType: 'application/json',
+      sent: data,
+    });
+    await expect(api.call({ method: 'POST', path: 'echo', data: { only: 'ascii' } })).resolves.toEqual({
+      contentType: 'application/json',
+      sent: { only: 'ascii' },
+    });
+    const failure = (await api
+      .call({ method: 'POST', path: 'refused', data: {} })
+      .catch((e: unknown) => e)) as GoogleApiError;
+    expect(failure.message).toBe('INVALID_ARGUMENT: nom déjà pris ✓');
+    await expect(api.call({ method: 'GET', path: 'empty' })).resolves.toBe('');
+  });
+
   it('a call ended by its AbortSignal fails with no answer', async () => {
     const baseUrl = await serve(() => {
       /* never answers */

@@ -22,7 +22,7 @@ export interface WaitingCopy {
   readonly fromMs: number;
   readonly untilMs: number;
   misses: number;
-  readonly resolve: (verdict: VerdictResult) => void;
+  readonly done: (verdict: VerdictResult) => void;
 }
 
 /**
@@ -84,9 +84,9 @@ export class CopyVerdicts {
   constructor(private readonly deps: CopyVerdictsDeps) {}
 
   /**
-   * The verdict of the copy named `copy`, of a queue that held `queueSize` tasks when planned: by listing
-   * when the queue's waiting copies outnumber its pages, else by reading it. Its window starts when it
-   * falls due.
+   * Reads back the copy named `copy`, of a queue that held `queueSize` tasks when planned (a ReadBack,
+   * verify.ts): by listing when the queue's waiting copies outnumber its pages, else by reading it. Its
+   * window starts when it falls due.
    */
   verdictOf(
     queue: QueueName,
@@ -94,25 +94,26 @@ export class CopyVerdicts {
     copy: string,
     dueMs: number,
     windowMs: number,
-  ): Promise<VerdictResult> {
+    done: (verdict: VerdictResult) => void,
+    failed: (error: unknown) => void,
+  ): void {
     const watch = this.#watchOf(queue, queueSize);
     watch.awaiting++;
     if (!listingPays(watch.awaiting, watch.size + watch.awaiting)) {
       const fresh = { name: copy, dispatchCount: 0, responseCount: 0 };
-      return this.deps.verifier
+      void this.deps.verifier
         .verdictOf(parseTaskName(copy)!, fresh, windowMs, true, dueMs)
-        .finally(() => watch.awaiting--);
+        .finally(() => watch.awaiting--)
+        .then(done, failed);
+      return;
     }
     const { budget } = this.deps;
     const fromMs = Math.max(budget.now(), dueMs);
     const untilMs = Math.min(fromMs + windowMs, budget.deadlineMs);
     watch.intervalMs = Math.min(watch.intervalMs, readIntervalMs(windowMs));
-    // A copy waiting by listing is this entry and its promise, nothing more (thousands wait at once).
-    const verdict = new Promise<VerdictResult>((resolve) =>
-      watch.waiting.set(copy, { fromMs, untilMs, misses: 0, resolve }),
-    );
+    // A copy waiting by listing is this entry alone (thousands wait at once).
+    watch.waiting.set(copy, { fromMs, untilMs, misses: 0, done });
     watch.loop ??= this.#listUntilSettled(queue, watch).finally(() => (watch.loop = undefined));
-    return verdict;
   }
 
   #watchOf(queue: QueueName, queueSize: number): QueueWatch {
@@ -152,7 +153,7 @@ export class CopyVerdicts {
       if (budget.isOver())
         for (const name of watch.waiting.keys()) verdicts.set(name, { verdict: 'running' });
       for (const [name, verdict] of verdicts) {
-        watch.waiting.get(name)?.resolve(verdict);
+        watch.waiting.get(name)?.done(verdict);
         watch.waiting.delete(name);
         watch.awaiting--;
       }

@@ -13,7 +13,7 @@ import { hasSlot, Semaphore } from './pace.js';
 import type { Candidate, QueueRun } from './plan.js';
 import type { ReportBuilder, TaskRow } from './settle.js';
 import type { SelectionRules } from './select.js';
-import type { VerdictResult } from './verify.js';
+import type { ReadBack } from './verify.js';
 
 export interface FlowDeps {
   readonly acting: Acting;
@@ -36,7 +36,7 @@ type Claimed = { readonly claim: Claim; readonly slotMs: number };
 /** A forced task, to verify: its row so far, how to read it back, and its place to give up after. */
 type ForcedTask = {
   readonly row: Omit<TaskRow, 'task'>;
-  readonly verify: (windowMs: number) => Promise<VerdictResult>;
+  readonly verify: ReadBack;
   readonly leave: () => void;
 };
 
@@ -70,12 +70,20 @@ export class TaskFlow {
       if (pendingHeld) this.#pending.release();
       pendingHeld = false;
     };
-    this.#unsettled++;
-    // The candidate (its listed state) is held only until the act. A task awaiting its verdict is one
-    // suspended call (#settle) holding its name: thousands of copies may await theirs at once.
-    const row = this.#settle(candidate.name.name, canary, this.#act(candidate, canary, forced), forced);
-    // Its error, if any, is the drain's to throw.
-    row.catch(ignore);
+    const task = candidate.name.name;
+    const { row, settle, failed } = this.#rowOf(task);
+    // The candidate (its listed state) is held only until the act; a task awaiting its verdict holds
+    // only the callbacks that give it its row (docs/performance.md "Memory").
+    this.#act(candidate, canary, forced)
+      .then((acted) => {
+        forced();
+        if (!('outcome' in acted)) return this.#verify(task, canary, acted, settle, failed);
+        settle(canary ? { ...acted, canary } : acted);
+      })
+      .catch((error: unknown) => {
+        forced();
+        failed(error);
+      });
     return { row };
   }
 
@@ -86,50 +94,65 @@ export class TaskFlow {
   }
 
   /**
-   * The task's row, once it has one, recorded in the report: a forced task's verdict is read back for
-   * its window, its place among the attempts held until then. `forced` gives the pending place up.
+   * A started task's row, and the two ways it gets one, once: `settle` records it in the report;
+   * `failed` ends the run with an error thrown by a stage (nothing the stages expect throws), the row
+   * unrecorded.
    */
-  async #settle(
-    task: string,
-    canary: boolean,
-    acting: Promise<TaskRow | ForcedTask>,
-    forced: () => void,
-  ): Promise<TaskRow> {
-    try {
-      let acted: TaskRow | ForcedTask;
-      try {
-        acted = await acting;
-      } finally {
-        forced();
-      }
-      const row = 'outcome' in acted ? acted : { task, ...(await this.#verdictOf(canary, acted)) };
-      const settled: TaskRow = canary ? { ...row, canary } : row;
-      this.deps.report.record(settled);
-      return settled;
-    } catch (error) {
-      // The run ends with this error (drain).
-      this.#failure ??= { error };
-      throw error;
-    } finally {
+  #rowOf(task: string): {
+    row: Promise<TaskRow>;
+    settle: (row: TaskRow) => void;
+    failed: (error: unknown) => void;
+  } {
+    this.#unsettled++;
+    let open = true;
+    let resolve!: (row: TaskRow) => void;
+    const row = new Promise<TaskRow>((resolveRow) => (resolve = resolveRow));
+    const end = (row: TaskRow): void => {
+      open = false;
+      resolve(row);
       if (--this.#unsettled === 0) this.#allSettled?.();
-    }
+    };
+    return {
+      row,
+      settle: (row) => {
+        if (!open) return;
+        this.deps.report.record(row);
+        end(row);
+      },
+      failed: (error) => {
+        if (!open) return;
+        this.#failure ??= { error };
+        end({ task, outcome: 'failed', error: 'the run failed' });
+      },
+    };
   }
 
-  /** A forced task's row with its verdict, read back for its window. */
-  #verdictOf(canary: boolean, forced: ForcedTask): Promise<Omit<TaskRow, 'task'>> {
+  /** A forced task's verdict, read back for its window; its place among the attempts is held until then. */
+  #verify(
+    task: string,
+    canary: boolean,
+    forced: ForcedTask,
+    settle: (row: TaskRow) => void,
+    failed: (error: unknown) => void,
+  ): void {
     const { row, verify, leave } = forced;
     const windowMs = canary ? this.deps.canaryWaitMs : this.deps.verifyMs;
-    if (windowMs <= 0) {
+    const settled = (fields: Omit<TaskRow, 'task'>): void => {
       leave();
-      return Promise.resolve(row);
-    }
-    // Not an async function: a task awaiting its verdict is one suspended call (#settle), not two.
-    return verify(windowMs)
-      .then((verdict) => {
+      settle({ task, ...fields, ...(canary && { canary }) });
+    };
+    if (windowMs <= 0) return settled(row);
+    verify(
+      windowMs,
+      (verdict) => {
         if (this.deps.breaker.record(verdict.verdict)) this.deps.hold.hold();
-        return { ...row, ...verdict };
-      })
-      .finally(leave);
+        settled({ ...row, ...verdict });
+      },
+      (error) => {
+        leave();
+        failed(error);
+      },
+    );
   }
 
   /**
@@ -220,8 +243,6 @@ export class TaskFlow {
     };
   }
 }
-
-const ignore = (): void => undefined;
 
 /**
  * How the claim ends: a task left undone stays claimed for the control queue to carry out, and a RunTask

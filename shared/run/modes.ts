@@ -23,7 +23,7 @@ import { batchPath, perTaskPath, type RedriveCallsTaken, type RedrivePath } from
 import type { RerunMode, RerunRequest } from '../triggers/events.js';
 import { isLastAttempt } from './select.js';
 import type { TaskRow } from './settle.js';
-import { Verifier, type VerdictResult } from './verify.js';
+import { Verifier, type ReadBack } from './verify.js';
 
 /** The result of an act that forced nothing. */
 export type Unforced = Exclude<ForceResult | CopyResult, { outcome: 'dispatched' } | { outcome: 'redriven' }>;
@@ -33,8 +33,8 @@ export type Acted =
   | {
       readonly forced: true;
       readonly row: Omit<TaskRow, 'task'>;
-      /** Reads the forced attempt back for at most `windowMs`. */
-      readonly verify: (windowMs: number) => Promise<VerdictResult>;
+      /** Reads the forced attempt back. */
+      readonly verify: ReadBack;
     }
   | { readonly forced: false; readonly result: Unforced };
 
@@ -202,10 +202,10 @@ export class RunTaskMode implements Mode, Acting {
     return {
       forced: true,
       row: { outcome: 'dispatched' },
-      verify: (windowMs) => {
+      verify: (windowMs, done, failed) => {
         // A task gone after what may have been its last attempt could have failed: no verdict then.
         const onLastAttempt = isLastAttempt(fresh, candidate.queue.retry, this.budget.now());
-        return this.verifier.verdictOf(candidate.name, fresh, windowMs, !onLastAttempt);
+        void this.verifier.verdictOf(candidate.name, fresh, windowMs, !onLastAttempt).then(done, failed);
       },
     };
   }
@@ -290,7 +290,8 @@ export class RedriveMode implements Mode, Acting {
       forced: true,
       row: { outcome: 'redriven', copy },
       // The copy has no attempt yet; its first one falls due at the end of the arming delay.
-      verify: (windowMs) => this.verdicts.verdictOf(queue, report.scanned, copy, dueMs, windowMs),
+      verify: (windowMs, done, failed) =>
+        this.verdicts.verdictOf(queue, report.scanned, copy, dueMs, windowMs, done, failed),
     };
   }
 

@@ -22,7 +22,7 @@ function waitingCopy(fromMs = 0, untilMs = 10_000): WaitingCopy & { verdict?: Ve
     fromMs,
     untilMs,
     misses: 0,
-    resolve: (verdict) => (copy.verdict = verdict),
+    done: (verdict) => (copy.verdict = verdict),
   };
   return copy;
 }
@@ -104,7 +104,12 @@ describe('CopyVerdicts', () => {
     const lists = new ListBudget(Date.now, LIST_CALLS_PER_MINUTE, 0);
     const verdicts = new CopyVerdicts({ tasks: world.tasks, budget, lists, verifier });
     const results = await Promise.all(
-      copies.map((copy) => verdicts.verdictOf(queue, others, copy.name, Date.now(), 5_000)),
+      copies.map(
+        (copy) =>
+          new Promise<VerdictResult>((done, failed) =>
+            verdicts.verdictOf(queue, others, copy.name, Date.now(), 5_000, done, failed),
+          ),
+      ),
     );
     return { results, verdicts, verifier };
   }

@@ -54,9 +54,9 @@ class RecordingActing implements Acting {
     return Promise.resolve({
       forced: true,
       row: { outcome: 'dispatched' },
-      verify: () => {
+      verify: (_windowMs, done) => {
         this.steps.push(`verify ${task}`);
-        return Promise.resolve({ verdict: this.options.verdict?.(task) ?? 'succeeded' });
+        done({ verdict: this.options.verdict?.(task) ?? 'succeeded' });
       },
     });
   }
@@ -195,13 +195,36 @@ describe('TaskFlow', () => {
     const registry = new ClaimRegistry();
     const acting = new RecordingActing({ registry });
     acting.act = () => Promise.reject(new Error('unexpected'));
-    const { flow } = flowOf(acting, registry);
+    const { flow, report } = flowOf(acting, registry);
     const candidate = candidateOf('t1', queue());
     const started = await flow.start(candidate, false);
-    await expect(started.row).rejects.toThrow('unexpected');
+    // The run ends with the error: the task's row is not recorded as an outcome of its own.
+    expect(await started.row).toMatchObject({ outcome: 'failed' });
+    expect(report.counts.matched).toBe(0);
     await expect(flow.drain()).rejects.toThrow('unexpected');
     expect(registry.tryClaim(candidate.name.name, Date.now())).toBe('in-doubt');
     expect(registry.tryClaim(candidate.name.name, Date.now() + 3_600_000)).toBe('claimed');
+  });
+
+  it('a read-back that fails gives its place up, and the error surfaces', async () => {
+    const registry = new ClaimRegistry();
+    const acting = new RecordingActing({ registry });
+    let left = 0;
+    acting.enter = () => Promise.resolve(() => void left++);
+    const act = acting.act.bind(acting);
+    acting.act = async (candidate) => {
+      const acted = await act(candidate);
+      return acted.forced
+        ? { ...acted, verify: (_windowMs, _done, failed) => failed(new Error('lost')) }
+        : acted;
+    };
+    const { flow, report } = flowOf(acting, registry);
+    await (
+      await flow.start(candidateOf('t1', queue()), false)
+    ).row;
+    await expect(flow.drain()).rejects.toThrow('lost');
+    expect(left).toBe(1);
+    expect(report.counts.matched).toBe(0);
   });
 
   it('marks a canary row, and reads a canary back', async () => {

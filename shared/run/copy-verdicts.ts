@@ -145,31 +145,42 @@ export class CopyVerdicts {
       await budget.sleepUntil(Math.max(nextMs, firstMs, lists.fitsAtMs(lists.burst)));
       // Another listing of the run took the budget meanwhile: wait again.
       if (!budget.isOver() && !lists.tryTake(pages, lists.burst)) continue;
-      const fromMs = budget.now();
-      const tasks = budget.isOver() ? undefined : await this.#list(queue, pages);
-      nextMs = fromMs + watch.intervalMs;
-      if (tasks) watch.size = tasks.size;
-      const verdicts = judgeListing(watch.waiting, tasks && { tasks, fromMs }, budget.now());
-      if (budget.isOver())
-        for (const name of watch.waiting.keys()) verdicts.set(name, { verdict: 'running' });
-      for (const [name, verdict] of verdicts) {
-        watch.waiting.get(name)?.done(verdict);
-        watch.waiting.delete(name);
-        watch.awaiting--;
-      }
+      nextMs = budget.now() + watch.intervalMs;
+      await this.#judge(queue, watch, pages);
+    }
+  }
+
+  /** One listing of the queue, and the verdicts it gives (their own call: the listing is let go after). */
+  async #judge(queue: QueueName, watch: QueueWatch, pages: number): Promise<void> {
+    const { budget } = this.deps;
+    const fromMs = budget.now();
+    const listing = budget.isOver() ? undefined : await this.#list(queue, pages, watch.waiting);
+    if (listing) watch.size = listing.size;
+    const verdicts = judgeListing(watch.waiting, listing && { tasks: listing.shown, fromMs }, budget.now());
+    if (budget.isOver()) for (const name of watch.waiting.keys()) verdicts.set(name, { verdict: 'running' });
+    for (const [name, verdict] of verdicts) {
+      watch.waiting.get(name)?.done(verdict);
+      watch.waiting.delete(name);
+      watch.awaiting--;
     }
   }
 
   /**
-   * Every task of the queue by name; undefined when the listing failed or ran out of time (no verdict from
-   * it: the next interval lists again).
+   * The waiting copies the listing shows, by name, and how many tasks it listed; undefined when the
+   * listing failed or ran out of time (no verdict from it: the next interval lists again).
    */
-  async #list(queue: QueueName, paid: number): Promise<Map<string, Task> | undefined> {
-    const listed = new Map<string, Task>();
+  async #list(
+    queue: QueueName,
+    paid: number,
+    waiting: ReadonlyMap<string, WaitingCopy>,
+  ): Promise<{ shown: Map<string, Task>; size: number } | undefined> {
+    const shown = new Map<string, Task>();
+    let size = 0;
     const pages = await listPaid(this.deps, queue, paid, (page) => {
       this.listCalls++;
-      for (const task of page) listed.set(task.name, task);
+      size += page.length;
+      for (const task of page) if (waiting.has(task.name)) shown.set(task.name, task);
     });
-    return pages === undefined ? undefined : listed;
+    return pages === undefined ? undefined : { shown, size };
   }
 }

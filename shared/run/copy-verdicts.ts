@@ -23,6 +23,8 @@ export interface WaitingCopy {
   readonly untilMs: number;
   misses: number;
   readonly done: (verdict: VerdictResult) => void;
+  /** The listing loop threw (nothing it expects throws): the run ends with the error. */
+  readonly failed: (error: unknown) => void;
 }
 
 /**
@@ -112,8 +114,14 @@ export class CopyVerdicts {
     const untilMs = Math.min(fromMs + windowMs, budget.deadlineMs);
     watch.intervalMs = Math.min(watch.intervalMs, readIntervalMs(windowMs));
     // A copy waiting by listing is this entry alone (thousands wait at once).
-    watch.waiting.set(copy, { fromMs, untilMs, misses: 0, done });
-    watch.loop ??= this.#listUntilSettled(queue, watch).finally(() => (watch.loop = undefined));
+    watch.waiting.set(copy, { fromMs, untilMs, misses: 0, done, failed });
+    watch.loop ??= this.#listUntilSettled(queue, watch)
+      .catch((error: unknown) => {
+        for (const waiting of watch.waiting.values()) waiting.failed(error);
+        watch.awaiting -= watch.waiting.size;
+        watch.waiting.clear();
+      })
+      .finally(() => (watch.loop = undefined));
   }
 
   #watchOf(queue: QueueName, queueSize: number): QueueWatch {

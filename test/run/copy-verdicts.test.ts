@@ -23,6 +23,9 @@ function waitingCopy(fromMs = 0, untilMs = 10_000): WaitingCopy & { verdict?: Ve
     untilMs,
     misses: 0,
     done: (verdict) => (copy.verdict = verdict),
+    failed: (error) => {
+      throw error;
+    },
   };
   return copy;
 }
@@ -113,6 +116,29 @@ describe('CopyVerdicts', () => {
     );
     return { results, verdicts, verifier };
   }
+
+  it('a listing loop that throws hands the error to every copy waiting, rather than leaving them waiting', async () => {
+    const queue = parseQueueName(ORDERS)!;
+    const budget = new Budget(20_000);
+    const verifier = new Verifier({ tasks: world.tasks, reads: new Semaphore(8), budget });
+    const lists = new ListBudget(Date.now, LIST_CALLS_PER_MINUTE, 0);
+    // Nothing the loop expects throws: an unexpected throw, injected here.
+    lists.fitsAtMs = () => {
+      throw new Error('unexpected');
+    };
+    const verdicts = new CopyVerdicts({ tasks: world.tasks, budget, lists, verifier });
+    const outcomes = await Promise.allSettled(
+      ['a', 'b', 'c'].map(
+        (id) =>
+          new Promise<VerdictResult>((done, failed) =>
+            verdicts.verdictOf(queue, 0, taskName(`copy-${id}`).name, Date.now(), 5_000, done, failed),
+          ),
+      ),
+    );
+    // The first copy alone is read on its own (a listing does not pay yet); the others wait by listing.
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
+    expect((outcomes[1] as PromiseRejectedResult).reason).toEqual(new Error('unexpected'));
+  });
 
   it('lists a queue that is mostly copies: every verdict right, no GetTask per copy', async () => {
     const { results, verdicts, verifier } = await copiesDueNow(30, 0, (path) =>

@@ -180,7 +180,7 @@ const JSON_CONTENT = { 'content-type': 'application/json' } as const;
  * such costs a tenth of decoding UTF-8, about as much as the parse (docs/performance.md "Where the CPU
  * goes"). An answer that is not JSON is its text.
  */
-export function jsonOf(data: ArrayBuffer): unknown {
+function jsonOf(data: ArrayBuffer): unknown {
   const bytes = Buffer.from(data);
   const text = bytes.toString(isAscii(bytes) ? 'ascii' : 'utf8');
   try {

@@ -70,8 +70,8 @@ export interface CopyVerdictsDeps {
 /** The copies of one queue waiting for a verdict by listing, and the one loop that lists for them. */
 interface QueueWatch {
   readonly waiting: Map<string, WaitingCopy>;
-  /** Copies of the queue waiting for a verdict, either way. */
-  awaiting: number;
+  /** Copies of the queue read back on their own right now (the others are `waiting`). */
+  readAlone: number;
   /** Tasks in the queue the last time it was listed (the plan's count before that). */
   size: number;
   intervalMs: number;
@@ -100,12 +100,14 @@ export class CopyVerdicts {
     failed: (error: unknown) => void,
   ): void {
     const watch = this.#watchOf(queue, queueSize);
-    watch.awaiting++;
-    if (!listingPays(watch.awaiting, watch.size + watch.awaiting)) {
+    // This copy among those awaiting a verdict either way.
+    const awaiting = watch.readAlone + watch.waiting.size + 1;
+    if (!listingPays(awaiting, watch.size + awaiting)) {
+      watch.readAlone++;
       const fresh = { name: copy, dispatchCount: 0, responseCount: 0 };
       void this.deps.verifier
         .verdictOf(parseTaskName(copy)!, fresh, windowMs, true, dueMs)
-        .finally(() => watch.awaiting--)
+        .finally(() => watch.readAlone--)
         .then(done, failed);
       return;
     }
@@ -118,7 +120,6 @@ export class CopyVerdicts {
     watch.loop ??= this.#listUntilSettled(queue, watch)
       .catch((error: unknown) => {
         for (const waiting of watch.waiting.values()) waiting.failed(error);
-        watch.awaiting -= watch.waiting.size;
         watch.waiting.clear();
       })
       .finally(() => (watch.loop = undefined));
@@ -129,7 +130,7 @@ export class CopyVerdicts {
     if (!watch) {
       watch = {
         waiting: new Map(),
-        awaiting: 0,
+        readAlone: 0,
         size: queueSize,
         intervalMs: Number.POSITIVE_INFINITY,
         loop: undefined,
@@ -169,7 +170,6 @@ export class CopyVerdicts {
     for (const [name, verdict] of verdicts) {
       watch.waiting.get(name)?.done(verdict);
       watch.waiting.delete(name);
-      watch.awaiting--;
     }
   }
 

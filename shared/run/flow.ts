@@ -71,14 +71,14 @@ export class TaskFlow {
       pendingHeld = false;
     };
     const task = candidate.name.name;
-    const { row, settle, failed } = this.#rowOf(task);
+    const { row, settle, failed } = this.#rowOf(task, canary);
     // The candidate (its listed state) is held only until the act; a task awaiting its verdict holds
     // only the callbacks that give it its row (docs/performance.md "Memory").
     this.#act(candidate, canary, forced)
       .then((acted) => {
         forced();
         if (!('outcome' in acted)) return this.#verify(task, canary, acted, settle, failed);
-        settle(canary ? { ...acted, canary } : acted);
+        settle(acted);
       })
       .catch((error: unknown) => {
         forced();
@@ -94,11 +94,15 @@ export class TaskFlow {
   }
 
   /**
-   * A started task's row, and the two ways it gets one, once: `settle` records it in the report;
+   * A started task's row, and the two ways it gets one, once: `settle` records it in the report (a
+   * canary's row marked so);
    * `failed` ends the run with an error thrown by a stage (nothing the stages expect throws), the row
    * unrecorded.
    */
-  #rowOf(task: string): {
+  #rowOf(
+    task: string,
+    canary: boolean,
+  ): {
     row: Promise<TaskRow>;
     settle: (row: TaskRow) => void;
     failed: (error: unknown) => void;
@@ -114,8 +118,9 @@ export class TaskFlow {
     };
     return {
       row,
-      settle: (row) => {
+      settle: (fields) => {
         if (!open) return;
+        const row = canary ? { ...fields, canary } : fields;
         this.deps.report.record(row);
         end(row);
       },
@@ -139,7 +144,7 @@ export class TaskFlow {
     const windowMs = canary ? this.deps.canaryWaitMs : this.deps.verifyMs;
     const settled = (fields: Omit<TaskRow, 'task'>): void => {
       leave();
-      settle({ task, ...fields, ...(canary && { canary }) });
+      settle({ task, ...fields });
     };
     if (windowMs <= 0) return settled(row);
     verify(

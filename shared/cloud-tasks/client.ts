@@ -61,6 +61,10 @@ export interface Queue {
     maxAttempts?: number;
     /** A proto Duration; "0s" or absent = unlimited. */
     maxRetryDuration?: string;
+    /** Proto Durations: the first backoff and the cap (docs/parking.md "At risk"). */
+    minBackoff?: string;
+    maxBackoff?: string;
+    maxDoublings?: number;
   };
 }
 

@@ -2,6 +2,7 @@
  * Cloud Tasks resource names, parsed and validated by Cloud Tasks' own rules before any URL is built.
  * https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks#Task.FIELDS.name
  */
+import { createHash } from 'node:crypto';
 
 // Project IDs: letters, digits and hyphens, optionally domain-scoped (`example.com:my-project`).
 const PROJECT_ID = /^(?:[a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
@@ -101,4 +102,26 @@ export function isQueueAllowed(queue: QueueName, allowlist: readonly QueuePatter
       (entry.location === '*' || entry.location === queue.location) &&
       (entry.queue === '*' || entry.queue === queue.queue),
   );
+}
+
+/** The suffix of every parking queue's ID (docs/parking.md "Parking queues"). */
+const PARKING_SUFFIX = '-parked';
+/** Home queue IDs longer than this get a hashed parking queue ID, within the 100 characters of a queue ID. */
+const PARKING_PREFIX_LENGTH = 84;
+
+/**
+ * The parking queue of a home queue (docs/parking.md "Parking queues"): `<queue>-parked` in the same
+ * location, or `<first 84 characters>-<8 hex of the ID's SHA-256>-parked` when that would pass 100.
+ */
+export function parkingQueueOf(home: QueueName): QueueName {
+  const plain = `${home.queue}${PARKING_SUFFIX}`;
+  const id = isQueueId(plain)
+    ? plain
+    : `${home.queue.slice(0, PARKING_PREFIX_LENGTH)}-${createHash('sha256').update(home.queue).digest('hex').slice(0, 8)}${PARKING_SUFFIX}`;
+  return parseQueueName(`projects/${home.project}/locations/${home.location}/queues/${id}`)!;
+}
+
+/** Whether the queue is a parking queue: never a rerun target of its own, only through its home queue. */
+export function isParkingQueue(queue: Pick<QueueName, 'queue'>): boolean {
+  return queue.queue.endsWith(PARKING_SUFFIX);
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { DurationMs } from './duration.js';
 import {
+  isParkingQueue,
   isQueueAllowed,
   parseQueueName,
   parseQueuePattern,
@@ -95,6 +96,11 @@ export const Env = z.object({
     .enum(['true', 'false'], 'true or false')
     .default('true')
     .transform((value) => value === 'true'),
+  RERUN_PARK: z
+    .enum(['true', 'false'], 'true or false')
+    .default('false')
+    .transform((value) => value === 'true'),
+  RERUN_SWEEP_PERIOD: DurationMs.default(15 * 60_000),
   RERUN_ROUTES: RoutesSource,
   RERUN_CONTROL_QUEUE: OptionalQueue,
   RERUN_SELF_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -117,6 +123,10 @@ export interface Config {
   readonly redriveConcurrency: number;
   /** Redrive creates and deletes by batch (docs/redrive.md "Batch calls"); false: one call per task. */
   readonly redriveBatch: boolean;
+  /** Sweeps park the tasks at risk of being dropped (docs/parking.md). */
+  readonly park: boolean;
+  /** How often the sweep runs: parking protects what may be dropped before the next one. */
+  readonly sweepPeriodMs: number;
   readonly routes: Routes;
   readonly controlQueue: QueueName | undefined;
   readonly selfUrl: string | undefined;
@@ -168,6 +178,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: Config
       `invalid configuration:\n✖ RERUN_QUEUES names the control queue ${control.name}: it is never a rerun target\n  → at RERUN_QUEUES`,
     );
   }
+  const parking = e.RERUN_QUEUES.filter((entry) => entry.queue !== '*' && isParkingQueue(entry));
+  if (parking.length > 0) {
+    throw new ConfigError(
+      `invalid configuration:\n✖ RERUN_QUEUES names the parking queue ${parking[0]!.pattern}: it is reached only through its home queue (docs/parking.md)\n  → at RERUN_QUEUES`,
+    );
+  }
   const timeBudgetMs =
     e.RERUN_TIME_BUDGET ?? options.commandLine?.defaultTimeBudgetMs ?? DEFAULT_TIME_BUDGET_MS;
   // A service's timeouts bound its budget; a command line has none.
@@ -204,6 +220,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: Config
     timeBudgetMs,
     redriveConcurrency: e.RERUN_REDRIVE_CONCURRENCY,
     redriveBatch: e.RERUN_REDRIVE_BATCH,
+    park: e.RERUN_PARK,
+    sweepPeriodMs: e.RERUN_SWEEP_PERIOD,
     routes: e.RERUN_ROUTES,
     controlQueue: e.RERUN_CONTROL_QUEUE,
     selfUrl: e.RERUN_SELF_URL,

@@ -14,7 +14,7 @@ import type { Budget } from './budget.js';
 import { createUnderFreeName } from '../control/claim-names.js';
 import { claimIdOf, moveRecoveryTaskFor, type ControlTarget } from '../control/control-tasks.js';
 import type { ForcePolicy } from './force.js';
-import { parseTaskName, type TaskName } from '../cloud-tasks/names.js';
+import { parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import { reserveSlot, type Semaphore } from './pace.js';
 import type { Candidate, QueueRun } from './plan.js';
 import { selectTask, type SkipReason } from './select.js';
@@ -60,7 +60,44 @@ export interface CopyDeps {
   readonly armingDelayMs: number;
   /** Where each move's recovery task is written (the control queue), when there is one. */
   readonly recovery?: ControlTarget | undefined;
+  /** What the copy is made of and named (default: a redrive copy in the task's own queue). */
+  readonly shape?: CopyShape | undefined;
 }
+
+/**
+ * What a move makes of a task: a redrive copy beside it (REDRIVE_COPY), or a parked task brought home
+ * (unpark.ts). The copy is always created in the run's queue (`QueueRun.queue`).
+ */
+export interface CopyShape {
+  /** The copy's name in `queue`, the queue it is created in. */
+  nameOf(
+    original: TaskName,
+    request: { readonly requestId: string; readonly cutoffMs: number },
+    queue: QueueName,
+  ): TaskName;
+  taskOf(original: Task, name: TaskName, dueMs: number): NewTask;
+  /** The account whose token the copy carries: creating it needs iam.serviceAccounts.actAs on it. */
+  accountOf(original: Task): string | undefined;
+  /** The task as the selection rules read it. */
+  asSelected(task: Task): Task;
+  /** Why the move may not start now (read before each), else undefined. */
+  refusal(queue: QueueRun): Promise<CopyResult | undefined>;
+  /**
+   * Whether the original may run (and so vanish) by itself. When it cannot (a parked task: its queue is
+   * PAUSED), an original found gone was moved by another request: the copy under the shared name is kept.
+   */
+  readonly originalRuns: boolean;
+}
+
+/** A redrive copy: beside its original, named by the request. */
+export const REDRIVE_COPY: CopyShape = {
+  nameOf: (original, request) => copyNameOf(original, request.requestId, request.cutoffMs),
+  taskOf: (original, name, dueMs) => copyOf(original, name, dueMs),
+  accountOf: (original) => tokenAccountOf(original),
+  asSelected: (task) => task,
+  refusal: () => Promise.resolve(undefined),
+  originalRuns: true,
+};
 
 /**
  * The copy's name: a hex SHA-256 of the original's full name, the requestId and the cutoff, the
@@ -121,6 +158,7 @@ export class Copier {
   readonly copies = new Set<string>();
   readonly #calls: RedriveCalls;
   readonly #mover: Mover;
+  readonly #shape: CopyShape;
 
   constructor(
     private readonly deps: CopyDeps,
@@ -128,7 +166,8 @@ export class Copier {
   ) {
     this.#calls = new RedriveCalls(deps);
     const { secondReads } = deps;
-    this.#mover = new Mover(deps, this.#calls, (queue, name, answerByMs) =>
+    this.#shape = deps.shape ?? REDRIVE_COPY;
+    this.#mover = new Mover({ ...deps, shape: this.#shape }, this.#calls, (queue, name, answerByMs) =>
       secondReads
         ? secondReads.read(queue.queue, queue.report.scanned, name, answerByMs)
         : this.#calls.read(name, 'BASIC'),
@@ -171,11 +210,12 @@ export class Copier {
     if ('stop' in fresh) return fresh;
     const ready = await this.#ready(candidate, fresh, policy);
     if (ready !== undefined) return { stop: ready };
-    const copyName = copyNameOf(name, this.request.requestId, this.request.cutoffMs);
+    const copyName = this.#shape.nameOf(name, this.request, queue.queue);
     this.copies.add(copyName.name);
     const recovery = await this.#armRecovery(name, fresh, copyName, slotMs);
     if ('stop' in recovery) return recovery;
-    const created = await this.#mover.copy(queue, fresh, copyName, tokenAccountOf(fresh), slotMs);
+    const account = this.#shape.accountOf(fresh);
+    const created = await this.#mover.copy(queue, fresh, copyName, account, slotMs);
     if ('stop' in created) return created;
     const copy = { name: copyName, dueMs: created.dueMs };
     return { seenAttempts: fresh.dispatchCount ?? 0, copy, recovery };
@@ -184,10 +224,12 @@ export class Copier {
   /** The rules on the fresh state, and the queue's; undefined when the task may be copied. */
   async #ready(candidate: Candidate, fresh: Task, policy: ForcePolicy): Promise<CopyResult | undefined> {
     const { queue } = candidate;
-    const selection = selectTask(fresh, policy.rulesFor(queue));
+    const selection = selectTask(this.#shape.asSelected(fresh), policy.rulesFor(queue));
     if (selection.kind === 'unmatched') return { outcome: 'skipped', skipReason: 'no-longer-matches' };
     if (selection.kind === 'skip') return { outcome: 'skipped', skipReason: selection.reason };
-    if (!this.#mover.mayActAs(tokenAccountOf(fresh)))
+    const refused = await this.#shape.refusal(queue);
+    if (refused) return refused;
+    if (!this.#mover.mayActAs(this.#shape.accountOf(fresh)))
       return { outcome: 'skipped', skipReason: 'cannot-act-as' };
     if (queue.state.stoppedBy) return { outcome: 'skipped', skipReason: queue.state.stoppedBy };
     const stateSkip = await queue.state.skipReason();

@@ -272,6 +272,12 @@ function rowFieldsOf(result: Unforced): Omit<TaskRow, 'task'> {
       return { outcome: 'failed', error: result.error };
     case 'deferred':
       return { outcome: 'deferred', ...(result.error !== undefined && { error: result.error }) };
+    case 'parked':
+      return {
+        outcome: 'parked',
+        copy: result.parkedAs.name,
+        ...(result.possiblyDone && { possiblyDone: true }),
+      };
     default:
       return { outcome: result.outcome };
   }

@@ -14,10 +14,12 @@ import { Enqueuer } from './enqueue.js';
 import { estimateOf, LoadCollector, type Estimate } from './estimate.js';
 import { Forcer, type ForcePolicy, type ForceResult } from './force.js';
 import type { ListBudget } from './list-budget.js';
+import type { ParkResult } from './park.js';
 import type { Logger } from '../platform/log.js';
 import type { QueueName } from '../cloud-tasks/names.js';
 import { Semaphore, type Pacer } from './pace.js';
-import type { Candidate, PlanMode, QueueRun } from './plan.js';
+import type { Candidate, Listing, PlanMode, QueueRun } from './plan.js';
+import { homeCopy, parkedListing } from './unpark.js';
 import { checkRedrivePermissions } from './redrive-permissions.js';
 import { batchPath, perTaskPath, type RedriveCallsTaken, type RedrivePath } from './redrive-path.js';
 import type { RerunMode, RerunRequest } from '../triggers/events.js';
@@ -26,7 +28,10 @@ import type { TaskRow } from './settle.js';
 import { Verifier, type ReadBack } from './verify.js';
 
 /** The result of an act that forced nothing. */
-export type Unforced = Exclude<ForceResult | CopyResult, { outcome: 'dispatched' } | { outcome: 'redriven' }>;
+export type Unforced = Exclude<
+  ForceResult | CopyResult | ParkResult,
+  { outcome: 'dispatched' } | { outcome: 'redriven' }
+>;
 
 /** A claimed task acted on: forced (its row, and how to read its forced attempt back), or not. */
 export type Acted =
@@ -96,16 +101,18 @@ export function modeOf(request: RerunRequest, deps: ModeDeps): Mode {
   const calls = new Semaphore(config.redriveConcurrency);
   const verifier = new Verifier({ tasks, reads: calls, budget });
   const base =
-    request.mode === 'redrive'
-      ? redriveModeOf(request, deps, calls, verifier)
-      : new RunTaskMode(
-          new Forcer({ tasks, pacer: deps.pacer, inFlight: deps.inFlight, budget, log: deps.log }),
-          verifier,
-          control && deps.mayEnqueue ? new Enqueuer(tasks, control, deps.work, calls, deps.now) : undefined,
-          budget,
-          request.canary,
-          config.concurrency,
-        );
+    request.kind === 'unpark'
+      ? unparkModeOf(request, deps, calls, verifier)
+      : request.mode === 'redrive'
+        ? redriveModeOf(request, deps, calls, verifier)
+        : new RunTaskMode(
+            new Forcer({ tasks, pacer: deps.pacer, inFlight: deps.inFlight, budget, log: deps.log }),
+            verifier,
+            control && deps.mayEnqueue ? new Enqueuer(tasks, control, deps.work, calls, deps.now) : undefined,
+            budget,
+            request.canary,
+            config.concurrency,
+          );
   return request.dryRun ? new DryRunMode(base, deps.armingDelayMs) : base;
 }
 
@@ -132,6 +139,33 @@ function redriveModeOf(
     new CopyVerdicts({ tasks, budget, lists, verifier }),
     path,
     request.canary,
+  );
+}
+
+/**
+ * Unpark (docs/parking.md "Unparking"): a redrive of each home queue's parked tasks, one call per task (the
+ * batch path's second reads list the queue the copies go to, not the parking queue), without a recovery
+ * task (a move between two queues: docs/parking.md "Limits").
+ */
+function unparkModeOf(
+  request: RerunRequest,
+  deps: ModeDeps,
+  calls: Semaphore,
+  verifier: Verifier,
+): RedriveMode {
+  const { config, tasks, budget, lists, armingDelayMs } = deps;
+  const path = perTaskPath(tasks, config.redriveConcurrency);
+  const copier = new Copier(
+    { ...path.copy, calls, budget, armingDelayMs, recovery: undefined, shape: homeCopy(tasks) },
+    deps.work,
+  );
+  return new RedriveMode(
+    tasks,
+    copier,
+    new CopyVerdicts({ tasks, budget, lists, verifier }),
+    path,
+    request.canary,
+    parkedListing({ possiblyDone: request.possiblyDone }),
   );
 }
 
@@ -239,6 +273,8 @@ export class RedriveMode implements Mode, Acting {
     private readonly verdicts: CopyVerdicts,
     private readonly path: RedrivePath,
     readonly canary: Canary,
+    /** Unpark's: the parked tasks of each queue's parking queue. */
+    readonly listing?: Listing | undefined,
   ) {
     this.readsBodies = path.readsBodies;
     this.concurrency = path.concurrency;
@@ -332,6 +368,9 @@ export class DryRunMode implements Mode {
   readonly readsBodies = false;
   get queuesAtOnce(): number {
     return this.base.queuesAtOnce;
+  }
+  get listing(): Listing | undefined {
+    return this.base.listing;
   }
   /** Never reached: every admitted task gets its row at once. */
   get acting(): Acting {

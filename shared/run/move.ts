@@ -4,7 +4,7 @@
  * withdrawn. When in doubt, a task is kept rather than lost.
  */
 import type { CloudTasksError, Task } from '../cloud-tasks/client.js';
-import { copyOf, firstTaskOf, type CopyDeps, type CopyResult } from './copy.js';
+import { firstTaskOf, type CopyDeps, type CopyResult, type CopyShape } from './copy.js';
 import type { TaskName } from '../cloud-tasks/names.js';
 import type { QueueRun } from './plan.js';
 import type { RedriveCalls, Stop } from './redrive-calls.js';
@@ -24,7 +24,7 @@ export class Mover {
   readonly #cannotActAs = new Set<string>();
 
   constructor(
-    private readonly deps: Pick<CopyDeps, 'tasks' | 'budget' | 'armingDelayMs'>,
+    private readonly deps: Pick<CopyDeps, 'tasks' | 'budget' | 'armingDelayMs'> & { shape: CopyShape },
     private readonly calls: RedriveCalls,
     /** The original as it is now, read after its copy exists, answered by `answerByMs` if it can be. */
     private readonly secondRead: (
@@ -55,7 +55,8 @@ export class Mover {
     let dueMs = 0;
     return this.calls.sendChange<Stop | { dueMs: number }>(
       () => {
-        const copy = copyOf(original, copyName, Math.max(budget.now(), slotMs) + armingDelayMs);
+        const dueAtMs = Math.max(budget.now(), slotMs) + armingDelayMs;
+        const copy = this.deps.shape.taskOf(original, copyName, dueAtMs);
         dueMs = Date.parse(copy.scheduleTime!);
         return tasks.createTask(queue.queue, copy);
       },
@@ -118,7 +119,7 @@ export class Mover {
     const { name: copyName, dueMs } = copy;
     const again = await this.secondRead(queue, name, Math.min(dueMs, recovery.dueMs) - DELETE_MARGIN_MS);
     if ('stop' in again) {
-      if (again.stop.outcome === 'gone') return this.#withdraw(copyName, { outcome: 'gone' });
+      if (again.stop.outcome === 'gone') return this.#originalGone(copyName);
       return this.#withdraw(copyName, {
         outcome: 'deferred',
         error: `the original could not be read again (${describe(again.stop)}); its copy was withdrawn`,
@@ -153,7 +154,7 @@ export class Mover {
           if (answerLost || this.deps.budget.now() >= recovery.dueMs) {
             return { outcome: 'redriven', copy: copyName, dueMs };
           }
-          return this.#withdraw(copyName, { outcome: 'gone' });
+          return this.#originalGone(copyName);
         }
         if (!isInDoubt(failure)) {
           return this.#withdraw(copyName, { outcome: 'failed', error: `DeleteTask: ${failure.message}` });
@@ -167,6 +168,15 @@ export class Mover {
         unsettled: true,
       }),
     );
+  }
+
+  /**
+   * The original vanished during the move. One that may run finished (or was deleted): its copy must not
+   * run too. One that cannot run was moved by another request under the same copy name: the copy stays.
+   */
+  #originalGone(copyName: TaskName): Promise<CopyResult> {
+    const gone: CopyResult = { outcome: 'gone' };
+    return this.deps.shape.originalRuns ? this.#withdraw(copyName, gone) : Promise.resolve(gone);
   }
 
   /** Deletes a copy that must not run (its original finished, or is running); `then` is the task's result. */

@@ -3,6 +3,7 @@
  * by page as they arrive, each page split into candidates and skips by the pure selection rules.
  */
 import { QueueState } from './queue-state.js';
+import { retryPolicyOf, type RetryPolicy } from './park-rules.js';
 import type { ListBudget } from './list-budget.js';
 import {
   FULL_TASK_PAGE_SIZE,
@@ -15,6 +16,7 @@ import {
 import type { RerunRequest } from '../triggers/events.js';
 import type { Logger } from '../platform/log.js';
 import {
+  isParkingQueue,
   isQueueAllowed,
   parseQueueName,
   parseTaskName,
@@ -25,24 +27,20 @@ import { Pacer, rateOf, type QueueAttempts, type Semaphore } from './pace.js';
 import type { QueueReport, TaskRow } from './settle.js';
 import { actionFor, outcomeOfFailedRead } from '../cloud-tasks/retry.js';
 import type { Scope } from '../triggers/scope.js';
-import {
-  queueSkipReason,
-  retryLimitsOf,
-  selectTask,
-  type RetryLimits,
-  type SelectionRules,
-  type SkipReason,
-} from './select.js';
+import { queueSkipReason, selectTask, type SelectionRules, type SkipReason } from './select.js';
 
 /** One queue of the run: its limits, and the state every later stage of its tasks shares. */
 export interface QueueRun {
   readonly queue: QueueName;
+  /** Where its tasks are listed: the queue itself, or (unpark) its parking queue. */
+  readonly listed: QueueName;
   readonly report: QueueReport;
   /** The process's RunTask pacer, the request's and the queue's own rate. */
   readonly pacers: readonly Pacer[];
   /** Redrive's pace: the request's and the queue's own rate, without the RunTask quota. */
   readonly copyPacers: readonly Pacer[];
-  readonly retry: RetryLimits;
+  /** The queue's RetryConfig: the last-attempt rule's limits, and parking's backoffs. */
+  readonly retry: RetryPolicy;
   /** A rule that skips every task of the queue (paused, disabled, serial). */
   readonly skipReason: SkipReason | undefined;
   readonly dueSoonApplies: boolean;
@@ -113,6 +111,17 @@ export interface PlanMode {
   isOwnWork(task: string): boolean;
   /** Whether the mode needs each task's body and headers (redrive, by batch: docs/redrive.md "Batch calls"). */
   readonly readsBodies: boolean;
+  /** Where the tasks are listed when not in the queue itself (unpark: docs/parking.md "Unparking"). */
+  readonly listing?: Listing | undefined;
+}
+
+/** A listing of other tasks than the queue's own: its parking queue's, in the FULL view. */
+export interface Listing {
+  queueOf(queue: QueueName): QueueName;
+  /** The task as the selection rules read it (a parked task: its original's recorded values). */
+  asSelected(task: Task): Task;
+  /** The listing's own rule: why a matched task stays where it is. */
+  skipReasonOf(task: Task): SkipReason | undefined;
 }
 
 /**
@@ -164,7 +173,12 @@ export class Plan {
         for await (const page of this.deps.tasks.listQueues(pattern)) {
           for (const { name } of page) {
             const queue = parseQueueName(name);
-            if (queue && queue.name !== this.scope.controlQueue && isQueueAllowed(queue, [pattern]))
+            if (
+              queue &&
+              queue.name !== this.scope.controlQueue &&
+              !isParkingQueue(queue) &&
+              isQueueAllowed(queue, [pattern])
+            )
               queues.set(queue.name, queue);
           }
         }
@@ -197,10 +211,11 @@ export class Plan {
     const rule = { force: this.request.force, bypassesDispatchLimit: mode.bypassesDispatchLimit };
     return {
       queue,
+      listed: mode.listing?.queueOf(queue) ?? queue,
       report,
       pacers,
       copyPacers,
-      retry: retryLimitsOf(state),
+      retry: retryPolicyOf(state),
       skipReason: queueSkipReason(state, rule.force, rule.bypassesDispatchLimit),
       dueSoonApplies: !(state.state === 'PAUSED' && this.request.force),
       attemptsRunning: this.deps.queueAttempts.of(
@@ -239,7 +254,9 @@ export class Plan {
   async *#taskPages(run: QueueRun): AsyncIterable<PlannedPage> {
     const named = this.scope.tasksByQueue?.get(run.queue.name);
     if (!named) {
-      yield* this.deps.mode.readsBodies ? this.#listWithBodies(run) : this.#list(run, 'BASIC');
+      const { mode } = this.deps;
+      if (mode.listing) yield* this.#list(run, 'FULL');
+      else yield* mode.readsBodies ? this.#listWithBodies(run) : this.#list(run, 'BASIC');
       return;
     }
     for (const task of named) {
@@ -265,7 +282,7 @@ export class Plan {
     view: 'BASIC' | 'FULL',
     seen?: ReadonlySet<string>,
   ): AsyncIterable<PlannedPage> {
-    for await (const page of this.deps.tasks.listTasks(run.queue, view)) {
+    for await (const page of this.deps.tasks.listTasks(run.listed, view)) {
       this.deps.lists.count();
       yield this.#split(seen ? page.filter((task) => !seen.has(task.name)) : page, run, view);
     }
@@ -303,9 +320,10 @@ export class Plan {
     // The last-attempt rule waits for the fresh read when canaries may lift it.
     const rules = this.rulesFor(run, this.request.lastAttempts || this.deps.mode.canary !== undefined);
     const split: PlannedPage = { candidates: [], rows: [], matched: [], listedNames: [] };
+    const { listing } = this.deps.mode;
     for (const full of page) {
       split.listedNames.push(full.name);
-      const task = view === 'FULL' ? withoutBody(full) : full;
+      const task = listing ? listing.asSelected(full) : view === 'FULL' ? withoutBody(full) : full;
       run.report.scanned++;
       if (this.deps.mode.isOwnWork(task.name)) continue;
       const selection = selectTask(task, rules);
@@ -313,11 +331,12 @@ export class Plan {
       run.report.matched++;
       split.matched.push(task);
       const name = parseTaskName(task.name);
-      if (!name || name.queueName !== run.queue.name) {
+      if (!name || name.queueName !== run.listed.name) {
         split.rows.push({ task: task.name, outcome: 'failed', error: 'invalid task name in the listing' });
         continue;
       }
-      const skip = selection.kind === 'skip' ? selection.reason : run.skipReason;
+      const skip =
+        (selection.kind === 'skip' ? selection.reason : run.skipReason) ?? listing?.skipReasonOf(full);
       if (skip) split.rows.push({ task: task.name, outcome: 'skipped', skipReason: skip });
       else {
         const body = view === 'FULL' ? new Handover(full) : undefined;

@@ -7,6 +7,7 @@
  *   mode       what run, redrive and a dry run do differently: force (force.ts), copy (copy.ts),
  *              enqueue (enqueue.ts), or estimate (estimate.ts) (modes.ts)
  *   breaker    too many verdicts failed again: the rest are held (breaker.ts)
+ *   parking    failed tasks at risk of being dropped, moved to their parking queue (park.ts)
  *   settle     one row, one log line and the counts per task; the report (settle.ts, undone.ts)
  * This file wires them: it owns no rule and no state of its own.
  */
@@ -26,7 +27,8 @@ import { Hold } from './hold.js';
 import { ListBudget } from './list-budget.js';
 import type { Logger } from '../platform/log.js';
 import { modeOf, type Mode } from './modes.js';
-import type { Pacer, QueueAttempts, Semaphore } from './pace.js';
+import { Semaphore, type Pacer, type QueueAttempts } from './pace.js';
+import { NO_PARKING, Parking, type ParkingStage } from './park.js';
 import { Plan, type Candidate } from './plan.js';
 import { logFinished, logStarted, ReportBuilder, reportOf, type RerunReport } from './settle.js';
 import type { Scope } from '../triggers/scope.js';
@@ -92,6 +94,7 @@ class Run {
   readonly #plan: Plan;
   readonly #flow: TaskFlow;
   readonly #clusters = new ClusterCollector();
+  readonly #parking: ParkingStage;
 
   constructor(
     private readonly request: RerunRequest,
@@ -136,6 +139,24 @@ class Run {
       canaryWaitMs: mode.canary?.waitMs ?? 0,
       concurrency: mode.concurrency,
     });
+    this.#parking = parksAtRisk(request, config)
+      ? new Parking({
+          tasks: deps.tasks,
+          budget,
+          log,
+          report,
+          // In this process's registry only: a claim left in the control queue would be forced, not parked.
+          claimer: new Claimer(
+            { ...deps, registry: deps.claims, control: undefined, ownClaimId: undefined, now },
+            work,
+            budget.deadlineMs + CLAIM_MARGIN_MS,
+          ),
+          calls: new Semaphore(config.redriveConcurrency),
+          sweepPeriodMs: config.sweepPeriodMs,
+          dryRun: request.dryRun,
+          cutoffMs: request.cutoffMs,
+        })
+      : NO_PARKING;
     this.#admission = new Admission(Math.min(request.maxTasks ?? config.maxTasks, config.maxTasks));
     this.#budget = budget;
     this.#report = report;
@@ -156,6 +177,7 @@ class Run {
       await this.#planAndForce();
       if (this.#gate.isChoosing) await this.#openGate();
       await this.#flow.drain();
+      await this.#parking.drain();
     } finally {
       clearInterval(progress);
     }
@@ -171,6 +193,7 @@ class Run {
       canary: this.#gate.summary,
       estimate: this.#mode.estimate(this.#budget.now()),
       redriveCalls: this.#mode.redriveCalls(),
+      parking: this.#parking.reports,
       durationMs: this.#budget.now() - this.#budget.startMs,
     });
     logFinished(log, report);
@@ -192,8 +215,9 @@ class Run {
     if (this.#budget.isOver()) return this.#plan.notReached(queueName);
     const queue = await this.#plan.openQueue(queueName);
     if (!queue) return;
-    for await (const page of this.#plan.pages(queue)) {
-      for (const task of page.matched) this.#clusters.add(task, queueName.name);
+    for await (const listed of this.#plan.pages(queue)) {
+      for (const task of listed.matched) this.#clusters.add(task, queueName.name);
+      const page = await this.#parking.sift(listed, queue);
       for (const row of page.rows) this.#report.record(row);
       for (const candidate of this.#gate.order(page.candidates)) await this.#admit(candidate);
       if (this.#budget.isOver()) break;
@@ -235,6 +259,14 @@ class Run {
     await this.#gate.settle();
     for (const candidate of this.#gate.takeWaiting()) await this.#admit(candidate);
   }
+}
+
+/**
+ * Whether the run parks what is at risk (docs/parking.md): when the request says so, or a sweep where the
+ * deployment parks; never when the request forces last attempts instead.
+ */
+function parksAtRisk(request: RerunRequest, config: Config): boolean {
+  return !request.lastAttempts && (request.park ?? (request.kind === 'sweep' && config.park));
 }
 
 /** The request's options a claim or control task carries, for every task. */

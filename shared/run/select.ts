@@ -24,7 +24,9 @@ export type SkipReason =
   | 'claimed'
   | 'no-longer-matches'
   | 'cannot-act-as'
-  | 'over-cap';
+  | 'over-cap'
+  | 'park-limit'
+  | 'possibly-done';
 
 /** The verdict on one listed task. */
 export type Selection =

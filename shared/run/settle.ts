@@ -1,6 +1,7 @@
 /**
  * The run report (docs/reports-and-logs.md): every matched task gets exactly one outcome, logged once and counted once.
  */
+import type { ParkingReport } from './park.js';
 import type { RedriveCallsTaken } from './redrive-path.js';
 import type { ClusterSummary } from './clusters.js';
 import type { Estimate } from './estimate.js';
@@ -19,6 +20,7 @@ export const OUTCOMES = [
   'deferred',
   'queued',
   'held',
+  'parked',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
@@ -33,8 +35,10 @@ export interface TaskRow {
   readonly status?: string;
   readonly error?: string;
   readonly canary?: boolean;
-  /** A `redriven` task's copy: the new task that carries its work. */
+  /** A `redriven` task's copy, or a `parked` task's parked copy: the new task that carries its work. */
   readonly copy?: string;
+  /** A `parked` task whose last attempt may have run during the move (docs/parking.md "The move"). */
+  readonly possiblyDone?: true;
 }
 
 /** The verdicts summed (docs/execution.md "Verdicts"). */
@@ -83,6 +87,8 @@ export interface RerunReport {
   estimate?: Estimate;
   /** A redrive's calls: by batch, one per task, or one per task after batch calls were refused. */
   redriveCalls?: RedriveCallsTaken;
+  /** What parking did, per home queue, when the run parked (docs/parking.md "Seeing them"). */
+  parking?: ParkingReport[];
   /** Present when work is left undone: send the same request again (its cutoff makes that safe). */
   continueWith?: {
     requestId: string;
@@ -109,6 +115,7 @@ const MESSAGES: Record<Outcome, string> = {
   deferred: 'task deferred',
   queued: 'task queued',
   held: 'task held',
+  parked: 'task parked',
 };
 
 /** Counts of a report with nothing counted yet. */
@@ -192,6 +199,7 @@ export interface ReportParts {
   readonly canary: RerunReport['canary'];
   readonly estimate: Estimate | undefined;
   readonly redriveCalls?: RedriveCallsTaken | undefined;
+  readonly parking?: ParkingReport[] | undefined;
   readonly durationMs: number;
 }
 
@@ -220,6 +228,7 @@ export function reportOf(request: RerunRequest, runId: string, parts: ReportPart
     ...(canary && { canary }),
     ...(estimate && { estimate }),
     ...(parts.redriveCalls && { redriveCalls: parts.redriveCalls }),
+    ...(parts.parking && { parking: parts.parking }),
     ...(continueWith && { continueWith }),
     durationMs: parts.durationMs,
   };

@@ -101,6 +101,7 @@ const Common = {
   minBackoffLeft: DurationMs.optional(),
   maxRate: z.number().positive().optional(),
   redrive: z.strictObject({ batch: z.boolean().optional() }).optional(),
+  park: z.boolean().optional(),
 };
 
 const Queues = z.array(QueueNameText).min(1).max(100);
@@ -138,12 +139,24 @@ export const TasksEvent = z.strictObject({
   ...Common,
 });
 
-/** One event, of any of the four kinds. */
+/** Parked tasks of the home queues brought home (docs/parking.md "Unparking"): always as redrive copies. */
+export const UnparkEvent = z.strictObject({
+  kind: z.literal('unpark'),
+  queues: Queues.optional(),
+  match: Match.optional(),
+  /** Also tasks parked while their last attempt may have run: the operator says they were not done. */
+  possiblyDone: z.boolean().default(false),
+  ...Common,
+  mode: z.literal('redrive', 'an unpark always copies the task home (mode redrive)').default('redrive'),
+});
+
+/** One event, of any of the five kinds. */
 export const RerunEvent = z.discriminatedUnion('kind', [
   FixDeployedEvent,
   FailureAlertEvent,
   SweepEvent,
   TasksEvent,
+  UnparkEvent,
 ]);
 export type RerunEvent = z.input<typeof RerunEvent>;
 
@@ -217,6 +230,10 @@ export interface RerunRequest {
   readonly maxRatePerSecond: number | undefined;
   /** `"redrive": {"batch": false}`: redrive one call per task (docs/redrive.md "Batch calls"). */
   readonly redriveBatch: boolean | undefined;
+  /** Park the tasks at risk of being dropped (docs/parking.md); undefined: a sweep parks when RERUN_PARK is set. */
+  readonly park: boolean | undefined;
+  /** An unpark also brings home tasks parked while possibly done (docs/parking.md "The move"). */
+  readonly possiblyDone: boolean;
   /** Free-form context logged with the run (service, revision, incident, build). */
   readonly context: Readonly<Record<string, string>>;
 }
@@ -293,6 +310,7 @@ function explicitCutoffOf(event: ParsedEvent): number | undefined {
     case 'failure-alert':
       return event.until;
     case 'sweep':
+    case 'unpark':
       return undefined;
     case 'tasks':
       return event.cutoff;
@@ -348,6 +366,8 @@ function toRerunRequest(event: ParsedEvent, delivery: Delivery): RerunRequest {
     breaker: event.breaker === undefined ? DEFAULT_BREAKER : event.breaker || undefined,
     maxRatePerSecond: event.maxRate,
     redriveBatch: event.redrive?.batch,
+    park: event.park,
+    possiblyDone: event.kind === 'unpark' && event.possiblyDone,
     minBackoffLeftMs:
       event.minBackoffLeft ??
       (event.kind === 'sweep' ? SWEEP_MIN_BACKOFF_LEFT_MS : DEFAULT_MIN_BACKOFF_LEFT_MS),
@@ -372,6 +392,8 @@ function toRerunRequest(event: ParsedEvent, delivery: Delivery): RerunRequest {
       return { ...base, queues: event.queues, tasks: undefined, match: event.match ?? {}, context: {} };
     case 'tasks':
       return { ...base, queues: undefined, tasks: event.tasks, match: {}, context: {} };
+    case 'unpark':
+      return { ...base, queues: event.queues, tasks: undefined, match: event.match ?? {}, context: {} };
   }
 }
 

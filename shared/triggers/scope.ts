@@ -1,9 +1,10 @@
 /**
  * What a request may touch: the allowlist check, done before any call is made. The control
- * queue is never a rerun target, even where an allowlist pattern covers it.
+ * queue and the parking queues are never rerun targets, even where an allowlist pattern covers them.
  */
 import type { RerunRequest } from './events.js';
 import {
+  isParkingQueue,
   isQueueAllowed,
   parseQueueName,
   parseTaskName,
@@ -33,7 +34,9 @@ export function resolveScope(
   allowlist: readonly QueuePattern[],
   controlQueue?: QueueName,
 ): { ok: true; scope: Scope } | { ok: false; refused: string[] } {
-  const allowed = (queue: QueueName) => queue.name !== controlQueue?.name && isQueueAllowed(queue, allowlist);
+  // A parking queue is reached only through its home queue (docs/parking.md "Parking queues").
+  const allowed = (queue: QueueName) =>
+    queue.name !== controlQueue?.name && !isParkingQueue(queue) && isQueueAllowed(queue, allowlist);
   const base = { patterns: [], tasksByQueue: undefined, controlQueue: controlQueue?.name };
   if (request.tasks) {
     const tasksByQueue = new Map<string, TaskName[]>();

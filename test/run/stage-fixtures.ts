@@ -100,10 +100,18 @@ export function queueRunOf(
   const noCalls = { getQueue: () => Promise.reject(new Error('no call expected')) };
   return {
     queue,
+    listed: queue,
     report: { queue: queue.name, scanned: 0, matched: 0, complete: false },
     pacers: options.pacers ?? [new Pacer(1)],
     copyPacers: options.copyPacers ?? [],
-    retry: options.retry ?? { maxAttempts: 100, maxRetryDurationMs: 0 },
+    retry: {
+      maxAttempts: 100,
+      maxRetryDurationMs: 0,
+      minBackoffMs: 100,
+      maxBackoffMs: 3_600_000,
+      maxDoublings: 16,
+      ...options.retry,
+    },
     skipReason: undefined,
     dueSoonApplies: true,
     attemptsRunning: new Semaphore(10),

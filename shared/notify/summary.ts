@@ -26,6 +26,8 @@ export interface RunSummary {
   readonly queues: RerunReport['queues'];
   /** The MAX_NOTIFIED_CLUSTERS largest failure clusters of the matched tasks. */
   readonly clusters: RerunReport['clusters'];
+  /** What parking did, per home queue, when the run parked (docs/parking.md "Seeing them"). */
+  readonly parking?: RerunReport['parking'];
   readonly continueWith?: RerunReport['continueWith'];
   /** Up to MAX_FAILED_AGAIN_NAMES task names whose forced attempt failed again. */
   readonly failedAgain: string[];
@@ -70,6 +72,7 @@ export function runSummaryMessage(report: RerunReport): SummaryMessage<RunSummar
     skipped: report.skipped,
     queues: report.queues,
     clusters: report.clusters.slice(0, MAX_NOTIFIED_CLUSTERS),
+    ...(report.parking && { parking: report.parking }),
     ...(report.continueWith && { continueWith: report.continueWith }),
     failedAgain: failedAgain.slice(0, MAX_FAILED_AGAIN_NAMES),
     ...(failedAgainCount > MAX_FAILED_AGAIN_NAMES && { failedAgainTruncated: true as const }),

@@ -228,10 +228,19 @@ export class Plan {
 
   /** The queue's pages, split into candidates and rows. A listing that breaks off marks the queue incomplete. */
   async *pages(run: QueueRun): AsyncIterable<PlannedPage> {
+    let listed = false;
     try {
-      for await (const page of this.#taskPages(run)) yield page;
+      for await (const page of this.#taskPages(run)) {
+        listed = true;
+        yield page;
+      }
       run.report.complete = true;
     } catch (error) {
+      // A home queue without a parking queue has nothing parked (docs/parking.md "Unparking").
+      if (!listed && this.deps.mode.listing && toCloudTasksError(error).status === 'NOT_FOUND') {
+        run.report.complete = true;
+        return;
+      }
       run.report.brokenOff = true;
       this.#queueFailed(run.report, error);
     }

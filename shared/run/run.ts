@@ -82,7 +82,34 @@ export async function runRerun(
   deps: RerunDeps,
   runId: string,
 ): Promise<RerunReport> {
-  return new Run(request, scope, deps, runId).execute();
+  const report = await new Run(request, scope, deps, runId).execute();
+  if (!(request.includeParked ?? deps.config.park)) return report;
+  // The queues' parked tasks come home after the run, within what is left of its budget.
+  const { config } = deps;
+  const left = { ...config, timeBudgetMs: Math.max(0, config.timeBudgetMs - report.durationMs) };
+  const unparked = await new Run(
+    unparkOf(request),
+    scope,
+    { ...deps, config: left },
+    `${runId}-unpark`,
+  ).execute();
+  return {
+    ...report,
+    unparked,
+    ...(!report.continueWith && unparked.continueWith && { continueWith: unparked.continueWith }),
+  };
+}
+
+/** The unpark that rides on a fix-deployed or closed-incident request: the same identity, scope and match. */
+function unparkOf(request: RerunRequest): RerunRequest {
+  return {
+    ...request,
+    kind: 'unpark',
+    mode: 'redrive',
+    park: false,
+    possiblyDone: false,
+    includeParked: false,
+  };
 }
 
 class Run {

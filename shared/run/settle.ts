@@ -89,6 +89,8 @@ export interface RerunReport {
   redriveCalls?: RedriveCallsTaken;
   /** What parking did, per home queue, when the run parked (docs/parking.md "Seeing them"). */
   parking?: ParkingReport[];
+  /** The unpark that rode on this request (`includeParked`): its own report (docs/parking.md "Unparking"). */
+  unparked?: RerunReport;
   /** Present when work is left undone: send the same request again (its cutoff makes that safe). */
   continueWith?: {
     requestId: string;

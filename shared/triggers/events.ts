@@ -113,6 +113,8 @@ export const FixDeployedEvent = z.strictObject({
   match: Match.optional(),
   service: z.string().max(200).optional(),
   revision: z.string().max(200).optional(),
+  /** Also bring the queues' matching parked tasks home (docs/parking.md "Unparking"); default RERUN_PARK. */
+  includeParked: z.boolean().optional(),
   ...Common,
 });
 
@@ -122,6 +124,8 @@ export const FailureAlertEvent = z.strictObject({
   since: Time.optional(),
   until: Time.optional(),
   match: Match.optional(),
+  /** Also bring the queues' matching parked tasks home; default RERUN_PARK once the alert has ended (`until`). */
+  includeParked: z.boolean().optional(),
   ...Common,
 });
 
@@ -234,6 +238,11 @@ export interface RerunRequest {
   readonly park: boolean | undefined;
   /** An unpark also brings home tasks parked while possibly done (docs/parking.md "The move"). */
   readonly possiblyDone: boolean;
+  /**
+   * After the run, the queues' matching parked tasks are brought home by an unpark of the same request;
+   * undefined: when the deployment parks (RERUN_PARK). False for the kinds that never do.
+   */
+  readonly includeParked: boolean | undefined;
   /** Free-form context logged with the run (service, revision, incident, build). */
   readonly context: Readonly<Record<string, string>>;
 }
@@ -368,6 +377,7 @@ function toRerunRequest(event: ParsedEvent, delivery: Delivery): RerunRequest {
     redriveBatch: event.redrive?.batch,
     park: event.park,
     possiblyDone: event.kind === 'unpark' && event.possiblyDone,
+    includeParked: includeParkedOf(event),
     minBackoffLeftMs:
       event.minBackoffLeft ??
       (event.kind === 'sweep' ? SWEEP_MIN_BACKOFF_LEFT_MS : DEFAULT_MIN_BACKOFF_LEFT_MS),
@@ -395,6 +405,14 @@ function toRerunRequest(event: ParsedEvent, delivery: Delivery): RerunRequest {
     case 'unpark':
       return { ...base, queues: event.queues, tasks: undefined, match: event.match ?? {}, context: {} };
   }
+}
+
+/** A fix is out (fix-deployed), or an alert has ended (a closed incident): parked tasks may come home. */
+function includeParkedOf(event: ParsedEvent): boolean | undefined {
+  if (event.kind === 'fix-deployed') return event.includeParked;
+  if (event.kind === 'failure-alert')
+    return event.includeParked ?? (event.until === undefined ? false : undefined);
+  return false;
 }
 
 function compact(record: Record<string, string | undefined>): Record<string, string> {

@@ -302,6 +302,48 @@ describe('unparking', () => {
     expect(brought.body.counts.redriven).toBe(1);
   });
 
+  it('a fix-deployed request brings the parked tasks home after its run, unless includeParked is false', async () => {
+    seed();
+    await sweep();
+    target.setRespond(() => 200);
+    const without = await server.post({
+      kind: 'fix-deployed',
+      queues: [ORDERS, EMAILS],
+      verify: '0s',
+      includeParked: false,
+      requestId: 'a',
+    });
+    expect(without.body.unparked).toBeUndefined();
+    expect(await listTasks(parkingOf(ORDERS))).toHaveLength(1);
+    const answer = await server.post({
+      kind: 'fix-deployed',
+      queues: [ORDERS, EMAILS],
+      verify: '0s',
+      includeParked: true,
+      requestId: 'b',
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.body.unparked).toMatchObject({ kind: 'unpark', counts: { redriven: 2 } });
+    expect(answer.body.continueWith).toBeUndefined();
+    expect(await listTasks(parkingOf(ORDERS))).toEqual([]);
+    await clock.advance(30_000);
+    expect(received('last')).toHaveLength(1);
+    expect(received('short')).toHaveLength(1);
+  });
+
+  it('a home queue without a parking queue has nothing parked: the request is complete', async () => {
+    emulator.load({ queues: [{ name: ORDERS, tasks: [failedTask(ORDERS, 'x', target.url)] }] });
+    const answer = await server.post({
+      kind: 'fix-deployed',
+      queues: [ORDERS],
+      verify: '0s',
+      includeParked: true,
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.body.unparked.queues).toEqual([expect.objectContaining({ queue: ORDERS, complete: true })]);
+    expect(answer.body.continueWith).toBeUndefined();
+  });
+
   it('refuses an unpark mode other than redrive, naming the field', async () => {
     const answer = await server.post({ kind: 'unpark', mode: 'run' });
     expect(answer.status).toBe(400);

@@ -3,9 +3,14 @@
  * until it is "fixed".
  */
 import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Seed } from '../emulator/server.js';
 
 export const DEMO_QUEUE = 'projects/demo-project/locations/us-central1/queues/orders';
+/** A queue with short retries, whose failed task is at risk of being dropped: the parking demo. */
+export const DEMO_EMAILS_QUEUE = 'projects/demo-project/locations/us-central1/queues/emails';
+/** Its parking queue, PAUSED (docs/parking.md "Parking queues"); deploy.sh --park creates one in a project. */
+export const DEMO_EMAILS_PARKING_QUEUE = `${DEMO_EMAILS_QUEUE}-parked`;
 
 /**
  * A target that answers 503 until POST /fix, then 200; except payment captures, whose payload it refuses
@@ -35,8 +40,9 @@ export async function startDemoTarget(port: number): Promise<DemoTarget> {
       .end(fixed ? 'ok\n' : 'downstream unavailable\n');
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const { port: listening } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${listening}`,
     isFixed: () => fixed,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
@@ -114,6 +120,21 @@ export function demoSeed(targetUrl: string, nowMs: number): Seed {
         retryConfig: { maxAttempts: 100, minBackoff: '10s', maxBackoff: '3600s', maxDoublings: 16 },
         tasks: [...failed, ...refused, ...later, inFlight],
       },
+      {
+        name: DEMO_EMAILS_QUEUE,
+        state: 'RUNNING',
+        retryConfig: { maxAttempts: 5, minBackoff: '60s', maxBackoff: '600s', maxDoublings: 3 },
+        tasks: [
+          {
+            ...failedTask('welcome-5001', `${targetUrl}/emails/5001`, 4, [20, 5, 10], {
+              code: 14,
+              message: 'UNAVAILABLE(14): HTTP status code 503',
+            }),
+            name: `${DEMO_EMAILS_QUEUE}/tasks/welcome-5001`,
+          },
+        ],
+      },
+      { name: DEMO_EMAILS_PARKING_QUEUE, state: 'PAUSED', tasks: [] },
     ],
   };
 }

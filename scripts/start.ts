@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { startPubsubServer, type PublishedMessage } from '../emulator/pubsub-server.js';
 import { startEmulator } from '../emulator/server.js';
-import { DEMO_QUEUE, demoSeed, startDemoTarget } from './demo.js';
+import { DEMO_EMAILS_QUEUE, DEMO_QUEUE, demoSeed, startDemoTarget } from './demo.js';
 
 const PORTS = { emulator: 8123, http: 8081, pubsub: 8082, target: 8090, publish: 8085 };
 const DEMO_TOPIC = 'projects/demo-project/topics/rerun-runs';
@@ -26,7 +26,8 @@ async function main(): Promise<void> {
   const publish = await startPubsubServer({ port: PORTS.publish, onMessage: printMessage });
   const env = {
     ...process.env,
-    RERUN_QUEUES: process.env.RERUN_QUEUES ?? DEMO_QUEUE,
+    RERUN_QUEUES: process.env.RERUN_QUEUES ?? `${DEMO_QUEUE},${DEMO_EMAILS_QUEUE}`,
+    RERUN_PARK: process.env.RERUN_PARK ?? 'true',
     RERUN_NOTIFY_TOPIC: process.env.RERUN_NOTIFY_TOPIC ?? DEMO_TOPIC,
     CLOUD_TASKS_EMULATOR_HOST: emulator.host,
     PUBSUB_EMULATOR_HOST: publish.host,
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
   const children = [serve('rerunHttp', PORTS.http, env), serve('rerunPubsub', PORTS.pubsub, env)];
   console.log(`
 cloud-tasks-rerun demo
-  Cloud Tasks emulator  ${emulator.url}   (queue ${DEMO_QUEUE})
+  Cloud Tasks emulator  ${emulator.url}   (queues ${DEMO_QUEUE}, ${DEMO_EMAILS_QUEUE})
   demo target           ${target.url}     (fails with 503 until: curl -X POST ${target.url}/fix)
   rerunHttp             http://127.0.0.1:${PORTS.http}
   rerunPubsub           http://127.0.0.1:${PORTS.pubsub}
@@ -45,6 +46,10 @@ See what would be rerun, ship the fix, then tell rerun (from the command line, o
   curl -X POST ${target.url}/fix
   CLOUD_TASKS_EMULATOR_HOST=${emulator.host} npx cloud-tasks-rerun run --queue ${DEMO_QUEUE} --reason demo
   curl -s -X POST http://127.0.0.1:${PORTS.http} -H 'Content-Type: application/json' -d '{"kind":"fix-deployed","reason":"demo"}'
+Park the e-mail about to be dropped (before the fix), look at it, and bring it home (after):
+  curl -s -X POST http://127.0.0.1:${PORTS.http} -H 'Content-Type: application/json' -d '{"kind":"sweep","queues":["${DEMO_EMAILS_QUEUE}"]}'
+  CLOUD_TASKS_EMULATOR_HOST=${emulator.host} npx cloud-tasks-rerun parked --queue ${DEMO_EMAILS_QUEUE}
+  curl -s -X POST http://127.0.0.1:${PORTS.http} -H 'Content-Type: application/json' -d '{"kind":"unpark","queues":["${DEMO_EMAILS_QUEUE}"]}'
 Ctrl-C stops everything.
 `);
   const stop = () => {

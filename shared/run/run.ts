@@ -149,8 +149,11 @@ class Run {
     });
     const gate = new Gate(mode.canary, { log, now, hold });
     const plan = new Plan(request, scope, { ...deps, now, mode, lists });
+    // A parked task's claim stays in this process: a control task carries out `tasks` of allowlisted
+    // queues only, and a parking queue is never one (docs/parking.md "Limits").
+    const claimControl = mode.listing ? undefined : control;
     const claimer = new Claimer(
-      { ...deps, registry: deps.claims, control, ownClaimId: deps.ownClaimId, now },
+      { ...deps, registry: deps.claims, control: claimControl, ownClaimId: deps.ownClaimId, now },
       work,
       budget.deadlineMs + CLAIM_MARGIN_MS,
     );

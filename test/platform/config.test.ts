@@ -7,6 +7,16 @@ import { CONFIG_KEYS, ConfigError, loadConfig } from '../../shared/platform/conf
 const Q = 'projects/p-1/locations/us-central1/queues/orders';
 
 describe('loadConfig', () => {
+  it('reads parking: RERUN_PARK and RERUN_SWEEP_PERIOD, and refuses a parking queue in RERUN_QUEUES', () => {
+    expect(loadConfig({ RERUN_QUEUES: Q })).toMatchObject({ park: false, sweepPeriodMs: 15 * 60_000 });
+    expect(loadConfig({ RERUN_QUEUES: Q, RERUN_PARK: 'true', RERUN_SWEEP_PERIOD: '5m' })).toMatchObject({
+      park: true,
+      sweepPeriodMs: 5 * 60_000,
+    });
+    expect(() => loadConfig({ RERUN_QUEUES: Q, RERUN_PARK: 'yes' })).toThrow(/RERUN_PARK/);
+    expect(() => loadConfig({ RERUN_QUEUES: `${Q}-parked` })).toThrow(/parking queue.*RERUN_QUEUES/s);
+  });
+
   it('applies the documented defaults', () => {
     const config = loadConfig({ RERUN_QUEUES: Q });
     expect(config).toMatchObject({

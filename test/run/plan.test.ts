@@ -64,8 +64,16 @@ async function allPages(plan: Plan) {
 }
 
 describe('Plan', () => {
-  it("expands a queue pattern by listing the location's queues, leaving out the control queue", async () => {
-    world.emulator.load({ queues: [{ name: ORDERS }, { name: BILLING }, { name: CONTROL }] });
+  it('refuses a request naming a parking queue: it is reached only through its home queue', () => {
+    const request = requestOf({ queues: [`${ORDERS}-parked`] });
+    const config = configOf({ RERUN_QUEUES: queueName('*') });
+    expect(resolveScope(request, config.allowlist)).toEqual({ ok: false, refused: [`${ORDERS}-parked`] });
+  });
+
+  it("expands a queue pattern by listing the location's queues, leaving out the control and parking queues", async () => {
+    world.emulator.load({
+      queues: [{ name: ORDERS }, { name: BILLING }, { name: CONTROL }, { name: `${ORDERS}-parked` }],
+    });
     const pattern = queueName('*');
     const plan = planOf({ queues: undefined }, runMode(), pattern);
     expect((await plan.queueNames()).map((q) => q.name).sort()).toEqual([BILLING, ORDERS]);

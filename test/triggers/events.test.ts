@@ -178,6 +178,35 @@ describe('parseRerunEvent', () => {
     expect(!bad.success && bad.error.fields).toEqual(['redrive.batches']);
   });
 
+  it('takes park, unpark and includeParked (docs/parking.md); an unpark is always a redrive', () => {
+    const sweep = parse({ kind: 'sweep', park: true });
+    expect(sweep.success && sweep.data.park).toBe(true);
+    expect(sweep.success && sweep.data.includeParked).toBe(false);
+    const unset = parse({ kind: 'sweep' });
+    expect(unset.success && unset.data.park).toBeUndefined();
+    const unpark = parse({ kind: 'unpark', queues: [Q], possiblyDone: true });
+    expect(unpark.success && unpark.data).toMatchObject({
+      kind: 'unpark',
+      mode: 'redrive',
+      queues: [Q],
+      possiblyDone: true,
+      includeParked: false,
+    });
+    const runMode = parse({ kind: 'unpark', mode: 'run' });
+    expect(!runMode.success && runMode.error.fields).toEqual(['mode']);
+    // A fix and an ended alert leave it to the deployment (RERUN_PARK); an open alert never unparks.
+    const fix = parse({ kind: 'fix-deployed' });
+    expect(fix.success && fix.data.includeParked).toBeUndefined();
+    const off = parse({ kind: 'fix-deployed', includeParked: false });
+    expect(off.success && off.data.includeParked).toBe(false);
+    const ended = parse({ kind: 'failure-alert', until: '2026-11-22T11:00:00Z' });
+    expect(ended.success && ended.data.includeParked).toBeUndefined();
+    const open = parse({ kind: 'failure-alert', since: '2026-11-22T11:00:00Z' });
+    expect(open.success && open.data.includeParked).toBe(false);
+    const bad = parse({ kind: 'sweep', includeParked: true });
+    expect(!bad.success && bad.error.fields).toEqual(['includeParked']);
+  });
+
   it('never echoes the payload in its error', () => {
     const result = parse({ kind: 'sweep', reason: 42, secret: 'hunter2-token' });
     expect(!result.success && result.error.message).not.toContain('hunter2');

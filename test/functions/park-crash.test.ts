@@ -1,0 +1,149 @@
+/**
+ * Parking and unparking across a crash (docs/parking.md "The move", "Limits"): rerunHttp runs as a real
+ * process, is killed with SIGKILL mid-move, and the request comes again on a new process. The emulator's
+ * queues and the target's requests judge: every task is in exactly one place, and runs once.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { parkingQueueOf, parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { freePort, startRerunProcess, type RerunProcess } from '../helpers/rerun-process.js';
+import { failedTask, queueName } from '../helpers/seeds.js';
+import { startTarget, type Target } from '../helpers/target-server.js';
+
+const MINUTE = 60_000;
+const ORDERS = queueName('orders');
+const PARKING = parkingQueueOf(parseQueueName(ORDERS)!).name;
+const ARMING_MS = 1_000;
+const COUNT = 150;
+
+let target: Target;
+let emulator: Emulator;
+const processes: RerunProcess[] = [];
+
+beforeEach(async () => {
+  target = await startTarget({ respond: () => 200 });
+  emulator = await startEmulator({ port: 0 });
+});
+afterEach(async () => {
+  for (const child of processes.splice(0)) await child.kill();
+  await emulator.stop();
+  await target.stop();
+});
+
+type Json = Record<string, any>;
+
+/** COUNT tasks whose next attempt, in ten minutes, is their last. */
+function load(): string[] {
+  const tasks = Array.from({ length: COUNT }, (_, i) =>
+    failedTask(ORDERS, `t${i}`, target.url, { attempts: 4, nextMs: 10 * MINUTE }),
+  );
+  emulator.load({
+    queues: [
+      {
+        name: ORDERS,
+        retryConfig: { maxAttempts: 5, minBackoff: '60s', maxBackoff: '600s', maxDoublings: 3 },
+        tasks,
+      },
+      { name: PARKING, state: 'PAUSED', tasks: [] },
+    ],
+  });
+  return tasks.map((t) => t.name);
+}
+
+async function rerunProcess(port: number): Promise<RerunProcess> {
+  const child = await startRerunProcess(port, {
+    RERUN_QUEUES: ORDERS,
+    RERUN_PARK: 'true',
+    CLOUD_TASKS_EMULATOR_HOST: emulator.host,
+    TEST_ARMING_MS: String(ARMING_MS),
+    ...(process.env.TEST_LOG && { TEST_LOG: '1' }),
+  });
+  processes.push(child);
+  return child;
+}
+
+async function post(url: string, body: unknown): Promise<{ status: number; body: Json }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? (JSON.parse(text) as Json) : {} };
+}
+
+async function listFull(queue: string): Promise<Json[]> {
+  const answer = (await (await fetch(`${emulator.url}/v2/${queue}/tasks?responseView=FULL`)).json()) as Json;
+  return answer.tasks ?? [];
+}
+
+/** Where each original is now: its own queue, parked, brought home, or run by the target. */
+async function places(originals: readonly string[]) {
+  const count = new Map<string, number>(originals.map((name) => [name, 0]));
+  const add = (name: string | undefined) => {
+    if (name !== undefined && count.has(name)) count.set(name, count.get(name)! + 1);
+  };
+  for (const request of target.requests) add(`${ORDERS}/tasks/${request.path.split('/').pop()}`);
+  for (const queue of [ORDERS, PARKING]) {
+    for (const task of await listFull(queue))
+      add(task.httpRequest?.headers?.['X-Rerun-Original-Task'] ?? task.name);
+  }
+  const counts = [...count.values()];
+  return { twice: counts.filter((n) => n > 1).length, never: counts.filter((n) => n === 0).length };
+}
+
+const creates = (queue: string) =>
+  emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === queue).length;
+
+describe('parking across a crash', () => {
+  it('a process killed mid-park, then the next sweep: each task parked once, none lost', async () => {
+    const originals = load();
+    const port = await freePort();
+    const first = await rerunProcess(port);
+    const sweep = { kind: 'sweep', canary: false, verify: '0s' };
+    const delivery = post(first.url, sweep).catch(() => undefined);
+    await expect.poll(() => creates(PARKING), { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(40);
+    await first.kill();
+    await delivery;
+    expect((await listFull(PARKING)).length).toBeLessThan(COUNT);
+    // Killed mid-move: some tasks are both parked and still in their queue, none is nowhere.
+    const halfway = await places(originals);
+    expect(halfway.never).toBe(0);
+    expect(halfway.twice).toBeGreaterThan(0);
+
+    const second = await rerunProcess(port);
+    const again = await post(second.url, sweep);
+    expect(again.status).toBe(200);
+    expect(await listFull(ORDERS)).toEqual([]);
+    expect(await listFull(PARKING)).toHaveLength(COUNT);
+    expect(await places(originals)).toEqual({ twice: 0, never: 0 });
+    expect(target.requests).toEqual([]);
+  }, 60_000);
+
+  it('a process killed mid-unpark, then the same request again: each task home once, run once', async () => {
+    const originals = load();
+    const port = await freePort();
+    const first = await rerunProcess(port);
+    expect((await post(first.url, { kind: 'sweep', canary: false, verify: '0s' })).body.counts.parked).toBe(
+      COUNT,
+    );
+    const unpark = { kind: 'unpark', queues: [ORDERS], verify: '0s', requestId: 'unpark-crash' };
+    const delivery = post(first.url, unpark).catch(() => undefined);
+    await expect.poll(() => creates(ORDERS), { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(40);
+    await first.kill();
+    await delivery;
+    expect((await listFull(PARKING)).length).toBeGreaterThan(0);
+
+    const second = await rerunProcess(port);
+    const again = await post(second.url, unpark);
+    expect(again.status).toBe(200);
+    expect(await listFull(PARKING)).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, ARMING_MS + 1_000));
+    await expect
+      .poll(async () => (await listFull(ORDERS)).length, { timeout: 15_000, interval: 200 })
+      .toBe(0);
+    await emulator.settled();
+    expect(await places(originals)).toEqual({ twice: 0, never: 0 });
+    expect(target.requests).toHaveLength(COUNT);
+  }, 60_000);
+});

@@ -39,6 +39,8 @@ import { isInDoubt } from '../cloud-tasks/retry.js';
 export interface ParkingReport {
   queue: string;
   parkingQueue: string;
+  /** Why its tasks were parked: what "at risk" meant for this run (docs/parking.md "At risk"). */
+  why: string;
   /** Tasks found at risk of being dropped before the next sweep. */
   atRisk: number;
   parked: number;
@@ -166,9 +168,11 @@ export class Parking {
     const home = queue.queue.name;
     let report = this.#reports.get(home);
     if (!report) {
+      const withinMin = Math.round((this.deps.sweepPeriodMs + PARK_MARGIN_MS) / 60_000);
       report = {
         queue: home,
         parkingQueue: parkingQueueOf(queue.queue).name,
+        why: `failed tasks that Cloud Tasks may drop within ${withinMin} min (the sweep period and a 5-minute margin), by an attempt that uses up their retries or by their 31 days`,
         atRisk: 0,
         parked: 0,
         possiblyDone: 0,

@@ -42,6 +42,16 @@ describe('runOutcomeOf', () => {
 });
 
 describe('runSummaryMessage', () => {
+  it('carries what parking did: how many, from which queue, and why', () => {
+    const parking = [
+      { queue: Q, parkingQueue: `${Q}-parked`, why: 'at risk', atRisk: 2, parked: 2, possiblyDone: 0 },
+    ];
+    const message = runSummaryMessage(reportWith({ matched: 2, parked: 2 }, { parking }));
+    expect(message.data.parking).toEqual(parking);
+    expect(message.data.counts.parked).toBe(2);
+    expect(runSummaryMessage(reportWith({ matched: 0 })).data).not.toHaveProperty('parking');
+  });
+
   it('carries the summary as data and kind, requestId, runId, outcome as attributes', () => {
     const report = reportWith(
       { matched: 3, dispatched: 3, ...verdicts(2, 1, 0) },

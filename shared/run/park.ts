@@ -27,6 +27,7 @@ import {
   parkedNameOf,
   possiblyDoneNameOf,
   shortestLifeMs,
+  TASK_RETENTION_MS,
   type RetryPolicy,
 } from './park-rules.js';
 import type { Semaphore } from './pace.js';
@@ -46,6 +47,11 @@ export interface ParkingReport {
   parked: number;
   /** Parked while their last attempt may have run (docs/parking.md "The move"). */
   possiblyDone: number;
+  /**
+   * Parked copies that Cloud Tasks deletes within EXPIRY_WARNING_MS (31 days after they were parked): an
+   * alert, not a re-park (docs/parking.md "Parking queues").
+   */
+  expiringSoon?: number;
   /** Why a periodic sweep cannot protect this queue's tasks (docs/parking.md "Where parking cannot work"). */
   cannotProtect?: string;
 }
@@ -57,6 +63,9 @@ export type ParkResult =
   | { readonly outcome: 'skipped'; readonly skipReason: SkipReason }
   | { readonly outcome: 'failed'; readonly error: string }
   | { readonly outcome: 'deferred'; readonly error?: string };
+
+/** Parked copies this close to their 31 days are counted and logged at each parking run. */
+export const EXPIRY_WARNING_MS = 3 * 24 * 3_600_000;
 
 /** A parked copy is moved this far past the next sweep at most: time for a late or long sweep. */
 export const PARK_MARGIN_MS = 5 * 60_000;
@@ -79,6 +88,7 @@ export interface ParkingDeps {
 
 /** Parking off: every page goes on as it is. */
 export const NO_PARKING = {
+  open: (): Promise<void> => Promise.resolve(),
   sift: (page: PlannedPage): Promise<PlannedPage> => Promise.resolve(page),
   drain: (): Promise<void> => Promise.resolve(),
   reports: undefined,
@@ -116,6 +126,40 @@ export class Parking {
       canaryWaitMs: 0,
       concurrency: PARK_CONCURRENCY,
     });
+  }
+
+  /**
+   * A queue opened: its line in the report, and its parked copies near their 31 days, counted and logged
+   * as a warning (an alert can be set on it). A missing parking queue holds none.
+   */
+  async open(queue: QueueRun): Promise<void> {
+    const report = this.#reportOf(queue);
+    const soonMs = this.deps.budget.now() + EXPIRY_WARNING_MS;
+    const parking = parkingQueueOf(queue.queue);
+    let expiring = 0;
+    try {
+      for await (const page of this.deps.tasks.listTasks(parking, 'BASIC')) {
+        for (const task of page) {
+          const createdMs = Date.parse(task.createTime ?? '');
+          if (!(createdMs + TASK_RETENTION_MS > soonMs)) expiring++;
+        }
+      }
+    } catch (error) {
+      const failure = toCloudTasksError(error);
+      if (failure.status !== 'NOT_FOUND') {
+        this.deps.log.warn(
+          { queue: report.queue, parkingQueue: parking.name, error: failure.message },
+          'parking queue not listed',
+        );
+      }
+      return;
+    }
+    if (expiring === 0) return;
+    report.expiringSoon = expiring;
+    this.deps.log.warn(
+      { queue: report.queue, parkingQueue: parking.name, expiringSoon: expiring },
+      'parked tasks near their 31 days',
+    );
   }
 
   get reports(): ParkingReport[] {

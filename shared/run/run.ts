@@ -245,6 +245,7 @@ class Run {
     if (this.#budget.isOver()) return this.#plan.notReached(queueName);
     const queue = await this.#plan.openQueue(queueName);
     if (!queue) return;
+    await this.#parking.open(queue);
     for await (const listed of this.#plan.pages(queue)) {
       for (const task of listed.matched) this.#clusters.add(task, queueName.name);
       const page = await this.#parking.sift(listed, queue);

@@ -12,7 +12,7 @@ import { parkingRefusal } from './park.js';
 import type { Listing } from './plan.js';
 import type { SkipReason } from './select.js';
 
-/** A task parked this often stays parked, and is reported (`park-limit`). */
+/** A task parked more often than this stays parked, and is reported (`park-limit`). */
 export const MAX_PARK_COUNT = 3;
 
 /** The parking queue of each home queue, its tasks read as their originals were. */
@@ -22,7 +22,7 @@ export function parkedListing(options: { readonly possiblyDone: boolean }): List
     asSelected: (task) => parkedRecordOf(task).recorded,
     skipReasonOf: (task): SkipReason | undefined => {
       const record = parkedRecordOf(task);
-      if (record.parkCount >= MAX_PARK_COUNT) return 'park-limit';
+      if (record.parkCount > MAX_PARK_COUNT) return 'park-limit';
       if (record.possiblyDone && !options.possiblyDone) return 'possibly-done';
       return undefined;
     },

@@ -143,6 +143,25 @@ describe('parking', () => {
     expect(JSON.stringify(answer.body)).not.toContain(SECRET_HEADER);
   });
 
+  it('counts and logs the parked copies near their 31 days: an alert, not a re-park', async () => {
+    seed();
+    const old = failedTask(parkingOf(ORDERS), 'old', target.url);
+    emulator.load({
+      queues: [
+        {
+          name: parkingOf(ORDERS),
+          state: 'PAUSED',
+          tasks: [{ ...old, createTime: new Date(Date.now() - 29 * 24 * 60 * MINUTE).toISOString() }],
+        },
+      ],
+    });
+    const answer = await sweep({ queues: [ORDERS] });
+    expect(answer.body.parking).toEqual([expect.objectContaining({ queue: ORDERS, expiringSoon: 1 })]);
+    const warning = server.logs.lines().find((line) => line.message === 'parked tasks near their 31 days');
+    expect(warning).toMatchObject({ queue: ORDERS, expiringSoon: 1 });
+    expect(await listTasks(parkingOf(ORDERS))).toHaveLength(2);
+  });
+
   it('without park, a sweep leaves the tasks at risk alone as before', async () => {
     seed();
     const answer = await sweep({ park: false });
@@ -342,6 +361,24 @@ describe('unparking', () => {
     expect(answer.status).toBe(200);
     expect(answer.body.unparked.queues).toEqual([expect.objectContaining({ queue: ORDERS, complete: true })]);
     expect(answer.body.continueWith).toBeUndefined();
+  });
+
+  it('leaves a task parked more than three times where it is, and reports it', async () => {
+    seed();
+    const original = await getTask(`${ORDERS}/tasks/last`);
+    const parking = parseQueueName(parkingOf(ORDERS))!;
+    const name = parkedNameOf(parseTaskName(original.name)!, parking);
+    const task = parkedCopyOf(original, name, parseQueueName(ORDERS)!, Date.now(), false);
+    task.httpRequest!.headers![PARK_HEADER.parkCount] = '4';
+    await fetch(`${emulator.url}/v2/${parking.name}/tasks`, {
+      method: 'POST',
+      body: JSON.stringify({ task }),
+    });
+    const answer = await unpark({ queues: [ORDERS] });
+    expect(answer.body.tasks).toEqual([
+      expect.objectContaining({ task: name.name, skipReason: 'park-limit' }),
+    ]);
+    expect(await listTasks(parking.name)).toHaveLength(1);
   });
 
   it('refuses an unpark mode other than redrive, naming the field', async () => {

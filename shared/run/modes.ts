@@ -391,7 +391,8 @@ export class DryRunMode implements Mode {
 
   rowAtOnce(candidate: Candidate): TaskRow {
     this.#loads.add(candidate);
-    return { task: candidate.name.name, outcome: this.forcedOutcome };
+    const notes = this.base.listing?.notesOf(candidate) ?? [];
+    return { task: candidate.name.name, outcome: this.forcedOutcome, ...(notes.length > 0 && { notes }) };
   }
 
   redriveCalls(): undefined {

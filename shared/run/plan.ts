@@ -48,6 +48,8 @@ export interface QueueRun {
   readonly attemptsRunning: Semaphore;
   /** The queue's state, read again as the run goes (paused or disabled meanwhile, or stopped). */
   readonly state: QueueState;
+  /** The queue sends its HTTP tasks elsewhere than their own URL (`httpTarget.uriOverride`). */
+  readonly overridesUrl: boolean;
 }
 
 /** A matched task that passed the rules on its listed state. */
@@ -122,6 +124,8 @@ export interface Listing {
   asSelected(task: Task): Task;
   /** The listing's own rule: why a matched task stays where it is. */
   skipReasonOf(task: Task): SkipReason | undefined;
+  /** What a dry run points out about a candidate before it is moved. */
+  notesOf(candidate: Candidate): string[];
 }
 
 /**
@@ -223,6 +227,7 @@ export class Plan {
         state.rateLimits?.maxConcurrentDispatches ?? Number.MAX_SAFE_INTEGER,
       ),
       state: new QueueState(this.deps, queue, rule, state),
+      overridesUrl: state.httpTarget?.uriOverride !== undefined,
     };
   }
 

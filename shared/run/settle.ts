@@ -39,6 +39,8 @@ export interface TaskRow {
   readonly copy?: string;
   /** A `parked` task whose last attempt may have run during the move (docs/parking.md "The move"). */
   readonly possiblyDone?: true;
+  /** What a dry run points out about the task (an unpark's: docs/parking.md "Unparking"). */
+  readonly notes?: readonly string[];
 }
 
 /** The verdicts summed (docs/execution.md "Verdicts"). */

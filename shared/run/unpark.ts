@@ -26,6 +26,17 @@ export function parkedListing(options: { readonly possiblyDone: boolean }): List
       if (record.possiblyDone && !options.possiblyDone) return 'possibly-done';
       return undefined;
     },
+    notesOf: (candidate) => {
+      const parked = candidate.full?.take();
+      return [
+        ...(candidate.queue.overridesUrl
+          ? ['the home queue now overrides the target URL (httpTarget.uriOverride): the task goes there']
+          : []),
+        ...(parked && parkedRecordOf(parked).possiblyDone
+          ? ['parked while its last attempt may have run: it may have been done']
+          : []),
+      ];
+    },
   };
 }
 

@@ -315,6 +315,10 @@ describe('unparking', () => {
     expect(dry.body.tasks).toEqual([
       expect.objectContaining({ outcome: 'skipped', skipReason: 'possibly-done' }),
     ]);
+    const dryAll = await unpark({ queues: [ORDERS], dryRun: true, possiblyDone: true });
+    expect(dryAll.body.tasks).toEqual([
+      expect.objectContaining({ outcome: 'redriven', notes: [expect.stringContaining('may have been done')] }),
+    ]);
     const kept = await unpark({ queues: [ORDERS] });
     expect(kept.body.skipped['possibly-done']).toBe(1);
     const brought = await unpark({ queues: [ORDERS], possiblyDone: true });

@@ -101,6 +101,7 @@ export function queueRunOf(
   return {
     queue,
     listed: queue,
+    overridesUrl: false,
     report: { queue: queue.name, scanned: 0, matched: 0, complete: false },
     pacers: options.pacers ?? [new Pacer(1)],
     copyPacers: options.copyPacers ?? [],

@@ -385,6 +385,16 @@ describe('unparking', () => {
     expect(await listTasks(parking.name)).toHaveLength(1);
   });
 
+  it('never runs a parked task: a request naming one is refused, and no RunTask is sent', async () => {
+    seed();
+    const parked = await sweep({ queues: [ORDERS] });
+    const copy = parked.body.tasks.find((r: any) => r.outcome === 'parked').copy;
+    const answer = await server.post({ kind: 'tasks', tasks: [copy], force: true, lastAttempts: true });
+    expect(answer.status).toBe(403);
+    expect(JSON.stringify(answer.body)).toContain(copy);
+    expect(emulator.calls.filter((c) => c.method === 'RunTask' && c.name.includes('-parked/'))).toEqual([]);
+  });
+
   it('refuses an unpark mode other than redrive, naming the field', async () => {
     const answer = await server.post({ kind: 'unpark', mode: 'run' });
     expect(answer.status).toBe(400);

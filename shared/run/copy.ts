@@ -9,7 +9,7 @@
  * The task's body and headers live only in this stage's locals while it is being copied: they never reach
  * a row, a log line or the caller.
  */
-import type { CloudTasksClient, NewTask, Task } from '../cloud-tasks/client.js';
+import type { CloudTasksClient, HttpRequest, NewTask, Task } from '../cloud-tasks/client.js';
 import type { Budget } from './budget.js';
 import { createUnderFreeName } from '../control/claim-names.js';
 import { claimIdOf, moveRecoveryTaskFor, type ControlTarget } from '../control/control-tasks.js';
@@ -117,16 +117,39 @@ export function firstTaskOf(task: Task): string {
 /** The task to create: the fields stored on the original, its header naming the first task, due at `dueMs`. */
 export function copyOf(original: Task, name: TaskName, dueMs: number): NewTask {
   const first = firstTaskOf(original);
-  const withHeader = (headers: Record<string, string> | undefined): Record<string, string> =>
-    headerOf(original, ORIGINAL_TASK_HEADER) === undefined
-      ? { ...headers, [ORIGINAL_TASK_HEADER]: first }
-      : { ...headers };
+  return newTaskFrom(original, name, dueMs, {
+    headers: (headers) =>
+      headerOf(original, ORIGINAL_TASK_HEADER) === undefined
+        ? { ...headers, [ORIGINAL_TASK_HEADER]: first }
+        : { ...headers },
+  });
+}
+
+/**
+ * A task to create from `original`: every field Cloud Tasks stores on it (request, headers, body,
+ * dispatchDeadline), its headers rewritten and its HTTP request changed as given, due at `dueMs`.
+ */
+export function newTaskFrom(
+  original: Task,
+  name: TaskName,
+  dueMs: number,
+  rewrite: {
+    readonly headers: (headers: Record<string, string> | undefined) => Record<string, string>;
+    readonly http?: (request: HttpRequest) => HttpRequest;
+  },
+): NewTask {
   const { httpRequest, appEngineHttpRequest, dispatchDeadline } = original;
+  const http = rewrite.http ?? ((request: HttpRequest) => request);
   return {
     name: name.name,
-    ...(httpRequest && { httpRequest: { ...httpRequest, headers: withHeader(httpRequest.headers) } }),
+    ...(httpRequest && {
+      httpRequest: { ...http(httpRequest), headers: rewrite.headers(httpRequest.headers) },
+    }),
     ...(appEngineHttpRequest && {
-      appEngineHttpRequest: { ...appEngineHttpRequest, headers: withHeader(appEngineHttpRequest.headers) },
+      appEngineHttpRequest: {
+        ...appEngineHttpRequest,
+        headers: rewrite.headers(appEngineHttpRequest.headers),
+      },
     }),
     scheduleTime: new Date(dueMs).toISOString(),
     ...(dispatchDeadline && { dispatchDeadline }),

@@ -8,7 +8,7 @@ import type { Budget } from './budget.js';
 import type { CloudTasksClient } from '../cloud-tasks/client.js';
 import type { Config } from '../platform/config.js';
 import type { ControlTarget, ControlWork } from '../control/control-tasks.js';
-import { Copier, type CopyResult } from './copy.js';
+import { Copier, type CopyResult, type CopyShape } from './copy.js';
 import { CopyVerdicts } from './copy-verdicts.js';
 import { Enqueuer } from './enqueue.js';
 import { estimateOf, LoadCollector, type Estimate } from './estimate.js';
@@ -129,17 +129,7 @@ function redriveModeOf(
       ? batchPath({ tasks, budget, log, lists, calls, armingDelayMs })
       : perTaskPath(tasks, config.redriveConcurrency);
   log.info({ redriveCalls: path.taken() }, 'redrive path');
-  const copier = new Copier(
-    { ...path.copy, calls, budget, armingDelayMs, recovery: deps.control },
-    deps.work,
-  );
-  return new RedriveMode(
-    tasks,
-    copier,
-    new CopyVerdicts({ tasks, budget, lists, verifier }),
-    path,
-    request.canary,
-  );
+  return redriveOn(request, deps, { calls, verifier, path, recovery: deps.control });
 }
 
 /**
@@ -153,20 +143,35 @@ function unparkModeOf(
   calls: Semaphore,
   verifier: Verifier,
 ): RedriveMode {
-  const { config, tasks, budget, lists, armingDelayMs } = deps;
-  const path = perTaskPath(tasks, config.redriveConcurrency);
-  const copier = new Copier(
-    { ...path.copy, calls, budget, armingDelayMs, recovery: undefined, shape: homeCopy(tasks) },
-    deps.work,
-  );
-  return new RedriveMode(
-    tasks,
-    copier,
-    new CopyVerdicts({ tasks, budget, lists, verifier }),
-    path,
-    request.canary,
-    parkedListing({ possiblyDone: request.possiblyDone }),
-  );
+  const { config, tasks } = deps;
+  return redriveOn(request, deps, {
+    calls,
+    verifier,
+    path: perTaskPath(tasks, config.redriveConcurrency),
+    recovery: undefined,
+    shape: homeCopy(tasks),
+    listing: parkedListing({ possiblyDone: request.possiblyDone }),
+  });
+}
+
+/** A redrive on its path: the copier, the verdicts, and (unpark) what is moved and where it is listed. */
+function redriveOn(
+  request: RerunRequest,
+  deps: ModeDeps,
+  parts: {
+    readonly calls: Semaphore;
+    readonly verifier: Verifier;
+    readonly path: RedrivePath;
+    readonly recovery: ControlTarget | undefined;
+    readonly shape?: CopyShape;
+    readonly listing?: Listing;
+  },
+): RedriveMode {
+  const { tasks, budget, lists, armingDelayMs } = deps;
+  const { calls, verifier, path, recovery, shape, listing } = parts;
+  const copier = new Copier({ ...path.copy, calls, budget, armingDelayMs, recovery, shape }, deps.work);
+  const verdicts = new CopyVerdicts({ tasks, budget, lists, verifier });
+  return new RedriveMode(tasks, copier, verdicts, path, request.canary, listing);
 }
 
 /** Redrive works on this many queues at once, within the run's list budget. */

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { HttpRequest, NewTask, Queue, Task } from '../cloud-tasks/client.js';
 import { parseQueueName, parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import { parseProtoDurationMs } from '../platform/duration.js';
-import { firstTaskOf, headerOf, ORIGINAL_TASK_HEADER } from './copy.js';
+import { firstTaskOf, headerOf, newTaskFrom, ORIGINAL_TASK_HEADER } from './copy.js';
 import { retryLimitsOf, type RetryLimits } from './select.js';
 
 /** Cloud Tasks deletes every task this long after its creation, whatever its state. */
@@ -145,7 +145,7 @@ export function parkedCopyOf(
   nowMs: number,
   possiblyDone: boolean,
 ): NewTask {
-  const { httpRequest, appEngineHttpRequest, dispatchDeadline } = original;
+  const { httpRequest } = original;
   const status = original.lastAttempt?.responseStatus;
   const record: Record<string, string | undefined> = {
     [ORIGINAL_TASK_HEADER]: firstTaskOf(original),
@@ -166,23 +166,16 @@ export function parkedCopyOf(
     [PARK_HEADER.oauthAccount]: httpRequest?.oauthToken?.serviceAccountEmail,
     [PARK_HEADER.oauthScope]: httpRequest?.oauthToken?.scope,
   };
-  const headers = (own: Record<string, string> | undefined): Record<string, string> => ({
-    ...withoutHeaders(own, [...Object.values(PARK_HEADER), ORIGINAL_TASK_HEADER]),
-    ...(Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as Record<
-      string,
-      string
-    >),
-  });
-  const { oidcToken: _oidc, oauthToken: _oauth, ...request } = httpRequest ?? {};
-  return {
-    name: name.name,
-    ...(httpRequest && { httpRequest: { ...request, headers: headers(httpRequest.headers) } }),
-    ...(appEngineHttpRequest && {
-      appEngineHttpRequest: { ...appEngineHttpRequest, headers: headers(appEngineHttpRequest.headers) },
+  const recorded = Object.fromEntries(
+    Object.entries(record).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+  return newTaskFrom(original, name, nowMs, {
+    headers: (own) => ({
+      ...withoutHeaders(own, [...Object.values(PARK_HEADER), ORIGINAL_TASK_HEADER]),
+      ...recorded,
     }),
-    scheduleTime: new Date(nowMs).toISOString(),
-    ...(dispatchDeadline && { dispatchDeadline }),
-  };
+    http: ({ oidcToken: _oidc, oauthToken: _oauth, ...request }) => request,
+  });
 }
 
 /** What a parked copy records of its original (docs/parking.md "Seeing them"). */
@@ -249,7 +242,6 @@ export function parkedRecordOf(parked: Task): ParkedRecord {
 export function homeCopyOf(parked: Task, name: TaskName, dueMs: number): NewTask {
   const header = (key: string): string | undefined => headerOf(parked, key);
   const dropped = Object.values(PARK_HEADER).filter((key) => key !== PARK_HEADER.parkCount);
-  const { httpRequest, appEngineHttpRequest, dispatchDeadline } = parked;
   const oidc = header(PARK_HEADER.oidcAccount);
   const oauth = header(PARK_HEADER.oauthAccount);
   const audience = header(PARK_HEADER.oidcAudience);
@@ -262,20 +254,10 @@ export function homeCopyOf(parked: Task, name: TaskName, dueMs: number): NewTask
       oauthToken: { serviceAccountEmail: oauth, ...(scope !== undefined && { scope }) },
     }),
   };
-  return {
-    name: name.name,
-    ...(httpRequest && {
-      httpRequest: { ...httpRequest, ...token, headers: withoutHeaders(httpRequest.headers, dropped) },
-    }),
-    ...(appEngineHttpRequest && {
-      appEngineHttpRequest: {
-        ...appEngineHttpRequest,
-        headers: withoutHeaders(appEngineHttpRequest.headers, dropped),
-      },
-    }),
-    scheduleTime: new Date(dueMs).toISOString(),
-    ...(dispatchDeadline && { dispatchDeadline }),
-  };
+  return newTaskFrom(parked, name, dueMs, {
+    headers: (own) => withoutHeaders(own, dropped),
+    http: (request) => ({ ...request, ...token }),
+  });
 }
 
 function withoutHeaders(

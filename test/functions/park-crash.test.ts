@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { parkingQueueOf, parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { listTasksFull, postJson } from '../helpers/http.js';
 import { freePort, startRerunProcess, type RerunProcess } from '../helpers/rerun-process.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
@@ -30,7 +31,6 @@ afterEach(async () => {
   await target.stop();
 });
 
-type Json = Record<string, any>;
 
 /** COUNT tasks whose next attempt, in ten minutes, is their last. */
 function load(): string[] {
@@ -62,20 +62,8 @@ async function rerunProcess(port: number): Promise<RerunProcess> {
   return child;
 }
 
-async function post(url: string, body: unknown): Promise<{ status: number; body: Json }> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? (JSON.parse(text) as Json) : {} };
-}
-
-async function listFull(queue: string): Promise<Json[]> {
-  const answer = (await (await fetch(`${emulator.url}/v2/${queue}/tasks?responseView=FULL`)).json()) as Json;
-  return answer.tasks ?? [];
-}
+const post = postJson;
+const listFull = (queue: string) => listTasksFull(emulator.url, queue);
 
 /** Where each original is now: its own queue, parked, brought home, or run by the target. */
 async function places(originals: readonly string[]) {

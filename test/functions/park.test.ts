@@ -80,6 +80,23 @@ function seed(parkingState: 'PAUSED' | 'RUNNING' = 'PAUSED') {
 const sweep = (extra: Record<string, unknown> = {}) =>
   server.post({ kind: 'sweep', park: true, canary: false, verify: '0s', ...extra });
 
+/**
+ * A sweep of orders whose parked copy's create is held while the original's last attempt starts (and
+ * hangs until the sweep has answered, then fails).
+ */
+async function sweepWhileLastAttemptRuns() {
+  let release!: () => void;
+  const held = new Promise<number>((resolve) => (release = () => resolve(500)));
+  target.setRespond(() => held);
+  emulator.injectFault({ method: 'CreateTask', kind: 'delay', delayMs: 400, times: 1 });
+  const running = sweep({ queues: [ORDERS] });
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  await fetch(`${emulator.url}/v2/${ORDERS}/tasks/last:run`, { method: 'POST', body: '{}' });
+  const answer = await running;
+  release();
+  return answer;
+}
+
 async function getTask(name: string, view: 'BASIC' | 'FULL' = 'FULL'): Promise<any> {
   const response = await fetch(`${emulator.url}/v2/${name}?responseView=${view}`);
   return response.status === 200 ? response.json() : undefined;
@@ -214,16 +231,7 @@ describe('parking', () => {
 
   it('keeps the parked copy, marked possibly done, when the last attempt starts during the move', async () => {
     seed();
-    let release!: () => void;
-    const held = new Promise<number>((resolve) => (release = () => resolve(500)));
-    target.setRespond(() => held);
-    // The parked copy's create is held: meanwhile the original's last attempt starts.
-    emulator.injectFault({ method: 'CreateTask', kind: 'delay', delayMs: 400, times: 1 });
-    const running = sweep({ queues: [ORDERS] });
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    await fetch(`${emulator.url}/v2/${ORDERS}/tasks/last:run`, { method: 'POST', body: '{}' });
-    const answer = await running;
-    release();
+    const answer = await sweepWhileLastAttemptRuns();
     const row = answer.body.tasks.find((r: any) => r.task.endsWith('/last'));
     expect(row).toMatchObject({ outcome: 'parked', possiblyDone: true });
     const parked = await listTasks(parkingOf(ORDERS));
@@ -301,15 +309,7 @@ describe('unparking', () => {
 
   it('leaves a task parked while possibly done, unless the request says so', async () => {
     seed();
-    let release!: () => void;
-    const held = new Promise<number>((resolve) => (release = () => resolve(500)));
-    target.setRespond(() => held);
-    emulator.injectFault({ method: 'CreateTask', kind: 'delay', delayMs: 400, times: 1 });
-    const running = sweep({ queues: [ORDERS] });
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    await fetch(`${emulator.url}/v2/${ORDERS}/tasks/last:run`, { method: 'POST', body: '{}' });
-    await running;
-    release();
+    await sweepWhileLastAttemptRuns();
     target.setRespond(() => 200);
     const dry = await unpark({ queues: [ORDERS], dryRun: true });
     expect(dry.body.tasks).toEqual([
@@ -317,7 +317,10 @@ describe('unparking', () => {
     ]);
     const dryAll = await unpark({ queues: [ORDERS], dryRun: true, possiblyDone: true });
     expect(dryAll.body.tasks).toEqual([
-      expect.objectContaining({ outcome: 'redriven', notes: [expect.stringContaining('may have been done')] }),
+      expect.objectContaining({
+        outcome: 'redriven',
+        notes: [expect.stringContaining('may have been done')],
+      }),
     ]);
     const kept = await unpark({ queues: [ORDERS] });
     expect(kept.body.skipped['possibly-done']).toBe(1);

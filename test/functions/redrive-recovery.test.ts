@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { listTasksFull, postJson } from '../helpers/http.js';
 import { freePort, startRerunProcess, type RerunProcess } from '../helpers/rerun-process.js';
 import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
@@ -66,21 +67,8 @@ async function rerunProcess(port: number, armingMs = ARMING_MS, batch = false): 
   return child;
 }
 
-async function post(url: string, body: unknown): Promise<{ status: number; body: Json }> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? (JSON.parse(text) as Json) : {} };
-}
-
-/** Lists a queue's tasks in the FULL view. */
-async function listFull(queue: string): Promise<Json[]> {
-  const answer = (await (await fetch(`${emulator.url}/v2/${queue}/tasks?responseView=FULL`)).json()) as Json;
-  return answer.tasks ?? [];
-}
+const post = postJson;
+const listFull = (queue: string) => listTasksFull(emulator.url, queue);
 
 /**
  * Per task, how often it has run or will run: the target's requests for it (the original's or a copy's),

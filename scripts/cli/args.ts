@@ -1,6 +1,7 @@
 /**
- * The command line, parsed (node's util.parseArgs) into one of the commands: plan and run build the same
- * event JSON that rerunHttp takes (docs/events.md), flag for field; status and cancel name a request. Pure.
+ * The command line, parsed (node's util.parseArgs) into one of the commands: plan, run and unpark build
+ * the same event JSON that rerunHttp takes (docs/events.md), flag for field; status and cancel name a
+ * request; queues and parked name queues to show. Pure.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDurationMs } from '../../shared/platform/duration.js';
@@ -22,10 +23,10 @@ export interface Target {
   readonly json: boolean;
 }
 
-/** plan or run: the event, and where it goes. */
+/** plan, run or unpark: the event, and where it goes. */
 export interface RerunCommand extends Target {
   readonly kind: 'rerun';
-  readonly name: 'plan' | 'run';
+  readonly name: 'plan' | 'run' | 'unpark';
   /** The event, as rerunHttp takes it. */
   readonly event: Record<string, unknown>;
   readonly queues: readonly string[];
@@ -52,12 +53,20 @@ export interface QueuesCommand {
   readonly json: boolean;
 }
 
+/** parked: the parked tasks of the named home queues (docs/parking.md "Seeing them"). */
+export interface ParkedCommand {
+  readonly kind: 'parked';
+  readonly queues: readonly string[];
+  readonly json: boolean;
+}
+
 export type Command =
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'version' }
   | RerunCommand
   | ControlCommand
-  | QueuesCommand;
+  | QueuesCommand
+  | ParkedCommand;
 
 const COMMON = {
   json: { type: 'boolean' },
@@ -65,7 +74,8 @@ const COMMON = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
-const RERUN_FLAGS = {
+/** The selection and the options plan, run and unpark share. */
+const SELECT_FLAGS = {
   ...COMMON,
   queue: { type: 'string', multiple: true },
   'task-id': { type: 'string', multiple: true },
@@ -79,19 +89,35 @@ const RERUN_FLAGS = {
   'failed-until': { type: 'string' },
   'created-before': { type: 'string' },
   'created-after': { type: 'string' },
-  'deployed-at': { type: 'string' },
   reason: { type: 'string' },
   'max-tasks': { type: 'string' },
-  'max-rate': { type: 'string' },
   canary: { type: 'string' },
-  mode: { type: 'string' },
   verify: { type: 'string' },
   'request-id': { type: 'string' },
+  'no-breaker': { type: 'boolean' },
+  budget: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+const RERUN_FLAGS = {
+  ...SELECT_FLAGS,
+  'deployed-at': { type: 'string' },
+  'max-rate': { type: 'string' },
+  mode: { type: 'string' },
   force: { type: 'boolean' },
   'last-attempts': { type: 'boolean' },
-  'no-breaker': { type: 'boolean' },
   'min-backoff-left': { type: 'string' },
-  budget: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+const UNPARK_FLAGS = {
+  ...SELECT_FLAGS,
+  'possibly-done': { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+const PARKED_FLAGS = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  queue: { type: 'string', multiple: true },
 } as const satisfies ParseArgsConfig['options'];
 
 const QUEUES_FLAGS = {
@@ -111,7 +137,9 @@ const CONTROL_FLAGS = {
 export const COMMAND_FLAGS: Record<Exclude<CommandName, 'main'>, ParseArgsConfig['options']> = {
   plan: RERUN_FLAGS,
   run: RERUN_FLAGS,
+  unpark: UNPARK_FLAGS,
   queues: QUEUES_FLAGS,
+  parked: PARKED_FLAGS,
   status: CONTROL_FLAGS,
   cancel: CONTROL_FLAGS,
 };
@@ -141,6 +169,8 @@ const FLAG_OF_FIELD: Record<string, string> = {
   verify: '--verify',
   requestId: '--request-id',
   minBackoffLeft: '--min-backoff-left',
+  possiblyDone: '--possibly-done',
+  dryRun: '--dry-run',
 };
 
 /**
@@ -155,18 +185,40 @@ export function parseCommand(argv: readonly string[], nowMs: number): Command {
   if (name === '--version') return { kind: 'version' };
   if (name === 'plan' || name === 'run') return parseRerun(name, args, nowMs);
   if (name === 'status' || name === 'cancel') return parseControl(name, args);
+  if (name === 'unpark') return parseUnpark(args, nowMs);
   if (name === 'queues') return parseQueues(args);
-  throw new UsageError(`unknown command "${name}": use plan, run, queues, status or cancel`);
+  if (name === 'parked') return parseParked(args);
+  throw new UsageError(`unknown command "${name}": use ${COMMAND_NAMES.join(', ')}`);
+}
+
+/** Every command's name, as a person types it. */
+export const COMMAND_NAMES = ['plan', 'run', 'unpark', 'queues', 'parked', 'status', 'cancel'] as const;
+
+function parseParked(args: readonly string[]): Command {
+  const values = parseFlags(args, PARKED_FLAGS);
+  if (values.help) return { kind: 'help', text: HELP.parked };
+  const queues = queueNames(values.queue);
+  if (queues.length === 0)
+    throw new UsageError('--queue is required: the home queues whose parked tasks to show');
+  return { kind: 'parked', queues, json: values.json ?? false };
+}
+
+function parseUnpark(args: readonly string[], nowMs: number): Command {
+  const values = parseFlags(args, UNPARK_FLAGS);
+  if (values.help) return { kind: 'help', text: HELP.unpark };
+  const event = compact({
+    kind: 'unpark',
+    ...selectionOf(values),
+    possiblyDone: values['possibly-done'],
+    dryRun: values['dry-run'],
+  });
+  return rerunCommandOf('unpark', event, values, args, nowMs);
 }
 
 function parseQueues(args: readonly string[]): Command {
   const values = parseFlags(args, QUEUES_FLAGS);
   if (values.help) return { kind: 'help', text: HELP.queues };
-  for (const queue of values.queue ?? []) {
-    if (!parseQueueName(queue)) {
-      throw new UsageError(`--queue: "${queue}" is not a queue name projects/P/locations/L/queues/Q`);
-    }
-  }
+  queueNames(values.queue);
   const maxListCalls = wholeNumber('--max-list-calls', values['max-list-calls']) ?? DEFAULT_LIST_CALLS;
   if (maxListCalls < 1 || maxListCalls > 600) {
     throw new UsageError(
@@ -179,6 +231,24 @@ function parseQueues(args: readonly string[]): Command {
 function parseRerun(name: 'plan' | 'run', args: readonly string[], nowMs: number): Command {
   const values = parseFlags(args, RERUN_FLAGS);
   if (values.help) return { kind: 'help', text: HELP[name] };
+  const event = compact({
+    kind: 'fix-deployed',
+    ...selectionOf(values),
+    deployedAt: values['deployed-at'],
+    dryRun: name === 'plan',
+    maxRate: positiveNumber('--max-rate', values['max-rate']),
+    mode: values.mode,
+    force: values.force,
+    lastAttempts: values['last-attempts'],
+    minBackoffLeft: values['min-backoff-left'],
+  });
+  return rerunCommandOf(name, event, values, args, nowMs);
+}
+
+type SelectValues = ReturnType<typeof parseFlags<typeof SELECT_FLAGS>>;
+
+/** The event fields of the selection and the options plan, run and unpark share. */
+function selectionOf(values: SelectValues): Record<string, unknown> {
   const match = compact({
     taskIds: values['task-id'],
     taskIdGlob: values['task-id-glob'],
@@ -191,30 +261,27 @@ function parseRerun(name: 'plan' | 'run', args: readonly string[], nowMs: number
     createdBefore: values['created-before'],
     createdAfter: values['created-after'],
   });
-  const event = compact({
-    kind: 'fix-deployed',
-    queues: values.queue,
-    deployedAt: values['deployed-at'],
+  return compact({
+    queues: queueNames(values.queue).length > 0 ? values.queue : undefined,
     match: Object.keys(match).length > 0 ? match : undefined,
     clusters: values.cluster,
     reason: values.reason,
-    dryRun: name === 'plan',
     maxTasks: wholeNumber('--max-tasks', values['max-tasks']),
-    maxRate: positiveNumber('--max-rate', values['max-rate']),
     canary: canaryOf(values.canary),
-    mode: values.mode,
     verify: values.verify,
     requestId: values['request-id'],
-    force: values.force,
-    lastAttempts: values['last-attempts'],
     breaker: values['no-breaker'] ? false : undefined,
-    minBackoffLeft: values['min-backoff-left'],
   });
-  for (const queue of values.queue ?? []) {
-    if (!parseQueueName(queue)) {
-      throw new UsageError(`--queue: "${queue}" is not a queue name projects/P/locations/L/queues/Q`);
-    }
-  }
+}
+
+/** The event checked as rerunHttp would check it, and where it goes. */
+function rerunCommandOf(
+  name: RerunCommand['name'],
+  event: Record<string, unknown>,
+  values: SelectValues,
+  args: readonly string[],
+  nowMs: number,
+): RerunCommand {
   const parsed = parseRerunEvent(event, httpDelivery(event, nowMs));
   if (!parsed.success) throw usageErrorOf(parsed.error.fields, parsed.error.message);
   const url = urlOf(values.url);
@@ -228,6 +295,16 @@ function parseRerun(name: 'plan' | 'run', args: readonly string[], nowMs: number
     json: values.json ?? false,
     budget: budgetOf(values.budget, url),
   };
+}
+
+/** The --queue values, each a queue name. */
+function queueNames(queues: readonly string[] | undefined): readonly string[] {
+  for (const queue of queues ?? []) {
+    if (!parseQueueName(queue)) {
+      throw new UsageError(`--queue: "${queue}" is not a queue name projects/P/locations/L/queues/Q`);
+    }
+  }
+  return queues ?? [];
 }
 
 function parseControl(name: 'status' | 'cancel', args: readonly string[]): Command {

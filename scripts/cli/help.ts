@@ -1,6 +1,6 @@
 /** The help text of every command, with examples. */
 
-export type CommandName = 'main' | 'plan' | 'run' | 'queues' | 'status' | 'cancel';
+export type CommandName = 'main' | 'plan' | 'run' | 'unpark' | 'queues' | 'parked' | 'status' | 'cancel';
 
 const QUEUE = 'projects/demo-project/locations/us-central1/queues/orders';
 
@@ -21,36 +21,42 @@ const WHERE = `Where it runs:
   --url URL sends the event to a deployed rerunHttp instead, with an ID token for that URL (none for
   http://127.0.0.1 or http://localhost).`;
 
-const SELECT = `Selection (the event's fields, docs/events.md):
-  --queue NAME            a queue to rerun, projects/P/locations/L/queues/Q (repeat for more)
-  --task-id ID            only this task ID (repeat for more)
+const MATCH = `  --task-id ID            only this task ID (repeat for more)
   --cluster ID            only tasks in this failure cluster, as plan prints it (repeat for more)
   --task-id-glob GLOB     task IDs matching * and ?
   --url-prefix PREFIX     tasks whose URL starts with PREFIX
   --response-code CODE    last attempt's status: an HTTP code or a canonical name (repeat for more)
   --min-attempts N, --max-attempts N        bounds on the attempts made so far
   --failed-since TIME, --failed-until TIME  window on the last attempt (RFC 3339)
-  --created-after TIME, --created-before TIME
-  --deployed-at TIME      the cutoff: only tasks last attempted before it (default now)
-  --reason TEXT           why (logged and reported)
+  --created-after TIME, --created-before TIME`;
+
+const OPTIONS = `  --reason TEXT           why (logged and reported)
   --max-tasks N           at most N tasks forced
-  --max-rate N            at most N RunTask calls per second
   --canary N[:WAIT]       force N tasks first, wait (default 20s), go on only if they succeeded
-  --mode run|redrive      RunTask (default) or copy-and-delete
   --verify DURATION       how long to read forced tasks back for their verdict (default 30s; 0s = off)
   --request-id ID         the request's identity (deliveries of one request force a task at most once)
-  --force                 also paused queues and queues with maxConcurrentDispatches 1
-  --last-attempts         also tasks on their last allowed attempt
   --no-breaker            go on forcing however many reruns fail again (the breaker holds the rest
                           once more than half of 5 or more verdicts failed again)
-  --min-backoff-left DURATION  leave tasks due within DURATION to their own schedule (default 30s)
   --budget DURATION       how long a run here may take: none on a terminal, else RERUN_TIME_BUDGET
-                          (default 50s); not with --url, which keeps the deployed function's budget
+                          (default 50s); not with --url, which keeps the deployed function's budget`;
 
-Output:
+const OUTPUT = `Output:
   --json                  print the report (JSON) and nothing else
   --url URL               send the event to a deployed rerunHttp
   -h, --help              this help`;
+
+const SELECT = `Selection (the event's fields, docs/events.md):
+  --queue NAME            a queue to rerun, projects/P/locations/L/queues/Q (repeat for more)
+${MATCH}
+  --deployed-at TIME      the cutoff: only tasks last attempted before it (default now)
+${OPTIONS}
+  --max-rate N            at most N RunTask calls per second
+  --mode run|redrive      RunTask (default) or copy-and-delete
+  --force                 also paused queues and queues with maxConcurrentDispatches 1
+  --last-attempts         also tasks on their last allowed attempt
+  --min-backoff-left DURATION  leave tasks due within DURATION to their own schedule (default 30s)
+
+${OUTPUT}`;
 
 /** Help by command. */
 export const HELP: Record<CommandName, string> = {
@@ -61,7 +67,9 @@ Forces failed Cloud Tasks to run again, safely.
 Commands:
   plan     what would be rerun (a dry run: nothing is forced)
   run      rerun the failed tasks, with a live progress line on a terminal
+  unpark   bring parked tasks home to their queue (docs/parking.md)
   queues   each queue's state, limits, tasks, failing tasks, largest failure clusters, oldest failure
+  parked   the tasks parked from a queue: when, their attempts, their last status
   status   how many control tasks of a queued request are still waiting
   cancel   delete the waiting control tasks of a queued request
 
@@ -105,6 +113,45 @@ Examples:
   cloud-tasks-rerun run --queue ${QUEUE} --url https://REGION-PROJECT.cloudfunctions.net/rerunHttp
 
 ${EXIT_CODES}`,
+  unpark: `Usage: cloud-tasks-rerun unpark --queue NAME [flags]
+
+Brings the parked tasks of the named home queues back home (docs/parking.md "Unparking"): each goes home
+as a redrive copy, with its token back, and its parked copy is deleted. Selection reads the values the
+parked copy recorded of its original. Tasks parked while their last attempt may have run stay parked
+unless --possibly-done; tasks parked more than 3 times stay parked.
+
+Selection:
+  --queue NAME            a home queue, projects/P/locations/L/queues/Q (repeat for more)
+${MATCH}
+${OPTIONS}
+  --possibly-done         also tasks parked while their last attempt may have run
+  --dry-run               list what would go home (with notes), move nothing
+
+${OUTPUT}
+
+${WHERE}
+
+Examples:
+  cloud-tasks-rerun unpark --queue ${QUEUE} --dry-run
+  cloud-tasks-rerun unpark --queue ${QUEUE} --response-code 503 --reason "fix #42"
+
+${EXIT_CODES}`,
+  parked: `Usage: cloud-tasks-rerun parked --queue NAME... [--json]
+
+The tasks parked from each named home queue (docs/parking.md "Seeing them"): when each was parked, its
+original's attempts and last status, how often it was parked, whether it was parked while its last attempt
+may have run, and when Cloud Tasks deletes it (31 days after it was parked; "soon" within 3 days). No body
+or header value is shown. Nothing is changed.
+
+  --queue NAME            a home queue, projects/P/locations/L/queues/Q (repeat for more)
+  --json                  print the parked tasks as JSON
+  -h, --help              this help
+
+Examples:
+  cloud-tasks-rerun parked --queue ${QUEUE}
+  cloud-tasks-rerun parked --queue ${QUEUE} --json
+
+Exit codes: 0 shown; 1 a parking queue could not be read; 2 bad input.`,
   queues: `Usage: cloud-tasks-rerun queues [--queue NAME]... [--max-list-calls N] [--json]
 
 For each queue named (or each of RERUN_QUEUES), what someone on call looks for first: its state and rate

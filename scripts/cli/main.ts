@@ -1,5 +1,5 @@
 /**
- * `cloud-tasks-rerun`: plan, run, status and cancel from a terminal or a pipeline step. The core runs in
+ * `cloud-tasks-rerun`: plan, run, unpark, queues, parked, status and cancel from a terminal or a pipeline step. The core runs in
  * this process (against CLOUD_TASKS_EMULATOR_HOST or with Application Default Credentials), or the event
  * goes to a deployed rerunHttp (`--url`). The only file of the command line with side effects.
  */
@@ -18,12 +18,15 @@ import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { CloudTasksUnavailableError } from '../../shared/run/run.js';
 import { createRuntime, rerun } from '../../shared/platform/runtime.js';
 import {
+  COMMAND_NAMES,
   parseCommand,
   UsageError,
   type ControlCommand,
+  type ParkedCommand,
   type QueuesCommand,
   type RerunCommand,
 } from './args.js';
+import { formatParked, readParked } from './parked.js';
 import { logLineSink, ProgressLine, ProgressTracker } from './progress.js';
 import { formatOverview, namedQueues, readOverview } from './queues.js';
 import { errorMessageOf, IdTokenError, postEvent } from './remote.js';
@@ -64,12 +67,13 @@ export async function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv
     }
     if (command.kind === 'rerun') return await rerunCommand(command, env);
     if (command.kind === 'queues') return await queuesCommand(command, env);
+    if (command.kind === 'parked') return await parkedCommand(command, env);
     return await controlCommand(command, env);
   } catch (error) {
     const { message, exitCode } = failureOf(error);
     process.stderr.write(`cloud-tasks-rerun: ${message}\n`);
     if (exitCode === EXIT.badInput) {
-      const known = ['plan', 'run', 'queues', 'status', 'cancel'].includes(argv[0] ?? '');
+      const known = (COMMAND_NAMES as readonly string[]).includes(argv[0] ?? '');
       process.stderr.write(`Run "cloud-tasks-rerun ${known ? `${argv[0]} ` : ''}--help" for the flags.\n`);
     }
     return exitCode;
@@ -187,6 +191,22 @@ async function queuesCommand(command: QueuesCommand, env: NodeJS.ProcessEnv): Pr
     command.json ? `${JSON.stringify(overview, null, 2)}\n` : `${formatOverview(overview, Date.now())}\n`,
   );
   return overview.queues.some((queue) => queue.error !== undefined) ? EXIT.failed : EXIT.done;
+}
+
+/** The parked tasks of the named home queues; exit 1 when a parking queue could not be read. */
+async function parkedCommand(command: ParkedCommand, env: NodeJS.ProcessEnv): Promise<number> {
+  const config = loadConfig(
+    { ...env, RERUN_QUEUES: env.RERUN_QUEUES || command.queues.join(',') },
+    { commandLine: {} },
+  );
+  const named = namedQueues(command.queues, config.allowlist);
+  if ('refused' in named) {
+    throw new UsageError(`queues outside the allowlist (RERUN_QUEUES): ${named.refused.join(', ')}`);
+  }
+  const tasks = createCloudTasksClient({ emulatorHost: config.emulatorHost });
+  const views = await readParked(tasks, named.queues, Date.now());
+  process.stdout.write(command.json ? `${JSON.stringify(views, null, 2)}\n` : `${formatParked(views)}\n`);
+  return views.some((view) => view.error !== undefined) ? EXIT.failed : EXIT.done;
 }
 
 function invocation(command: RerunCommand): string[] {

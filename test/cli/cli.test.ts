@@ -163,7 +163,7 @@ describe('cloud-tasks-rerun plan and run (in process, against the emulator)', ()
     [['run', '--queue', ORDERS, '--task-id', 'a/b'], /--task-id: /],
     [['run', '--queue', ORDERS, '--url', 'ftp://x'], /--url: "ftp:\/\/x" is not an http\(s\) URL/],
     [['run'], /--queue is required/],
-    [['rerun'], /unknown command "rerun": use plan, run, queues, status or cancel/],
+    [['rerun'], /unknown command "rerun": use plan, run, unpark, queues, parked, status, cancel/],
     [['status'], /--request-id is required/],
     [['cancel', '--request-id', 'a b'], /--request-id: /],
   ])('exits 2 and calls nothing for bad input: %j', async (args, message) => {

@@ -51,7 +51,17 @@ Redrive (copy and delete; needs the tasks' bodies):
                          Cloud Tasks grants only on a project or a queue (not with RERUN_REDRIVE_BATCH=false:
                          one call per task reads no operation)
   --redrive-act-as EMAIL the runtime account may act as this account (the OIDC/OAuth account of the
-                         tasks to redrive); repeat for more
+                         tasks to redrive or unpark); repeat for more
+
+Parking (the dead-letter queue Cloud Tasks lacks, docs/parking.md):
+  --park                 create a PAUSED parking queue Q-parked beside each allowlisted queue Q (for a `*`
+                         entry, each queue of its location at deploy time: queues made later get theirs on
+                         the next run), grant the runtime account exactly what parking and unparking need
+                         (the park role on the parking queues, the redrive role on the queues), and have the
+                         sweep park (RERUN_PARK=true). Without it, those grants are taken back; parking
+                         queues are never deleted, not even by --delete: they hold parked tasks
+  --sweep-period D       RERUN_SWEEP_PERIOD, the sweep's period (e.g. 15m); derived from --schedule when it
+                         is '*/N * * * *' or 'M * * * *', else required with --park
 
 Events:
   --schedule CRON        sweep schedule, unix-cron (env DEPLOY_SCHEDULE; default '*/15 * * * *')
@@ -87,7 +97,8 @@ What to do:
   --dry-run              print every gcloud command, run none (lookups print their command and assume a
                          first deployment: nothing exists yet)
   --delete               remove everything this product created in the project under PREFIX, whatever the
-                         other flags (APIs stay enabled, your queues and their tasks are never touched)
+                         other flags (APIs stay enabled, your queues and their tasks are never touched, nor
+                         the parking queues and their parked tasks)
   -h, --help             this text
 
 CLOUD_TASKS_EMULATOR_HOST is never deployed.
@@ -109,6 +120,7 @@ TIME_ZONE=${DEPLOY_TIME_ZONE:-Etc/UTC}
 SWEEP=true
 CLOUD_BUILDS=${DEPLOY_CLOUD_BUILDS:-false}
 REDRIVE=false
+PARK=false
 CONTROL_QUEUE_ON=true
 DRY_RUN=false
 DELETE=false
@@ -123,7 +135,7 @@ if [[ -n ${DEPLOY_NOTIFY_CHANNELS:-} ]]; then IFS=, read -r -a NOTIFY_CHANNELS <
 # The service's configuration, key for key as shared/platform/config.ts names it (CLOUD_TASKS_EMULATOR_HOST excepted).
 CONFIG_KEYS=(RERUN_QUEUES RERUN_MAX_TASKS RERUN_CONCURRENCY RERUN_MAX_RATE RERUN_TIME_BUDGET
   RERUN_SERVICE_TIMEOUT RERUN_ACK_DEADLINE RERUN_ROUTES RERUN_CONTROL_QUEUE RERUN_SELF_URL RERUN_INVOKER_SA
-  RERUN_NOTIFY_TOPIC RERUN_REDRIVE_CONCURRENCY RERUN_REDRIVE_BATCH LOG_LEVEL)
+  RERUN_NOTIFY_TOPIC RERUN_REDRIVE_CONCURRENCY RERUN_REDRIVE_BATCH RERUN_PARK RERUN_SWEEP_PERIOD LOG_LEVEL)
 # Set by deploy.sh from what it deploys, never from the environment.
 DERIVED_KEYS=(RERUN_SERVICE_TIMEOUT RERUN_ACK_DEADLINE)
 declare -A CONFIG=()
@@ -157,6 +169,8 @@ while [[ $# -gt 0 ]]; do
     --invoker) need_value "$@"; INVOKERS+=("$2"); shift 2 ;;
     --redrive) REDRIVE=true; shift ;;
     --redrive-act-as) need_value "$@"; ACT_AS+=("$2"); shift 2 ;;
+    --park) PARK=true; shift ;;
+    --sweep-period) need_value "$@"; CONFIG[RERUN_SWEEP_PERIOD]=$2; shift 2 ;;
     --schedule) need_value "$@"; SCHEDULE=$2; shift 2 ;;
     --time-zone) need_value "$@"; TIME_ZONE=$2; shift 2 ;;
     --no-sweep) SWEEP=false; shift ;;
@@ -318,7 +332,11 @@ done
 for account in "${ACT_AS[@]}"; do
   [[ $account =~ $EMAIL_RE ]] || die "--redrive-act-as \"$account\" is not a service account e-mail"
 done
-if [[ ${#ACT_AS[@]} -gt 0 ]] && ! $REDRIVE; then die "--redrive-act-as needs --redrive"; fi
+if [[ ${CONFIG[RERUN_PARK]:-} == true ]]; then PARK=true; fi
+if [[ -n ${CONFIG[RERUN_PARK]:-} && ! ${CONFIG[RERUN_PARK]} =~ ^(true|false)$ ]]; then
+  die "RERUN_PARK \"${CONFIG[RERUN_PARK]}\" must be true or false"
+fi
+if [[ ${#ACT_AS[@]} -gt 0 ]] && ! $REDRIVE && ! $PARK; then die "--redrive-act-as needs --redrive or --park"; fi
 for channel in "${NOTIFY_CHANNELS[@]}"; do
   [[ $channel =~ ^projects/[^/]+/notificationChannels/[0-9]+$ ]] ||
     die "--notify-channel \"$channel\" is not a channel name projects/P/notificationChannels/ID"
@@ -332,6 +350,24 @@ done
 [[ $SCHEDULE =~ ^[^[:space:]]+([[:space:]]+[^[:space:]]+){4}$ ]] ||
   die "--schedule \"$SCHEDULE\" is not a unix-cron schedule of 5 fields, e.g. '*/15 * * * *'"
 [[ $TIME_ZONE =~ ^[A-Za-z0-9_+/-]+$ ]] || die "--time-zone \"$TIME_ZONE\" is not a time zone like Etc/UTC"
+# Parking protects what may be dropped before the next sweep: the service must know the sweep's period.
+if $PARK; then
+  $SWEEP || die "--park needs the sweep (not --no-sweep): parking runs on it"
+  if [[ -z ${CONFIG[RERUN_SWEEP_PERIOD]:-} ]]; then
+    if [[ $SCHEDULE =~ ^\*/([0-9]+)[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*$ ]]; then
+      CONFIG[RERUN_SWEEP_PERIOD]=$((10#${BASH_REMATCH[1]}))m
+    elif [[ $SCHEDULE =~ ^[0-9]+[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*$ ]]; then
+      CONFIG[RERUN_SWEEP_PERIOD]=60m
+    else
+      die "--sweep-period is needed with --park: the period of --schedule \"$SCHEDULE\" is not read from it"
+    fi
+  fi
+  [[ ${CONFIG[RERUN_SWEEP_PERIOD]} =~ ^[0-9]+(\.[0-9]+)?(ms|s|m|h)$ ]] ||
+    die "RERUN_SWEEP_PERIOD \"${CONFIG[RERUN_SWEEP_PERIOD]}\" is not a duration like 15m"
+  CONFIG[RERUN_PARK]=true
+else
+  unset 'CONFIG[RERUN_PARK]' 'CONFIG[RERUN_SWEEP_PERIOD]'
+fi
 [[ $CLOUD_BUILDS == true || $CLOUD_BUILDS == false ]] || die "DEPLOY_CLOUD_BUILDS must be true or false"
 if ! $DRY_RUN && ! $DELETE; then
   if ! { [[ -f $SOURCE_DIR/package.json && -f $SOURCE_DIR/.gcloudignore ]] &&
@@ -369,9 +405,13 @@ REDRIVE_ROLE=${ROLE_PREFIX}_redrive
 LISTER_ROLE=${ROLE_PREFIX}_lister
 CONTROL_ROLE=${ROLE_PREFIX}_control
 OPERATIONS_ROLE=${ROLE_PREFIX}_operations
+PARK_ROLE=${ROLE_PREFIX}_park
 RUNNER_PERMISSIONS=cloudtasks.queues.get,cloudtasks.tasks.get,cloudtasks.tasks.list,cloudtasks.tasks.run
 REDRIVE_PERMISSIONS=cloudtasks.tasks.create,cloudtasks.tasks.delete,cloudtasks.tasks.fullView
 LISTER_PERMISSIONS=cloudtasks.queues.list
+# On each parking queue: its state (it must stay PAUSED), its parked tasks listed and read with their
+# bodies, parked copies created and deleted (docs/parking.md).
+PARK_PERMISSIONS=cloudtasks.queues.get,cloudtasks.tasks.create,cloudtasks.tasks.delete,cloudtasks.tasks.fullView,cloudtasks.tasks.get,cloudtasks.tasks.list
 CONTROL_PERMISSIONS=cloudtasks.queues.get,cloudtasks.tasks.create,cloudtasks.tasks.delete,cloudtasks.tasks.get,cloudtasks.tasks.list
 # Batch redrive reads the operations tasks:batchCreate and tasks:batchDelete answer with
 # (v2/projects/*/locations/*/operations/*). A batch delete is checked as cloudtasks.tasks.delete (the
@@ -380,7 +420,8 @@ OPERATIONS_PERMISSIONS=cloudtasks.operations.get
 # With --redrive, the service redrives by batch unless the deployment turns batches off.
 REDRIVE_BATCH=false
 if $REDRIVE && [[ ${CONFIG[RERUN_REDRIVE_BATCH]:-true} == true ]]; then REDRIVE_BATCH=true; fi
-METRICS=("${NAME}_task_outcomes:task-outcomes-metric.json" "${NAME}_runs:runs-metric.json")
+METRICS=("${NAME}_task_outcomes:task-outcomes-metric.json" "${NAME}_runs:runs-metric.json"
+  "${NAME}_parked:parked-metric.json")
 POLICY_LABEL=rerun_deployment
 CONTROL_OWN=projects/$PROJECT/locations/$REGION/queues/$NAME-control
 if $CONTROL_QUEUE_ON; then
@@ -567,6 +608,53 @@ converge() {
   for role in $held; do
     if [[ $managed == *" $role "* && $wanted != *" $role "* ]]; then unbind "$kind" "$id" "$member" "$role"; fi
   done
+}
+
+# --- Parking queues ------------------------------------------------------------------------------------
+
+# The parking queue's ID of a queue ID (shared/cloud-tasks/names.ts parkingQueueOf): ID-parked, or a hashed
+# form within the 100 characters of a queue ID.
+parking_id() {
+  local id=$1
+  if ((${#id} + 7 <= 100)); then
+    printf '%s-parked' "$id"
+  else
+    printf '%s-%s-parked' "${id:0:84}" "$(printf '%s' "$id" | sha256sum | cut -c1-8)"
+  fi
+}
+
+# PARKING_WHERE: "location parking-id" of the parking queue of each queue this run and the last one
+# allowlisted; a `*` entry's queues are listed in its location now (not the parking or control queues).
+parking_queues() {
+  local where location id name
+  local -A parkings=()
+  where_of_list "${PREVIOUS[RERUN_QUEUES]:-}"
+  for where in "${QUEUE_WHERE[@]}" "${WHERE_LIST[@]}"; do
+    read -r location id <<<"$where"
+    if [[ $id != '*' ]]; then
+      parkings["$location $(parking_id "$id")"]=1
+      continue
+    fi
+    lookup '' tasks queues list "--location=$location" '--format=value(name)' || continue
+    while IFS= read -r name; do
+      id=${name##*/}
+      if [[ $id == *-parked || $name == "${CONFIG[RERUN_CONTROL_QUEUE]:-}" ]]; then continue; fi
+      parkings["$location $(parking_id "$id")"]=1
+    done <<<"$REPLY"
+  done
+  PARKING_WHERE=("${!parkings[@]}")
+}
+
+# Creates the parking queue if it is missing, and pauses it unless it is PAUSED.
+ensure_parking_queue() {
+  local location id state=''
+  read -r location id <<<"$1"
+  if lookup '' tasks queues describe "$id" "--location=$location" '--format=value(state)'; then
+    state=$REPLY
+  else
+    run tasks queues create "$id" "--location=$location"
+  fi
+  if [[ $state != PAUSED ]]; then run tasks queues pause "$id" "--location=$location"; fi
 }
 
 # --- What the previous deployment left --------------------------------------------------------------------
@@ -766,7 +854,8 @@ deploy() {
 
   note "Custom roles: exactly the permissions the product uses"
   ensure_role "$RUNNER_ROLE" "$RUNNER_PERMISSIONS" 'cloud-tasks-rerun: list, get and run tasks'
-  if $REDRIVE; then ensure_role "$REDRIVE_ROLE" "$REDRIVE_PERMISSIONS" 'cloud-tasks-rerun: redrive tasks'; fi
+  if $REDRIVE || $PARK; then ensure_role "$REDRIVE_ROLE" "$REDRIVE_PERMISSIONS" 'cloud-tasks-rerun: redrive tasks'; fi
+  if $PARK; then ensure_role "$PARK_ROLE" "$PARK_PERMISSIONS" 'cloud-tasks-rerun: park and unpark tasks'; fi
   if $REDRIVE_BATCH; then
     ensure_role "$OPERATIONS_ROLE" "$OPERATIONS_PERMISSIONS" 'cloud-tasks-rerun: read batch operations'
   fi
@@ -779,7 +868,8 @@ deploy() {
   local lister="$project_roles/$LISTER_ROLE" control="$project_roles/$CONTROL_ROLE"
   local operations="$project_roles/$OPERATIONS_ROLE"
   local queue_roles="$runner" managed="$runner $redrive"
-  if $REDRIVE; then queue_roles+=" $redrive"; fi
+  # Parking reads the queues' tasks with their bodies and deletes them; unparking creates: the redrive role.
+  if $REDRIVE || $PARK; then queue_roles+=" $redrive"; fi
 
   if [[ -n $CONTROL_WHERE ]]; then
     note "Control queue ${CONFIG[RERUN_CONTROL_QUEUE]}: never gives a claim up, paced at the RunTask quota"
@@ -809,6 +899,15 @@ deploy() {
   if $REDRIVE_BATCH; then project_wanted+=" $operations"; fi
   converge project "$PROJECT" "$member" "$managed $lister $control $operations" "$project_wanted"
   converge project "$PROJECT" "serviceAccount:$BUILD_SA" roles/run.builder roles/run.builder
+
+  note "Parking queues: PAUSED, beside each allowlisted queue (docs/parking.md); never deleted"
+  parking_queues
+  local park="$project_roles/$PARK_ROLE" park_wanted=''
+  if $PARK; then park_wanted=$park; fi
+  for where in "${PARKING_WHERE[@]}"; do
+    if $PARK; then ensure_parking_queue "$where"; fi
+    converge queue "$where" "$member" "$park" "$park_wanted"
+  done
 
   note "Control queue grants: claims, and control tasks signed as ${CONFIG[RERUN_INVOKER_SA]:-nobody}"
   if [[ -n $CONTROL_WHERE ]]; then converge queue "$CONTROL_WHERE" "$member" "$control" "$control"; fi
@@ -1062,6 +1161,9 @@ delete_all() {
   for where in "${WHERE_LIST[@]}"; do converge queue "$where" "$member" "$managed" ''; done
   where_of_list "${PREVIOUS[RERUN_CONTROL_QUEUE]:-}"
   for where in "${WHERE_LIST[@]}"; do converge queue "$where" "$member" "$project_roles/$CONTROL_ROLE" ''; done
+  # The parking queues stay, PAUSED, with their parked tasks: only the grant on them goes.
+  parking_queues
+  for where in "${PARKING_WHERE[@]}"; do converge queue "$where" "$member" "$project_roles/$PARK_ROLE" ''; done
   # Its own control queue goes, whichever queue the last deployment used (Cloud Tasks keeps the name
   # reserved for up to 7 days: a redeployment within them needs --control-queue with another name).
   remove tasks queues delete "$NAME-control" "--location=$REGION"
@@ -1106,7 +1208,7 @@ delete_all() {
 
   note "Custom roles and service accounts"
   local role
-  for role in "$RUNNER_ROLE" "$REDRIVE_ROLE" "$LISTER_ROLE" "$CONTROL_ROLE" "$OPERATIONS_ROLE"; do
+  for role in "$RUNNER_ROLE" "$REDRIVE_ROLE" "$LISTER_ROLE" "$CONTROL_ROLE" "$OPERATIONS_ROLE" "$PARK_ROLE"; do
     if lookup '' iam roles describe "$role" '--format=yaml(name,deleted)' && [[ $REPLY != *'deleted: true'* ]]; then
       run iam roles delete "$role"
     fi

@@ -7,6 +7,7 @@
 #   FAKE_GCLOUD_STATE     directory of the state (required); calls are logged to calls.log there, one a
 #                         line, arguments separated by the 0x1f byte
 #   FAKE_GCLOUD_QUEUES    space-separated full names of the Cloud Tasks queues that exist beforehand
+#                         (RUNNING; a name followed by :PAUSED exists PAUSED)
 #   FAKE_GCLOUD_ACCOUNTS  space-separated e-mails of service accounts that exist beforehand
 #   FAKE_GCLOUD_FAIL      a fragment: a call whose arguments, joined by spaces, contain it is denied
 #   FAKE_GCLOUD_FAIL_TEXT the error text of that denial (default: PERMISSION_DENIED)
@@ -34,6 +35,9 @@ tasks queues describe|1|location=|tasks/queues/describe
 tasks queues create|1|location= log-sampling-ratio= max-attempts= max-retry-duration= max-doublings= min-backoff= max-backoff= max-dispatches-per-second= max-concurrent-dispatches= routing-override= http-uri-override= http-method-override= http-header-override= http-oauth-service-account-email-override= http-oidc-service-account-email-override=|tasks/queues/create
 tasks queues update|1|location= log-sampling-ratio= max-attempts= max-retry-duration= max-doublings= min-backoff= max-backoff= max-dispatches-per-second= max-concurrent-dispatches= routing-override= clear-max-attempts clear-max-retry-duration clear-max-doublings clear-min-backoff clear-max-backoff clear-max-dispatches-per-second clear-max-concurrent-dispatches clear-log-sampling-ratio|tasks/queues/update
 tasks queues delete|1|location=|tasks/queues/delete
+tasks queues pause|1|location=|tasks/queues/pause
+tasks queues resume|1|location=|tasks/queues/resume
+tasks queues list|0|location= filter= limit= sort-by= page-size= uri|tasks/queues/list
 tasks queues get-iam-policy|1|location= filter= limit= sort-by= page-size=|tasks/queues/get-iam-policy
 tasks queues add-iam-policy-binding|1|location= member= role=|tasks/queues/add-iam-policy-binding
 tasks queues remove-iam-policy-binding|1|location= member= role=|tasks/queues/remove-iam-policy-binding
@@ -229,7 +233,29 @@ check_permissions() {
   done
 }
 queue_name() { printf 'projects/%s/locations/%s/queues/%s' "$project" "${flag[location]:-}" "$1"; }
-queue_exists() { [[ " ${FAKE_GCLOUD_QUEUES:-} " == *" $1 "* ]] || exists queue "$1"; }
+queue_exists() {
+  [[ " ${FAKE_GCLOUD_QUEUES:-} " == *" $1 "* || " ${FAKE_GCLOUD_QUEUES:-} " == *" $1:PAUSED "* ]] || exists queue "$1"
+}
+# A queue's state: what pause and resume wrote, else how it was given beforehand, else RUNNING.
+queue_state() {
+  if exists queue-state "$1"; then cat "$(file queue-state "$1")"
+  elif [[ " ${FAKE_GCLOUD_QUEUES:-} " == *" $1:PAUSED "* ]]; then echo PAUSED
+  else echo RUNNING; fi
+}
+# Every queue of the location, by full name.
+queues_in() {
+  local prefix="projects/$project/locations/$1/queues/" name
+  for name in ${FAKE_GCLOUD_QUEUES:-}; do
+    name=${name%:PAUSED}
+    if [[ $name == "$prefix"* ]]; then echo "$name"; fi
+  done
+  for name in "$state"/r/queue/*; do
+    [[ -e $name ]] || continue
+    name=${name##*/}
+    name=${name//\~//}
+    if [[ $name == "$prefix"* && " ${FAKE_GCLOUD_QUEUES:-} " != *" $name "* ]]; then echo "$name"; fi
+  done
+}
 require_queue() { queue_exists "$1" || fail 1 'NOT_FOUND: Requested entity was not found.'; }
 short_topic() { local t=${1#"projects/$project/topics/"}; printf '%s' "$t"; }
 topic_exists() { [[ $1 == projects/* && $1 != "projects/$project/"* ]] || exists topic "$(short_topic "$1")"; }
@@ -303,7 +329,23 @@ case $command in
     echo "$number"
     ;;
   'services enable') echo 'Operation "operations/acf.p2-fake" finished successfully.' >&2 ;;
-  'tasks queues describe') require_queue "$(queue_name "$id")" && queue_name "$id" && echo ;;
+  'tasks queues describe')
+    require_queue "$(queue_name "$id")"
+    case ${flag[format]:-} in
+      'value(name)') queue_name "$id" && echo ;;
+      'value(state)') queue_state "$(queue_name "$id")" ;;
+      *) fail 2 'fake gcloud: unsupported format' ;;
+    esac
+    ;;
+  'tasks queues pause' | 'tasks queues resume')
+    require_queue "$(queue_name "$id")"
+    if [[ $command == *pause ]]; then echo PAUSED; else echo RUNNING; fi >"$(file queue-state "$(queue_name "$id")")"
+    ;;
+  'tasks queues list')
+    need location
+    [[ ${flag[format]:-} == 'value(name)' ]] || fail 2 'fake gcloud: unsupported format'
+    queues_in "${flag[location]}"
+    ;;
   'tasks queues create')
     ! queue_exists "$(queue_name "$id")" || fail 1 "ALREADY_EXISTS: Requested entity already exists"
     record >"$(file queue "$(queue_name "$id")")"

@@ -102,7 +102,7 @@ describe('scripts/monitoring', () => {
   });
 
   it('builds the log-based metrics on the fields the run logs, with a label per extractor', () => {
-    for (const name of ['task-outcomes-metric.json', 'runs-metric.json']) {
+    for (const name of ['task-outcomes-metric.json', 'runs-metric.json', 'parked-metric.json']) {
       const metric = parse(name) as {
         filter: string;
         metricDescriptor: { labels: { key: string }[] };
@@ -119,17 +119,21 @@ describe('scripts/monitoring', () => {
       }
     }
     expect(read('task-outcomes-metric.json')).toContain('\\"task held\\"');
+    expect(read('task-outcomes-metric.json')).toContain('\\"task parked\\"');
+    expect(read('parked-metric.json')).toContain('jsonPayload.message=\\"task parked\\"');
     expect(read('runs-metric.json')).toContain('jsonPayload.message=\\"rerun finished\\"');
   });
 
   it("charts the metrics deploy.sh creates and Cloud Tasks' queue depth and attempts", () => {
     const text = read('dashboard.json');
-    for (const metric of ['@NAME@_task_outcomes', '@NAME@_runs']) {
+    for (const metric of ['@NAME@_task_outcomes', '@NAME@_runs', '@NAME@_parked']) {
       expect(text).toContain(`logging.googleapis.com/user/${metric}`);
       expect(deploy).toContain(`\${NAME}_${metric.split('_').slice(1).join('_')}`);
     }
     expect(text).toContain('cloudtasks.googleapis.com/queue/depth');
     expect(text).toContain('cloudtasks.googleapis.com/queue/task_attempt_count');
+    // The parking queues' depth is the number parked now (docs/parking.md "Seeing them").
+    expect(text).toContain('resource.label.queue_id=monitoring.regex.full_match(\\".*-parked\\")');
   });
 
   it('gives the policies notification prompts on OPENED and CLOSED', () => {

@@ -140,6 +140,8 @@ describe('deploy.sh against the fake gcloud: configuration and failures', () => 
       RERUN_TIME_BUDGET: '2m',
       RERUN_REDRIVE_CONCURRENCY: '16',
       RERUN_REDRIVE_BATCH: 'false',
+      RERUN_PARK: 'true',
+      RERUN_SWEEP_PERIOD: '20m',
       RERUN_ROUTES: routesFile,
       RERUN_CONTROL_QUEUE: CONTROL,
       RERUN_SELF_URL: 'https://rerun.example.com/hook',

@@ -31,7 +31,6 @@ afterEach(async () => {
   await target.stop();
 });
 
-
 /** COUNT tasks whose next attempt, in ten minutes, is their last. */
 function load(): string[] {
   const tasks = Array.from({ length: COUNT }, (_, i) =>

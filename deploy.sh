@@ -61,7 +61,8 @@ Parking (the dead-letter queue Cloud Tasks lacks, docs/parking.md):
                          sweep park (RERUN_PARK=true). Without it, those grants are taken back; parking
                          queues are never deleted, not even by --delete: they hold parked tasks
   --sweep-period D       RERUN_SWEEP_PERIOD, the sweep's period (e.g. 15m); derived from --schedule when it
-                         is '*/N * * * *' or 'M * * * *', else required with --park
+                         is '*/N * * * *' (Nm) or 'M * * * *' (60m), else required with --park (env
+                         RERUN_SWEEP_PERIOD); --park with --no-sweep is refused: parking runs on the sweep
 
 Events:
   --schedule CRON        sweep schedule, unix-cron (env DEPLOY_SCHEDULE; default '*/15 * * * *')
@@ -241,6 +242,10 @@ for raw in "${QUEUE_ARGS[@]}"; do
   queue_name=${queue_name%"${queue_name##*[![:space:]]}"}
   [[ -n $queue_name ]] || continue
   where=$(parse_queue queue "$queue_name" allow)
+  # shared/platform/config.ts: a parking queue is reached only through its home queue, never named.
+  if [[ $where == *-parked ]]; then
+    die "queue \"$queue_name\" is a parking queue (its ID ends in -parked): name its home queue (docs/parking.md)"
+  fi
   if [[ " ${QUEUES[*]} " == *" $queue_name "* ]]; then continue; fi
   QUEUES+=("$queue_name")
   QUEUE_WHERE+=("$where")
@@ -351,15 +356,19 @@ done
   die "--schedule \"$SCHEDULE\" is not a unix-cron schedule of 5 fields, e.g. '*/15 * * * *'"
 [[ $TIME_ZONE =~ ^[A-Za-z0-9_+/-]+$ ]] || die "--time-zone \"$TIME_ZONE\" is not a time zone like Etc/UTC"
 # Parking protects what may be dropped before the next sweep: the service must know the sweep's period.
-if $PARK; then
+# '*/N * * * *' runs every N minutes (N from 1 to 59), 'M * * * *' every hour; any other schedule needs
+# --sweep-period.
+if $PARK && ! $DELETE; then
   $SWEEP || die "--park needs the sweep (not --no-sweep): parking runs on it"
   if [[ -z ${CONFIG[RERUN_SWEEP_PERIOD]:-} ]]; then
-    if [[ $SCHEDULE =~ ^\*/([0-9]+)[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*$ ]]; then
+    if [[ $SCHEDULE =~ ^\*/([0-9]{1,2})[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*$ ]] &&
+      ((10#${BASH_REMATCH[1]} >= 1 && 10#${BASH_REMATCH[1]} <= 59)); then
       CONFIG[RERUN_SWEEP_PERIOD]=$((10#${BASH_REMATCH[1]}))m
-    elif [[ $SCHEDULE =~ ^[0-9]+[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*$ ]]; then
+    elif [[ $SCHEDULE =~ ^([0-9]{1,2})[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*$ ]] &&
+      ((10#${BASH_REMATCH[1]} <= 59)); then
       CONFIG[RERUN_SWEEP_PERIOD]=60m
     else
-      die "--sweep-period is needed with --park: the period of --schedule \"$SCHEDULE\" is not read from it"
+      die "--park needs --sweep-period D (e.g. 15m): the period of --schedule \"$SCHEDULE\" is read only from '*/N * * * *' or 'M * * * *'"
     fi
   fi
   [[ ${CONFIG[RERUN_SWEEP_PERIOD]} =~ ^[0-9]+(\.[0-9]+)?(ms|s|m|h)$ ]] ||
@@ -615,34 +624,79 @@ converge() {
 # The parking queue's ID of a queue ID (shared/cloud-tasks/names.ts parkingQueueOf): ID-parked, or a hashed
 # form within the 100 characters of a queue ID.
 parking_id() {
-  local id=$1
+  local id=$1 sum=sha256sum
   if ((${#id} + 7 <= 100)); then
     printf '%s-parked' "$id"
-  else
-    printf '%s-%s-parked' "${id:0:84}" "$(printf '%s' "$id" | sha256sum | cut -c1-8)"
+    return
   fi
+  command -v sha256sum >/dev/null 2>&1 || sum='shasum -a 256'
+  printf '%s-%s-parked' "${id:0:84}" "$(printf '%s' "$id" | $sum | cut -c1-8)"
 }
 
-# PARKING_WHERE: "location parking-id" of the parking queue of each queue this run and the last one
-# allowlisted; a `*` entry's queues are listed in its location now (not the parking or control queues).
+# The full names of a location's queues, one a line, into REPLY (listed once per run).
+declare -A LISTED=()
+queues_of_location() {
+  local location=$1
+  if [[ -z ${LISTED[$location]+set} ]]; then
+    lookup '' tasks queues list "--location=$location" '--format=value(name)' || true
+    LISTED[$location]=$REPLY
+  fi
+  REPLY=${LISTED[$location]}
+}
+
+# parking_queues PARK: "location parking-id" of the parking queues this run wants (PARKING_WANTED: with
+# --park, beside each allowlisted queue; for a `*` entry, beside each queue of the location now, leaving out
+# parking queues and the control queue) and of those that may hold the park role and no longer should
+# (PARKING_DROPPED, each followed by "listed" when the listing showed it exists, else "named"): beside the
+# queues this run and the last one allowlisted, and for a `*` entry the location's parking queues.
 parking_queues() {
-  local where location id name
-  local -A parkings=()
-  where_of_list "${PREVIOUS[RERUN_QUEUES]:-}"
-  for where in "${QUEUE_WHERE[@]}" "${WHERE_LIST[@]}"; do
+  local park=$1 where location id name entries=() previous=()
+  local -A is_wanted=() is_dropped=()
+  PARKING_WANTED=()
+  PARKING_DROPPED=()
+  IFS=, read -r -a entries <<<"${PREVIOUS[RERUN_QUEUES]:-}"
+  for name in "${entries[@]}"; do
+    if [[ $name =~ ^projects/[^/]+/locations/([^/]+)/queues/([^/]+)$ ]]; then
+      previous+=("${BASH_REMATCH[1]} ${BASH_REMATCH[2]}")
+    fi
+  done
+  if $park; then
+    for where in "${QUEUE_WHERE[@]}"; do
+      read -r location id <<<"$where"
+      if [[ $id != '*' ]]; then
+        where="$location $(parking_id "$id")"
+        if [[ -z ${is_wanted[$where]:-} ]]; then PARKING_WANTED+=("$where"); fi
+        is_wanted[$where]=1
+        continue
+      fi
+      note "projects/$PROJECT/locations/$location/queues/*: a parking queue beside each queue there now; a queue created later gets its parking queue on the next deploy run"
+      queues_of_location "$location"
+      while IFS= read -r name; do
+        id=${name##*/}
+        if [[ -z $name || $id == *-parked || $name == "${CONFIG[RERUN_CONTROL_QUEUE]:-}" ]]; then continue; fi
+        where="$location $(parking_id "$id")"
+        if [[ -z ${is_wanted[$where]:-} ]]; then PARKING_WANTED+=("$where"); fi
+        is_wanted[$where]=1
+      done <<<"$REPLY"
+    done
+  fi
+  for where in "${QUEUE_WHERE[@]}" "${previous[@]}"; do
     read -r location id <<<"$where"
     if [[ $id != '*' ]]; then
-      parkings["$location $(parking_id "$id")"]=1
+      where="$location $(parking_id "$id")"
+      if [[ -z ${is_wanted[$where]:-} && -z ${is_dropped[$where]:-} ]]; then PARKING_DROPPED+=("$where named"); fi
+      is_dropped[$where]=1
       continue
     fi
-    lookup '' tasks queues list "--location=$location" '--format=value(name)' || continue
+    queues_of_location "$location"
     while IFS= read -r name; do
       id=${name##*/}
-      if [[ $id == *-parked || $name == "${CONFIG[RERUN_CONTROL_QUEUE]:-}" ]]; then continue; fi
-      parkings["$location $(parking_id "$id")"]=1
+      [[ $id == *-parked ]] || continue
+      where="$location $id"
+      if [[ -z ${is_wanted[$where]:-} && -z ${is_dropped[$where]:-} ]]; then PARKING_DROPPED+=("$where listed"); fi
+      is_dropped[$where]=1
     done <<<"$REPLY"
   done
-  PARKING_WHERE=("${!parkings[@]}")
 }
 
 # Creates the parking queue if it is missing, and pauses it unless it is PAUSED.
@@ -655,6 +709,19 @@ ensure_parking_queue() {
     run tasks queues create "$id" "--location=$location"
   fi
   if [[ $state != PAUSED ]]; then run tasks queues pause "$id" "--location=$location"; fi
+}
+
+# Takes the park role (ROLE) back from MEMBER on each parking queue of PARKING_DROPPED that exists. The
+# queues stay, PAUSED, with their parked tasks: never deleted, never resumed.
+take_back_parking() {
+  local member=$1 role=$2 entry location id how
+  for entry in "${PARKING_DROPPED[@]}"; do
+    read -r location id how <<<"$entry"
+    if [[ $how != listed ]] && ! lookup '' tasks queues describe "$id" "--location=$location" '--format=value(name)'; then
+      continue
+    fi
+    converge queue "$location $id" "$member" "$role" ''
+  done
 }
 
 # --- What the previous deployment left --------------------------------------------------------------------
@@ -901,13 +968,13 @@ deploy() {
   converge project "$PROJECT" "serviceAccount:$BUILD_SA" roles/run.builder roles/run.builder
 
   note "Parking queues: PAUSED, beside each allowlisted queue (docs/parking.md); never deleted"
-  parking_queues
-  local park="$project_roles/$PARK_ROLE" park_wanted=''
-  if $PARK; then park_wanted=$park; fi
-  for where in "${PARKING_WHERE[@]}"; do
-    if $PARK; then ensure_parking_queue "$where"; fi
-    converge queue "$where" "$member" "$park" "$park_wanted"
+  parking_queues "$PARK"
+  local park="$project_roles/$PARK_ROLE"
+  for where in "${PARKING_WANTED[@]}"; do
+    ensure_parking_queue "$where"
+    converge queue "$where" "$member" "$park" "$park"
   done
+  take_back_parking "$member" "$park"
 
   note "Control queue grants: claims, and control tasks signed as ${CONFIG[RERUN_INVOKER_SA]:-nobody}"
   if [[ -n $CONTROL_WHERE ]]; then converge queue "$CONTROL_WHERE" "$member" "$control" "$control"; fi
@@ -1134,6 +1201,10 @@ EOF
   if $SWEEP; then
     printf 'Sweeps: Cloud Scheduler job %s publishes %s on %s (%s).\n' "$JOB" "$SWEEP_BODY" "$TOPIC" "$SCHEDULE"
   fi
+  if $PARK; then
+    printf 'Parking: each sweep parks the tasks at risk in the PAUSED parking queues (Q-parked); %s\n' \
+      'send {"kind":"unpark","queues":[...]} to bring them home. A queue created later under a * entry gets its parking queue on the next deploy run.'
+  fi
   if $CLOUD_BUILDS; then
     printf 'Cloud Build: %s pushes the cloud-builds notifications to %s; RERUN_ROUTES maps triggers to queues.\n' "$BUILDS_SUB" "$SERVICE"
   fi
@@ -1162,8 +1233,8 @@ delete_all() {
   where_of_list "${PREVIOUS[RERUN_CONTROL_QUEUE]:-}"
   for where in "${WHERE_LIST[@]}"; do converge queue "$where" "$member" "$project_roles/$CONTROL_ROLE" ''; done
   # The parking queues stay, PAUSED, with their parked tasks: only the grant on them goes.
-  parking_queues
-  for where in "${PARKING_WHERE[@]}"; do converge queue "$where" "$member" "$project_roles/$PARK_ROLE" ''; done
+  parking_queues false
+  take_back_parking "$member" "$project_roles/$PARK_ROLE"
   # Its own control queue goes, whichever queue the last deployment used (Cloud Tasks keeps the name
   # reserved for up to 7 days: a redeployment within them needs --control-queue with another name).
   remove tasks queues delete "$NAME-control" "--location=$REGION"

@@ -8,11 +8,18 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { parkingQueueOf, parseQueueName } from '../../shared/cloud-tasks/names.js';
 import {
   BASE,
+  BUILD_SA,
+  CI_SA,
   createSandbox,
   isCall,
   MAIL,
+  normalizeCalls,
+  OPERATIONS_ROLE,
   ORDERS,
+  printedCommands,
+  printedEnvFiles,
   PROJECT,
+  PROJECT_NUMBER,
   queueKey,
   REDRIVE_ROLE,
   removeSandboxes,
@@ -41,6 +48,14 @@ const queueChanges = (calls: string[][]) =>
 
 function queueState(sandbox: Sandbox, queue: string): string | undefined {
   return resourcesOf(sandbox.snapshot(), 'queue-state')[queue]?.trim();
+}
+
+/** The RERUN_SWEEP_PERIOD a dry run with these flags would deploy. */
+function sweepPeriodOf(...flags: string[]): string | undefined {
+  const result = createSandbox().run(['--dry-run', ...BASE, '--park', ...flags]);
+  expect(result.stderr).toBe('');
+  expect(result.status).toBe(0);
+  return printedEnvFiles(result.stdout)[0]?.RERUN_SWEEP_PERIOD;
 }
 
 describe('deploy.sh --park', () => {
@@ -149,5 +164,111 @@ describe('deploy.sh --park', () => {
     const noSweep = createSandbox().run([...BASE, '--park', '--no-sweep']);
     expect(noSweep.status).toBe(2);
     expect(noSweep.stderr).toContain('--no-sweep');
+  });
+  it('prints with --dry-run exactly the commands a first real run with --park makes', () => {
+    const flags = [...BASE, '--park', '--redrive-act-as', CI_SA];
+    const dry = createSandbox().run(['--dry-run', ...flags]);
+    const real = createSandbox().run(flags);
+    expect(real.stderr).not.toMatch(/deploy\.sh:|ERROR/);
+    expect(real.status).toBe(0);
+    const printed = printedCommands(dry.stdout).map((command) =>
+      command.map((arg) => arg.replaceAll('PROJECT_NUMBER', PROJECT_NUMBER).replace('CHANNEL_ID', '4101')),
+    );
+    const unlabelled = (calls: string[][]) =>
+      normalizeCalls(calls).map((call) =>
+        call.map((arg) => arg.replace(/rerun-config=\w+/, 'rerun-config=<hash>')),
+      );
+    expect(unlabelled(printed)).toEqual(unlabelled(real.calls));
+    expect(printed.filter((call) => isCall(call, 'tasks', 'queues', 'pause')).map((call) => call[3])).toEqual(
+      ['orders-parked', 'mail-parked'],
+    );
+  });
+
+  it('with --park alone: the park and redrive roles, the act-as grant, and no project-level operations role', () => {
+    const sandbox = createSandbox();
+    expect(sandbox.run([...BASE, '--park', '--redrive-act-as', CI_SA]).status).toBe(0);
+    expect(Object.keys(resourcesOf(sandbox.snapshot(), 'role')).sort()).toEqual([
+      'rerun_control',
+      'rerun_park',
+      'rerun_redrive',
+      'rerun_runner',
+    ]);
+    expect(sandbox.bindings(`project:${PROJECT}`)).toEqual([`serviceAccount:${BUILD_SA} roles/run.builder`]);
+    expect(sandbox.bindings(`project:${PROJECT}`)).not.toContain(`${RUNTIME} ${OPERATIONS_ROLE}`);
+    expect(sandbox.bindings(`account:${CI_SA}`)).toEqual([`${RUNTIME} roles/iam.serviceAccountUser`]);
+    // The park role is on the parking queues only; the home queues hold the runner and redrive roles.
+    expect(sandbox.bindings(queueKey(MAIL)).sort()).toEqual(
+      [`${RUNTIME} ${RUNNER_ROLE}`, `${RUNTIME} ${REDRIVE_ROLE}`].sort(),
+    );
+    // Dropping --park but keeping --redrive leaves the redrive role on the queues.
+    expect(sandbox.run([...BASE, '--redrive']).status).toBe(0);
+    expect(sandbox.bindings(queueKey(MAIL))).toContain(`${RUNTIME} ${REDRIVE_ROLE}`);
+    expect(sandbox.bindings(queueKey(MAIL_PARKED))).toEqual([]);
+  });
+
+  it('names a parking queue as the service does, at the 100-character edge', () => {
+    for (const length of [92, 93, 94, 100]) {
+      const id = 'q'.repeat(length);
+      const home = `projects/${PROJECT}/locations/us-central1/queues/${id}`;
+      const result = createSandbox().run(['--dry-run', '--project', PROJECT, '--queue', home, '--park']);
+      expect(result.status).toBe(0);
+      const created = printedCommands(result.stdout)
+        .filter((call) => isCall(call, 'tasks', 'queues', 'create') && call[3]!.endsWith('-parked'))
+        .map((call) => `projects/${PROJECT}/locations/us-central1/queues/${call[3]}`);
+      expect(created, `${length} characters`).toEqual([parkingOf(home)]);
+    }
+  });
+
+  it('for a * entry, says that queues created later get theirs on the next run, and grants on each', () => {
+    const sandbox = createSandbox();
+    const all = `projects/${PROJECT}/locations/us-central1/queues/*`;
+    const result = sandbox.run(['--project', PROJECT, '--queue', all, '--park']);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain(
+      `${all}: a parking queue beside each queue there now; a queue created later gets its parking queue on the next deploy run`,
+    );
+    const parkingQueues = Object.keys(resourcesOf(sandbox.snapshot(), 'queue')).filter((name) =>
+      name.endsWith('-parked'),
+    );
+    expect(parkingQueues.map((name) => name.split('/').pop()).sort()).toEqual([
+      'ops-control-parked',
+      'orders-parked',
+      'payments-parked',
+    ]);
+    for (const queue of parkingQueues) {
+      expect(queueState(sandbox, queue)).toBe('PAUSED');
+      expect(sandbox.bindings(queueKey(queue))).toEqual([`${RUNTIME} ${PARK_ROLE}`]);
+    }
+    // From the * entry to one named queue without --park: every parking queue there loses the park role.
+    expect(sandbox.run(['--project', PROJECT, '--queue', ORDERS]).status).toBe(0);
+    for (const queue of parkingQueues) {
+      expect(sandbox.bindings(queueKey(queue)), queue).toEqual([]);
+      expect(queueState(sandbox, queue)).toBe('PAUSED');
+    }
+  });
+
+  it('never reads the policy of a parking queue that does not exist', () => {
+    const sandbox = createSandbox();
+    const result = sandbox.run(BASE);
+    expect(result.status).toBe(0);
+    const parkingCalls = result.calls.filter((call) => call.some((arg) => arg.endsWith('-parked')));
+    expect(parkingCalls.map((call) => call.slice(0, 3).join(' '))).toEqual([
+      'tasks queues describe',
+      'tasks queues describe',
+    ]);
+  });
+
+  it('derives RERUN_SWEEP_PERIOD from the schedule, or takes --sweep-period', () => {
+    expect(sweepPeriodOf()).toBe('15m');
+    expect(sweepPeriodOf('--schedule', '*/5 * * * *')).toBe('5m');
+    expect(sweepPeriodOf('--schedule', '7 * * * *')).toBe('60m');
+    expect(sweepPeriodOf('--schedule', '0 9 * * 1', '--sweep-period', '7h')).toBe('7h');
+    expect(sweepPeriodOf('--schedule', '*/5 * * * *', '--sweep-period', '20m')).toBe('20m');
+    for (const schedule of ['*/0 * * * *', '*/5 9-17 * * *', '0,30 * * * *']) {
+      const result = createSandbox().run([...BASE, '--park', '--schedule', schedule]);
+      expect(result.status, schedule).toBe(2);
+      expect(result.stderr).toMatch(/^deploy\.sh: --park needs --sweep-period D/);
+      expect(result.calls).toEqual([]);
+    }
   });
 });

@@ -82,6 +82,26 @@ describe('bad input stops with a clear message before any gcloud call', () => {
       /--redrive-act-as needs --redrive/,
     ],
     [
+      'park without the sweep',
+      ['--project', PROJECT, '--queue', ORDERS, '--park', '--no-sweep'],
+      /--park needs the sweep \(not --no-sweep\): parking runs on it/,
+    ],
+    [
+      'park on a schedule whose period is not read from it',
+      ['--project', PROJECT, '--queue', ORDERS, '--park', '--schedule', '0 9 * * 1'],
+      /--park needs --sweep-period D/,
+    ],
+    [
+      'a sweep period that is no duration',
+      ['--project', PROJECT, '--queue', ORDERS, '--park', '--sweep-period', '15'],
+      /RERUN_SWEEP_PERIOD "15" is not a duration/,
+    ],
+    [
+      'a parking queue in the allowlist',
+      ['--project', PROJECT, '--queue', `${ORDERS}-parked`],
+      /is a parking queue \(its ID ends in -parked\): name its home queue/,
+    ],
+    [
       'a notify topic without its project',
       ['--project', PROJECT, '--queue', ORDERS, '--notify-topic', 'runs'],
       /RERUN_NOTIFY_TOPIC "runs" is not a topic name/,

@@ -26,8 +26,10 @@ import {
   QueueActionBody,
   RunTaskBody,
   TestIamPermissionsBody,
+  UpdateQueueQuery,
   type Decoded,
 } from './proto-json.js';
+import { applyUpdateMask, parseUpdateMask, queueDecoded } from './queue-update.js';
 import type { SlidingWindowQuota } from './quota.js';
 import { betaQueueJson } from './queue-stats.js';
 import { queueJson, taskJson, type TaskView } from './resources.js';
@@ -142,6 +144,8 @@ export class CloudTasksApi {
         return on('CreateQueue', (r) => this.#createQueue(name, r));
       case 'GET queue':
         return on('GetQueue', (r) => this.#getQueue(name, r));
+      case 'PATCH queue':
+        return on('UpdateQueue', (r) => this.#updateQueue(name, r));
       case 'DELETE queue':
         return on('DeleteQueue', (r) => this.#deleteQueue(name, r));
       case 'POST queue:pause':
@@ -184,10 +188,34 @@ export class CloudTasksApi {
 
   #createQueue(parent: string, request: ApiRequest): ApiAnswer {
     decodeQuery(request.query, NameOnlyQuery);
-    const queue = decodeMessage(request.body, Queue, 'queue');
+    const queue = decodeMessage(queueBody(request), Queue, 'queue');
     checkParent(parent);
+    this.#checkActAs(queue.httpTarget as Decoded | undefined);
     const record = this.deps.store.createQueue(parent, queue, this.deps.clock.now());
     return queueJson(record, wantsNumericEnums(request));
+  }
+
+  // `PATCH v2/{queue.name}`, body the Queue, `updateMask` in the query. "This method creates the queue if it
+  // does not exist and updates the queue if it does exist." The name in the path wins over one in the body.
+  #updateQueue(name: string, request: ApiRequest): ApiAnswer {
+    const query = decodeQuery(request.query, UpdateQueueQuery);
+    const given = decodeMessage(queueBody(request), Queue, 'queue');
+    checkQueueName(name);
+    const mask = parseUpdateMask(query.updateMask as string | undefined);
+    if (!mask || mask.some((path) => path[0] === 'httpTarget')) {
+      this.#checkActAs(given.httpTarget as Decoded | undefined);
+    }
+    const now = this.deps.clock.now();
+    const existing = this.deps.store.queues.get(name);
+    if (!existing) {
+      const settings = applyUpdateMask({}, given, mask);
+      const parent = name.split('/').slice(0, 4).join('/');
+      const created = this.deps.store.createQueue(parent, { ...settings, name }, now);
+      return queueJson(created, wantsNumericEnums(request));
+    }
+    this.deps.store.updateQueue(existing, applyUpdateMask(queueDecoded(existing), given, mask));
+    this.deps.dispatcher.queueChanged(existing);
+    return queueJson(existing, wantsNumericEnums(request));
   }
 
   #getQueue(name: string, request: ApiRequest): ApiAnswer {
@@ -257,7 +285,7 @@ export class CloudTasksApi {
     const task = body.task as Decoded | undefined;
     if (!task) throw invalidPayload('Task is required.', 'task');
     const view = this.#viewOf(body, parent);
-    this.#checkActAs(task);
+    this.#checkActAs(task.httpRequest as Decoded | undefined);
     const queue = this.deps.store.getQueue(parent);
     // "If schedule_time is not set or is in the past then Cloud Tasks will set it to the current time."
     if (typeof task.scheduleTime === 'number' && task.scheduleTime < now) task.scheduleTime = now;
@@ -266,8 +294,8 @@ export class CloudTasksApi {
     return { record, view };
   }
 
-  #checkActAs(task: Decoded): void {
-    const http = task.httpRequest as Decoded | undefined;
+  // A task's httpRequest, or a queue's httpTarget: a token in it makes Cloud Tasks mint tokens as its account.
+  #checkActAs(http: Decoded | undefined): void {
     for (const token of [http?.oidcToken, http?.oauthToken] as Array<Decoded | undefined>) {
       const email = token?.serviceAccountEmail;
       if (typeof email === 'string' && email !== '') this.deps.iam.requireActAs(email);
@@ -446,6 +474,12 @@ function checkTaskName(name: string): void {
 
 function queueOfTask(name: string): string {
   return name.slice(0, name.lastIndexOf('/tasks/'));
+}
+
+// The body of CreateQueue and UpdateQueue is the Queue (`body: "queue"`). When nothing of it is left outside
+// the path, Google's client (google-gax transcoding) sends the JSON string `""`: an empty Queue.
+function queueBody(request: ApiRequest): unknown {
+  return request.body === '' ? {} : request.body;
 }
 
 function wantsNumericEnums(request: ApiRequest): boolean {

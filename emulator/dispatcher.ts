@@ -10,6 +10,7 @@ import https from 'node:https';
 import type { Clock, Timer } from './clock.js';
 import { codeNumber, statusForHttp } from './errors.js';
 import { MinHeap } from './heap.js';
+import { outgoingRequest, type OutgoingRequest } from './http-target.js';
 import type { AttemptRecord, QueueRecord, TaskRecord } from './model.js';
 import { isRetryExhausted, retryDelayMs } from './retry.js';
 import type { Store } from './store.js';
@@ -17,7 +18,10 @@ import type { Store } from './store.js';
 /** One HTTP dispatch to a task's target. */
 export interface DispatchRecord {
   task: string;
+  /** The URL the request went to: the task's own, or the queue's `httpTarget.uriOverride` of it. */
   url: string;
+  /** The HTTP method sent (the queue's `httpTarget.httpMethod` when it sets one). */
+  method: string;
   trigger: 'schedule' | 'run';
   /** Emulator clock time of the dispatch. */
   atMs: number;
@@ -202,7 +206,9 @@ export class Dispatcher {
       scheduleTimeMs: trigger === 'run' ? nowMs : task.scheduleTimeMs,
       dispatchTimeMs: nowMs,
     };
-    const headers = dispatchHeaders(task, attempt.scheduleTimeMs!);
+    // The queue's httpTarget as it is now: an UpdateQueue redirects tasks already waiting.
+    const request = outgoingRequest(task.httpRequest, task.queue.httpTarget);
+    const headers = dispatchHeaders(task, request, attempt.scheduleTimeMs!);
     task.dispatchCount++;
     task.firstAttempt ??= { dispatchTimeMs: nowMs };
     task.lastAttempt = attempt;
@@ -210,21 +216,27 @@ export class Dispatcher {
     this.#scheduleOf(task.queue).inFlight++;
     const record: DispatchRecord = {
       task: task.name,
-      url: task.httpRequest.url,
+      url: request.url,
+      method: request.httpMethod,
       trigger,
       atMs: nowMs,
       headers,
     };
     this.dispatches.push(record);
     this.#log(`dispatch ${trigger} ${task.name} -> ${record.url}`);
-    const work = this.#attempt(task, attempt, record);
+    const work = this.#attempt(task, attempt, record, request);
     this.#inFlight.add(work);
     this.#clock.track?.(work);
     void work.finally(() => this.#inFlight.delete(work));
   }
 
-  async #attempt(task: TaskRecord, attempt: AttemptRecord, record: DispatchRecord): Promise<void> {
-    const outcome = await this.#send(task, record.headers);
+  async #attempt(
+    task: TaskRecord,
+    attempt: AttemptRecord,
+    record: DispatchRecord,
+    request: OutgoingRequest,
+  ): Promise<void> {
+    const outcome = await this.#send(task, request, record.headers);
     try {
       this.#finish(task, attempt, record, outcome);
     } catch (err) {
@@ -232,7 +244,7 @@ export class Dispatcher {
     }
   }
 
-  #send(task: TaskRecord, headers: Record<string, string>): Promise<Outcome> {
+  #send(task: TaskRecord, outgoing: OutgoingRequest, headers: Record<string, string>): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
       const controller = new AbortController();
       let reason: 'timeout' | 'stopped' | undefined;
@@ -250,14 +262,14 @@ export class Dispatcher {
       };
       let url: URL;
       try {
-        url = new URL(task.httpRequest.url);
+        url = new URL(outgoing.url);
       } catch {
         return done({ kind: 'error', message: 'invalid URL' });
       }
       const secure = url.protocol === 'https:';
-      const body = task.httpRequest.body ? Buffer.from(task.httpRequest.body, 'base64') : undefined;
+      const body = outgoing.body ? Buffer.from(outgoing.body, 'base64') : undefined;
       const request = (secure ? https : http).request(url, {
-        method: task.httpRequest.httpMethod,
+        method: outgoing.httpMethod,
         headers: body ? { ...headers, 'Content-Length': String(body.length) } : headers,
         agent: secure ? this.#agents.https : this.#agents.http,
         signal: controller.signal,
@@ -317,10 +329,13 @@ export function isAwaitingResponse(task: TaskRecord): boolean {
   return task.lastAttempt?.dispatchTimeMs !== undefined && task.lastAttempt.responseTimeMs === undefined;
 }
 
-/** The headers Cloud Tasks sends with an attempt: the task's own plus its X-CloudTasks-* and User-Agent. */
-function dispatchHeaders(task: TaskRecord, etaMs: number): Record<string, string> {
+/**
+ * The headers Cloud Tasks sends with an attempt: the task's own (with the queue's header overrides) plus its
+ * X-CloudTasks-* and User-Agent, and the token's Authorization.
+ */
+function dispatchHeaders(task: TaskRecord, request: OutgoingRequest, etaMs: number): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const [key, value] of Object.entries(task.httpRequest.headers)) {
+  for (const [key, value] of Object.entries(request.headers)) {
     const lower = key.toLowerCase();
     if (COMPUTED_HEADERS.has(lower) || DROPPED_PREFIXES.some((p) => lower.startsWith(p))) continue;
     headers[key] = value;
@@ -335,13 +350,13 @@ function dispatchHeaders(task: TaskRecord, etaMs: number): Record<string, string
     headers['X-CloudTasks-TaskPreviousResponse'] = String(task.previousResponse);
     headers['X-CloudTasks-TaskRetryReason'] = '';
   }
-  const { oidcToken, oauthToken } = task.httpRequest;
+  const { oidcToken, oauthToken } = request;
   if (oidcToken || oauthToken) {
     // The token replaces any Authorization header of the task's own.
     for (const key of Object.keys(headers)) if (key.toLowerCase() === 'authorization') delete headers[key];
   }
   if (oidcToken) {
-    const audience = oidcToken.audience ?? task.httpRequest.url;
+    const audience = oidcToken.audience ?? request.url;
     headers.Authorization = `Bearer ${unsignedIdToken(oidcToken.serviceAccountEmail, audience)}`;
   }
   return headers;

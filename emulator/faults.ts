@@ -8,6 +8,7 @@ import { CANONICAL_CODES, type StatusName } from './errors.js';
 /** The API methods the emulator serves ('Unknown' for anything else). */
 export type ApiMethod =
   | 'CreateQueue'
+  | 'UpdateQueue'
   | 'GetQueue'
   | 'ListQueues'
   | 'PauseQueue'

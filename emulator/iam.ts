@@ -17,6 +17,8 @@ export type PermissionGrant = readonly string[] | Readonly<Record<string, readon
  */
 export const METHOD_PERMISSIONS: Readonly<Record<ApiMethod, string | undefined>> = {
   CreateQueue: 'cloudtasks.queues.create',
+  // Also when UpdateQueue creates the queue (the emulator asks for no create permission then; not confirmed).
+  UpdateQueue: 'cloudtasks.queues.update',
   GetQueue: 'cloudtasks.queues.get',
   ListQueues: 'cloudtasks.queues.list',
   PauseQueue: 'cloudtasks.queues.pause',

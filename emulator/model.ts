@@ -5,6 +5,7 @@
  * https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks
  */
 import { invalidPayload, ApiError, help } from './errors.js';
+import { httpTargetOf, type HttpTargetRecord } from './http-target.js';
 import type { Decoded } from './proto-json.js';
 import type { RetryPolicy } from './retry.js';
 
@@ -27,6 +28,8 @@ export interface QueueRecord {
   rateLimits: RateLimitsRecord;
   retryConfig: RetryPolicy;
   appEngineRoutingOverride?: Decoded;
+  /** Queue-level overrides of its HTTP tasks, applied at dispatch (emulator/http-target.ts). */
+  httpTarget?: HttpTargetRecord;
   stackdriverLoggingConfig?: Decoded;
   /** Live tasks by name. */
   readonly tasks: Map<string, TaskRecord>;
@@ -98,7 +101,7 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 /** What a Queue sets besides its name and state. */
 export type QueueSettings = Pick<
   QueueRecord,
-  'rateLimits' | 'retryConfig' | 'appEngineRoutingOverride' | 'stackdriverLoggingConfig'
+  'rateLimits' | 'retryConfig' | 'appEngineRoutingOverride' | 'httpTarget' | 'stackdriverLoggingConfig'
 >;
 
 /**
@@ -152,6 +155,7 @@ export function queueSettings(queue: Decoded, allowOutputOnly = false): QueueSet
   const settings: QueueSettings = { rateLimits, retryConfig };
   if (queue.appEngineRoutingOverride)
     settings.appEngineRoutingOverride = queue.appEngineRoutingOverride as Decoded;
+  if (queue.httpTarget) settings.httpTarget = httpTargetOf(queue.httpTarget as Decoded);
   if (queue.stackdriverLoggingConfig)
     settings.stackdriverLoggingConfig = queue.stackdriverLoggingConfig as Decoded;
   return settings;

@@ -10,6 +10,7 @@ import { invalidPayload } from './errors.js';
 type FieldType =
   | 'string'
   | 'int32'
+  | 'int64'
   | 'double'
   | 'bytes'
   | 'duration'
@@ -18,7 +19,8 @@ type FieldType =
   | 'string[]'
   | 'map<string,string>'
   | { enum: string; values: readonly string[] }
-  | { message: MessageType };
+  | { message: MessageType }
+  | { repeated: MessageType };
 
 interface FieldSpec {
   readonly json: string;
@@ -59,6 +61,14 @@ export const HTTP_METHODS = [
 export const QUEUE_STATES = ['STATE_UNSPECIFIED', 'RUNNING', 'PAUSED', 'DISABLED'];
 /** `Task.View` values, indexed by their number. */
 export const TASK_VIEWS = ['VIEW_UNSPECIFIED', 'BASIC', 'FULL'];
+/** `UriOverride.Scheme` values, indexed by their number. */
+export const URI_SCHEMES = ['SCHEME_UNSPECIFIED', 'HTTP', 'HTTPS'];
+/** `UriOverride.UriOverrideEnforceMode` values, indexed by their number. */
+export const URI_OVERRIDE_ENFORCE_MODES = [
+  'URI_OVERRIDE_ENFORCE_MODE_UNSPECIFIED',
+  'IF_NOT_EXISTS',
+  'ALWAYS',
+];
 
 const HttpMethod = { enum: `${PKG}.HttpMethod`, values: HTTP_METHODS };
 const View = { enum: `${PKG}.Task.View`, values: TASK_VIEWS };
@@ -123,10 +133,37 @@ const RetryConfig = message(`${PKG}.RetryConfig`, {
 });
 const StackdriverLoggingConfig = message(`${PKG}.StackdriverLoggingConfig`, { samplingRatio: 'double' });
 
+// Queue-level overrides of HTTP tasks (v2 `Queue.http_target`). The v2 REST reference and discovery document
+// define them; the v2 protos of @google-cloud/tasks 7.1.0 do not have them yet, so the field names and enums
+// are those of the v2 reference, which match the v2beta3 target.proto message for message.
+const PathOverride = message(`${PKG}.PathOverride`, { path: 'string' });
+const QueryOverride = message(`${PKG}.QueryOverride`, { queryParams: 'string' });
+const UriOverride = message(`${PKG}.UriOverride`, {
+  scheme: { enum: `${PKG}.UriOverride.Scheme`, values: URI_SCHEMES },
+  host: 'string',
+  port: 'int64',
+  pathOverride: { message: PathOverride },
+  queryOverride: { message: QueryOverride },
+  uriOverrideEnforceMode: {
+    enum: `${PKG}.UriOverride.UriOverrideEnforceMode`,
+    values: URI_OVERRIDE_ENFORCE_MODES,
+  },
+});
+const Header = message(`${PKG}.HttpTarget.Header`, { key: 'string', value: 'string' });
+const HeaderOverride = message(`${PKG}.HttpTarget.HeaderOverride`, { header: { message: Header } });
+const HttpTarget = message(`${PKG}.HttpTarget`, {
+  uriOverride: { message: UriOverride },
+  httpMethod: HttpMethod,
+  headerOverrides: { repeated: HeaderOverride },
+  oauthToken: { message: OAuthToken },
+  oidcToken: { message: OidcToken },
+});
+
 /** `google.cloud.tasks.v2.Queue`. */
 export const Queue = message(`${PKG}.Queue`, {
   name: 'string',
   appEngineRoutingOverride: { message: AppEngineRouting },
+  httpTarget: { message: HttpTarget },
   rateLimits: { message: RateLimits },
   retryConfig: { message: RetryConfig },
   state: { enum: `${PKG}.Queue.State`, values: QUEUE_STATES },
@@ -177,6 +214,8 @@ export const ListQueuesQuery = message(`${PKG}.ListQueuesRequest`, {
   pageSize: 'int32',
   pageToken: 'string',
 });
+/** The query of UpdateQueue (`PATCH v2/{queue.name}`, body the Queue): `updateMask`, comma-separated paths. */
+export const UpdateQueueQuery = message(`${PKG}.UpdateQueueRequest`, { updateMask: 'string' });
 /** The query of a method whose request has only the resource name (GetQueue, DeleteQueue, DeleteTask). */
 export const NameOnlyQuery = message(`${PKG}.GetQueueRequest`, { name: 'string' });
 /** The query of v2beta3 GetQueue: `readMask` (a FieldMask, comma-separated paths) may ask for `stats`. */
@@ -240,7 +279,7 @@ export function decodeQuery(params: URLSearchParams, type: MessageType): Decoded
   for (const [key, raw] of params) {
     if (isSystemParameter(key)) continue;
     const spec = type.fields.get(key);
-    if (!spec || (typeof spec.type === 'object' && 'message' in spec.type)) {
+    if (!spec || (typeof spec.type === 'object' && !('enum' in spec.type))) {
       throw invalidPayload(
         `Invalid JSON payload received. Unknown name "${key}": Cannot bind query parameter. ` +
           `Field '${key}' could not be found in request message.`,
@@ -278,6 +317,10 @@ function numberOrText(raw: string): number | string {
 function decodeValue(value: unknown, type: FieldType, path: string, options: DecodeOptions): DecodedValue {
   if (typeof type === 'object') {
     if ('message' in type) return decodeMessage(value, type.message, path, options);
+    if ('repeated' in type) {
+      if (!Array.isArray(value)) throw badValue(path, 'TYPE_MESSAGE', value);
+      return value.map((item, i) => decodeMessage(item, type.repeated, `${path}[${i}]`, options));
+    }
     return decodeEnum(value, type, path);
   }
   switch (type) {
@@ -290,6 +333,14 @@ function decodeValue(value: unknown, type: FieldType, path: string, options: Dec
         throw badValue(path, 'TYPE_INT32', value);
       }
       return n;
+    }
+    case 'int64': {
+      // proto3 JSON: int64 is written as a string, and read from a string or a number.
+      const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
+      if (typeof text !== 'string' || !/^-?\d{1,19}$/.test(text)) throw badValue(path, 'TYPE_INT64', value);
+      const big = BigInt(text);
+      if (big < -(2n ** 63n) || big >= 2n ** 63n) throw badValue(path, 'TYPE_INT64', value);
+      return Number(big);
     }
     case 'double': {
       const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;

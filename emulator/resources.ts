@@ -4,6 +4,7 @@
  * `$alt=json;enum-encoding=int` (Google's own client does).
  */
 import { formatDuration } from './errors.js';
+import { httpTargetJson } from './http-target.js';
 import type { AttemptRecord, QueueRecord, TaskRecord } from './model.js';
 import { formatTimestamp, HTTP_METHODS, QUEUE_STATES, TASK_VIEWS } from './proto-json.js';
 
@@ -52,6 +53,8 @@ export interface Queue {
   };
   state: string | number;
   appEngineRoutingOverride?: Record<string, unknown>;
+  /** Queue-level overrides of HTTP tasks: `uriOverride`, `httpMethod`, `headerOverrides`, a token. */
+  httpTarget?: Record<string, unknown>;
   stackdriverLoggingConfig?: Record<string, unknown>;
 }
 
@@ -106,6 +109,7 @@ export function queueJson(queue: QueueRecord, numericEnums = false): Queue {
     state: numericEnums ? QUEUE_STATES.indexOf(queue.state) : queue.state,
   };
   if (queue.appEngineRoutingOverride) json.appEngineRoutingOverride = queue.appEngineRoutingOverride;
+  if (queue.httpTarget) json.httpTarget = httpTargetJson(queue.httpTarget, numericEnums);
   if (queue.stackdriverLoggingConfig) json.stackdriverLoggingConfig = queue.stackdriverLoggingConfig;
   return json;
 }

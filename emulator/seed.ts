@@ -56,7 +56,28 @@ export interface SeedQueue {
     maxBackoff?: string;
     maxDoublings?: number;
   };
+  /**
+   * Queue-level overrides of its HTTP tasks, as the API's `Queue.httpTarget` (enums by name or number, `port`
+   * a number or an int64 string), applied at dispatch.
+   */
+  httpTarget?: SeedHttpTarget;
   tasks?: SeedTask[];
+}
+
+/** `Queue.httpTarget` in a seed. */
+export interface SeedHttpTarget {
+  uriOverride?: {
+    scheme?: 'SCHEME_UNSPECIFIED' | 'HTTP' | 'HTTPS' | number;
+    host?: string;
+    port?: number | string;
+    pathOverride?: { path?: string };
+    queryOverride?: { queryParams?: string };
+    uriOverrideEnforceMode?: 'URI_OVERRIDE_ENFORCE_MODE_UNSPECIFIED' | 'IF_NOT_EXISTS' | 'ALWAYS' | number;
+  };
+  httpMethod?: string | number;
+  headerOverrides?: Array<{ header?: { key?: string; value?: string } }>;
+  oauthToken?: { serviceAccountEmail: string; scope: string };
+  oidcToken?: { serviceAccountEmail: string; audience: string };
 }
 
 /** Queues and tasks to load at start or at any time. */
@@ -113,6 +134,7 @@ function loadQueue(store: Store, fields: Omit<SeedQueue, 'tasks'>, nowMs: number
   const settings = queueSettings(decoded, true);
   if (decoded.rateLimits) existing.rateLimits = settings.rateLimits;
   if (decoded.retryConfig) existing.retryConfig = settings.retryConfig;
+  if (settings.httpTarget) existing.httpTarget = settings.httpTarget;
   if (fields.state) existing.state = fields.state;
   return existing;
 }

@@ -25,7 +25,7 @@ export type { ApiMethod, Fault } from './faults.js';
 export type { PermissionGrant } from './iam.js';
 export type { DispatchRecord } from './dispatcher.js';
 export type { Queue, Task, TaskView } from './resources.js';
-export type { Seed, SeedQueue, SeedTask, SeedAttempt } from './seed.js';
+export type { Seed, SeedQueue, SeedTask, SeedAttempt, SeedHttpTarget } from './seed.js';
 export { readSeedFile } from './seed.js';
 export { ManualClock, RealClock, type Clock } from './clock.js';
 

@@ -85,6 +85,25 @@ export class Store {
   }
 
   /**
+   * Replaces a queue's settings by those of a decoded Queue (UpdateQueue, after its mask is applied). Output
+   * only fields are left alone: `name`, `state`, and `rateLimits.maxBurstSize`, which the queue keeps.
+   * @throws ApiError INVALID_ARGUMENT (bad settings); the queue is then unchanged.
+   */
+  updateQueue(queue: QueueRecord, settings: Decoded): void {
+    const rateLimits = { ...((settings.rateLimits ?? {}) as Decoded) };
+    rateLimits.maxBurstSize = queue.rateLimits.maxBurstSize;
+    const next = queueSettings({ ...settings, rateLimits }, true);
+    queue.rateLimits = next.rateLimits;
+    queue.retryConfig = next.retryConfig;
+    for (const key of ['appEngineRoutingOverride', 'httpTarget', 'stackdriverLoggingConfig'] as const) {
+      if (next[key] === undefined) delete queue[key];
+    }
+    if (next.appEngineRoutingOverride) queue.appEngineRoutingOverride = next.appEngineRoutingOverride;
+    if (next.httpTarget) queue.httpTarget = next.httpTarget;
+    if (next.stackdriverLoggingConfig) queue.stackdriverLoggingConfig = next.stackdriverLoggingConfig;
+  }
+
+  /**
    * The queue of that name.
    * @throws ApiError NOT_FOUND with Cloud Tasks' queue message.
    */

@@ -56,8 +56,8 @@ export interface Queue {
   name: string;
   state?: 'RUNNING' | 'PAUSED' | 'DISABLED' | 'STATE_UNSPECIFIED';
   rateLimits?: { maxDispatchesPerSecond?: number; maxConcurrentDispatches?: number };
-  /** Queue-level overrides of its HTTP tasks' target (docs/parking.md "Unparking"): only its presence is read. */
-  httpTarget?: { uriOverride?: Record<string, unknown> };
+  /** Queue-level overrides of its HTTP tasks' target (docs/parking.md "Unparking"). */
+  httpTarget?: { uriOverride?: { uriOverrideEnforceMode?: string } };
   retryConfig?: {
     /** -1 = unlimited; Cloud Tasks' default is 100. */
     maxAttempts?: number;

@@ -227,7 +227,10 @@ export class Plan {
         state.rateLimits?.maxConcurrentDispatches ?? Number.MAX_SAFE_INTEGER,
       ),
       state: new QueueState(this.deps, queue, rule, state),
-      overridesUrl: state.httpTarget?.uriOverride !== undefined,
+      // IF_NOT_EXISTS leaves a task that has its own URL (every HTTP task) where it is.
+      overridesUrl:
+        state.httpTarget?.uriOverride !== undefined &&
+        state.httpTarget.uriOverride.uriOverrideEnforceMode !== 'IF_NOT_EXISTS',
     };
   }
 

@@ -398,6 +398,32 @@ describe('unparking', () => {
     expect(emulator.calls.filter((c) => c.method === 'RunTask' && c.name.includes('-parked/'))).toEqual([]);
   });
 
+  it('a dry run notes a home queue that now sends its tasks elsewhere (httpTarget.uriOverride)', async () => {
+    seed();
+    await sweep({ queues: [ORDERS] });
+    const override = (mode: 'ALWAYS' | 'IF_NOT_EXISTS') =>
+      emulator.load({
+        queues: [
+          {
+            name: ORDERS,
+            httpTarget: { uriOverride: { host: 'elsewhere.example', uriOverrideEnforceMode: mode } },
+          },
+        ],
+      });
+    override('ALWAYS');
+    const always = await unpark({ queues: [ORDERS], dryRun: true });
+    expect(always.body.tasks).toEqual([
+      expect.objectContaining({
+        outcome: 'redriven',
+        notes: [expect.stringContaining('overrides the target URL')],
+      }),
+    ]);
+    // IF_NOT_EXISTS leaves a task that has its own URL where it is.
+    override('IF_NOT_EXISTS');
+    const ifNot = await unpark({ queues: [ORDERS], dryRun: true });
+    expect(ifNot.body.tasks[0]).not.toHaveProperty('notes');
+  });
+
   it('refuses an unpark mode other than redrive, naming the field', async () => {
     const answer = await server.post({ kind: 'unpark', mode: 'run' });
     expect(answer.status).toBe(400);

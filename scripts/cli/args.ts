@@ -6,7 +6,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDurationMs } from '../../shared/platform/duration.js';
 import { httpDelivery, parseRerunEvent } from '../../shared/triggers/events.js';
-import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { isParkingQueue, parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { parseControlEvent } from '../../shared/control/status.js';
 import { HELP, type CommandName } from './help.js';
 import { DEFAULT_LIST_CALLS } from './queues.js';
@@ -197,7 +197,7 @@ export const COMMAND_NAMES = ['plan', 'run', 'unpark', 'queues', 'parked', 'stat
 function parseParked(args: readonly string[]): Command {
   const values = parseFlags(args, PARKED_FLAGS);
   if (values.help) return { kind: 'help', text: HELP.parked };
-  const queues = queueNames(values.queue);
+  const queues = homeQueueNames(values.queue);
   if (queues.length === 0)
     throw new UsageError('--queue is required: the home queues whose parked tasks to show');
   return { kind: 'parked', queues, json: values.json ?? false };
@@ -206,6 +206,7 @@ function parseParked(args: readonly string[]): Command {
 function parseUnpark(args: readonly string[], nowMs: number): Command {
   const values = parseFlags(args, UNPARK_FLAGS);
   if (values.help) return { kind: 'help', text: HELP.unpark };
+  homeQueueNames(values.queue);
   const event = compact({
     kind: 'unpark',
     ...selectionOf(values),
@@ -302,6 +303,16 @@ function queueNames(queues: readonly string[] | undefined): readonly string[] {
   for (const queue of queues ?? []) {
     if (!parseQueueName(queue)) {
       throw new UsageError(`--queue: "${queue}" is not a queue name projects/P/locations/L/queues/Q`);
+    }
+  }
+  return queues ?? [];
+}
+
+/** The --queue values of parked and unpark: home queues, never a parking queue itself. */
+function homeQueueNames(queues: readonly string[] | undefined): readonly string[] {
+  for (const queue of queueNames(queues)) {
+    if (isParkingQueue(parseQueueName(queue)!)) {
+      throw new UsageError(`--queue: "${queue}" is a parking queue: name its home queue`);
     }
   }
   return queues ?? [];

@@ -117,8 +117,10 @@ ${EXIT_CODES}`,
 
 Brings the parked tasks of the named home queues back home (docs/parking.md "Unparking"): each goes home
 as a redrive copy, with its token back, and its parked copy is deleted. Selection reads the values the
-parked copy recorded of its original. Tasks parked while their last attempt may have run stay parked
-unless --possibly-done; tasks parked more than 3 times stay parked.
+parked copy recorded of its original; --task-id and --task-id-glob take the parked task's ID, as
+parked prints it. Tasks parked while their last attempt may have run stay parked unless --possibly-done;
+tasks parked more than 3 times stay parked. An incomplete unpark prints the command that continues it
+(the same flags and its --request-id).
 
 Selection:
   --queue NAME            a home queue, projects/P/locations/L/queues/Q (repeat for more)
@@ -138,20 +140,24 @@ Examples:
 ${EXIT_CODES}`,
   parked: `Usage: cloud-tasks-rerun parked --queue NAME... [--json]
 
-The tasks parked from each named home queue (docs/parking.md "Seeing them"): when each was parked, its
-original's attempts and last status, how often it was parked, whether it was parked while its last attempt
-may have run, and when Cloud Tasks deletes it (31 days after it was parked; "soon" within 3 days). No body
-or header value is shown. Nothing is changed.
+The tasks parked from each named home queue (docs/parking.md "Seeing them"), read from its parking
+queue: one line each, with the parked task's ID (the ID unpark selects tasks by), the task it was parked
+from, when it was parked and how often, its original's attempts and last status (code and message),
+and when Cloud Tasks deletes it (31 days after it was parked), flagged "deleted soon" within 3 days and
+"possibly done" if parked while its last attempt may have run. A parking queue that is not PAUSED is
+warned of. No body or header value is shown. Nothing is changed. The queues must be in RERUN_QUEUES
+when it is set.
 
   --queue NAME            a home queue, projects/P/locations/L/queues/Q (repeat for more)
-  --json                  print the parked tasks as JSON
+  --json                  print, for each home queue, its parking queue and parked tasks as JSON
   -h, --help              this help
 
 Examples:
   cloud-tasks-rerun parked --queue ${QUEUE}
   cloud-tasks-rerun parked --queue ${QUEUE} --json
 
-Exit codes: 0 shown; 1 a parking queue could not be read; 2 bad input.`,
+Exit codes: 0 shown; 1 a parking queue could not be read (none yet: deploy.sh creates parking
+queues, docs/parking.md); 2 bad input.`,
   queues: `Usage: cloud-tasks-rerun queues [--queue NAME]... [--max-list-calls N] [--json]
 
 For each queue named (or each of RERUN_QUEUES), what someone on call looks for first: its state and rate

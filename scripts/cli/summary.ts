@@ -4,6 +4,7 @@
  * (fields a core does not send count as 0).
  */
 
+import { parkingQueueOf, parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { OUTCOMES } from '../../shared/run/settle.js';
 
 type TaskRow = NonNullable<ReportView['tasks']>[number];
@@ -11,6 +12,8 @@ type TaskRow = NonNullable<ReportView['tasks']>[number];
 /** The report fields the command line reads (docs/reports-and-logs.md "The report"). */
 export interface ReportView {
   runId?: string | undefined;
+  /** The event's kind: an `unpark` report's tasks are parked tasks, listed in their parking queues. */
+  kind?: string | undefined;
   requestId?: string | undefined;
   dryRun?: boolean | undefined;
   cutoff?: string | undefined;
@@ -35,6 +38,8 @@ export interface ReportView {
         verdict?: string | undefined;
         status?: string | undefined;
         error?: string;
+        /** What a dry run points out about the task (an unpark's). */
+        notes?: readonly string[] | undefined;
       }[]
     | undefined;
   truncated?: boolean | undefined;
@@ -92,6 +97,16 @@ export function exitCodeOf(report: ReportView): number {
  */
 export function formatSummary(report: ReportView, command: readonly string[]): string {
   const rows = report.tasks ?? [];
+  // An unpark lists each home queue's tasks in its parking queue: they count in the home queue's row.
+  const homes = new Map<string, string>();
+  for (const { queue } of report.queues ?? []) {
+    const home = parseQueueName(queue);
+    if (home) homes.set(parkingQueueOf(home).name, queue);
+  }
+  const queueOf = (task: string): string => {
+    const queue = task.split('/tasks/')[0] ?? task;
+    return homes.get(queue) ?? queue;
+  };
   const queues = [
     ...new Set([...(report.queues ?? []).map((q) => q.queue), ...rows.map((r) => queueOf(r.task))]),
   ];
@@ -115,7 +130,7 @@ export function formatSummary(report: ReportView, command: readonly string[]): s
   });
   const totals = ['total', ...columns.map(({ key }) => String(countOf(report, key)))];
   const lines = [
-    `${report.dryRun ? 'plan' : 'run'} ${report.runId ?? ''}${report.requestId ? ` (request ${report.requestId})` : ''}: cutoff ${report.cutoff ?? '?'}, ${((report.durationMs ?? 0) / 1000).toFixed(1)}s`,
+    `${titleOf(report)} ${report.runId ?? ''}${report.requestId ? ` (request ${report.requestId})` : ''}: cutoff ${report.cutoff ?? '?'}, ${((report.durationMs ?? 0) / 1000).toFixed(1)}s`,
     '',
     ...table([header, ...body, ...(queues.length > 1 ? [totals] : [])]),
   ];
@@ -141,6 +156,11 @@ export function formatSummary(report: ReportView, command: readonly string[]): s
   const skipped = Object.entries(report.skipped ?? {});
   if (skipped.length > 0)
     lines.push('', `skipped: ${skipped.map(([reason, n]) => `${reason} ${n}`).join(', ')}`);
+  const noted = rows.filter((row) => (row.notes ?? []).length > 0);
+  if (noted.length > 0) {
+    lines.push('', 'notes:');
+    for (const row of noted) for (const note of row.notes ?? []) lines.push(`  ${row.task}  ${note}`);
+  }
   const failedAgain = rows.filter((row) => row.verdict === 'failed-again' || row.outcome === 'failed');
   if (failedAgain.length > 0) {
     lines.push('', 'failed again or failed:');
@@ -157,7 +177,17 @@ export function formatSummary(report: ReportView, command: readonly string[]): s
   return lines.join('\n');
 }
 
-/** The same command again with the report's cutoff (and requestId): a replay that forces nothing twice. */
+/** What the summary's first line calls the run. */
+function titleOf(report: ReportView): string {
+  if (report.kind === 'unpark') return report.dryRun ? 'unpark (dry run)' : 'unpark';
+  return report.dryRun ? 'plan' : 'run';
+}
+
+/**
+ * The same command again with the report's cutoff (and requestId): a replay that forces nothing twice. An
+ * unpark has no cutoff (nor `--deployed-at`): its requestId alone continues it, and a parked task's home
+ * copy is named from the parked task, so none goes home twice.
+ */
 export function continueCommand(command: readonly string[], report: ReportView): string[] {
   const kept: string[] = [];
   for (let i = 0; i < command.length; i++) {
@@ -165,7 +195,7 @@ export function continueCommand(command: readonly string[], report: ReportView):
     if (arg === '--deployed-at' || arg === '--request-id') i++;
     else if (!arg.startsWith('--deployed-at=') && !arg.startsWith('--request-id=')) kept.push(arg);
   }
-  const cutoff = report.continueWith?.cutoff ?? report.cutoff;
+  const cutoff = command[1] === 'unpark' ? undefined : (report.continueWith?.cutoff ?? report.cutoff);
   return [
     ...kept,
     ...(cutoff ? ['--deployed-at', cutoff] : []),
@@ -190,10 +220,6 @@ function table(rows: readonly string[][]): string[] {
       .join('  ')
       .trimEnd(),
   );
-}
-
-function queueOf(task: string): string {
-  return task.split('/tasks/')[0] ?? task;
 }
 
 /** `projects/P/locations/L/queues/Q` as `P/L/Q`: the table stays narrow. */

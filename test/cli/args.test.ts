@@ -132,6 +132,68 @@ describe('parseCommand: flags map 1:1 to the event rerunHttp takes', () => {
     expect(parseCommand(['run', '--queue', Q], NOW)).toMatchObject({ budget: undefined });
   });
 
+  it('unpark sends the unpark event: the selection, --possibly-done and --dry-run', () => {
+    const command = parseCommand(
+      [
+        'unpark',
+        '--queue',
+        Q,
+        '--task-id-glob',
+        'ab*',
+        '--response-code',
+        '503',
+        '--reason',
+        'fix 42',
+        '--possibly-done',
+        '--dry-run',
+        '--url',
+        'https://rerun.example/',
+        '--json',
+      ],
+      NOW,
+    );
+    expect(command).toMatchObject({
+      kind: 'rerun',
+      name: 'unpark',
+      url: 'https://rerun.example/',
+      json: true,
+    });
+    expect(command.kind === 'rerun' && command.event).toEqual({
+      kind: 'unpark',
+      queues: [Q],
+      match: { taskIdGlob: 'ab*', responseCodes: [503] },
+      reason: 'fix 42',
+      possiblyDone: true,
+      dryRun: true,
+    });
+    expect(parseCommand(['unpark', '--queue', Q], NOW)).toMatchObject({
+      event: { kind: 'unpark', queues: [Q] },
+    });
+  });
+
+  it('parked names home queues', () => {
+    expect(parseCommand(['parked', '--queue', Q, '--queue', `${Q}2`, '--json'], NOW)).toEqual({
+      kind: 'parked',
+      queues: [Q, `${Q}2`],
+      json: true,
+    });
+  });
+
+  it.each([
+    [['unpark', '--queue', Q, '--deployed-at', '2026-12-01T00:00:00Z'], /Unknown option '--deployed-at'/],
+    [
+      ['unpark', '--queue', `${Q}-parked`],
+      /^--queue: ".*orders-parked" is a parking queue: name its home queue/,
+    ],
+    [['unpark', '--queue', Q, '--canary', 'x'], /^--canary must be a whole number/],
+    [['parked'], /^--queue is required/],
+    [['parked', '--queue', Q, '--url', 'https://rerun.example/'], /Unknown option '--url'/],
+    [['parked', '--queue', `${Q}-parked`], /^--queue: ".*orders-parked" is a parking queue/],
+  ])('unpark and parked name the flag at fault: %j', (argv, message) => {
+    expect(() => parseCommand(argv, NOW)).toThrow(UsageError);
+    expect(() => parseCommand(argv, NOW)).toThrow(message);
+  });
+
   it('status and cancel take a request and where to ask', () => {
     expect(parseCommand(['cancel', '--request-id', 'r-1', '--url', 'https://rerun.example/'], NOW)).toEqual({
       kind: 'control',

@@ -193,7 +193,7 @@ describe('cloud-tasks-rerun plan and run (in process, against the emulator)', ()
     expect(emulator.calls).toHaveLength(0);
   });
 
-  it.each(['', 'plan', 'run', 'status', 'cancel'])(
+  it.each(['', 'plan', 'run', 'unpark', 'queues', 'parked', 'status', 'cancel'])(
     '--help of %j shows usage and examples',
     async (command) => {
       const result = await runCli([...(command ? [command] : []), '--help'], cliEnv(emulator.host));

@@ -53,6 +53,15 @@ describe('continueCommand', () => {
   });
 });
 
+describe('continueCommand of an unpark', () => {
+  it('adds the requestId and no --deployed-at (an unpark takes no cutoff)', () => {
+    const report = { requestId: 'r-9', continueWith: { cutoff: '2026-12-01T10:00:00.000Z' } };
+    expect(continueCommand(['cloud-tasks-rerun', 'unpark', '--queue', Q, '--possibly-done'], report)).toEqual(
+      ['cloud-tasks-rerun', 'unpark', '--queue', Q, '--possibly-done', '--request-id', 'r-9'],
+    );
+  });
+});
+
 describe('formatSummary', () => {
   const report: ReportView = {
     runId: 'run-1',
@@ -95,6 +104,37 @@ describe('formatSummary', () => {
         '',
         'failed again or failed:',
         `  ${Q}/tasks/b  UNAVAILABLE(14): HTTP status code 503`,
+      ].join('\n'),
+    );
+  });
+
+  it("an unpark: its parked tasks count in their home queue's row; a dry run prints its notes", () => {
+    const parking = 'projects/p1/locations/us-central1/queues/orders-parked';
+    const unpark: ReportView = {
+      kind: 'unpark',
+      runId: 'run-2',
+      dryRun: true,
+      cutoff: '2026-12-01T10:00:00.000Z',
+      durationMs: 100,
+      queues: [{ queue: Q, matched: 2 }],
+      counts: { matched: 2, redriven: 1, skipped: 1 },
+      skipped: { 'possibly-done': 1 },
+      tasks: [
+        { task: `${parking}/tasks/aa`, outcome: 'redriven', notes: ['the home queue now overrides the URL'] },
+        { task: `${parking}/tasks/bb`, outcome: 'skipped' },
+      ],
+    };
+    expect(formatSummary(unpark, ['cloud-tasks-rerun', 'unpark'])).toBe(
+      [
+        'unpark (dry run) run-2: cutoff 2026-12-01T10:00:00.000Z, 0.1s',
+        '',
+        'queue                  matched  redriven  skipped',
+        'p1/us-central1/orders        2         1        1',
+        '',
+        'skipped: possibly-done 1',
+        '',
+        'notes:',
+        `  ${parking}/tasks/aa  the home queue now overrides the URL`,
       ].join('\n'),
     );
   });

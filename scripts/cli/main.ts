@@ -177,15 +177,7 @@ async function queuesCommand(command: QueuesCommand, env: NodeJS.ProcessEnv): Pr
   if (!env.RERUN_QUEUES && command.queues.length === 0) {
     throw new UsageError('--queue is required: the queues to show (or set RERUN_QUEUES)');
   }
-  const config = loadConfig(
-    { ...env, RERUN_QUEUES: env.RERUN_QUEUES || command.queues.join(',') },
-    { commandLine: {} },
-  );
-  const named = namedQueues(command.queues, config.allowlist);
-  if ('refused' in named) {
-    throw new UsageError(`queues outside the allowlist (RERUN_QUEUES): ${named.refused.join(', ')}`);
-  }
-  const tasks = createCloudTasksClient({ emulatorHost: config.emulatorHost });
+  const { named, tasks } = allowedQueues(command.queues, env);
   const overview = await readOverview(tasks, named, command.maxListCalls);
   process.stdout.write(
     command.json ? `${JSON.stringify(overview, null, 2)}\n` : `${formatOverview(overview, Date.now())}\n`,
@@ -195,18 +187,23 @@ async function queuesCommand(command: QueuesCommand, env: NodeJS.ProcessEnv): Pr
 
 /** The parked tasks of the named home queues; exit 1 when a parking queue could not be read. */
 async function parkedCommand(command: ParkedCommand, env: NodeJS.ProcessEnv): Promise<number> {
-  const config = loadConfig(
-    { ...env, RERUN_QUEUES: env.RERUN_QUEUES || command.queues.join(',') },
-    { commandLine: {} },
-  );
-  const named = namedQueues(command.queues, config.allowlist);
-  if ('refused' in named) {
-    throw new UsageError(`queues outside the allowlist (RERUN_QUEUES): ${named.refused.join(', ')}`);
-  }
-  const tasks = createCloudTasksClient({ emulatorHost: config.emulatorHost });
+  const { named, tasks } = allowedQueues(command.queues, env);
   const views = await readParked(tasks, named.queues, Date.now());
   process.stdout.write(command.json ? `${JSON.stringify(views, null, 2)}\n` : `${formatParked(views)}\n`);
   return views.some((view) => view.error !== undefined) ? EXIT.failed : EXIT.done;
+}
+
+/** The queues named (or the allowlist's), refused outside RERUN_QUEUES, and a client to read them. */
+function allowedQueues(queues: readonly string[], env: NodeJS.ProcessEnv) {
+  const config = loadConfig(
+    { ...env, RERUN_QUEUES: env.RERUN_QUEUES || queues.join(',') },
+    { commandLine: {} },
+  );
+  const named = namedQueues(queues, config.allowlist);
+  if ('refused' in named) {
+    throw new UsageError(`queues outside the allowlist (RERUN_QUEUES): ${named.refused.join(', ')}`);
+  }
+  return { named, tasks: createCloudTasksClient({ emulatorHost: config.emulatorHost }) };
 }
 
 function invocation(command: RerunCommand): string[] {

@@ -44,8 +44,9 @@ export function judgeListing(
       const task = listing.tasks.get(name);
       copy.misses = task === undefined ? copy.misses + 1 : 0;
       if (task !== undefined && (task.responseCount ?? 0) > 0) {
-        const status = task.lastAttempt?.responseStatus?.message;
-        verdicts.set(name, { verdict: 'failed-again', ...(status && { status }) });
+        // Listed while its next attempt runs, the failed attempt's status is no longer shown.
+        const status = task.lastAttempt?.responseStatus?.message ?? 'failed; its next attempt is running';
+        verdicts.set(name, { verdict: 'failed-again', status });
         continue;
       }
       if (copy.misses >= MISSES_TO_SUCCEED) {

@@ -95,6 +95,9 @@ export class Mover {
       };
     }
     if (existing.stop.outcome !== 'gone') return existing;
+    // A parked task's home copy is never withdrawn (below): under its name, it ran. The move's second
+    // half deletes the parked copy left behind (docs/parking.md "Limits").
+    if (!this.deps.shape.originalRuns) return { dueMs: this.deps.budget.now() };
     // The name is a tombstone: an earlier delivery's copy already ran, or was withdrawn. Either way this
     // request cannot copy the task again, and deleting the original could lose it: it stays as it is.
     return {
@@ -179,8 +182,18 @@ export class Mover {
     return this.deps.shape.originalRuns ? this.#withdraw(copyName, gone) : Promise.resolve(gone);
   }
 
-  /** Deletes a copy that must not run (its original finished, or is running); `then` is the task's result. */
+  /**
+   * Deletes a copy that must not run (its original finished, or is running); `then` is the task's result.
+   * A copy of a task that never runs by itself (a parked one) is kept: it runs once, and the same request
+   * sent again finds its name used and deletes what is left behind.
+   */
   async #withdraw(copyName: TaskName, then: CopyResult): Promise<CopyResult> {
+    if (!this.deps.shape.originalRuns) {
+      return {
+        outcome: 'deferred',
+        error: `the move stopped halfway; the copy ${copyName.name} stays, and the same request sent again deletes the task left behind`,
+      };
+    }
     const cannot = (failure: CloudTasksError): CopyResult => ({
       outcome: 'failed',
       error: `the copy ${copyName.name} could not be withdrawn (${failure.message}): the task may run twice`,

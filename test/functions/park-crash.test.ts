@@ -120,6 +120,10 @@ describe('parking across a crash', () => {
     await first.kill();
     await delivery;
     expect((await listFull(PARKING)).length).toBeGreaterThan(0);
+    // The home copies made before the kill fall due and run before the request comes again: their names
+    // are used up, and the parked copies they left behind must go without a second home copy.
+    await new Promise((resolve) => setTimeout(resolve, ARMING_MS + 1_000));
+    await emulator.settled();
 
     const second = await rerunProcess(port);
     const again = await post(second.url, unpark);

@@ -10,7 +10,7 @@
  * (UriOverride, PathOverride, QueryOverride, HttpTarget.Header, HttpTarget.HeaderOverride) in the v2 package.
  */
 import { invalidPayload } from './errors.js';
-import type { HttpRequestRecord } from './model.js';
+import { BODY_METHODS, type HttpRequestRecord } from './model.js';
 import { HTTP_METHODS, URI_OVERRIDE_ENFORCE_MODES, URI_SCHEMES, type Decoded } from './proto-json.js';
 
 /** `UriOverride`. `scheme`, `host` and `port` are proto3 `optional`: present (even at 0) means given. */
@@ -34,20 +34,13 @@ export interface HttpTargetRecord {
   oidcToken?: { serviceAccountEmail: string; audience: string };
 }
 
-/** What is sent for one attempt: the task's request with the queue's overrides applied. */
-export interface OutgoingRequest {
-  url: string;
-  httpMethod: string;
-  /** The task's headers, then the queue's header overrides (same name, any case, replaced). */
-  headers: Record<string, string>;
-  /** base64; absent when the (overridden) method takes no body. */
-  body?: string;
-  oauthToken?: { serviceAccountEmail: string; scope?: string };
-  oidcToken?: { serviceAccountEmail: string; audience?: string };
-}
+/**
+ * What is sent for one attempt: the task's request with the queue's overrides applied (the task's headers,
+ * then the queue's header overrides; no body when the overridden method takes none).
+ */
+export type OutgoingRequest = HttpRequestRecord;
 
 const FIELD = 'queue.http_target';
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 // RFC 9110 token: what node:http accepts as a header name.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // A DNS name or IPv4 address, or a bracketed IPv6 address: a host, without scheme, port, path or user.

@@ -96,7 +96,8 @@ export const QUEUE_DEFAULTS: { rateLimits: RateLimitsRecord; retryConfig: RetryP
 export const DISPATCH_DEADLINE = { defaultMs: 600_000, minMs: 15_000, maxMs: 1_800_000 };
 /** How far ahead a task may be scheduled. */
 export const MAX_SCHEDULE_AHEAD_MS = 30 * 24 * 3_600_000;
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+/** The HTTP methods that carry a body. */
+export const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
 /** What a Queue sets besides its name and state. */
 export type QueueSettings = Pick<

@@ -36,6 +36,8 @@ export interface RecoveryOptions {
   readonly verify: string | undefined;
   /** Every wait of one run ends after this: a run that does not finish reports what it saw. */
   readonly timeoutMs: number;
+  /** Node and V8 flags of the redriving child (e.g. `--cpu-prof`); none by default. */
+  readonly childFlags: readonly string[];
   /** One more size, batch redrive and floor only, with its own bodies and timeout (undefined: none). */
   readonly big: { readonly size: number; readonly bodyBytes: number; readonly timeoutMs: number } | undefined;
   /** Run mode's sample: tasks, at a quota of `ratePerSecond` compressed into windows of `windowMs`. */
@@ -429,7 +431,13 @@ async function recoverOnce(
     let child: RecoveryChildResult | undefined;
     let childError: string | undefined;
     let childDone = false;
-    const childRun = runChild<RecoveryChildResult>('recovery-child.js', [], env, load.timeoutMs).then(
+    const childRun = runChild<RecoveryChildResult>(
+      'recovery-child.js',
+      [],
+      env,
+      load.timeoutMs,
+      options.childFlags,
+    ).then(
       (result) => {
         child = result;
         if (result.error !== undefined) childError = result.error;

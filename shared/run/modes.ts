@@ -134,8 +134,8 @@ function redriveModeOf(
 
 /**
  * Unpark (docs/parking.md "Unparking"): a redrive of each home queue's parked tasks, one call per task (the
- * batch path's second reads list the queue the copies go to, not the parking queue), without a recovery
- * task (a move between two queues: docs/parking.md "Limits").
+ * batch path's second reads list the queue the copies go to, not the parking queue), each move with its
+ * recovery task as any redrive's.
  */
 function unparkModeOf(
   request: RerunRequest,
@@ -148,7 +148,7 @@ function unparkModeOf(
     calls,
     verifier,
     path: perTaskPath(tasks, config.redriveConcurrency),
-    recovery: undefined,
+    recovery: deps.control,
     shape: homeCopy(tasks),
     listing: parkedListing({ possiblyDone: request.possiblyDone }),
   });

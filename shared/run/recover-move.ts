@@ -9,11 +9,23 @@
  *   no copy, original idle           -> the copy is made from the original, then as above
  *   no copy, original ran or gone    -> the copy's name is used up, so a create still in flight cannot land
  * Each step is safe to repeat: a delivery that stops is answered non-2xx and Cloud Tasks delivers it again.
+ *
+ * An unpark is a move too (docs/parking.md "Unparking"): its original is a parked task, in its home queue's
+ * parking queue, and its copy goes home. The same table holds, with two differences: the copy it makes is
+ * the home copy (its token put back), and a parked task never runs by itself, so a home copy's name found
+ * used up means the copy was made and has run: the move is finished, and the parked task deleted.
  */
-import { toCloudTasksError, type CloudTasksClient, type Task } from '../cloud-tasks/client.js';
+import { toCloudTasksError, type CloudTasksClient, type NewTask, type Task } from '../cloud-tasks/client.js';
 import { moveOfControlUrl, type MoveRecovery } from '../control/control-tasks.js';
-import { parseQueueName, parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
+import {
+  parkingQueueOf,
+  parseQueueName,
+  parseTaskName,
+  type QueueName,
+  type TaskName,
+} from '../cloud-tasks/names.js';
 import { copyOf, firstTaskOf, headerOf } from './copy.js';
+import { homeCopyOf } from './park-rules.js';
 
 /** The header of a placeholder that uses up a copy's name; it is deleted at once and never dispatched. */
 export const PLACEHOLDER_HEADER = 'X-Rerun-Placeholder';
@@ -29,6 +41,29 @@ export type RecoveryResult =
 
 type Read = Task | 'gone' | { readonly error: string };
 
+/** The two moves a recovery task settles. */
+interface MoveKind {
+  /** The copy made from the original, when the run that started the move did not make it. */
+  readonly copyOf: (original: Task, copy: TaskName, dueMs: number) => NewTask;
+  /**
+   * Whether a copy's name found used up (taken, no task under it) means the copy was made and ran: true
+   * when the original never runs by itself, so no placeholder was ever made while it was there.
+   */
+  readonly usedUpMeansRan: boolean;
+}
+
+/** A redrive: the copy beside its original. */
+const REDRIVE_MOVE: MoveKind = { copyOf, usedUpMeansRan: false };
+/** An unpark: a parked task's copy in its home queue. */
+const UNPARK_MOVE: MoveKind = { copyOf: homeCopyOf, usedUpMeansRan: true };
+
+/** The kind of a move between `original` and `copy`; undefined for any other pair of queues. */
+function moveKindOf(original: TaskName, copy: TaskName): MoveKind | undefined {
+  if (copy.queueName === original.queueName) return REDRIVE_MOVE;
+  const home = parseQueueName(copy.queueName)!;
+  return parkingQueueOf(home).name === original.queueName ? UNPARK_MOVE : undefined;
+}
+
 /** Finishes or undoes one move; `nowMs` dates a copy it has to make. */
 export async function recoverMove(
   tasks: CloudTasksClient,
@@ -38,8 +73,13 @@ export async function recoverMove(
 ): Promise<RecoveryResult> {
   const original = parseTaskName(move.original);
   const copy = parseTaskName(move.copy);
-  if (!original || !copy || copy.queueName !== original.queueName) {
-    return { done: true, outcome: 'refused', why: 'the original and its copy must be tasks of one queue' };
+  const kind = original && copy ? moveKindOf(original, copy) : undefined;
+  if (!original || !copy || !kind) {
+    return {
+      done: true,
+      outcome: 'refused',
+      why: "the copy must be in the original's queue, or in the home queue of the original's parking queue",
+    };
   }
   const ran = (task: Task): boolean =>
     (task.dispatchCount ?? 0) > move.dispatchCount ||
@@ -52,10 +92,21 @@ export async function recoverMove(
   if (found === 'gone') {
     const source = await read(tasks, original, 'FULL');
     if (isError(source)) return retry('the original', source);
-    const made =
-      source === 'gone' || ran(source)
-        ? await useUpName(tasks, copy, source)
-        : await makeCopy(tasks, copy, source, nowMs() + armingDelayMs);
+    const idle = source !== 'gone' && !ran(source);
+    const made = idle
+      ? await makeCopy(tasks, copy, kind.copyOf(source, copy, nowMs() + armingDelayMs))
+      : await useUpName(tasks, copy, source);
+    if (made === USED_UP) {
+      if (idle && kind.usedUpMeansRan) {
+        return deleteTask(
+          tasks,
+          original,
+          'finished',
+          "the copy's name is used up: it was made, and has run",
+        );
+      }
+      return { done: true, outcome: 'undone', why: "the copy's name is used up" };
+    }
     if (made === 'made') ours = true;
     else if (isTask(made)) existing = made;
     else return made;
@@ -120,15 +171,17 @@ export async function recoverDueMoves(
   return { settled, left };
 }
 
-/** Makes the copy from the original (the run that started the move did not, or not yet). */
+/** A name that is taken with no task under it: reserved after a delete, so nothing can land under it. */
+const USED_UP = 'used-up';
+
+/** Makes the copy (the run that started the move did not, or not yet). */
 async function makeCopy(
   tasks: CloudTasksClient,
   copy: TaskName,
-  source: Task,
-  dueMs: number,
-): Promise<'made' | Task | RecoveryResult> {
+  task: NewTask,
+): Promise<'made' | Task | typeof USED_UP | RecoveryResult> {
   try {
-    await tasks.createTask(queueOf(copy), copyOf(source, copy, dueMs));
+    await tasks.createTask(queueOf(copy), task);
     return 'made';
   } catch (error) {
     const failure = toCloudTasksError(error);
@@ -149,7 +202,7 @@ async function useUpName(
   tasks: CloudTasksClient,
   copy: TaskName,
   source: Task | 'gone',
-): Promise<Task | RecoveryResult> {
+): Promise<Task | typeof USED_UP | RecoveryResult> {
   const placeholder = {
     name: copy.name,
     // Never due while it exists: it is deleted right after.
@@ -172,13 +225,14 @@ async function useUpName(
   return deleteTask(tasks, copy, 'undone', "the original ran or is gone: the copy's name is used up");
 }
 
-/** The name is taken: the copy (or a placeholder) is there, or its name is reserved (nothing can land). */
-async function afterAlreadyExists(tasks: CloudTasksClient, copy: TaskName): Promise<Task | RecoveryResult> {
+/** The name is taken: the copy (or a placeholder) is there, or its name is used up (nothing can land). */
+async function afterAlreadyExists(
+  tasks: CloudTasksClient,
+  copy: TaskName,
+): Promise<Task | typeof USED_UP | RecoveryResult> {
   const existing = await read(tasks, copy, 'FULL');
   if (isError(existing)) return retry('the copy', existing);
-  return existing === 'gone'
-    ? { done: true, outcome: 'undone', why: "the copy's name is used up" }
-    : existing;
+  return existing === 'gone' ? USED_UP : existing;
 }
 
 async function deleteTask(
@@ -209,8 +263,8 @@ function isError(read: Read): read is { readonly error: string } {
   return typeof read === 'object' && 'error' in read;
 }
 
-function isTask(value: 'made' | Task | RecoveryResult): value is Task {
-  return value !== 'made' && !('done' in value);
+function isTask(value: 'made' | Task | typeof USED_UP | RecoveryResult): value is Task {
+  return typeof value === 'object' && !('done' in value);
 }
 
 function retry(what: string, read: { readonly error: string }): RecoveryResult {

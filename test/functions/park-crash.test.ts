@@ -1,19 +1,21 @@
 /**
  * Parking and unparking across a crash (docs/parking.md "The move", "Limits"): rerunHttp runs as a real
- * process, is killed with SIGKILL mid-move, and the request comes again on a new process. The emulator's
- * queues and the target's requests judge: every task is in exactly one place, and runs once.
+ * process, is killed with SIGKILL mid-move, and the request comes again on a new process, or (an unpark
+ * with a control queue) only the moves' recovery tasks do. The emulator's queues and the target's requests
+ * judge: every task is in exactly one place, and runs once.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { parkingQueueOf, parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { listTasksFull, postJson } from '../helpers/http.js';
 import { freePort, startRerunProcess, type RerunProcess } from '../helpers/rerun-process.js';
-import { failedTask, queueName } from '../helpers/seeds.js';
+import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
 
 const MINUTE = 60_000;
 const ORDERS = queueName('orders');
 const PARKING = parkingQueueOf(parseQueueName(ORDERS)!).name;
+const CONTROL = queueName('rerun-control');
 const ARMING_MS = 1_000;
 const COUNT = 150;
 
@@ -44,15 +46,28 @@ function load(): string[] {
         tasks,
       },
       { name: PARKING, state: 'PAUSED', tasks: [] },
+      // The control queue as deploy.sh makes it: one dispatch a second, eight at once.
+      {
+        name: CONTROL,
+        rateLimits: { maxDispatchesPerSecond: 1, maxConcurrentDispatches: 8 },
+        retryConfig: { maxAttempts: -1, minBackoff: '1s', maxBackoff: '10s', maxDoublings: 3 },
+        tasks: [],
+      },
     ],
   });
   return tasks.map((t) => t.name);
 }
 
-async function rerunProcess(port: number): Promise<RerunProcess> {
+/** rerunHttp in a process of its own; with `control`, its control queue delivers recovery tasks to it. */
+async function rerunProcess(port: number, control = false): Promise<RerunProcess> {
   const child = await startRerunProcess(port, {
     RERUN_QUEUES: ORDERS,
     RERUN_PARK: 'true',
+    ...(control && {
+      RERUN_CONTROL_QUEUE: CONTROL,
+      RERUN_SELF_URL: `http://127.0.0.1:${port}/`,
+      RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+    }),
     CLOUD_TASKS_EMULATOR_HOST: emulator.host,
     TEST_ARMING_MS: String(ARMING_MS),
     ...(process.env.TEST_LOG && { TEST_LOG: '1' }),
@@ -136,5 +151,42 @@ describe('parking across a crash', () => {
     await emulator.settled();
     expect(await places(originals)).toEqual({ twice: 0, never: 0 });
     expect(target.requests).toHaveLength(COUNT);
+  }, 60_000);
+
+  it('a process killed mid-unpark with a control queue, the request never sent again: the recovery tasks settle every move', async () => {
+    const originals = load();
+    const port = await freePort();
+    const first = await rerunProcess(port, true);
+    expect((await post(first.url, { kind: 'sweep', canary: false, verify: '0s' })).body.counts.parked).toBe(
+      COUNT,
+    );
+    const unpark = { kind: 'unpark', queues: [ORDERS], verify: '0s', requestId: 'unpark-recovered' };
+    const delivery = post(first.url, unpark).catch(() => undefined);
+    await expect.poll(() => creates(ORDERS), { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(40);
+    await first.kill();
+    await delivery;
+    const halfway = await places(originals);
+    expect(halfway.never).toBe(0);
+    expect(halfway.twice).toBeGreaterThan(0);
+
+    // Back up on the same address; only the control queue's recovery tasks come to it. Home copies made
+    // before the kill may run first: their recovery then finds the name used up and deletes the parked task.
+    await rerunProcess(port, true);
+    const recoveriesLeft = async () =>
+      (await listFull(CONTROL)).filter((t) => {
+        const body = Buffer.from(t.httpRequest?.body ?? '', 'base64').toString('utf8');
+        return body.includes('"finish-move"');
+      }).length;
+    await expect.poll(recoveriesLeft, { timeout: 30_000, interval: 250 }).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, ARMING_MS + 1_000));
+    await emulator.settled();
+    const settled = await places(originals);
+    expect(settled.twice).toBe(0);
+    expect(settled.never).toBe(0);
+    // Tasks the killed run had not reached stay parked, once: a later unpark brings them home.
+    const home = target.requests.length;
+    expect(home).toBeGreaterThanOrEqual(40);
+    expect(home + (await listFull(PARKING)).length).toBe(COUNT);
+    expect(new Set(target.requests.map((r) => r.path)).size).toBe(home);
   }, 60_000);
 });

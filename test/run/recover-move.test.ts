@@ -5,9 +5,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { createCloudTasksClient, type CloudTasksClient } from '../../shared/cloud-tasks/client.js';
-import { parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
+import { parkingQueueOf, parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
 import type { MoveRecovery } from '../../shared/control/control-tasks.js';
 import { copyNameOf, copyOf } from '../../shared/run/copy.js';
+import { homeCopyOf, homeNameOf, parkedCopyOf, parkedNameOf } from '../../shared/run/park-rules.js';
 import { recoverMove } from '../../shared/run/recover-move.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
 
@@ -117,5 +118,71 @@ describe('recoverMove', () => {
     expect(await recover(move())).toMatchObject({ done: false });
     emulator.clearFaults();
     expect(await recover(move())).toMatchObject({ done: true, outcome: 'finished' });
+  });
+});
+
+describe('recoverMove of an unpark (docs/parking.md "Unparking")', () => {
+  const home = parseQueueName(ORDERS)!;
+  const parking = parkingQueueOf(home);
+  const PARKED = parkedNameOf(parseTaskName(ORIGINAL)!, parking);
+  const HOME_COPY = homeNameOf(PARKED, home);
+  const ACCOUNT = 'worker@p.iam.gserviceaccount.com';
+
+  beforeEach(async () => {
+    const original = failedTask(ORDERS, 'a', 'http://127.0.0.1:9', { body: 'x=1' });
+    const withToken = {
+      ...original,
+      httpRequest: { ...original.httpRequest, oidcToken: { serviceAccountEmail: ACCOUNT } },
+    };
+    emulator.load({
+      queues: [
+        { name: ORDERS, tasks: [] },
+        { name: parking.name, state: 'PAUSED', tasks: [] },
+      ],
+    });
+    await tasks.createTask(parking, parkedCopyOf(withToken, PARKED, home, Date.now(), false));
+  });
+
+  const unpark = (): MoveRecovery => ({
+    kind: 'finish-move',
+    original: PARKED.name,
+    copy: HOME_COPY.name,
+    first: ORIGINAL,
+    dispatchCount: 0,
+  });
+
+  async function makeHomeCopy(): Promise<void> {
+    const parked = await tasks.getTask(PARKED, 'FULL');
+    await tasks.createTask(home, homeCopyOf(parked, HOME_COPY, Date.now() + ARMING_MS));
+  }
+
+  it('home copy there: deletes the parked task (the unpark is finished)', async () => {
+    await makeHomeCopy();
+    expect(await recover(unpark())).toMatchObject({ done: true, outcome: 'finished' });
+    expect(emulator.task(PARKED.name)).toBeUndefined();
+    expect(emulator.task(HOME_COPY.name)).toBeDefined();
+  });
+
+  it('no home copy: makes it, its token back, then deletes the parked task', async () => {
+    expect(await recover(unpark())).toMatchObject({ done: true, outcome: 'finished' });
+    expect(emulator.task(PARKED.name)).toBeUndefined();
+    const copy = emulator.task(HOME_COPY.name)!;
+    expect(copy.httpRequest?.oidcToken?.serviceAccountEmail).toBe(ACCOUNT);
+    expect(copy.httpRequest?.body).toBe(Buffer.from('x=1').toString('base64'));
+    expect(copy.httpRequest?.headers?.['X-Rerun-Original-Task']).toBe(ORIGINAL);
+  });
+
+  it('the home copy was made and has run (its name used up): deletes the parked task, makes nothing', async () => {
+    await makeHomeCopy();
+    await tasks.deleteTask(HOME_COPY);
+    expect(await recover(unpark())).toMatchObject({ done: true, outcome: 'finished' });
+    expect(emulator.task(PARKED.name)).toBeUndefined();
+    expect(emulator.task(HOME_COPY.name)).toBeUndefined();
+  });
+
+  it("a copy in a queue that is neither the original's nor its home: refused, nothing changed", async () => {
+    const stray = { ...unpark(), copy: `${queueName('other')}/tasks/x` };
+    expect(await recover(stray)).toMatchObject({ done: true, outcome: 'refused' });
+    expect(emulator.task(PARKED.name)).toBeDefined();
   });
 });

@@ -129,6 +129,11 @@ export interface MoveRecovery {
   readonly first: string;
   /** The original's dispatchCount when it was read for the copy: a higher one means it ran meanwhile. */
   readonly dispatchCount: number;
+  /**
+   * A park's only (docs/parking.md "The move"): until this time (RFC 3339) the original could neither run
+   * on its own schedule nor reach its 31 days, so an original gone before it was deleted by the move.
+   */
+  readonly quietUntil?: string | undefined;
 }
 
 /**
@@ -172,6 +177,7 @@ export const MoveRecoveryBody = z.strictObject({
   copy: z.string().min(1),
   first: z.string().min(1),
   dispatchCount: z.number().int().min(0),
+  quietUntil: z.iso.datetime().optional(),
 });
 
 /** True when a JSON body is meant as a move's recovery (then MoveRecoveryBody decides if it is valid). */

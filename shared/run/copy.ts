@@ -11,14 +11,14 @@
  */
 import type { CloudTasksClient, HttpRequest, NewTask, Task } from '../cloud-tasks/client.js';
 import type { Budget } from './budget.js';
-import { createUnderFreeName } from '../control/claim-names.js';
-import { claimIdOf, moveRecoveryTaskFor, type ControlTarget } from '../control/control-tasks.js';
+import { claimIdOf, type ControlTarget } from '../control/control-tasks.js';
 import type { ForcePolicy } from './force.js';
 import { parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import { reserveSlot, type Semaphore } from './pace.js';
 import type { Candidate, QueueRun } from './plan.js';
 import { selectTask, type SkipReason } from './select.js';
 import { Mover, type Recovery } from './move.js';
+import { RecoveryTasks } from './recovery-tasks.js';
 import { RedriveCalls, type Stop } from './redrive-calls.js';
 import type { SecondReads } from './second-reads.js';
 
@@ -182,12 +182,14 @@ export class Copier {
   readonly #calls: RedriveCalls;
   readonly #mover: Mover;
   readonly #shape: CopyShape;
+  readonly #recoveries: RecoveryTasks;
 
   constructor(
     private readonly deps: CopyDeps,
     private readonly request: { readonly requestId: string; readonly cutoffMs: number },
   ) {
     this.#calls = new RedriveCalls(deps);
+    this.#recoveries = new RecoveryTasks({ ...deps, target: deps.recovery }, this.#calls);
     const { secondReads } = deps;
     this.#shape = deps.shape ?? REDRIVE_COPY;
     this.#mover = new Mover({ ...deps, shape: this.#shape }, this.#calls, (queue, name, answerByMs) =>
@@ -219,7 +221,7 @@ export class Copier {
     const { seenAttempts, copy, recovery } = copied;
     const result = await this.#mover.replace(candidate.queue, candidate.name, seenAttempts, copy, recovery);
     // docs/claims.md "A crash mid-redrive": a move left unsettled keeps its recovery task.
-    if (recovery.name !== undefined && !('unsettled' in result)) await this.#disarm(recovery.name);
+    if (!('unsettled' in result)) await this.#recoveries.disarm(recovery);
     return result;
   }
 
@@ -235,7 +237,16 @@ export class Copier {
     if (ready !== undefined) return { stop: ready };
     const copyName = this.#shape.nameOf(name, this.request, queue.queue);
     this.copies.add(copyName.name);
-    const recovery = await this.#armRecovery(name, fresh, copyName, slotMs);
+    // Due halfway through the copy's arming delay, counted from the task's slot.
+    const recovery = await this.#recoveries.arm(
+      {
+        original: name.name,
+        copy: copyName.name,
+        first: firstTaskOf(fresh),
+        dispatchCount: fresh.dispatchCount ?? 0,
+      },
+      Math.max(this.deps.budget.now(), slotMs) + this.deps.armingDelayMs / 2,
+    );
     if ('stop' in recovery) return recovery;
     const account = this.#shape.accountOf(fresh);
     const created = await this.#mover.copy(queue, fresh, copyName, account, slotMs);
@@ -259,49 +270,5 @@ export class Copier {
     if (stateSkip) return { outcome: 'skipped', skipReason: stateSkip };
     if (policy.isHeld()) return { outcome: 'held' };
     return undefined;
-  }
-
-  /**
-   * With a control queue, the move's recovery task, written before the copy and due halfway through the
-   * copy's arming delay (counted from the task's slot): if this run stops anywhere in the move, its
-   * delivery finishes or undoes it (recover-move.ts). Without one, nothing comes back in time
-   * (docs/claims.md "Limits").
-   */
-  async #armRecovery(
-    name: TaskName,
-    fresh: Task,
-    copyName: TaskName,
-    slotMs: number,
-  ): Promise<Stop | Recovery> {
-    const { recovery: target, tasks, budget, armingDelayMs } = this.deps;
-    if (!target) return { name: undefined, dueMs: Number.POSITIVE_INFINITY };
-    const dueMs = Math.max(budget.now(), slotMs) + armingDelayMs / 2;
-    const move = {
-      original: name.name,
-      copy: copyName.name,
-      first: firstTaskOf(fresh),
-      dispatchCount: fresh.dispatchCount ?? 0,
-    };
-    const written = await createUnderFreeName(
-      tasks,
-      target.queue,
-      (generation) => moveRecoveryTaskFor(move, target, dueMs, generation),
-      (call) => this.#calls.holdingChange(call),
-    );
-    if (written.kind === 'created') return { name: written.name, dueMs };
-    // Another delivery's recovery task for this move is live: it may fall due any time now.
-    if (written.kind === 'exists') return { name: written.name, dueMs: budget.now() };
-    return {
-      stop: {
-        outcome: 'deferred',
-        error: `the move's recovery task could not be written (${written.error.message}); nothing was moved`,
-      },
-    };
-  }
-
-  /** Deletes the recovery task of a settled move; left in place, it falls due and finds nothing to do. */
-  async #disarm(recoveryTask: string): Promise<void> {
-    const name = parseTaskName(recoveryTask);
-    if (name) await this.#calls.change(() => this.deps.tasks.deleteTask(name));
   }
 }

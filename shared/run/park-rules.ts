@@ -178,6 +178,13 @@ export function parkedCopyOf(
   });
 }
 
+/** A parked copy again, marked as possibly done (its original's last attempt may have run meanwhile). */
+export function possiblyDoneCopyOf(parked: Task, name: TaskName, nowMs: number): NewTask {
+  return newTaskFrom(parked, name, nowMs, {
+    headers: (own) => ({ ...own, [PARK_HEADER.possiblyDone]: 'true' }),
+  });
+}
+
 /** What a parked copy records of its original (docs/parking.md "Seeing them"). */
 export interface ParkedRecord {
   /** The home queue; undefined when the header is missing or not a queue name. */

@@ -20,7 +20,15 @@ import { Breaker } from './breaker.js';
 import { Hold } from './hold.js';
 import type { Acted, Acting } from './modes.js';
 import type { Logger } from '../platform/log.js';
-import { parkingQueueOf, parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
+import {
+  parkingQueueOf,
+  parseQueueName,
+  parseTaskName,
+  type QueueName,
+  type TaskName,
+} from '../cloud-tasks/names.js';
+import type { ControlTarget } from '../control/control-tasks.js';
+import { RecoveryTasks } from './recovery-tasks.js';
 import {
   isAtRisk,
   parkedCopyOf,
@@ -78,6 +86,10 @@ export interface ParkingDeps {
   readonly claimer: Claimer;
   /** Bounds the stage's calls in flight (shared with the run's other Cloud Tasks calls). */
   readonly calls: Semaphore;
+  /** Where each move's recovery task is written (the control queue), when there is one. */
+  readonly recovery: ControlTarget | undefined;
+  /** How long after a move starts its recovery task falls due (half a redrive's arming delay). */
+  readonly recoveryDelayMs: number;
   /** The period of the sweep that comes next (RERUN_SWEEP_PERIOD). */
   readonly sweepPeriodMs: number;
   /** A dry run records what would be parked and moves nothing. */
@@ -108,8 +120,14 @@ export class Parking {
 
   constructor(private readonly deps: ParkingDeps) {
     const { tasks, budget, calls, log, report, claimer } = deps;
-    this.#act = new ParkActing(new RedriveCalls({ tasks, calls, budget }), tasks, budget, (queue) =>
-      this.#reportOf(queue),
+    const redriveCalls = new RedriveCalls({ tasks, calls, budget });
+    this.#act = new ParkActing(
+      redriveCalls,
+      new RecoveryTasks({ tasks, budget, target: deps.recovery }, redriveCalls),
+      deps.recoveryDelayMs,
+      tasks,
+      budget,
+      (queue) => this.#reportOf(queue),
     );
     // Its own breaker and hold, never fed or held: parking forces nothing, so nothing stops it.
     this.#flow = new TaskFlow({
@@ -244,6 +262,8 @@ function policyOf(queue: QueueRun): RetryPolicy {
 class ParkActing implements Acting {
   constructor(
     private readonly calls: RedriveCalls,
+    private readonly recoveries: RecoveryTasks,
+    private readonly recoveryDelayMs: number,
     private readonly tasks: CloudTasksClient,
     private readonly budget: Budget,
     private readonly reportOf: (queue: QueueRun) => ParkingReport,
@@ -287,6 +307,26 @@ class ParkActing implements Acting {
       return { outcome: 'skipped', skipReason: 'in-flight' };
     }
     const parkedName = parkedNameOf(name, parking);
+    // docs/claims.md "A crash mid-redrive": a move left halfway is settled by its recovery task.
+    const recovery = await this.recoveries.arm(
+      {
+        original: name.name,
+        copy: parkedName.name,
+        first: firstTaskOf(original),
+        dispatchCount: original.dispatchCount ?? 0,
+        quietUntil: quietUntilOf(original),
+      },
+      this.budget.now() + this.recoveryDelayMs,
+    );
+    if ('stop' in recovery) return unmoved(recovery);
+    const result = await this.#move(original, name, parkedName, queue);
+    if (result.outcome === 'parked') await this.recoveries.disarm(recovery);
+    return result;
+  }
+
+  /** The copy, the second read, and the original's delete (or the copy marked possibly done). */
+  async #move(original: Task, name: TaskName, parkedName: TaskName, queue: QueueRun): Promise<ParkResult> {
+    const parking = parseQueueName(parkedName.queueName)!;
     const created = await this.#create(parking, parkedName, firstTaskOf(original), () =>
       parkedCopyOf(original, parkedName, queue.queue, this.budget.now(), false),
     );
@@ -395,6 +435,17 @@ class ParkActing implements Acting {
       }),
     );
   }
+}
+
+/**
+ * Until when the original can neither run on its own schedule nor reach its 31 days (RFC 3339): its
+ * recovery reads an original gone before then as deleted by the move. Undefined when not known.
+ */
+function quietUntilOf(original: Task): string | undefined {
+  const dueMs = Date.parse(original.scheduleTime ?? '');
+  const expiresMs = Date.parse(original.createTime ?? '') + TASK_RETENTION_MS;
+  const quietMs = Math.min(dueMs, expiresMs);
+  return Number.isNaN(quietMs) ? undefined : new Date(quietMs).toISOString();
 }
 
 /** A read that stopped the move before anything was made: its result (a read never ends `redriven`). */

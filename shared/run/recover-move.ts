@@ -1,6 +1,6 @@
 /**
- * A move's recovery (docs/claims.md "A crash mid-redrive"): the delivery of the recovery task that the copy
- * stage writes before each copy, due before the copy's arming delay ends. When the run that started the move
+ * A move's recovery (docs/claims.md "A crash mid-redrive"): the delivery of the recovery task that a move
+ * writes before it makes anything (recovery-tasks.ts), due before the copy's arming delay ends. When the run that started the move
  * stopped anywhere in it (a crash, a lost answer, a deferral), this finishes the move or undoes it, so the
  * task neither runs twice nor is lost:
  *   copy there, original idle        -> the original is deleted (the move is finished)
@@ -14,6 +14,8 @@
  * parking queue, and its copy goes home. The same table holds, with two differences: the copy it makes is
  * the home copy (its token put back), and a parked task never runs by itself, so a home copy's name found
  * used up means the copy was made and has run: the move is finished, and the parked task deleted.
+ *
+ * A park is a move into the home queue's parking queue, with the parking stage's own rules (recoverPark).
  */
 import { toCloudTasksError, type CloudTasksClient, type NewTask, type Task } from '../cloud-tasks/client.js';
 import { moveOfControlUrl, type MoveRecovery } from '../control/control-tasks.js';
@@ -25,7 +27,7 @@ import {
   type TaskName,
 } from '../cloud-tasks/names.js';
 import { copyOf, firstTaskOf, headerOf } from './copy.js';
-import { homeCopyOf } from './park-rules.js';
+import { homeCopyOf, parkedCopyOf, possiblyDoneCopyOf, possiblyDoneNameOf } from './park-rules.js';
 
 /** The header of a placeholder that uses up a copy's name; it is deleted at once and never dispatched. */
 export const PLACEHOLDER_HEADER = 'X-Rerun-Placeholder';
@@ -73,12 +75,16 @@ export async function recoverMove(
 ): Promise<RecoveryResult> {
   const original = parseTaskName(move.original);
   const copy = parseTaskName(move.copy);
+  const home = original && parseQueueName(original.queueName);
+  if (original && home && copy && parkingQueueOf(home).name === copy.queueName) {
+    return recoverPark(tasks, move, { original, parked: copy, home }, nowMs);
+  }
   const kind = original && copy ? moveKindOf(original, copy) : undefined;
   if (!original || !copy || !kind) {
     return {
       done: true,
       outcome: 'refused',
-      why: "the copy must be in the original's queue, or in the home queue of the original's parking queue",
+      why: "the copy must be in the original's queue, in its parking queue, or (a parked original) in its home queue",
     };
   }
   const ran = (task: Task): boolean =>
@@ -125,6 +131,74 @@ export async function recoverMove(
   return ran(now)
     ? deleteTask(tasks, copy, 'undone', 'the original ran meanwhile')
     : deleteTask(tasks, original, 'finished');
+}
+
+/** How far this process's clock may lag Cloud Tasks' before an original's quiet time is trusted. */
+const CLOCK_MARGIN_MS = 60_000;
+
+/**
+ * A park's recovery (docs/parking.md "The move"): the same steps as the parking stage's. An original that
+ * is idle (whatever attempts it made meanwhile: it is still failed) is deleted once its parked copy
+ * exists. One whose attempt is under way, or which vanished, may have been done: its parked copy is
+ * replaced by one marked possibly done (and a running original deleted), unless it vanished before it
+ * could run or expire by itself (`quietUntil`): then the move deleted it. With no parked copy, an original
+ * whose attempt is under way, or which is gone, is left as it is: the name is used up.
+ */
+async function recoverPark(
+  tasks: CloudTasksClient,
+  move: MoveRecovery,
+  names: { readonly original: TaskName; readonly parked: TaskName; readonly home: QueueName },
+  nowMs: () => number,
+): Promise<RecoveryResult> {
+  const { original, parked, home } = names;
+  const running = (task: Task): boolean =>
+    task.lastAttempt?.dispatchTime !== undefined && task.lastAttempt.responseTime === undefined;
+
+  let copy: Task;
+  const found = await read(tasks, parked, 'FULL');
+  if (isError(found)) return retry('the parked copy', found);
+  if (found === 'gone') {
+    const source = await read(tasks, original, 'FULL');
+    if (isError(source)) return retry('the original', source);
+    if (source === 'gone' || running(source)) {
+      const used = await useUpName(tasks, parked, source);
+      if (used === USED_UP)
+        return { done: true, outcome: 'undone', why: "the parked copy's name is used up" };
+      if (!isTask(used)) return used;
+      copy = used;
+    } else {
+      const made = parkedCopyOf(source, parked, home, nowMs(), false);
+      const result = await makeCopy(tasks, parked, made);
+      if (result === USED_UP) {
+        return { done: true, outcome: 'undone', why: "the parked copy's name is used up" };
+      }
+      if (result !== 'made' && !isTask(result)) return result;
+      copy = result === 'made' ? made : result;
+    }
+  } else {
+    copy = found;
+  }
+  if (headerOf(copy, PLACEHOLDER_HEADER) !== undefined) {
+    return deleteTask(tasks, parked, 'undone', 'a placeholder held the name');
+  }
+  if (firstTaskOf(copy) !== move.first) {
+    return { done: true, outcome: 'refused', why: 'a task not parked from this one holds the name' };
+  }
+  const now = await read(tasks, original, 'BASIC');
+  if (isError(now)) return retry('the original', now);
+  if (now !== 'gone' && !running(now)) return deleteTask(tasks, original, 'finished');
+  if (now === 'gone' && nowMs() + CLOCK_MARGIN_MS < Date.parse(move.quietUntil ?? '')) {
+    return { done: true, outcome: 'nothing-to-do', why: 'the original was not due: the move deleted it' };
+  }
+  // Its attempt is under way, or it vanished when it could have run: it may have been done.
+  const marked = possiblyDoneNameOf(parked);
+  const kept = await makeCopy(tasks, marked, possiblyDoneCopyOf(copy, marked, nowMs()));
+  // A marked copy was made before, and taken out since: the plain one is all that is left to go.
+  if (kept === USED_UP) return deleteTask(tasks, parked, 'finished', 'it was kept as possibly done before');
+  if (kept !== 'made' && !isTask(kept)) return kept;
+  const plain = await deleteTask(tasks, parked, 'finished', 'kept as possibly done');
+  if (!plain.done || now === 'gone') return plain;
+  return deleteTask(tasks, original, 'finished', 'kept as possibly done');
 }
 
 /** Recovery tasks settled at once by one delivery's sweep. */

@@ -137,12 +137,13 @@ class Run {
     const control = controlTargetOf(config);
     const work = controlWorkOf(request);
     const lists = new ListBudget(now);
+    const armingDelayMs = deps.redriveArmingDelayMs ?? DEFAULT_ARMING_DELAY_MS;
     const mode = modeOf(request, {
       ...deps,
       budget,
       now,
       lists,
-      armingDelayMs: deps.redriveArmingDelayMs ?? DEFAULT_ARMING_DELAY_MS,
+      armingDelayMs,
       control,
       mayEnqueue: deps.ownClaimId === undefined,
       work,
@@ -182,6 +183,8 @@ class Run {
             budget.deadlineMs + CLAIM_MARGIN_MS,
           ),
           calls: new Semaphore(config.redriveConcurrency),
+          recovery: control,
+          recoveryDelayMs: armingDelayMs / 2,
           sweepPeriodMs: config.sweepPeriodMs,
           dryRun: request.dryRun,
           cutoffMs: request.cutoffMs,

@@ -94,6 +94,14 @@ async function places(originals: readonly string[]) {
   return { twice: counts.filter((n) => n > 1).length, never: counts.filter((n) => n === 0).length };
 }
 
+/** Recovery tasks of moves still waiting in the control queue. */
+const recoveriesLeft = async () =>
+  (await listFull(CONTROL)).filter((t) =>
+    Buffer.from(t.httpRequest?.body ?? '', 'base64')
+      .toString('utf8')
+      .includes('"finish-move"'),
+  ).length;
+
 const creates = (queue: string) =>
   emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === queue).length;
 
@@ -119,6 +127,29 @@ describe('parking across a crash', () => {
     expect(await listFull(ORDERS)).toEqual([]);
     expect(await listFull(PARKING)).toHaveLength(COUNT);
     expect(await places(originals)).toEqual({ twice: 0, never: 0 });
+    expect(target.requests).toEqual([]);
+  }, 60_000);
+
+  it('a process killed mid-park with a control queue, no sweep after it: the recovery tasks settle every park', async () => {
+    const originals = load();
+    const port = await freePort();
+    const first = await rerunProcess(port, true);
+    const delivery = post(first.url, { kind: 'sweep', canary: false, verify: '0s' }).catch(() => undefined);
+    await expect.poll(() => creates(PARKING), { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(40);
+    await first.kill();
+    await delivery;
+    const halfway = await places(originals);
+    expect(halfway.never).toBe(0);
+    expect(halfway.twice).toBeGreaterThan(0);
+
+    await rerunProcess(port, true);
+    await expect.poll(recoveriesLeft, { timeout: 30_000, interval: 250 }).toBe(0);
+    expect(await places(originals)).toEqual({ twice: 0, never: 0 });
+    const parked = await listFull(PARKING);
+    expect(parked.length).toBeGreaterThanOrEqual(40);
+    expect(parked.length + (await listFull(ORDERS)).length).toBe(COUNT);
+    // Every original was idle: none is marked possibly done, and none ran.
+    expect(parked.filter((t) => t.httpRequest?.headers?.['X-Rerun-Possibly-Done'])).toEqual([]);
     expect(target.requests).toEqual([]);
   }, 60_000);
 
@@ -172,11 +203,6 @@ describe('parking across a crash', () => {
     // Back up on the same address; only the control queue's recovery tasks come to it. Home copies made
     // before the kill may run first: their recovery then finds the name used up and deletes the parked task.
     await rerunProcess(port, true);
-    const recoveriesLeft = async () =>
-      (await listFull(CONTROL)).filter((t) => {
-        const body = Buffer.from(t.httpRequest?.body ?? '', 'base64').toString('utf8');
-        return body.includes('"finish-move"');
-      }).length;
     await expect.poll(recoveriesLeft, { timeout: 30_000, interval: 250 }).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, ARMING_MS + 1_000));
     await emulator.settled();

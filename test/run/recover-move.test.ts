@@ -8,7 +8,13 @@ import { createCloudTasksClient, type CloudTasksClient } from '../../shared/clou
 import { parkingQueueOf, parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
 import type { MoveRecovery } from '../../shared/control/control-tasks.js';
 import { copyNameOf, copyOf } from '../../shared/run/copy.js';
-import { homeCopyOf, homeNameOf, parkedCopyOf, parkedNameOf } from '../../shared/run/park-rules.js';
+import {
+  homeCopyOf,
+  homeNameOf,
+  parkedCopyOf,
+  parkedNameOf,
+  possiblyDoneNameOf,
+} from '../../shared/run/park-rules.js';
 import { recoverMove } from '../../shared/run/recover-move.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
 
@@ -184,5 +190,100 @@ describe('recoverMove of an unpark (docs/parking.md "Unparking")', () => {
     const stray = { ...unpark(), copy: `${queueName('other')}/tasks/x` };
     expect(await recover(stray)).toMatchObject({ done: true, outcome: 'refused' });
     expect(emulator.task(PARKED.name)).toBeDefined();
+  });
+});
+
+describe('recoverMove of a park (docs/parking.md "The move")', () => {
+  const home = parseQueueName(ORDERS)!;
+  const parking = parkingQueueOf(home);
+  // A task of its own: the suite's `a` is seeded without a token.
+  const PARKING_ORIGINAL = `${ORDERS}/tasks/p`;
+  const PARKED = parkedNameOf(parseTaskName(PARKING_ORIGINAL)!, parking);
+  const MARKED = possiblyDoneNameOf(PARKED);
+  const ACCOUNT = 'worker@p.iam.gserviceaccount.com';
+
+  function loadOriginal(running = false): void {
+    const seeded = failedTask(ORDERS, 'p', 'http://127.0.0.1:9', { body: 'x=1' });
+    const original = {
+      ...seeded,
+      httpRequest: { ...seeded.httpRequest, oidcToken: { serviceAccountEmail: ACCOUNT } },
+      // An attempt under way: dispatched, no response yet.
+      ...(running && { lastAttempt: { dispatchTime: seeded.lastAttempt.dispatchTime } }),
+    };
+    emulator.load({
+      queues: [
+        { name: ORDERS, tasks: [original] },
+        { name: parking.name, state: 'PAUSED', tasks: [] },
+      ],
+    });
+  }
+
+  const park = (): MoveRecovery => ({
+    kind: 'finish-move',
+    original: PARKING_ORIGINAL,
+    copy: PARKED.name,
+    first: PARKING_ORIGINAL,
+    dispatchCount: 3,
+  });
+
+  async function makeParkedCopy(): Promise<void> {
+    const original = await tasks.getTask(parseTaskName(PARKING_ORIGINAL)!, 'FULL');
+    await tasks.createTask(parking, parkedCopyOf(original, PARKED, home, Date.now(), false));
+  }
+
+  it('parked copy there, original idle: deletes the original (the park is finished)', async () => {
+    loadOriginal();
+    await makeParkedCopy();
+    expect(await recover(park())).toMatchObject({ done: true, outcome: 'finished' });
+    expect(emulator.task(PARKING_ORIGINAL)).toBeUndefined();
+    expect(emulator.task(PARKED.name)?.httpRequest?.headers?.['X-Rerun-Possibly-Done']).toBeUndefined();
+  });
+
+  it('no parked copy, original idle: parks it (no token, its record in headers), then deletes it', async () => {
+    loadOriginal();
+    expect(await recover(park())).toMatchObject({ done: true, outcome: 'finished' });
+    expect(emulator.task(PARKING_ORIGINAL)).toBeUndefined();
+    const parked = emulator.task(PARKED.name)!;
+    expect(parked.httpRequest?.oidcToken).toBeUndefined();
+    expect(parked.httpRequest?.headers?.['X-Rerun-Oidc-Account']).toBe(ACCOUNT);
+    expect(parked.httpRequest?.body).toBe(Buffer.from('x=1').toString('base64'));
+  });
+
+  it('parked copy there, original gone when it could have run: keeps the task, marked possibly done', async () => {
+    loadOriginal();
+    await makeParkedCopy();
+    await tasks.deleteTask(parseTaskName(PARKING_ORIGINAL)!);
+    expect(await recover(park())).toMatchObject({ done: true, outcome: 'finished' });
+    expect(emulator.task(PARKED.name)).toBeUndefined();
+    const marked = emulator.task(MARKED.name)!;
+    expect(marked.httpRequest?.headers?.['X-Rerun-Possibly-Done']).toBe('true');
+    expect(marked.httpRequest?.body).toBe(Buffer.from('x=1').toString('base64'));
+  });
+
+  it('parked copy there, original gone before it could run or expire: the move deleted it, nothing marked', async () => {
+    loadOriginal();
+    await makeParkedCopy();
+    await tasks.deleteTask(parseTaskName(PARKING_ORIGINAL)!);
+    const quietUntil = new Date(Date.now() + 10 * 60_000).toISOString();
+    expect(await recover({ ...park(), quietUntil })).toMatchObject({ done: true, outcome: 'nothing-to-do' });
+    expect(emulator.task(PARKED.name)).toBeDefined();
+    expect(emulator.task(MARKED.name)).toBeUndefined();
+  });
+
+  it('parked copy there, original attempt under way: marked possibly done, the original deleted', async () => {
+    loadOriginal(true);
+    await makeParkedCopy();
+    expect(await recover(park())).toMatchObject({ done: true, outcome: 'finished' });
+    expect(emulator.task(PARKING_ORIGINAL)).toBeUndefined();
+    expect(emulator.task(PARKED.name)).toBeUndefined();
+    expect(emulator.task(MARKED.name)?.httpRequest?.headers?.['X-Rerun-Possibly-Done']).toBe('true');
+  });
+
+  it('no parked copy, original gone: uses the name up, parks nothing', async () => {
+    loadOriginal();
+    await tasks.deleteTask(parseTaskName(PARKING_ORIGINAL)!);
+    expect(await recover(park())).toMatchObject({ done: true, outcome: 'undone' });
+    expect(emulator.task(PARKED.name)).toBeUndefined();
+    expect(emulator.task(MARKED.name)).toBeUndefined();
   });
 });

@@ -178,6 +178,30 @@ export function parkedCopyOf(
   });
 }
 
+/** How far this process's clock may lag Cloud Tasks' before an original's quiet time is trusted. */
+const CLOCK_MARGIN_MS = 60_000;
+
+/**
+ * Until when `original` can neither run on its own schedule nor reach its 31 days (RFC 3339): the earlier
+ * of its scheduleTime and its createTime plus 31 days. Undefined when not known.
+ */
+export function quietUntilOf(original: Task): string | undefined {
+  const dueMs = timeMs(original.scheduleTime) ?? Number.NaN;
+  const expiresMs = (timeMs(original.createTime) ?? Number.NaN) + TASK_RETENTION_MS;
+  const quietMs = Math.min(dueMs, expiresMs);
+  return Number.isNaN(quietMs) ? undefined : new Date(quietMs).toISOString();
+}
+
+/**
+ * Whether an original found gone at `nowMs` may have vanished by itself (run and succeeded, or been
+ * dropped), so that its parked copy may have been done: yes unless it was still quiet, with a margin for
+ * clocks (docs/parking.md "The move"). Gone while quiet, it was deleted by a move.
+ */
+export function mayHaveVanishedByItself(quietUntil: string | undefined, nowMs: number): boolean {
+  const quietMs = timeMs(quietUntil);
+  return quietMs === undefined || nowMs + CLOCK_MARGIN_MS >= quietMs;
+}
+
 /** A parked copy again, marked as possibly done (its original's last attempt may have run meanwhile). */
 export function possiblyDoneCopyOf(parked: Task, name: TaskName, nowMs: number): NewTask {
   return newTaskFrom(parked, name, nowMs, {

@@ -33,7 +33,9 @@ import {
   isAtRisk,
   parkedCopyOf,
   parkedNameOf,
+  mayHaveVanishedByItself,
   possiblyDoneNameOf,
+  quietUntilOf,
   shortestLifeMs,
   TASK_RETENTION_MS,
   type RetryPolicy,
@@ -339,10 +341,15 @@ class ParkActing implements Acting {
         error: 'the original could not be read again; the next sweep finishes the move',
       };
     }
+    // Gone while it could not run or expire by itself: another move (a sweep beside this one, or this
+    // move's recovery) deleted it, and this parked copy is the task.
+    const movedByOther = () => !mayHaveVanishedByItself(quietUntilOf(original), this.budget.now());
     const running =
       !('stop' in again) &&
       again.lastAttempt?.dispatchTime !== undefined &&
       again.lastAttempt.responseTime === undefined;
+    if ('stop' in again && movedByOther())
+      return { outcome: 'parked', parkedAs: parkedName, possiblyDone: false };
     if ('stop' in again || running) {
       const marked = await this.#markPossiblyDone(parking, parkedName, original, queue.queue);
       if ('stop' in marked) return marked.stop;
@@ -351,12 +358,12 @@ class ParkActing implements Acting {
     }
     // Idle: an attempt that ran and failed since the first read left it here, so it was not done either.
     const deleted = await this.#deleteOriginal(name);
-    if (deleted === 'vanished') {
+    if (deleted === 'vanished' && !movedByOther()) {
       const marked = await this.#markPossiblyDone(parking, parkedName, original, queue.queue);
       if ('stop' in marked) return marked.stop;
       return { outcome: 'parked', parkedAs: marked, possiblyDone: true };
     }
-    if (deleted !== 'deleted') return deleted;
+    if (deleted !== 'deleted' && deleted !== 'vanished') return deleted;
     return { outcome: 'parked', parkedAs: parkedName, possiblyDone: false };
   }
 
@@ -435,17 +442,6 @@ class ParkActing implements Acting {
       }),
     );
   }
-}
-
-/**
- * Until when the original can neither run on its own schedule nor reach its 31 days (RFC 3339): its
- * recovery reads an original gone before then as deleted by the move. Undefined when not known.
- */
-function quietUntilOf(original: Task): string | undefined {
-  const dueMs = Date.parse(original.scheduleTime ?? '');
-  const expiresMs = Date.parse(original.createTime ?? '') + TASK_RETENTION_MS;
-  const quietMs = Math.min(dueMs, expiresMs);
-  return Number.isNaN(quietMs) ? undefined : new Date(quietMs).toISOString();
 }
 
 /** A read that stopped the move before anything was made: its result (a read never ends `redriven`). */

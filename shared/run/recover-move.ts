@@ -27,7 +27,13 @@ import {
   type TaskName,
 } from '../cloud-tasks/names.js';
 import { copyOf, firstTaskOf, headerOf } from './copy.js';
-import { homeCopyOf, parkedCopyOf, possiblyDoneCopyOf, possiblyDoneNameOf } from './park-rules.js';
+import {
+  homeCopyOf,
+  mayHaveVanishedByItself,
+  parkedCopyOf,
+  possiblyDoneCopyOf,
+  possiblyDoneNameOf,
+} from './park-rules.js';
 
 /** The header of a placeholder that uses up a copy's name; it is deleted at once and never dispatched. */
 export const PLACEHOLDER_HEADER = 'X-Rerun-Placeholder';
@@ -133,9 +139,6 @@ export async function recoverMove(
     : deleteTask(tasks, original, 'finished');
 }
 
-/** How far this process's clock may lag Cloud Tasks' before an original's quiet time is trusted. */
-const CLOCK_MARGIN_MS = 60_000;
-
 /**
  * A park's recovery (docs/parking.md "The move"): the same steps as the parking stage's. An original that
  * is idle (whatever attempts it made meanwhile: it is still failed) is deleted once its parked copy
@@ -187,7 +190,7 @@ async function recoverPark(
   const now = await read(tasks, original, 'BASIC');
   if (isError(now)) return retry('the original', now);
   if (now !== 'gone' && !running(now)) return deleteTask(tasks, original, 'finished');
-  if (now === 'gone' && nowMs() + CLOCK_MARGIN_MS < Date.parse(move.quietUntil ?? '')) {
+  if (now === 'gone' && !mayHaveVanishedByItself(move.quietUntil, nowMs())) {
     return { done: true, outcome: 'nothing-to-do', why: 'the original was not due: the move deleted it' };
   }
   // Its attempt is under way, or it vanished when it could have run: it may have been done.

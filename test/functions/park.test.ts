@@ -238,6 +238,22 @@ describe('parking', () => {
     expect(parked.map((t) => t.name)).toEqual([row.copy]);
     expect(header(parked[0], PARK_HEADER.possiblyDone)).toBe('true');
   });
+
+  it('an original deleted by another move while it could not run (a sweep beside this one): parked, not possibly done', async () => {
+    seed();
+    emulator.injectFault({ method: 'CreateTask', kind: 'delay', delayMs: 400, times: 1 });
+    const running = sweep({ queues: [ORDERS] });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    // Its next attempt is ten minutes away: only a move can have taken it.
+    expect((await fetch(`${emulator.url}/v2/${ORDERS}/tasks/last`, { method: 'DELETE' })).status).toBe(200);
+    const answer = await running;
+    const row = answer.body.tasks.find((r: any) => r.task.endsWith('/last'));
+    expect(row).toMatchObject({ outcome: 'parked' });
+    expect(row.possiblyDone).toBeUndefined();
+    const parked = await listTasks(parkingOf(ORDERS));
+    expect(parked.map((t) => t.name)).toEqual([row.copy]);
+    expect(header(parked[0], PARK_HEADER.possiblyDone)).toBeUndefined();
+  });
 });
 
 describe('unparking', () => {

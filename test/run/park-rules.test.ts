@@ -12,10 +12,12 @@ import {
   homeCopyOf,
   homeNameOf,
   isAtRisk,
+  mayHaveVanishedByItself,
   PARK_HEADER,
   parkedCopyOf,
   parkedNameOf,
   parkedRecordOf,
+  quietUntilOf,
   shortestLifeMs,
   TASK_RETENTION_MS,
   type RetryPolicy,
@@ -177,5 +179,28 @@ describe('the parked copy', () => {
     );
     expect(headerNames).not.toContain(PARK_HEADER.originalQueue);
     expect(headerNames).not.toContain(PARK_HEADER.oidcAccount);
+  });
+});
+
+describe('quietUntilOf and mayHaveVanishedByItself (docs/parking.md "The move")', () => {
+  const T0 = Date.parse('2026-12-05T12:00:00Z');
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  it('is the earlier of the next attempt and the 31 days', () => {
+    const created = T0 - TASK_RETENTION_MS + 60 * 60_000;
+    expect(quietUntilOf({ name: 'x', scheduleTime: iso(T0 + 10 * 60_000), createTime: iso(created) })).toBe(
+      iso(T0 + 10 * 60_000),
+    );
+    expect(quietUntilOf({ name: 'x', scheduleTime: iso(T0 + 2 * 3_600_000), createTime: iso(created) })).toBe(
+      iso(T0 + 60 * 60_000),
+    );
+    expect(quietUntilOf({ name: 'x' })).toBeUndefined();
+  });
+
+  it('trusts a quiet time only a minute ahead of this clock', () => {
+    expect(mayHaveVanishedByItself(iso(T0 + 10 * 60_000), T0)).toBe(false);
+    expect(mayHaveVanishedByItself(iso(T0 + 30_000), T0)).toBe(true);
+    expect(mayHaveVanishedByItself(iso(T0 - 1), T0)).toBe(true);
+    expect(mayHaveVanishedByItself(undefined, T0)).toBe(true);
   });
 });

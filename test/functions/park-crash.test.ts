@@ -105,21 +105,34 @@ const recoveriesLeft = async () =>
 const creates = (queue: string) =>
   emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === queue).length;
 
+/**
+ * Sends `event` to `child` and kills it with SIGKILL once 40 creates reached `queue`: every task is still
+ * somewhere, some in two places.
+ */
+async function killMidMove(
+  child: RerunProcess,
+  event: object,
+  queue: string,
+  originals: readonly string[],
+): Promise<void> {
+  const delivery = post(child.url, event).catch(() => undefined);
+  await expect.poll(() => creates(queue), { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(40);
+  await child.kill();
+  await delivery;
+  const halfway = await places(originals);
+  expect(halfway.never).toBe(0);
+  expect(halfway.twice).toBeGreaterThan(0);
+}
+
 describe('parking across a crash', () => {
   it('a process killed mid-park, then the next sweep: each task parked once, none lost', async () => {
     const originals = load();
     const port = await freePort();
     const first = await rerunProcess(port);
     const sweep = { kind: 'sweep', canary: false, verify: '0s' };
-    const delivery = post(first.url, sweep).catch(() => undefined);
-    await expect.poll(() => creates(PARKING), { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(40);
-    await first.kill();
-    await delivery;
-    expect((await listFull(PARKING)).length).toBeLessThan(COUNT);
     // Killed mid-move: some tasks are both parked and still in their queue, none is nowhere.
-    const halfway = await places(originals);
-    expect(halfway.never).toBe(0);
-    expect(halfway.twice).toBeGreaterThan(0);
+    await killMidMove(first, sweep, PARKING, originals);
+    expect((await listFull(PARKING)).length).toBeLessThan(COUNT);
 
     const second = await rerunProcess(port);
     const again = await post(second.url, sweep);
@@ -133,14 +146,8 @@ describe('parking across a crash', () => {
   it('a process killed mid-park with a control queue, no sweep after it: the recovery tasks settle every park', async () => {
     const originals = load();
     const port = await freePort();
-    const first = await rerunProcess(port, true);
-    const delivery = post(first.url, { kind: 'sweep', canary: false, verify: '0s' }).catch(() => undefined);
-    await expect.poll(() => creates(PARKING), { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(40);
-    await first.kill();
-    await delivery;
-    const halfway = await places(originals);
-    expect(halfway.never).toBe(0);
-    expect(halfway.twice).toBeGreaterThan(0);
+    const sweep = { kind: 'sweep', canary: false, verify: '0s' };
+    await killMidMove(await rerunProcess(port, true), sweep, PARKING, originals);
 
     await rerunProcess(port, true);
     await expect.poll(recoveriesLeft, { timeout: 30_000, interval: 250 }).toBe(0);
@@ -161,10 +168,7 @@ describe('parking across a crash', () => {
       COUNT,
     );
     const unpark = { kind: 'unpark', queues: [ORDERS], verify: '0s', requestId: 'unpark-crash' };
-    const delivery = post(first.url, unpark).catch(() => undefined);
-    await expect.poll(() => creates(ORDERS), { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(40);
-    await first.kill();
-    await delivery;
+    await killMidMove(first, unpark, ORDERS, originals);
     expect((await listFull(PARKING)).length).toBeGreaterThan(0);
     // The home copies made before the kill fall due and run before the request comes again: their names
     // are used up, and the parked copies they left behind must go without a second home copy.
@@ -192,13 +196,7 @@ describe('parking across a crash', () => {
       COUNT,
     );
     const unpark = { kind: 'unpark', queues: [ORDERS], verify: '0s', requestId: 'unpark-recovered' };
-    const delivery = post(first.url, unpark).catch(() => undefined);
-    await expect.poll(() => creates(ORDERS), { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(40);
-    await first.kill();
-    await delivery;
-    const halfway = await places(originals);
-    expect(halfway.never).toBe(0);
-    expect(halfway.twice).toBeGreaterThan(0);
+    await killMidMove(first, unpark, ORDERS, originals);
 
     // Back up on the same address; only the control queue's recovery tasks come to it. Home copies made
     // before the kill may run first: their recovery then finds the name used up and deletes the parked task.

@@ -31,9 +31,9 @@ import type { ControlTarget } from '../control/control-tasks.js';
 import { RecoveryTasks } from './recovery-tasks.js';
 import {
   isAtRisk,
+  mayHaveVanishedByItself,
   parkedCopyOf,
   parkedNameOf,
-  mayHaveVanishedByItself,
   possiblyDoneNameOf,
   quietUntilOf,
   shortestLifeMs,
@@ -335,10 +335,11 @@ class ParkActing implements Acting {
     if (created) return created;
     const again = await this.calls.read(name, 'BASIC');
     if ('stop' in again && again.stop.outcome !== 'gone') {
-      // The parked copy stays: the next sweep finds the original, and this name, and finishes the move.
+      // The parked copy stays: the move's recovery task, or else the next sweep, finishes the move.
       return {
         outcome: 'deferred',
-        error: 'the original could not be read again; the next sweep finishes the move',
+        error:
+          'the original could not be read again; its recovery task (or the next sweep) finishes the move',
       };
     }
     // Gone while it could not run or expire by itself: another move (a sweep beside this one, or this
@@ -438,7 +439,7 @@ class ParkActing implements Acting {
       },
       (failure) => ({
         outcome: 'deferred',
-        error: `the original could not be deleted (${failure.message}); its parked copy stays and the next sweep finishes the move`,
+        error: `the original could not be deleted (${failure.message}); its parked copy stays, and its recovery task (or the next sweep) finishes the move`,
       }),
     );
   }

@@ -198,7 +198,12 @@ async function recoverPark(
   const kept = await makeCopy(tasks, marked, possiblyDoneCopyOf(copy, marked, nowMs()));
   // A marked copy was made before, and taken out since: the plain one is all that is left to go.
   if (kept === USED_UP) return deleteTask(tasks, parked, 'finished', 'it was kept as possibly done before');
-  if (kept !== 'made' && !isTask(kept)) return kept;
+  if (kept !== 'made' && !isTask(kept)) {
+    // Never left plainly parked when it may have been done: the recovery is delivered again.
+    return kept.done
+      ? { done: false, error: `the parked copy could not be marked: ${kept.why ?? ''}` }
+      : kept;
+  }
   const plain = await deleteTask(tasks, parked, 'finished', 'kept as possibly done');
   if (!plain.done || now === 'gone') return plain;
   return deleteTask(tasks, original, 'finished', 'kept as possibly done');

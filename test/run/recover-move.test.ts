@@ -279,6 +279,19 @@ describe('recoverMove of a park (docs/parking.md "The move")', () => {
     expect(emulator.task(MARKED.name)?.httpRequest?.headers?.['X-Rerun-Possibly-Done']).toBe('true');
   });
 
+  it('a marked copy that cannot be made: not done (delivered again), never left plainly parked', async () => {
+    loadOriginal();
+    await makeParkedCopy();
+    await tasks.deleteTask(parseTaskName(PARKING_ORIGINAL)!);
+    emulator.injectFault({ method: 'CreateTask', kind: 403, resources: [parking.name] });
+    expect(await recover(park())).toMatchObject({ done: false });
+    expect(emulator.task(PARKED.name)).toBeDefined();
+    emulator.clearFaults();
+    expect(await recover(park())).toMatchObject({ done: true, outcome: 'finished' });
+    expect(emulator.task(PARKED.name)).toBeUndefined();
+    expect(emulator.task(MARKED.name)?.httpRequest?.headers?.['X-Rerun-Possibly-Done']).toBe('true');
+  });
+
   it('no parked copy, original gone: uses the name up, parks nothing', async () => {
     loadOriginal();
     await tasks.deleteTask(parseTaskName(PARKING_ORIGINAL)!);

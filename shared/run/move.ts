@@ -184,14 +184,14 @@ export class Mover {
 
   /**
    * Deletes a copy that must not run (its original finished, or is running); `then` is the task's result.
-   * A copy of a task that never runs by itself (a parked one) is kept: it runs once, and the same request
-   * sent again finds its name used and deletes what is left behind.
+   * A copy of a task that never runs by itself (a parked one) is kept: it runs once, and the move's
+   * recovery task (or the same request sent again) finds its name used and deletes what is left behind.
    */
   async #withdraw(copyName: TaskName, then: CopyResult): Promise<CopyResult> {
     if (!this.deps.shape.originalRuns) {
       return {
         outcome: 'deferred',
-        error: `the move stopped halfway; the copy ${copyName.name} stays, and the same request sent again deletes the task left behind`,
+        error: `the move stopped halfway; the copy ${copyName.name} stays, and its recovery task (or the same request sent again) deletes the task left behind`,
       };
     }
     const cannot = (failure: CloudTasksError): CopyResult => ({

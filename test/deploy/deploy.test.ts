@@ -7,6 +7,7 @@ import {
   CI_SA,
   CONTROL_ROLE,
   createSandbox,
+  dryAndRealRun,
   flagOf,
   FULL,
   HTTP_URL,
@@ -15,7 +16,6 @@ import {
   LISTER_ROLE,
   MAIL,
   MONITORING_AGENT,
-  normalizeCalls,
   OPERATIONS_ROLE,
   ORDERS,
   OWN_CONTROL,
@@ -36,6 +36,7 @@ import {
   RUNTIME_SA,
   type Sandbox,
   UNNAMED,
+  unlabelled,
 } from './harness.js';
 
 // deploy.sh makes a few hundred fake gcloud calls per run, each a bash process: CPU-bound, and slower
@@ -67,19 +68,9 @@ describe('deploy.sh --dry-run', () => {
   });
 
   it('prints exactly the commands a first real run makes, and the fake accepts every one of them', () => {
-    const dry = createSandbox().run(['--dry-run', ...FULL]);
-    const real = createSandbox().run(FULL);
+    const { printed, real } = dryAndRealRun(FULL);
     expect(real.stderr).not.toMatch(/deploy\.sh:|ERROR/);
     expect(real.status).toBe(0);
-    // Where a real run reads an answer (the project number, a new channel), a dry run prints a placeholder.
-    const printed = printedCommands(dry.stdout).map((command) =>
-      command.map((arg) => arg.replaceAll('PROJECT_NUMBER', PROJECT_NUMBER).replace('CHANNEL_ID', '4101')),
-    );
-    // The configuration label is a hash of the environment, which holds the URL and so the number.
-    const unlabelled = (calls: string[][]) =>
-      normalizeCalls(calls).map((call) =>
-        call.map((arg) => arg.replace(/rerun-config=\w+/, 'rerun-config=<hash>')),
-      );
     expect(unlabelled(printed)).toEqual(unlabelled(real.calls));
   });
 

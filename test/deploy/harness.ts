@@ -269,6 +269,30 @@ export function normalizeCalls(calls: readonly (readonly string[])[]): string[][
   return calls.map((call) => call.map((arg) => arg.replace(/=\S*\/deploy-rerun\.[^/]+\//, '=<work>/')));
 }
 
+/**
+ * A dry run and a first real run with `flags`, each in a sandbox of its own: the real run, and the
+ * commands the dry run printed with the answers a real run reads (the project number, a new channel) in
+ * place of its placeholders.
+ */
+export function dryAndRealRun(flags: readonly string[]): { printed: string[][]; real: RunResult } {
+  const dry = createSandbox().run(['--dry-run', ...flags]);
+  const real = createSandbox().run(flags);
+  const printed = printedCommands(dry.stdout).map((command) =>
+    command.map((arg) => arg.replaceAll('PROJECT_NUMBER', PROJECT_NUMBER).replace('CHANNEL_ID', '4101')),
+  );
+  return { printed, real };
+}
+
+/**
+ * Calls made comparable across runs: the work folder left out (normalizeCalls), and the configuration
+ * label, a hash of the environment (which holds the URL and so the project number).
+ */
+export function unlabelled(calls: readonly (readonly string[])[]): string[][] {
+  return normalizeCalls(calls).map((call) =>
+    call.map((arg) => arg.replace(/rerun-config=\w+/, 'rerun-config=<hash>')),
+  );
+}
+
 /** The resources of one kind in a snapshot (`service`, `topic`, ...), by id. */
 export function resourcesOf(snapshot: Record<string, string>, kind: string): Record<string, string> {
   return Object.fromEntries(

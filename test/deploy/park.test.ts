@@ -11,15 +11,14 @@ import {
   BUILD_SA,
   CI_SA,
   createSandbox,
+  dryAndRealRun,
   isCall,
   MAIL,
-  normalizeCalls,
   OPERATIONS_ROLE,
   ORDERS,
   printedCommands,
   printedEnvFiles,
   PROJECT,
-  PROJECT_NUMBER,
   queueKey,
   REDRIVE_ROLE,
   removeSandboxes,
@@ -27,6 +26,7 @@ import {
   RUNNER_ROLE,
   RUNTIME,
   type Sandbox,
+  unlabelled,
 } from './harness.js';
 
 vi.setConfig({ testTimeout: 90_000 });
@@ -167,17 +167,9 @@ describe('deploy.sh --park', () => {
   });
   it('prints with --dry-run exactly the commands a first real run with --park makes', () => {
     const flags = [...BASE, '--park', '--redrive-act-as', CI_SA];
-    const dry = createSandbox().run(['--dry-run', ...flags]);
-    const real = createSandbox().run(flags);
+    const { printed, real } = dryAndRealRun(flags);
     expect(real.stderr).not.toMatch(/deploy\.sh:|ERROR/);
     expect(real.status).toBe(0);
-    const printed = printedCommands(dry.stdout).map((command) =>
-      command.map((arg) => arg.replaceAll('PROJECT_NUMBER', PROJECT_NUMBER).replace('CHANNEL_ID', '4101')),
-    );
-    const unlabelled = (calls: string[][]) =>
-      normalizeCalls(calls).map((call) =>
-        call.map((arg) => arg.replace(/rerun-config=\w+/, 'rerun-config=<hash>')),
-      );
     expect(unlabelled(printed)).toEqual(unlabelled(real.calls));
     expect(printed.filter((call) => isCall(call, 'tasks', 'queues', 'pause')).map((call) => call[3])).toEqual(
       ['orders-parked', 'mail-parked'],

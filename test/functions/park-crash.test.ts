@@ -9,7 +9,8 @@ import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { parkingQueueOf, parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { listTasksFull, postJson } from '../helpers/http.js';
 import { freePort, startRerunProcess, type RerunProcess } from '../helpers/rerun-process.js';
-import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
+import { placesOf } from '../helpers/places.js';
+import { controlQueue, failedTask, PROJECT, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
 
 const MINUTE = 60_000;
@@ -46,13 +47,7 @@ function load(): string[] {
         tasks,
       },
       { name: PARKING, state: 'PAUSED', tasks: [] },
-      // The control queue as deploy.sh makes it: one dispatch a second, eight at once.
-      {
-        name: CONTROL,
-        rateLimits: { maxDispatchesPerSecond: 1, maxConcurrentDispatches: 8 },
-        retryConfig: { maxAttempts: -1, minBackoff: '1s', maxBackoff: '10s', maxDoublings: 3 },
-        tasks: [],
-      },
+      controlQueue(CONTROL),
     ],
   });
   return tasks.map((t) => t.name);
@@ -81,17 +76,8 @@ const listFull = (queue: string) => listTasksFull(emulator.url, queue);
 
 /** Where each original is now: its own queue, parked, brought home, or run by the target. */
 async function places(originals: readonly string[]) {
-  const count = new Map<string, number>(originals.map((name) => [name, 0]));
-  const add = (name: string | undefined) => {
-    if (name !== undefined && count.has(name)) count.set(name, count.get(name)! + 1);
-  };
-  for (const request of target.requests) add(`${ORDERS}/tasks/${request.path.split('/').pop()}`);
-  for (const queue of [ORDERS, PARKING]) {
-    for (const task of await listFull(queue))
-      add(task.httpRequest?.headers?.['X-Rerun-Original-Task'] ?? task.name);
-  }
-  const counts = [...count.values()];
-  return { twice: counts.filter((n) => n > 1).length, never: counts.filter((n) => n === 0).length };
+  const ran = target.requests.map((request) => `${ORDERS}/tasks/${request.path.split('/').pop()}`);
+  return placesOf(originals, ran, [...(await listFull(ORDERS)), ...(await listFull(PARKING))]);
 }
 
 /** Recovery tasks of moves still waiting in the control queue. */

@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { listTasksFull, postJson } from '../helpers/http.js';
 import { freePort, startRerunProcess, type RerunProcess } from '../helpers/rerun-process.js';
-import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
+import { placesOf } from '../helpers/places.js';
+import { controlQueue, failedTask, PROJECT, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
 
 const ORDERS = queueName('orders');
@@ -38,16 +39,7 @@ type Json = Record<string, any>;
 function load(count: number): string[] {
   const tasks = Array.from({ length: count }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
   emulator.load({
-    queues: [
-      { name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks },
-      // The control queue as deploy.sh makes it: one dispatch a second, eight at once.
-      {
-        name: CONTROL,
-        rateLimits: { maxDispatchesPerSecond: 1, maxConcurrentDispatches: 8 },
-        retryConfig: { maxAttempts: -1, minBackoff: '1s', maxBackoff: '10s', maxDoublings: 3 },
-        tasks: [],
-      },
-    ],
+    queues: [{ name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks }, controlQueue(CONTROL)],
   });
   return tasks.map((t) => t.name);
 }
@@ -75,17 +67,8 @@ const listFull = (queue: string) => listTasksFull(emulator.url, queue);
  * copies still waiting in the queue, and the original if it is still there.
  */
 async function judge(originals: readonly string[]) {
-  const runs = new Map<string, number>(originals.map((name) => [name, 0]));
-  const add = (name: string | undefined) => {
-    if (name !== undefined && runs.has(name)) runs.set(name, runs.get(name)! + 1);
-  };
-  for (const request of target.requests) add(`${ORDERS}/tasks/${request.path.split('/').pop()}`);
-  for (const task of await listFull(ORDERS)) {
-    const headers = (task.httpRequest?.headers ?? {}) as Record<string, string>;
-    add(headers['X-Rerun-Original-Task'] ?? task.name);
-  }
-  const counts = [...runs.values()];
-  return { twice: counts.filter((n) => n > 1).length, never: counts.filter((n) => n === 0).length };
+  const ran = target.requests.map((request) => `${ORDERS}/tasks/${request.path.split('/').pop()}`);
+  return placesOf(originals, ran, await listFull(ORDERS));
 }
 
 function bodyOf(task: Json): Json {

@@ -70,3 +70,13 @@ export function inFlightTask(queue: string, id: string, targetUrl: string) {
     lastAttempt: { scheduleTime: at, dispatchTime: at },
   };
 }
+
+/** A control queue as deploy.sh makes it: one dispatch a second, eight at once, never giving a task up. */
+export function controlQueue(name: string) {
+  return {
+    name,
+    rateLimits: { maxDispatchesPerSecond: 1, maxConcurrentDispatches: 8 },
+    retryConfig: { maxAttempts: -1, minBackoff: '1s', maxBackoff: '10s', maxDoublings: 3 },
+    tasks: [],
+  };
+}

@@ -3,6 +3,7 @@
  * https://cloud.google.com/tasks/docs/reference/rest
  */
 import type { AuthClient } from 'google-auth-library';
+import { batchCreateJson } from './batch-json.js';
 import { CANONICAL_CODES, type CanonicalCode } from './codes.js';
 import type { QueueName, TaskName } from './names.js';
 import { createGoogleApi, googleApiErrorOf, sendWithRetries } from '../platform/google-api.js';
@@ -213,7 +214,7 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
     method: 'GET' | 'POST' | 'DELETE',
     path: string,
     params?: object,
-    data?: object,
+    data?: object | Buffer,
   ): Promise<T> {
     try {
       return await api.call<T>({ method, path, params, data });
@@ -284,9 +285,7 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
       await call<unknown>('DELETE', task.name);
     },
     batchCreateTasks: (queue, tasks) =>
-      call<BatchOperation>('POST', `${queue.name}/tasks:batchCreate`, BATCH_FIELDS, {
-        requests: tasks.map((task) => ({ task, responseView: 'BASIC' })),
-      }),
+      call<BatchOperation>('POST', `${queue.name}/tasks:batchCreate`, BATCH_FIELDS, batchCreateJson(tasks)),
     batchDeleteTasks: (queue, tasks) =>
       call<BatchOperation>('POST', `${queue.name}/tasks:batchDelete`, BATCH_FIELDS, {
         names: tasks.map((task) => task.name),

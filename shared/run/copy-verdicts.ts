@@ -9,7 +9,7 @@ import type { CloudTasksClient, Task } from '../cloud-tasks/client.js';
 import { parseTaskName, type QueueName } from '../cloud-tasks/names.js';
 import type { Budget } from './budget.js';
 import { listingPays, listPaid, pagesOf, type ListBudget } from './list-budget.js';
-import { readIntervalMs, type Verifier, type VerdictResult } from './verify.js';
+import { readIntervalMs, type Verifier, type VerdictListener, type VerdictResult } from './verify.js';
 
 /** Listings in a row that must miss a copy before it counts as succeeded. */
 const MISSES_TO_SUCCEED = 2;
@@ -22,9 +22,8 @@ export interface WaitingCopy {
   readonly fromMs: number;
   readonly untilMs: number;
   misses: number;
-  readonly done: (verdict: VerdictResult) => void;
-  /** The listing loop threw (nothing it expects throws): the run ends with the error. */
-  readonly failed: (error: unknown) => void;
+  /** Told the verdict, or that the listing loop threw (nothing it expects throws). */
+  readonly listener: VerdictListener;
 }
 
 /**
@@ -97,8 +96,7 @@ export class CopyVerdicts {
     copy: string,
     dueMs: number,
     windowMs: number,
-    done: (verdict: VerdictResult) => void,
-    failed: (error: unknown) => void,
+    listener: VerdictListener,
   ): void {
     const watch = this.#watchOf(queue, queueSize);
     // This copy among those awaiting a verdict either way.
@@ -109,7 +107,10 @@ export class CopyVerdicts {
       void this.deps.verifier
         .verdictOf(parseTaskName(copy)!, fresh, windowMs, true, dueMs)
         .finally(() => watch.readAlone--)
-        .then(done, failed);
+        .then(
+          (verdict) => listener.verdict(verdict),
+          (error: unknown) => listener.failed(error),
+        );
       return;
     }
     const { budget } = this.deps;
@@ -117,10 +118,10 @@ export class CopyVerdicts {
     const untilMs = Math.min(fromMs + windowMs, budget.deadlineMs);
     watch.intervalMs = Math.min(watch.intervalMs, readIntervalMs(windowMs));
     // A copy waiting by listing is this entry alone (thousands wait at once).
-    watch.waiting.set(copy, { fromMs, untilMs, misses: 0, done, failed });
+    watch.waiting.set(copy, { fromMs, untilMs, misses: 0, listener });
     watch.loop ??= this.#listUntilSettled(queue, watch)
       .catch((error: unknown) => {
-        for (const waiting of watch.waiting.values()) waiting.failed(error);
+        for (const waiting of watch.waiting.values()) waiting.listener.failed(error);
         watch.waiting.clear();
       })
       .finally(() => (watch.loop = undefined));
@@ -169,7 +170,7 @@ export class CopyVerdicts {
     const verdicts = judgeListing(watch.waiting, listing && { tasks: listing.shown, fromMs }, budget.now());
     if (budget.isOver()) for (const name of watch.waiting.keys()) verdicts.set(name, { verdict: 'running' });
     for (const [name, verdict] of verdicts) {
-      watch.waiting.get(name)?.done(verdict);
+      watch.waiting.get(name)?.listener.verdict(verdict);
       watch.waiting.delete(name);
     }
   }

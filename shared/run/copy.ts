@@ -15,7 +15,7 @@ import { claimIdOf, type ControlTarget } from '../control/control-tasks.js';
 import type { ForcePolicy } from './force.js';
 import { parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import { reserveSlot, type Semaphore } from './pace.js';
-import type { Candidate, QueueRun } from './plan.js';
+import type { QueueRun, TaskUnderWay } from './plan.js';
 import { selectTask, type SkipReason } from './select.js';
 import { Mover, type Recovery } from './move.js';
 import { RecoveryTasks } from './recovery-tasks.js';
@@ -209,7 +209,7 @@ export class Copier {
    * At the task's slot: the FULL read (the FULL listing's, when the plan listed bodies) and the rules, the
    * copy, the second read, the original's delete.
    */
-  async copy(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<CopyResult> {
+  async copy(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<CopyResult> {
     const { budget } = this.deps;
     await budget.sleepUntil(slotMs - (this.deps.createLeadMs ?? 0), policy.heldSignal);
     if (policy.isHeld()) return { outcome: 'held' };
@@ -219,17 +219,19 @@ export class Copier {
     // The copy exists and the body is let go: the rest of the move needs no place among those under way.
     policy.leave?.();
     const { seenAttempts, copy, recovery } = copied;
-    const result = await this.#mover.replace(candidate.queue, candidate.name, seenAttempts, copy, recovery);
-    // docs/claims.md "A crash mid-redrive": a move left unsettled keeps its recovery task.
-    if (!('unsettled' in result)) await this.#recoveries.disarm(recovery);
-    return result;
+    // Chained, not awaited: thousands of moves await their second read at once, and a suspended call per
+    // move costs more than the move (docs/performance.md "Memory").
+    return this.#mover.replace(candidate.queue, candidate.name, seenAttempts, copy, recovery).then((result) =>
+      // docs/claims.md "A crash mid-redrive": a move left unsettled keeps its recovery task.
+      'unsettled' in result ? result : this.#recoveries.disarm(recovery).then(() => result),
+    );
   }
 
   /**
    * The FULL read and the rules, the recovery task, and the copy. The body and headers live only in this
    * call: the second read after it may wait seconds for others to share its listing.
    */
-  async #copy(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<Stop | Copied> {
+  async #copy(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<Stop | Copied> {
     const { name, queue } = candidate;
     const fresh = candidate.full?.take() ?? (await this.#calls.read(name, 'FULL'));
     if ('stop' in fresh) return fresh;
@@ -256,7 +258,7 @@ export class Copier {
   }
 
   /** The rules on the fresh state, and the queue's; undefined when the task may be copied. */
-  async #ready(candidate: Candidate, fresh: Task, policy: ForcePolicy): Promise<CopyResult | undefined> {
+  async #ready(candidate: TaskUnderWay, fresh: Task, policy: ForcePolicy): Promise<CopyResult | undefined> {
     const { queue } = candidate;
     const selection = selectTask(this.#shape.asSelected(fresh), policy.rulesFor(queue));
     if (selection.kind === 'unmatched') return { outcome: 'skipped', skipReason: 'no-longer-matches' };

@@ -10,10 +10,10 @@ import type { ForcePolicy } from './force.js';
 import type { Hold } from './hold.js';
 import type { Acting, Unforced } from './modes.js';
 import { hasSlot, Semaphore } from './pace.js';
-import type { Candidate, QueueRun } from './plan.js';
+import type { Candidate, QueueRun, TaskUnderWay } from './plan.js';
 import type { ReportBuilder, TaskRow } from './settle.js';
 import type { SelectionRules } from './select.js';
-import type { ReadBack } from './verify.js';
+import type { ReadBack, VerdictListener, VerdictResult } from './verify.js';
 
 export interface FlowDeps {
   readonly acting: Acting;
@@ -40,6 +40,68 @@ type ForcedTask = {
   readonly leave: () => void;
 };
 
+/** What a started task's end does to the flow: its row recorded, or the run's failure kept. */
+interface FlowLedger {
+  readonly breaker: Breaker;
+  readonly hold: Hold;
+  record(row: TaskRow): void;
+  fail(error: unknown): void;
+  /** One task fewer without its row. */
+  ended(): void;
+}
+
+/**
+ * A started task until it has its row, recorded once: by `settle`, by its verdict, or by `failed` (a stage
+ * threw; the run ends with the error, the row unrecorded). One object per task and no closures: thousands
+ * of tasks await their verdicts at once (docs/performance.md "Memory").
+ */
+class StartedTask implements VerdictListener {
+  #open = true;
+  /** While its verdict is awaited: the forced task's row so far, and its place to give up. */
+  #forced: Pick<ForcedTask, 'row' | 'leave'> | undefined;
+
+  constructor(
+    private readonly ledger: FlowLedger,
+    readonly task: string,
+    readonly canary: boolean,
+    /** A canary's row, for the gate. */
+    private readonly onRow: ((row: TaskRow) => void) | undefined,
+  ) {}
+
+  awaitVerdict(forced: Pick<ForcedTask, 'row' | 'leave'>): void {
+    this.#forced = forced;
+  }
+
+  settle(fields: TaskRow): void {
+    if (!this.#open) return;
+    const row = this.canary ? { ...fields, canary: this.canary } : fields;
+    this.ledger.record(row);
+    this.#end(row);
+  }
+
+  verdict(result: VerdictResult): void {
+    if (!this.#forced) return;
+    const { row, leave } = this.#forced;
+    leave();
+    if (this.ledger.breaker.record(result.verdict)) this.ledger.hold.hold();
+    this.settle({ task: this.task, ...row, ...result });
+  }
+
+  failed(error: unknown): void {
+    this.#forced?.leave();
+    if (!this.#open) return;
+    this.ledger.fail(error);
+    this.#end({ task: this.task, outcome: 'failed', error: 'the run failed' });
+  }
+
+  #end(row: TaskRow): void {
+    this.#open = false;
+    this.#forced = undefined;
+    this.onRow?.(row);
+    this.ledger.ended();
+  }
+}
+
 export class TaskFlow {
   /** Bounds tasks between planning and their outcome, so a long listing never piles up in memory. */
   readonly #pending: Semaphore;
@@ -50,9 +112,26 @@ export class TaskFlow {
   #failure: { readonly error: unknown } | undefined;
   /** Whether anything was acted on or queued (an unreachable Cloud Tasks is then no longer "safe to resend"). */
   #acted = false;
+  readonly #ledger: FlowLedger;
+  /** The force policy of a task that is not a canary, and of a canary (which no hold stops). */
+  readonly #policies: readonly [ForcePolicy, ForcePolicy];
 
   constructor(private readonly deps: FlowDeps) {
     this.#pending = new Semaphore(Math.max(8, deps.concurrency * 4));
+    this.#ledger = {
+      breaker: deps.breaker,
+      hold: deps.hold,
+      record: (row) => deps.report.record(row),
+      fail: (error) => (this.#failure ??= { error }),
+      ended: () => {
+        if (--this.#unsettled === 0) this.#allSettled?.();
+      },
+    };
+    const { hold, rulesFor } = deps;
+    this.#policies = [
+      { rulesFor, isHeld: () => hold.isHeld, heldSignal: hold.signal },
+      { rulesFor, isHeld: () => false, heldSignal: undefined },
+    ];
   }
 
   get hasActed(): boolean {
@@ -60,31 +139,33 @@ export class TaskFlow {
   }
 
   /**
-   * Waits for a place among the tasks under way, then carries the task out in the background; `row`
-   * settles once the task has its row (recorded in the report).
+   * Waits for a place among the tasks under way, then carries the task out in the background. A canary's
+   * `row` settles once it has its row (every task's row is recorded in the report).
    */
-  async start(candidate: Candidate, canary: boolean): Promise<{ row: Promise<TaskRow> }> {
+  async start(candidate: Candidate, canary: boolean): Promise<{ row?: Promise<TaskRow> }> {
     await this.#pending.acquire();
     let pendingHeld = true;
     const forced = (): void => {
       if (pendingHeld) this.#pending.release();
       pendingHeld = false;
     };
-    const task = candidate.name.name;
-    const { row, settle, failed } = this.#rowOf(task, canary);
-    // The candidate (its listed state) is held only until the act; a task awaiting its verdict holds
-    // only the callbacks that give it its row (docs/performance.md "Memory").
-    this.#act(candidate, canary, forced)
+    const { name, queue, full } = candidate;
+    let onRow: ((row: TaskRow) => void) | undefined;
+    const row = canary ? new Promise<TaskRow>((resolve) => (onRow = resolve)) : undefined;
+    this.#unsettled++;
+    const started = new StartedTask(this.#ledger, name.name, canary, onRow);
+    // A task under way holds no listed state (docs/performance.md "Memory").
+    this.#act({ name, queue, full }, canary, forced)
       .then((acted) => {
         forced();
-        if (!('outcome' in acted)) return this.#verify(task, canary, acted, settle, failed);
-        settle(acted);
+        if (!('outcome' in acted)) return this.#verify(started, acted);
+        started.settle(acted);
       })
       .catch((error: unknown) => {
         forced();
-        failed(error);
+        started.failed(error);
       });
-    return { row };
+    return row ? { row } : {};
   }
 
   /** Waits until every task started has its row; throws what a task's flow threw, if one did. */
@@ -93,78 +174,23 @@ export class TaskFlow {
     if (this.#failure) throw this.#failure.error;
   }
 
-  /**
-   * A started task's row, and the two ways it gets one, once: `settle` records it in the report (a
-   * canary's row marked so);
-   * `failed` ends the run with an error thrown by a stage (nothing the stages expect throws), the row
-   * unrecorded.
-   */
-  #rowOf(
-    task: string,
-    canary: boolean,
-  ): {
-    row: Promise<TaskRow>;
-    settle: (row: TaskRow) => void;
-    failed: (error: unknown) => void;
-  } {
-    this.#unsettled++;
-    let open = true;
-    let resolve!: (row: TaskRow) => void;
-    const row = new Promise<TaskRow>((resolveRow) => (resolve = resolveRow));
-    const end = (row: TaskRow): void => {
-      open = false;
-      resolve(row);
-      if (--this.#unsettled === 0) this.#allSettled?.();
-    };
-    return {
-      row,
-      settle: (fields) => {
-        if (!open) return;
-        const row = canary ? { ...fields, canary } : fields;
-        this.deps.report.record(row);
-        end(row);
-      },
-      failed: (error) => {
-        if (!open) return;
-        this.#failure ??= { error };
-        end({ task, outcome: 'failed', error: 'the run failed' });
-      },
-    };
-  }
-
   /** A forced task's verdict, read back for its window; its place among the attempts is held until then. */
-  #verify(
-    task: string,
-    canary: boolean,
-    forced: ForcedTask,
-    settle: (row: TaskRow) => void,
-    failed: (error: unknown) => void,
-  ): void {
+  #verify(started: StartedTask, forced: ForcedTask): void {
     const { row, verify, leave } = forced;
-    const windowMs = canary ? this.deps.canaryWaitMs : this.deps.verifyMs;
-    const settled = (fields: Omit<TaskRow, 'task'>): void => {
+    const windowMs = started.canary ? this.deps.canaryWaitMs : this.deps.verifyMs;
+    if (windowMs <= 0) {
       leave();
-      settle({ task, ...fields });
-    };
-    if (windowMs <= 0) return settled(row);
-    verify(
-      windowMs,
-      (verdict) => {
-        if (this.deps.breaker.record(verdict.verdict)) this.deps.hold.hold();
-        settled({ ...row, ...verdict });
-      },
-      (error) => {
-        leave();
-        failed(error);
-      },
-    );
+      return started.settle({ task: started.task, ...row });
+    }
+    started.awaitVerdict({ row, leave });
+    verify(windowMs, started);
   }
 
   /**
    * Claim, act, release: the row of a task not forced, or a forced task to verify. `forced` is called once
    * the task no longer needs its pending place (verification needs none).
    */
-  async #act(candidate: Candidate, canary: boolean, forced: () => void): Promise<TaskRow | ForcedTask> {
+  async #act(candidate: TaskUnderWay, canary: boolean, forced: () => void): Promise<TaskRow | ForcedTask> {
     const { acting, claimer, hold } = this.deps;
     const task = candidate.name.name;
     if (hold.isHeld) return { task, outcome: 'held' };
@@ -176,7 +202,7 @@ export class TaskFlow {
       if (!('claim' in claimed)) return claimed;
       this.#acted = true;
       const acted = await acting
-        .act(candidate, claimed.slotMs, { ...this.#policyFor(canary), leave: forced })
+        .act(candidate, claimed.slotMs, { ...this.#policies[canary ? 1 : 0], leave: forced })
         .catch(async (error: unknown) => {
           // Nothing the stages expect throws; if something does, the task may or may not have been acted
           // on: its claim is left in doubt (docs/claims.md "Lifecycle"), never held for good.
@@ -198,7 +224,7 @@ export class TaskFlow {
    * only once the task is claimed, so a task another run holds never uses up a slot of the shared pacer.
    * No slot left: the mode's answer; a claim already made then stays for the control queue to carry out.
    */
-  async #claimWithSlot(candidate: Candidate): Promise<Claimed | TaskRow> {
+  async #claimWithSlot(candidate: TaskUnderWay): Promise<Claimed | TaskRow> {
     const { acting, budget, claimer } = this.deps;
     const task = candidate.name.name;
     if (!hasSlot(acting.pacersOf(candidate.queue), budget.now(), budget.deadlineMs)) {
@@ -237,15 +263,6 @@ export class TaskFlow {
     const row = await this.deps.acting.noSlot(task);
     if (row.outcome === 'queued') this.#acted = true;
     return row;
-  }
-
-  #policyFor(canary: boolean): ForcePolicy {
-    const { hold, rulesFor } = this.deps;
-    return {
-      rulesFor,
-      isHeld: () => !canary && hold.isHeld,
-      heldSignal: canary ? undefined : hold.signal,
-    };
   }
 }
 

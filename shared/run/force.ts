@@ -9,7 +9,7 @@ import { OUT_OF_TIME } from './budget.js';
 import type { Logger } from '../platform/log.js';
 import type { TaskName } from '../cloud-tasks/names.js';
 import { reserveCall, reserveSlot, type Pacer, type Semaphore } from './pace.js';
-import type { Candidate, QueueRun } from './plan.js';
+import type { QueueRun, TaskUnderWay } from './plan.js';
 import {
   actionFor,
   backoffDelayMs,
@@ -78,7 +78,7 @@ export class Forcer {
   }
 
   /** Waits for the slot, reads the task again, re-checks every rule, and forces it. */
-  async force(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<ForceResult> {
+  async force(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<ForceResult> {
     const { budget } = this.deps;
     await budget.sleepUntil(slotMs - FRESH_READ_LEAD_MS, policy.heldSignal);
     if (policy.isHeld()) return { outcome: 'held' };
@@ -91,7 +91,7 @@ export class Forcer {
    * UNAVAILABLE and read back as not run, goes again at a later slot, and so through the fresh read
    * and the rules again: the task may have started an attempt of its own, or fallen due, meanwhile.
    */
-  async #readAndRun(candidate: Candidate, firstSlotMs: number, policy: ForcePolicy): Promise<ForceResult> {
+  async #readAndRun(candidate: TaskUnderWay, firstSlotMs: number, policy: ForcePolicy): Promise<ForceResult> {
     const { queue, name } = candidate;
     const { budget } = this.deps;
     let slotMs = firstSlotMs;

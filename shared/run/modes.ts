@@ -18,7 +18,7 @@ import type { ParkResult } from './park.js';
 import type { Logger } from '../platform/log.js';
 import type { QueueName } from '../cloud-tasks/names.js';
 import { Semaphore, type Pacer } from './pace.js';
-import type { Candidate, Listing, PlanMode, QueueRun } from './plan.js';
+import type { Candidate, Listing, PlanMode, QueueRun, TaskUnderWay } from './plan.js';
 import { homeCopy, parkedListing } from './unpark.js';
 import { checkRedrivePermissions } from './redrive-permissions.js';
 import { batchPath, perTaskPath, type RedriveCallsTaken, type RedrivePath } from './redrive-path.js';
@@ -52,7 +52,7 @@ export interface Acting {
   /** Reserves the task's paced slot; undefined when none is left in the budget. */
   reserve(queue: QueueRun): number | undefined;
   /** At the slot: the fresh read, the rules, and the act. */
-  act(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<Acted>;
+  act(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<Acted>;
   /** No slot left in the budget: what the task gets instead. */
   noSlot(task: string): Promise<Omit<TaskRow, 'task'>>;
 }
@@ -234,17 +234,20 @@ export class RunTaskMode implements Mode, Acting {
     return this.forcer.reserve(queue);
   }
 
-  async act(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<Acted> {
+  async act(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<Acted> {
     const result = await this.forcer.force(candidate, slotMs, policy);
     if (result.outcome !== 'dispatched') return { forced: false, result };
     const { fresh } = result;
     return {
       forced: true,
       row: { outcome: 'dispatched' },
-      verify: (windowMs, done, failed) => {
+      verify: (windowMs, listener) => {
         // A task gone after what may have been its last attempt could have failed: no verdict then.
         const onLastAttempt = isLastAttempt(fresh, candidate.queue.retry, this.budget.now());
-        void this.verifier.verdictOf(candidate.name, fresh, windowMs, !onLastAttempt).then(done, failed);
+        void this.verifier.verdictOf(candidate.name, fresh, windowMs, !onLastAttempt).then(
+          (verdict) => listener.verdict(verdict),
+          (error: unknown) => listener.failed(error),
+        );
       },
     };
   }
@@ -320,8 +323,12 @@ export class RedriveMode implements Mode, Acting {
     return this.copier.reserve(queue);
   }
 
-  async act(candidate: Candidate, slotMs: number, policy: ForcePolicy): Promise<Acted> {
-    const result = await this.copier.copy(candidate, slotMs, policy);
+  act(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<Acted> {
+    // Chained, not awaited, as the copy's second half is (docs/performance.md "Memory").
+    return this.copier.copy(candidate, slotMs, policy).then((result) => this.#acted(candidate, result));
+  }
+
+  #acted(candidate: TaskUnderWay, result: CopyResult): Acted {
     if (result.outcome !== 'redriven') return { forced: false, result };
     const { dueMs } = result;
     // The copy's name alone: thousands of copies may await their verdicts at once.
@@ -331,8 +338,8 @@ export class RedriveMode implements Mode, Acting {
       forced: true,
       row: { outcome: 'redriven', copy },
       // The copy has no attempt yet; its first one falls due at the end of the arming delay.
-      verify: (windowMs, done, failed) =>
-        this.verdicts.verdictOf(queue, report.scanned, copy, dueMs, windowMs, done, failed),
+      verify: (windowMs, listener) =>
+        this.verdicts.verdictOf(queue, report.scanned, copy, dueMs, windowMs, listener),
     };
   }
 

@@ -112,15 +112,28 @@ export class Mover {
    * The move's second half, with the copy made: the original, seen with `seenAttempts` attempts, is
    * deleted only while idle (DeleteTask does not stop an attempt).
    */
-  async replace(
+  replace(
     queue: QueueRun,
     name: TaskName,
     seenAttempts: number,
     copy: { readonly name: TaskName; readonly dueMs: number },
     recovery: Recovery,
   ): Promise<CopyResult> {
+    // Chained, not awaited: thousands of moves await their second read at once (docs/performance.md
+    // "Memory").
+    return this.secondRead(queue, name, Math.min(copy.dueMs, recovery.dueMs) - DELETE_MARGIN_MS).then(
+      (again) => this.#afterSecondRead(again, name, seenAttempts, copy, recovery),
+    );
+  }
+
+  async #afterSecondRead(
+    again: Task | Stop,
+    name: TaskName,
+    seenAttempts: number,
+    copy: { readonly name: TaskName; readonly dueMs: number },
+    recovery: Recovery,
+  ): Promise<CopyResult> {
     const { name: copyName, dueMs } = copy;
-    const again = await this.secondRead(queue, name, Math.min(dueMs, recovery.dueMs) - DELETE_MARGIN_MS);
     if ('stop' in again) {
       if (again.stop.outcome === 'gone') return this.#originalGone(copyName);
       return this.#withdraw(copyName, {

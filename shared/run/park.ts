@@ -41,7 +41,7 @@ import {
   type RetryPolicy,
 } from './park-rules.js';
 import type { Semaphore } from './pace.js';
-import type { Candidate, PlannedPage, QueueRun } from './plan.js';
+import type { PlannedPage, QueueRun, TaskUnderWay } from './plan.js';
 import { RedriveCalls, type Stop } from './redrive-calls.js';
 import type { ReportBuilder } from './settle.js';
 import { isInDoubt } from '../cloud-tasks/retry.js';
@@ -287,7 +287,7 @@ class ParkActing implements Acting {
     return Promise.resolve({ outcome: 'deferred' });
   }
 
-  async act(candidate: Candidate): Promise<Acted> {
+  async act(candidate: TaskUnderWay): Promise<Acted> {
     const result = await this.#park(candidate);
     if (result.outcome === 'parked') {
       const report = this.reportOf(candidate.queue);
@@ -297,7 +297,7 @@ class ParkActing implements Acting {
     return { forced: false, result };
   }
 
-  async #park(candidate: Candidate): Promise<ParkResult> {
+  async #park(candidate: TaskUnderWay): Promise<ParkResult> {
     const { name, queue } = candidate;
     const parking = parkingQueueOf(queue.queue);
     const refused = await parkingRefusal(this.tasks, parking);

@@ -62,6 +62,13 @@ export interface Candidate {
   readonly full?: Handover<Task> | undefined;
 }
 
+/**
+ * A candidate once its flow starts: what acting on it needs. Its listed state stays behind with the plan
+ * and the gate, so a task under way for seconds holds only its name, its queue and (until copied) its body
+ * (docs/performance.md "Memory").
+ */
+export type TaskUnderWay = Pick<Candidate, 'name' | 'queue' | 'full'>;
+
 /** A value handed over once: taken, it is no longer held here (a page's bodies live until copied). */
 export class Handover<T> {
   #value: T | undefined;

@@ -285,7 +285,7 @@ class Run {
     const row = this.#mode.rowAtOnce(candidate);
     if (row) return this.#report.record(row);
     const started = await this.#flow.start(candidate, canary);
-    if (canary) this.#gate.track(started.row);
+    if (started.row) this.#gate.track(started.row);
   }
 
   /** Waits for the canaries' verdicts, then admits what waited for them (held if they did not succeed). */

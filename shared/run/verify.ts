@@ -21,17 +21,18 @@ export interface VerdictResult {
   readonly status?: string;
 }
 
+/** Who awaits a forced task's verdict: told once, by `verdict`, or by `failed` when the read-back threw. */
+export interface VerdictListener {
+  verdict(result: VerdictResult): void;
+  failed(error: unknown): void;
+}
+
 /**
- * Reads a forced attempt back for at most `windowMs`, in the background, and calls `done` with its verdict
- * or `failed` with what went wrong, once. Callbacks, not a promise: thousands of copies may await their
- * verdicts at once, and a chain of promises per copy costs more than the copy itself
- * (docs/performance.md "Memory").
+ * Reads a forced attempt back for at most `windowMs`, in the background, and tells the listener once.
+ * A listener, not a promise: thousands of copies may await their verdicts at once, and a chain of promises
+ * per copy costs more than the copy itself (docs/performance.md "Memory").
  */
-export type ReadBack = (
-  windowMs: number,
-  done: (verdict: VerdictResult) => void,
-  failed: (error: unknown) => void,
-) => void;
+export type ReadBack = (windowMs: number, listener: VerdictListener) => void;
 
 /** Read-backs of one task at most this often, after a first one soon after the dispatch. */
 const MAX_READ_INTERVAL_MS = 2_000;

@@ -22,9 +22,11 @@ function waitingCopy(fromMs = 0, untilMs = 10_000): WaitingCopy & { verdict?: Ve
     fromMs,
     untilMs,
     misses: 0,
-    done: (verdict) => (copy.verdict = verdict),
-    failed: (error) => {
-      throw error;
+    listener: {
+      verdict: (verdict) => (copy.verdict = verdict),
+      failed: (error) => {
+        throw error;
+      },
     },
   };
   return copy;
@@ -109,8 +111,8 @@ describe('CopyVerdicts', () => {
     const results = await Promise.all(
       copies.map(
         (copy) =>
-          new Promise<VerdictResult>((done, failed) =>
-            verdicts.verdictOf(queue, others, copy.name, Date.now(), 5_000, done, failed),
+          new Promise<VerdictResult>((verdict, failed) =>
+            verdicts.verdictOf(queue, others, copy.name, Date.now(), 5_000, { verdict, failed }),
           ),
       ),
     );
@@ -130,8 +132,8 @@ describe('CopyVerdicts', () => {
     const outcomes = await Promise.allSettled(
       ['a', 'b', 'c'].map(
         (id) =>
-          new Promise<VerdictResult>((done, failed) =>
-            verdicts.verdictOf(queue, 0, taskName(`copy-${id}`).name, Date.now(), 5_000, done, failed),
+          new Promise<VerdictResult>((verdict, failed) =>
+            verdicts.verdictOf(queue, 0, taskName(`copy-${id}`).name, Date.now(), 5_000, { verdict, failed }),
           ),
       ),
     );

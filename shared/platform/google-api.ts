@@ -170,6 +170,8 @@ export function createGoogleApi(options: GoogleApiOptions): GoogleApi {
           ...(call.signal && { signal: call.signal }),
           // The answer's bytes as they came, every status's: gaxios's error keeps a streamed answer's body
           // only once read, and its ArrayBuffer is one more copy (docs/performance.md "Where the CPU goes").
+          // No status throws, so the auth client's one retry after a 401 or 403 (for credentials without
+          // an expiry only) does not happen: the credentials rerun uses are refreshed before they expire.
           responseType: 'stream',
           validateStatus: () => true,
         });

@@ -65,7 +65,7 @@ export class ListBudget {
 }
 
 /**
- * One BASIC listing of the queue that only saves calls, `paid` of its calls already taken from the budget
+ * One listing of the queue's attempts (`listTaskAttempts`) that only saves calls, `paid` of its calls already taken from the budget
  * (the pages past them are counted as they come): each page goes to `see`. The pages listed, or undefined
  * when the listing failed or ran out of time: it then tells nothing.
  */
@@ -76,7 +76,7 @@ export async function listPaid(
   see: (page: readonly Task[]) => void,
 ): Promise<number | undefined> {
   const { tasks, budget, lists } = deps;
-  const pages = tasks.listTasks(queue)[Symbol.asyncIterator]();
+  const pages = tasks.listTaskAttempts(queue)[Symbol.asyncIterator]();
   let listed = 0;
   try {
     for (;;) {

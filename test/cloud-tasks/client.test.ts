@@ -41,6 +41,23 @@ describe('the Cloud Tasks REST client', () => {
     expect(names.size).toBe(2100);
   });
 
+  it('lists attempts alone for a re-read by listing: name, counts and last attempt, nothing more', async () => {
+    const secret = { headers: { Authorization: 'Bearer secret' }, body: 'secret-body' };
+    const tasks = Array.from({ length: 1100 }, (_, i) =>
+      failedTask(ORDERS, `t${i}`, 'http://127.0.0.1:9', secret),
+    );
+    emulator.load({ queues: [{ name: ORDERS, state: 'PAUSED', tasks }] } as never);
+    const pages: number[] = [];
+    for await (const page of client.listTaskAttempts(queue)) {
+      pages.push(page.length);
+      for (const task of page) {
+        expect(Object.keys(task).sort()).toEqual(['dispatchCount', 'lastAttempt', 'name', 'responseCount']);
+        expect(task.lastAttempt?.responseStatus?.code).toBe(13);
+      }
+    }
+    expect(pages).toEqual([1000, 100]);
+  });
+
   it('retries reads through 503s and resets', async () => {
     emulator.load({
       queues: [{ name: ORDERS, tasks: [laterTask(ORDERS, 'a', 'http://127.0.0.1:9')] }],

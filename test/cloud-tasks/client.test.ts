@@ -20,13 +20,18 @@ beforeEach(async () => {
 });
 afterEach(() => emulator.stop());
 
+/** Loads `count` failed tasks, each with a secret header and body, into the paused queue. */
+function loadFailedTasks(count: number): void {
+  const secret = { headers: { Authorization: 'Bearer secret' }, body: 'secret-body' };
+  const tasks = Array.from({ length: count }, (_, i) =>
+    failedTask(ORDERS, `t${i}`, 'http://127.0.0.1:9', secret),
+  );
+  emulator.load({ queues: [{ name: ORDERS, state: 'PAUSED', tasks }] } as never);
+}
+
 describe('the Cloud Tasks REST client', () => {
   it('lists every page, 1000 tasks at most each, without bodies or headers', async () => {
-    const secret = { headers: { Authorization: 'Bearer secret' }, body: 'secret-body' };
-    const tasks = Array.from({ length: 2100 }, (_, i) =>
-      failedTask(ORDERS, `t${i}`, 'http://127.0.0.1:9', secret),
-    );
-    emulator.load({ queues: [{ name: ORDERS, state: 'PAUSED', tasks }] } as never);
+    loadFailedTasks(2100);
     const pages: number[] = [];
     const names = new Set<string>();
     for await (const page of client.listTasks(queue)) {
@@ -42,11 +47,7 @@ describe('the Cloud Tasks REST client', () => {
   });
 
   it('lists attempts alone for a re-read by listing: name, counts and last attempt, nothing more', async () => {
-    const secret = { headers: { Authorization: 'Bearer secret' }, body: 'secret-body' };
-    const tasks = Array.from({ length: 1100 }, (_, i) =>
-      failedTask(ORDERS, `t${i}`, 'http://127.0.0.1:9', secret),
-    );
-    emulator.load({ queues: [{ name: ORDERS, state: 'PAUSED', tasks }] } as never);
+    loadFailedTasks(1100);
     const pages: number[] = [];
     for await (const page of client.listTaskAttempts(queue)) {
       pages.push(page.length);

@@ -162,7 +162,7 @@ export function createGoogleApi(options: GoogleApiOptions): GoogleApi {
           method: call.method,
           timeout: call.timeoutMs ?? options.timeoutMs,
           ...(call.params && { params: call.params }),
-          // Sent as text: gaxios deep-copies an object it is given, every body of a batch included.
+          // An object goes as its JSON text: gaxios deep-copies an object it is given, every body included.
           ...(call.data && {
             data: Buffer.isBuffer(call.data) ? call.data : JSON.stringify(call.data),
             headers: JSON_CONTENT,

@@ -9,7 +9,13 @@ import type { CloudTasksClient, Task } from '../cloud-tasks/client.js';
 import { parseTaskName, type QueueName } from '../cloud-tasks/names.js';
 import type { Budget } from './budget.js';
 import { listingPays, listPaid, pagesOf, type ListBudget } from './list-budget.js';
-import { readIntervalMs, type Verifier, type VerdictListener, type VerdictResult } from './verify.js';
+import {
+  readIntervalMs,
+  tellWhenRead,
+  type Verifier,
+  type VerdictListener,
+  type VerdictResult,
+} from './verify.js';
 
 /** Listings in a row that must miss a copy before it counts as succeeded. */
 const MISSES_TO_SUCCEED = 2;
@@ -104,13 +110,10 @@ export class CopyVerdicts {
     if (!listingPays(awaiting, watch.size + awaiting)) {
       watch.readAlone++;
       const fresh = { name: copy, dispatchCount: 0, responseCount: 0 };
-      void this.deps.verifier
+      const verdict = this.deps.verifier
         .verdictOf(parseTaskName(copy)!, fresh, windowMs, true, dueMs)
-        .finally(() => watch.readAlone--)
-        .then(
-          (verdict) => listener.verdict(verdict),
-          (error: unknown) => listener.failed(error),
-        );
+        .finally(() => watch.readAlone--);
+      tellWhenRead(verdict, listener);
       return;
     }
     const { budget } = this.deps;

@@ -25,7 +25,7 @@ import { batchPath, perTaskPath, type RedriveCallsTaken, type RedrivePath } from
 import type { RerunMode, RerunRequest } from '../triggers/events.js';
 import { isLastAttempt } from './select.js';
 import type { TaskRow } from './settle.js';
-import { Verifier, type ReadBack } from './verify.js';
+import { tellWhenRead, Verifier, type ReadBack } from './verify.js';
 
 /** The result of an act that forced nothing. */
 export type Unforced = Exclude<
@@ -244,10 +244,7 @@ export class RunTaskMode implements Mode, Acting {
       verify: (windowMs, listener) => {
         // A task gone after what may have been its last attempt could have failed: no verdict then.
         const onLastAttempt = isLastAttempt(fresh, candidate.queue.retry, this.budget.now());
-        void this.verifier.verdictOf(candidate.name, fresh, windowMs, !onLastAttempt).then(
-          (verdict) => listener.verdict(verdict),
-          (error: unknown) => listener.failed(error),
-        );
+        tellWhenRead(this.verifier.verdictOf(candidate.name, fresh, windowMs, !onLastAttempt), listener);
       },
     };
   }

@@ -9,6 +9,7 @@ import type { TaskName } from '../cloud-tasks/names.js';
 import type { QueueRun } from './plan.js';
 import type { RedriveCalls, Stop } from './redrive-calls.js';
 import { actionFor, isInDoubt } from '../cloud-tasks/retry.js';
+import { hasAttemptUnderWay } from './select.js';
 
 /** A move's recovery task: its name (none without a control queue) and when it falls due. */
 export interface Recovery {
@@ -141,9 +142,7 @@ export class Mover {
         error: `the original could not be read again (${describe(again.stop)}); its copy was withdrawn`,
       });
     }
-    const attempted =
-      (again.dispatchCount ?? 0) > seenAttempts ||
-      (again.lastAttempt?.dispatchTime !== undefined && again.lastAttempt.responseTime === undefined);
+    const attempted = (again.dispatchCount ?? 0) > seenAttempts || hasAttemptUnderWay(again);
     if (attempted) {
       return this.#withdraw(copyName, {
         outcome: 'deferred',

@@ -14,19 +14,13 @@ import type { Budget } from './budget.js';
 import type { Claimer } from './claim.js';
 import { toCloudTasksError, type CloudTasksClient, type NewTask, type Task } from '../cloud-tasks/client.js';
 import { firstTaskOf } from './copy.js';
-import type { SkipReason } from './select.js';
+import { hasAttemptUnderWay, type SkipReason } from './select.js';
 import { TaskFlow } from './flow.js';
 import { Breaker } from './breaker.js';
 import { Hold } from './hold.js';
 import type { Acted, Acting } from './modes.js';
 import type { Logger } from '../platform/log.js';
-import {
-  parkingQueueOf,
-  parseQueueName,
-  parseTaskName,
-  type QueueName,
-  type TaskName,
-} from '../cloud-tasks/names.js';
+import { parkingQueueOf, parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import type { ControlTarget } from '../control/control-tasks.js';
 import { RecoveryTasks } from './recovery-tasks.js';
 import {
@@ -304,10 +298,7 @@ class ParkActing implements Acting {
     if (refused) return refused;
     const original = await this.calls.read(name, 'FULL');
     if ('stop' in original) return unmoved(original);
-    const last = original.lastAttempt;
-    if (last?.dispatchTime !== undefined && last.responseTime === undefined) {
-      return { outcome: 'skipped', skipReason: 'in-flight' };
-    }
+    if (hasAttemptUnderWay(original)) return { outcome: 'skipped', skipReason: 'in-flight' };
     const parkedName = parkedNameOf(name, parking);
     // docs/claims.md "A crash mid-redrive": a move left halfway is settled by its recovery task.
     const recovery = await this.recoveries.arm(
@@ -328,7 +319,7 @@ class ParkActing implements Acting {
 
   /** The copy, the second read, and the original's delete (or the copy marked possibly done). */
   async #move(original: Task, name: TaskName, parkedName: TaskName, queue: QueueRun): Promise<ParkResult> {
-    const parking = parseQueueName(parkedName.queueName)!;
+    const parking = parkingQueueOf(queue.queue);
     const created = await this.#create(parking, parkedName, firstTaskOf(original), () =>
       parkedCopyOf(original, parkedName, queue.queue, this.budget.now(), false),
     );
@@ -345,10 +336,7 @@ class ParkActing implements Acting {
     // Gone while it could not run or expire by itself: another move (a sweep beside this one, or this
     // move's recovery) deleted it, and this parked copy is the task.
     const movedByOther = () => !mayHaveVanishedByItself(quietUntilOf(original), this.budget.now());
-    const running =
-      !('stop' in again) &&
-      again.lastAttempt?.dispatchTime !== undefined &&
-      again.lastAttempt.responseTime === undefined;
+    const running = !('stop' in again) && hasAttemptUnderWay(again);
     if ('stop' in again && movedByOther())
       return { outcome: 'parked', parkedAs: parkedName, possiblyDone: false };
     if ('stop' in again || running) {

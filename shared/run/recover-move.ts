@@ -34,6 +34,7 @@ import {
   possiblyDoneCopyOf,
   possiblyDoneNameOf,
 } from './park-rules.js';
+import { hasAttemptUnderWay } from './select.js';
 
 /** The header of a placeholder that uses up a copy's name; it is deleted at once and never dispatched. */
 export const PLACEHOLDER_HEADER = 'X-Rerun-Placeholder';
@@ -94,8 +95,7 @@ export async function recoverMove(
     };
   }
   const ran = (task: Task): boolean =>
-    (task.dispatchCount ?? 0) > move.dispatchCount ||
-    (task.lastAttempt?.dispatchTime !== undefined && task.lastAttempt.responseTime === undefined);
+    (task.dispatchCount ?? 0) > move.dispatchCount || hasAttemptUnderWay(task);
 
   const found = await read(tasks, copy, 'FULL');
   if (isError(found)) return retry('the copy', found);
@@ -154,8 +154,6 @@ async function recoverPark(
   nowMs: () => number,
 ): Promise<RecoveryResult> {
   const { original, parked, home } = names;
-  const running = (task: Task): boolean =>
-    task.lastAttempt?.dispatchTime !== undefined && task.lastAttempt.responseTime === undefined;
 
   let copy: Task;
   const found = await read(tasks, parked, 'FULL');
@@ -163,7 +161,7 @@ async function recoverPark(
   if (found === 'gone') {
     const source = await read(tasks, original, 'FULL');
     if (isError(source)) return retry('the original', source);
-    if (source === 'gone' || running(source)) {
+    if (source === 'gone' || hasAttemptUnderWay(source)) {
       const used = await useUpName(tasks, parked, source);
       if (used === USED_UP)
         return { done: true, outcome: 'undone', why: "the parked copy's name is used up" };
@@ -189,7 +187,7 @@ async function recoverPark(
   }
   const now = await read(tasks, original, 'BASIC');
   if (isError(now)) return retry('the original', now);
-  if (now !== 'gone' && !running(now)) return deleteTask(tasks, original, 'finished');
+  if (now !== 'gone' && !hasAttemptUnderWay(now)) return deleteTask(tasks, original, 'finished');
   if (now === 'gone' && !mayHaveVanishedByItself(move.quietUntil, nowMs())) {
     return { done: true, outcome: 'nothing-to-do', why: 'the original was not due: the move deleted it' };
   }

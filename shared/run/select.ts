@@ -93,6 +93,11 @@ const UNMATCHED: Selection = { kind: 'unmatched' };
 const CANDIDATE: Selection = { kind: 'candidate' };
 const skip = (reason: SkipReason): Selection => ({ kind: 'skip', reason });
 
+/** Whether the task's last attempt was dispatched and has no answer yet: it may be running now. */
+export function hasAttemptUnderWay(task: Task): boolean {
+  return task.lastAttempt?.dispatchTime !== undefined && task.lastAttempt.responseTime === undefined;
+}
+
 /** Applies the match, then the per-task safety rules, in that order. */
 export function selectTask(task: Task, rules: SelectionRules): Selection {
   if (!matchesTask(task, rules.match) || !inClusters(task, rules.clusters)) return UNMATCHED;

@@ -34,6 +34,14 @@ export interface VerdictListener {
  */
 export type ReadBack = (windowMs: number, listener: VerdictListener) => void;
 
+/** Tells the listener what a verdict read in the background came to. */
+export function tellWhenRead(verdict: Promise<VerdictResult>, listener: VerdictListener): void {
+  verdict.then(
+    (result) => listener.verdict(result),
+    (error: unknown) => listener.failed(error),
+  );
+}
+
 /** Read-backs of one task at most this often, after a first one soon after the dispatch. */
 const MAX_READ_INTERVAL_MS = 2_000;
 const MIN_READ_INTERVAL_MS = 100;

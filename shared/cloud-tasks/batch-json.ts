@@ -2,10 +2,12 @@
  * The JSON of a `tasks:batchCreate` request, written straight into bytes. A batch carries up to 100
  * bodies of up to 100 KB, and JSON.stringify reads every character of each to escape it, then the text is
  * copied again into bytes: most of a batch redrive's CPU (docs/performance.md "Where the CPU goes"). A
- * body that is plain base64, as Cloud Tasks gives it, needs no escaping, so it is written as it is; all
- * else is JSON.stringify's. Anything else in a body (a character JSON escapes) sends the task through
+ * body kept as the bytes it came in (body-bytes.ts) is already JSON string content, and a body string
+ * that is plain base64 needs no escaping: both are written as they are; all else is JSON.stringify's.
+ * A body string with anything else in it (a character JSON escapes) sends the task through
  * JSON.stringify whole.
  */
+import { BodyBytes } from './body-bytes.js';
 import type { AppEngineHttpRequest, HttpRequest, NewTask } from './client.js';
 
 /** The base64 alphabets (standard and URL-safe) with padding: nothing JSON escapes. */
@@ -17,7 +19,7 @@ const MIN_RAW_BODY = 256;
 interface Part {
   readonly json: string;
   /** The body, written as `"body":"…"` first in the request's `httpRequest` or `appEngineHttpRequest`. */
-  readonly raw?: { readonly key: 'httpRequest' | 'appEngineHttpRequest'; readonly body: string };
+  readonly raw?: { readonly key: 'httpRequest' | 'appEngineHttpRequest'; readonly body: BodyBytes | string };
 }
 
 /** `{"requests":[{"task":…,"responseView":"BASIC"},…]}`, as UTF-8 bytes. */
@@ -26,7 +28,7 @@ export function batchCreateJson(tasks: readonly NewTask[]): Buffer {
   let size = '{"requests":[]}'.length + Math.max(0, parts.length - 1);
   for (const part of parts) {
     size += Buffer.byteLength(part.json);
-    if (part.raw) size += '"body":"",'.length + part.raw.body.length;
+    if (part.raw) size += '"body":"",'.length + lengthOf(part.raw.body);
   }
   const bytes = Buffer.allocUnsafe(size);
   let at = bytes.write('{"requests":[');
@@ -40,7 +42,8 @@ export function batchCreateJson(tasks: readonly NewTask[]): Buffer {
     const open = `{"task":{"${part.raw.key}":{`;
     const rest = part.json.slice(open.length);
     at += bytes.write(`${open}"body":"`, at);
-    at += bytes.write(part.raw.body, at, 'latin1');
+    const body = part.raw.body;
+    at += body instanceof BodyBytes ? body.json.copy(bytes, at) : bytes.write(body, at, 'latin1');
     at += bytes.write(rest.startsWith('}') ? `"${rest}` : `",${rest}`, at);
   });
   at += bytes.write(']}', at);
@@ -56,7 +59,10 @@ function partOf(task: NewTask): Part {
       : undefined;
   const request: HttpRequest | AppEngineHttpRequest | undefined = key && task[key];
   const body = request?.body;
-  if (!key || !request || body === undefined || body.length < MIN_RAW_BODY || NOT_BASE64.test(body)) {
+  const raw =
+    body instanceof BodyBytes ||
+    (typeof body === 'string' && body.length >= MIN_RAW_BODY && !NOT_BASE64.test(body));
+  if (!key || !request || body === undefined || !raw) {
     return { json: JSON.stringify({ task, responseView: 'BASIC' }) };
   }
   const { body: _body, ...withoutBody } = request;
@@ -66,4 +72,8 @@ function partOf(task: NewTask): Part {
     json: JSON.stringify({ task: { [key]: withoutBody, ...others }, responseView: 'BASIC' }),
     raw: { key, body },
   };
+}
+
+function lengthOf(body: BodyBytes | string): number {
+  return body instanceof BodyBytes ? body.json.length : body.length;
 }

@@ -4,6 +4,7 @@
  */
 import type { AuthClient } from 'google-auth-library';
 import { batchCreateJson } from './batch-json.js';
+import { parseTaskPage, type BodyBytes } from './body-bytes.js';
 import { CANONICAL_CODES, type CanonicalCode } from './codes.js';
 import type { QueueName, TaskName } from './names.js';
 import { createGoogleApi, googleApiErrorOf, sendWithRetries } from '../platform/google-api.js';
@@ -37,8 +38,8 @@ export interface HttpRequest {
   url?: string;
   httpMethod?: string;
   headers?: Record<string, string>;
-  /** base64 */
-  body?: string;
+  /** base64; as it came, in a FULL listing (body-bytes.ts) */
+  body?: string | BodyBytes;
   oidcToken?: { serviceAccountEmail?: string; audience?: string };
   oauthToken?: { serviceAccountEmail?: string; scope?: string };
 }
@@ -49,7 +50,8 @@ export interface AppEngineHttpRequest {
   httpMethod?: string;
   appEngineRouting?: Record<string, string>;
   headers?: Record<string, string>;
-  body?: string;
+  /** base64; as it came, in a FULL listing (body-bytes.ts) */
+  body?: string | BodyBytes;
 }
 
 /** The fields of google.cloud.tasks.v2.Queue that rerun reads. */
@@ -144,7 +146,8 @@ export interface CloudTasksClient {
   listQueues(parent: { project: string; location: string }): AsyncIterable<Queue[]>;
   /**
    * Pages of tasks, in no promised order: BASIC (partial response: no headers), 1000 a page, or FULL with
-   * bodies and headers (redrive's first read of a queue whose matched tasks are most of it), 500 a page.
+   * bodies (kept as bytes: body-bytes.ts) and headers (redrive's first read of a queue whose matched
+   * tasks are most of it), 500 a page.
    */
   listTasks(queue: QueueName, view?: TaskView): AsyncIterable<Task[]>;
   /** Pages of tasks with only name and URL (control queues: the URL carries the requestId). */
@@ -220,9 +223,10 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
     path: string,
     params?: object,
     data?: object | Buffer,
+    readAnswer?: (chunks: readonly Buffer[]) => unknown,
   ): Promise<T> {
     try {
-      return await api.call<T>({ method, path, params, data });
+      return await api.call<T>({ method, path, params, data, readAnswer });
     } catch (error) {
       throw toCloudTasksError(error);
     }
@@ -232,9 +236,13 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
    * Reads are safe to repeat: what retry.ts says to retry is sent again after RetryInfo's (or
    * Retry-After's) delay, else backoff with jitter; a longer asked-for wait is left to the caller.
    */
-  function read<T>(path: string, params?: object): Promise<T> {
+  function read<T>(
+    path: string,
+    params?: object,
+    readAnswer?: (chunks: readonly Buffer[]) => unknown,
+  ): Promise<T> {
     return sendWithRetries(
-      () => call<T>('GET', path, params),
+      () => call<T>('GET', path, params, undefined, readAnswer),
       (error, attempt) => (error instanceof CloudTasksError ? readRetryWaitMs(error, attempt) : undefined),
     );
   }
@@ -243,13 +251,15 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
     path: string,
     key: string,
     params: Record<string, string | number>,
+    readAnswer?: (chunks: readonly Buffer[]) => unknown,
   ): AsyncIterable<T[]> {
     let pageToken: string | undefined;
     do {
-      const page = await read<Record<string, unknown> & { nextPageToken?: string }>(path, {
-        ...params,
-        ...(pageToken && { pageToken }),
-      });
+      const page = await read<Record<string, unknown> & { nextPageToken?: string }>(
+        path,
+        { ...params, ...(pageToken && { pageToken }) },
+        readAnswer,
+      );
       yield (page[key] as T[] | undefined) ?? [];
       pageToken = page.nextPageToken || undefined;
     } while (pageToken);
@@ -264,13 +274,18 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
         pageSize: 1000,
       }),
     listTasks: (queue, view = 'BASIC') =>
-      pages<Task>(
-        `${queue.name}/tasks`,
-        'tasks',
-        view === 'FULL'
-          ? { pageSize: FULL_TASK_PAGE_SIZE, responseView: 'FULL' }
-          : { pageSize: TASK_PAGE_SIZE, responseView: 'BASIC', fields: TASK_PAGE_FIELDS },
-      ),
+      view === 'FULL'
+        ? pages<Task>(
+            `${queue.name}/tasks`,
+            'tasks',
+            { pageSize: FULL_TASK_PAGE_SIZE, responseView: 'FULL' },
+            parseTaskPage,
+          )
+        : pages<Task>(`${queue.name}/tasks`, 'tasks', {
+            pageSize: TASK_PAGE_SIZE,
+            responseView: 'BASIC',
+            fields: TASK_PAGE_FIELDS,
+          }),
     listTaskUrls: (queue) =>
       pages<Task>(`${queue.name}/tasks`, 'tasks', {
         pageSize: TASK_PAGE_SIZE,

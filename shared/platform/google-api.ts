@@ -109,6 +109,8 @@ export interface ApiCall {
   readonly params?: object | undefined;
   /** The request's JSON: an object, or bytes already written (a batch of copies: batch-json.ts). */
   readonly data?: object | Buffer | undefined;
+  /** Reads a successful answer's chunks; default: its JSON. A FULL task listing keeps its bodies as bytes. */
+  readonly readAnswer?: ((chunks: readonly Buffer[]) => unknown) | undefined;
   /** This call's timeout; default the API's. */
   readonly timeoutMs?: number;
   /** Ends the call early (a run's budget); the call then fails with no answer. */
@@ -175,9 +177,12 @@ export function createGoogleApi(options: GoogleApiOptions): GoogleApi {
           responseType: 'stream',
           validateStatus: () => true,
         });
-        const data = response.data === '' ? '' : jsonOf(await textOf(response.data));
+        const chunks = response.data === '' ? undefined : await chunksOf(response.data);
         const { status, headers } = response;
-        if (status >= 200 && status < 300) return data as T;
+        const ok = status >= 200 && status < 300;
+        if (ok && chunks && call.readAnswer) return call.readAnswer(chunks) as T;
+        const data = chunks === undefined ? '' : jsonOf(textOf(Buffer.concat(chunks)));
+        if (ok) return data as T;
         throw googleApiErrorOf({ response: { status, data, headers } }, options.service);
       } catch (error) {
         throw googleApiErrorOf(error, options.service);
@@ -188,15 +193,18 @@ export function createGoogleApi(options: GoogleApiOptions): GoogleApi {
 
 const JSON_CONTENT = { 'content-type': 'application/json' } as const;
 
-/**
- * A streamed answer's text. Google's answers are ASCII but for the odd header or message, and ASCII read
- * as Latin-1 (the same characters) costs a fifth of decoding UTF-8 (docs/performance.md "Where the CPU
- * goes"). The chunks are gathered here: node:stream/consumers goes through a Blob, one more copy.
- */
-async function textOf(stream: Readable): Promise<string> {
+/** A streamed answer's chunks, gathered here: node:stream/consumers goes through a Blob, one more copy. */
+async function chunksOf(stream: Readable): Promise<Buffer[]> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
-  const bytes = Buffer.concat(chunks);
+  return chunks;
+}
+
+/**
+ * An answer's text. Google's answers are ASCII but for the odd header or message, and ASCII read as
+ * Latin-1 (the same characters) costs a fifth of decoding UTF-8 (docs/performance.md "Where the CPU goes").
+ */
+export function textOf(bytes: Buffer): string {
   return bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8');
 }
 

@@ -394,7 +394,7 @@ export class Plan {
 /** The task without its body and headers: what a BASIC listing shows. */
 function withoutBody(task: Task): Task {
   const { httpRequest, appEngineHttpRequest } = task;
-  const strip = <R extends { body?: string; headers?: Record<string, string> }>(request: R): R => {
+  const strip = <R extends { body?: unknown; headers?: Record<string, string> }>(request: R): R => {
     const { body: _body, headers: _headers, ...rest } = request;
     return rest as R;
   };

@@ -5,6 +5,7 @@ import {
   createCloudTasksClient,
   type CloudTasksClient,
 } from '../../shared/cloud-tasks/client.js';
+import { BodyBytes } from '../../shared/cloud-tasks/body-bytes.js';
 import { parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
 import { failedTask, laterTask, queueName } from '../helpers/seeds.js';
 
@@ -44,6 +45,22 @@ describe('the Cloud Tasks REST client', () => {
     }
     expect(pages).toEqual([1000, 1000, 100]);
     expect(names.size).toBe(2100);
+  });
+
+  it('lists FULL pages of 500, each body kept as the bytes it came in, the same task as a FULL read', async () => {
+    loadFailedTasks(600);
+    const pages: number[] = [];
+    for await (const page of client.listTasks(queue, 'FULL')) {
+      pages.push(page.length);
+      for (const task of page) {
+        expect(task.httpRequest?.body).toBeInstanceOf(BodyBytes);
+        expect(task.httpRequest?.headers).toMatchObject({ Authorization: 'Bearer secret' });
+      }
+      const read = await client.getTask(parseTaskName(page[0]!.name)!, 'FULL');
+      expect(typeof read.httpRequest?.body).toBe('string');
+      expect(JSON.parse(JSON.stringify(page[0]))).toEqual(read);
+    }
+    expect(pages).toEqual([500, 100]);
   });
 
   it('lists attempts alone for a re-read by listing: name, counts and last attempt, nothing more', async () => {

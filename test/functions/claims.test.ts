@@ -172,7 +172,7 @@ async function createAndDelete(s: RerunServer, name: string): Promise<void> {
 
 /** POSTs a control task's body with the headers Cloud Tasks sends. */
 function deliverControlTask(s: RerunServer, task: ReturnType<typeof controlTaskFor>) {
-  const body = Buffer.from(task.httpRequest!.body!, 'base64').toString('utf8');
+  const body = Buffer.from(task.httpRequest!.body as string, 'base64').toString('utf8');
   return s.post(body, {
     'X-CloudTasks-TaskName': task.name.split('/').pop()!,
     'X-CloudTasks-QueueName': 'rerun-control',

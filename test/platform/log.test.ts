@@ -22,6 +22,30 @@ describe('createLogger', () => {
     expect(line).not.toHaveProperty('body');
     expect(Date.parse(line!.time as string)).not.toBeNaN();
   });
+
+  it("drops bodies, headers and credentials one level down too, and in a run's bindings, leaving the rest", () => {
+    const sink = logSink();
+    const log = createLogger('info', sink.stream);
+    const fields = {
+      task: { name: 't', body: 'secret-body', headers: { 'X-Key': 'secret-header' } },
+      request: { url: 'https://example.test', authorization: 'Bearer secret-token' },
+      counts: { redriven: 1 },
+      names: ['a', 'b'],
+    };
+    const context = { headers: { 'X-Key': 'secret-binding' }, source: 'deploy' };
+    runLogger(log, 'r1', { context }).info(fields, 'x');
+    const [line] = sink.lines();
+    expect(line).toMatchObject({
+      task: { name: 't' },
+      request: { url: 'https://example.test' },
+      counts: { redriven: 1 },
+      names: ['a', 'b'],
+      context: { source: 'deploy' },
+    });
+    expect(JSON.stringify(line)).not.toMatch(/secret/);
+    // The caller's object is left as it was.
+    expect(fields.task.body).toBe('secret-body');
+  });
 });
 
 describe('traceFields', () => {

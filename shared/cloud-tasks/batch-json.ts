@@ -62,7 +62,7 @@ function partOf(task: NewTask): Part {
   const raw =
     body instanceof BodyBytes ||
     (typeof body === 'string' && body.length >= MIN_RAW_BODY && !NOT_BASE64.test(body));
-  if (!key || !request || body === undefined || !raw) {
+  if (!key || !request || !raw) {
     return { json: JSON.stringify({ task, responseView: 'BASIC' }) };
   }
   const { body: _body, ...withoutBody } = request;

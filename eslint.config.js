@@ -46,13 +46,13 @@ export default tseslint.config(
     },
   },
   layer('shared/**/*.ts', []),
-  layer('shared/platform/{log,duration,google-api}.ts', [
+  layer('shared/platform/{log,duration,hash,google-api}.ts', [
     '\\.\\./',
     '\\./(config|runtime|delivery|first-deliveries)\\.js',
   ]),
   layer('shared/cloud-tasks/*.ts', [
     '\\.\\./(triggers|control|run|notify)/',
-    '\\.\\./platform/(config|runtime)\\.js',
+    '\\.\\./platform/(config|runtime|delivery|first-deliveries)\\.js',
   ]),
   layer('shared/{triggers,control}/*.ts', UPPER),
   layer('shared/run/*.ts', ['\\.\\./notify/', '\\.\\./platform/(runtime|delivery)\\.js']),

@@ -2,7 +2,7 @@
  * Cloud Tasks resource names, parsed and validated by Cloud Tasks' own rules before any URL is built.
  * https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks#Task.FIELDS.name
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../platform/hash.js';
 
 // Project IDs: letters, digits and hyphens, optionally domain-scoped (`example.com:my-project`).
 const PROJECT_ID = /^(?:[a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
@@ -67,6 +67,17 @@ export function parseTaskName(name: string): TaskName | undefined {
   };
 }
 
+/**
+ * The task `id` in `queue`, or in the queue of a task given: built from parts already checked, as
+ * parseTaskName would give it. Throws unless the ID follows Cloud Tasks' rules.
+ */
+export function taskNameIn(queue: QueueName | TaskName, id: string): TaskName {
+  if (!isTaskId(id)) throw new Error(`not a Cloud Tasks task ID: ${id}`);
+  const queueName = 'queueName' in queue ? queue.queueName : queue.name;
+  const { project, location } = queue;
+  return { project, location, queue: queue.queue, task: id, queueName, name: `${queueName}/tasks/${id}` };
+}
+
 /** The last segment of a task name: its ID. */
 export function taskIdOf(taskName: string): string {
   return taskName.slice(taskName.lastIndexOf('/') + 1);
@@ -117,7 +128,7 @@ export function parkingQueueOf(home: QueueName): QueueName {
   const plain = `${home.queue}${PARKING_SUFFIX}`;
   const id = isQueueId(plain)
     ? plain
-    : `${home.queue.slice(0, PARKING_PREFIX_LENGTH)}-${createHash('sha256').update(home.queue).digest('hex').slice(0, 8)}${PARKING_SUFFIX}`;
+    : `${home.queue.slice(0, PARKING_PREFIX_LENGTH)}-${sha256Hex(home.queue).slice(0, 8)}${PARKING_SUFFIX}`;
   return parseQueueName(`projects/${home.project}/locations/${home.location}/queues/${id}`)!;
 }
 

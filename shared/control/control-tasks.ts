@@ -4,7 +4,7 @@
  * queued mode's unit of work (due now). Cloud Tasks' name deduplication makes a second claim of the same
  * task for the same request fail with ALREADY_EXISTS on any instance.
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../platform/hash.js';
 import { z } from 'zod';
 import type { NewTask } from '../cloud-tasks/client.js';
 import type { EventKind, RerunRequest } from '../triggers/events.js';
@@ -55,9 +55,7 @@ export function claimIdOf(
   generation = 0,
 ): string {
   const base = `${work.task}\n${work.requestId}\n${new Date(work.cutoffMs).toISOString()}`;
-  return createHash('sha256')
-    .update(generation === 0 ? base : `${base}\n${generation}`)
-    .digest('hex');
+  return sha256Hex(generation === 0 ? base : `${base}\n${generation}`);
 }
 
 /** Whether `id` is one of the names the claim of `work` may take (a control task delivering its own claim). */
@@ -146,9 +144,7 @@ export function moveRecoveryTaskFor(
   scheduleMs: number,
   generation = 0,
 ): NewTask {
-  const id = createHash('sha256')
-    .update(`finish-move\n${move.copy}${generation === 0 ? '' : `\n${generation}`}`)
-    .digest('hex');
+  const id = sha256Hex(`finish-move\n${move.copy}${generation === 0 ? '' : `\n${generation}`}`);
   const body: MoveRecovery = { kind: 'finish-move', ...move };
   // The URL carries the move too, so one delivery can find every recovery task due (BASIC listings).
   const url = new URL(target.selfUrl);

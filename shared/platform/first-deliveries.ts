@@ -4,7 +4,7 @@
  * instance remembers it for an hour; with a control queue it is also shared there, in a control task named
  * by a hash of the requestId, so a delivery to another instance reads the same cutoff.
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from './hash.js';
 import {
   toCloudTasksError,
   type CloudTasksClient,
@@ -59,7 +59,7 @@ export class FirstDeliveries {
 
 /** The ID of the control task that holds a request's first cutoff: a hex SHA-256 of the requestId. */
 export function firstCutoffTaskId(requestId: string): string {
-  return createHash('sha256').update(`first-cutoff\n${requestId}`).digest('hex');
+  return sha256Hex(`first-cutoff\n${requestId}`);
 }
 
 /** Whether a body is the delivery of a first cutoff's control task: a no-op. */

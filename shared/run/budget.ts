@@ -38,10 +38,18 @@ export class Budget {
   }
 
   /** Sleeps until `untilMs`, or the deadline, or `signal` aborting, whichever comes first. */
-  async sleepUntil(untilMs: number, signal?: AbortSignal): Promise<void> {
+  sleepUntil(untilMs: number, signal?: AbortSignal): Promise<void> {
     const ms = Math.min(untilMs, this.deadlineMs) - this.now();
-    if (ms <= 0 || signal?.aborted) return;
-    await sleep(ms, undefined, signal ? { signal } : undefined).catch(() => undefined);
+    if (ms <= 0 || signal?.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(wake, ms);
+      const forget = signal && wakeOnAbort(signal, wake);
+      function wake(): void {
+        clearTimeout(timer);
+        forget?.();
+        resolve();
+      }
+    });
   }
 
   /**
@@ -69,4 +77,24 @@ export class Budget {
       controller.abort();
     }
   }
+}
+
+/**
+ * The sleepers of each signal, woken by one listener of its own: thousands of tasks sleep until their slot
+ * on the run's hold signal at once, and an abort listener each costs more than the sleep.
+ */
+const sleepersOf = new WeakMap<AbortSignal, Set<() => void>>();
+
+/** Calls `wake` once `signal` aborts; the function returned forgets it. */
+function wakeOnAbort(signal: AbortSignal, wake: () => void): () => void {
+  let sleepers = sleepersOf.get(signal);
+  if (!sleepers) {
+    const woken = new Set<() => void>();
+    signal.addEventListener('abort', () => woken.forEach((wakeOne) => wakeOne()), { once: true });
+    sleepersOf.set(signal, woken);
+    sleepers = woken;
+  }
+  const own = sleepers;
+  own.add(wake);
+  return () => own.delete(wake);
 }

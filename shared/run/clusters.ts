@@ -6,9 +6,9 @@
  * of a URL can reach a signature. A cluster's id is a hash of its signature alone, so the same failure has
  * the same id in every plan and every run. Pure, apart from the collector's own state.
  */
-import { createHash } from 'node:crypto';
 import type { Task } from '../cloud-tasks/client.js';
 import { CANONICAL_CODES, httpStatusOf } from '../cloud-tasks/codes.js';
+import { sha256Hex } from '../platform/hash.js';
 
 /** Why a task's last attempt failed, with nothing that identifies the task or its payload. */
 export interface FailureSignature {
@@ -31,15 +31,26 @@ export function lastAttemptFailed(task: Task): boolean {
 
 /** The failure signature of a task whose last attempt failed; undefined for any other task. */
 export function failureSignatureOf(task: Task): FailureSignature | undefined {
+  const failure = failureOf(task);
+  return failure && signatureOf(failure);
+}
+
+/** A signature but its id: what the id is a hash of. */
+type Failure = Omit<FailureSignature, 'id'>;
+
+function failureOf(task: Task): Failure | undefined {
   const responseStatus = task.lastAttempt?.responseStatus;
   if (!lastAttemptFailed(task) || !responseStatus) return undefined;
   const code = responseStatus.code ?? 0;
   const name = CANONICAL_CODES[code] ?? `CODE_${code}`;
   const http = httpStatusOf(responseStatus);
-  const status = http === undefined ? name : `${name} ${http}`;
-  const target = maskedTargetOf(task);
-  const id = createHash('sha256').update(`${status}\n${target}`).digest('hex').slice(0, 8);
-  return { id, status, target };
+  return { status: http === undefined ? name : `${name} ${http}`, target: maskedTargetOf(task) };
+}
+
+const hashedTextOf = ({ status, target }: Failure): string => `${status}\n${target}`;
+
+function signatureOf(failure: Failure): FailureSignature {
+  return { id: sha256Hex(hashedTextOf(failure)).slice(0, 8), ...failure };
 }
 
 /** Host and masked path of the task's target; App Engine tasks have no host of their own. */
@@ -95,20 +106,24 @@ interface ClusterState {
   maxAttempts: number;
 }
 
-/** Collects the clusters of the matched tasks, as the pages arrive. Its state is one entry per signature. */
+/**
+ * Collects the clusters of the matched tasks, as the pages arrive. Its state is one entry per signature,
+ * keyed by what the id is a hash of: a task of a known cluster costs no hash.
+ */
 export class ClusterCollector {
   readonly #clusters = new Map<string, ClusterState>();
 
   /** Counts one matched task, once; a task whose last attempt did not fail belongs to no cluster. */
   add(task: Task, queue: string): void {
-    const signature = failureSignatureOf(task);
-    if (!signature) return;
+    const failure = failureOf(task);
+    if (!failure) return;
     const responseMs = Date.parse(task.lastAttempt?.responseTime ?? '');
     const attempts = task.dispatchCount ?? 0;
-    const cluster = this.#clusters.get(signature.id);
+    const key = hashedTextOf(failure);
+    const cluster = this.#clusters.get(key);
     if (!cluster) {
-      this.#clusters.set(signature.id, {
-        signature,
+      this.#clusters.set(key, {
+        signature: signatureOf(failure),
         count: 1,
         oldestMs: responseMs,
         newestMs: responseMs,

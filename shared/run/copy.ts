@@ -13,7 +13,7 @@ import type { CloudTasksClient, HttpRequest, NewTask, Task } from '../cloud-task
 import type { Budget } from './budget.js';
 import { claimIdOf, type ControlTarget } from '../control/control-tasks.js';
 import type { ForcePolicy } from './force.js';
-import { parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
+import { taskNameIn, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import { reserveSlot, type Semaphore } from './pace.js';
 import type { QueueRun, TaskUnderWay } from './plan.js';
 import { selectTask, type SkipReason } from './select.js';
@@ -104,9 +104,7 @@ export const REDRIVE_COPY: CopyShape = {
  * same ID as the task's claim, which lives in the control queue.
  */
 export function copyNameOf(original: TaskName, requestId: string, cutoffMs: number): TaskName {
-  return parseTaskName(
-    `${original.queueName}/tasks/${claimIdOf({ task: original.name, requestId, cutoffMs })}`,
-  )!;
+  return taskNameIn(original, claimIdOf({ task: original.name, requestId, cutoffMs }));
 }
 
 /** The first task of a chain of copies: what the task's own header names, else the task itself. */

@@ -3,9 +3,9 @@
  * before the next sweep, which queues a periodic sweep cannot protect, and what a parked copy and a copy
  * brought home look like. Time is a parameter; nothing here touches the clock or the network.
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../platform/hash.js';
 import type { HttpRequest, NewTask, Queue, Task } from '../cloud-tasks/client.js';
-import { parseQueueName, parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
+import { parseQueueName, taskNameIn, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import { parseProtoDurationMs } from '../platform/duration.js';
 import { firstTaskOf, headerOf, newTaskFrom, ORIGINAL_TASK_HEADER } from './copy.js';
 import { retryLimitsOf, type RetryLimits } from './select.js';
@@ -120,17 +120,17 @@ export function parkCountOf(task: Task): number {
 
 /** The parked copy's name: the same for every run that parks this task, so a replay moves nothing twice. */
 export function parkedNameOf(task: TaskName, parking: QueueName): TaskName {
-  return parseTaskName(`${parking.name}/tasks/${idOf(`park\n${task.name}`)}`)!;
+  return taskNameIn(parking, idOf(`park\n${task.name}`));
 }
 
 /** The name a parked task is marked under when its last attempt may have run during the move. */
 export function possiblyDoneNameOf(parked: TaskName): TaskName {
-  return parseTaskName(`${parked.queueName}/tasks/${idOf(`possibly-done\n${parked.name}`)}`)!;
+  return taskNameIn(parked, idOf(`possibly-done\n${parked.name}`));
 }
 
 /** The home copy's name: derived from the parked task alone, so two unparks cannot both bring it home. */
 export function homeNameOf(parked: TaskName, home: QueueName): TaskName {
-  return parseTaskName(`${home.name}/tasks/${idOf(`unpark\n${parked.name}`)}`)!;
+  return taskNameIn(home, idOf(`unpark\n${parked.name}`));
 }
 
 /**
@@ -305,7 +305,7 @@ function printable(text: string): string {
 }
 
 function idOf(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return sha256Hex(text);
 }
 
 function timeMs(text: string | undefined): number | undefined {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../platform/hash.js';
 import { z } from 'zod';
 import { CANONICAL_CODES } from '../cloud-tasks/codes.js';
 import { DurationMs } from '../platform/duration.js';
@@ -252,7 +252,7 @@ export interface RerunRequest {
  * resends the same body sends the same request.
  */
 export function requestIdOfBody(json: unknown): string {
-  return `body-${createHash('sha256').update(canonicalJson(json)).digest('hex').slice(0, 40)}`;
+  return `body-${sha256Hex(canonicalJson(json)).slice(0, 40)}`;
 }
 
 /** The delivery of an HTTP event: received now, identified by its body unless it names a requestId. */

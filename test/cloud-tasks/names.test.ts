@@ -4,6 +4,7 @@ import {
   parseQueueName,
   parseQueuePattern,
   parseTaskName,
+  taskNameIn,
 } from '../../shared/cloud-tasks/names.js';
 
 const Q = 'projects/my-proj/locations/us-central1/queues/orders';
@@ -41,6 +42,19 @@ describe('parseTaskName', () => {
       queueName: Q,
       name: `${Q}/tasks/t1`,
     });
+  });
+});
+
+describe('taskNameIn', () => {
+  it('builds what parseTaskName gives, in a queue or beside a task', () => {
+    const queue = parseQueueName(Q)!;
+    const sibling = parseTaskName(`${Q}/tasks/other`)!;
+    expect(taskNameIn(queue, 'abc_DEF-1')).toEqual(parseTaskName(`${Q}/tasks/abc_DEF-1`));
+    expect(taskNameIn(sibling, 'abc_DEF-1')).toEqual(parseTaskName(`${Q}/tasks/abc_DEF-1`));
+  });
+
+  it.each(['', 'a/b', '..', 'a b', 'a'.repeat(501)])('refuses the ID %j', (id) => {
+    expect(() => taskNameIn(parseQueueName(Q)!, id)).toThrow(/task ID/);
   });
 });
 

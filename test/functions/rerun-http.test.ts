@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startTarget, type Target } from '../helpers/target-server.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
@@ -546,10 +547,15 @@ describe('rerunHttp: control tasks', () => {
       'X-CloudTasks-QueueName': 'rerun-control',
     };
     s.emulator.injectFault({ method: 'RunTask', kind: 429, times: 1 });
+    const sentMs = Date.now();
     const deferred = await s.post(event, fromCloudTasks);
     expect(deferred.status).toBe(503);
     expect(deferred.body.error.details[0]).toMatchObject({ reason: 'RERUN_INCOMPLETE' });
-    // The retry, once the quota is back, runs it and is acknowledged.
+    // The retry, once the quota is back, runs it and is acknowledged. It comes once the 429's RetryInfo
+    // (1 s) has passed, as Cloud Tasks' retry of the control task would: sent sooner, it would find the
+    // process's RunTask pacer pushed back to the very end of its own 1 s budget, and a timer firing a few
+    // milliseconds late on a busy machine would defer it.
+    await sleep(Math.max(0, sentMs + 1_000 - Date.now()));
     const retried = await s.post(event, fromCloudTasks);
     expect(retried.status).toBe(200);
     expect(retried.body.counts.dispatched).toBe(1);

@@ -1,7 +1,6 @@
 /**
- * The one hash the project names things with: a hex SHA-256 of a text (claim and copy IDs, control-task
- * IDs, cluster ids, parking queue names). `crypto.hash` is one call, with no Hash object per name: a
- * redrive names a copy per task.
+ * The one hash the project derives names and ids with: a hex SHA-256 of a text. `crypto.hash` is one
+ * call, with no Hash object per name: a redrive names a copy per task.
  */
 import { hash } from 'node:crypto';
 

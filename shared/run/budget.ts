@@ -87,14 +87,14 @@ const sleepersOf = new WeakMap<AbortSignal, Set<() => void>>();
 
 /** Calls `wake` once `signal` aborts; the function returned forgets it. */
 function wakeOnAbort(signal: AbortSignal, wake: () => void): () => void {
-  let sleepers = sleepersOf.get(signal);
-  if (!sleepers) {
-    const woken = new Set<() => void>();
-    signal.addEventListener('abort', () => woken.forEach((wakeOne) => wakeOne()), { once: true });
-    sleepersOf.set(signal, woken);
-    sleepers = woken;
-  }
-  const own = sleepers;
-  own.add(wake);
-  return () => own.delete(wake);
+  const sleepers = sleepersOf.get(signal) ?? sleepersListeningTo(signal);
+  sleepers.add(wake);
+  return () => sleepers.delete(wake);
+}
+
+function sleepersListeningTo(signal: AbortSignal): Set<() => void> {
+  const sleepers = new Set<() => void>();
+  signal.addEventListener('abort', () => sleepers.forEach((wake) => wake()), { once: true });
+  sleepersOf.set(signal, sleepers);
+  return sleepers;
 }

@@ -120,17 +120,17 @@ export function parkCountOf(task: Task): number {
 
 /** The parked copy's name: the same for every run that parks this task, so a replay moves nothing twice. */
 export function parkedNameOf(task: TaskName, parking: QueueName): TaskName {
-  return taskNameIn(parking, idOf(`park\n${task.name}`));
+  return taskNameIn(parking, sha256Hex(`park\n${task.name}`));
 }
 
 /** The name a parked task is marked under when its last attempt may have run during the move. */
 export function possiblyDoneNameOf(parked: TaskName): TaskName {
-  return taskNameIn(parked, idOf(`possibly-done\n${parked.name}`));
+  return taskNameIn(parked, sha256Hex(`possibly-done\n${parked.name}`));
 }
 
 /** The home copy's name: derived from the parked task alone, so two unparks cannot both bring it home. */
 export function homeNameOf(parked: TaskName, home: QueueName): TaskName {
-  return taskNameIn(home, idOf(`unpark\n${parked.name}`));
+  return taskNameIn(home, sha256Hex(`unpark\n${parked.name}`));
 }
 
 /**
@@ -302,10 +302,6 @@ function withoutHeaders(
 /** A status message as a header value: printable ASCII, at most MAX_STATUS_MESSAGE characters. */
 function printable(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_STATUS_MESSAGE);
-}
-
-function idOf(text: string): string {
-  return sha256Hex(text);
 }
 
 function timeMs(text: string | undefined): number | undefined {

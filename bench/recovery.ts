@@ -38,6 +38,8 @@ export interface RecoveryOptions {
   readonly timeoutMs: number;
   /** Node and V8 flags of the redriving child (e.g. `--cpu-prof`); none by default. */
   readonly childFlags: readonly string[];
+  /** Adds the "calls only" anchor at each size: the batch path's calls with no product logic (calls-only-child.ts). */
+  readonly callsOnly: boolean;
   /** One more size, batch redrive and floor only, with its own bodies and timeout (undefined: none). */
   readonly big: { readonly size: number; readonly bodyBytes: number; readonly timeoutMs: number } | undefined;
   /** Run mode's sample: tasks, at a quota of `ratePerSecond` compressed into windows of `windowMs`. */
@@ -135,6 +137,8 @@ export interface RecoverySizeResult {
   readonly batch: RedriveSizeResult;
   /** RERUN_REDRIVE_BATCH=false; not measured at the big size. */
   readonly perTask: RedriveSizeResult | undefined;
+  /** The batch path's calls alone (BENCH_RECOVERY_CALLS_ONLY=1); not measured at the big size. */
+  readonly callsOnly: RedriveSizeResult | undefined;
 }
 
 export interface RunSampleResult {
@@ -279,6 +283,10 @@ async function benchSize(
     const env = { RERUN_REDRIVE_BATCH: 'false' };
     paths.push(['per-task', (id) => recoverOnce(options, target, 'redrive', load, id, { env })]);
   }
+  if (perTask && options.callsOnly) {
+    const child = 'calls-only-child.js';
+    paths.push(['calls-only', (id) => recoverOnce(options, target, 'redrive', load, id, { child })]);
+  }
   const attempts = new Map(paths.map(([path]) => [path, [] as Attempt[]]));
   for (let run = 0; run < options.runs; run++) {
     for (const [path, once] of paths) {
@@ -298,6 +306,7 @@ async function benchSize(
     floor: floorResult(attempts.get('floor')!),
     batch: redriveResult(load.size, attempts.get('batch')!),
     perTask: perTask ? redriveResult(load.size, attempts.get('per-task')!) : undefined,
+    callsOnly: attempts.has('calls-only') ? redriveResult(load.size, attempts.get('calls-only')!) : undefined,
   };
 }
 
@@ -388,7 +397,12 @@ async function recoverOnce(
   mode: 'run' | 'redrive',
   load: Load,
   id: string,
-  extra: { runTaskQuota?: EmulatorOptions['runTaskQuota']; env?: Record<string, string> },
+  extra: {
+    runTaskQuota?: EmulatorOptions['runTaskQuota'];
+    env?: Record<string, string>;
+    /** The child script; the product's request (recovery-child.js) by default. */
+    child?: string;
+  },
 ): Promise<Attempt> {
   const { size } = load;
   const queue = queueName(`recovery-${id}`);
@@ -424,6 +438,7 @@ async function recoverOnce(
       LOG_LEVEL: 'info',
       BENCH_EVENT: JSON.stringify(event),
       BENCH_ARMING_MS: String(options.armingDelayMs),
+      BENCH_QUEUE_RATE: String(QUEUE_RATE),
       ...extra.env,
     });
     const spawnedRealMs = realNow();
@@ -432,7 +447,7 @@ async function recoverOnce(
     let childError: string | undefined;
     let childDone = false;
     const childRun = runChild<RecoveryChildResult>(
-      'recovery-child.js',
+      extra.child ?? 'recovery-child.js',
       [],
       env,
       load.timeoutMs,

@@ -219,17 +219,21 @@ export function recoveryRows(r: RecoveryResult): Row[] {
   const base = r.sizes[0];
   const last = r.sizes.at(-1);
   if (base?.batch.peakHeapMb && last?.batch.peakHeapMb && last !== base) {
+    const callsOnlyGrowth = (pick: (d: RedriveSizeResult) => Summary | undefined) => {
+      const [small, large] = [base.callsOnly && pick(base.callsOnly), last.callsOnly && pick(last.callsOnly)];
+      return small && large && `calls only: ${signedMb(large.median - small.median)}`;
+    };
     const memory = [
-      ['peak heap', base.batch.peakHeapMb, last.batch.peakHeapMb],
-      ['peak RSS', base.batch.maxRssMb!, last.batch.maxRssMb!],
+      ['peak heap', base.batch.peakHeapMb, last.batch.peakHeapMb, callsOnlyGrowth((d) => d.peakHeapMb)],
+      ['peak RSS', base.batch.maxRssMb!, last.batch.maxRssMb!, callsOnlyGrowth((d) => d.maxRssMb)],
     ] as const;
-    for (const [what, small, large] of memory) {
+    for (const [what, small, large, callsOnlyAnchor] of memory) {
       const growth = large.median - small.median;
       rows.push({
         figure: `5 recovery: ${what} of the redriving process, batch, ${size(last.size)} vs ${size(base.size)} tasks (${bytes(base.bodyBytes)} bodies)`,
         value: mb(large),
-        anchor: `${size(base.size)}: ${mb(small)}`,
-        ratio: `${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB (${x(large.median / small.median)})`,
+        anchor: anchors([`${size(base.size)}: ${mb(small)}`, callsOnlyAnchor]),
+        ratio: `${signedMb(growth)} (${x(large.median / small.median)})`,
         goal:
           what === 'peak RSS' ? 'flat: at most 30 MB above' : `flat: ≈ 1× (not ${x(last.size / base.size)})`,
         met: what === 'peak RSS' ? growth <= 30 : undefined,
@@ -266,12 +270,18 @@ export function recoveryRows(r: RecoveryResult): Row[] {
 }
 
 const sec = (msValue: number) => `${(msValue / 1000).toFixed(1)} s`;
+const signedMb = (value: number) => `${value >= 0 ? '+' : ''}${value.toFixed(1)} MB`;
+/** The anchors that were measured, joined; '-' when none was. */
+const anchors = (parts: readonly (string | false | undefined)[]) =>
+  parts.filter((part): part is string => typeof part === 'string').join('; ') || '-';
+/** BENCH_RECOVERY_CALLS_ONLY=1: the batch path's calls with none of the product's logic. */
+const CALLS_ONLY_LABEL = 'calls only (the batch calls with no product logic, bench/calls-only-child.ts)';
 
 /** One size: batch redrive against run mode, the floor and the per-task path; calls, CPU and RSS of each. */
 function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
   const rows: Row[] = [];
   const { run, settings } = r;
-  const { floor, batch, perTask } = s;
+  const { floor, batch, perTask, callsOnly } = s;
   const projected = (secs: number) =>
     secs >= 3600 ? `${(secs / 3600).toFixed(1)} h` : `${(secs / 60).toFixed(1)} min`;
   const at = `5 recovery ${size(s.size)}${s.bodyBytes === settings.bodyBytes ? '' : ` (${bytes(s.bodyBytes)} bodies)`}`;
@@ -320,6 +330,7 @@ function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
   });
   const paths: [string, RedriveSizeResult, string][] = [['batch redrive', batch, '0 RunTask']];
   if (perTask) paths.push([perTaskLabel, perTask, '≈ 4 + read-backs; 0 RunTask']);
+  if (callsOnly) paths.push([CALLS_ONLY_LABEL, callsOnly, '-']);
   for (const [label, d, goal] of paths) {
     // Calls made once per run (GetQueue, the permission check) round to 0 per task: they are given in all.
     const methods = Object.entries(d.callsPerTaskByMethod).sort(([, a], [, b]) => b - a);
@@ -335,7 +346,7 @@ function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
       anchor: `${perTaskCalls.join(', ')}${inAll.length > 0 ? `; in all: ${inAll.join(', ')}` : ''}; RunTask ${d.runTaskCalls.max} in all`,
       ratio: '-',
       goal,
-      met: d.runTaskCalls.max === 0,
+      met: goal === '-' ? undefined : d.runTaskCalls.max === 0,
       spread: pct(d.callsPerTask),
     });
   }
@@ -344,12 +355,16 @@ function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
     rows.push({
       figure: `${at}: CPU of the redriving process per task, batch redrive; pace (queue allows ${settings.queueRatePerSecond}/s)`,
       value: `${batch.cpuMsPerTask.median.toFixed(2)} ms (${pace(batch)})`,
-      anchor: perTask?.cpuMsPerTask
-        ? `per-task ${perTask.cpuMsPerTask.median.toFixed(2)} ms (${pace(perTask)})`
-        : '-',
-      ratio: perTask?.cpuMsPerTask
-        ? `batch/per-task ${x(batch.cpuMsPerTask.median / perTask.cpuMsPerTask.median)}`
-        : '-',
+      anchor: anchors([
+        perTask?.cpuMsPerTask && `per-task ${perTask.cpuMsPerTask.median.toFixed(2)} ms (${pace(perTask)})`,
+        callsOnly?.cpuMsPerTask && `calls only ${callsOnly.cpuMsPerTask.median.toFixed(2)} ms`,
+      ]),
+      ratio: anchors([
+        perTask?.cpuMsPerTask &&
+          `batch/per-task ${x(batch.cpuMsPerTask.median / perTask.cpuMsPerTask.median)}`,
+        callsOnly?.cpuMsPerTask &&
+          `batch/calls only ${x(batch.cpuMsPerTask.median / callsOnly.cpuMsPerTask.median)}`,
+      ]),
       goal: '-',
       met: undefined,
       spread: pct(batch.cpuMsPerTask),
@@ -359,7 +374,10 @@ function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
     rows.push({
       figure: `${at}: peak RSS of the redriving process, batch redrive (peak heap ${mb(batch.peakHeapMb!)}${perTask?.peakHeapMb ? `; per-task ${mb(perTask.peakHeapMb)}` : ''})`,
       value: mb(batch.maxRssMb),
-      anchor: perTask?.maxRssMb ? `per-task ${mb(perTask.maxRssMb)}` : '-',
+      anchor: anchors([
+        perTask?.maxRssMb && `per-task ${mb(perTask.maxRssMb)}`,
+        callsOnly?.maxRssMb && `calls only ${mb(callsOnly.maxRssMb)}`,
+      ]),
       ratio: perTask?.maxRssMb ? `batch/per-task ${x(batch.maxRssMb.median / perTask.maxRssMb.median)}` : '-',
       goal: '-',
       met: undefined,

@@ -14,9 +14,10 @@
  * (added to every emulator answer, default 30), BENCH_RECOVERY_CONCURRENCY (RERUN_REDRIVE_CONCURRENCY,
  * default 32), BENCH_RECOVERY_TIMEOUT_S (every wait of one recovery run, default 360; the request's
  * RERUN_TIME_BUDGET is the larger of 300 s and this less 120 s), BENCH_RECOVERY_NODE_FLAGS (Node and V8
- * flags of the redriving child, e.g. `--cpu-prof`; default none). Every recovery size runs a floor (the
- * emulator alone draining the N tasks created due now), the batch redrive (the product's default) and the
- * per-task redrive (RERUN_REDRIVE_BATCH=false). BENCH_RECOVERY_BIG (e.g. 100000; default none) adds one
+ * flags of the redriving child, e.g. `--cpu-prof`; default none), BENCH_RECOVERY_CALLS_ONLY=1 (adds a third
+ * anchor at each size: the batch path's calls made with none of the product's logic, calls-only-child.ts).
+ * Every recovery size runs a floor (the emulator alone draining the N tasks created due now), the batch
+ * redrive (the product's default) and the per-task redrive (RERUN_REDRIVE_BATCH=false). BENCH_RECOVERY_BIG (e.g. 100000; default none) adds one
  * size, floor and batch redrive only, with BENCH_RECOVERY_BIG_BODY_BYTES bodies (default 1024) and
  * BENCH_RECOVERY_BIG_TIMEOUT_S for every wait of its runs (default 1800).
  */
@@ -133,6 +134,7 @@ if (only.has('recovery')) {
       verify: env.BENCH_RECOVERY_VERIFY || undefined,
       timeoutMs: int('BENCH_RECOVERY_TIMEOUT_S', 360) * 1000,
       childFlags: (env.BENCH_RECOVERY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+      callsOnly: env.BENCH_RECOVERY_CALLS_ONLY === '1',
       runSample: { tasks: int('BENCH_RECOVERY_RUN_TASKS', 60), ratePerSecond: 10, windowMs: 6000 },
       big: env.BENCH_RECOVERY_BIG
         ? {

@@ -1,0 +1,129 @@
+import { getHeapStatistics } from 'node:v8';
+/**
+ * Child of the recovery bench's "calls only" anchor (BENCH_RECOVERY_CALLS_ONLY=1): the batch redrive's
+ * calls with none of the product's logic around them, to size what the product's own per-task work costs
+ * (docs/performance.md "Where the CPU goes"). It uses the product's client, and so the same transport,
+ * FULL-page reading and batch writing, but holds one small record per task, not a task's flow:
+ * - the FULL listing's tasks are copied 100 to a `tasks:batchCreate`, paced at the queue's rate, each batch
+ *   created LEAD_MS before its slot and due the arming delay after it;
+ * - one listing of the queue's attempts every LIST_EVERY_MS serves both the second reads (an original
+ *   listed idle after its copy exists is deleted, by `tasks:batchDelete`) and the verdicts (a copy missing
+ *   from two listings after it fell due has run);
+ * - it returns once every copy has its verdict.
+ * It has no claims, selection, crash recovery, per-item failure rules, report or log: a measuring device,
+ * not a redrive. Env as recovery-child.ts, and BENCH_QUEUE_RATE.
+ */
+import { createCloudTasksClient, type Task } from '../shared/cloud-tasks/client.js';
+import { parseQueueName, parseTaskName, taskNameIn, type TaskName } from '../shared/cloud-tasks/names.js';
+import { copyOf } from '../shared/run/copy.js';
+import { hasAttemptUnderWay } from '../shared/run/select.js';
+import { sendResult } from './child.js';
+import type { RecoveryChildResult } from './recovery-child.js';
+
+/** Copies are created this long before their slot, as the product's batch path does. */
+const LEAD_MS = 5_000;
+const LIST_EVERY_MS = 4_000;
+const BATCH = 100;
+/** Batches created and not yet answered: about the 500 bodies the product holds ahead. */
+const BATCHES_AHEAD = 5;
+
+const realNow = () => performance.timeOrigin + performance.now();
+const kb = (bytes: number) => Math.round(bytes / 1024);
+const sleepUntil = (ms: number) =>
+  new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms - Date.now())));
+
+const queue = parseQueueName((JSON.parse(process.env.BENCH_EVENT!) as { queues: string[] }).queues[0]!)!;
+const armingMs = Number(process.env.BENCH_ARMING_MS);
+const batchEveryMs = (BATCH * 1000) / Number(process.env.BENCH_QUEUE_RATE);
+const tasks = createCloudTasksClient({ emulatorHost: process.env.CLOUD_TASKS_EMULATOR_HOST });
+
+/** Originals whose copy exists, by name: the copy, the attempts seen, and when the copy falls due. */
+const toDelete = new Map<string, { readonly copy: string; readonly seen: number; readonly dueMs: number }>();
+/** Copies awaiting their verdict: when they fall due, and the listings in a row that missed them. */
+const toJudge = new Map<string, { readonly dueMs: number; misses: number }>();
+const copies = new Set<string>();
+
+async function copyBatch(batch: readonly Task[], slotMs: number): Promise<void> {
+  await sleepUntil(slotMs - LEAD_MS);
+  const dueMs = Math.max(Date.now(), slotMs) + armingMs;
+  const created = batch.map((task) => copyOf(task, copyNameOf(task), dueMs));
+  const operation = await tasks.batchCreateTasks(queue, created);
+  const failed = operation.metadata?.failedRequests ?? {};
+  batch.forEach((task, i) => {
+    if (failed[String(i)] !== undefined) return;
+    copies.add(created[i]!.name);
+    toDelete.set(task.name, { copy: created[i]!.name, seen: task.dispatchCount ?? 0, dueMs });
+  });
+}
+
+function copyNameOf(task: Task): TaskName {
+  return taskNameIn(queue, `copy-${task.name.slice(task.name.lastIndexOf('/') + 1)}`);
+}
+
+/** One listing: deletes the originals seen idle, and judges the copies due before it started. */
+async function listOnce(): Promise<void> {
+  const fromMs = Date.now();
+  const asked = new Map(toDelete);
+  const listed = new Set<string>();
+  const idle: TaskName[] = [];
+  for await (const page of tasks.listTaskAttempts(queue)) {
+    for (const task of page) {
+      listed.add(task.name);
+      const original = asked.get(task.name);
+      // No original of the bench's backlog runs by itself: one listed has not run since it was read.
+      if (!original || (task.dispatchCount ?? 0) > original.seen || hasAttemptUnderWay(task)) continue;
+      idle.push(parseTaskName(task.name)!);
+      toDelete.delete(task.name);
+      toJudge.set(original.copy, { dueMs: original.dueMs, misses: 0 });
+    }
+  }
+  for (const [copy, verdict] of toJudge) {
+    if (verdict.dueMs > fromMs) continue;
+    verdict.misses = listed.has(copy) ? 0 : verdict.misses + 1;
+    if (verdict.misses >= 2) toJudge.delete(copy);
+  }
+  for (let i = 0; i < idle.length; i += 1000) await tasks.batchDeleteTasks(queue, idle.slice(i, i + 1000));
+}
+
+const before = process.memoryUsage();
+let peakHeap = before.heapUsed;
+const sampler = setInterval(() => {
+  peakHeap = Math.max(peakHeap, getHeapStatistics().used_heap_size);
+}, 10);
+const cpu = process.cpuUsage();
+const sentRealMs = realNow();
+
+let listing = Promise.resolve();
+const lister = setInterval(() => {
+  listing = listing.then(listOnce);
+}, LIST_EVERY_MS);
+const ahead = new Set<Promise<void>>();
+let slotMs = Date.now();
+for await (const page of tasks.listTasks(queue, 'FULL')) {
+  const originals = page.filter((task) => !copies.has(task.name));
+  for (let i = 0; i < originals.length; i += BATCH) {
+    slotMs = Math.max(slotMs, Date.now()) + batchEveryMs;
+    const copied: Promise<void> = copyBatch(originals.slice(i, i + BATCH), slotMs).finally(() =>
+      ahead.delete(copied),
+    );
+    ahead.add(copied);
+    while (ahead.size >= BATCHES_AHEAD) await Promise.race(ahead);
+  }
+}
+await Promise.all(ahead);
+while (toDelete.size > 0 || toJudge.size > 0) await sleepUntil(Date.now() + 100);
+clearInterval(lister);
+await listing;
+
+const returnedRealMs = realNow();
+const used = process.cpuUsage(cpu);
+clearInterval(sampler);
+sendResult({
+  sentRealMs,
+  returnedRealMs,
+  heapBeforeKb: kb(before.heapUsed),
+  peakHeapKb: kb(peakHeap),
+  rssBeforeKb: kb(before.rss),
+  maxRssKb: process.resourceUsage().maxRSS,
+  cpuMs: Math.round((used.user + used.system) / 1000),
+} satisfies RecoveryChildResult);

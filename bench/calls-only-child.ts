@@ -1,8 +1,7 @@
-import { getHeapStatistics } from 'node:v8';
 /**
  * Child of the recovery bench's "calls only" anchor (BENCH_RECOVERY_CALLS_ONLY=1): the batch redrive's
  * calls with none of the product's logic around them, to size what the product's own per-task work costs
- * (docs/performance.md "Where the CPU goes"). It uses the product's client, and so the same transport,
+ * (docs/performance.md, "How each figure is measured"). It uses the product's client, and so the same transport,
  * FULL-page reading and batch writing, but holds one small record per task, not a task's flow:
  * - the FULL listing's tasks are copied 100 to a `tasks:batchCreate`, paced at the queue's rate, each batch
  *   created LEAD_MS before its slot and due the arming delay after it;
@@ -17,7 +16,7 @@ import { createCloudTasksClient, type Task } from '../shared/cloud-tasks/client.
 import { parseQueueName, parseTaskName, taskNameIn, type TaskName } from '../shared/cloud-tasks/names.js';
 import { copyOf } from '../shared/run/copy.js';
 import { hasAttemptUnderWay } from '../shared/run/select.js';
-import { sendResult } from './child.js';
+import { measure, sendResult } from './child.js';
 import type { RecoveryChildResult } from './recovery-child.js';
 
 /** Copies are created this long before their slot, as the product's batch path does. */
@@ -27,8 +26,6 @@ const BATCH = 100;
 /** Batches created and not yet answered: about the 500 bodies the product holds ahead. */
 const BATCHES_AHEAD = 5;
 
-const realNow = () => performance.timeOrigin + performance.now();
-const kb = (bytes: number) => Math.round(bytes / 1024);
 const sleepUntil = (ms: number) =>
   new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms - Date.now())));
 
@@ -85,45 +82,30 @@ async function listOnce(): Promise<void> {
   for (let i = 0; i < idle.length; i += 1000) await tasks.batchDeleteTasks(queue, idle.slice(i, i + 1000));
 }
 
-const before = process.memoryUsage();
-let peakHeap = before.heapUsed;
-const sampler = setInterval(() => {
-  peakHeap = Math.max(peakHeap, getHeapStatistics().used_heap_size);
-}, 10);
-const cpu = process.cpuUsage();
-const sentRealMs = realNow();
-
-let listing = Promise.resolve();
-const lister = setInterval(() => {
-  listing = listing.then(listOnce);
-}, LIST_EVERY_MS);
-const ahead = new Set<Promise<void>>();
-let slotMs = Date.now();
-for await (const page of tasks.listTasks(queue, 'FULL')) {
-  const originals = page.filter((task) => !copies.has(task.name));
-  for (let i = 0; i < originals.length; i += BATCH) {
-    slotMs = Math.max(slotMs, Date.now()) + batchEveryMs;
-    const copied: Promise<void> = copyBatch(originals.slice(i, i + BATCH), slotMs).finally(() =>
-      ahead.delete(copied),
-    );
-    ahead.add(copied);
-    while (ahead.size >= BATCHES_AHEAD) await Promise.race(ahead);
+/** The redrive's calls: FULL pages into batches at the queue's pace, while the listings judge them. */
+async function redrive(): Promise<Record<never, never>> {
+  let listing = Promise.resolve();
+  const lister = setInterval(() => {
+    listing = listing.then(listOnce);
+  }, LIST_EVERY_MS);
+  const ahead = new Set<Promise<void>>();
+  let slotMs = Date.now();
+  for await (const page of tasks.listTasks(queue, 'FULL')) {
+    const originals = page.filter((task) => !copies.has(task.name));
+    for (let i = 0; i < originals.length; i += BATCH) {
+      slotMs = Math.max(slotMs, Date.now()) + batchEveryMs;
+      const copied: Promise<void> = copyBatch(originals.slice(i, i + BATCH), slotMs).finally(() =>
+        ahead.delete(copied),
+      );
+      ahead.add(copied);
+      while (ahead.size >= BATCHES_AHEAD) await Promise.race(ahead);
+    }
   }
+  await Promise.all(ahead);
+  while (toDelete.size > 0 || toJudge.size > 0) await sleepUntil(Date.now() + 100);
+  clearInterval(lister);
+  await listing;
+  return {};
 }
-await Promise.all(ahead);
-while (toDelete.size > 0 || toJudge.size > 0) await sleepUntil(Date.now() + 100);
-clearInterval(lister);
-await listing;
 
-const returnedRealMs = realNow();
-const used = process.cpuUsage(cpu);
-clearInterval(sampler);
-sendResult({
-  sentRealMs,
-  returnedRealMs,
-  heapBeforeKb: kb(before.heapUsed),
-  peakHeapKb: kb(peakHeap),
-  rssBeforeKb: kb(before.rss),
-  maxRssKb: process.resourceUsage().maxRSS,
-  cpuMs: Math.round((used.user + used.system) / 1000),
-} satisfies RecoveryChildResult);
+sendResult((await measure(redrive)) satisfies RecoveryChildResult);

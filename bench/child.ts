@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { getHeapStatistics } from 'node:v8';
 
 /** build/bench, where the compiled bench scripts live. */
 export const BENCH_DIR = import.meta.dirname;
@@ -62,6 +63,53 @@ export function runChild<T>(
         fail(new Error(`${script} ${args.join(' ')} exited (${code ?? signal}) without a result\n${stderr}`));
     });
   });
+}
+
+/** What a child measures of its own work (recovery-child.ts, calls-only-child.ts). */
+export interface Measured {
+  /** Real time (performance.timeOrigin + performance.now(), as the emulator's call record) of the start. */
+  readonly sentRealMs: number;
+  /** When the work was done. */
+  readonly returnedRealMs: number;
+  /** Heap in use before the work. */
+  readonly heapBeforeKb: number;
+  /** Highest heap in use seen while it ran (sampled every 10 ms). */
+  readonly peakHeapKb: number;
+  readonly rssBeforeKb: number;
+  /** Peak RSS of the whole process (getrusage maxrss). */
+  readonly maxRssKb: number;
+  /** CPU time of the work (user + system). */
+  readonly cpuMs: number;
+}
+
+/** Runs `work`, measuring its time, CPU, peak heap and the process's peak RSS. */
+export async function measure<T>(work: () => Promise<T>): Promise<T & Measured> {
+  const realNow = () => performance.timeOrigin + performance.now();
+  const kb = (bytes: number) => Math.round(bytes / 1024);
+  const before = process.memoryUsage();
+  let peakHeap = before.heapUsed;
+  // The heap's used size alone (getHeapStatistics is cheaper than memoryUsage, which reads the RSS too):
+  // the sampling's own CPU counts toward the work's.
+  const sampler = setInterval(() => {
+    peakHeap = Math.max(peakHeap, getHeapStatistics().used_heap_size);
+  }, 10);
+  const cpu = process.cpuUsage();
+  const sentRealMs = realNow();
+  const result = await work();
+  const returnedRealMs = realNow();
+  const used = process.cpuUsage(cpu);
+  clearInterval(sampler);
+  peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+  return {
+    ...result,
+    sentRealMs,
+    returnedRealMs,
+    heapBeforeKb: kb(before.heapUsed),
+    peakHeapKb: kb(peakHeap),
+    rssBeforeKb: kb(before.rss),
+    maxRssKb: process.resourceUsage().maxRSS,
+    cpuMs: Math.round((used.user + used.system) / 1000),
+  };
 }
 
 /** Sends the child's result to the bench and lets the process end. */

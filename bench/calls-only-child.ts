@@ -1,8 +1,8 @@
 /**
  * Child of the recovery bench's "calls only" anchor (BENCH_RECOVERY_CALLS_ONLY=1): the batch redrive's
  * calls with none of the product's logic around them, to size what the product's own per-task work costs
- * (docs/performance.md, "How each figure is measured"). It uses the product's client, and so the same transport,
- * FULL-page reading and batch writing, but holds one small record per task, not a task's flow:
+ * (docs/performance.md "How each figure is measured"). It uses the product's client, and so the same
+ * transport, FULL-page reading and batch writing, but holds one small record per task, not a task's flow:
  * - the FULL listing's tasks are copied 100 to a `tasks:batchCreate`, paced at the queue's rate, each batch
  *   created LEAD_MS before its slot and due the arming delay after it;
  * - one listing of the queue's attempts every LIST_EVERY_MS serves both the second reads (an original

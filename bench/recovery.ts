@@ -38,7 +38,7 @@ export interface RecoveryOptions {
   readonly timeoutMs: number;
   /** Node and V8 flags of the redriving child (e.g. `--cpu-prof`); none by default. */
   readonly childFlags: readonly string[];
-  /** Adds the "calls only" anchor at each size: the batch path's calls with no product logic (calls-only-child.ts). */
+  /** Adds the "calls only" anchor at each size: the batch path's calls alone (calls-only-child.ts). */
   readonly callsOnly: boolean;
   /** One more size, batch redrive and floor only, with its own bodies and timeout (undefined: none). */
   readonly big: { readonly size: number; readonly bodyBytes: number; readonly timeoutMs: number } | undefined;

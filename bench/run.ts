@@ -17,9 +17,10 @@
  * flags of the redriving child, e.g. `--cpu-prof`; default none), BENCH_RECOVERY_CALLS_ONLY=1 (adds a third
  * anchor at each size: the batch path's calls made with none of the product's logic, calls-only-child.ts).
  * Every recovery size runs a floor (the emulator alone draining the N tasks created due now), the batch
- * redrive (the product's default) and the per-task redrive (RERUN_REDRIVE_BATCH=false). BENCH_RECOVERY_BIG (e.g. 100000; default none) adds one
- * size, floor and batch redrive only, with BENCH_RECOVERY_BIG_BODY_BYTES bodies (default 1024) and
- * BENCH_RECOVERY_BIG_TIMEOUT_S for every wait of its runs (default 1800).
+ * redrive (the product's default) and the per-task redrive (RERUN_REDRIVE_BATCH=false).
+ * BENCH_RECOVERY_BIG (e.g. 100000; default none) adds one size, floor and batch redrive only, with
+ * BENCH_RECOVERY_BIG_BODY_BYTES bodies (default 1024) and BENCH_RECOVERY_BIG_TIMEOUT_S for every wait of
+ * its runs (default 1800).
  */
 import { coldStartRows, overheadRows, pacingRows, recoveryRows, scanRows } from './rows.js';
 import { benchColdStart, coreVariants, startColdStartWorld, type VariantResult } from './cold-start.js';

@@ -43,7 +43,7 @@ const copies = new Set<string>();
 async function copyBatch(batch: readonly Task[], slotMs: number): Promise<void> {
   await sleepUntil(slotMs - LEAD_MS);
   const dueMs = Math.max(Date.now(), slotMs) + armingMs;
-  const created = batch.map((task) => copyOf(task, copyNameOf(task), dueMs));
+  const created = batch.map((task) => copyOf(task, plainCopyNameOf(task), dueMs));
   const operation = await tasks.batchCreateTasks(queue, created);
   const failed = operation.metadata?.failedRequests ?? {};
   batch.forEach((task, i) => {
@@ -53,7 +53,8 @@ async function copyBatch(batch: readonly Task[], slotMs: number): Promise<void> 
   });
 }
 
-function copyNameOf(task: Task): TaskName {
+/** A copy name from the original's ID alone (the product hashes the request in; this child runs once). */
+function plainCopyNameOf(task: Task): TaskName {
   return taskNameIn(queue, `copy-${task.name.slice(task.name.lastIndexOf('/') + 1)}`);
 }
 

@@ -15,6 +15,8 @@ import type { Row } from './table.js';
 const ms = (s: Summary) => `${s.median.toFixed(0)} ms`;
 const us = (s: Summary) => `${s.median.toFixed(1)} µs`;
 const mb = (s: Summary) => `${s.median.toFixed(1)} MB`;
+/** A growth in MB, with its sign. */
+const signedMb = (value: number) => `${value >= 0 ? '+' : ''}${value.toFixed(1)} MB`;
 const x = (value: number) => `${value.toFixed(2)}×`;
 const pct = (s: Summary) => `${(spreadOf(s) * 100).toFixed(0)}%`;
 const bytes = (n: number) =>
@@ -77,7 +79,7 @@ export function scanRows(results: readonly ScanSizeResult[]): Row[] {
       figure: `2 scan ${size(r.size)}: peak RSS (bare fetch ${mb(r.maxRssMb.bare)}${gctRss ? `; @google-cloud/tasks ${mb(gctRss)}` : ''})`,
       value: mb(r.maxRssMb.rerun),
       anchor: `${size(base.size)}: ${mb(base.maxRssMb.rerun)}`,
-      ratio: `${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB`,
+      ratio: signedMb(growth),
       goal: isLast ? '≤ +30 MB' : '-',
       met: isLast ? growth <= 30 : undefined,
       spread: pct(r.maxRssMb.rerun),
@@ -89,7 +91,7 @@ export function scanRows(results: readonly ScanSizeResult[]): Row[] {
         figure: `2 scan ${size(r.size)}: peak RSS, node ${r.tunedFlags.join(' ')} (CPU ${us(r.cpuUsPerTask.rerunTuned!)} per task)`,
         value: mb(tuned),
         anchor: `${size(base.size)}: ${mb(base.maxRssMb.rerun)}`,
-        ratio: `${tunedGrowth >= 0 ? '+' : ''}${tunedGrowth.toFixed(1)} MB`,
+        ratio: signedMb(tunedGrowth),
         goal: '≤ +30 MB',
         met: tunedGrowth <= 30,
         spread: pct(tuned),
@@ -100,7 +102,7 @@ export function scanRows(results: readonly ScanSizeResult[]): Row[] {
       figure: `2 scan ${size(r.size)}: heap after a full GC at the end (bare fetch ${mb(r.heapAfterGcMb.bare)})`,
       value: mb(r.heapAfterGcMb.rerun),
       anchor: `${size(base.size)}: ${mb(base.heapAfterGcMb.rerun)}`,
-      ratio: `${retained >= 0 ? '+' : ''}${retained.toFixed(1)} MB`,
+      ratio: signedMb(retained),
       goal: '-',
       met: undefined,
       spread: pct(r.heapAfterGcMb.rerun),
@@ -248,7 +250,7 @@ export function recoveryRows(r: RecoveryResult): Row[] {
       figure: `5 recovery: peak RSS of the redriving process, batch, ${size(big.size)} tasks (${bytes(big.bodyBytes)} bodies) vs ${size(base.size)} (${bytes(base.bodyBytes)} bodies)`,
       value: mb(big.batch.maxRssMb),
       anchor: `${size(base.size)}: ${mb(base.batch.maxRssMb)}`,
-      ratio: `${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB`,
+      ratio: signedMb(growth),
       goal: '-',
       met: undefined,
       spread: pct(big.batch.maxRssMb),
@@ -270,7 +272,6 @@ export function recoveryRows(r: RecoveryResult): Row[] {
 }
 
 const sec = (msValue: number) => `${(msValue / 1000).toFixed(1)} s`;
-const signedMb = (value: number) => `${value >= 0 ? '+' : ''}${value.toFixed(1)} MB`;
 /** The anchors that were measured, joined; '-' when none was. */
 const anchors = (parts: readonly (string | false | undefined)[]) =>
   parts.filter((part): part is string => typeof part === 'string').join('; ') || '-';
@@ -328,9 +329,10 @@ function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
     met: undefined,
     spread: `batch ${spreadOfTime(batch.lastCopyMs)}${perTask ? `; per-task ${spreadOfTime(perTask.lastCopyMs)}` : ''}`,
   });
-  const paths: [string, RedriveSizeResult, string][] = [['batch redrive', batch, '0 RunTask']];
+  // Each path's calls, and its goal (none for the calls-only anchor, which is no redrive).
+  const paths: [string, RedriveSizeResult, string | undefined][] = [['batch redrive', batch, '0 RunTask']];
   if (perTask) paths.push([perTaskLabel, perTask, '≈ 4 + read-backs; 0 RunTask']);
-  if (callsOnly) paths.push([CALLS_ONLY_LABEL, callsOnly, '-']);
+  if (callsOnly) paths.push([CALLS_ONLY_LABEL, callsOnly, undefined]);
   for (const [label, d, goal] of paths) {
     // Calls made once per run (GetQueue, the permission check) round to 0 per task: they are given in all.
     const methods = Object.entries(d.callsPerTaskByMethod).sort(([, a], [, b]) => b - a);
@@ -345,8 +347,8 @@ function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
       value: d.callsPerTask.median.toFixed(2),
       anchor: `${perTaskCalls.join(', ')}${inAll.length > 0 ? `; in all: ${inAll.join(', ')}` : ''}; RunTask ${d.runTaskCalls.max} in all`,
       ratio: '-',
-      goal,
-      met: goal === '-' ? undefined : d.runTaskCalls.max === 0,
+      goal: goal ?? '-',
+      met: goal === undefined ? undefined : d.runTaskCalls.max === 0,
       spread: pct(d.callsPerTask),
     });
   }

@@ -41,19 +41,32 @@ interface Item<T> {
   readonly reject: (error: CloudTasksError) => void;
 }
 
-/** One kind of batch call: its size limit, the batch call, and the single call it stands for. */
+/**
+ * One kind of batch call: its size limit, how long an item may wait for others, the batch call, and the
+ * single call it stands for.
+ */
 interface BatchKind<T> {
   readonly max: number;
+  readonly waitMsOf: (payload: T, nowMs: number) => number;
   readonly batch: (queue: QueueName, payloads: T[]) => Promise<BatchOperation>;
   readonly single: (queue: QueueName, payload: T) => Promise<unknown>;
+}
+
+/**
+ * The longest a create, and a delete, waits for others to join its batch. A create also waits no more
+ * than a tenth of the time left until its task falls due (its `scheduleTime`; none: due now).
+ */
+export interface GatherMs {
+  readonly creates: number;
+  readonly deletes: number;
 }
 
 export interface BatchWritesDeps {
   readonly tasks: CloudTasksClient;
   readonly budget: Budget;
   readonly log: Logger;
-  /** How long the first call of a batch waits for others to join it (default 20 ms). */
-  readonly gatherMs?: number | undefined;
+  /** How long a create or a delete waits for others to join its batch (default 20 ms for both kinds). */
+  readonly gatherMs?: GatherMs | undefined;
   /** Bounds the batch calls in flight (and the single calls, once batching is off). */
   readonly calls?: Semaphore | undefined;
 }
@@ -64,7 +77,7 @@ export type BatchingClient = CloudTasksClient & { readonly batching: boolean };
 /** The client, with createTask and deleteTask by batch; every other call is the client's own. */
 export function batchWrites(deps: BatchWritesDeps): BatchingClient {
   const { tasks, budget, log } = deps;
-  const gatherMs = deps.gatherMs ?? GATHER_MS;
+  const gatherMs = deps.gatherMs ?? { creates: GATHER_MS, deletes: GATHER_MS };
   const calls = deps.calls ?? new Semaphore(Number.MAX_SAFE_INTEGER);
   let batching = true;
 
@@ -78,9 +91,12 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
     );
   }
 
-  /** Sends `payload` with the others sent to the queue within GATHER_MS, up to the kind's limit. */
+  /**
+   * Sends `payload` with the others sent to the queue while it waits, up to the kind's limit: it waits no
+   * longer than the kind allows it (`waitMsOf`), and the batch goes when its first item may wait no more.
+   */
   function batched<T>(kind: BatchKind<T>): (queue: QueueName, payload: T) => Promise<void> {
-    const gatherings = new Map<string, { items: Item<T>[]; timer: NodeJS.Timeout }>();
+    const gatherings = new Map<string, { items: Item<T>[]; timer: NodeJS.Timeout; sendAtMs: number }>();
     const flush = (queue: QueueName): void => {
       const gathering = gatherings.get(queue.name);
       if (!gathering) return;
@@ -90,9 +106,13 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
     };
     return (queue, payload) =>
       new Promise<void>((resolve, reject) => {
+        const nowMs = budget.now();
+        const sendAtMs = nowMs + Math.max(0, kind.waitMsOf(payload, nowMs));
         let gathering = gatherings.get(queue.name);
-        if (!gathering) {
-          gathering = { items: [], timer: setTimeout(() => flush(queue), gatherMs) };
+        if (!gathering || sendAtMs < gathering.sendAtMs) {
+          if (gathering) clearTimeout(gathering.timer);
+          const timer = setTimeout(() => flush(queue), sendAtMs - nowMs);
+          gathering = { items: gathering?.items ?? [], timer, sendAtMs };
           gatherings.set(queue.name, gathering);
         }
         gathering.items.push({ payload, resolve, reject });
@@ -144,11 +164,14 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
 
   const create = batched<NewTask>({
     max: MAX_BATCH_CREATE,
+    waitMsOf: (task, nowMs) =>
+      Math.min(gatherMs.creates, (Date.parse(task.scheduleTime ?? '') - nowMs) / 10 || 0),
     batch: (queue, payloads) => tasks.batchCreateTasks(queue, payloads),
     single: (queue, payload) => tasks.createTask(queue, payload),
   });
   const remove = batched<TaskName>({
     max: MAX_BATCH_DELETE,
+    waitMsOf: () => gatherMs.deletes,
     batch: (queue, payloads) => tasks.batchDeleteTasks(queue, payloads),
     single: (_, payload) => tasks.deleteTask(payload),
   });

@@ -48,7 +48,7 @@ export interface RedrivePathDeps {
  * queue's pace by a second at its full 500 tasks a second. A task whose copy exists gives its place up.
  */
 const BATCH_TASKS_UNDER_WAY = 500;
-/** The longest a create or delete waits for others to join its batch: a tenth of the arming delay at most. */
+/** The longest a create or delete waits for others to join its batch. */
 const MAX_BATCH_GATHER_MS = 250;
 /**
  * Copies are created this long before their paced slot (each still due an arming delay after it), so that
@@ -72,7 +72,13 @@ export function batchPath(deps: RedrivePathDeps): RedrivePath {
   const client: BatchingClient = batchWrites({
     ...deps,
     calls,
-    gatherMs: Math.min(MAX_BATCH_GATHER_MS, armingDelayMs / 10),
+    gatherMs: {
+      // A create waits a tenth of the time left until its copy falls due at most: created CREATE_LEAD_MS
+      // before its slot, as it is while the run keeps its pace, its copy is due well after the longest wait.
+      creates: MAX_BATCH_GATHER_MS,
+      // The original must be gone before its copy arms: a delete waits a tenth of the arming delay at most.
+      deletes: Math.min(MAX_BATCH_GATHER_MS, armingDelayMs / 10),
+    },
   });
   const secondReads = new SecondReads({
     tasks: deps.tasks,

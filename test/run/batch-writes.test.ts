@@ -22,10 +22,12 @@ describe('batchWrites', () => {
     const { log, lines } = capturedLog();
     return { client: batchWrites({ tasks: world.tasks, budget: new Budget(20_000), log }), lines };
   };
-  const newTask = (id: string) => ({
+  const newTask = (id: string, dueInMs?: number) => ({
     name: taskName(id).name,
     httpRequest: { url: `${world.target.url}/${id}` },
+    ...(dueInMs !== undefined && { scheduleTime: new Date(Date.now() + dueInMs).toISOString() }),
   });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   it('gathers the creates and deletes made together into one batch each; each caller gets its own answer', async () => {
     const { client } = writes();
@@ -41,6 +43,39 @@ describe('batchWrites', () => {
     const gone = (await client.deleteTask(taskName('a')).catch((e: unknown) => e)) as CloudTasksError;
     expect(gone.status).toBe('NOT_FOUND');
     expect(gone.answerLost).toBe(false);
+  });
+
+  it('a create waits for others no longer than its kind allows, nor than a tenth of the time until it falls due', async () => {
+    const { log } = capturedLog();
+    const gatherMs = { creates: 400, deletes: 20 };
+    const client = batchWrites({ tasks: world.tasks, budget: new Budget(20_000), log, gatherMs });
+    const batches = (method: string) => callsOf(world.emulator, method).length;
+    // Due in 10 s: a tenth of that is more than 400 ms, so two creates 100 ms apart share a batch.
+    await Promise.all([
+      client.createTask(queue, newTask('far-a', 10_000)),
+      sleep(100).then(() => client.createTask(queue, newTask('far-b', 10_000))),
+    ]);
+    expect(batches('BatchCreateTasks')).toBe(1);
+    // Due in 300 ms: each waits 30 ms at most, so two 100 ms apart go in two batches.
+    await Promise.all([
+      client.createTask(queue, newTask('soon-a', 300)),
+      sleep(100).then(() => client.createTask(queue, newTask('soon-b', 300))),
+    ]);
+    expect(batches('BatchCreateTasks')).toBe(3);
+    // One due now, joining a batch that could wait 400 ms, sends it at once.
+    const startedMs = Date.now();
+    await Promise.all([
+      client.createTask(queue, newTask('far-c', 10_000)),
+      client.createTask(queue, newTask('now')),
+    ]);
+    expect(batches('BatchCreateTasks')).toBe(4);
+    expect(Date.now() - startedMs).toBeLessThan(300);
+    // Deletes wait their own 20 ms.
+    await Promise.all([
+      client.deleteTask(taskName('far-a')),
+      sleep(100).then(() => client.deleteTask(taskName('far-b'))),
+    ]);
+    expect(batches('BatchDeleteTasks')).toBe(2);
   });
 
   it('an operation that ended FAILED leaves each item unknown: an answer lost, never a plain failure', async () => {

@@ -1,8 +1,9 @@
 /**
  * Redrive's creates and deletes by batch (docs/redrive.md "Batch calls"): the same Cloud Tasks client, whose
- * createTask and deleteTask gather the calls made within a few milliseconds on one queue into one
- * `tasks:batchCreate` (at most 100) or `tasks:batchDelete` (at most 1000). Each caller gets its own item's
- * answer, as if it had made the single call, so the move's rules (move.ts) stay as they are:
+ * createTask and deleteTask gather the calls made on one queue within a short wait (a create's also bounded
+ * by when its task falls due) into one `tasks:batchCreate` (at most 100) or `tasks:batchDelete` (at most
+ * 1000). Each caller gets its own item's answer, as if it had made the single call, so the move's rules
+ * (move.ts) stay as they are:
  * - an item that failed fails with its own status (ALREADY_EXISTS, NOT_FOUND, PERMISSION_DENIED...);
  * - an operation that ended FAILED or CANCELLED, a batch whose answer was lost, or one still running when
  *   the budget ends, leaves every item's fate unknown: each fails as an answer lost, and the move reads its

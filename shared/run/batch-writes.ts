@@ -7,7 +7,8 @@
  * - an item that failed fails with its own status (ALREADY_EXISTS, NOT_FOUND, PERMISSION_DENIED...);
  * - an operation that ended FAILED or CANCELLED, a batch whose answer was lost, or one still running when
  *   the budget ends, leaves every item's fate unknown: each fails as an answer lost, and the move reads its
- *   task again or sends the named create again (ALREADY_EXISTS if it landed);
+ *   task again or sends the named create again (ALREADY_EXISTS if it landed); so does an operation that
+ *   carries an error, for each item its metadata does not name;
  * - no requestId is sent: a batch sent again with one would get its first operation back, FAILED again;
  *   named creates and deletes are safe to send again without one;
  * - a Cloud Tasks without the batch methods (UNIMPLEMENTED, or NOT_FOUND for the method), or a caller
@@ -198,7 +199,10 @@ async function settleSingle<T>(item: Item<T>, single: (payload: T) => Promise<un
   }
 }
 
-/** Each item from a finished operation: its own failure, or done; FAILED or CANCELLED: unknown. */
+/**
+ * Each item from a finished operation: its own failure, or done; FAILED or CANCELLED: unknown, as is an
+ * item not named by an operation that carries an error.
+ */
 function settleFrom<T>(operation: BatchOperation, items: readonly Item<T>[]): void {
   const state = operation.metadata?.state;
   if (state === 'FAILED' || state === 'CANCELLED') {
@@ -207,9 +211,14 @@ function settleFrom<T>(operation: BatchOperation, items: readonly Item<T>[]): vo
     return;
   }
   const failed = operation.metadata?.failedRequests ?? {};
+  // An operation that carries an error did not apply every item (a batch delete of which none succeeded
+  // carries one): an item its metadata does not name is unknown, never taken as done.
+  const unnamed =
+    operation.error &&
+    unknownFate(`the batch operation ended with an error: ${operation.error.message ?? 'no detail'}`);
   items.forEach((item, index) => {
     const status = failed[String(index)];
-    if (status === undefined) return item.resolve();
+    if (status === undefined) return unnamed ? item.reject(unnamed) : item.resolve();
     const code: CanonicalCode = CANONICAL_CODES[status.code ?? 2] ?? 'UNKNOWN';
     item.reject(new CloudTasksError(`${code}: ${status.message ?? 'failed in a batch'}`, code));
   });

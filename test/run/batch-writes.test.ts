@@ -2,8 +2,10 @@
  * Redrive's creates and deletes by batch (docs/redrive.md "Batch calls"), against the in-process emulator:
  * concurrent calls on one queue go out as one batch, each caller gets its own item's answer.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CloudTasksError } from '../../shared/cloud-tasks/client.js';
+import { CloudTasksError, createCloudTasksClient } from '../../shared/cloud-tasks/client.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { batchWrites } from '../../shared/run/batch-writes.js';
 import { Budget } from '../../shared/run/budget.js';
@@ -88,6 +90,40 @@ describe('batchWrites', () => {
     // The first was applied: sent again, it meets its own name.
     expect(world.emulator.task(taskName('a').name)).toBeDefined();
     expect(world.emulator.task(taskName('b').name)).toBeUndefined();
+  });
+
+  it('an operation that carries an error leaves each item it does not name unknown, never done', async () => {
+    // A stand-in Cloud Tasks whose batch operations end done with an error: the delete names no item (as a
+    // service that reports "none succeeded" by its error alone), the create names its second item.
+    const operation = (url: string) => ({
+      name: 'projects/p/locations/l/operations/op-1',
+      done: true,
+      error: { code: 10, message: 'None of the requests succeeded' },
+      ...(url.includes(':batchCreate') && {
+        metadata: { state: 'PARTIALLY_SUCCEEDED', failedRequests: { '1': { code: 6, message: 'exists' } } },
+      }),
+    });
+    const standIn = createServer((request, response) => {
+      request.resume().on('end', () => {
+        response.setHeader('content-type', 'application/json');
+        response.end(JSON.stringify(operation(request.url ?? '')));
+      });
+    });
+    await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = standIn.address() as AddressInfo;
+      const tasks = createCloudTasksClient({ emulatorHost: `127.0.0.1:${port}` });
+      const client = batchWrites({ tasks, budget: new Budget(20_000), log: capturedLog().log });
+      const deleted = await client.deleteTask(taskName('a')).catch((e: unknown) => e);
+      expect(deleted).toMatchObject({ status: 'UNAVAILABLE', answerLost: true });
+      const created = await Promise.all(
+        ['a', 'b'].map((id) => client.createTask(queue, newTask(id)).catch((e: unknown) => e)),
+      );
+      expect(created[0]).toMatchObject({ status: 'UNAVAILABLE', answerLost: true });
+      expect(created[1]).toMatchObject({ status: 'ALREADY_EXISTS', answerLost: false });
+    } finally {
+      await new Promise((resolve) => standIn.close(resolve));
+    }
   });
 
   it('turns batching off once the method is refused, saying so once, and sends each item on its own', async () => {

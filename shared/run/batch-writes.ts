@@ -95,7 +95,7 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
 
   /**
    * Sends `payload` with the others sent to the queue while it waits, up to the kind's limit: it waits no
-   * longer than the kind allows it (`waitMsOf`), and the batch goes when its first item may wait no more.
+   * longer than the kind allows it (`waitMsOf`), and the batch goes when one of its items may wait no more.
    */
   function batched<T>(kind: BatchKind<T>): (queue: QueueName, payload: T) => Promise<void> {
     const gatherings = new Map<string, { items: Item<T>[]; timer: NodeJS.Timeout; sendAtMs: number }>();

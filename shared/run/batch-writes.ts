@@ -166,8 +166,11 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
 
   const create = batched<NewTask>({
     max: MAX_BATCH_CREATE,
-    waitMsOf: (task, nowMs) =>
-      Math.min(gatherMs.creates, (Date.parse(task.scheduleTime ?? '') - nowMs) / 10 || 0),
+    waitMsOf: (task, nowMs) => {
+      // A task with no scheduleTime is due now.
+      const dueMs = Date.parse(task.scheduleTime ?? '');
+      return Number.isNaN(dueMs) ? 0 : Math.min(gatherMs.creates, (dueMs - nowMs) / 10);
+    },
     batch: (queue, payloads) => tasks.batchCreateTasks(queue, payloads),
     single: (queue, payload) => tasks.createTask(queue, payload),
   });
@@ -200,22 +203,19 @@ async function settleSingle<T>(item: Item<T>, single: (payload: T) => Promise<un
 }
 
 /**
- * Each item from a finished operation: its own failure, or done; FAILED or CANCELLED: unknown, as is an
- * item not named by an operation that carries an error.
+ * Each item from a finished operation: its own failure, or done. A FAILED or CANCELLED operation reports no
+ * item's outcome, and one that carries an error did not apply every item (a batch delete of which none
+ * succeeded carries one): an item not named as failed is then unknown, never taken as done.
  */
 function settleFrom<T>(operation: BatchOperation, items: readonly Item<T>[]): void {
   const state = operation.metadata?.state;
-  if (state === 'FAILED' || state === 'CANCELLED') {
-    const reason = `the batch operation ended ${state}: ${operation.error?.message ?? 'no detail'}`;
-    for (const item of items) item.reject(unknownFate(reason));
-    return;
-  }
-  const failed = operation.metadata?.failedRequests ?? {};
-  // An operation that carries an error did not apply every item (a batch delete of which none succeeded
-  // carries one): an item its metadata does not name is unknown, never taken as done.
+  const unreported = state === 'FAILED' || state === 'CANCELLED';
+  const failed = unreported ? {} : (operation.metadata?.failedRequests ?? {});
   const unnamed =
-    operation.error &&
-    unknownFate(`the batch operation ended with an error: ${operation.error.message ?? 'no detail'}`);
+    (unreported || operation.error !== undefined) &&
+    unknownFate(
+      `the batch operation ended ${unreported ? state : 'with an error'}: ${operation.error?.message ?? 'no detail'}`,
+    );
   items.forEach((item, index) => {
     const status = failed[String(index)];
     if (status === undefined) return unnamed ? item.reject(unnamed) : item.resolve();

@@ -73,8 +73,8 @@ export function batchPath(deps: RedrivePathDeps): RedrivePath {
     ...deps,
     calls,
     gatherMs: {
-      // A create waits a tenth of the time left until its copy falls due at most: created CREATE_LEAD_MS
-      // before its slot, as it is while the run keeps its pace, its copy is due well after the longest wait.
+      // A create also waits no more than a tenth of the time until its copy falls due: sent CREATE_LEAD_MS
+      // before its slot, as it is while the run keeps its pace, it may wait the whole 250 ms.
       creates: MAX_BATCH_GATHER_MS,
       // The original must be gone before its copy arms: a delete waits a tenth of the arming delay at most.
       deletes: Math.min(MAX_BATCH_GATHER_MS, armingDelayMs / 10),

@@ -12,6 +12,7 @@
  * It has no claims, selection, crash recovery, per-item failure rules, report or log: a measuring device,
  * not a redrive. Env as recovery-child.ts, and BENCH_QUEUE_RATE.
  */
+import { letBodyGo } from '../shared/cloud-tasks/body-bytes.js';
 import { createCloudTasksClient, type Task } from '../shared/cloud-tasks/client.js';
 import { parseQueueName, parseTaskName, taskNameIn, type TaskName } from '../shared/cloud-tasks/names.js';
 import { copyOf } from '../shared/run/copy.js';
@@ -45,6 +46,8 @@ async function copyBatch(batch: readonly Task[], slotMs: number): Promise<void> 
   const dueMs = Math.max(Date.now(), slotMs) + armingMs;
   const created = batch.map((task) => copyOf(task, plainCopyNameOf(task), dueMs));
   const operation = await tasks.batchCreateTasks(queue, created);
+  // As the product's copy stage does: the bodies are not read again, and their memory is freed now.
+  batch.forEach(letBodyGo);
   const failed = operation.metadata?.failedRequests ?? {};
   batch.forEach((task, i) => {
     if (failed[String(i)] !== undefined) return;

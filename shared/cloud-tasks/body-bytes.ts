@@ -6,15 +6,55 @@
  * the answer's bytes, outside the heap: each is the content of its JSON string as sent, escapes and all,
  * which is valid JSON string content to write again as it is (batch-json.ts).
  */
+import { freeNow, isFreed, ownsMemory } from '../platform/free-bytes.js';
 import { textOf } from '../platform/google-api.js';
+import type { Task } from './client.js';
+
+/**
+ * The memory a body lies in (a chunk of the answer, or the body's own bytes), and how many bodies in it
+ * are still held: it is freed as soon as the last is let go (docs/performance.md "Memory").
+ */
+interface ChunkShare {
+  readonly chunk: Buffer;
+  held: number;
+}
 
 export class BodyBytes {
-  /** `json`: the bytes between the quotes of the body's JSON string. */
-  constructor(readonly json: Buffer) {}
+  readonly #json: Buffer;
+  #share: ChunkShare | undefined;
+
+  /** `json`: the bytes between the quotes of the body's JSON string; `share`: the chunk they lie in. */
+  constructor(json: Buffer, share?: ChunkShare) {
+    this.#json = json;
+    this.#share = share;
+  }
+
+  get json(): Buffer {
+    if (isFreed(this.#json)) throw new Error('a task body was read after it was let go');
+    return this.#json;
+  }
 
   /** What JSON.stringify writes for it anywhere else (a single create): the string it stands for. */
   toJSON(): string {
     return JSON.parse(`"${this.json.toString('utf8')}"`) as string;
+  }
+
+  /**
+   * The body will not be read again (its copy exists, or will not be made): its chunk is freed at once when
+   * none of its bodies is held. Reading it after that throws rather than reading empty bytes.
+   */
+  letGo(): void {
+    const share = this.#share;
+    if (!share) return;
+    this.#share = undefined;
+    if (--share.held === 0) freeNow(share.chunk);
+  }
+}
+
+/** The task's body will not be read again: `BodyBytes.letGo`, if it came in a FULL listing. */
+export function letBodyGo(task: Pick<Task, 'httpRequest' | 'appEngineHttpRequest'>): void {
+  for (const request of [task.httpRequest, task.appEngineHttpRequest]) {
+    if (request?.body instanceof BodyBytes) request.body.letGo();
   }
 }
 
@@ -32,7 +72,8 @@ const REQUEST_KEYS = ['httpRequest', 'appEngineHttpRequest'] as const;
  *
  * A body is a slice of the chunk it came in, not of the whole answer: the answer is joined only to be
  * read, into memory the next page's join reuses. A join of its own per page, kept for as long as its
- * bodies, cost a fresh allocation each time (docs/performance.md "Where the CPU goes").
+ * bodies, cost a fresh allocation each time (docs/performance.md "Where the CPU goes"). A chunk is freed
+ * when its last body is let go (`BodyBytes.letGo`), and one that holds no body as soon as it is read.
  */
 export function parseTaskPage(chunks: readonly Buffer[]): unknown {
   const bytes = joined(chunks);
@@ -52,8 +93,28 @@ export function parseTaskPage(chunks: readonly Buffer[]): unknown {
   }
   if (spans.length === 0) return JSON.parse(textOf(bytes));
   skeleton.push(bytes.subarray(copied));
-  const page: unknown = JSON.parse(textOf(Buffer.concat(skeleton)));
-  return putBack(page, slicesOf(chunks, spans)) ? page : JSON.parse(textOf(bytes));
+  const skeletonBytes = Buffer.concat(skeleton);
+  const page: unknown = JSON.parse(textOf(skeletonBytes));
+  freeNow(skeletonBytes);
+  return putBack(page, bodiesOf(chunks, spans)) ? page : JSON.parse(textOf(bytes));
+}
+
+/**
+ * Each span's body, holding a share of the memory it lies in: its chunk (shared with the chunk's other
+ * bodies), or its own bytes if it spans two chunks and was joined. A chunk that holds no body is freed at
+ * once; one that is a view into shared memory (a pool) is left to the collector.
+ */
+function bodiesOf(chunks: readonly Buffer[], spans: readonly { start: number; end: number }[]): BodyBytes[] {
+  const shareOf = (bytes: Buffer): ChunkShare | undefined =>
+    ownsMemory(bytes) ? { chunk: bytes, held: 0 } : undefined;
+  const shares = chunks.map(shareOf);
+  const bodies = slicesOf(chunks, spans).map(({ bytes, chunk }) => {
+    const share = chunk === undefined ? shareOf(bytes) : shares[chunk];
+    if (share) share.held++;
+    return new BodyBytes(bytes, share);
+  });
+  for (const share of shares) if (share?.held === 0) freeNow(share.chunk);
+  return bodies;
 }
 
 /** The most bytes the reused join keeps between pages: a FULL page of bodies of 10 KB is about 7 MB. */
@@ -71,24 +132,28 @@ function joined(chunks: readonly Buffer[]): Buffer {
 }
 
 /** The bytes of each span (in order, over the chunks joined): a slice of its chunk, or joined if it spans two. */
-function slicesOf(chunks: readonly Buffer[], spans: readonly { start: number; end: number }[]): Buffer[] {
+function slicesOf(
+  chunks: readonly Buffer[],
+  spans: readonly { start: number; end: number }[],
+): { bytes: Buffer; chunk?: number }[] {
   let chunk = 0;
   let chunkStart = 0;
   return spans.map(({ start, end }) => {
     while (start >= chunkStart + chunks[chunk]!.length) chunkStart += chunks[chunk++]!.length;
     const local = start - chunkStart;
-    if (end <= chunkStart + chunks[chunk]!.length) return chunks[chunk]!.subarray(local, end - chunkStart);
+    if (end <= chunkStart + chunks[chunk]!.length)
+      return { bytes: chunks[chunk]!.subarray(local, end - chunkStart), chunk };
     const parts = [chunks[chunk]!.subarray(local)];
     let partStart = chunkStart + chunks[chunk]!.length;
     for (let next = chunk + 1; partStart < end; partStart += chunks[next++]!.length) {
       parts.push(chunks[next]!.subarray(0, end - partStart));
     }
-    return Buffer.concat(parts, end - start);
+    return { bytes: Buffer.concat(parts, end - start) };
   });
 }
 
 /** Each task's body index replaced by its bytes; false unless they are exactly the bodies cut out, in order. */
-function putBack(page: unknown, bodies: readonly Buffer[]): boolean {
+function putBack(page: unknown, bodies: readonly BodyBytes[]): boolean {
   const tasks = (page as { tasks?: unknown } | null)?.tasks;
   if (!Array.isArray(tasks)) return false;
   let next = 0;
@@ -97,7 +162,7 @@ function putBack(page: unknown, bodies: readonly Buffer[]): boolean {
       const request = task[key];
       if (typeof request?.body !== 'number') continue;
       if (request.body !== next) return false;
-      request.body = new BodyBytes(bodies[next++]!);
+      request.body = bodies[next++]!;
     }
   }
   return next === bodies.length;

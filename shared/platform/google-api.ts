@@ -14,6 +14,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GoogleAuth, PassThroughClient, type AuthClient } from 'google-auth-library';
 import { parseProtoDurationMs } from './duration.js';
+import { freeNow } from './free-bytes.js';
 
 /** A failed call: Google's error JSON when an answer came, else no answer (the call may have happened). */
 export class GoogleApiError extends Error {
@@ -181,7 +182,7 @@ export function createGoogleApi(options: GoogleApiOptions): GoogleApi {
         const { status, headers } = response;
         const ok = status >= 200 && status < 300;
         if (ok && chunks && call.readAnswer) return call.readAnswer(chunks) as T;
-        const data = chunks === undefined ? '' : jsonOf(textOf(Buffer.concat(chunks)));
+        const data = chunks === undefined ? '' : jsonOf(textOfAll(chunks));
         if (ok) return data as T;
         throw googleApiErrorOf({ response: { status, data, headers } }, options.service);
       } catch (error) {
@@ -206,6 +207,15 @@ async function chunksOf(stream: Readable): Promise<Buffer[]> {
  */
 export function textOf(bytes: Buffer): string {
   return bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8');
+}
+
+/** The text of an answer's chunks, their bytes freed at once once read. */
+function textOfAll(chunks: readonly Buffer[]): string {
+  const bytes = Buffer.concat(chunks);
+  const text = textOf(bytes);
+  freeNow(bytes);
+  for (const chunk of chunks) freeNow(chunk);
+  return text;
 }
 
 /** An answer's JSON; an answer that is not JSON is its text. */

@@ -9,6 +9,7 @@
  * The task's body and headers live only in this stage's locals while it is being copied: they never reach
  * a row, a log line or the caller.
  */
+import { letBodyGo } from '../cloud-tasks/body-bytes.js';
 import type { CloudTasksClient, HttpRequest, NewTask, Task } from '../cloud-tasks/client.js';
 import type { Budget } from './budget.js';
 import { claimIdOf, type ControlTarget } from '../control/control-tasks.js';
@@ -226,13 +227,28 @@ export class Copier {
   }
 
   /**
-   * The FULL read and the rules, the recovery task, and the copy. The body and headers live only in this
-   * call: the second read after it may wait seconds for others to share its listing.
+   * The FULL read, then the rest of the copy. The body and headers live only in this call: the second
+   * read after it may wait seconds for others to share its listing. A FULL listing's body is let go as
+   * the call ends, whatever became of the copy: it is not read again.
    */
   async #copy(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<Stop | Copied> {
-    const { name, queue } = candidate;
-    const fresh = candidate.full?.take() ?? (await this.#calls.read(name, 'FULL'));
+    const fresh = candidate.full?.take() ?? (await this.#calls.read(candidate.name, 'FULL'));
     if ('stop' in fresh) return fresh;
+    try {
+      return await this.#copyFresh(candidate, fresh, slotMs, policy);
+    } finally {
+      letBodyGo(fresh);
+    }
+  }
+
+  /** The rules on the fresh state, the recovery task, and the copy. */
+  async #copyFresh(
+    candidate: TaskUnderWay,
+    fresh: Task,
+    slotMs: number,
+    policy: ForcePolicy,
+  ): Promise<Stop | Copied> {
+    const { name, queue } = candidate;
     const ready = await this.#ready(candidate, fresh, policy);
     if (ready !== undefined) return { stop: ready };
     const copyName = this.#shape.nameOf(name, this.request, queue.queue);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { batchCreateJson } from '../../shared/cloud-tasks/batch-json.js';
 import { BodyBytes, parseTaskPage } from '../../shared/cloud-tasks/body-bytes.js';
 import type { NewTask, Task } from '../../shared/cloud-tasks/client.js';
+import { isFreed } from '../../shared/platform/free-bytes.js';
 
 const QUEUE = 'projects/p/locations/l/queues/q';
 const base64 = (bytes: number) => randomBytes(bytes).toString('base64');
@@ -111,5 +112,65 @@ describe('batchCreateJson with bodies kept as bytes', () => {
     const sent = JSON.parse(batchCreateJson(tasks).toString('utf8'));
     expect(sent).toEqual({ requests: asJson(tasks.map((task) => ({ task, responseView: 'BASIC' }))) });
     expect(sent.requests[0].task.httpRequest.body).toBe(page.tasks[0]!.httpRequest!.body);
+  });
+});
+
+describe('bodies let go', () => {
+  /** Chunks that each own their memory, as an HTTP answer's do (not views into Buffer's pool). */
+  const ownChunks = (bytes: Buffer, cuts: readonly number[]): Buffer[] =>
+    [0, ...cuts].map((from, i) => {
+      const part = bytes.subarray(from, cuts[i] ?? bytes.length);
+      const chunk = Buffer.allocUnsafeSlow(part.length);
+      part.copy(chunk);
+      return chunk;
+    });
+  const bodiesOf = (parsed: unknown): BodyBytes[] =>
+    (parsed as { tasks: Task[] }).tasks.flatMap((task) => {
+      const body = task.httpRequest?.body ?? task.appEngineHttpRequest?.body;
+      return body instanceof BodyBytes ? [body] : [];
+    });
+  const freed = (chunk: Buffer) => isFreed(chunk);
+
+  it('frees a chunk when its last body is let go, and a chunk that holds none as soon as it is read', () => {
+    const bytes = pageBytes(page);
+    // The first chunk holds every body; the second only the page's tail.
+    const tail = bytes.indexOf('"nextPageToken"');
+    const chunks = ownChunks(bytes, [tail]);
+    const bodies = bodiesOf(parseTaskPage(chunks));
+    expect(bodies).toHaveLength(3);
+    expect(freed(chunks[1]!)).toBe(true);
+    const [first, ...others] = bodies;
+    first!.letGo();
+    first!.letGo(); // once only: a body let go twice does not free its siblings' chunk
+    expect(freed(chunks[0]!)).toBe(false);
+    expect(others[0]!.json.toString('latin1')).toBe(page.tasks[1]!.appEngineHttpRequest!.body);
+    for (const body of others) body.letGo();
+    expect(freed(chunks[0]!)).toBe(true);
+    expect(() => others[0]!.json).toThrow(/read after it was let go/);
+  });
+
+  it('frees a body joined from two chunks when it is let go, apart from the chunks it came from', () => {
+    // A joined body under 4 KB would come from Buffer's pool, and be left to the collector.
+    const big = structuredClone(page);
+    const firstBody = (big.tasks[0]!.httpRequest!.body = base64(6_000));
+    const bytes = pageBytes(big);
+    const middle = bytes.indexOf(firstBody) + firstBody.length / 2;
+    const chunks = ownChunks(bytes, [middle]);
+    const [joined, ...others] = bodiesOf(parseTaskPage(chunks));
+    expect(joined!.json.toString('latin1')).toBe(firstBody);
+    joined!.letGo();
+    expect(() => joined!.json).toThrow(/read after it was let go/);
+    expect(freed(chunks[0]!)).toBe(true); // it held no other body
+    expect(freed(chunks[1]!)).toBe(false);
+    expect(others.map((body) => body.toJSON())).toEqual([page.tasks[1]!.appEngineHttpRequest!.body, '']);
+  });
+
+  it("never frees memory a chunk shares with others (Buffer's pool)", () => {
+    const chunks = chunked(pageBytes(page), 512);
+    expect(chunks[0]!.byteLength).toBeLessThan(chunks[0]!.buffer.byteLength);
+    const parsed = parseTaskPage(chunks);
+    for (const body of bodiesOf(parsed)) body.letGo();
+    expect(chunks.some(freed)).toBe(false);
+    expect(asJson(parsed)).toEqual(page);
   });
 });

@@ -3,11 +3,14 @@
  * (redrive-calls.ts): what is left of the original and its copy afterwards, and which calls were made.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BodyBytes } from '../../shared/cloud-tasks/body-bytes.js';
+import type { Task } from '../../shared/cloud-tasks/client.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { Budget } from '../../shared/run/budget.js';
 import { Copier, copyNameOf, ORIGINAL_TASK_HEADER, type CopyDeps } from '../../shared/run/copy.js';
 import type { ForcePolicy } from '../../shared/run/force.js';
 import { Semaphore } from '../../shared/run/pace.js';
+import { Handover } from '../../shared/run/plan.js';
 import { failedTask } from '../helpers/seeds.js';
 import {
   callsOf,
@@ -146,6 +149,43 @@ describe('Copier', () => {
     world.emulator.injectFault({ method: 'DeleteTask', kind: 503, times: 1 });
     expect((await copier().copy(candidateOf('a', queue), Date.now(), policy())).outcome).toBe('redriven');
     expect(callsOf(world.emulator, 'DeleteTask')).toEqual([`${ORDERS}/tasks/a`, `${ORDERS}/tasks/a`]);
+  });
+
+  it("copies a FULL listing's bodies intact, and lets them go once each move's copy is settled, made or not", async () => {
+    const bodies = { c: 'c'.repeat(6_000), d: 'd'.repeat(6_000) };
+    world.emulator.load({
+      queues: [
+        {
+          name: ORDERS,
+          tasks: [
+            failedTask(ORDERS, 'c', world.target.url, { body: bodies.c }),
+            failedTask(ORDERS, 'd', world.target.url, { body: bodies.d }),
+            // d's copy name is held by another task: its move fails after its body was taken.
+            {
+              name: copyOfTask('d'),
+              httpRequest: { url: world.target.url },
+              scheduleTime: new Date(Date.now() + 3_600_000).toISOString(),
+            },
+          ],
+        },
+      ],
+    });
+    const listed: Task[] = [];
+    for await (const page of world.tasks.listTasks(parseQueueName(ORDERS)!, 'FULL')) listed.push(...page);
+    const taskOf = (id: string) => listed.find((task) => task.name === `${ORDERS}/tasks/${id}`)!;
+    const bodyOf = (id: string) => taskOf(id).httpRequest!.body as BodyBytes;
+    expect(bodyOf('c')).toBeInstanceOf(BodyBytes);
+    const c = copier();
+    const moved = async (id: string) =>
+      (await c.copy({ ...candidateOf(id, queue), full: new Handover(taskOf(id)) }, Date.now(), policy()))
+        .outcome;
+    expect(await moved('c')).toBe('redriven');
+    expect(await moved('d')).toBe('failed');
+    const sent = world.emulator.task(copyOfTask('c'))!.httpRequest.body!;
+    expect(Buffer.from(sent, 'base64').toString()).toBe(bodies.c);
+    // Both let go: the answer's memory is freed, and reading a body now fails rather than reading nothing.
+    expect(() => bodyOf('c').json).toThrow(/read after it was let go/);
+    expect(() => bodyOf('d').json).toThrow(/read after it was let go/);
   });
 
   it('a create that keeps failing leaves the move unsettled for its recovery, and the original in place', async () => {

@@ -80,7 +80,8 @@ export class BatchMethods {
 
   /**
    * BatchCreateTasks.
-   * @throws ApiError INVALID_ARGUMENT (bad request, more than 100 items, an item for another queue),
+   * @throws ApiError INVALID_ARGUMENT (bad request, more than 100 items, an item without its parent or for
+   * another queue),
    * NOT_FOUND (no such queue), ALREADY_EXISTS (request ID used for another request).
    */
   create(call: BatchCall): object {
@@ -90,8 +91,12 @@ export class BatchMethods {
     const raw = (body.requests as unknown[] | undefined) ?? [];
     checkCount(raw.length, MAX_BATCH_CREATE, 'requests');
     const requests = raw.map((item, i) => decodeMessage(item, CreateTaskBody, `requests[${i}]`));
+    // CreateTaskRequest.parent is required, and in a batch it is the batch's own (cloudtasks.proto).
     requests.forEach((request, i) => {
-      if (request.parent !== undefined && request.parent !== parent) {
+      if (request.parent === undefined || request.parent === '') {
+        throw new ApiError('INVALID_ARGUMENT', `requests[${i}].parent is required.`);
+      }
+      if (request.parent !== parent) {
         throw new ApiError(
           'INVALID_ARGUMENT',
           `All tasks must be for the same queue: requests[${i}].parent ('${request.parent as string}') ` +

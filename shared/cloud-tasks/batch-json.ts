@@ -10,6 +10,28 @@
 import { BodyBytes } from './body-bytes.js';
 import type { AppEngineHttpRequest, HttpRequest, NewTask } from './client.js';
 
+/**
+ * The most bytes a batch of creates is let grow to. Google's front end refuses a request over 10 MiB
+ * ("Request payload size exceeds the limit: 10485760 bytes"), and 100 bodies of 100 KB are more than
+ * that once in base64 (docs/redrive.md "Batch calls").
+ */
+export const MAX_BATCH_CREATE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * At least what one task adds to a batchCreate request: its body as it is written (base64, or as it came),
+ * and its other strings counted three bytes a character, more than UTF-8 or JSON's escapes make of them
+ * but for control characters, and then 1 KB for the rest.
+ */
+export function createRequestBytes(task: NewTask): number {
+  const request = task.httpRequest ?? task.appEngineHttpRequest;
+  const body = request?.body;
+  const bodyBytes = body === undefined ? 0 : lengthOf(body);
+  let strings =
+    task.name.length + (task.httpRequest?.url ?? task.appEngineHttpRequest?.relativeUri ?? '').length;
+  for (const [key, value] of Object.entries(request?.headers ?? {})) strings += key.length + value.length;
+  return bodyBytes + 3 * strings + 1024;
+}
+
 /** The base64 alphabets (standard and URL-safe) with padding: nothing JSON escapes. */
 const NOT_BASE64 = /[^A-Za-z0-9+/=_-]/;
 /** Shorter bodies gain nothing from being written apart. */
@@ -22,9 +44,13 @@ interface Part {
   readonly raw?: { readonly key: 'httpRequest' | 'appEngineHttpRequest'; readonly body: BodyBytes | string };
 }
 
-/** `{"requests":[{"task":…,"responseView":"BASIC"},…]}`, as UTF-8 bytes. */
-export function batchCreateJson(tasks: readonly NewTask[]): Buffer {
-  const parts = tasks.map(partOf);
+/**
+ * `{"requests":[{"task":…,"responseView":"BASIC","parent":…},…]}`, as UTF-8 bytes. Each request names
+ * the queue it creates in: a CreateTaskRequest's `parent` is required, and in a batch it must be the
+ * batch's own (docs/redrive.md "Batch calls").
+ */
+export function batchCreateJson(parent: string, tasks: readonly NewTask[]): Buffer {
+  const parts = tasks.map((task) => partOf(task, parent));
   let size = '{"requests":[]}'.length + Math.max(0, parts.length - 1);
   for (const part of parts) {
     size += Buffer.byteLength(part.json);
@@ -51,7 +77,7 @@ export function batchCreateJson(tasks: readonly NewTask[]): Buffer {
   return bytes.subarray(0, at);
 }
 
-function partOf(task: NewTask): Part {
+function partOf(task: NewTask, parent: string): Part {
   const key = task.httpRequest
     ? 'httpRequest'
     : task.appEngineHttpRequest
@@ -63,13 +89,13 @@ function partOf(task: NewTask): Part {
     body instanceof BodyBytes ||
     (typeof body === 'string' && body.length >= MIN_RAW_BODY && !NOT_BASE64.test(body));
   if (!key || !request || !raw) {
-    return { json: JSON.stringify({ task, responseView: 'BASIC' }) };
+    return { json: JSON.stringify({ task, responseView: 'BASIC', parent }) };
   }
   const { body: _body, ...withoutBody } = request;
   // The request first among the task's fields, so that its JSON begins where the body goes.
   const { [key]: _request, ...others } = task;
   return {
-    json: JSON.stringify({ task: { [key]: withoutBody, ...others }, responseView: 'BASIC' }),
+    json: JSON.stringify({ task: { [key]: withoutBody, ...others }, responseView: 'BASIC', parent }),
     raw: { key, body },
   };
 }

@@ -311,7 +311,12 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
       await call<unknown>('DELETE', task.name);
     },
     batchCreateTasks: (queue, tasks) =>
-      call<BatchOperation>('POST', `${queue.name}/tasks:batchCreate`, BATCH_FIELDS, batchCreateJson(tasks)),
+      call<BatchOperation>(
+        'POST',
+        `${queue.name}/tasks:batchCreate`,
+        BATCH_FIELDS,
+        batchCreateJson(queue.name, tasks),
+      ),
     batchDeleteTasks: (queue, tasks) =>
       call<BatchOperation>('POST', `${queue.name}/tasks:batchDelete`, BATCH_FIELDS, {
         names: tasks.map((task) => task.name),

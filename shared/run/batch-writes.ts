@@ -1,9 +1,9 @@
 /**
  * Redrive's creates and deletes by batch (docs/redrive.md "Batch calls"): the same Cloud Tasks client, whose
  * createTask and deleteTask gather the calls made on one queue within a short wait (a create's also bounded
- * by when its task falls due) into one `tasks:batchCreate` (at most 100) or `tasks:batchDelete` (at most
- * 1000). Each caller gets its own item's answer, as if it had made the single call, so the move's rules
- * (move.ts) stay as they are:
+ * by when its task falls due) into one `tasks:batchCreate` (at most 100, and at most 8 MiB of request) or
+ * `tasks:batchDelete` (at most 1000). Each caller gets its own item's answer, as if it had made the single
+ * call, so the move's rules (move.ts) stay as they are:
  * - an item that failed fails with its own status (ALREADY_EXISTS, NOT_FOUND, PERMISSION_DENIED...);
  * - an operation that ended FAILED or CANCELLED, a batch whose answer was lost, or one still running when
  *   the budget ends, leaves every item's fate unknown: each fails as an answer lost, and the move reads its
@@ -23,6 +23,7 @@ import {
   MAX_BATCH_CREATE,
   MAX_BATCH_DELETE,
 } from '../cloud-tasks/client.js';
+import { createRequestBytes, MAX_BATCH_CREATE_BYTES } from '../cloud-tasks/batch-json.js';
 import { CANONICAL_CODES, type CanonicalCode } from '../cloud-tasks/codes.js';
 import { parseQueueName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import type { Logger } from '../platform/log.js';
@@ -44,11 +45,13 @@ interface Item<T> {
 }
 
 /**
- * One kind of batch call: its size limit, how long an item may wait for others, the batch call, and the
- * single call it stands for.
+ * One kind of batch call: its limits (items, and bytes of the request), how long an item may wait for
+ * others, the batch call, and the single call it stands for.
  */
 interface BatchKind<T> {
   readonly max: number;
+  readonly maxBytes: number;
+  readonly bytesOf: (payload: T) => number;
   readonly waitMsOf: (payload: T, nowMs: number) => number;
   readonly batch: (queue: QueueName, payloads: T[]) => Promise<BatchOperation>;
   readonly single: (queue: QueueName, payload: T) => Promise<unknown>;
@@ -94,11 +97,15 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
   }
 
   /**
-   * Sends `payload` with the others sent to the queue while it waits, up to the kind's limit: it waits no
-   * longer than the kind allows it (`waitMsOf`), and the batch goes when one of its items may wait no more.
+   * Sends `payload` with the others sent to the queue while it waits, up to the kind's limits: it waits no
+   * longer than the kind allows it (`waitMsOf`), and the batch goes when one of its items may wait no more,
+   * or when it is full. An item that would take the request past its bytes goes in the next batch.
    */
   function batched<T>(kind: BatchKind<T>): (queue: QueueName, payload: T) => Promise<void> {
-    const gatherings = new Map<string, { items: Item<T>[]; timer: NodeJS.Timeout; sendAtMs: number }>();
+    const gatherings = new Map<
+      string,
+      { items: Item<T>[]; bytes: number; timer: NodeJS.Timeout; sendAtMs: number }
+    >();
     const flush = (queue: QueueName): void => {
       const gathering = gatherings.get(queue.name);
       if (!gathering) return;
@@ -110,14 +117,20 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
       new Promise<void>((resolve, reject) => {
         const nowMs = budget.now();
         const sendAtMs = nowMs + Math.max(0, kind.waitMsOf(payload, nowMs));
+        const bytes = kind.bytesOf(payload);
         let gathering = gatherings.get(queue.name);
+        if (gathering && gathering.bytes + bytes > kind.maxBytes) {
+          flush(queue);
+          gathering = undefined;
+        }
         if (!gathering || sendAtMs < gathering.sendAtMs) {
           if (gathering) clearTimeout(gathering.timer);
           const timer = setTimeout(() => flush(queue), sendAtMs - nowMs);
-          gathering = { items: gathering?.items ?? [], timer, sendAtMs };
+          gathering = { items: gathering?.items ?? [], bytes: gathering?.bytes ?? 0, timer, sendAtMs };
           gatherings.set(queue.name, gathering);
         }
         gathering.items.push({ payload, resolve, reject });
+        gathering.bytes += bytes;
         if (gathering.items.length >= kind.max) flush(queue);
       });
   }
@@ -166,6 +179,8 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
 
   const create = batched<NewTask>({
     max: MAX_BATCH_CREATE,
+    maxBytes: MAX_BATCH_CREATE_BYTES,
+    bytesOf: createRequestBytes,
     waitMsOf: (task, nowMs) => {
       // A task with no scheduleTime is due now.
       const dueMs = Date.parse(task.scheduleTime ?? '');
@@ -176,6 +191,9 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
   });
   const remove = batched<TaskName>({
     max: MAX_BATCH_DELETE,
+    // 1000 names are far below any request limit.
+    maxBytes: Number.POSITIVE_INFINITY,
+    bytesOf: () => 0,
     waitMsOf: () => gatherMs.deletes,
     batch: (queue, payloads) => tasks.batchDeleteTasks(queue, payloads),
     single: (_, payload) => tasks.deleteTask(payload),

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { batchCreateJson } from '../../shared/cloud-tasks/batch-json.js';
+import { batchCreateJson, createRequestBytes } from '../../shared/cloud-tasks/batch-json.js';
 import type { NewTask } from '../../shared/cloud-tasks/client.js';
 
 /** What JSON.stringify would send: the request the bytes must parse to. */
+const QUEUE = 'projects/p/locations/l/queues/q';
 const expected = (tasks: readonly NewTask[]) => ({
-  requests: tasks.map((task) => ({ task, responseView: 'BASIC' })),
+  requests: tasks.map((task) => ({ task, responseView: 'BASIC', parent: QUEUE })),
 });
 const parsed = (bytes: Buffer): unknown => JSON.parse(bytes.toString('utf8'));
 
@@ -33,7 +34,7 @@ describe('batchCreateJson', () => {
         appEngineHttpRequest: { relativeUri: '/x', body: base64 },
       },
     ];
-    const bytes = batchCreateJson(tasks);
+    const bytes = batchCreateJson(QUEUE, tasks);
     expect(parsed(bytes)).toEqual(expected(tasks));
     // Written apart: each body appears in the bytes exactly as given.
     expect(bytes.toString('latin1')).toContain(`"body":"${base64}"`);
@@ -47,13 +48,28 @@ describe('batchCreateJson', () => {
       { name: 't3', httpRequest: { url: 'u' } },
       { name: 't4' },
     ];
-    const bytes = batchCreateJson(tasks);
+    const bytes = batchCreateJson(QUEUE, tasks);
     expect(bytes.toString('utf8')).toBe(JSON.stringify(expected(tasks)));
   });
 
   it('writes an empty batch, and a batch of one', () => {
-    expect(parsed(batchCreateJson([]))).toEqual({ requests: [] });
+    expect(parsed(batchCreateJson(QUEUE, []))).toEqual({ requests: [] });
     const one: NewTask[] = [{ name: 't', httpRequest: { body: base64 } }];
-    expect(parsed(batchCreateJson(one))).toEqual(expected(one));
+    expect(parsed(batchCreateJson(QUEUE, one))).toEqual(expected(one));
+  });
+
+  it('counts at least what each task adds to the request, so a batch is kept under its size by counting', () => {
+    const tasks: NewTask[] = [
+      { name: `${QUEUE}/tasks/a`, httpRequest: { url: 'https://example.test/ü', body: base64 } },
+      {
+        name: `${QUEUE}/tasks/b`,
+        httpRequest: { url: 'u', headers: { 'X-Note': 'é"\\'.repeat(500) }, body: 'c2hvcnQ=' },
+      },
+      { name: `${QUEUE}/tasks/c`, appEngineHttpRequest: { relativeUri: '/x' } },
+    ];
+    const empty = batchCreateJson(QUEUE, []).length;
+    for (const task of tasks) {
+      expect(createRequestBytes(task)).toBeGreaterThanOrEqual(batchCreateJson(QUEUE, [task]).length - empty);
+    }
   });
 });

@@ -78,7 +78,7 @@ describe('parseTaskPage', () => {
     // An escaped quote inside a body does not end it.
     expect((parsed.tasks[1]!.httpRequest!.body as BodyBytes).toJSON()).toBe('a"b\\');
     expect(parsed.tasks[1]!.httpRequest!.url).toBe('x');
-    const sent = JSON.parse(batchCreateJson(parsed.tasks).toString('utf8'));
+    const sent = JSON.parse(batchCreateJson(QUEUE, parsed.tasks).toString('utf8'));
     expect(sent.requests.map((r: { task: Task }) => r.task.httpRequest!.body)).toEqual(['YWJj=/', 'a"b\\']);
   });
 
@@ -109,8 +109,10 @@ describe('batchCreateJson with bodies kept as bytes', () => {
   it('writes them as they came, beside string bodies', () => {
     const parsed = parseTaskPage(chunked(pageBytes(page), 333)) as { tasks: Task[] };
     const tasks: NewTask[] = parsed.tasks.map((task) => ({ ...task, name: `${task.name}-copy` }));
-    const sent = JSON.parse(batchCreateJson(tasks).toString('utf8'));
-    expect(sent).toEqual({ requests: asJson(tasks.map((task) => ({ task, responseView: 'BASIC' }))) });
+    const sent = JSON.parse(batchCreateJson(QUEUE, tasks).toString('utf8'));
+    expect(sent).toEqual({
+      requests: asJson(tasks.map((task) => ({ task, responseView: 'BASIC', parent: QUEUE }))),
+    });
     expect(sent.requests[0].task.httpRequest.body).toBe(page.tasks[0]!.httpRequest!.body);
   });
 });

@@ -317,13 +317,18 @@ describe('REST: per-item failures and whole-call errors', () => {
     });
     expect(other.status).toBe(400);
     expect(other.body.error.message).toContain('requests[1].parent');
+    const orphan = await call('POST', `${QUEUE}/tasks:batchCreate`, {
+      requests: [createRequest('a'), { task: createRequest('b').task }],
+    });
+    expect(orphan.status).toBe(400);
+    expect(orphan.body.error.message).toBe('requests[1].parent is required.');
     const unknown = await call('POST', `${QUEUE}/tasks:batchCreate`, { requests: [{ task: {}, extra: 1 }] });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.message).toContain('"extra"');
     expect(
       (
         await call('POST', `${queueName('missing')}/tasks:batchCreate`, {
-          requests: [{ task: createRequest('a').task }],
+          requests: [{ ...createRequest('a'), parent: queueName('missing') }],
         })
       ).status,
     ).toBe(404);

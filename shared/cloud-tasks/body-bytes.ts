@@ -51,6 +51,12 @@ export class BodyBytes {
   }
 }
 
+/** The bytes of the task's body as it came (base64), or 0 without one. */
+export function bodyBytesOf(task: Pick<Task, 'httpRequest' | 'appEngineHttpRequest'>): number {
+  const body = task.httpRequest?.body ?? task.appEngineHttpRequest?.body;
+  return body === undefined ? 0 : body instanceof BodyBytes ? body.json.length : body.length;
+}
+
 /** The task's body will not be read again: `BodyBytes.letGo`, if it came in a FULL listing. */
 export function letBodyGo(task: Pick<Task, 'httpRequest' | 'appEngineHttpRequest'>): void {
   for (const request of [task.httpRequest, task.appEngineHttpRequest]) {

@@ -189,10 +189,20 @@ const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 /** Tasks a page of a BASIC listing: the API's most. */
 export const TASK_PAGE_SIZE = 1000;
 /**
- * Tasks a page of a FULL listing: a page's bodies (up to 100 KB each) are held until its tasks are copied,
- * so smaller pages keep a redrive's memory down at a few list calls more.
+ * Tasks a page of a FULL listing: a page's bodies are held until its tasks are copied, so smaller pages
+ * keep a redrive's memory down at a few list calls more.
  */
 export const FULL_TASK_PAGE_SIZE = 500;
+/**
+ * Tasks the first page of a FULL listing asks for: a task may carry up to 1 MB, so the first page, which
+ * shows how large the queue's bodies are, is kept small (docs/redrive.md "Batch calls").
+ */
+export const FIRST_FULL_TASK_PAGE_SIZE = 50;
+/**
+ * The bytes of bodies a FULL page of FULL_TASK_PAGE_SIZE tasks may hold, as the first page shows them: a
+ * queue whose bodies are larger is listed without them and each task read on its own.
+ */
+export const MAX_FULL_PAGE_BODY_BYTES = 16 * 1024 * 1024;
 
 /**
  * Partial responses (the `fields` system parameter): only what selection reads, so task headers, which
@@ -247,17 +257,21 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
     );
   }
 
+  /** Every page; the first asks for `firstPageSize` tasks when given, else as the others. */
   async function* pages<T>(
     path: string,
     key: string,
     params: Record<string, string | number>,
     readAnswer?: (chunks: readonly Buffer[]) => unknown,
+    firstPageSize?: number,
   ): AsyncIterable<T[]> {
     let pageToken: string | undefined;
     do {
       const page = await read<Record<string, unknown> & { nextPageToken?: string }>(
         path,
-        { ...params, ...(pageToken && { pageToken }) },
+        pageToken
+          ? { ...params, pageToken }
+          : { ...params, ...(firstPageSize && { pageSize: firstPageSize }) },
         readAnswer,
       );
       yield (page[key] as T[] | undefined) ?? [];
@@ -280,6 +294,7 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
             'tasks',
             { pageSize: FULL_TASK_PAGE_SIZE, responseView: 'FULL' },
             parseTaskPage,
+            FIRST_FULL_TASK_PAGE_SIZE,
           )
         : pages<Task>(`${queue.name}/tasks`, 'tasks', {
             pageSize: TASK_PAGE_SIZE,

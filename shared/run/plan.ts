@@ -5,8 +5,11 @@
 import { QueueState } from './queue-state.js';
 import { retryPolicyOf, type RetryPolicy } from './park-rules.js';
 import type { ListBudget } from './list-budget.js';
+import { bodyBytesOf } from '../cloud-tasks/body-bytes.js';
 import {
+  FIRST_FULL_TASK_PAGE_SIZE,
   FULL_TASK_PAGE_SIZE,
+  MAX_FULL_PAGE_BODY_BYTES,
   toCloudTasksError,
   type CloudTasksClient,
   type CloudTasksError,
@@ -91,6 +94,8 @@ export interface PlannedPage {
   readonly matched: Task[];
   /** The name of every task the page listed. */
   readonly listedNames: string[];
+  /** The bytes of the bodies the page listed (FULL view): what it holds until their copies exist. */
+  readonly bodyBytes: number;
 }
 
 export interface PlanDeps {
@@ -137,7 +142,8 @@ export interface Listing {
 
 /**
  * A FULL listing of a queue goes on past its first page only when most of that page's tasks are
- * candidates; otherwise the queue is listed again in the BASIC view and each candidate read on its own.
+ * candidates (and their bodies small: MAX_FULL_PAGE_BODY_BYTES); otherwise the queue is listed again in the
+ * BASIC view and each candidate read on its own.
  */
 const CANDIDATES_PER_PAGE_TO_LIST_BODIES = 0.5;
 
@@ -295,6 +301,7 @@ export class Plan {
           candidates: [],
           matched: [],
           listedNames: [],
+          bodyBytes: 0,
           rows: [{ task: task.name, outcome, ...(outcome !== 'gone' && { error: failure.message }) }],
         };
       }
@@ -314,7 +321,8 @@ export class Plan {
 
   /**
    * The queue listed with bodies (docs/redrive.md "Batch calls"), when its first page shows that most of its
-   * tasks are candidates; else listed again without them, leaving out the first page's tasks.
+   * tasks are candidates and that a page of their bodies stays small; else listed again without them,
+   * leaving out the first page's tasks.
    */
   async *#listWithBodies(run: QueueRun): AsyncIterable<PlannedPage> {
     const pages = this.#list(run, 'FULL')[Symbol.asyncIterator]();
@@ -324,9 +332,11 @@ export class Plan {
       const firstPage = first.value;
       const listed = firstPage.listedNames;
       yield firstPage;
+      const bodiesFit = firstPage.bodyBytes * FULL_TASK_PAGE_SIZE <= MAX_FULL_PAGE_BODY_BYTES * listed.length;
       const bodiesPay =
-        listed.length < FULL_TASK_PAGE_SIZE ||
-        firstPage.candidates.length >= CANDIDATES_PER_PAGE_TO_LIST_BODIES * listed.length;
+        bodiesFit &&
+        (listed.length < FIRST_FULL_TASK_PAGE_SIZE ||
+          firstPage.candidates.length >= CANDIDATES_PER_PAGE_TO_LIST_BODIES * listed.length);
       if (bodiesPay) {
         for (;;) {
           const next = await pages.next();
@@ -343,10 +353,12 @@ export class Plan {
   #split(page: readonly Task[], run: QueueRun, view: 'BASIC' | 'FULL'): PlannedPage {
     // The last-attempt rule waits for the fresh read when canaries may lift it.
     const rules = this.rulesFor(run, this.request.lastAttempts || this.deps.mode.canary !== undefined);
-    const split: PlannedPage = { candidates: [], rows: [], matched: [], listedNames: [] };
+    const split: Omit<PlannedPage, 'bodyBytes'> = { candidates: [], rows: [], matched: [], listedNames: [] };
+    let bodyBytes = 0;
     const { listing } = this.deps.mode;
     for (const full of page) {
       split.listedNames.push(full.name);
+      if (view === 'FULL') bodyBytes += bodyBytesOf(full);
       const task = listing ? listing.asSelected(full) : view === 'FULL' ? withoutBody(full) : full;
       run.report.scanned++;
       if (this.deps.mode.isOwnWork(task.name)) continue;
@@ -367,7 +379,7 @@ export class Plan {
         split.candidates.push({ name, listed: task, queue: run, full: body });
       }
     }
-    return split;
+    return { ...split, bodyBytes };
   }
 
   #newReport(queue: string): QueueReport {

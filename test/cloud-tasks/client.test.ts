@@ -47,7 +47,7 @@ describe('the Cloud Tasks REST client', () => {
     expect(names.size).toBe(2100);
   });
 
-  it('lists FULL pages of 500, each body kept as the bytes it came in, the same task as a FULL read', async () => {
+  it('lists FULL pages of 500 after a first of 50, each body kept as the bytes it came in, the same task as a FULL read', async () => {
     loadFailedTasks(600);
     const pages: number[] = [];
     for await (const page of client.listTasks(queue, 'FULL')) {
@@ -60,7 +60,7 @@ describe('the Cloud Tasks REST client', () => {
       expect(typeof read.httpRequest?.body).toBe('string');
       expect(JSON.parse(JSON.stringify(page[0]))).toEqual(read);
     }
-    expect(pages).toEqual([500, 100]);
+    expect(pages).toEqual([50, 500, 50]);
   });
 
   it('lists attempts alone for a re-read by listing: name, counts and last attempt, nothing more', async () => {

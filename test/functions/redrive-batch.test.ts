@@ -198,6 +198,28 @@ describe('redrive by batch', () => {
     expect(reads.length).toBeGreaterThanOrEqual(6);
   });
 
+  it('redrives tasks with large bodies intact: listed without them past a small first page, created in batches under 10 MiB', async () => {
+    server = await startRerunServer({ RERUN_QUEUES: ORDERS }, {}, undefined, {
+      redriveArmingDelayMs: ARMING_MS,
+    });
+    // 70 bodies of 150 KB: 500 a page would be 100 MB in one answer, and 14 MB in one batch of creates.
+    const bodyOf = (i: number) => `${i}:${'x'.repeat(150_000)}`;
+    const tasks = Array.from({ length: 70 }, (_, i) =>
+      failedTask(ORDERS, `big${i}`, target.url, { body: bodyOf(i) }),
+    );
+    server.emulator.load({ queues: [{ name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks }] });
+    const answer = await server.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    expect(answer.body.counts).toMatchObject({ matched: 70, redriven: 70, failed: 0 });
+    // Never more than 10 MiB in one request (the emulator refuses more, as Google's front end does).
+    expect(server.emulator.calls.filter((c) => c.status === 400)).toEqual([]);
+    expect(calls('BatchCreateTasks').length).toBeGreaterThanOrEqual(2);
+    await expect.poll(() => target.requests.length, { timeout: 10_000, interval: 50 }).toBe(70);
+    for (const request of target.requests) {
+      const id = Number(request.path.split('/').pop()!.slice('big'.length));
+      expect(request.body).toBe(bodyOf(id));
+    }
+  });
+
   it('an original forced by someone else, or falling due, after its copy exists: the copy is withdrawn, the task runs once', async () => {
     const arming = 2_000;
     server = await startRerunServer({ RERUN_QUEUES: ORDERS }, {}, undefined, {

@@ -1,5 +1,6 @@
 import { ListBudget } from '../../shared/run/list-budget.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { CloudTasksClient, TaskView } from '../../shared/cloud-tasks/client.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { Pacer, QueueAttempts } from '../../shared/run/pace.js';
 import { Plan, type PlanMode, type PlannedPage } from '../../shared/run/plan.js';
@@ -38,13 +39,18 @@ function runMode(own: ReadonlySet<string> = new Set(), readsBodies = false): Pla
   };
 }
 
-function planOf(event: Record<string, unknown> = {}, mode = runMode(), allow = ORDERS) {
+function planOf(
+  event: Record<string, unknown> = {},
+  mode = runMode(),
+  allow = ORDERS,
+  tasks: CloudTasksClient = world.tasks,
+) {
   const request = requestOf(event);
   const config = configOf({ RERUN_QUEUES: allow });
   const resolved = resolveScope(request, config.allowlist, parseQueueName(CONTROL));
   if (!resolved.ok) throw new Error(`refused ${resolved.refused.join()}`);
   const deps = {
-    tasks: world.tasks,
+    tasks,
     pacer: new Pacer(50),
     queueAttempts: new QueueAttempts(),
     log: silentLog(),
@@ -128,6 +134,41 @@ describe('Plan', () => {
       ]),
     );
     expect(queue.report).toMatchObject({ scanned: 5, matched: 4, complete: true });
+  });
+
+  it('lists bodies past a small first page only while a page of them stays small; else reads each task alone', async () => {
+    const views: TaskView[] = [];
+    const recording: CloudTasksClient = {
+      ...world.tasks,
+      listTasks: (queue, view) => {
+        views.push(view ?? 'BASIC');
+        return world.tasks.listTasks(queue, view);
+      },
+    };
+    const withBodies = async (queue: string, bodyBytes: number) => {
+      views.length = 0;
+      const body = 'x'.repeat(bodyBytes);
+      const tasks = Array.from({ length: 70 }, (_, i) =>
+        failedTask(queue, `t${i}`, 'http://127.0.0.1:9', { body }),
+      );
+      world.emulator.load({ queues: [{ name: queue, tasks }] });
+      const plan = planOf({ queues: [queue] }, runMode(new Set(), true), queue, recording);
+      const [name] = await plan.queueNames();
+      const pages: PlannedPage[] = [];
+      for await (const page of plan.pages((await plan.openQueue(name!))!)) pages.push(page);
+      return pages;
+    };
+    // 1 KB bodies: the first FULL page is 50 tasks, and the rest come FULL too.
+    const small = await withBodies(ORDERS, 1_000);
+    expect(views).toEqual(['FULL']);
+    expect(small.map((page) => page.listedNames.length)).toEqual([50, 20]);
+    expect(small[1]!.candidates.every((candidate) => candidate.full !== undefined)).toBe(true);
+    // 60 KB bodies: 500 a page would be 40 MB; past the first page, listed without them, each read alone.
+    const large = await withBodies(BILLING, 60_000);
+    expect(views).toEqual(['FULL', 'BASIC']);
+    expect(large[0]!.bodyBytes).toBe(50 * 80_000); // in base64
+    expect(large.slice(1).flatMap((page) => page.candidates)).toHaveLength(20);
+    expect(large.slice(1).every((page) => page.candidates.every((c) => c.full === undefined))).toBe(true);
   });
 
   it('a listing that breaks off on page 2 marks the queue broken off (undone), whatever the error', async () => {

@@ -4,7 +4,8 @@
  * (docs/performance.md "How each figure is measured"). It uses the product's client, and so the same
  * transport, FULL-page reading and batch writing, but holds one small record per task, not a task's flow:
  * - the FULL listing's tasks are copied 100 to a `tasks:batchCreate`, paced at the queue's rate, each batch
- *   created LEAD_MS before its slot and due the arming delay after it;
+ *   created LEAD_MS before its slot and due the arming delay after it, its bodies then let go as the
+ *   product's copy stage lets them go;
  * - one listing of the queue's attempts every LIST_EVERY_MS serves both the second reads (an original
  *   listed idle after its copy exists is deleted, by `tasks:batchDelete`) and the verdicts (a copy missing
  *   from two listings after it fell due has run);

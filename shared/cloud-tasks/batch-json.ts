@@ -7,7 +7,7 @@
  * A body string with anything else in it (a character JSON escapes) sends the task through
  * JSON.stringify whole.
  */
-import { BodyBytes } from './body-bytes.js';
+import { BodyBytes, bodyBytesOf, bodyLengthOf } from './body-bytes.js';
 import type { AppEngineHttpRequest, HttpRequest, NewTask } from './client.js';
 
 /**
@@ -24,12 +24,10 @@ export const MAX_BATCH_CREATE_BYTES = 8 * 1024 * 1024;
  */
 export function createRequestBytes(task: NewTask): number {
   const request = task.httpRequest ?? task.appEngineHttpRequest;
-  const body = request?.body;
-  const bodyBytes = body === undefined ? 0 : lengthOf(body);
   let strings =
     task.name.length + (task.httpRequest?.url ?? task.appEngineHttpRequest?.relativeUri ?? '').length;
   for (const [key, value] of Object.entries(request?.headers ?? {})) strings += key.length + value.length;
-  return bodyBytes + 3 * strings + 1024;
+  return bodyBytesOf(task) + 3 * strings + 1024;
 }
 
 /** The base64 alphabets (standard and URL-safe) with padding: nothing JSON escapes. */
@@ -54,7 +52,7 @@ export function batchCreateJson(parent: string, tasks: readonly NewTask[]): Buff
   let size = '{"requests":[]}'.length + Math.max(0, parts.length - 1);
   for (const part of parts) {
     size += Buffer.byteLength(part.json);
-    if (part.raw) size += '"body":"",'.length + lengthOf(part.raw.body);
+    if (part.raw) size += '"body":"",'.length + bodyLengthOf(part.raw.body);
   }
   const bytes = Buffer.allocUnsafe(size);
   let at = bytes.write('{"requests":[');
@@ -98,8 +96,4 @@ function partOf(task: NewTask, parent: string): Part {
     json: JSON.stringify({ task: { [key]: withoutBody, ...others }, responseView: 'BASIC', parent }),
     raw: { key, body },
   };
-}
-
-function lengthOf(body: BodyBytes | string): number {
-  return body instanceof BodyBytes ? body.json.length : body.length;
 }

@@ -51,10 +51,15 @@ export class BodyBytes {
   }
 }
 
+/** The bytes of a body as it is written in JSON: as it came, or its base64 string. */
+export function bodyLengthOf(body: BodyBytes | string): number {
+  return body instanceof BodyBytes ? body.json.length : body.length;
+}
+
 /** The bytes of the task's body as it came (base64), or 0 without one. */
 export function bodyBytesOf(task: Pick<Task, 'httpRequest' | 'appEngineHttpRequest'>): number {
   const body = task.httpRequest?.body ?? task.appEngineHttpRequest?.body;
-  return body === undefined ? 0 : body instanceof BodyBytes ? body.json.length : body.length;
+  return body === undefined ? 0 : bodyLengthOf(body);
 }
 
 /** The task's body will not be read again: `BodyBytes.letGo`, if it came in a FULL listing. */

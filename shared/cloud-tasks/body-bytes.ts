@@ -51,6 +51,12 @@ export class BodyBytes {
   }
 }
 
+/**
+ * The bytes of the largest body a task can carry, as bodyBytesOf counts them: Cloud Tasks takes tasks of up
+ * to 1 MB, and a body is written in base64.
+ */
+export const LARGEST_BODY_BYTES = Math.ceil((1024 * 1024) / 3) * 4;
+
 /** The bytes of a body as it is written in JSON: as it came, or its base64 string. */
 export function bodyLengthOf(body: BodyBytes | string): number {
   return body instanceof BodyBytes ? body.json.length : body.length;

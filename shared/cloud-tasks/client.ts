@@ -4,7 +4,7 @@
  */
 import type { AuthClient } from 'google-auth-library';
 import { batchCreateJson } from './batch-json.js';
-import { parseTaskPage, type BodyBytes } from './body-bytes.js';
+import { bodyBytesOf, parseTaskPage, type BodyBytes } from './body-bytes.js';
 import { CANONICAL_CODES, type CanonicalCode } from './codes.js';
 import type { QueueName, TaskName } from './names.js';
 import { createGoogleApi, googleApiErrorOf, sendWithRetries } from '../platform/google-api.js';
@@ -199,10 +199,23 @@ export const FULL_TASK_PAGE_SIZE = 500;
  */
 export const FIRST_FULL_TASK_PAGE_SIZE = 50;
 /**
- * The bytes of bodies a FULL page of FULL_TASK_PAGE_SIZE tasks may hold, as the first page shows them: a
- * queue whose bodies are larger is listed without them and each task read on its own.
+ * The bytes of bodies a FULL page may hold. A redrive whose first page shows larger bodies lists the queue
+ * without them and reads each task on its own; every page after the first asks for no more tasks than
+ * this holds at the size of the last page's largest body (`fullPageSizeAfter`).
  */
 export const MAX_FULL_PAGE_BODY_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Tasks the next page of a FULL listing asks for: as many as MAX_FULL_PAGE_BODY_BYTES holds at the size of
+ * the largest body on `page`, at most FULL_TASK_PAGE_SIZE and at least one. A queue whose bodies grow
+ * from page to page gets smaller pages, so no answer holds hundreds of megabytes (docs/redrive.md "Bodies
+ * held").
+ */
+export function fullPageSizeAfter(page: readonly Task[]): number {
+  const largest = page.reduce((most, task) => Math.max(most, bodyBytesOf(task)), 0);
+  const fits = Math.floor(MAX_FULL_PAGE_BODY_BYTES / Math.max(1, largest));
+  return Math.max(1, Math.min(FULL_TASK_PAGE_SIZE, fits));
+}
 
 /**
  * Partial responses (the `fields` system parameter): only what selection reads, so task headers, which
@@ -257,25 +270,29 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
     );
   }
 
-  /** Every page; the first asks for `firstPageSize` tasks when given, else as the others. */
+  /**
+   * Every page; with `sizes`, the first asks for `sizes.first` tasks and each after it for what
+   * `sizes.after` makes of the page before (a page token may be sent with another page size).
+   */
   async function* pages<T>(
     path: string,
     key: string,
     params: Record<string, string | number>,
     readAnswer?: (chunks: readonly Buffer[]) => unknown,
-    firstPageSize?: number,
+    sizes?: { readonly first: number; readonly after: (page: readonly T[]) => number },
   ): AsyncIterable<T[]> {
     let pageToken: string | undefined;
+    let pageSize = sizes?.first;
     do {
-      const page = await read<Record<string, unknown> & { nextPageToken?: string }>(
+      const answer = await read<Record<string, unknown> & { nextPageToken?: string }>(
         path,
-        pageToken
-          ? { ...params, pageToken }
-          : { ...params, ...(firstPageSize && { pageSize: firstPageSize }) },
+        { ...params, ...(pageSize !== undefined && { pageSize }), ...(pageToken && { pageToken }) },
         readAnswer,
       );
-      yield (page[key] as T[] | undefined) ?? [];
-      pageToken = page.nextPageToken || undefined;
+      const page = (answer[key] as T[] | undefined) ?? [];
+      pageToken = answer.nextPageToken || undefined;
+      if (sizes && pageToken) pageSize = sizes.after(page);
+      yield page;
     } while (pageToken);
   }
 
@@ -289,13 +306,10 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
       }),
     listTasks: (queue, view = 'BASIC') =>
       view === 'FULL'
-        ? pages<Task>(
-            `${queue.name}/tasks`,
-            'tasks',
-            { pageSize: FULL_TASK_PAGE_SIZE, responseView: 'FULL' },
-            parseTaskPage,
-            FIRST_FULL_TASK_PAGE_SIZE,
-          )
+        ? pages<Task>(`${queue.name}/tasks`, 'tasks', { responseView: 'FULL' }, parseTaskPage, {
+            first: FIRST_FULL_TASK_PAGE_SIZE,
+            after: fullPageSizeAfter,
+          })
         : pages<Task>(`${queue.name}/tasks`, 'tasks', {
             pageSize: TASK_PAGE_SIZE,
             responseView: 'BASIC',

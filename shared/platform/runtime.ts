@@ -18,6 +18,7 @@ import type { RerunRequest } from '../triggers/events.js';
 import { FirstDeliveries, firstCutoffOf } from './first-deliveries.js';
 import { createLogger, operationLast, traceFields, type HeaderLookup } from './log.js';
 import { Pacer, QueueAttempts, Semaphore } from '../run/pace.js';
+import { MAX_BODY_BYTES_HELD } from '../run/redrive-calls.js';
 import type { RerunReport } from '../run/settle.js';
 import { RedriveCheckError, RedriveForbiddenError } from '../run/redrive-permissions.js';
 import { CloudTasksUnavailableError, runRerun, type ProcessParts } from '../run/run.js';
@@ -63,6 +64,7 @@ export function createRuntime(env: NodeJS.ProcessEnv = process.env, options: Run
     inFlight: new Semaphore(config.concurrency),
     queueAttempts: new QueueAttempts(),
     claims: new ClaimRegistry(options.lostAnswerHoldMs),
+    bodies: new Semaphore(MAX_BODY_BYTES_HELD),
     firstDeliveries: new FirstDeliveries(),
     log,
     notifier: createNotifier(config, log, options.notify),

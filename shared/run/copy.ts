@@ -9,7 +9,6 @@
  * The task's body and headers live only in this stage's locals while it is being copied: they never reach
  * a row, a log line or the caller.
  */
-import { letBodyGo } from '../cloud-tasks/body-bytes.js';
 import type { CloudTasksClient, HttpRequest, NewTask, Task } from '../cloud-tasks/client.js';
 import type { Budget } from './budget.js';
 import { claimIdOf, type ControlTarget } from '../control/control-tasks.js';
@@ -20,7 +19,7 @@ import type { QueueRun, TaskUnderWay } from './plan.js';
 import { selectTask, type SkipReason } from './select.js';
 import { Mover, type Recovery } from './move.js';
 import { RecoveryTasks } from './recovery-tasks.js';
-import { RedriveCalls, type Stop } from './redrive-calls.js';
+import { listedWithBody, RedriveCalls, type Stop } from './redrive-calls.js';
 import type { SecondReads } from './second-reads.js';
 
 /** The header a copy carries: the name of the first task of the chain (kept as it is on a copy's copy). */
@@ -45,6 +44,8 @@ export interface CopyDeps {
   readonly tasks: CloudTasksClient;
   /** Bounds redrive's reads, creates and deletes in flight across the run (RERUN_REDRIVE_CONCURRENCY). */
   readonly calls: Semaphore;
+  /** The process's bytes of bodies held by tasks read on their own (MAX_BODY_BYTES_HELD). */
+  readonly bodies: Semaphore;
   /**
    * Bounds the creates and deletes waiting for their answer, when not `calls` (by batch: one call carries
    * many, and the batcher bounds the calls).
@@ -228,16 +229,19 @@ export class Copier {
 
   /**
    * The FULL read, then the rest of the copy. The body and headers live only in this call: the second
-   * read after it may wait seconds for others to share its listing. A FULL listing's body is let go as
-   * the call ends, whatever became of the copy: it is not read again.
+   * read after it may wait seconds for others to share its listing. The body is let go as the call ends,
+   * whatever became of the copy: it is not read again.
    */
   async #copy(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<Stop | Copied> {
-    const fresh = candidate.full?.take() ?? (await this.#calls.read(candidate.name, 'FULL'));
+    const listed = candidate.full?.take();
+    const fresh = listed
+      ? listedWithBody(listed)
+      : await this.#calls.readBody(candidate.name, this.deps.bodies);
     if ('stop' in fresh) return fresh;
     try {
-      return await this.#copyFresh(candidate, fresh, slotMs, policy);
+      return await this.#copyFresh(candidate, fresh.task, slotMs, policy);
     } finally {
-      letBodyGo(fresh);
+      fresh.letGo();
     }
   }
 

@@ -81,6 +81,8 @@ export interface ModeDeps {
   readonly tasks: CloudTasksClient;
   readonly pacer: Pacer;
   readonly inFlight: Semaphore;
+  /** The process's bytes of bodies held by redrive's tasks read on their own. */
+  readonly bodies: Semaphore;
   readonly log: Logger;
   readonly budget: Budget;
   readonly now: () => number;
@@ -169,7 +171,10 @@ function redriveOn(
 ): RedriveMode {
   const { tasks, budget, lists, armingDelayMs } = deps;
   const { calls, verifier, path, recovery, shape, listing } = parts;
-  const copier = new Copier({ ...path.copy, calls, budget, armingDelayMs, recovery, shape }, deps.work);
+  const copier = new Copier(
+    { ...path.copy, calls, bodies: deps.bodies, budget, armingDelayMs, recovery, shape },
+    deps.work,
+  );
   const verdicts = new CopyVerdicts({ tasks, budget, lists, verifier });
   return new RedriveMode(tasks, copier, verdicts, path, request.canary, listing);
 }

@@ -85,27 +85,33 @@ export function reserveCall(pacers: readonly Pacer[], nowMs: number, deadlineMs:
   return callMs;
 }
 
-/** A counting semaphore: at most `limit` holders at once, waiters served in order. */
+/**
+ * A counting semaphore: at most `limit` units held at once (one per holder, or a holder's bytes), waiters
+ * served in order. A holder asking for more than the whole limit gets it once nothing else is held.
+ */
 export class Semaphore {
   private active = 0;
-  private readonly waiters: (() => void)[] = [];
+  private readonly waiters: { readonly units: number; readonly wake: () => void }[] = [];
 
   constructor(readonly limit: number) {}
 
   /**
-   * Resolves once a place is free; the caller must call release() exactly once afterwards. Resolves false
-   * (nothing held) when `untilMs` passes first.
+   * Resolves once `units` are free; the caller must release them exactly once afterwards (in parts if it
+   * likes). Resolves false (nothing held) when `untilMs` passes first.
    */
-  acquire(untilMs = Number.POSITIVE_INFINITY, nowMs: number = Date.now()): Promise<boolean> {
-    if (this.active < this.limit) {
-      this.active++;
+  acquire(untilMs = Number.POSITIVE_INFINITY, nowMs: number = Date.now(), units = 1): Promise<boolean> {
+    if (this.waiters.length === 0 && this.#fits(units)) {
+      this.active += units;
       return Promise.resolve(true);
     }
     if (untilMs <= nowMs) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const waiter = (): void => {
-        clearTimeout(timer);
-        resolve(true);
+      const waiter = {
+        units,
+        wake: (): void => {
+          clearTimeout(timer);
+          resolve(true);
+        },
       };
       const timer =
         untilMs === Number.POSITIVE_INFINITY
@@ -114,15 +120,16 @@ export class Semaphore {
               const index = this.waiters.indexOf(waiter);
               if (index >= 0) this.waiters.splice(index, 1);
               resolve(false);
+              // A large waiter that gave up may have held back smaller ones behind it.
+              this.#wakeWaiters();
             }, untilMs - nowMs);
       this.waiters.push(waiter);
     });
   }
 
-  release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.active--;
+  release(units = 1): void {
+    this.active -= units;
+    this.#wakeWaiters();
   }
 
   /** Runs `work` holding a place. */
@@ -132,6 +139,23 @@ export class Semaphore {
       return await work();
     } finally {
       this.release();
+    }
+  }
+
+  #fits(units: number): boolean {
+    return this.active === 0 || this.active + units <= this.limit;
+  }
+
+  /** Hands the free units to the waiters in order, while the first one fits. */
+  #wakeWaiters(): void {
+    for (
+      let first = this.waiters[0];
+      first !== undefined && this.#fits(first.units);
+      first = this.waiters[0]
+    ) {
+      this.waiters.shift();
+      this.active += first.units;
+      first.wake();
     }
   }
 }

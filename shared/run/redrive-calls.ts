@@ -1,19 +1,40 @@
 /**
- * Redrive's calls to Cloud Tasks (copy.ts, move.ts): a read raced against the budget, and a create or
- * delete sent until its result is settled, with at most RERUN_REDRIVE_CONCURRENCY of them in flight.
+ * Redrive's calls to Cloud Tasks (copy.ts, move.ts): a read raced against the budget (a FULL read for a
+ * copy within the process's bytes of bodies), and a create or delete sent until its result is settled,
+ * with at most RERUN_REDRIVE_CONCURRENCY of them in flight.
  */
+import { bodyBytesOf, LARGEST_BODY_BYTES, letBodyGo } from '../cloud-tasks/body-bytes.js';
 import { toCloudTasksError, type CloudTasksError, type Task } from '../cloud-tasks/client.js';
 import { OUT_OF_TIME } from './budget.js';
 import type { CopyDeps, CopyResult } from './copy.js';
 import type { TaskName } from '../cloud-tasks/names.js';
 import { backoffDelayMs, outcomeOfFailedRead } from '../cloud-tasks/retry.js';
 import { sendWithRetries } from '../platform/google-api.js';
+import type { Semaphore } from './pace.js';
 
 /** Tries of a create or delete whose answer was transient, before the task is left for a later delivery. */
 const MAX_CHANGE_ATTEMPTS = 3;
 
 /** A step's failure, as the result the task ends with. */
 export type Stop = { readonly stop: CopyResult };
+
+/**
+ * The bytes of bodies a process holds at once in tasks read on their own to be copied (docs/redrive.md
+ * "Bodies held"): a 512 MiB function keeps room for its batches' requests and a FULL listing's pages.
+ */
+export const MAX_BODY_BYTES_HELD = 64 * 1024 * 1024;
+
+/** A task read with its body, until the body is let go. */
+export interface TaskWithBody {
+  readonly task: Task;
+  /** The body will not be read again: its memory may be freed, and its bytes are no longer held. */
+  letGo(): void;
+}
+
+/** A FULL listing's task, whose body is already in memory: letting it go frees it, nothing is held. */
+export function listedWithBody(task: Task): TaskWithBody {
+  return { task, letGo: () => letBodyGo(task) };
+}
 
 export class RedriveCalls {
   constructor(private readonly deps: Pick<CopyDeps, 'tasks' | 'calls' | 'changes' | 'budget'>) {}
@@ -32,6 +53,32 @@ export class RedriveCalls {
     } finally {
       calls.release();
     }
+  }
+
+  /**
+   * A FULL read holding its body's bytes among the process's `bodies` (docs/redrive.md "Bodies held"): the
+   * largest a body can be while the read is under way, then the body's own bytes until it is let go. A
+   * read that finds no room before the budget ends is deferred.
+   */
+  async readBody(name: TaskName, bodies: Semaphore): Promise<TaskWithBody | Stop> {
+    const { budget } = this.deps;
+    if (!(await bodies.acquire(budget.deadlineMs, budget.now(), LARGEST_BODY_BYTES))) {
+      return { stop: { outcome: 'deferred' } };
+    }
+    const task = await this.read(name, 'FULL');
+    const heldBytes = 'stop' in task ? 0 : Math.min(LARGEST_BODY_BYTES, bodyBytesOf(task));
+    bodies.release(LARGEST_BODY_BYTES - heldBytes);
+    if ('stop' in task) return task;
+    let held = true;
+    return {
+      task,
+      letGo: () => {
+        if (!held) return;
+        held = false;
+        letBodyGo(task);
+        bodies.release(heldBytes);
+      },
+    };
   }
 
   /**

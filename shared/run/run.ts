@@ -46,6 +46,8 @@ export interface ProcessParts {
   readonly queueAttempts: QueueAttempts;
   /** Which tasks some run of this process is forcing right now (docs/claims.md "Where a claim lives"). */
   readonly claims: ClaimRegistry;
+  /** The bytes of bodies held by redrive's tasks read on their own (docs/redrive.md "Bodies held"). */
+  readonly bodies: Semaphore;
   readonly log: Logger;
 }
 

@@ -63,6 +63,20 @@ describe('the Cloud Tasks REST client', () => {
     expect(pages).toEqual([50, 500, 50]);
   });
 
+  it('asks for fewer FULL tasks a page once a page shows large bodies, so no answer holds more than 16 MiB of them', async () => {
+    const small = (id: string) => failedTask(ORDERS, id, 'http://127.0.0.1:9', { body: 'small' });
+    const large = (id: string) =>
+      failedTask(ORDERS, id, 'http://127.0.0.1:9', { body: 'L'.repeat(100 * 1024) });
+    const ids = (prefix: string, count: number) =>
+      Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(3, '0')}`);
+    const tasks = [...ids('a', 500).map(small), ...ids('b', 250).map(large)];
+    emulator.load({ queues: [{ name: ORDERS, state: 'PAUSED', tasks }] } as never);
+    const pages: number[] = [];
+    for await (const page of client.listTasks(queue, 'FULL')) pages.push(page.length);
+    // 100 KB is 136,536 bytes of base64: 16 MiB holds 122 of them.
+    expect(pages).toEqual([50, 500, 122, 78]);
+  });
+
   it('lists attempts alone for a re-read by listing: name, counts and last attempt, nothing more', async () => {
     loadFailedTasks(1100);
     const pages: number[] = [];

@@ -3,13 +3,14 @@
  * (redrive-calls.ts): what is left of the original and its copy afterwards, and which calls were made.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BodyBytes } from '../../shared/cloud-tasks/body-bytes.js';
+import { BodyBytes, LARGEST_BODY_BYTES } from '../../shared/cloud-tasks/body-bytes.js';
 import type { Task } from '../../shared/cloud-tasks/client.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { Budget } from '../../shared/run/budget.js';
 import { Copier, copyNameOf, ORIGINAL_TASK_HEADER, type CopyDeps } from '../../shared/run/copy.js';
 import type { ForcePolicy } from '../../shared/run/force.js';
 import { Semaphore } from '../../shared/run/pace.js';
+import { MAX_BODY_BYTES_HELD } from '../../shared/run/redrive-calls.js';
 import { Handover } from '../../shared/run/plan.js';
 import { failedTask } from '../helpers/seeds.js';
 import {
@@ -60,6 +61,7 @@ function copier(deps: Partial<CopyDeps> = {}): Copier {
   const base = {
     tasks: world.tasks,
     calls: new Semaphore(4),
+    bodies: new Semaphore(MAX_BODY_BYTES_HELD),
     budget: new Budget(20_000),
     armingDelayMs: ARMING_MS,
   };
@@ -194,5 +196,56 @@ describe('Copier', () => {
     expect(result).toMatchObject({ outcome: 'deferred', unsettled: true });
     expect(callsOf(world.emulator, 'CreateTask')).toHaveLength(3);
     expect(world.emulator.task(`${ORDERS}/tasks/a`)).toBeDefined();
+  });
+});
+
+/** The process's bound on bodies, watched: how many bytes are held, and the most ever held at once. */
+class WatchedBytes extends Semaphore {
+  held = 0;
+  peak = 0;
+
+  override async acquire(untilMs?: number, nowMs?: number, units = 1): Promise<boolean> {
+    const granted = await super.acquire(untilMs, nowMs, units);
+    if (granted) this.peak = Math.max(this.peak, (this.held += units));
+    return granted;
+  }
+
+  override release(units = 1): void {
+    this.held -= units;
+    super.release(units);
+  }
+}
+
+describe('bodies held (docs/redrive.md "Bodies held")', () => {
+  it('reads tasks on their own only while their bodies fit the process bound, and gives every byte back', async () => {
+    const ids = ['l1', 'l2', 'l3', 'l4', 'l5', 'l6'];
+    const body = 'large body '.repeat(70_000);
+    world.emulator.load({
+      queues: [{ name: ORDERS, tasks: ids.map((id) => failedTask(ORDERS, id, world.target.url, { body })) }],
+    });
+    const bodies = new WatchedBytes(2 * LARGEST_BODY_BYTES);
+    const c = copier({ bodies, calls: new Semaphore(8) });
+    const results = await Promise.all(ids.map((id) => c.copy(candidateOf(id, queue), Date.now(), policy())));
+    expect(results.map((r) => r.outcome)).toEqual(ids.map(() => 'redriven'));
+    for (const id of ids) {
+      const copied = world.emulator.task(copyOfTask(id))!.httpRequest?.body;
+      expect(Buffer.from(copied ?? '', 'base64').toString()).toBe(body);
+    }
+    // Two reads at the largest a body can be; the other four waited, though eight calls were free.
+    expect(bodies.peak).toBe(2 * LARGEST_BODY_BYTES);
+    expect(bodies.held).toBe(0);
+  });
+
+  it('a task whose read finds no room before the budget ends is deferred, untouched', async () => {
+    const bodies = new Semaphore(LARGEST_BODY_BYTES);
+    expect(await bodies.acquire(undefined, undefined, LARGEST_BODY_BYTES)).toBe(true);
+    const result = await copier({ bodies, budget: new Budget(50) }).copy(
+      candidateOf('a', queue),
+      Date.now(),
+      policy(),
+    );
+    expect(result).toEqual({ outcome: 'deferred' });
+    expect(world.emulator.task(`${ORDERS}/tasks/a`)).toBeDefined();
+    expect(callsOf(world.emulator, 'GetTask')).toEqual([]);
   });
 });

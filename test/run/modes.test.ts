@@ -9,6 +9,7 @@ import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { Budget } from '../../shared/run/budget.js';
 import { DryRunMode, modeOf, RedriveMode, RunTaskMode, type ModeDeps } from '../../shared/run/modes.js';
 import { Pacer, Semaphore } from '../../shared/run/pace.js';
+import { MAX_BODY_BYTES_HELD } from '../../shared/run/redrive-calls.js';
 import { RedriveForbiddenError } from '../../shared/run/redrive-permissions.js';
 import type { RerunRequest } from '../../shared/triggers/events.js';
 import {
@@ -36,6 +37,7 @@ function modeFor(request: RerunRequest, overrides: Partial<ModeDeps> = {}) {
     tasks: world.tasks,
     pacer: new Pacer(config.maxRatePerSecond),
     inFlight: new Semaphore(config.concurrency),
+    bodies: new Semaphore(MAX_BODY_BYTES_HELD),
     log: silentLog(),
     budget: new Budget(60_000),
     now: Date.now,

@@ -58,4 +58,33 @@ describe('Semaphore', () => {
     );
     expect(peak).toBe(3);
   });
+
+  it('holds units by weight, serves waiters in order, and lets one too large for the limit hold alone', async () => {
+    const bytes = new Semaphore(100);
+    const served: string[] = [];
+    expect(await bytes.acquire(undefined, undefined, 60)).toBe(true);
+    const big = bytes.acquire(undefined, undefined, 150).then(() => served.push('big'));
+    // Fits beside the 60 held, but waits behind the waiter before it.
+    const small = bytes.acquire(undefined, undefined, 10).then(() => served.push('small'));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(served).toEqual([]);
+    bytes.release(60);
+    await big;
+    expect(served).toEqual(['big']);
+    // Released in part: 50 of the 150 still held, and 10 more fit.
+    bytes.release(100);
+    await small;
+    expect(served).toEqual(['big', 'small']);
+  });
+
+  it('gives up at its deadline, and a large waiter that gave up no longer holds back smaller ones', async () => {
+    const bytes = new Semaphore(100);
+    expect(await bytes.acquire(undefined, undefined, 80)).toBe(true);
+    const nowMs = Date.now();
+    const big = bytes.acquire(nowMs + 20, nowMs, 50);
+    const small = bytes.acquire(Number.POSITIVE_INFINITY, nowMs, 20);
+    expect(await big).toBe(false);
+    expect(await small).toBe(true);
+    expect(await bytes.acquire(0, 1, 1)).toBe(false);
+  });
 });

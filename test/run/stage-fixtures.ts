@@ -11,6 +11,7 @@ import { createLogger, type Logger } from '../../shared/platform/log.js';
 import type { Task } from '../../shared/cloud-tasks/client.js';
 import { ClaimRegistry } from '../../shared/run/claim.js';
 import { Pacer, QueueAttempts, Semaphore } from '../../shared/run/pace.js';
+import { MAX_BODY_BYTES_HELD } from '../../shared/run/redrive-calls.js';
 import type { Candidate, QueueRun } from '../../shared/run/plan.js';
 import { QueueState } from '../../shared/run/queue-state.js';
 import type { RetryLimits } from '../../shared/run/select.js';
@@ -85,6 +86,7 @@ export function runDepsOf(world: World, config: Config, log: Logger = silentLog(
     inFlight: new Semaphore(config.concurrency),
     queueAttempts: new QueueAttempts(),
     claims: new ClaimRegistry(),
+    bodies: new Semaphore(MAX_BODY_BYTES_HELD),
     log,
   };
 }

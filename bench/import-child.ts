@@ -3,7 +3,7 @@
  * the time since the process started, and peak RSS.
  */
 import { pathToFileURL } from 'node:url';
-import { sendResult } from './child.js';
+import { peakRssKb, sendResult } from './child.js';
 
 export interface ImportChildResult {
   readonly importMs: number;
@@ -18,5 +18,5 @@ const endMs = performance.now();
 sendResult({
   importMs: endMs - startMs,
   sinceStartMs: endMs,
-  maxRssKb: process.resourceUsage().maxRSS,
+  maxRssKb: peakRssKb(),
 } satisfies ImportChildResult);

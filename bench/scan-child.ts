@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
  *   gct    the alternative: @google-cloud/tasks in REST fallback mode, listTasksAsync
  * argv: mode queue. Env: CLOUD_TASKS_EMULATOR_HOST (and the product's RERUN_* for `rerun`).
  */
-import { sendResult } from './child.js';
+import { peakRssKb, sendResult } from './child.js';
 
 export type ScanMode = 'rerun' | 'bare' | 'gct';
 
@@ -19,7 +19,7 @@ export interface ScanChildResult {
   readonly wallMs: number;
   /** RSS once everything is imported and set up, before the scan. */
   readonly rssBeforeKb: number;
-  /** Peak RSS of the whole process (getrusage maxrss). */
+  /** Peak RSS of the whole process (peakRssKb). */
   readonly maxRssKb: number;
   /** Heap still used after a full GC at the end, the scan's result still held: what the scan retained. */
   readonly heapAfterGcKb: number;
@@ -103,6 +103,6 @@ sendResult({
   cpuUs: used.user + used.system,
   wallMs,
   rssBeforeKb,
-  maxRssKb: process.resourceUsage().maxRSS,
+  maxRssKb: peakRssKb(),
   heapAfterGcKb,
 } satisfies ScanChildResult);

@@ -12,7 +12,9 @@
  * - no requestId is sent: a batch sent again with one would get its first operation back, FAILED again;
  *   named creates and deletes are safe to send again without one;
  * - a Cloud Tasks without the batch methods (UNIMPLEMENTED, or NOT_FOUND for the method), or a caller
- *   without their permission, turns batching off for the rest of the run, and each item is sent on its own.
+ *   without their permission, turns batching off for the rest of the run, and each item is sent on its own;
+ * - a batch refused whole as INVALID_ARGUMENT applied nothing: its items are sent on their own, so an item
+ *   the service will not take fails alone, with its own status, and the others go on. Batching stays on.
  */
 import {
   CloudTasksError,
@@ -85,6 +87,7 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
   const gatherMs = deps.gatherMs ?? { creates: GATHER_MS, deletes: GATHER_MS };
   const calls = deps.calls ?? new Semaphore(Number.MAX_SAFE_INTEGER);
   let batching = true;
+  let saidRefusedWhole = false;
 
   /** Batching is off for the rest of the run (said once). */
   function stopBatching(failure: CloudTasksError): void {
@@ -93,6 +96,16 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
     log.warn(
       { status: failure.status, error: failure.message },
       'batch calls unavailable: one call per task',
+    );
+  }
+
+  /** A batch was refused whole: its items go on their own (said once). */
+  function refusedWhole(failure: CloudTasksError): void {
+    if (saidRefusedWhole) return;
+    saidRefusedWhole = true;
+    log.warn(
+      { status: failure.status, error: failure.message },
+      'a batch refused whole: its items sent one by one',
     );
   }
 
@@ -146,6 +159,11 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
       operation = await calls.with(() => kind.batch(queue, payloads));
     } catch (error) {
       const failure = toCloudTasksError(error);
+      if (isRefusedWhole(failure)) {
+        // Nothing was applied; one item may be what the service will not take.
+        refusedWhole(failure);
+        return void (await eachAlone());
+      }
       if (!isMethodUnavailable(failure)) return items.forEach((item) => item.reject(failure));
       // Nothing was applied: the batch method is not there, or not allowed.
       stopBatching(failure);
@@ -245,6 +263,11 @@ function settleFrom<T>(operation: BatchOperation, items: readonly Item<T>[]): vo
 /** A batch whose items may or may not have been applied: each is an answer lost. */
 function unknownFate(message: string): CloudTasksError {
   return new CloudTasksError(`UNAVAILABLE: ${message}`, 'UNAVAILABLE', { answerLost: true });
+}
+
+/** Whether the batch request was refused as a whole, as not valid: nothing in it was applied. */
+function isRefusedWhole(failure: CloudTasksError): boolean {
+  return !failure.answerLost && failure.status === 'INVALID_ARGUMENT';
 }
 
 /** Whether a batch call failed because the batch method itself is not there or not allowed. */

@@ -140,6 +140,27 @@ describe('batchWrites', () => {
     }
   });
 
+  it('sends the items of a batch refused whole as INVALID_ARGUMENT on their own, and goes on batching', async () => {
+    const { client, lines } = writes();
+    // The batch is refused whole; on their own, 'a' (no valid URL) is refused and 'b' is created.
+    world.emulator.injectFault({ method: 'BatchCreateTasks', kind: 400, times: 1 });
+    const invalid = { ...newTask('a'), httpRequest: { url: 'not a url' } };
+    const answers = await Promise.all(
+      [invalid, newTask('b')].map((task) => client.createTask(queue, task).catch((e: unknown) => e)),
+    );
+    expect((answers[0] as CloudTasksError).status).toBe('INVALID_ARGUMENT');
+    expect(answers[1]).toEqual({ name: taskName('b').name });
+    expect(world.emulator.task(taskName('a').name)).toBeUndefined();
+    expect(world.emulator.task(taskName('b').name)).toBeDefined();
+    expect(callsOf(world.emulator, 'CreateTask')).toHaveLength(2);
+    await client.createTask(queue, newTask('c'));
+    expect(callsOf(world.emulator, 'BatchCreateTasks')).toHaveLength(2);
+    expect(client.batching).toBe(true);
+    expect(
+      lines().filter((l) => l.message === 'a batch refused whole: its items sent one by one'),
+    ).toHaveLength(1);
+  });
+
   it('turns batching off once the method is refused, saying so once, and sends each item on its own', async () => {
     const { client, lines } = writes();
     world.emulator.injectFault({ method: 'BatchCreateTasks', kind: 403 });

@@ -99,14 +99,14 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
     );
   }
 
-  /** A batch was refused whole: its items go on their own (said once). */
+  /**
+   * A batch was refused whole: its items go on their own (said once). Its status only: a message about
+   * an invalid request may quote a value from it.
+   */
   function refusedWhole(failure: CloudTasksError): void {
     if (saidRefusedWhole) return;
     saidRefusedWhole = true;
-    log.warn(
-      { status: failure.status, error: failure.message },
-      'a batch refused whole: its items sent one by one',
-    );
+    log.warn({ status: failure.status }, 'a batch refused whole: its items sent one by one');
   }
 
   /**

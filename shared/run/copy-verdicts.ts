@@ -2,8 +2,9 @@
  * Redrive's verdicts (docs/redrive.md "Verdicts"): when a queue holds many copies awaiting their verdict,
  * one listing of the queue reads them all, in place of a GetTask per copy every interval. When the copies
  * are few among many tasks, each is read on its own (verify.ts). A paged listing is not a snapshot, so a
- * copy missing from one listing is taken as succeeded only once a second listing misses it too: the
- * breaker is never fed a success that was a listing's gap.
+ * copy missing from one listing is taken as succeeded only once a second listing misses it too, or, when
+ * its window has ended, a GetTask finds it gone: the breaker is never fed a success that was a listing's
+ * gap.
  */
 import type { CloudTasksClient, Task } from '../cloud-tasks/client.js';
 import { parseTaskName, type QueueName } from '../cloud-tasks/names.js';
@@ -32,18 +33,22 @@ export interface WaitingCopy {
   readonly listener: VerdictListener;
 }
 
+/** What a listing leaves to one GetTask: a copy it missed whose window has ended. */
+export const CONFIRM_BY_READ = 'confirm-by-read';
+
 /**
- * What one listing says of the copies waiting (no I/O; it counts each copy's misses): a listed copy whose attempt completed failed again; a
- * copy missing from MISSES_TO_SUCCEED listings in a row succeeded; a copy whose window ended is running. A
- * listing that started before a copy was due cannot judge it; `listing` undefined: the listing failed.
- * Returns the verdicts given, by copy name.
+ * What one listing says of the copies waiting (no I/O; it counts each copy's misses): a listed copy whose
+ * attempt completed failed again; a copy missing from MISSES_TO_SUCCEED listings in a row succeeded. Once
+ * a copy's window has ended, it is running, or, when the listings missed it, left to one read to confirm
+ * (CONFIRM_BY_READ). A listing that started before a copy was due cannot judge it; `listing` undefined:
+ * the listing failed. Returns the judgements given, by copy name.
  */
 export function judgeListing(
   waiting: ReadonlyMap<string, WaitingCopy>,
   listing: { readonly tasks: ReadonlyMap<string, Task>; readonly fromMs: number } | undefined,
   nowMs: number,
-): Map<string, VerdictResult> {
-  const verdicts = new Map<string, VerdictResult>();
+): Map<string, VerdictResult | typeof CONFIRM_BY_READ> {
+  const verdicts = new Map<string, VerdictResult | typeof CONFIRM_BY_READ>();
   for (const [name, copy] of waiting) {
     if (listing && copy.fromMs <= listing.fromMs) {
       const task = listing.tasks.get(name);
@@ -59,9 +64,14 @@ export function judgeListing(
         continue;
       }
     }
-    if (nowMs >= copy.untilMs) verdicts.set(name, { verdict: 'running' });
+    if (nowMs >= copy.untilMs) verdicts.set(name, copy.misses > 0 ? CONFIRM_BY_READ : { verdict: 'running' });
   }
   return verdicts;
+}
+
+/** A copy as it was made: not yet attempted. */
+function unattempted(copy: string): Task {
+  return { name: copy, dispatchCount: 0, responseCount: 0 };
 }
 
 export interface CopyVerdictsDeps {
@@ -109,9 +119,8 @@ export class CopyVerdicts {
     const awaiting = watch.readAlone + watch.waiting.size + 1;
     if (!listingPays(awaiting, watch.size + awaiting)) {
       watch.readAlone++;
-      const fresh = { name: copy, dispatchCount: 0, responseCount: 0 };
       const verdict = this.deps.verifier
-        .verdictOf(parseTaskName(copy)!, fresh, windowMs, true, dueMs)
+        .verdictOf(parseTaskName(copy)!, unattempted(copy), windowMs, true, dueMs)
         .finally(() => watch.readAlone--);
       tellWhenRead(verdict, listener);
       return;
@@ -173,8 +182,10 @@ export class CopyVerdicts {
     const verdicts = judgeListing(watch.waiting, listing && { tasks: listing.shown, fromMs }, budget.now());
     if (budget.isOver()) for (const name of watch.waiting.keys()) verdicts.set(name, { verdict: 'running' });
     for (const [name, verdict] of verdicts) {
-      watch.waiting.get(name)?.listener.verdict(verdict);
+      const { listener } = watch.waiting.get(name)!;
       watch.waiting.delete(name);
+      if (verdict !== CONFIRM_BY_READ) listener.verdict(verdict);
+      else tellWhenRead(this.deps.verifier.lastRead(parseTaskName(name)!, unattempted(name), true), listener);
     }
   }
 

@@ -77,37 +77,58 @@ export class Verifier {
     goneMeansSucceeded: boolean,
     dueMs: number = this.deps.budget.now(),
   ): Promise<VerdictResult> {
-    const { budget, reads, tasks } = this.deps;
+    const { budget } = this.deps;
     const startMs = Math.max(budget.now(), dueMs);
     const untilMs = Math.min(startMs + windowMs, budget.deadlineMs);
     const intervalMs = readIntervalMs(windowMs);
-    const baseline = fresh.responseCount ?? 0;
     // Most targets answer within a second: read soon once, then every interval.
     let nextReadMs = startMs + Math.min(FIRST_READ_MS, intervalMs);
     while (budget.now() < untilMs) {
       await budget.sleepUntil(Math.min(nextReadMs, untilMs));
       nextReadMs = budget.now() + intervalMs;
-      if (!(await reads.acquire(untilMs, budget.now()))) break;
-      try {
-        this.reads++;
-        const task = await budget.race(tasks.getTask(name));
-        if (task === OUT_OF_TIME) break;
-        if (hasCompletedSince(task, fresh, baseline)) {
-          const status = task.lastAttempt?.responseStatus;
-          return { verdict: 'failed-again', ...(status?.message && { status: status.message }) };
-        }
-      } catch (error) {
-        if (actionFor(toCloudTasksError(error)) === 'gone') {
-          return goneMeansSucceeded
-            ? { verdict: 'succeeded' }
-            : { verdict: undefined, status: 'gone: succeeded, or its last attempt failed' };
-        }
-        // A read that failed tells nothing: try again at the next interval.
-      } finally {
-        reads.release();
-      }
+      const read = await this.#readOnce(name, fresh, goneMeansSucceeded, untilMs);
+      if (read === OUT_OF_TIME) break;
+      if (read) return read;
     }
     return { verdict: 'running' };
+  }
+
+  /**
+   * One read of a task that was due by now, at its window's end: what it shows, `running` when that tells
+   * nothing (a redrive copy the listings could not judge in time, copy-verdicts.ts).
+   */
+  async lastRead(name: TaskName, fresh: Task, goneMeansSucceeded: boolean): Promise<VerdictResult> {
+    const read = await this.#readOnce(name, fresh, goneMeansSucceeded, this.deps.budget.deadlineMs);
+    return read === OUT_OF_TIME || read === undefined ? { verdict: 'running' } : read;
+  }
+
+  /**
+   * One GetTask within the calls in flight: a verdict when the forced attempt completed or the task is
+   * gone; undefined when the read tells nothing (not yet completed, or the read failed).
+   */
+  async #readOnce(
+    name: TaskName,
+    fresh: Task,
+    goneMeansSucceeded: boolean,
+    untilMs: number,
+  ): Promise<VerdictResult | undefined | typeof OUT_OF_TIME> {
+    const { budget, reads, tasks } = this.deps;
+    if (!(await reads.acquire(untilMs, budget.now()))) return OUT_OF_TIME;
+    try {
+      this.reads++;
+      const task = await budget.race(tasks.getTask(name));
+      if (task === OUT_OF_TIME) return OUT_OF_TIME;
+      if (!hasCompletedSince(task, fresh)) return undefined;
+      const status = task.lastAttempt?.responseStatus;
+      return { verdict: 'failed-again', ...(status?.message && { status: status.message }) };
+    } catch (error) {
+      if (actionFor(toCloudTasksError(error)) !== 'gone') return undefined;
+      return goneMeansSucceeded
+        ? { verdict: 'succeeded' }
+        : { verdict: undefined, status: 'gone: succeeded, or its last attempt failed' };
+    } finally {
+      reads.release();
+    }
   }
 }
 
@@ -115,9 +136,9 @@ export class Verifier {
  * Whether an attempt completed since the fresh read: a higher responseCount; where a server leaves
  * responseCount out, a higher dispatchCount whose last attempt has a response.
  */
-function hasCompletedSince(task: Task, fresh: Task, baseline: number): boolean {
+function hasCompletedSince(task: Task, fresh: Task): boolean {
   if (task.responseCount !== undefined || fresh.responseCount !== undefined) {
-    return (task.responseCount ?? 0) > baseline;
+    return (task.responseCount ?? 0) > (fresh.responseCount ?? 0);
   }
   return (
     (task.dispatchCount ?? 0) > (fresh.dispatchCount ?? 0) && task.lastAttempt?.responseTime !== undefined

@@ -7,7 +7,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Task } from '../../shared/cloud-tasks/client.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { Budget } from '../../shared/run/budget.js';
-import { CopyVerdicts, judgeListing, type WaitingCopy } from '../../shared/run/copy-verdicts.js';
+import {
+  CONFIRM_BY_READ,
+  CopyVerdicts,
+  judgeListing,
+  type WaitingCopy,
+} from '../../shared/run/copy-verdicts.js';
 import { Semaphore } from '../../shared/run/pace.js';
 import type { VerdictResult } from '../../shared/run/verify.js';
 import { Verifier } from '../../shared/run/verify.js';
@@ -75,6 +80,22 @@ describe('judgeListing', () => {
     expect(waiting.get('c')!.misses).toBe(0);
     expect(judgeListing(waiting, undefined, 10)).toEqual(new Map([['c', { verdict: 'running' }]]));
   });
+
+  it('once its window has ended, a copy the listings missed once is left to one read to confirm', () => {
+    const waiting = new Map([
+      ['missed', waitingCopy(0, 10)],
+      ['listed', waitingCopy(0, 10)],
+    ]);
+    const listed = new Map([['listed', { name: 'listed', responseCount: 0 }]]);
+    expect(judgeListing(waiting, { tasks: listed, fromMs: 1 }, 1).size).toBe(0);
+    // The next listing fails after the window's end: the one miss so far is not yet a success.
+    expect(judgeListing(waiting, undefined, 10)).toEqual(
+      new Map<string, unknown>([
+        ['missed', CONFIRM_BY_READ],
+        ['listed', { verdict: 'running' }],
+      ]),
+    );
+  });
 });
 
 describe('CopyVerdicts', () => {
@@ -84,8 +105,16 @@ describe('CopyVerdicts', () => {
   });
   afterEach(() => world.stop());
 
-  /** `count` copies due now in ORDERS (beside `others` tasks due in an hour); the target answers `status`. */
-  async function copiesDueNow(count: number, others: number, status: (path: string) => number) {
+  /**
+   * `count` copies due now in ORDERS (beside `others` tasks due in an hour), each awaiting its verdict for
+   * `windowMs`; the target answers `status`. `spent` list calls are taken from the budget first.
+   */
+  async function copiesDueNow(
+    count: number,
+    others: number,
+    status: (path: string) => number,
+    { windowMs = 5_000, spent = 0 } = {},
+  ) {
     world.target.setRespond((request) => status(request.path));
     const queue = parseQueueName(ORDERS)!;
     world.emulator.load({
@@ -107,12 +136,13 @@ describe('CopyVerdicts', () => {
     const verifier = new Verifier({ tasks: world.tasks, reads: new Semaphore(8), budget });
     // A budget of 60 list calls a minute, no burst: a listing of three pages every 3 s at most.
     const lists = new ListBudget(Date.now, LIST_CALLS_PER_MINUTE, 0);
+    lists.count(spent);
     const verdicts = new CopyVerdicts({ tasks: world.tasks, budget, lists, verifier });
     const results = await Promise.all(
       copies.map(
         (copy) =>
           new Promise<VerdictResult>((verdict, failed) =>
-            verdicts.verdictOf(queue, others, copy.name, Date.now(), 5_000, { verdict, failed }),
+            verdicts.verdictOf(queue, others, copy.name, Date.now(), windowMs, { verdict, failed }),
           ),
       ),
     );
@@ -158,6 +188,20 @@ describe('CopyVerdicts', () => {
     expect(verdicts.listCalls).toBeGreaterThanOrEqual(2);
     expect(verdicts.listCalls).toBeLessThan(10);
     expect(callsOf(world.emulator, 'ListTasks').length).toBe(verdicts.listCalls);
+  });
+
+  it('confirms by one GetTask a copy whose first listing came after its window, never by the gap alone', async () => {
+    // The budget's first three calls are spent: the first verdict listing comes 3 s after the copies
+    // fall due, past their 1 s window. It misses each copy once; one GetTask each finds them gone.
+    const { results, verdicts, verifier } = await copiesDueNow(10, 2_500, () => 200, {
+      windowMs: 1_000,
+      spent: 3,
+    });
+    expect(results).toEqual(Array.from({ length: 10 }, () => ({ verdict: 'succeeded' })));
+    expect(verdicts.listCalls).toBe(3);
+    // The first copy, read alone, and one read to confirm each of the others.
+    expect(verifier.reads).toBeLessThanOrEqual(10 + 3);
+    expect(callsOf(world.emulator, 'GetTask').length).toBe(verifier.reads);
   });
 
   it('keeps its listings within the list budget: a queue of three pages is listed at most every 3 s', async () => {

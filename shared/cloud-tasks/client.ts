@@ -365,11 +365,16 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
   };
 }
 
+/**
+ * The canonical status of an answer without Google's error JSON (a proxy's, a stand-in's): a method the
+ * server does not have (405, as well as 501) is UNIMPLEMENTED.
+ */
 const HTTP_TO_CANONICAL: Record<number, CanonicalCode> = {
   400: 'INVALID_ARGUMENT',
   401: 'UNAUTHENTICATED',
   403: 'PERMISSION_DENIED',
   404: 'NOT_FOUND',
+  405: 'UNIMPLEMENTED',
   409: 'ABORTED',
   429: 'RESOURCE_EXHAUSTED',
   499: 'CANCELLED',

@@ -161,6 +161,40 @@ describe('batchWrites', () => {
     ).toHaveLength(1);
   });
 
+  it.each([
+    [404, 'text/html', '<html><body>Not Found</body></html>'],
+    [405, 'text/plain', 'Method Not Allowed'],
+    [501, 'text/plain', ''],
+  ])(
+    "a Cloud Tasks without the batch methods (%i, not in Google's error shape): each item goes on its own",
+    async (status, type, text) => {
+      // A stand-in with single creates only: a batch route answers as a plain web server would.
+      const standIn = createServer((request, response) => {
+        let body = '';
+        request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        request.on('end', () => {
+          if (request.url?.includes(':batch')) {
+            response.writeHead(status, { 'content-type': type });
+            return response.end(text);
+          }
+          response.setHeader('content-type', 'application/json');
+          response.end(JSON.stringify({ name: (JSON.parse(body) as { task: { name: string } }).task.name }));
+        });
+      });
+      await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = standIn.address() as AddressInfo;
+        const tasks = createCloudTasksClient({ emulatorHost: `127.0.0.1:${port}` });
+        const client = batchWrites({ tasks, budget: new Budget(20_000), log: capturedLog().log });
+        const created = await Promise.all(['a', 'b'].map((id) => client.createTask(queue, newTask(id))));
+        expect(created).toEqual([{ name: taskName('a').name }, { name: taskName('b').name }]);
+        expect(client.batching).toBe(false);
+      } finally {
+        await new Promise((resolve) => standIn.close(resolve));
+      }
+    },
+  );
+
   it('turns batching off once the method is refused, saying so once, and sends each item on its own', async () => {
     const { client, lines } = writes();
     world.emulator.injectFault({ method: 'BatchCreateTasks', kind: 403 });

@@ -4,8 +4,10 @@
  * read the calls of one task at a time, so they take the one-call-per-task path (RERUN_REDRIVE_BATCH=false);
  * redrive-batch.test.ts covers the batch path.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { SeedTask } from '../../emulator/server.js';
+import { startEmulator, type SeedTask } from '../../emulator/server.js';
 import { claimIdOf } from '../../shared/control/control-tasks.js';
 import { copyNameOf } from '../../shared/run/copy.js';
 import { parseTaskName } from '../../shared/cloud-tasks/names.js';
@@ -111,7 +113,78 @@ async function makeTaskUnderCopyName(
   return name;
 }
 
+/**
+ * A Cloud Tasks that ignores `responseView=FULL`: a proxy in front of the emulator whose FULL reads and
+ * listings come back in the BASIC view, without bodies.
+ */
+async function basicViewOnly(upstream: string) {
+  const proxy = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      void (async () => {
+        const answer = await fetch(`http://${upstream}${request.url}`, {
+          method: request.method!,
+          headers: { 'content-type': 'application/json' },
+          ...(chunks.length > 0 && { body: Buffer.concat(chunks) }),
+        });
+        let text = await answer.text();
+        if (answer.ok && request.url!.includes('responseView=FULL')) {
+          const json = JSON.parse(text) as Json;
+          for (const task of json.tasks ?? [json]) {
+            task.view = 'BASIC';
+            delete task.httpRequest?.body;
+          }
+          text = JSON.stringify(json);
+        }
+        response.writeHead(answer.status, { 'content-type': 'application/json' });
+        response.end(text);
+      })();
+    });
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return {
+    host: `127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => proxy.close(resolve)),
+  };
+}
+
 describe('redrive', () => {
+  it.each(['false', 'true'])(
+    'copies nothing and deletes nothing when a FULL read comes back in the BASIC view (batch %s)',
+    async (batch) => {
+      const emulator = await startEmulator({ port: 0 });
+      const proxy = await basicViewOnly(emulator.host);
+      try {
+        server = await startRerunServer(
+          { RERUN_QUEUES: ORDERS, RERUN_REDRIVE_BATCH: batch, CLOUD_TASKS_EMULATOR_HOST: proxy.host },
+          {},
+          emulator,
+          { redriveArmingDelayMs: ARMING_MS },
+        );
+        emulator.load({ queues: [{ name: ORDERS, tasks: secretTasks(3) }] });
+        const { body } = await server.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+        expect(body.counts.redriven).toBe(0);
+        const methods = emulator.calls.map((c) => c.method);
+        for (const change of ['CreateTask', 'BatchCreateTasks', 'DeleteTask', 'BatchDeleteTasks']) {
+          expect(methods).not.toContain(change);
+        }
+        for (const id of ['t0', 't1', 't2']) {
+          expect(emulator.task(`${ORDERS}/tasks/${id}`)?.httpRequest?.body).toBe(
+            Buffer.from(SECRET_BODY).toString('base64'),
+          );
+        }
+        expect(JSON.stringify(body)).toContain('BASIC view');
+        expect(JSON.stringify(body)).not.toContain(SECRET_HEADER);
+      } finally {
+        await server?.close();
+        server = undefined;
+        await proxy.close();
+        await emulator.stop();
+      }
+    },
+  );
+
   it('goes on past canaries whose copies succeeded, and holds the rest when they failed again', async () => {
     const s = await start(secretTasks(4));
     const passed = await s.post({ kind: 'fix-deployed', mode: 'redrive', canary: { count: 1, wait: '5s' } });

@@ -39,6 +39,11 @@ export class BodyBytes {
     return JSON.parse(`"${this.json.toString('utf8')}"`) as string;
   }
 
+  /** The string it stands for, or undefined once its memory was freed (a failed create's check). */
+  textIfHeld(): string | undefined {
+    return isFreed(this.#json) ? undefined : this.toJSON();
+  }
+
   /**
    * The body will not be read again (its copy exists, or will not be made): its chunk is freed at once when
    * none of its bodies is held. Reading it after that throws rather than reading empty bytes.

@@ -9,6 +9,7 @@ import { CANONICAL_CODES, type CanonicalCode } from './codes.js';
 import type { QueueName, TaskName } from './names.js';
 import { createGoogleApi, googleApiErrorOf, sendWithRetries } from '../platform/google-api.js';
 import { readRetryWaitMs } from './retry.js';
+import { messageWithoutContent } from './task-content.js';
 
 /** google.cloud.tasks.v2.Attempt, as JSON. */
 export interface Attempt {
@@ -338,7 +339,11 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
     runTask: (task) =>
       call<Task>('POST', `${task.name}:run`, { fields: TASK_FIELDS }, { responseView: 'BASIC' }),
     createTask: (queue, task) =>
-      call<Task>('POST', `${queue.name}/tasks`, { fields: 'name' }, { task, responseView: 'BASIC' }),
+      call<Task>('POST', `${queue.name}/tasks`, { fields: 'name' }, { task, responseView: 'BASIC' }).catch(
+        (error: unknown) => {
+          throw withoutContentOf(task, error);
+        },
+      ),
     deleteTask: async (task) => {
       await call<unknown>('DELETE', task.name);
     },
@@ -366,6 +371,17 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
       return answer.permissions ?? [];
     },
   };
+}
+
+/**
+ * A failed create's error, its message without the task's content (task-content.ts). Its cause, which
+ * holds the message as it came, is dropped with it.
+ */
+export function withoutContentOf(task: NewTask, error: unknown): CloudTasksError {
+  const failure = toCloudTasksError(error);
+  const message = messageWithoutContent(task, failure.message);
+  if (message === failure.message) return failure;
+  return new CloudTasksError(message, failure.status, { ...failure.options, cause: undefined });
 }
 
 /**

@@ -19,6 +19,7 @@
 import {
   CloudTasksError,
   toCloudTasksError,
+  withoutContentOf,
   type BatchOperation,
   type CloudTasksClient,
   type NewTask,
@@ -222,7 +223,9 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
       return batching;
     },
     createTask: async (queue, task) => {
-      await create(queue, task);
+      await create(queue, task).catch((error: unknown) => {
+        throw withoutContentOf(task, error);
+      });
       return { name: task.name };
     },
     deleteTask: (name) => remove(parseQueueName(name.queueName)!, name),

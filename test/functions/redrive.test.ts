@@ -4,13 +4,12 @@
  * read the calls of one task at a time, so they take the one-call-per-task path (RERUN_REDRIVE_BATCH=false);
  * redrive-batch.test.ts covers the batch path.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type SeedTask } from '../../emulator/server.js';
 import { claimIdOf } from '../../shared/control/control-tasks.js';
 import { copyNameOf } from '../../shared/run/copy.js';
 import { parseTaskName } from '../../shared/cloud-tasks/names.js';
+import { startCloudTasksProxy, type ProxiedCall } from '../helpers/cloud-tasks-proxy.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
@@ -114,73 +113,90 @@ async function makeTaskUnderCopyName(
 }
 
 /**
- * A Cloud Tasks that ignores `responseView=FULL`: a proxy in front of the emulator whose FULL reads and
- * listings come back in the BASIC view, without bodies.
+ * A Cloud Tasks whose FULL reads and listings come back in the BASIC view, without bodies (one that
+ * ignores `responseView=FULL`).
  */
-async function basicViewOnly(upstream: string) {
-  const proxy = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      void (async () => {
-        const answer = await fetch(`http://${upstream}${request.url}`, {
-          method: request.method!,
-          headers: { 'content-type': 'application/json' },
-          ...(chunks.length > 0 && { body: Buffer.concat(chunks) }),
-        });
-        let text = await answer.text();
-        if (answer.ok && request.url!.includes('responseView=FULL')) {
-          const json = JSON.parse(text) as Json;
-          for (const task of json.tasks ?? [json]) {
-            task.view = 'BASIC';
-            delete task.httpRequest?.body;
-          }
-          text = JSON.stringify(json);
-        }
-        response.writeHead(answer.status, { 'content-type': 'application/json' });
-        response.end(text);
-      })();
-    });
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  return {
-    host: `127.0.0.1:${(proxy.address() as AddressInfo).port}`,
-    close: () => new Promise((resolve) => proxy.close(resolve)),
-  };
+function basicViewOnly(call: ProxiedCall): { status: number; text: string } {
+  if (call.status !== 200 || !call.url.includes('responseView=FULL')) return call;
+  const json = JSON.parse(call.text) as Json;
+  for (const task of json.tasks ?? [json]) {
+    task.view = 'BASIC';
+    delete task.httpRequest?.body;
+  }
+  return { status: 200, text: JSON.stringify(json) };
+}
+
+/** A Cloud Tasks that refuses every create, quoting in its message what it was sent. */
+function createsRefusedQuoting(call: ProxiedCall): { status: number; text: string } {
+  if (call.method !== 'POST' || !/\/tasks(:batchCreate)?$/.test(call.url.split('?')[0]!)) return call;
+  const sent = JSON.parse(call.body) as Json;
+  const task = sent.task ?? sent.requests?.[0]?.task;
+  const quoted = `header "${task.httpRequest.headers['X-Api-Key']}", body '${task.httpRequest.body}' (${Buffer.from(task.httpRequest.body, 'base64').toString()})`;
+  const error = { code: 400, status: 'INVALID_ARGUMENT', message: `Invalid task: ${quoted}` };
+  return { status: 400, text: JSON.stringify({ error }) };
+}
+
+/** A redrive of three secret tasks through `proxy` on the emulator's answers, on the batch path or not. */
+async function redriveThrough(
+  answer: (call: ProxiedCall) => { status: number; text: string },
+  batch: string,
+) {
+  const emulator = await startEmulator({ port: 0 });
+  const proxy = await startCloudTasksProxy(emulator.host, answer);
+  try {
+    server = await startRerunServer(
+      { RERUN_QUEUES: ORDERS, RERUN_REDRIVE_BATCH: batch, CLOUD_TASKS_EMULATOR_HOST: proxy.host },
+      {},
+      emulator,
+      { redriveArmingDelayMs: ARMING_MS },
+    );
+    emulator.load({ queues: [{ name: ORDERS, tasks: secretTasks(3) }] });
+    const { body } = await server.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
+    const originals = ['t0', 't1', 't2'].map((id) => emulator.task(`${ORDERS}/tasks/${id}`));
+    const methods = emulator.calls.map((c) => c.method);
+    return { body, originals, methods, logs: server.logs.lines() };
+  } finally {
+    await server?.close();
+    server = undefined;
+    await proxy.close();
+    await emulator.stop();
+  }
 }
 
 describe('redrive', () => {
   it.each(['false', 'true'])(
     'copies nothing and deletes nothing when a FULL read comes back in the BASIC view (batch %s)',
     async (batch) => {
-      const emulator = await startEmulator({ port: 0 });
-      const proxy = await basicViewOnly(emulator.host);
-      try {
-        server = await startRerunServer(
-          { RERUN_QUEUES: ORDERS, RERUN_REDRIVE_BATCH: batch, CLOUD_TASKS_EMULATOR_HOST: proxy.host },
-          {},
-          emulator,
-          { redriveArmingDelayMs: ARMING_MS },
-        );
-        emulator.load({ queues: [{ name: ORDERS, tasks: secretTasks(3) }] });
-        const { body } = await server.post({ kind: 'fix-deployed', mode: 'redrive', verify: '0s' });
-        expect(body.counts.redriven).toBe(0);
-        const methods = emulator.calls.map((c) => c.method);
-        for (const change of ['CreateTask', 'BatchCreateTasks', 'DeleteTask', 'BatchDeleteTasks']) {
-          expect(methods).not.toContain(change);
-        }
-        for (const id of ['t0', 't1', 't2']) {
-          expect(emulator.task(`${ORDERS}/tasks/${id}`)?.httpRequest?.body).toBe(
-            Buffer.from(SECRET_BODY).toString('base64'),
-          );
-        }
-        expect(JSON.stringify(body)).toContain('BASIC view');
-        expect(JSON.stringify(body)).not.toContain(SECRET_HEADER);
-      } finally {
-        await server?.close();
-        server = undefined;
-        await proxy.close();
-        await emulator.stop();
+      const { body, originals, methods } = await redriveThrough(basicViewOnly, batch);
+      expect(body.counts.redriven).toBe(0);
+      for (const change of ['CreateTask', 'BatchCreateTasks', 'DeleteTask', 'BatchDeleteTasks']) {
+        expect(methods).not.toContain(change);
+      }
+      for (const original of originals) {
+        expect(original?.httpRequest?.body).toBe(Buffer.from(SECRET_BODY).toString('base64'));
+      }
+      expect(JSON.stringify(body)).toContain('BASIC view');
+    },
+  );
+
+  it.each(['false', 'true'])(
+    'a create refused with a message that quotes the task: no header value or body in the report or a log line (batch %s)',
+    async (batch) => {
+      const { body, originals, logs } = await redriveThrough(createsRefusedQuoting, batch);
+      expect(body.counts).toMatchObject({ redriven: 0, failed: 3 });
+      expect(originals.every((original) => original !== undefined)).toBe(true);
+      const rows = body.tasks as Json[];
+      expect(
+        rows.every((row) => /INVALID_ARGUMENT: Invalid task: header "\[redacted\]"/.test(row.error)),
+      ).toBe(true);
+      const written = JSON.stringify(body) + JSON.stringify(logs);
+      for (const secret of [
+        SECRET_HEADER,
+        SECRET_BODY,
+        Buffer.from(SECRET_BODY).toString('base64'),
+        '4111111111111111',
+      ]) {
+        expect(written).not.toContain(secret);
       }
     },
   );

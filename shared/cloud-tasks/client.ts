@@ -338,12 +338,18 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
         : read<Task>(task.name, { responseView: 'BASIC', fields: TASK_FIELDS }),
     runTask: (task) =>
       call<Task>('POST', `${task.name}:run`, { fields: TASK_FIELDS }, { responseView: 'BASIC' }),
-    createTask: (queue, task) =>
-      call<Task>('POST', `${queue.name}/tasks`, { fields: 'name' }, { task, responseView: 'BASIC' }).catch(
-        (error: unknown) => {
-          throw withoutContentOf(task, error);
-        },
-      ),
+    createTask: async (queue, task) => {
+      try {
+        return await call<Task>(
+          'POST',
+          `${queue.name}/tasks`,
+          { fields: 'name' },
+          { task, responseView: 'BASIC' },
+        );
+      } catch (error) {
+        throw withoutContentOf(task, error);
+      }
+    },
     deleteTask: async (task) => {
       await call<unknown>('DELETE', task.name);
     },

@@ -223,9 +223,11 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
       return batching;
     },
     createTask: async (queue, task) => {
-      await create(queue, task).catch((error: unknown) => {
+      try {
+        await create(queue, task);
+      } catch (error) {
         throw withoutContentOf(task, error);
-      });
+      }
       return { name: task.name };
     },
     deleteTask: (name) => remove(parseQueueName(name.queueName)!, name),

@@ -58,6 +58,8 @@ interface BatchKind<T> {
   readonly waitMsOf: (payload: T, nowMs: number) => number;
   readonly batch: (queue: QueueName, payloads: T[]) => Promise<BatchOperation>;
   readonly single: (queue: QueueName, payload: T) => Promise<unknown>;
+  /** A failure of the whole batch as each item is told it: without any item's content (creates). */
+  readonly withoutContent?: (payloads: readonly T[], failure: CloudTasksError) => CloudTasksError;
 }
 
 /**
@@ -155,8 +157,8 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
       Promise.all(items.map((item) => settleSingle(item, (p) => calls.with(() => kind.single(queue, p)))));
     if (!batching) return void (await eachAlone());
     let operation: BatchOperation;
+    const payloads = items.map((item) => item.payload);
     try {
-      const payloads = items.map((item) => item.payload);
       operation = await calls.with(() => kind.batch(queue, payloads));
     } catch (error) {
       const failure = toCloudTasksError(error);
@@ -165,7 +167,11 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
         refusedWhole(failure);
         return void (await eachAlone());
       }
-      if (!isMethodUnavailable(failure)) return items.forEach((item) => item.reject(failure));
+      if (!isMethodUnavailable(failure)) {
+        // Its message may quote any item of the batch.
+        const told = kind.withoutContent?.(payloads, failure) ?? failure;
+        return items.forEach((item) => item.reject(told));
+      }
       // Nothing was applied: the batch method is not there, or not allowed.
       stopBatching(failure);
       return void (await eachAlone());
@@ -207,6 +213,8 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
     },
     batch: (queue, payloads) => tasks.batchCreateTasks(queue, payloads),
     single: (queue, payload) => tasks.createTask(queue, payload),
+    withoutContent: (payloads, failure) =>
+      payloads.reduce((told, task) => withoutContentOf(task, told), failure),
   });
   const remove = batched<TaskName>({
     max: MAX_BATCH_DELETE,

@@ -5,7 +5,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CloudTasksError, createCloudTasksClient } from '../../shared/cloud-tasks/client.js';
+import { CloudTasksError, createCloudTasksClient, type NewTask } from '../../shared/cloud-tasks/client.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { batchWrites } from '../../shared/run/batch-writes.js';
 import { Budget } from '../../shared/run/budget.js';
@@ -194,6 +194,47 @@ describe('batchWrites', () => {
       }
     },
   );
+
+  it("a whole batch's failure that quotes one item is told to every item without any item's content", async () => {
+    // A stand-in whose batch create fails, quoting the first task's header value and body.
+    const standIn = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        const first = (JSON.parse(body) as { requests: { task: NewTask }[] }).requests[0]!.task;
+        const quoted = `${first.httpRequest!.headers!['X-Api-Key']} ${first.httpRequest!.body as string}`;
+        response.writeHead(500, { 'content-type': 'application/json' });
+        response.end(
+          JSON.stringify({ error: { code: 500, status: 'INTERNAL', message: `failed on ${quoted}` } }),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = standIn.address() as AddressInfo;
+      const tasks = createCloudTasksClient({ emulatorHost: `127.0.0.1:${port}` });
+      const client = batchWrites({ tasks, budget: new Budget(20_000), log: capturedLog().log });
+      const secret = (id: string) => ({
+        ...newTask(id),
+        httpRequest: {
+          url: `${world.target.url}/${id}`,
+          headers: { 'X-Api-Key': `key-of-${id}-secret` },
+          body: Buffer.from(`card-of-${id}-4111111111111111`).toString('base64'),
+        },
+      });
+      const failures = await Promise.all(
+        ['a', 'b'].map((id) =>
+          client.createTask(queue, secret(id)).catch((e: unknown) => e as CloudTasksError),
+        ),
+      );
+      for (const failure of failures) {
+        expect(failure).toMatchObject({ status: 'INTERNAL' });
+        expect((failure as CloudTasksError).message).toBe('INTERNAL: failed on [redacted] [redacted]');
+      }
+    } finally {
+      await new Promise((resolve) => standIn.close(resolve));
+    }
+  });
 
   it('turns batching off once the method is refused, saying so once, and sends each item on its own', async () => {
     const { client, lines } = writes();

@@ -8,13 +8,14 @@ import { BodyBytes } from './body-bytes.js';
 import type { NewTask } from './client.js';
 
 const REDACTED = '[redacted]';
-/** Shorter header values are too common to find in a message (`1`, `json`); they are left to the words. */
+/** Shorter header values are too common to look for in a message (`1`, `on`). */
 const MIN_VALUE_LENGTH = 4;
 /** A word of the message this long found in the body is taken as quoted from it. */
 const MIN_WORD_LENGTH = 8;
 /** What a message's words are split by: spaces, quotes, brackets, punctuation and ellipses around a value. */
 const WORD_BREAKS = /[\s"'`,;()[\]{}<>…]+|\.{3}/;
 
+/** `message` with the task's header values, and the words of it found in the task's body, redacted. */
 export function messageWithoutContent(task: NewTask, message: string): string {
   const content = contentOf(task);
   for (const value of content) {

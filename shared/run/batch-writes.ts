@@ -167,13 +167,11 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
         refusedWhole(failure);
         return void (await eachAlone());
       }
-      if (!isMethodUnavailable(failure)) {
-        // Its message may quote any item of the batch.
-        const told = kind.withoutContent?.(payloads, failure) ?? failure;
-        return items.forEach((item) => item.reject(told));
-      }
+      // Its message may quote any item of the batch.
+      const told = kind.withoutContent?.(payloads, failure) ?? failure;
+      if (!isMethodUnavailable(told)) return items.forEach((item) => item.reject(told));
       // Nothing was applied: the batch method is not there, or not allowed.
-      stopBatching(failure);
+      stopBatching(told);
       return void (await eachAlone());
     }
     try {

@@ -94,8 +94,8 @@ export class Verifier {
   }
 
   /**
-   * One read of a task that was due by now, at its window's end: what it shows, `running` when that tells
-   * nothing (a redrive copy the listings could not judge in time, copy-verdicts.ts).
+   * One read of a task whose window has ended: what it shows, `running` when that tells nothing (a
+   * redrive copy that a listing past its window missed once, copy-verdicts.ts).
    */
   async lastRead(name: TaskName, fresh: Task, goneMeansSucceeded: boolean): Promise<VerdictResult> {
     const read = await this.#readOnce(name, fresh, goneMeansSucceeded, this.deps.budget.deadlineMs);

@@ -32,8 +32,8 @@ export interface Task {
   responseCount?: number;
   firstAttempt?: Attempt;
   lastAttempt?: Attempt;
-  /** Which view the answer holds (output only). */
-  view?: TaskView;
+  /** Which view the answer holds (output only): by name, or by number where enums are written as numbers. */
+  view?: TaskView | 'VIEW_UNSPECIFIED' | number;
 }
 
 /** google.cloud.tasks.v2.HttpRequest; headers and body only in the FULL view. */
@@ -390,14 +390,17 @@ export function withoutContentOf(task: NewTask, error: unknown): CloudTasksError
   return new CloudTasksError(message, failure.status, { ...failure.options, cause: undefined });
 }
 
+/** google.cloud.tasks.v2.Task.View's BASIC, by name and by number. */
+const BASIC_VIEW: readonly unknown[] = ['BASIC', 1];
+
 /**
- * A task read in the FULL view, refused when the answer says it holds another view: copied without its
+ * A task read in the FULL view, refused when the answer says it holds the BASIC view: copied without its
  * body and headers, a task would be lost (docs/redrive.md "Per task").
  */
 function fullView(task: Task): Task {
-  if (task.view === undefined || task.view === 'FULL') return task;
+  if (!BASIC_VIEW.includes(task.view)) return task;
   throw new CloudTasksError(
-    `FAILED_PRECONDITION: ${task.name} was asked for in the FULL view and came back in the ${String(task.view)} view, without its body and headers`,
+    `FAILED_PRECONDITION: ${task.name} was asked for in the FULL view and came back in the BASIC view, without its body and headers`,
     'FAILED_PRECONDITION',
   );
 }

@@ -7,6 +7,7 @@ import {
 } from '../../shared/cloud-tasks/client.js';
 import { BodyBytes } from '../../shared/cloud-tasks/body-bytes.js';
 import { parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
+import { startCloudTasksProxy } from '../helpers/cloud-tasks-proxy.js';
 import { failedTask, laterTask, queueName } from '../helpers/seeds.js';
 
 const ORDERS = queueName('orders');
@@ -116,6 +117,30 @@ describe('the Cloud Tasks REST client', () => {
     expect(error).toBeInstanceOf(CloudTasksError);
     expect(error).toMatchObject({ status: 'UNAVAILABLE' });
     expect(emulator.calls.filter((c) => c.method === 'RunTask')).toHaveLength(2);
+  });
+
+  it.each([
+    ['BASIC', true],
+    [1, true],
+    ['FULL', false],
+    [2, false],
+    [undefined, false],
+  ])('a FULL read whose answer says view %s is refused: %s', async (view, refused) => {
+    loadFailedTasks(1);
+    const name = parseTaskName(`${ORDERS}/tasks/t0`)!;
+    // The emulator's answer, with its view said otherwise (a server that ignores responseView, or writes
+    // enums as numbers).
+    const proxy = await startCloudTasksProxy(emulator.host, (call) => {
+      const task = JSON.parse(call.text) as Record<string, unknown>;
+      return { status: call.status, text: JSON.stringify({ ...task, view }) };
+    });
+    try {
+      const read = createCloudTasksClient({ emulatorHost: proxy.host }).getTask(name, 'FULL');
+      if (refused) await expect(read).rejects.toMatchObject({ status: 'FAILED_PRECONDITION' });
+      else await expect(read).resolves.toMatchObject({ name: name.name });
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('reports an unreachable endpoint as UNAVAILABLE with the answer lost', async () => {

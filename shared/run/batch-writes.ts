@@ -158,6 +158,8 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
     if (!batching) return void (await eachAlone());
     let operation: BatchOperation;
     const payloads = items.map((item) => item.payload);
+    // A message about the batch may quote any of its items.
+    const toldOf = (failure: CloudTasksError) => kind.withoutContent?.(payloads, failure) ?? failure;
     try {
       operation = await calls.with(() => kind.batch(queue, payloads));
     } catch (error) {
@@ -167,8 +169,7 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
         refusedWhole(failure);
         return void (await eachAlone());
       }
-      // Its message may quote any item of the batch.
-      const told = kind.withoutContent?.(payloads, failure) ?? failure;
+      const told = toldOf(failure);
       if (!isMethodUnavailable(told)) return items.forEach((item) => item.reject(told));
       // Nothing was applied: the batch method is not there, or not allowed.
       stopBatching(told);
@@ -183,7 +184,7 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
       const unknown = unknownFate(`the batch operation could not be read: ${failure.message}`);
       return items.forEach((item) => item.reject(unknown));
     }
-    settleFrom(operation, items);
+    settleFrom(operation, items, toldOf);
   }
 
   async function untilDone(operation: BatchOperation): Promise<BatchOperation> {
@@ -252,16 +253,24 @@ async function settleSingle<T>(item: Item<T>, single: (payload: T) => Promise<un
 /**
  * Each item from a finished operation: its own failure, or done. A FAILED or CANCELLED operation reports no
  * item's outcome, and one that carries an error did not apply every item (a batch delete of which none
- * succeeded carries one): an item not named as failed is then unknown, never taken as done.
+ * succeeded carries one): an item not named as failed is then unknown, never taken as done. The
+ * operation's own failure, about the whole batch, is told as `toldOf` makes it; an item's own failure is
+ * about that item alone.
  */
-function settleFrom<T>(operation: BatchOperation, items: readonly Item<T>[]): void {
+function settleFrom<T>(
+  operation: BatchOperation,
+  items: readonly Item<T>[],
+  toldOf: (failure: CloudTasksError) => CloudTasksError,
+): void {
   const state = operation.metadata?.state;
   const unreported = state === 'FAILED' || state === 'CANCELLED';
   const failed = unreported ? {} : (operation.metadata?.failedRequests ?? {});
   const unnamed =
     (unreported || operation.error !== undefined) &&
-    unknownFate(
-      `the batch operation ended ${unreported ? state : 'with an error'}: ${operation.error?.message ?? 'no detail'}`,
+    toldOf(
+      unknownFate(
+        `the batch operation ended ${unreported ? state : 'with an error'}: ${operation.error?.message ?? 'no detail'}`,
+      ),
     );
   items.forEach((item, index) => {
     const status = failed[String(index)];

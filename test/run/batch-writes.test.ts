@@ -195,46 +195,54 @@ describe('batchWrites', () => {
     },
   );
 
-  it("a whole batch's failure that quotes one item is told to every item without any item's content", async () => {
-    // A stand-in whose batch create fails, quoting the first task's header value and body.
-    const standIn = createServer((request, response) => {
-      let body = '';
-      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      request.on('end', () => {
-        const first = (JSON.parse(body) as { requests: { task: NewTask }[] }).requests[0]!.task;
-        const quoted = `${first.httpRequest!.headers!['X-Api-Key']} ${first.httpRequest!.body as string}`;
-        response.writeHead(500, { 'content-type': 'application/json' });
-        response.end(
-          JSON.stringify({ error: { code: 500, status: 'INTERNAL', message: `failed on ${quoted}` } }),
+  it.each([
+    ['the batch call', 'INTERNAL: failed on [redacted] [redacted]'],
+    [
+      'its operation',
+      'UNAVAILABLE: the batch operation ended with an error: failed on [redacted] [redacted]',
+    ],
+  ])(
+    "a whole batch's failure (%s) that quotes one item is told to every item without any item's content",
+    async (failing, told) => {
+      // A stand-in whose batch create fails, quoting the first task's header value and body.
+      const standIn = createServer((request, response) => {
+        let body = '';
+        request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        request.on('end', () => {
+          const first = (JSON.parse(body) as { requests: { task: NewTask }[] }).requests[0]!.task;
+          const quoted = `${first.httpRequest!.headers!['X-Api-Key']} ${first.httpRequest!.body as string}`;
+          const error = { code: 13, status: 'INTERNAL', message: `failed on ${quoted}` };
+          const operation = { name: 'projects/p/locations/l/operations/op-1', done: true, error };
+          response.writeHead(failing === 'the batch call' ? 500 : 200, {
+            'content-type': 'application/json',
+          });
+          response.end(JSON.stringify(failing === 'the batch call' ? { error } : operation));
+        });
+      });
+      await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = standIn.address() as AddressInfo;
+        const tasks = createCloudTasksClient({ emulatorHost: `127.0.0.1:${port}` });
+        const client = batchWrites({ tasks, budget: new Budget(20_000), log: capturedLog().log });
+        const secret = (id: string) => ({
+          ...newTask(id),
+          httpRequest: {
+            url: `${world.target.url}/${id}`,
+            headers: { 'X-Api-Key': `key-of-${id}-secret` },
+            body: Buffer.from(`card-of-${id}-4111111111111111`).toString('base64'),
+          },
+        });
+        const failures = await Promise.all(
+          ['a', 'b'].map((id) =>
+            client.createTask(queue, secret(id)).catch((e: unknown) => e as CloudTasksError),
+          ),
         );
-      });
-    });
-    await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
-    try {
-      const { port } = standIn.address() as AddressInfo;
-      const tasks = createCloudTasksClient({ emulatorHost: `127.0.0.1:${port}` });
-      const client = batchWrites({ tasks, budget: new Budget(20_000), log: capturedLog().log });
-      const secret = (id: string) => ({
-        ...newTask(id),
-        httpRequest: {
-          url: `${world.target.url}/${id}`,
-          headers: { 'X-Api-Key': `key-of-${id}-secret` },
-          body: Buffer.from(`card-of-${id}-4111111111111111`).toString('base64'),
-        },
-      });
-      const failures = await Promise.all(
-        ['a', 'b'].map((id) =>
-          client.createTask(queue, secret(id)).catch((e: unknown) => e as CloudTasksError),
-        ),
-      );
-      for (const failure of failures) {
-        expect(failure).toMatchObject({ status: 'INTERNAL' });
-        expect((failure as CloudTasksError).message).toBe('INTERNAL: failed on [redacted] [redacted]');
+        for (const failure of failures) expect((failure as CloudTasksError).message).toBe(told);
+      } finally {
+        await new Promise((resolve) => standIn.close(resolve));
       }
-    } finally {
-      await new Promise((resolve) => standIn.close(resolve));
-    }
-  });
+    },
+  );
 
   it('turns batching off once the method is refused, saying so once, and sends each item on its own', async () => {
     const { client, lines } = writes();

@@ -40,6 +40,9 @@ const POLL_MS = 200;
 
 const OPERATION_NAME = /^projects\/[^/]+\/locations\/[^/]+\/operations\/[^/]+$/;
 
+/** A failure as an item is told it, cleaned of the content of the payloads it is about (all, by default). */
+type Told<T> = (failure: CloudTasksError, about?: readonly T[]) => CloudTasksError;
+
 /** One caller's item in a batch, and how to answer it. */
 interface Item<T> {
   readonly payload: T;
@@ -58,7 +61,7 @@ interface BatchKind<T> {
   readonly waitMsOf: (payload: T, nowMs: number) => number;
   readonly batch: (queue: QueueName, payloads: T[]) => Promise<BatchOperation>;
   readonly single: (queue: QueueName, payload: T) => Promise<unknown>;
-  /** A failure of the whole batch as each item is told it: without any item's content (creates). */
+  /** A failure about `payloads` as an item is told it: without their content (creates). */
   readonly withoutContent?: (payloads: readonly T[], failure: CloudTasksError) => CloudTasksError;
 }
 
@@ -158,8 +161,8 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
     if (!batching) return void (await eachAlone());
     let operation: BatchOperation;
     const payloads = items.map((item) => item.payload);
-    // A message about the batch may quote any of its items.
-    const toldOf = (failure: CloudTasksError) => kind.withoutContent?.(payloads, failure) ?? failure;
+    // A failure about the batch may quote any of its items; an item's own, that item.
+    const told: Told<T> = (failure, about = payloads) => kind.withoutContent?.(about, failure) ?? failure;
     try {
       operation = await calls.with(() => kind.batch(queue, payloads));
     } catch (error) {
@@ -169,10 +172,10 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
         refusedWhole(failure);
         return void (await eachAlone());
       }
-      const told = toldOf(failure);
-      if (!isMethodUnavailable(told)) return items.forEach((item) => item.reject(told));
+      const toItems = told(failure);
+      if (!isMethodUnavailable(toItems)) return items.forEach((item) => item.reject(toItems));
       // Nothing was applied: the batch method is not there, or not allowed.
-      stopBatching(told);
+      stopBatching(toItems);
       return void (await eachAlone());
     }
     try {
@@ -184,7 +187,7 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
       const unknown = unknownFate(`the batch operation could not be read: ${failure.message}`);
       return items.forEach((item) => item.reject(unknown));
     }
-    settleFrom(operation, items, toldOf);
+    settleFrom(operation, items, told);
   }
 
   async function untilDone(operation: BatchOperation): Promise<BatchOperation> {
@@ -230,11 +233,7 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
       return batching;
     },
     createTask: async (queue, task) => {
-      try {
-        await create(queue, task);
-      } catch (error) {
-        throw withoutContentOf(task, error);
-      }
+      await create(queue, task);
       return { name: task.name };
     },
     deleteTask: (name) => remove(parseQueueName(name.queueName)!, name),
@@ -253,21 +252,16 @@ async function settleSingle<T>(item: Item<T>, single: (payload: T) => Promise<un
 /**
  * Each item from a finished operation: its own failure, or done. A FAILED or CANCELLED operation reports no
  * item's outcome, and one that carries an error did not apply every item (a batch delete of which none
- * succeeded carries one): an item not named as failed is then unknown, never taken as done. The
- * operation's own failure, about the whole batch, is told as `toldOf` makes it; an item's own failure is
- * about that item alone.
+ * succeeded carries one): an item not named as failed is then unknown, never taken as done. Each failure
+ * is `told` as it reaches an item: the operation's own is about the whole batch, an item's about that item.
  */
-function settleFrom<T>(
-  operation: BatchOperation,
-  items: readonly Item<T>[],
-  toldOf: (failure: CloudTasksError) => CloudTasksError,
-): void {
+function settleFrom<T>(operation: BatchOperation, items: readonly Item<T>[], told: Told<T>): void {
   const state = operation.metadata?.state;
   const unreported = state === 'FAILED' || state === 'CANCELLED';
   const failed = unreported ? {} : (operation.metadata?.failedRequests ?? {});
   const unnamed =
     (unreported || operation.error !== undefined) &&
-    toldOf(
+    told(
       unknownFate(
         `the batch operation ended ${unreported ? state : 'with an error'}: ${operation.error?.message ?? 'no detail'}`,
       ),
@@ -276,7 +270,9 @@ function settleFrom<T>(
     const status = failed[String(index)];
     if (status === undefined) return unnamed ? item.reject(unnamed) : item.resolve();
     const code: CanonicalCode = CANONICAL_CODES[status.code ?? 2] ?? 'UNKNOWN';
-    item.reject(new CloudTasksError(`${code}: ${status.message ?? 'failed in a batch'}`, code));
+    item.reject(
+      told(new CloudTasksError(`${code}: ${status.message ?? 'failed in a batch'}`, code), [item.payload]),
+    );
   });
 }
 

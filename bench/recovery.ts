@@ -18,7 +18,7 @@ import type { RerunReport } from '../shared/run/settle.js';
 import { baseEnv, runChild } from './child.js';
 import type { RecoveryChildResult } from './recovery-child.js';
 import { summarize, type Summary } from './stats.js';
-import { benchQueue, failedTask, queueName, startTarget, type Target } from './world.js';
+import { benchQueue, failedTask, PROJECT, queueName, startTarget, type Target } from './world.js';
 
 export interface RecoveryOptions {
   readonly runs: number;
@@ -40,6 +40,11 @@ export interface RecoveryOptions {
   readonly childFlags: readonly string[];
   /** Adds the "calls only" anchor at each size: the batch path's calls alone (calls-only-child.ts). */
   readonly callsOnly: boolean;
+  /**
+   * The product's redrives write their claims and recovery tasks to a control queue, as deploy.sh deploys
+   * them (its calls are counted with the rest); none by default.
+   */
+  readonly controlQueue: boolean;
   /** One more size, batch redrive and floor only, with its own bodies and timeout (undefined: none). */
   readonly big: { readonly size: number; readonly bodyBytes: number; readonly timeoutMs: number } | undefined;
   /** Run mode's sample: tasks, at a quota of `ratePerSecond` compressed into windows of `windowMs`. */
@@ -169,6 +174,7 @@ export interface RecoveryResult {
     redriveConcurrency: number;
     timeBudget: string;
     timeoutMs: number;
+    controlQueue: boolean;
   };
 }
 
@@ -260,6 +266,7 @@ export async function benchRecovery(
         redriveConcurrency: options.redriveConcurrency,
         timeBudget: `${TIME_BUDGET_MS / 1000}s`,
         timeoutMs: options.timeoutMs,
+        controlQueue: options.controlQueue,
       },
     };
   } finally {
@@ -415,10 +422,13 @@ async function recoverOnce(
     const scheduleTime = new Date(seededMs + ((i + 1) / size) * OWN_SCHEDULE_MS).toISOString();
     return { ...task, scheduleTime, httpRequest: { ...task.httpRequest, body } };
   });
+  const seed = benchQueue(queue, backlog);
+  const control = options.controlQueue && mode === 'redrive' && extra.child === undefined;
+  const controlQueue = queueName(`control-${id}`);
   const emulator = await startEmulator({
     port: 0,
     latencyMs: options.latencyMs,
-    seed: benchQueue(queue, backlog),
+    seed: control ? { queues: [...seed.queues, ...benchQueue(controlQueue, []).queues] } : seed,
     ...(extra.runTaskQuota && { runTaskQuota: extra.runTaskQuota }),
   });
   try {
@@ -439,6 +449,13 @@ async function recoverOnce(
       BENCH_EVENT: JSON.stringify(event),
       BENCH_ARMING_MS: String(options.armingDelayMs),
       BENCH_QUEUE_RATE: String(QUEUE_RATE),
+      ...(control && {
+        RERUN_CONTROL_QUEUE: controlQueue,
+        // Nothing listens there: a claim falls due after the run, and a move's recovery task is deleted
+        // once the move is settled (one that falls due first is refused, and tried again later).
+        RERUN_SELF_URL: 'http://127.0.0.1:9/',
+        RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+      }),
       ...extra.env,
     });
     const spawnedRealMs = realNow();

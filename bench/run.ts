@@ -15,7 +15,9 @@
  * default 32), BENCH_RECOVERY_TIMEOUT_S (every wait of one recovery run, default 360; the request's
  * RERUN_TIME_BUDGET is the larger of 300 s and this less 120 s), BENCH_RECOVERY_NODE_FLAGS (Node and V8
  * flags of the redriving child, e.g. `--cpu-prof`; default none), BENCH_RECOVERY_CALLS_ONLY=1 (adds a third
- * anchor at each size: the batch path's calls made with none of the product's logic, calls-only-child.ts).
+ * anchor at each size: the batch path's calls made with none of the product's logic, calls-only-child.ts),
+ * BENCH_RECOVERY_CONTROL=1 (the product's redrives write claims and recovery tasks to a control queue, as
+ * deploy.sh deploys them; its calls count with the rest).
  * Every recovery size runs a floor (the emulator alone draining the N tasks created due now), the batch
  * redrive (the product's default) and the per-task redrive (RERUN_REDRIVE_BATCH=false).
  * BENCH_RECOVERY_BIG (e.g. 100000; default none) adds one size, floor and batch redrive only, with
@@ -136,6 +138,7 @@ if (only.has('recovery')) {
       timeoutMs: int('BENCH_RECOVERY_TIMEOUT_S', 360) * 1000,
       childFlags: (env.BENCH_RECOVERY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
       callsOnly: env.BENCH_RECOVERY_CALLS_ONLY === '1',
+      controlQueue: env.BENCH_RECOVERY_CONTROL === '1',
       runSample: { tasks: int('BENCH_RECOVERY_RUN_TASKS', 60), ratePerSecond: 10, windowMs: 6000 },
       big: env.BENCH_RECOVERY_BIG
         ? {

@@ -74,6 +74,11 @@ export interface Mode extends PlanMode {
   readonly queuesAtOnce: number;
   /** How a redrive made its calls, for the report; undefined for the other modes. */
   redriveCalls(): RedriveCallsTaken | undefined;
+  /**
+   * The client the run's claims are written to the control queue with: by batch where the mode makes its
+   * own writes by batch (docs/redrive.md "Batch calls"), else one call each.
+   */
+  readonly claimWrites: CloudTasksClient;
 }
 
 export interface ModeDeps {
@@ -108,6 +113,7 @@ export function modeOf(request: RerunRequest, deps: ModeDeps): Mode {
       : request.mode === 'redrive'
         ? redriveModeOf(request, deps, calls, verifier)
         : new RunTaskMode(
+            tasks,
             new Forcer({ tasks, pacer: deps.pacer, inFlight: deps.inFlight, budget, log: deps.log }),
             verifier,
             control && deps.mayEnqueue ? new Enqueuer(tasks, control, deps.work, calls, deps.now) : undefined,
@@ -198,6 +204,7 @@ export class RunTaskMode implements Mode, Acting {
   readonly acting: Acting = this;
 
   constructor(
+    readonly claimWrites: CloudTasksClient,
     private readonly forcer: Forcer,
     private readonly verifier: Verifier,
     private readonly enqueuer: Enqueuer | undefined,
@@ -276,6 +283,7 @@ export class RedriveMode implements Mode, Acting {
   readonly acting: Acting = this;
   readonly readsBodies: boolean;
   readonly concurrency: number;
+  readonly claimWrites: CloudTasksClient;
 
   constructor(
     private readonly tasks: CloudTasksClient,
@@ -288,6 +296,8 @@ export class RedriveMode implements Mode, Acting {
   ) {
     this.readsBodies = path.readsBodies;
     this.concurrency = path.concurrency;
+    // By batch on the batch path, as the moves' recovery tasks are (docs/redrive.md "Batch calls").
+    this.claimWrites = path.copy.tasks;
   }
 
   redriveCalls(): RedriveCallsTaken {
@@ -385,6 +395,9 @@ export class DryRunMode implements Mode {
   }
   get listing(): Listing | undefined {
     return this.base.listing;
+  }
+  get claimWrites(): CloudTasksClient {
+    return this.base.claimWrites;
   }
   /** Never reached: every admitted task gets its row at once. */
   get acting(): Acting {

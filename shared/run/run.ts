@@ -156,7 +156,14 @@ class Run {
     // queues only, and a parking queue is never one (docs/parking.md "Limits").
     const claimControl = mode.listing ? undefined : control;
     const claimer = new Claimer(
-      { ...deps, registry: deps.claims, control: claimControl, ownClaimId: deps.ownClaimId, now },
+      {
+        ...deps,
+        tasks: mode.claimWrites,
+        registry: deps.claims,
+        control: claimControl,
+        ownClaimId: deps.ownClaimId,
+        now,
+      },
       work,
       budget.deadlineMs + CLAIM_MARGIN_MS,
     );

@@ -6,10 +6,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Fault } from '../../emulator/server.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
-import { failedTask, laterTask, queueName } from '../helpers/seeds.js';
+import { controlQueue, failedTask, laterTask, PROJECT, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
 
 const ORDERS = queueName('orders');
+const CONTROL = queueName('rerun-control');
 const SECRET_HEADER = 'sk-batch-secret-header';
 const SECRET_BODY = 'card=4111-batch-secret-body';
 const ARMING_MS = 500;
@@ -36,7 +37,9 @@ async function redrive(faults: Fault[] = [], env: Record<string, string> = {}) {
       body: `${SECRET_BODY}-${i}`,
     }),
   );
-  server.emulator.load({ queues: [{ name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks }] });
+  server.emulator.load({
+    queues: [{ name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks }, controlQueue(CONTROL)],
+  });
   for (const fault of faults) server.emulator.injectFault(fault);
   const answer = await server.post({
     kind: 'fix-deployed',
@@ -56,8 +59,8 @@ async function redrive(faults: Fault[] = [], env: Record<string, string> = {}) {
 /** Whether an injected fault of that kind hit a call of that method. */
 const hit = (method: string, kind: string) => calls(method).some((c) => c.fault?.includes(kind) === true);
 
-const calls = (method: string) =>
-  server.emulator.calls.filter((c) => c.method === method && c.name === ORDERS);
+const calls = (method: string, queue = ORDERS) =>
+  server.emulator.calls.filter((c) => c.method === method && c.name === queue);
 
 /** How often the target received each task (by the id in its URL), and each body. */
 function runs() {
@@ -99,6 +102,27 @@ describe('redrive by batch', () => {
     const text = JSON.stringify(answer.body) + JSON.stringify(server.logs.lines());
     expect(text).not.toContain(SECRET_HEADER);
     expect(text).not.toContain(SECRET_BODY);
+  });
+
+  it('with a control queue, the claims and the recovery tasks go there by batch too: no call per task', async () => {
+    const answer = await redrive([], {
+      RERUN_CONTROL_QUEUE: CONTROL,
+      // Nothing in the control queue falls due during the test: claims and recovery tasks are deleted first.
+      RERUN_SELF_URL: 'http://127.0.0.1:9/',
+      RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+    });
+    expect(answer.body.counts.redriven).toBe(COUNT);
+    expectEachRanOnce();
+    // The one single create in the control queue is the request's shared cutoff, written once per request.
+    expect(calls('CreateTask', CONTROL)).toHaveLength(1);
+    expect(calls('DeleteTask', CONTROL)).toEqual([]);
+    // A claim and a recovery task per task, created by batch and deleted by batch.
+    expect(calls('BatchCreateTasks', CONTROL).length).toBeGreaterThanOrEqual(2);
+    expect(calls('BatchCreateTasks', CONTROL).length).toBeLessThanOrEqual(COUNT / 4);
+    expect(calls('BatchDeleteTasks', CONTROL).length).toBeGreaterThanOrEqual(1);
+    expect(calls('BatchDeleteTasks', CONTROL).length).toBeLessThanOrEqual(COUNT / 4);
+    // Every claim and recovery task is gone once its move is settled.
+    expect(server.emulator.calls.filter((c) => c.status >= 400)).toEqual([]);
   });
 
   it('items that fail in a batch follow the single-call rules: sent again, each task once', async () => {

@@ -3,8 +3,9 @@
  * be seen idle after its copy exists. The second reads asked of one queue are gathered until the first of
  * them must be answered (its copy falls due soon), at most MAX_GATHER_MS, and answered by one BASIC listing
  * of the queue when that is cheaper than a GetTask each and the run's list budget allows; otherwise, and for
- * every task the listing did not show, by a GetTask of its own. The listing starts after every read it
- * answers was asked, so what it shows was seen after each copy existed.
+ * every task the listing did not show, by a GetTask of its own. A read that can wait for the budget to have
+ * room waits for the next listing. The listing starts after every read it answers was asked, so what it
+ * shows was seen after each copy existed.
  */
 import type { CloudTasksClient, Task } from '../cloud-tasks/client.js';
 import type { QueueName, TaskName } from '../cloud-tasks/names.js';
@@ -27,9 +28,16 @@ const FIRST_PAGE_MS_GUESS = 100;
 
 type Answer = Task | Stop;
 
+/** One task's second reads waiting, and when the first of them must be answered. */
+interface WaitingRead {
+  readonly name: TaskName;
+  readonly answers: ((answer: Answer) => void)[];
+  answerByMs: number;
+}
+
 /** The second reads asked of one queue and not yet answered. */
 interface QueueReads {
-  waiting: Map<string, { readonly name: TaskName; readonly answers: ((answer: Answer) => void)[] }>;
+  waiting: Map<string, WaitingRead>;
   /** When the reads waiting must start being answered (a listing's time before the first must be done). */
   answerByMs: number;
   /** Tasks in the queue when it was last listed (the plan's count, doubled for the copies, before that). */
@@ -67,8 +75,10 @@ export class SecondReads {
     const queueReads = reads;
     return new Promise<Answer>((resolve) => {
       const waiting = queueReads.waiting.get(name.name);
-      if (waiting) waiting.answers.push(resolve);
-      else queueReads.waiting.set(name.name, { name, answers: [resolve] });
+      if (waiting) {
+        waiting.answers.push(resolve);
+        waiting.answerByMs = Math.min(waiting.answerByMs, answerByMs);
+      } else queueReads.waiting.set(name.name, { name, answers: [resolve], answerByMs });
       queueReads.answerByMs = Math.min(queueReads.answerByMs, answerByMs);
       this.#schedule(queue, queueReads);
     });
@@ -87,29 +97,47 @@ export class SecondReads {
     reads.timer = setTimeout(() => void this.#answer(queue, reads), Math.max(0, atMs - nowMs));
   }
 
-  /** Answers every read waiting now: by one listing when it pays and fits the budget, else one by one. */
+  /**
+   * Answers the reads waiting now: by one listing when it pays and fits the budget, else one by one. When
+   * the budget has no room yet, the reads that can wait for it (and for a listing's time) wait for the
+   * next listing, and only the others are read one by one.
+   */
   async #answer(queue: QueueName, reads: QueueReads): Promise<void> {
     reads.timer = undefined;
-    reads.reading = true;
     const waiting = reads.waiting;
     reads.waiting = new Map();
     reads.answerByMs = Number.POSITIVE_INFINITY;
-    try {
-      const pages = pagesOf(reads.size);
-      const listed =
-        listingPays(waiting.size, reads.size) && this.deps.lists.tryTake(pages)
-          ? await this.#list(queue, reads, pages, waiting)
-          : undefined;
-      await Promise.all(
-        [...waiting.values()].map(async ({ name, answers }) => {
-          // A task the listing did not show is read on its own: a paged listing is not a snapshot.
-          const answer = listed?.get(name.name) ?? (await this.deps.calls.read(name, 'BASIC'));
-          for (const send of answers) send(answer);
-        }),
-      );
-    } finally {
-      reads.reading = false;
-      this.#schedule(queue, reads);
+    const pages = pagesOf(reads.size);
+    let listed: Map<string, Task> | undefined;
+    if (listingPays(waiting.size, reads.size)) {
+      if (this.deps.lists.tryTake(pages)) {
+        reads.reading = true;
+        try {
+          listed = await this.#list(queue, reads, pages, waiting);
+        } finally {
+          reads.reading = false;
+        }
+      } else this.#waitForRoom(reads, waiting, pages);
+    }
+    // Reads asked from now on wait for a listing that starts after them; the rest are read one by one.
+    this.#schedule(queue, reads);
+    await Promise.all(
+      [...waiting.values()].map(async ({ name, answers }) => {
+        // A task the listing did not show is read on its own: a paged listing is not a snapshot.
+        const answer = listed?.get(name.name) ?? (await this.deps.calls.read(name, 'BASIC'));
+        for (const send of answers) send(answer);
+      }),
+    );
+  }
+
+  /** Moves the reads that can wait until the list budget has room for `pages`, and a listing, back to wait. */
+  #waitForRoom(reads: QueueReads, waiting: Map<string, WaitingRead>, pages: number): void {
+    const listedByMs = this.deps.lists.fitsAtMs() + pages * reads.pageMs;
+    for (const [name, read] of waiting) {
+      if (read.answerByMs < listedByMs) continue;
+      waiting.delete(name);
+      reads.waiting.set(name, read);
+      reads.answerByMs = Math.min(reads.answerByMs, read.answerByMs);
     }
   }
 

@@ -110,6 +110,27 @@ describe('SecondReads', () => {
     expect(callsOf(world.emulator, 'GetTask')).toHaveLength(10);
   });
 
+  it('reads that can wait for the list budget to have room wait for one listing; only the others are read on their own', async () => {
+    load(30);
+    // 100 ms a list call and no burst: the 5 calls counted leave no room for 500 ms.
+    const lists = new ListBudget(Date.now, 600, 0);
+    lists.count(5);
+    const reads = secondReads(lists);
+    const later = Date.now() + 1_500;
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        reads.read(ORDERS_QUEUE, 30, taskName(`t${i}`), i < 10 ? soon() : later),
+      ),
+    );
+    expect(answers.every((a) => 'dispatchCount' in a && a.dispatchCount === 3)).toBe(true);
+    // The ten due soon could not wait: read on their own; the twenty others by one listing.
+    expect(callsOf(world.emulator, 'GetTask').sort()).toEqual(
+      Array.from({ length: 10 }, (_, i) => taskName(`t${i}`).name).sort(),
+    );
+    expect(callsOf(world.emulator, 'ListTasks')).toHaveLength(1);
+    expect(Date.now()).toBeLessThan(later + 300);
+  });
+
   it('a read asked while a listing runs is answered by a later call, never by that listing', async () => {
     load(20);
     world.emulator.setLatency(150);

@@ -91,6 +91,7 @@ async function sweepDueMoves(runtime: Runtime, armingDelayMs: number, ownId: str
       armingDelayMs,
       Date.now,
       ownId,
+      runtime.bodies,
     );
     if (settled + left > 0) runtime.log.info({ settled, left }, 'due moves recovered');
   } catch (error) {

@@ -35,6 +35,8 @@ import {
   possiblyDoneNameOf,
 } from './park-rules.js';
 import { hasAttemptUnderWay } from './select.js';
+import type { Semaphore } from './pace.js';
+import { LARGEST_BODY_BYTES } from '../cloud-tasks/body-bytes.js';
 
 /** The header of a placeholder that uses up a copy's name; it is deleted at once and never dispatched. */
 export const PLACEHOLDER_HEADER = 'X-Rerun-Placeholder';
@@ -207,8 +209,13 @@ async function recoverPark(
   return deleteTask(tasks, original, 'finished', 'kept as possibly done');
 }
 
-/** Recovery tasks settled at once by one delivery's sweep. */
-const SWEEP_CONCURRENCY = 8;
+/**
+ * Moves settled at once by one delivery's sweep. A move takes about four calls, so this keeps up with the
+ * moves of a queue at its full 500 a second falling due after a crash (a batch redrive has thousands under
+ * way). Each holds room for one body among the process's (docs/redrive.md "Bodies held") while it is
+ * settled: with large bodies, or bodies held by a redrive, fewer go at once.
+ */
+const SWEEP_CONCURRENCY = 64;
 
 /**
  * Settles every other move whose recovery task is due, and deletes those recovery tasks: one delivery
@@ -222,6 +229,8 @@ export async function recoverDueMoves(
   armingDelayMs: number,
   nowMs: () => number,
   ownId: string,
+  /** The process's bytes of bodies held (MAX_BODY_BYTES_HELD): a move may read two tasks in the FULL view. */
+  bodies: Semaphore,
 ): Promise<{ settled: number; left: number }> {
   const due: Array<{ recoveryTask: TaskName; move: MoveRecovery }> = [];
   for await (const page of tasks.listTaskUrls(controlQueue)) {
@@ -237,7 +246,10 @@ export async function recoverDueMoves(
   let left = 0;
   const worker = async (): Promise<void> => {
     for (let next = due.pop(); next; next = due.pop()) {
-      const result = await recoverMove(tasks, next.move, armingDelayMs, nowMs);
+      await bodies.acquire(Number.POSITIVE_INFINITY, nowMs(), LARGEST_BODY_BYTES);
+      const result = await recoverMove(tasks, next.move, armingDelayMs, nowMs).finally(() =>
+        bodies.release(LARGEST_BODY_BYTES),
+      );
       if (!result.done) {
         left++;
         continue;

@@ -232,7 +232,7 @@ export async function recoverDueMoves(
   /** The process's bytes of bodies held (MAX_BODY_BYTES_HELD): a move may read two tasks in the FULL view. */
   bodies: Semaphore,
 ): Promise<{ settled: number; left: number }> {
-  const due: Array<{ recoveryTask: TaskName; move: MoveRecovery }> = [];
+  const due: Array<{ recoveryTask: TaskName; move: MoveRecovery & { dueMs: number } }> = [];
   for await (const page of tasks.listTaskUrls(controlQueue)) {
     for (const task of page) {
       const move = moveOfControlUrl(task.httpRequest?.url);
@@ -242,6 +242,8 @@ export async function recoverDueMoves(
       }
     }
   }
+  // The first due first: their copies arm first. Taken from the end.
+  due.sort((a, b) => b.move.dueMs - a.move.dueMs);
   let settled = 0;
   let left = 0;
   const worker = async (): Promise<void> => {

@@ -118,7 +118,7 @@ describe('redrive recovery', () => {
     ['by batch', true, 300, 2, CRASH_ARMING_MS],
     // Hundreds of moves under way (a run takes 1,000 of the 2,000 tasks) fall due within a few seconds: one
     // delivery's sweep must settle them before their copies arm (docs/claims.md "A crash mid-redrive").
-    ['by batch, 800 moves under way', true, 2_000, 8, CRASH_ARMING_MS],
+    ['by batch, 800 moves under way', true, 2_000, 8, 6_000],
   ])(
     'a process killed with SIGKILL mid-redrive (%s), then the request again: none twice, none lost',
     async (_, batch, count, killAfterCreates, armingMs) => {

@@ -286,10 +286,11 @@ describe('redrive by batch', () => {
     server = await startRerunServer({ RERUN_QUEUES: `${ORDERS},${other}` }, {}, undefined, {
       redriveArmingDelayMs: ARMING_MS,
     });
-    // 150 tasks at 100 a second: each queue's copies take 1.5 s to make at its own rate.
+    // 150 tasks at 20 a second: each queue's slots span 7.5 s, and a copy is made at most 5 s before its
+    // slot, so each queue's last copies are made 2.5 s after its first, at its own rate.
     const queueOf = (name: string) => ({
       name,
-      rateLimits: { maxDispatchesPerSecond: 100 },
+      rateLimits: { maxDispatchesPerSecond: 20 },
       tasks: Array.from({ length: 150 }, (_, i) => failedTask(name, `t${i}`, target.url)),
     });
     server.emulator.load({ queues: [queueOf(ORDERS), queueOf(other)] });

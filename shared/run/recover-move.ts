@@ -229,7 +229,7 @@ export async function recoverDueMoves(
   armingDelayMs: number,
   nowMs: () => number,
   ownId: string,
-  /** The process's bytes of bodies held (MAX_BODY_BYTES_HELD): a move may read two tasks in the FULL view. */
+  /** The process's bytes of bodies held (MAX_BODY_BYTES_HELD): each move holds room for one while settled. */
   bodies: Semaphore,
 ): Promise<{ settled: number; left: number }> {
   const due: Array<{ recoveryTask: TaskName; move: MoveRecovery & { dueMs: number } }> = [];

@@ -5,7 +5,7 @@
 import { QueueState } from './queue-state.js';
 import { retryPolicyOf, type RetryPolicy } from './park-rules.js';
 import type { ListBudget } from './list-budget.js';
-import { bodyBytesOf } from '../cloud-tasks/body-bytes.js';
+import { bodyBytesOf, letBodyGo } from '../cloud-tasks/body-bytes.js';
 import {
   FIRST_FULL_TASK_PAGE_SIZE,
   FULL_TASK_PAGE_SIZE,
@@ -355,31 +355,46 @@ export class Plan {
     const rules = this.rulesFor(run, this.request.lastAttempts || this.deps.mode.canary !== undefined);
     const split: Omit<PlannedPage, 'bodyBytes'> = { candidates: [], rows: [], matched: [], listedNames: [] };
     let bodyBytes = 0;
-    const { listing } = this.deps.mode;
     for (const full of page) {
       split.listedNames.push(full.name);
       if (view === 'FULL') bodyBytes += bodyBytesOf(full);
-      const task = listing ? listing.asSelected(full) : view === 'FULL' ? withoutBody(full) : full;
       run.report.scanned++;
-      if (this.deps.mode.isOwnWork(task.name)) continue;
-      const selection = selectTask(task, rules);
-      if (selection.kind === 'unmatched') continue;
-      run.report.matched++;
-      split.matched.push(task);
-      const name = parseTaskName(task.name);
-      if (!name || name.queueName !== run.listed.name) {
-        split.rows.push({ task: task.name, outcome: 'failed', error: 'invalid task name in the listing' });
-        continue;
-      }
-      const skip =
-        (selection.kind === 'skip' ? selection.reason : run.skipReason) ?? listing?.skipReasonOf(full);
-      if (skip) split.rows.push({ task: task.name, outcome: 'skipped', skipReason: skip });
-      else {
-        const body = view === 'FULL' ? new Handover(full) : undefined;
-        split.candidates.push({ name, listed: task, queue: run, full: body });
-      }
+      const candidate = this.#candidateOf(full, run, view, rules, split);
+      if (candidate) split.candidates.push(candidate);
+      // Only a candidate's body goes on: the others' are freed now, not when the collector finds them
+      // (the copies a redrive made list in FULL too; docs/redrive.md "Bodies held").
+      else if (view === 'FULL') letBodyGo(full);
     }
     return { ...split, bodyBytes };
+  }
+
+  /** The listed task as a candidate, or undefined with its row (if matched) in `split`. */
+  #candidateOf(
+    full: Task,
+    run: QueueRun,
+    view: 'BASIC' | 'FULL',
+    rules: SelectionRules,
+    split: Pick<PlannedPage, 'rows' | 'matched'>,
+  ): Candidate | undefined {
+    const { listing } = this.deps.mode;
+    const task = listing ? listing.asSelected(full) : view === 'FULL' ? withoutBody(full) : full;
+    if (this.deps.mode.isOwnWork(task.name)) return undefined;
+    const selection = selectTask(task, rules);
+    if (selection.kind === 'unmatched') return undefined;
+    run.report.matched++;
+    split.matched.push(task);
+    const name = parseTaskName(task.name);
+    if (!name || name.queueName !== run.listed.name) {
+      split.rows.push({ task: task.name, outcome: 'failed', error: 'invalid task name in the listing' });
+      return undefined;
+    }
+    const skip =
+      (selection.kind === 'skip' ? selection.reason : run.skipReason) ?? listing?.skipReasonOf(full);
+    if (skip) {
+      split.rows.push({ task: task.name, outcome: 'skipped', skipReason: skip });
+      return undefined;
+    }
+    return { name, listed: task, queue: run, full: view === 'FULL' ? new Handover(full) : undefined };
   }
 
   #newReport(queue: string): QueueReport {

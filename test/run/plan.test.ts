@@ -1,6 +1,7 @@
 import { ListBudget } from '../../shared/run/list-budget.js';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { CloudTasksClient, TaskView } from '../../shared/cloud-tasks/client.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { BodyBytes } from '../../shared/cloud-tasks/body-bytes.js';
+import type { CloudTasksClient, Task, TaskView } from '../../shared/cloud-tasks/client.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { Pacer, QueueAttempts } from '../../shared/run/pace.js';
 import { Plan, type PlanMode, type PlannedPage } from '../../shared/run/plan.js';
@@ -169,6 +170,44 @@ describe('Plan', () => {
     expect(large[0]!.bodyBytes).toBe(50 * 80_000); // in base64
     expect(large.slice(1).flatMap((page) => page.candidates)).toHaveLength(20);
     expect(large.slice(1).every((page) => page.candidates.every((c) => c.full === undefined))).toBe(true);
+  });
+
+  it("lets go of every listed body but the candidates' at once: its own copies', skips' and others'", async () => {
+    const url = world.target.url;
+    const body = 'x'.repeat(10_000);
+    const tasks = [
+      ...Array.from({ length: 30 }, (_, i) => failedTask(ORDERS, `t${i}`, url, { body })),
+      ...Array.from({ length: 5 }, (_, i) => failedTask(ORDERS, `copy${i}`, url, { body })),
+      ...Array.from({ length: 5 }, (_, i) =>
+        failedTask(ORDERS, `late${i}`, url, { body, dispatchedMs: 60_000 }),
+      ),
+    ];
+    world.emulator.load({ queues: [{ name: ORDERS, tasks }] });
+    const bodyOf = (task: Task) => task.httpRequest?.body;
+    const listed: Task[] = [];
+    const recording: CloudTasksClient = {
+      ...world.tasks,
+      listTasks: async function* (queue, view) {
+        for await (const page of world.tasks.listTasks(queue, view)) yield (listed.push(...page), page);
+      },
+    };
+    const letGo = new Set<unknown>();
+    const spy = vi.spyOn(BodyBytes.prototype, 'letGo').mockImplementation(function (this: BodyBytes) {
+      letGo.add(this);
+    });
+    try {
+      const own = new Set(Array.from({ length: 5 }, (_, i) => `${ORDERS}/tasks/copy${i}`));
+      const { candidates, rows } = await allPages(planOf({}, runMode(own, true), ORDERS, recording));
+      expect(candidates).toHaveLength(30);
+      expect(rows.map((row) => row.skipReason)).toEqual(Array(5).fill('after-cutoff'));
+      const kept = new Set(candidates.map((candidate) => bodyOf(candidate.full!.take()!)));
+      const others = listed.map(bodyOf).filter((listedBody) => !kept.has(listedBody));
+      expect(others).toHaveLength(10);
+      expect(others.every((other) => other instanceof BodyBytes)).toBe(true);
+      expect(letGo).toEqual(new Set(others));
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('a listing that breaks off on page 2 marks the queue broken off (undone), whatever the error', async () => {

@@ -4,11 +4,9 @@
  * records and the target's requests judge: no task runs twice (original and copy), none is lost.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { listTasksFull, postJson } from '../helpers/http.js';
 import { freePort } from '../helpers/rerun-process.js';
 import { CONTROL, ORDERS, RedriveCrashWorld } from '../helpers/redrive-crash.js';
-import { startTarget } from '../helpers/target-server.js';
 
 /**
  * The copies fall due this long after they are made, the recovery tasks halfway (the product's default is
@@ -17,23 +15,17 @@ import { startTarget } from '../helpers/target-server.js';
 const ARMING_MS = 3_000;
 const CRASH_ARMING_MS = 8_000;
 
-let emulator: Emulator;
 let world: RedriveCrashWorld;
 
 beforeEach(async () => {
-  emulator = await startEmulator({ port: 0 });
-  world = new RedriveCrashWorld(emulator, await startTarget({ respond: () => 200 }));
+  world = await RedriveCrashWorld.start();
 });
-afterEach(async () => {
-  await world.stop();
-  await emulator.stop();
-  await world.target.stop();
-});
+afterEach(() => world.stop());
 
 type Json = Record<string, any>;
 
 const post = postJson;
-const listFull = (queue: string) => listTasksFull(emulator.url, queue);
+const listFull = (queue: string) => listTasksFull(world.emulator.url, queue);
 
 function bodyOf(task: Json): Json {
   return JSON.parse(Buffer.from(task.httpRequest?.body ?? 'e30=', 'base64').toString('utf8')) as Json;
@@ -44,11 +36,16 @@ describe('redrive recovery', () => {
     const originals = world.load(30);
     const child = await world.rerunProcess(await freePort(), ARMING_MS, false);
     // Every create in the queue loses its answer and lands 1.5 s later, after the run gave the task up.
-    emulator.injectFault({ method: 'CreateTask', kind: 'late-landing', delayMs: 1_500, resources: [ORDERS] });
+    world.emulator.injectFault({
+      method: 'CreateTask',
+      kind: 'late-landing',
+      delayMs: 1_500,
+      resources: [ORDERS],
+    });
     const event = { kind: 'fix-deployed', mode: 'redrive', verify: '0s', requestId: 'late-1' };
     const first = await post(child.url, event);
     expect(first.body.counts.redriven).toBe(0);
-    emulator.clearFaults();
+    world.emulator.clearFaults();
     await world.copiesSettled(ARMING_MS);
     // The next delivery of the request finds nothing left to move.
     const again = await post(child.url, event);
@@ -82,7 +79,7 @@ describe('redrive recovery', () => {
       };
       const delivery = post(first.url, event).catch(() => undefined);
       const creates = () =>
-        emulator.calls.filter(
+        world.emulator.calls.filter(
           (c) => c.method === (batch ? 'BatchCreateTasks' : 'CreateTask') && c.name === ORDERS,
         ).length;
       await expect.poll(creates, { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(killAfterCreates);

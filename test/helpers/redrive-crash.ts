@@ -4,12 +4,12 @@
  * the emulator's queue and the target's requests say where each original task is.
  */
 import { expect } from 'vitest';
-import type { Emulator } from '../../emulator/server.js';
+import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { listTasksFull } from './http.js';
 import { placesOf } from './places.js';
 import { startRerunProcess, type RerunProcess } from './rerun-process.js';
 import { controlQueue, failedTask, PROJECT, queueName } from './seeds.js';
-import type { Target } from './target-server.js';
+import { startTarget, type Target } from './target-server.js';
 
 export const ORDERS = queueName('orders');
 export const CONTROL = queueName('rerun-control');
@@ -17,10 +17,16 @@ export const CONTROL = queueName('rerun-control');
 export class RedriveCrashWorld {
   readonly #processes: RerunProcess[] = [];
 
-  constructor(
+  private constructor(
     readonly emulator: Emulator,
     readonly target: Target,
   ) {}
+
+  /** A fresh emulator, and a target that answers 200. */
+  static async start(): Promise<RedriveCrashWorld> {
+    const emulator = await startEmulator({ port: 0 });
+    return new RedriveCrashWorld(emulator, await startTarget({ respond: () => 200 }));
+  }
 
   /** `count` failed tasks in ORDERS (500 dispatches a second), and the control queue; their names. */
   load(count: number): string[] {
@@ -47,9 +53,11 @@ export class RedriveCrashWorld {
     return child;
   }
 
-  /** Kills every process started. */
+  /** Kills every process started, then stops the emulator and the target. */
   async stop(): Promise<void> {
     for (const child of this.#processes.splice(0)) await child.kill();
+    await this.emulator.stop();
+    await this.target.stop();
   }
 
   /** ORDERS's tasks as the REST API lists them, in the FULL view. */

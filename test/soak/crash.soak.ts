@@ -6,27 +6,19 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Fault } from '../../emulator/faults.js';
-import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { postJson } from '../helpers/http.js';
 import { freePort, type RerunProcess } from '../helpers/rerun-process.js';
 import { ORDERS, RedriveCrashWorld } from '../helpers/redrive-crash.js';
-import { startTarget } from '../helpers/target-server.js';
 
 const ARMING_MS = 6_000;
 const ROUNDS = Number(process.env.SOAK_ROUNDS ?? 12);
 
-let emulator: Emulator;
 let world: RedriveCrashWorld;
 
 beforeEach(async () => {
-  emulator = await startEmulator({ port: 0 });
-  world = new RedriveCrashWorld(emulator, await startTarget({ respond: () => 200 }));
+  world = await RedriveCrashWorld.start();
 });
-afterEach(async () => {
-  await world.stop();
-  await emulator.stop();
-  await world.target.stop();
-});
+afterEach(() => world.stop());
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
 const upTo = (n: number): number => 1 + Math.floor(Math.random() * n);
@@ -70,7 +62,7 @@ function faultOf(batch: boolean): Fault | undefined {
 
 /** Delivers the request to `child` and kills it at `point`, or once the delivery has ended. */
 async function deliverAndKill(child: RerunProcess, event: object, point: KillPoint): Promise<void> {
-  const firstCall = emulator.calls.length;
+  const firstCall = world.emulator.calls.length;
   const startMs = Date.now();
   let ended = false;
   const delivery = postJson(child.url, event)
@@ -79,8 +71,9 @@ async function deliverAndKill(child: RerunProcess, event: object, point: KillPoi
   const reached = () =>
     'ms' in point
       ? Date.now() - startMs >= point.ms
-      : emulator.calls.slice(firstCall).filter((c) => c.method === point.method && c.name.startsWith(ORDERS))
-          .length >= point.nth;
+      : world.emulator.calls
+          .slice(firstCall)
+          .filter((c) => c.method === point.method && c.name.startsWith(ORDERS)).length >= point.nth;
   while (!ended && !reached()) await new Promise((resolve) => setTimeout(resolve, 2));
   await child.kill();
   await delivery;
@@ -106,11 +99,11 @@ describe('crash soak', () => {
         requestId: `soak-${round}`,
         deployedAt: new Date(Date.now() - 1_000).toISOString(),
       };
-      if (fault) emulator.injectFault(fault);
+      if (fault) world.emulator.injectFault(fault);
       for (const point of kills) {
         await deliverAndKill(await world.rerunProcess(port, ARMING_MS, batch), event, point);
       }
-      emulator.clearFaults();
+      world.emulator.clearFaults();
       const last = await world.rerunProcess(port, ARMING_MS, batch);
       if (settleFirst) await world.copiesSettled(ARMING_MS);
       const again = await postJson(last.url, event);

@@ -5,91 +5,31 @@
  * judge: every task is in exactly one place, and runs once.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../emulator/server.js';
-import { parkingQueueOf, parseQueueName } from '../../shared/cloud-tasks/names.js';
-import { listTasksFull, postJson } from '../helpers/http.js';
-import { freePort, startRerunProcess, type RerunProcess } from '../helpers/rerun-process.js';
-import { placesOf } from '../helpers/places.js';
-import { controlQueue, failedTask, PROJECT, queueName } from '../helpers/seeds.js';
-import { startTarget, type Target } from '../helpers/target-server.js';
+import { postJson } from '../helpers/http.js';
+import { freePort, type RerunProcess } from '../helpers/rerun-process.js';
+import { CrashWorld, ORDERS, PARKING } from '../helpers/crash-world.js';
 
-const MINUTE = 60_000;
-const ORDERS = queueName('orders');
-const PARKING = parkingQueueOf(parseQueueName(ORDERS)!).name;
-const CONTROL = queueName('rerun-control');
 const ARMING_MS = 1_000;
 const COUNT = 150;
 
-let target: Target;
-let emulator: Emulator;
-const processes: RerunProcess[] = [];
+let world: CrashWorld;
 
 beforeEach(async () => {
-  target = await startTarget({ respond: () => 200 });
-  emulator = await startEmulator({ port: 0 });
+  world = await CrashWorld.start();
 });
-afterEach(async () => {
-  for (const child of processes.splice(0)) await child.kill();
-  await emulator.stop();
-  await target.stop();
-});
+afterEach(() => world.stop());
 
-/** COUNT tasks whose next attempt, in ten minutes, is their last. */
-function load(): string[] {
-  const tasks = Array.from({ length: COUNT }, (_, i) =>
-    failedTask(ORDERS, `t${i}`, target.url, { attempts: 4, nextMs: 10 * MINUTE }),
-  );
-  emulator.load({
-    queues: [
-      {
-        name: ORDERS,
-        retryConfig: { maxAttempts: 5, minBackoff: '60s', maxBackoff: '600s', maxDoublings: 3 },
-        tasks,
-      },
-      { name: PARKING, state: 'PAUSED', tasks: [] },
-      controlQueue(CONTROL),
-    ],
-  });
-  return tasks.map((t) => t.name);
-}
-
+const load = () => world.loadLastAttempts(COUNT);
 /** rerunHttp in a process of its own; with `control`, its control queue delivers recovery tasks to it. */
-async function rerunProcess(port: number, control = false): Promise<RerunProcess> {
-  const child = await startRerunProcess(port, {
-    RERUN_QUEUES: ORDERS,
-    RERUN_PARK: 'true',
-    ...(control && {
-      RERUN_CONTROL_QUEUE: CONTROL,
-      RERUN_SELF_URL: `http://127.0.0.1:${port}/`,
-      RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
-    }),
-    CLOUD_TASKS_EMULATOR_HOST: emulator.host,
-    TEST_ARMING_MS: String(ARMING_MS),
-    ...(process.env.TEST_LOG && { TEST_LOG: '1' }),
-  });
-  processes.push(child);
-  return child;
-}
-
+const rerunProcess = (port: number, control = false) =>
+  world.rerunProcess(port, { armingMs: ARMING_MS, park: true, control });
 const post = postJson;
-const listFull = (queue: string) => listTasksFull(emulator.url, queue);
-
-/** Where each original is now: its own queue, parked, brought home, or run by the target. */
-async function places(originals: readonly string[]) {
-  const ran = target.requests.map((request) => `${ORDERS}/tasks/${request.path.split('/').pop()}`);
-  return placesOf(originals, ran, [...(await listFull(ORDERS)), ...(await listFull(PARKING))]);
-}
-
-/** Recovery tasks of moves still waiting in the control queue. */
-const recoveriesLeft = async () =>
-  (await listFull(CONTROL)).filter((t) =>
-    Buffer.from(t.httpRequest?.body ?? '', 'base64')
-      .toString('utf8')
-      .includes('"finish-move"'),
-  ).length;
+const listFull = (queue: string) => world.listed(queue);
+const places = (originals: readonly string[]) => world.places(originals);
+const recoveriesLeft = () => world.recoveriesLeft();
 
 const creates = (queue: string) =>
-  emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === queue).length;
+  world.emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === queue).length;
 
 /**
  * Sends `event` to `child` and kills it with SIGKILL once 40 creates reached `queue`: every task is still
@@ -126,7 +66,7 @@ describe('parking across a crash', () => {
     expect(await listFull(ORDERS)).toEqual([]);
     expect(await listFull(PARKING)).toHaveLength(COUNT);
     expect(await places(originals)).toEqual({ twice: 0, never: 0 });
-    expect(target.requests).toEqual([]);
+    expect(world.target.requests).toEqual([]);
   }, 60_000);
 
   it('a process killed mid-park with a control queue, no sweep after it: the recovery tasks settle every park', async () => {
@@ -143,7 +83,7 @@ describe('parking across a crash', () => {
     expect(parked.length + (await listFull(ORDERS)).length).toBe(COUNT);
     // Every original was idle: none is marked possibly done, and none ran.
     expect(parked.filter((t) => t.httpRequest?.headers?.['X-Rerun-Possibly-Done'])).toEqual([]);
-    expect(target.requests).toEqual([]);
+    expect(world.target.requests).toEqual([]);
   }, 60_000);
 
   it('a process killed mid-unpark, then the same request again: each task home once, run once', async () => {
@@ -159,7 +99,7 @@ describe('parking across a crash', () => {
     // The home copies made before the kill fall due and run before the request comes again: their names
     // are used up, and the parked copies they left behind must go without a second home copy.
     await new Promise((resolve) => setTimeout(resolve, ARMING_MS + 1_000));
-    await emulator.settled();
+    await world.emulator.settled();
 
     const second = await rerunProcess(port);
     const again = await post(second.url, unpark);
@@ -169,9 +109,9 @@ describe('parking across a crash', () => {
     await expect
       .poll(async () => (await listFull(ORDERS)).length, { timeout: 15_000, interval: 200 })
       .toBe(0);
-    await emulator.settled();
+    await world.emulator.settled();
     expect(await places(originals)).toEqual({ twice: 0, never: 0 });
-    expect(target.requests).toHaveLength(COUNT);
+    expect(world.target.requests).toHaveLength(COUNT);
   }, 60_000);
 
   it('a process killed mid-unpark with a control queue, the request never sent again: the recovery tasks settle every move', async () => {
@@ -189,14 +129,14 @@ describe('parking across a crash', () => {
     await rerunProcess(port, true);
     await expect.poll(recoveriesLeft, { timeout: 30_000, interval: 250 }).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, ARMING_MS + 1_000));
-    await emulator.settled();
+    await world.emulator.settled();
     const settled = await places(originals);
     expect(settled.twice).toBe(0);
     expect(settled.never).toBe(0);
     // Tasks the killed run had not reached stay parked, once: a later unpark brings them home.
-    const home = target.requests.length;
+    const home = world.target.requests.length;
     expect(home).toBeGreaterThanOrEqual(40);
     expect(home + (await listFull(PARKING)).length).toBe(COUNT);
-    expect(new Set(target.requests.map((r) => r.path)).size).toBe(home);
+    expect(new Set(world.target.requests.map((r) => r.path)).size).toBe(home);
   }, 60_000);
 });

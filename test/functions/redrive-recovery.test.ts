@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listTasksFull, postJson } from '../helpers/http.js';
 import { freePort } from '../helpers/rerun-process.js';
-import { CONTROL, ORDERS, RedriveCrashWorld } from '../helpers/redrive-crash.js';
+import { CONTROL, ORDERS, CrashWorld } from '../helpers/crash-world.js';
 
 /**
  * The copies fall due this long after they are made, the recovery tasks halfway (the product's default is
@@ -15,10 +15,10 @@ import { CONTROL, ORDERS, RedriveCrashWorld } from '../helpers/redrive-crash.js'
 const ARMING_MS = 3_000;
 const CRASH_ARMING_MS = 8_000;
 
-let world: RedriveCrashWorld;
+let world: CrashWorld;
 
 beforeEach(async () => {
-  world = await RedriveCrashWorld.start();
+  world = await CrashWorld.start();
 });
 afterEach(() => world.stop());
 
@@ -33,8 +33,12 @@ function bodyOf(task: Json): Json {
 
 describe('redrive recovery', () => {
   it('a create whose answer was lost and that lands late: the move is finished, no task runs twice', async () => {
-    const originals = world.load(30);
-    const child = await world.rerunProcess(await freePort(), ARMING_MS, false);
+    const originals = world.loadFailed(30);
+    const child = await world.rerunProcess(await freePort(), {
+      armingMs: ARMING_MS,
+      batch: false,
+      control: true,
+    });
     // Every create in the queue loses its answer and lands 1.5 s later, after the run gave the task up.
     world.emulator.injectFault({
       method: 'CreateTask',
@@ -51,7 +55,7 @@ describe('redrive recovery', () => {
     const again = await post(child.url, event);
     expect(again.status).toBe(200);
     await world.copiesSettled(ARMING_MS);
-    expect(await world.judge(originals)).toEqual({ twice: 0, never: 0 });
+    expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
     // Every recovery task is done; the claims of the tasks the first delivery left stay until they fall due.
     expect((await listFull(CONTROL)).filter((t) => bodyOf(t).kind === 'finish-move')).toEqual([]);
   }, 45_000);
@@ -67,9 +71,9 @@ describe('redrive recovery', () => {
   ])(
     'a process killed with SIGKILL mid-redrive (%s), then the request again: none twice, none lost',
     async (_, batch, count, killAfterCreates, armingMs) => {
-      const originals = world.load(count);
+      const originals = world.loadFailed(count);
       const port = await freePort();
-      const first = await world.rerunProcess(port, armingMs, batch);
+      const first = await world.rerunProcess(port, { armingMs, batch, control: true });
       const event = {
         kind: 'fix-deployed',
         mode: 'redrive',
@@ -85,7 +89,7 @@ describe('redrive recovery', () => {
       await expect.poll(creates, { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(killAfterCreates);
       await first.kill();
       await delivery;
-      const second = await world.rerunProcess(port, armingMs, batch);
+      const second = await world.rerunProcess(port, { armingMs, batch, control: true });
       // The request comes again once the copies made before the crash have fallen due (as a redelivery
       // would): without the recovery tasks, those whose original was not deleted ran twice by now.
       await world.copiesSettled(armingMs);
@@ -93,7 +97,7 @@ describe('redrive recovery', () => {
       expect(again.status).toBe(200);
       await world.copiesSettled(armingMs);
       // Tasks whose claim the killed process holds are left to that claim (due later): still there, once.
-      expect(await world.judge(originals)).toEqual({ twice: 0, never: 0 });
+      expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
     },
     60_000,
   );

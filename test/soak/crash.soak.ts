@@ -8,15 +8,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Fault } from '../../emulator/faults.js';
 import { postJson } from '../helpers/http.js';
 import { freePort, type RerunProcess } from '../helpers/rerun-process.js';
-import { ORDERS, RedriveCrashWorld } from '../helpers/redrive-crash.js';
+import { ORDERS, CrashWorld } from '../helpers/crash-world.js';
 
 const ARMING_MS = 6_000;
 const ROUNDS = Number(process.env.SOAK_ROUNDS ?? 12);
 
-let world: RedriveCrashWorld;
+let world: CrashWorld;
 
 beforeEach(async () => {
-  world = await RedriveCrashWorld.start();
+  world = await CrashWorld.start();
 });
 afterEach(() => world.stop());
 
@@ -90,7 +90,7 @@ describe('crash soak', () => {
       const settleFirst = Math.random() < 0.5;
       const fault = faultOf(batch);
       console.log(JSON.stringify({ round, batch, count, kills, settleFirst, fault }));
-      const originals = world.load(count);
+      const originals = world.loadFailed(count);
       const port = await freePort();
       const event = {
         kind: 'fix-deployed',
@@ -101,15 +101,19 @@ describe('crash soak', () => {
       };
       if (fault) world.emulator.injectFault(fault);
       for (const point of kills) {
-        await deliverAndKill(await world.rerunProcess(port, ARMING_MS, batch), event, point);
+        await deliverAndKill(
+          await world.rerunProcess(port, { armingMs: ARMING_MS, batch, control: true }),
+          event,
+          point,
+        );
       }
       world.emulator.clearFaults();
-      const last = await world.rerunProcess(port, ARMING_MS, batch);
+      const last = await world.rerunProcess(port, { armingMs: ARMING_MS, batch, control: true });
       if (settleFirst) await world.copiesSettled(ARMING_MS);
       const again = await postJson(last.url, event);
       expect(again.status).toBe(200);
       await world.copiesSettled(ARMING_MS);
-      expect(await world.judge(originals)).toEqual({ twice: 0, never: 0 });
+      expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
     },
     120_000,
   );

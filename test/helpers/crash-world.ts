@@ -1,0 +1,137 @@
+/**
+ * The world of the crash tests (docs/claims.md "A crash mid-redrive", docs/parking.md "The move"): the
+ * orders queue (and its parking queue) and a control queue in the emulator, rerunHttp as real processes
+ * that are killed with SIGKILL, and the judge: the queues and the target's requests say where each original
+ * task is.
+ */
+import { expect } from 'vitest';
+import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { parkingQueueOf, parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { listTasksFull } from './http.js';
+import { placesOf } from './places.js';
+import { startRerunProcess, type RerunProcess } from './rerun-process.js';
+import { controlQueue, failedTask, PROJECT, queueName } from './seeds.js';
+import { startTarget, type Target } from './target-server.js';
+
+export const ORDERS = queueName('orders');
+export const PARKING = parkingQueueOf(parseQueueName(ORDERS)!).name;
+export const CONTROL = queueName('rerun-control');
+
+const MINUTE = 60_000;
+
+/** How a process is set up: copies arm after `armingMs`; by batch or not; parking on; a control queue. */
+export interface ProcessSetup {
+  readonly armingMs: number;
+  readonly batch?: boolean;
+  readonly park?: boolean;
+  readonly control: boolean;
+}
+
+export class CrashWorld {
+  readonly #processes: RerunProcess[] = [];
+  /** The queues an original or its copies may be in. */
+  #homes: readonly string[] = [ORDERS];
+
+  private constructor(
+    readonly emulator: Emulator,
+    readonly target: Target,
+  ) {}
+
+  /** A fresh emulator, and a target that answers 200. */
+  static async start(): Promise<CrashWorld> {
+    const emulator = await startEmulator({ port: 0 });
+    return new CrashWorld(emulator, await startTarget({ respond: () => 200 }));
+  }
+
+  /** `count` failed tasks in ORDERS (500 dispatches a second), and the control queue; their names. */
+  loadFailed(count: number): string[] {
+    const tasks = Array.from({ length: count }, (_, i) => failedTask(ORDERS, `t${i}`, this.target.url));
+    this.emulator.load({
+      queues: [{ name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks }, controlQueue(CONTROL)],
+    });
+    this.#homes = [ORDERS];
+    return tasks.map((t) => t.name);
+  }
+
+  /**
+   * `count` tasks in ORDERS whose next attempt, in ten minutes, is their last; ORDERS's parking queue
+   * (paused) and the control queue; their names.
+   */
+  loadLastAttempts(count: number): string[] {
+    const tasks = Array.from({ length: count }, (_, i) =>
+      failedTask(ORDERS, `t${i}`, this.target.url, { attempts: 4, nextMs: 10 * MINUTE }),
+    );
+    this.emulator.load({
+      queues: [
+        {
+          name: ORDERS,
+          retryConfig: { maxAttempts: 5, minBackoff: '60s', maxBackoff: '600s', maxDoublings: 3 },
+          tasks,
+        },
+        { name: PARKING, state: 'PAUSED', tasks: [] },
+        controlQueue(CONTROL),
+      ],
+    });
+    this.#homes = [ORDERS, PARKING];
+    return tasks.map((t) => t.name);
+  }
+
+  /** rerunHttp on `port`; with a control queue, it delivers recovery tasks to this address. */
+  async rerunProcess(port: number, setup: ProcessSetup): Promise<RerunProcess> {
+    const child = await startRerunProcess(port, {
+      RERUN_QUEUES: ORDERS,
+      ...(setup.control && {
+        RERUN_CONTROL_QUEUE: CONTROL,
+        RERUN_SELF_URL: `http://127.0.0.1:${port}/`,
+        RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+      }),
+      CLOUD_TASKS_EMULATOR_HOST: this.emulator.host,
+      TEST_ARMING_MS: String(setup.armingMs),
+      ...(setup.batch !== undefined && { RERUN_REDRIVE_BATCH: String(setup.batch) }),
+      ...(setup.park && { RERUN_PARK: 'true' }),
+      ...(process.env.TEST_LOG && { TEST_LOG: '1' }),
+    });
+    this.#processes.push(child);
+    return child;
+  }
+
+  /** Kills every process started, then stops the emulator and the target. */
+  async stop(): Promise<void> {
+    for (const child of this.#processes.splice(0)) await child.kill();
+    await this.emulator.stop();
+    await this.target.stop();
+  }
+
+  /** A queue's tasks as the REST API lists them, in the FULL view. */
+  listed(queue: string): Promise<Record<string, any>[]> {
+    return listTasksFull(this.emulator.url, queue);
+  }
+
+  /**
+   * Per task, how often it has run or will run: the target's requests for it (the original's or a copy's),
+   * and the tasks listed in ORDERS (and its parking queue, when loaded) that are it or its copies.
+   */
+  async places(originals: readonly string[]): Promise<{ twice: number; never: number }> {
+    const ran = this.target.requests.map((request) => `${ORDERS}/tasks/${request.path.split('/').pop()}`);
+    const listed = await Promise.all(this.#homes.map((queue) => this.listed(queue)));
+    return placesOf(originals, ran, listed.flat());
+  }
+
+  /** Waits until every copy made so far in ORDERS has fallen due and been answered. */
+  async copiesSettled(armingMs: number): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, armingMs + 1_000));
+    const copiesLeft = async () =>
+      (await this.listed(ORDERS)).filter((t) => t.httpRequest?.headers?.['X-Rerun-Original-Task']).length;
+    await expect.poll(copiesLeft, { timeout: 10_000, interval: 200 }).toBe(0);
+    await this.emulator.settled();
+  }
+
+  /** Recovery tasks of moves still waiting in the control queue. */
+  async recoveriesLeft(): Promise<number> {
+    return (await this.listed(CONTROL)).filter((t) =>
+      Buffer.from(t.httpRequest?.body ?? '', 'base64')
+        .toString('utf8')
+        .includes('"finish-move"'),
+    ).length;
+  }
+}

@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-/** The crash soak (test/soak), apart from `npm test`: `npm run soak`. One round at a time. */
+/** The crash soaks (test/soak), apart from `npm test`: `npm run soak`. One round at a time. */
 export default defineConfig({
   test: {
     include: ['test/soak/**/*.soak.ts'],

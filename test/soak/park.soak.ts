@@ -1,8 +1,9 @@
 /**
- * The parking soak (docs/parking.md "Tried under random crashes"): rounds of a park sweep and then an
- * unpark, each killed with SIGKILL at a random point once or twice, with or without a control queue, in
- * half the rounds beside a fault that may pass, and then sent again on a fresh process, with the parking crash tests' judge: every task in exactly one
- * place, none run while parked, none run twice. Not part of `npm test`: `npm run soak`, SOAK_ROUNDS rounds.
+ * The parking soak (docs/parking.md "The move", docs/claims.md "Tried under random crashes"): rounds of a
+ * park sweep and then an unpark, each killed with SIGKILL at a random point once or twice, with or without
+ * a control queue, in half the rounds beside a fault that may pass, and then sent again on a fresh
+ * process, with the parking crash tests' judge: every task in exactly one place, none run while parked,
+ * none run twice. Not part of `npm test`: `npm run soak`, SOAK_ROUNDS rounds.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { postJson } from '../helpers/http.js';

@@ -5,7 +5,7 @@
  * task is.
  */
 import { expect } from 'vitest';
-import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../emulator/server.js';
 import { parkingQueueOf, parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { listTasksFull } from './http.js';
 import { placesOf } from './places.js';
@@ -19,12 +19,16 @@ export const CONTROL = queueName('rerun-control');
 
 const MINUTE = 60_000;
 
-/** How a process is set up: copies arm after `armingMs`; by batch or not; parking on; a control queue. */
+/**
+ * How a process is set up: copies arm after `armingMs`; by batch or not; parking on; a control queue;
+ * RunTask calls a second.
+ */
 export interface ProcessSetup {
   readonly armingMs: number;
   readonly batch?: boolean;
   readonly park?: boolean;
   readonly control: boolean;
+  readonly maxRate?: number;
 }
 
 export class CrashWorld {
@@ -38,8 +42,8 @@ export class CrashWorld {
   ) {}
 
   /** A fresh emulator, and a target that answers 200. */
-  static async start(): Promise<CrashWorld> {
-    const emulator = await startEmulator({ port: 0 });
+  static async start(options: Omit<EmulatorOptions, 'port'> = {}): Promise<CrashWorld> {
+    const emulator = await startEmulator({ ...options, port: 0 });
     return new CrashWorld(emulator, await startTarget({ respond: () => 200 }));
   }
 
@@ -89,6 +93,7 @@ export class CrashWorld {
       TEST_ARMING_MS: String(setup.armingMs),
       ...(setup.batch !== undefined && { RERUN_REDRIVE_BATCH: String(setup.batch) }),
       ...(setup.park && { RERUN_PARK: 'true' }),
+      ...(setup.maxRate !== undefined && { RERUN_MAX_RATE: String(setup.maxRate) }),
       ...(process.env.TEST_LOG && { TEST_LOG: '1' }),
     });
     this.#processes.push(child);

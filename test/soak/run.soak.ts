@@ -1,0 +1,79 @@
+/**
+ * The run soak (docs/claims.md "Tried under random crashes"): rounds of a run (RunTask) killed with SIGKILL
+ * at a random point once or twice, with a control queue, in half the rounds beside a fault that may pass,
+ * and then the request again on a fresh process, judged by the emulator's dispatch records: no task forced
+ * twice by one request, none lost. Not part of `npm test`: `npm run soak`, SOAK_ROUNDS rounds.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Fault } from '../../emulator/faults.js';
+import { postJson } from '../helpers/http.js';
+import { freePort } from '../helpers/rerun-process.js';
+import { CrashWorld, ORDERS, type ProcessSetup } from '../helpers/crash-world.js';
+import { deliverAndKill, killPoints, pick } from './chance.js';
+
+const ROUNDS = Number(process.env.SOAK_ROUNDS ?? 12);
+
+let world: CrashWorld;
+
+beforeEach(async () => {
+  world = await CrashWorld.start({ runTaskQuota: { limit: 60_000, windowMs: 60_000 } });
+});
+afterEach(() => world.stop());
+
+/** In half the rounds, a fault that may pass on some of the run's calls: a RunTask's answer lost, 503. */
+function runFaultOf(): Fault | undefined {
+  const resources = [ORDERS];
+  const faults: Fault[] = [
+    { method: 'RunTask', kind: 'lost-response', rate: 0.1, resources },
+    { method: 'RunTask', kind: 503, rate: 0.1, resources },
+    { method: 'GetTask', kind: 503, rate: 0.1, resources },
+    { method: 'ListTasks', kind: 503, rate: 0.2, resources },
+  ];
+  return Math.random() < 0.5 ? pick(faults) : undefined;
+}
+
+describe('run soak', () => {
+  it.each(Array.from({ length: ROUNDS }, (_, round) => round))(
+    'round %i: a run killed at random, then the request again: none forced twice, none lost',
+    async (round) => {
+      const count = pick([100, 200]);
+      const kills = killPoints([
+        { method: 'RunTask', queue: ORDERS, upTo: count },
+        { method: 'ListTasks', queue: ORDERS, upTo: 2 },
+      ]);
+      const settleFirst = Math.random() < 0.5;
+      const fault = runFaultOf();
+      console.log(JSON.stringify({ round, count, kills, settleFirst, fault }));
+      const originals = world.loadFailed(count);
+      const port = await freePort();
+      const setup: ProcessSetup = { armingMs: 1_000, control: true, maxRate: 100 };
+      const event = {
+        kind: 'fix-deployed',
+        mode: 'run',
+        verify: '0s',
+        requestId: `soak-${round}`,
+        deployedAt: new Date(Date.now() - 1_000).toISOString(),
+      };
+      if (fault) world.emulator.injectFault(fault);
+      for (const point of kills) {
+        await deliverAndKill(world, await world.rerunProcess(port, setup), event, point);
+      }
+      world.emulator.clearFaults();
+      const last = await world.rerunProcess(port, setup);
+      if (settleFirst) await new Promise((resolve) => setTimeout(resolve, 2_000));
+      const again = await postJson(last.url, event);
+      expect(again.status).toBe(200);
+      await world.emulator.settled();
+      console.log(
+        JSON.stringify({ round, forced: world.emulator.dispatches.length, again: again.body.counts }),
+      );
+      const forced = new Map<string, number>();
+      for (const d of world.emulator.dispatches) {
+        if (d.trigger === 'run') forced.set(d.task, (forced.get(d.task) ?? 0) + 1);
+      }
+      expect(originals.filter((name) => (forced.get(name) ?? 0) > 1)).toEqual([]);
+      expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
+    },
+    120_000,
+  );
+});

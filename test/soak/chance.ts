@@ -4,7 +4,7 @@
  */
 import type { Fault } from '../../emulator/faults.js';
 import { postJson } from '../helpers/http.js';
-import type { CrashWorld } from '../helpers/crash-world.js';
+import type { CrashWorld, ProcessSetup } from '../helpers/crash-world.js';
 import type { RerunProcess } from '../helpers/rerun-process.js';
 
 export type KillPoint =
@@ -16,6 +16,18 @@ export interface CallKind {
   readonly queue: string;
   readonly upTo: number;
 }
+
+/** Rounds of each soak: SOAK_ROUNDS, 12 by default. */
+export const ROUNDS = Array.from({ length: Number(process.env.SOAK_ROUNDS ?? 12) }, (_, round) => round);
+
+/** A fix-deployed event of the round, its cutoff a second ago. */
+export const fixDeployed = (mode: 'run' | 'redrive', round: number) => ({
+  kind: 'fix-deployed',
+  mode,
+  verify: '0s',
+  requestId: `soak-${round}`,
+  deployedAt: new Date(Date.now() - 1_000).toISOString(),
+});
 
 export const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
 const upTo = (n: number): number => 1 + Math.floor(Math.random() * n);
@@ -79,4 +91,34 @@ export async function deliverAndKill(
   while (!ended && !reached()) await new Promise((resolve) => setTimeout(resolve, 2));
   await child.kill();
   await delivery;
+}
+
+/** One request's ordeal: where its deliveries are killed, the fault beside them, and what comes first. */
+export interface Ordeal {
+  readonly event: object;
+  readonly kills: readonly KillPoint[];
+  readonly fault: Fault | undefined;
+  /** Awaited before the last delivery (settling what the killed ones left), when it should come later. */
+  readonly beforeAgain?: () => Promise<void>;
+}
+
+/**
+ * Delivers the event to a fresh process per kill point, each killed there, with the fault on; then, the
+ * fault cleared, to a fresh process once more. Answers that last process, which must have answered 200.
+ */
+export async function killedThenAgain(
+  world: CrashWorld,
+  port: number,
+  setup: ProcessSetup,
+  ordeal: Ordeal,
+): Promise<RerunProcess> {
+  const { event, kills, fault, beforeAgain } = ordeal;
+  if (fault) world.emulator.injectFault(fault);
+  for (const point of kills) await deliverAndKill(world, await world.rerunProcess(port, setup), event, point);
+  world.emulator.clearFaults();
+  const last = await world.rerunProcess(port, setup);
+  await beforeAgain?.();
+  const again = await postJson(last.url, event);
+  if (again.status !== 200) throw new Error(`the last delivery answered ${again.status}`);
+  return last;
 }

@@ -6,13 +6,11 @@
  * none run twice. Not part of `npm test`: `npm run soak`, SOAK_ROUNDS rounds.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { postJson } from '../helpers/http.js';
 import { freePort } from '../helpers/rerun-process.js';
 import { CrashWorld, ORDERS, PARKING, type ProcessSetup } from '../helpers/crash-world.js';
-import { deliverAndKill, faultOf, killPoints, pick, type KillPoint } from './chance.js';
+import { faultOf, killedThenAgain, killPoints, pick, ROUNDS, type KillPoint } from './chance.js';
 
 const ARMING_MS = 4_000;
-const ROUNDS = Number(process.env.SOAK_ROUNDS ?? 12);
 
 let world: CrashWorld;
 
@@ -30,7 +28,7 @@ const moveKillPoints = (from: string, to: string, count: number): KillPoint[] =>
   ]);
 
 describe('parking soak', () => {
-  it.each(Array.from({ length: ROUNDS }, (_, round) => round))(
+  it.each(ROUNDS)(
     'round %i: a park and an unpark killed at random, then sent again: each task in one place, run once',
     async (round) => {
       const count = pick([150, 300]);
@@ -50,31 +48,27 @@ describe('parking soak', () => {
         await world.emulator.settled();
       };
 
+      const beforeAgain = settleFirst ? settle : undefined;
       const sweep = { kind: 'sweep', canary: false, verify: '0s' };
-      if (fault) world.emulator.injectFault(fault);
-      for (const point of parkKills) {
-        await deliverAndKill(world, await world.rerunProcess(port, setup), sweep, point);
-      }
-      world.emulator.clearFaults();
-      const parker = await world.rerunProcess(port, setup);
-      if (settleFirst) await settle();
-      expect((await postJson(parker.url, sweep)).status).toBe(200);
+      const parker = await killedThenAgain(world, port, setup, {
+        event: sweep,
+        kills: parkKills,
+        fault,
+        ...(beforeAgain && { beforeAgain }),
+      });
       await settle();
       expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
       expect(world.target.requests).toEqual([]);
-
       // One process on the port at a time: the control queue delivers there.
       await parker.kill();
 
       const unpark = { kind: 'unpark', queues: [ORDERS], verify: '0s', requestId: `soak-${round}` };
-      if (fault) world.emulator.injectFault(fault);
-      for (const point of unparkKills) {
-        await deliverAndKill(world, await world.rerunProcess(port, setup), unpark, point);
-      }
-      world.emulator.clearFaults();
-      const unparker = await world.rerunProcess(port, setup);
-      if (settleFirst) await settle();
-      expect((await postJson(unparker.url, unpark)).status).toBe(200);
+      await killedThenAgain(world, port, setup, {
+        event: unpark,
+        kills: unparkKills,
+        fault,
+        ...(beforeAgain && { beforeAgain }),
+      });
       await settle();
       expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
       const ran = world.target.requests.map((request) => request.path);

@@ -6,13 +6,11 @@
  * Each round prints what it drew, to replay a failure.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { postJson } from '../helpers/http.js';
 import { freePort } from '../helpers/rerun-process.js';
-import { CrashWorld, ORDERS } from '../helpers/crash-world.js';
-import { deliverAndKill, faultOf, killPoints, pick, type KillPoint } from './chance.js';
+import { CrashWorld, ORDERS, type ProcessSetup } from '../helpers/crash-world.js';
+import { faultOf, fixDeployed, killedThenAgain, killPoints, pick, ROUNDS, type KillPoint } from './chance.js';
 
 const ARMING_MS = 6_000;
-const ROUNDS = Number(process.env.SOAK_ROUNDS ?? 12);
 
 let world: CrashWorld;
 
@@ -34,7 +32,7 @@ const redriveKillPoints = (batch: boolean, count: number): KillPoint[] =>
   ]);
 
 describe('redrive soak', () => {
-  it.each(Array.from({ length: ROUNDS }, (_, round) => round))(
+  it.each(ROUNDS)(
     'round %i: killed at random, then the request again: none twice, none lost',
     async (round) => {
       const batch = Math.random() < 0.6;
@@ -46,27 +44,14 @@ describe('redrive soak', () => {
       console.log(JSON.stringify({ round, batch, count, kills, settleFirst, fault }));
       const originals = world.loadFailed(count);
       const port = await freePort();
-      const event = {
-        kind: 'fix-deployed',
-        mode: 'redrive',
-        verify: '0s',
-        requestId: `soak-${round}`,
-        deployedAt: new Date(Date.now() - 1_000).toISOString(),
-      };
-      if (fault) world.emulator.injectFault(fault);
-      for (const point of kills) {
-        await deliverAndKill(
-          world,
-          await world.rerunProcess(port, { armingMs: ARMING_MS, batch, control: true }),
-          event,
-          point,
-        );
-      }
-      world.emulator.clearFaults();
-      const last = await world.rerunProcess(port, { armingMs: ARMING_MS, batch, control: true });
-      if (settleFirst) await world.copiesSettled(ARMING_MS);
-      const again = await postJson(last.url, event);
-      expect(again.status).toBe(200);
+      const setup: ProcessSetup = { armingMs: ARMING_MS, batch, control: true };
+      const event = fixDeployed('redrive', round);
+      await killedThenAgain(world, port, setup, {
+        event,
+        kills,
+        fault,
+        ...(settleFirst && { beforeAgain: () => world.copiesSettled(ARMING_MS) }),
+      });
       await world.copiesSettled(ARMING_MS);
       expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
     },

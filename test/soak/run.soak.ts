@@ -8,12 +8,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Fault } from '../../emulator/faults.js';
 import { ManualClock } from '../../emulator/server.js';
-import { postJson } from '../helpers/http.js';
 import { freePort } from '../helpers/rerun-process.js';
 import { CrashWorld, ORDERS, type ProcessSetup } from '../helpers/crash-world.js';
-import { deliverAndKill, killPoints, pick } from './chance.js';
-
-const ROUNDS = Number(process.env.SOAK_ROUNDS ?? 12);
+import { fixDeployed, killedThenAgain, killPoints, pick, ROUNDS } from './chance.js';
 
 /** A run's claims fall due within this long: its budget (50 s by default) and a minute. */
 const CLAIMS_DUE_WITHIN_MS = 5 * 60_000;
@@ -41,7 +38,7 @@ function runFaultOf(): Fault | undefined {
 }
 
 describe('run soak', () => {
-  it.each(Array.from({ length: ROUNDS }, (_, round) => round))(
+  it.each(ROUNDS)(
     'round %i: a run killed at random, then the request again: each task forced once',
     async (round) => {
       const count = pick([100, 200]);
@@ -55,22 +52,13 @@ describe('run soak', () => {
       const originals = world.loadFailed(count);
       const port = await freePort();
       const setup: ProcessSetup = { armingMs: 1_000, control: true, maxRate: 100 };
-      const event = {
-        kind: 'fix-deployed',
-        mode: 'run',
-        verify: '0s',
-        requestId: `soak-${round}`,
-        deployedAt: new Date(Date.now() - 1_000).toISOString(),
-      };
-      if (fault) world.emulator.injectFault(fault);
-      for (const point of kills) {
-        await deliverAndKill(world, await world.rerunProcess(port, setup), event, point);
-      }
-      world.emulator.clearFaults();
-      const last = await world.rerunProcess(port, setup);
-      if (settleFirst) await new Promise((resolve) => setTimeout(resolve, 2_000));
-      const again = await postJson(last.url, event);
-      expect(again.status).toBe(200);
+      const event = fixDeployed('run', round);
+      await killedThenAgain(world, port, setup, {
+        event,
+        kills,
+        fault,
+        ...(settleFirst && { beforeAgain: () => new Promise((resolve) => setTimeout(resolve, 2_000)) }),
+      });
       await world.emulator.settled();
       // The claims the killed runs left fall due after their budget: on the emulator's clock, now.
       await clock.advance(CLAIMS_DUE_WITHIN_MS);

@@ -70,7 +70,7 @@ export function killPoints(calls: readonly CallKind[]): KillPoint[] {
 const isAbout = (name: string, queue: string): boolean => name === queue || name.startsWith(`${queue}/`);
 
 /** Delivers `event` to `child` and kills it at `point`, or once the delivery has ended. */
-export async function deliverAndKill(
+async function deliverAndKill(
   world: CrashWorld,
   child: RerunProcess,
   event: object,

@@ -48,29 +48,26 @@ describe('parking soak', () => {
         await world.emulator.settled();
       };
 
-      const beforeAgain = settleFirst ? settle : undefined;
-      const sweep = { kind: 'sweep', canary: false, verify: '0s' };
-      const parker = await killedThenAgain(world, port, setup, {
-        event: sweep,
-        kills: parkKills,
-        fault,
-        ...(beforeAgain && { beforeAgain }),
-      });
-      await settle();
-      expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
+      /** The request, killed at its kill points, then sent again: every task in one place. */
+      const killedThenSettled = async (event: object, kills: readonly KillPoint[]) => {
+        const last = await killedThenAgain(world, port, setup, {
+          event,
+          kills,
+          fault,
+          ...(settleFirst && { beforeAgain: settle }),
+        });
+        await settle();
+        expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
+        return last;
+      };
+
+      const parker = await killedThenSettled({ kind: 'sweep', canary: false, verify: '0s' }, parkKills);
       expect(world.target.requests).toEqual([]);
       // One process on the port at a time: the control queue delivers there.
       await parker.kill();
 
       const unpark = { kind: 'unpark', queues: [ORDERS], verify: '0s', requestId: `soak-${round}` };
-      await killedThenAgain(world, port, setup, {
-        event: unpark,
-        kills: unparkKills,
-        fault,
-        ...(beforeAgain && { beforeAgain }),
-      });
-      await settle();
-      expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
+      await killedThenSettled(unpark, unparkKills);
       const ran = world.target.requests.map((request) => request.path);
       expect(new Set(ran).size).toBe(ran.length);
     },

@@ -1,9 +1,9 @@
 /**
  * The run soak (docs/claims.md "Tried under random crashes"): rounds of a run (RunTask) killed with SIGKILL
- * at a random point once or twice, with a control queue, in half the rounds beside a fault that may pass,
- * and then the request again on a fresh process. Then the claims the killed runs left fall due, and the
- * emulator's dispatch records judge: each task forced exactly once. Not part of `npm test`: `npm run
- * soak`, SOAK_ROUNDS rounds.
+ * at a random point once or twice, with a control queue in half the rounds, in half the rounds beside a
+ * fault that may pass, and then the request again on a fresh process. Then the claims the killed runs left
+ * (with a control queue) fall due, and the emulator's dispatch records judge: each task forced exactly
+ * once. Not part of `npm test`: `npm run soak`, SOAK_ROUNDS rounds.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Fault } from '../../emulator/faults.js';
@@ -47,11 +47,12 @@ describe('run soak', () => {
         { method: 'ListTasks', queue: ORDERS, upTo: 2 },
       ]);
       const settleFirst = Math.random() < 0.5;
+      const control = Math.random() < 0.5;
       const fault = runFaultOf();
-      console.log(JSON.stringify({ round, count, kills, settleFirst, fault }));
+      console.log(JSON.stringify({ round, count, kills, settleFirst, control, fault }));
       const originals = world.loadFailed(count);
       const port = await freePort();
-      const setup: ProcessSetup = { armingMs: 1_000, control: true, maxRate: 100 };
+      const setup: ProcessSetup = { armingMs: 1_000, control, maxRate: 100 };
       const event = fixDeployed('run', round);
       await killedThenAgain(world, port, setup, {
         event,

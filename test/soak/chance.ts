@@ -30,7 +30,8 @@ export const fixDeployed = (mode: 'run' | 'redrive', round: number) => ({
 });
 
 export const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
-const upTo = (n: number): number => 1 + Math.floor(Math.random() * n);
+/** A whole number from 1 to `n`. */
+export const upTo = (n: number): number => 1 + Math.floor(Math.random() * n);
 
 /**
  * In half the rounds, a fault that may pass on some of the calls about `queues` (docs/emulator.md): lost

@@ -2,15 +2,16 @@
  * The run soak (docs/claims.md "Tried under random crashes"): rounds of a run (RunTask) killed with SIGKILL
  * at a random point once or twice, with a control queue in half the rounds, in half the rounds beside a
  * fault that may pass, and then the request again on a fresh process. Then the claims the killed runs left
- * (with a control queue) fall due, and the emulator's dispatch records judge: each task forced exactly
- * once. Not part of `npm test`: `npm run soak`, SOAK_ROUNDS rounds.
+ * (with a control queue) fall due, and in half those rounds the process carrying them out is killed too.
+ * The emulator's dispatch records judge: each task forced exactly once. Not part of `npm test`: `npm run
+ * soak`, SOAK_ROUNDS rounds.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Fault } from '../../emulator/faults.js';
 import { ManualClock } from '../../emulator/server.js';
-import { freePort } from '../helpers/rerun-process.js';
-import { CrashWorld, ORDERS, type ProcessSetup } from '../helpers/crash-world.js';
-import { fixDeployed, killedThenAgain, killPoints, pick, ROUNDS } from './chance.js';
+import { freePort, type RerunProcess } from '../helpers/rerun-process.js';
+import { CONTROL, CrashWorld, ORDERS, type ProcessSetup } from '../helpers/crash-world.js';
+import { fixDeployed, killedThenAgain, killPoints, pick, ROUNDS, upTo } from './chance.js';
 
 /** A run's claims fall due within this long: its budget (50 s by default) and a minute. */
 const CLAIMS_DUE_WITHIN_MS = 5 * 60_000;
@@ -37,6 +38,27 @@ function runFaultOf(): Fault | undefined {
   return Math.random() < 0.5 ? pick(faults) : undefined;
 }
 
+/**
+ * Moves the emulator's clock on until the claims left fall due, and kills the process carrying them out at
+ * the `nth` RunTask from then (or once every claim was delivered); then a fresh process takes the claims
+ * Cloud Tasks delivers again.
+ */
+async function claimsKilledThenAgain(
+  carrier: RerunProcess,
+  nth: number,
+  fresh: () => Promise<RerunProcess>,
+): Promise<void> {
+  const firstCall = world.emulator.calls.length;
+  let advanced = false;
+  const advancing = clock.advance(CLAIMS_DUE_WITHIN_MS).finally(() => (advanced = true));
+  const runTasks = () => world.emulator.calls.slice(firstCall).filter((c) => c.method === 'RunTask').length;
+  while (!advanced && runTasks() < nth) await new Promise((resolve) => setTimeout(resolve, 2));
+  await carrier.kill();
+  await advancing;
+  await fresh();
+  await clock.advance(CLAIMS_DUE_WITHIN_MS);
+}
+
 describe('run soak', () => {
   it.each(ROUNDS)(
     'round %i: a run killed at random, then the request again: each task forced once',
@@ -48,13 +70,15 @@ describe('run soak', () => {
       ]);
       const settleFirst = Math.random() < 0.5;
       const control = Math.random() < 0.5;
+      // With a control queue, in half the rounds the process carrying out the claims is killed too.
+      const killClaims = control && Math.random() < 0.5;
       const fault = runFaultOf();
-      console.log(JSON.stringify({ round, count, kills, settleFirst, control, fault }));
+      console.log(JSON.stringify({ round, count, kills, settleFirst, control, killClaims, fault }));
       const originals = world.loadFailed(count);
       const port = await freePort();
       const setup: ProcessSetup = { armingMs: 1_000, control, maxRate: 100 };
       const event = fixDeployed('run', round);
-      await killedThenAgain(world, port, setup, {
+      const last = await killedThenAgain(world, port, setup, {
         event,
         kills,
         fault,
@@ -62,7 +86,16 @@ describe('run soak', () => {
       });
       await world.emulator.settled();
       // The claims the killed runs left fall due after their budget: on the emulator's clock, now.
-      await clock.advance(CLAIMS_DUE_WITHIN_MS);
+      const claims = killClaims ? (await world.listed(CONTROL)).length : 0;
+      if (claims === 0) await clock.advance(CLAIMS_DUE_WITHIN_MS);
+      else {
+        const nth = upTo(claims);
+        await claimsKilledThenAgain(last, nth, () => world.rerunProcess(port, setup));
+        const cutShort = world.emulator.dispatches.filter(
+          (d) => d.task.startsWith(`${CONTROL}/`) && (d.status === undefined || d.status >= 500),
+        ).length;
+        console.log(JSON.stringify({ round, claims, killedAtRunTask: nth, cutShort }));
+      }
       const forced = new Map<string, number>();
       for (const d of world.emulator.dispatches) {
         if (d.trigger === 'run') forced.set(d.task, (forced.get(d.task) ?? 0) + 1);

@@ -91,10 +91,10 @@ describe('run soak', () => {
       else {
         const nth = upTo(claims);
         await claimsKilledThenAgain(last, nth, () => world.rerunProcess(port, setup));
-        const cutShort = world.emulator.dispatches.filter(
+        const failedDeliveries = world.emulator.dispatches.filter(
           (d) => d.task.startsWith(`${CONTROL}/`) && (d.status === undefined || d.status >= 500),
         ).length;
-        console.log(JSON.stringify({ round, claims, killedAtRunTask: nth, cutShort }));
+        console.log(JSON.stringify({ round, claims, killedAtRunTask: nth, failedDeliveries }));
       }
       const forced = new Map<string, number>();
       for (const d of world.emulator.dispatches) {

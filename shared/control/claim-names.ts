@@ -15,6 +15,7 @@ import { parseTaskName, type QueueName } from '../cloud-tasks/names.js';
 import {
   controlTaskFor,
   MAX_CLAIM_GENERATIONS,
+  writerOfControlUrl,
   type ControlTarget,
   type ControlWork,
 } from './control-tasks.js';
@@ -64,7 +65,13 @@ export async function createUnderFreeName(
       if (failure.status !== 'ALREADY_EXISTS' && !failure.answerLost)
         return { kind: 'failed', error: failure };
       const state = await stateOf(tasks, task.name, gate);
-      if (state === 'live') return { kind: 'exists', name: task.name };
+      if (typeof state === 'object') {
+        // A lost answer whose task is there as this run wrote it landed: the task is this run's
+        // (docs/claims.md "Reserved names").
+        const writer = writerOfControlUrl(task.httpRequest?.url);
+        const ours = failure.answerLost && writer !== undefined && writerOfControlUrl(state.url) === writer;
+        return { kind: ours ? 'created' : 'exists', name: task.name };
+      }
       // A lost answer whose task is not there (yet): unknown, never a reason to take the next name.
       if (failure.answerLost || state !== 'released') return { kind: 'failed', error: failure };
     }
@@ -72,17 +79,20 @@ export async function createUnderFreeName(
   return { kind: 'failed', error: failure! };
 }
 
-/** Live, released (NOT_FOUND: its name is reserved, or it never existed), or unknown (the read failed). */
+/**
+ * Live (its URL, which names its writer), released (NOT_FOUND: its name is reserved, or it never existed),
+ * or unknown (the read failed).
+ */
 async function stateOf(
   tasks: CloudTasksClient,
   name: string,
   gate: CallGate,
-): Promise<'live' | 'released' | 'unknown'> {
+): Promise<{ readonly url: string | undefined } | 'released' | 'unknown'> {
   const parsed = parseTaskName(name);
   if (!parsed) return 'unknown';
   try {
-    await gate(() => tasks.getTask(parsed));
-    return 'live';
+    const live = await gate(() => tasks.getTask(parsed));
+    return { url: live.httpRequest?.url };
   } catch (error) {
     return toCloudTasksError(error).status === 'NOT_FOUND' ? 'released' : 'unknown';
   }

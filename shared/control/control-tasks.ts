@@ -16,6 +16,36 @@ export interface ControlTarget {
   readonly selfUrl: string;
   /** The service account whose OIDC token the control task carries. */
   readonly invokerServiceAccount: string;
+  /**
+   * The run writing the control tasks (its runId), named in each one's URL: a create whose answer was lost
+   * tells its own task from another delivery's by it (docs/claims.md "Reserved names").
+   */
+  readonly writtenBy: string;
+}
+
+/** The query parameter of a control task's URL that names the run that wrote it. */
+const WRITTEN_BY_PARAM = 'writtenBy';
+
+/** The run a control task's URL names as its writer; undefined when it names none. */
+export function writerOfControlUrl(url: string | undefined): string | undefined {
+  return paramOfControlUrl(url, WRITTEN_BY_PARAM);
+}
+
+/** One query parameter of a control task's URL; undefined when it has none (or is no URL). */
+function paramOfControlUrl(url: string | undefined, param: string): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    return new URL(url).searchParams.get(param) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** rerunHttp's URL, naming the run that writes the control task. */
+function controlUrlOf(target: ControlTarget): URL {
+  const url = new URL(target.selfUrl);
+  url.searchParams.set(WRITTEN_BY_PARAM, target.writtenBy);
+  return url;
 }
 
 /** What one control task carries out: one task of one request. */
@@ -68,12 +98,7 @@ export function isClaimIdOf(work: Pick<ControlWork, 'task' | 'requestId' | 'cuto
 
 /** The requestId a control task's URL names (status and cancel read it from the BASIC view). */
 export function requestIdOfControlUrl(url: string | undefined): string | undefined {
-  if (url === undefined) return undefined;
-  try {
-    return new URL(url).searchParams.get('requestId') ?? undefined;
-  } catch {
-    return undefined;
-  }
+  return paramOfControlUrl(url, 'requestId');
 }
 
 /**
@@ -100,7 +125,7 @@ export function controlTaskFor(
     ...(work.reason !== undefined && { reason: work.reason }),
     ...(work.clusters !== undefined && { clusters: work.clusters }),
   };
-  const url = new URL(target.selfUrl);
+  const url = controlUrlOf(target);
   url.searchParams.set('requestId', work.requestId);
   return {
     name: `${target.queue.name}/tasks/${claimIdOf(work, generation)}`,
@@ -147,7 +172,7 @@ export function moveRecoveryTaskFor(
   const id = sha256Hex(`finish-move\n${move.copy}${generation === 0 ? '' : `\n${generation}`}`);
   const body: MoveRecovery = { kind: 'finish-move', ...move };
   // The URL carries the move too, so one delivery can find every recovery task due (BASIC listings).
-  const url = new URL(target.selfUrl);
+  const url = controlUrlOf(target);
   url.searchParams.set(
     MOVE_PARAM,
     Buffer.from(JSON.stringify({ ...body, dueMs: scheduleMs })).toString('base64url'),
@@ -186,10 +211,9 @@ const MOVE_PARAM = 'finishMove';
 
 /** The move a control task's URL carries, and when its recovery falls due; undefined for other tasks. */
 export function moveOfControlUrl(url: string | undefined): (MoveRecovery & { dueMs: number }) | undefined {
-  if (url === undefined) return undefined;
+  const param = paramOfControlUrl(url, MOVE_PARAM);
+  if (param === undefined) return undefined;
   try {
-    const param = new URL(url).searchParams.get(MOVE_PARAM);
-    if (param === null) return undefined;
     const json: unknown = JSON.parse(Buffer.from(param, 'base64url').toString('utf8'));
     const parsed = MoveRecoveryBody.extend({ dueMs: z.number() }).safeParse(json);
     return parsed.success ? parsed.data : undefined;

@@ -136,7 +136,7 @@ class Run {
     const budget = new Budget(config.timeBudgetMs, now, deps.stop);
     const hold = new Hold(deps.stop);
     const report = new ReportBuilder(log, request.dryRun);
-    const control = controlTargetOf(config);
+    const control = controlTargetOf(config, runId);
     const work = controlWorkOf(request);
     const lists = new ListBudget(now);
     const armingDelayMs = deps.redriveArmingDelayMs ?? DEFAULT_ARMING_DELAY_MS;
@@ -340,9 +340,10 @@ function controlWorkOf(request: RerunRequest): Omit<ControlWork, 'task'> {
   };
 }
 
-function controlTargetOf(config: Config): ControlTarget | undefined {
+/** Where the run writes its control tasks, each naming the run (`runId`) as its writer. */
+function controlTargetOf(config: Config, runId: string): ControlTarget | undefined {
   const { controlQueue, selfUrl, invokerServiceAccount } = config;
   return controlQueue && selfUrl && invokerServiceAccount
-    ? { queue: controlQueue, selfUrl, invokerServiceAccount }
+    ? { queue: controlQueue, selfUrl, invokerServiceAccount, writtenBy: runId }
     : undefined;
 }

@@ -79,10 +79,7 @@ describe('claims: a released claim never blocks the next delivery', () => {
     expect(again.body.counts.dispatched).toBe(first.body.counts.held);
     expect(judge(s, names)).toEqual({ twice: 0, never: 0 });
     // Every claim was released again: nothing is left to fire later.
-    const left = (await (await fetch(`${s.emulator.url}/v2/${CONTROL}/tasks`)).json()) as {
-      tasks?: unknown[];
-    };
-    expect(left.tasks ?? []).toEqual([]);
+    expect(await controlTasksLeft(s)).toEqual([]);
   });
 
   it('two deliveries racing for a released name: one wins it, each task forced once', async () => {
@@ -97,6 +94,49 @@ describe('claims: a released claim never blocks the next delivery', () => {
     const [a, b] = await Promise.all([s.post(event), s.post(event)]);
     expect(a.body.counts.dispatched + b.body.counts.dispatched).toBe(20);
     expect(judge(s, names)).toEqual({ twice: 0, never: 0 });
+  });
+});
+
+describe('claims: a claim whose create lost its answer', () => {
+  const event = () => ({
+    kind: 'fix-deployed',
+    requestId: 'lost-claims',
+    deployedAt: new Date(Date.now() - 1000).toISOString(),
+    verify: '0s',
+  });
+
+  it("found as this run wrote it, is the run's own: each task forced now, once, and its claim deleted", async () => {
+    const { s, names } = await start(6, { RERUN_MAX_RATE: '50' });
+    s.emulator.injectFault({ method: 'CreateTask', kind: 'lost-response', resources: [CONTROL] });
+    const r = await s.post(event());
+    expect(r.status).toBe(200);
+    expect(r.body.counts.dispatched).toBe(6);
+    expect(r.body.skipped.claimed ?? 0).toBe(0);
+    // Every claim's create landed with its answer lost, and was read back.
+    const claimReads = s.emulator.calls.filter(
+      (c) => c.method === 'GetTask' && c.name.startsWith(`${CONTROL}/`),
+    ).length;
+    expect(claimReads).toBe(6);
+    expect(judge(s, names)).toEqual({ twice: 0, never: 0 });
+    expect(await controlTasksLeft(s)).toEqual([]);
+  });
+
+  it("found as another delivery wrote it, stays that delivery's: the task is skipped as claimed", async () => {
+    const { s, names } = await start(6, { RERUN_MAX_RATE: '50' });
+    const sent = event();
+    // Another delivery of the request holds every claim.
+    for (const name of names) {
+      await create(
+        s,
+        controlTaskFor(workOf(name, sent.requestId, sent.deployedAt), controlTarget(), Date.now() + 60_000),
+      );
+    }
+    s.emulator.injectFault({ method: 'CreateTask', kind: 'lost-response', resources: [CONTROL] });
+    const r = await s.post(sent);
+    expect(r.body.counts.dispatched).toBe(0);
+    expect(r.body.skipped.claimed).toBe(6);
+    expect(judge(s, names)).toEqual({ twice: 0, never: 6 });
+    expect(await controlTasksLeft(s)).toHaveLength(6);
   });
 });
 
@@ -134,6 +174,7 @@ function controlTarget() {
     queue: parseQueueName(CONTROL)!,
     selfUrl: CONTROL_ENV.RERUN_SELF_URL,
     invokerServiceAccount: CONTROL_ENV.RERUN_INVOKER_SA,
+    writtenBy: 'an-earlier-run',
   };
 }
 
@@ -168,6 +209,14 @@ async function createAndDelete(s: RerunServer, name: string): Promise<void> {
     httpRequest: { url: target.url },
   });
   expect((await fetch(`${s.emulator.url}/v2/${name}`, { method: 'DELETE' })).status).toBe(200);
+}
+
+/** The tasks left in the control queue. */
+async function controlTasksLeft(s: RerunServer): Promise<unknown[]> {
+  const listed = (await (await fetch(`${s.emulator.url}/v2/${CONTROL}/tasks`)).json()) as {
+    tasks?: unknown[];
+  };
+  return listed.tasks ?? [];
 }
 
 /** POSTs a control task's body with the headers Cloud Tasks sends. */

@@ -38,7 +38,11 @@ async function redrive(faults: Fault[] = [], env: Record<string, string> = {}) {
     }),
   );
   server.emulator.load({
-    queues: [{ name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks }, controlQueue(CONTROL)],
+    queues: [
+      { name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks },
+      // Paused: a control task written here (with CONTROL_ENV) is never delivered within a test.
+      { ...controlQueue(CONTROL), state: 'PAUSED' as const },
+    ],
   });
   for (const fault of faults) server.emulator.injectFault(fault);
   const answer = await server.post({
@@ -56,8 +60,16 @@ async function redrive(faults: Fault[] = [], env: Record<string, string> = {}) {
   return answer;
 }
 
-/** Whether an injected fault of that kind hit a call of that method. */
-const hit = (method: string, kind: string) => calls(method).some((c) => c.fault?.includes(kind) === true);
+/** rerun with a control queue: claims and recovery tasks are written there, by batch. */
+const CONTROL_ENV = {
+  RERUN_CONTROL_QUEUE: CONTROL,
+  RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
+  RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+};
+
+/** Whether an injected fault of that kind hit a call of that method (about that queue). */
+const hit = (method: string, kind: string, queue = ORDERS) =>
+  calls(method, queue).some((c) => c.fault?.includes(kind) === true);
 
 const calls = (method: string, queue = ORDERS) =>
   server.emulator.calls.filter((c) => c.method === method && c.name === queue);
@@ -105,12 +117,7 @@ describe('redrive by batch', () => {
   });
 
   it('with a control queue, the claims and the recovery tasks go there by batch too: no call per task', async () => {
-    const answer = await redrive([], {
-      RERUN_CONTROL_QUEUE: CONTROL,
-      // Nothing in the control queue falls due during the test: claims and recovery tasks are deleted first.
-      RERUN_SELF_URL: 'http://127.0.0.1:9/',
-      RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
-    });
+    const answer = await redrive([], CONTROL_ENV);
     expect(answer.body.counts.redriven).toBe(COUNT);
     expectEachRanOnce();
     // The one single create in the control queue is the request's shared cutoff, written once per request.
@@ -154,6 +161,17 @@ describe('redrive by batch', () => {
     expectEachRanOnce();
     expect(hit('BatchCreateTasks', 'lost-response')).toBe(true);
     expect(hit('BatchDeleteTasks', 'lost-response')).toBe(true);
+  });
+
+  it("with a control queue, a batch of claims whose answer was lost: read back as this run's, every task redriven now, once", async () => {
+    const answer = await redrive(
+      [{ method: 'BatchCreateTasks', kind: 'lost-response', resources: [CONTROL], times: 1 }],
+      CONTROL_ENV,
+    );
+    expect(hit('BatchCreateTasks', 'lost-response', CONTROL)).toBe(true);
+    expect(answer.body.skipped.claimed ?? 0).toBe(0);
+    expect(answer.body.counts.redriven).toBe(COUNT);
+    expectEachRanOnce();
   });
 
   it('falls back to one call per task when the batch method is refused, and says so once', async () => {

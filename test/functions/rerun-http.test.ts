@@ -493,7 +493,8 @@ describe('rerunHttp: budget, canary, queued mode', () => {
     for (const task of listed) {
       expect(task.name).toMatch(/\/tasks\/[0-9a-f]{64}$/);
       expect(task.httpRequest).toMatchObject({
-        url: `https://rerun-http.example.run.app/?requestId=${first.body.requestId}`,
+        // The run that wrote it, then its request.
+        url: `https://rerun-http.example.run.app/?writtenBy=${first.body.runId}&requestId=${first.body.requestId}`,
         oidcToken: { serviceAccountEmail: 'rerun-invoker@test-project.iam.gserviceaccount.com' },
       });
       const body = JSON.parse(Buffer.from(task.httpRequest.body, 'base64').toString());

@@ -53,6 +53,7 @@ function loadControlTasks(requestId: string, taskIds: string[]): string[] {
     queue: CONTROL,
     selfUrl: 'https://rerun.example.com/hook',
     invokerServiceAccount: 'invoker@test-project.iam.gserviceaccount.com',
+    writtenBy: 'run-1',
   };
   const tasks = taskIds.map((id) => {
     const work: ControlWork = {

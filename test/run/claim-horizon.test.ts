@@ -33,6 +33,7 @@ async function claimDueAt(claimDueMs: number, nowMs: number): Promise<number> {
         queue: parseQueueName(CONTROL)!,
         selfUrl: 'http://127.0.0.1:1/',
         invokerServiceAccount: 'rerun@test-project.iam.gserviceaccount.com',
+        writtenBy: 'run-1',
       },
       ownClaimId: undefined,
       log: createLogger('silent'),

@@ -100,6 +100,7 @@ describe('Copier', () => {
       queue: parseQueueName(CONTROL)!,
       selfUrl: 'http://127.0.0.1:9/',
       invokerServiceAccount: SA,
+      writtenBy: 'run-1',
     };
     const result = await copier({ recovery }).copy(candidateOf('a', queue), Date.now(), policy());
     expect(result.outcome).toBe('redriven');

@@ -9,6 +9,7 @@ const TARGET = {
   queue: parseQueueName(CONTROL)!,
   selfUrl: 'http://127.0.0.1:9/',
   invokerServiceAccount: 'invoker@test-project.iam.gserviceaccount.com',
+  writtenBy: 'run-1',
 };
 const WORK = {
   requestId: 'r-1',

@@ -13,8 +13,15 @@ export async function postJson(url: string, body: unknown): Promise<{ status: nu
   return { status: response.status, body: text ? (JSON.parse(text) as Json) : {} };
 }
 
-/** Lists a queue's tasks in the FULL view from the emulator at `emulatorUrl`. */
+/** Lists all of a queue's tasks in the FULL view from the emulator at `emulatorUrl`, page after page. */
 export async function listTasksFull(emulatorUrl: string, queue: string): Promise<Json[]> {
-  const answer = (await (await fetch(`${emulatorUrl}/v2/${queue}/tasks?responseView=FULL`)).json()) as Json;
-  return answer.tasks ?? [];
+  const tasks: Json[] = [];
+  let pageToken = '';
+  do {
+    const url = `${emulatorUrl}/v2/${queue}/tasks?responseView=FULL&pageToken=${encodeURIComponent(pageToken)}`;
+    const answer = (await (await fetch(url)).json()) as Json;
+    tasks.push(...((answer.tasks as Json[] | undefined) ?? []));
+    pageToken = (answer.nextPageToken as string | undefined) ?? '';
+  } while (pageToken !== '');
+  return tasks;
 }

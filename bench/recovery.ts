@@ -38,6 +38,8 @@ export interface RecoveryOptions {
   readonly timeoutMs: number;
   /** Node and V8 flags of the redriving child (e.g. `--cpu-prof`); none by default. */
   readonly childFlags: readonly string[];
+  /** The per-task anchor at each size (and with it calls only); off for a quick run of floor and batch. */
+  readonly perTask: boolean;
   /** Adds the "calls only" anchor at each size: the batch path's calls alone (calls-only-child.ts). */
   readonly callsOnly: boolean;
   /**
@@ -210,7 +212,7 @@ export async function benchRecovery(
   try {
     const sizes: RecoverySizeResult[] = [];
     for (const size of options.sizes)
-      sizes.push(await benchSize(options, target, loadOf(size), true, progress));
+      sizes.push(await benchSize(options, target, loadOf(size), options.perTask, progress));
     const { big: bigRun } = options;
     const big =
       bigRun &&

@@ -19,7 +19,8 @@
  * BENCH_RECOVERY_CONTROL=1 (the product's redrives write claims and recovery tasks to a control queue, as
  * deploy.sh deploys them; its calls count with the rest).
  * Every recovery size runs a floor (the emulator alone draining the N tasks created due now), the batch
- * redrive (the product's default) and the per-task redrive (RERUN_REDRIVE_BATCH=false).
+ * redrive (the product's default) and the per-task redrive (RERUN_REDRIVE_BATCH=false);
+ * BENCH_RECOVERY_PER_TASK=0 leaves the per-task redrive (and calls only) out, for a quick run.
  * BENCH_RECOVERY_BIG (e.g. 100000; default none) adds one size, floor and batch redrive only, with
  * BENCH_RECOVERY_BIG_BODY_BYTES bodies (default 1024) and BENCH_RECOVERY_BIG_TIMEOUT_S for every wait of
  * its runs (default 1800).
@@ -137,6 +138,7 @@ if (only.has('recovery')) {
       verify: env.BENCH_RECOVERY_VERIFY || undefined,
       timeoutMs: int('BENCH_RECOVERY_TIMEOUT_S', 360) * 1000,
       childFlags: (env.BENCH_RECOVERY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+      perTask: env.BENCH_RECOVERY_PER_TASK !== '0',
       callsOnly: env.BENCH_RECOVERY_CALLS_ONLY === '1',
       controlQueue: env.BENCH_RECOVERY_CONTROL === '1',
       runSample: { tasks: int('BENCH_RECOVERY_RUN_TASKS', 60), ratePerSecond: 10, windowMs: 6000 },

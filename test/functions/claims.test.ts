@@ -6,6 +6,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { controlTaskFor, type ControlWork } from '../../shared/control/control-tasks.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { forcedTwiceOrNever } from '../helpers/forced.js';
+import { listTasksFull } from '../helpers/http.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
@@ -30,17 +32,6 @@ afterEach(async () => {
   server = undefined;
   await target.stop();
 });
-
-/** Tasks forced (dispatched by RunTask) more than once, and tasks never forced, by the emulator's records. */
-function judge(s: RerunServer, names: readonly string[]) {
-  const forced = new Map<string, number>();
-  for (const d of s.emulator.dispatches)
-    if (d.trigger === 'run') forced.set(d.task, (forced.get(d.task) ?? 0) + 1);
-  return {
-    twice: names.filter((name) => (forced.get(name) ?? 0) > 1).length,
-    never: names.filter((name) => !forced.has(name)).length,
-  };
-}
 
 /** A server with a paused control queue (its control tasks are delivered by the test, as Cloud Tasks would). */
 async function start(count: number, env: Record<string, string> = {}) {
@@ -77,9 +68,9 @@ describe('claims: a released claim never blocks the next delivery', () => {
     const again = await s.post({ ...event, verify: '0s' });
     expect(again.body.skipped.claimed ?? 0).toBe(0);
     expect(again.body.counts.dispatched).toBe(first.body.counts.held);
-    expect(judge(s, names)).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(s.emulator, names)).toEqual({ twice: 0, never: 0 });
     // Every claim was released again: nothing is left to fire later.
-    expect(await controlTasksLeft(s)).toEqual([]);
+    expect(await listTasksFull(s.emulator.url, CONTROL)).toEqual([]);
   });
 
   it('two deliveries racing for a released name: one wins it, each task forced once', async () => {
@@ -93,7 +84,7 @@ describe('claims: a released claim never blocks the next delivery', () => {
     }
     const [a, b] = await Promise.all([s.post(event), s.post(event)]);
     expect(a.body.counts.dispatched + b.body.counts.dispatched).toBe(20);
-    expect(judge(s, names)).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(s.emulator, names)).toEqual({ twice: 0, never: 0 });
   });
 });
 
@@ -117,8 +108,8 @@ describe('claims: a claim whose create lost its answer', () => {
       (c) => c.method === 'GetTask' && c.name.startsWith(`${CONTROL}/`),
     ).length;
     expect(claimReads).toBe(6);
-    expect(judge(s, names)).toEqual({ twice: 0, never: 0 });
-    expect(await controlTasksLeft(s)).toEqual([]);
+    expect(forcedTwiceOrNever(s.emulator, names)).toEqual({ twice: 0, never: 0 });
+    expect(await listTasksFull(s.emulator.url, CONTROL)).toEqual([]);
   });
 
   it("found as another delivery wrote it, stays that delivery's: the task is skipped as claimed", async () => {
@@ -135,8 +126,8 @@ describe('claims: a claim whose create lost its answer', () => {
     const r = await s.post(sent);
     expect(r.body.counts.dispatched).toBe(0);
     expect(r.body.skipped.claimed).toBe(6);
-    expect(judge(s, names)).toEqual({ twice: 0, never: 6 });
-    expect(await controlTasksLeft(s)).toHaveLength(6);
+    expect(forcedTwiceOrNever(s.emulator, names)).toEqual({ twice: 0, never: 6 });
+    expect(await listTasksFull(s.emulator.url, CONTROL)).toHaveLength(6);
   });
 });
 
@@ -165,7 +156,7 @@ describe('claims: a control task is acknowledged only once its task has an outco
     // Cloud Tasks retries each control task: now it forces its task.
     const retried = await deliver();
     expect(retried.map((d) => d.status)).toEqual(Array(6).fill(200));
-    expect(judge(s, names)).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(s.emulator, names)).toEqual({ twice: 0, never: 0 });
   });
 });
 
@@ -209,14 +200,6 @@ async function createAndDelete(s: RerunServer, name: string): Promise<void> {
     httpRequest: { url: target.url },
   });
   expect((await fetch(`${s.emulator.url}/v2/${name}`, { method: 'DELETE' })).status).toBe(200);
-}
-
-/** The tasks left in the control queue. */
-async function controlTasksLeft(s: RerunServer): Promise<unknown[]> {
-  const listed = (await (await fetch(`${s.emulator.url}/v2/${CONTROL}/tasks`)).json()) as {
-    tasks?: unknown[];
-  };
-  return listed.tasks ?? [];
 }
 
 /** POSTs a control task's body with the headers Cloud Tasks sends. */

@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { createCloudTasksClient } from '../../shared/cloud-tasks/client.js';
+import { forcedTwiceOrNever } from '../helpers/forced.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
@@ -29,18 +30,6 @@ afterEach(async () => {
 });
 
 type Json = Record<string, any>;
-
-/** Tasks forced (dispatched by RunTask) more than once, and tasks never forced, by the emulator's records. */
-function judge(emulator: Emulator, tasks: readonly { name: string }[]) {
-  const names = tasks.map((task) => task.name);
-  const forced = new Map<string, number>();
-  for (const d of emulator.dispatches)
-    if (d.trigger === 'run') forced.set(d.task, (forced.get(d.task) ?? 0) + 1);
-  return {
-    twice: names.filter((name) => (forced.get(name) ?? 0) > 1).length,
-    never: names.filter((name) => !forced.has(name)).length,
-  };
-}
 
 function tasksOf(queue: string, count: number, prefix = 't') {
   return Array.from({ length: count }, (_, i) => failedTask(queue, `${prefix}${i}`, target.url));
@@ -89,7 +78,7 @@ describe('exactly once: overlapping deliveries', () => {
     const event = { kind: 'fix-deployed', deployedAt: new Date().toISOString(), queues: [ORDERS] };
     const [a, b] = await Promise.all([s.post(event), s.post(event)]);
     expect(a.body.requestId).toBe(b.body.requestId);
-    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
     expect(a.body.counts.dispatched + b.body.counts.dispatched).toBe(60);
     for (const report of [a.body, b.body]) expectCountsAddUp(report);
   });
@@ -141,7 +130,7 @@ describe('exactly once: overlapping deliveries', () => {
     const [one, two] = [await server(control, sharedEmulator), await server(control, sharedEmulator)];
     const event = { kind: 'fix-deployed', deployedAt: new Date().toISOString(), requestId: 'deploy-42' };
     const [a, b] = await Promise.all([one.post(event), two.post(event)]);
-    expect(judge(sharedEmulator, tasks)).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(sharedEmulator, tasks)).toEqual({ twice: 0, never: 0 });
     expect(a.body.counts.dispatched + b.body.counts.dispatched).toBe(60);
     expect((a.body.skipped.claimed ?? 0) + (b.body.skipped.claimed ?? 0)).toBeGreaterThan(0);
     // Every claim was deleted once its task had an outcome: nothing is left to fire later.
@@ -157,7 +146,7 @@ describe('exactly once: overlapping deliveries', () => {
     const [a, b] = await Promise.all([s.post(envelope), s.post(envelope)]);
     expect([a.status, b.status]).toEqual([200, 200]);
     expect(a.body.requestId).toBe(envelope.message.messageId);
-    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
   });
 
   it('a pipeline that gives up after a timeout and resends the same body forces each task once', async () => {
@@ -175,8 +164,8 @@ describe('exactly once: overlapping deliveries', () => {
     const resend = await s.post(body);
     expect(resend.status).toBe(200);
     // The first delivery still runs on the server; wait for it before judging.
-    await expect.poll(() => judge(s.emulator, tasks).never, { timeout: 10_000 }).toBe(0);
-    expect(judge(s.emulator, tasks).twice).toBe(0);
+    await expect.poll(() => forcedTwiceOrNever(s.emulator, tasks).never, { timeout: 10_000 }).toBe(0);
+    expect(forcedTwiceOrNever(s.emulator, tasks).twice).toBe(0);
   });
 
   it.each([
@@ -194,7 +183,7 @@ describe('exactly once: overlapping deliveries', () => {
     expect(again.body.requestId).toBe(first.body.requestId);
     expect(again.body.cutoff).toBe(first.body.cutoff);
     expect(again.body.counts.dispatched).toBe(0);
-    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
     // A different requestId is a new request: its own cutoff, now.
     const other = await s.post({ ...event, requestId: 'another-request' });
     expect(Date.parse(other.body.cutoff)).toBeGreaterThan(Date.parse(first.body.cutoff));
@@ -229,7 +218,7 @@ describe('a RunTask whose answer was lost is never resent', () => {
     // After it, the fresh read sees the late attempt: nothing to do, acknowledged.
     const later = await s.post(envelope);
     expect(later.status).toBe(200);
-    expect(judge(sharedEmulator, [late])).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(sharedEmulator, [late])).toEqual({ twice: 0, never: 0 });
     expect(sharedEmulator.calls.filter((c) => c.method === 'RunTask' && c.name === late.name)).toHaveLength(
       1,
     );
@@ -251,12 +240,12 @@ describe('nothing dropped: work left undone is never acknowledged', () => {
     const envelope = pushEnvelope({ kind: 'fix-deployed' });
     const first = await s.post(envelope);
     expect(first.status).toBe(503);
-    expect(judge(s.emulator, orders).never).toBe(0);
+    expect(forcedTwiceOrNever(s.emulator, orders).never).toBe(0);
     s.emulator.clearFaults();
     const redelivery = await s.post(envelope);
     expect(redelivery.status).toBe(200);
     expect(redelivery.body.counts.dispatched).toBe(10);
-    expect(judge(s.emulator, [...orders, ...billing])).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(s.emulator, [...orders, ...billing])).toEqual({ twice: 0, never: 0 });
   });
 
   it.each([
@@ -280,7 +269,7 @@ describe('nothing dropped: work left undone is never acknowledged', () => {
       expect(first.body.error.message).toMatch(/1 queues incomplete/);
       const redelivery = await s.post(envelope);
       expect(redelivery.status).toBe(200);
-      expect(judge(s.emulator, failed)).toEqual({ twice: 0, never: 0 });
+      expect(forcedTwiceOrNever(s.emulator, failed)).toEqual({ twice: 0, never: 0 });
     },
   );
 
@@ -295,11 +284,11 @@ describe('nothing dropped: work left undone is never acknowledged', () => {
     const first = await s.post(envelope);
     expect(first.status).toBe(503);
     expect(first.body.error.message).toMatch(/1 tasks deferred/);
-    expect(judge(s.emulator, [hit]).never).toBe(1);
+    expect(forcedTwiceOrNever(s.emulator, [hit]).never).toBe(1);
     const redelivery = await s.post(envelope);
     expect(redelivery.status).toBe(200);
     expect(redelivery.body.counts.failed).toBe(0);
-    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
   });
 
   it('an outage mid-run defers the rest: not acknowledged, and the redelivery finishes each task once', async () => {
@@ -319,7 +308,7 @@ describe('nothing dropped: work left undone is never acknowledged', () => {
     expect(redelivery.status).toBe(200);
     expectCountsAddUp(redelivery.body);
     expect(redelivery.body.counts.failed).toBe(0);
-    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
   });
 
   it.each([1, 2, 3])(
@@ -350,7 +339,7 @@ describe('nothing dropped: work left undone is never acknowledged', () => {
       if (answer.status !== 200) answer = await s.post(envelope);
       expect(answer.status).toBe(200);
       expect(answer.body.counts.failed).toBe(0);
-      expect(judge(sharedEmulator, tasks)).toEqual({ twice: 0, never: 0 });
+      expect(forcedTwiceOrNever(sharedEmulator, tasks)).toEqual({ twice: 0, never: 0 });
     },
     // Up to eight deliveries against a faulty emulator: slow on a loaded 2-core machine.
     90_000,
@@ -423,7 +412,7 @@ describe('rerunHttp takes what Pub/Sub delivers, with rerunPubsub acknowledgemen
     });
     const error = s.logs.lines().find((l) => l.message === 'message rejected; acknowledged without a rerun');
     expect(error).toMatchObject({ severity: 'ERROR', messageId: '1' });
-    expect(judge(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(s.emulator, tasks)).toEqual({ twice: 0, never: 0 });
   });
 });
 

@@ -70,6 +70,12 @@ export function killPoints(calls: readonly CallKind[]): KillPoint[] {
 /** Whether a call's resource is the queue or one of its tasks. */
 const isAbout = (name: string, queue: string): boolean => name === queue || name.startsWith(`${queue}/`);
 
+/** The calls of `method` about `queue` (its tasks included) the emulator received since its `firstCall`-th. */
+export function callsSince(world: CrashWorld, firstCall: number, method: string, queue: string): number {
+  return world.emulator.calls.slice(firstCall).filter((c) => c.method === method && isAbout(c.name, queue))
+    .length;
+}
+
 /** Delivers `event` to `child` and kills it at `point`, or once the delivery has ended. */
 async function deliverAndKill(
   world: CrashWorld,
@@ -86,9 +92,7 @@ async function deliverAndKill(
   const reached = () =>
     'ms' in point
       ? Date.now() - startMs >= point.ms
-      : world.emulator.calls
-          .slice(firstCall)
-          .filter((c) => c.method === point.method && isAbout(c.name, point.queue)).length >= point.nth;
+      : callsSince(world, firstCall, point.method, point.queue) >= point.nth;
   while (!ended && !reached()) await new Promise((resolve) => setTimeout(resolve, 2));
   await child.kill();
   await delivery;

@@ -11,7 +11,8 @@ import type { Fault } from '../../emulator/faults.js';
 import { ManualClock } from '../../emulator/server.js';
 import { freePort, type RerunProcess } from '../helpers/rerun-process.js';
 import { CONTROL, CrashWorld, ORDERS, type ProcessSetup } from '../helpers/crash-world.js';
-import { fixDeployed, killedThenAgain, killPoints, pick, ROUNDS, upTo } from './chance.js';
+import { forcedCounts } from '../helpers/forced.js';
+import { callsSince, fixDeployed, killedThenAgain, killPoints, pick, ROUNDS, upTo } from './chance.js';
 
 /** A run's claims fall due within this long: its budget (50 s by default) and a minute. */
 const CLAIMS_DUE_WITHIN_MS = 5 * 60_000;
@@ -51,8 +52,9 @@ async function claimsKilledThenAgain(
   const firstCall = world.emulator.calls.length;
   let advanced = false;
   const advancing = clock.advance(CLAIMS_DUE_WITHIN_MS).finally(() => (advanced = true));
-  const runTasks = () => world.emulator.calls.slice(firstCall).filter((c) => c.method === 'RunTask').length;
-  while (!advanced && runTasks() < nth) await new Promise((resolve) => setTimeout(resolve, 2));
+  while (!advanced && callsSince(world, firstCall, 'RunTask', ORDERS) < nth) {
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
   await carrier.kill();
   await advancing;
   await fresh();
@@ -96,10 +98,7 @@ describe('run soak', () => {
         ).length;
         console.log(JSON.stringify({ round, claims, killedAtRunTask: nth, failedDeliveries }));
       }
-      const forced = new Map<string, number>();
-      for (const d of world.emulator.dispatches) {
-        if (d.trigger === 'run') forced.set(d.task, (forced.get(d.task) ?? 0) + 1);
-      }
+      const forced = forcedCounts(world.emulator.dispatches);
       // Each task forced once: by a killed run, the last delivery, or a claim a killed run left.
       expect(originals.filter((name) => forced.get(name) !== 1)).toEqual([]);
       expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });

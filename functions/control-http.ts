@@ -11,7 +11,7 @@ import {
   requestStatus,
   type ControlScope,
 } from '../shared/control/status.js';
-import { MoveRecoveryBody } from '../shared/control/control-tasks.js';
+import { controlTargetOf, MoveRecoveryBody, type ControlTarget } from '../shared/control/control-tasks.js';
 import { DEFAULT_ARMING_DELAY_MS } from '../shared/run/copy.js';
 import { recoverDueMoves, recoverMove } from '../shared/run/recover-move.js';
 import type { Runtime } from '../shared/platform/runtime.js';
@@ -62,10 +62,12 @@ export async function answerMoveRecovery(
     return refuse(400, 'INVALID_RECOVERY', error.message, [badRequestDetail(error.fields, 'invalid value')]);
   }
   const move = parsed.data;
+  // The control queue delivered this, and config.ts accepts one only with the URL and account it needs.
+  const control = controlTargetOf(runtime.config, ownId)!;
   const armingDelayMs = runtime.redriveArmingDelayMs ?? DEFAULT_ARMING_DELAY_MS;
-  const result = await recoverMove(runtime.tasks, move, armingDelayMs, Date.now);
+  const result = await recoverMove(runtime.tasks, control, move, armingDelayMs, Date.now);
   const fields = { task: move.original, copy: move.copy };
-  await sweepDueMoves(runtime, armingDelayMs, ownId);
+  await sweepDueMoves(runtime, control, armingDelayMs, ownId);
   if (!result.done) {
     runtime.log.warn({ ...fields, problem: result.error }, 'move not recovered yet; Cloud Tasks retries it');
     return sendGoogleError(res, 503, `the move could not be recovered yet: ${result.error}`);
@@ -80,14 +82,18 @@ export async function answerMoveRecovery(
 let sweeping = false;
 
 /** The sweep of the other due recovery tasks; a failure is logged, their own deliveries come anyway. */
-async function sweepDueMoves(runtime: Runtime, armingDelayMs: number, ownId: string): Promise<void> {
-  const controlQueue = runtime.config.controlQueue;
-  if (!controlQueue || sweeping) return;
+async function sweepDueMoves(
+  runtime: Runtime,
+  control: ControlTarget,
+  armingDelayMs: number,
+  ownId: string,
+): Promise<void> {
+  if (sweeping) return;
   sweeping = true;
   try {
     const { settled, left } = await recoverDueMoves(
       runtime.tasks,
-      controlQueue,
+      control,
       armingDelayMs,
       Date.now,
       ownId,

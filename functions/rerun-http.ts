@@ -11,7 +11,7 @@ import { CloudTasksUnavailableError } from '../shared/run/run.js';
 import { rerun, type Runtime } from '../shared/platform/runtime.js';
 import { isControlEventKind } from '../shared/control/status.js';
 import { answerControlEvent, answerMoveRecovery } from './control-http.js';
-import { isMoveRecoveryKind } from '../shared/control/control-tasks.js';
+import { isCopyWithdrawnBody, isMoveRecoveryKind } from '../shared/control/control-tasks.js';
 import { isFirstCutoffBody } from '../shared/platform/first-deliveries.js';
 import { badRequestDetail, sendGoogleError } from './google-error.js';
 
@@ -37,9 +37,9 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
     if (!/^application\/json\s*(;|$)/i.test(req.get('content-type') ?? '')) {
       return refuse(415, 'NOT_JSON', 'Content-Type must be application/json');
     }
-    if (refuse.controlTask !== undefined && isFirstCutoffBody(req.body)) {
-      // The control task holding a request's first cutoff falls due after every memory of it: nothing to do.
-      runtime.log.debug({ controlTask: refuse.controlTask }, "a first cutoff's control task fell due");
+    if (refuse.controlTask !== undefined && (isFirstCutoffBody(req.body) || isCopyWithdrawnBody(req.body))) {
+      // A record (a request's first cutoff, a withdrawn copy) falls due after every use of it: nothing to do.
+      runtime.log.debug({ controlTask: refuse.controlTask }, "a record's control task fell due");
       return void res.status(204).end();
     }
     if (refuse.controlTask !== undefined && isMoveRecoveryKind(req.body)) {

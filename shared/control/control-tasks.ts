@@ -8,7 +8,8 @@ import { sha256Hex } from '../platform/hash.js';
 import { z } from 'zod';
 import type { NewTask } from '../cloud-tasks/client.js';
 import type { EventKind, RerunRequest } from '../triggers/events.js';
-import type { QueueName } from '../cloud-tasks/names.js';
+import { parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
+import type { Config } from '../platform/config.js';
 
 export interface ControlTarget {
   readonly queue: QueueName;
@@ -21,6 +22,17 @@ export interface ControlTarget {
    * tells its own task from another delivery's by it (docs/claims.md "Reserved names").
    */
   readonly writtenBy: string;
+}
+
+/** Where a run (or a recovery) writes its control tasks, naming `writer`; none without a control queue. */
+export function controlTargetOf(
+  config: Pick<Config, 'controlQueue' | 'selfUrl' | 'invokerServiceAccount'>,
+  writer: string,
+): ControlTarget | undefined {
+  const { controlQueue, selfUrl, invokerServiceAccount } = config;
+  return controlQueue && selfUrl && invokerServiceAccount
+    ? { queue: controlQueue, selfUrl, invokerServiceAccount, writtenBy: writer }
+    : undefined;
 }
 
 /** The query parameter of a control task's URL that names the run that wrote it. */
@@ -220,4 +232,42 @@ export function moveOfControlUrl(url: string | undefined): (MoveRecovery & { due
   } catch {
     return undefined;
   }
+}
+
+/**
+ * How long a withdrawn copy's record waits before it falls due: longer than Cloud Tasks keeps a used name
+ * reserved (up to 9 days, for queues made by queue.yaml: docs/claims.md "Reserved names"). Past that, the
+ * copy's name is free again and no recovery reads the record.
+ */
+export const COPY_WITHDRAWN_RECORD_MS = 10 * 24 * 3_600_000;
+
+/** The body of a withdrawn copy's record; its delivery does nothing and is answered 204. */
+const COPY_WITHDRAWN_KIND = 'copy-withdrawn';
+
+/** The name of the record that the copy `copy` was withdrawn (docs/claims.md "A crash mid-redrive"). */
+export function copyWithdrawnNameOf(controlQueue: QueueName, copy: string): TaskName {
+  return parseTaskName(`${controlQueue.name}/tasks/${sha256Hex(`${COPY_WITHDRAWN_KIND}\n${copy}`)}`)!;
+}
+
+/**
+ * The record that the copy `copy` was taken out (or its name used up) without running, due after
+ * COPY_WITHDRAWN_RECORD_MS. It carries no requestId: status, cancel and a request's end do not count it.
+ */
+export function copyWithdrawnTaskFor(copy: string, target: ControlTarget, nowMs: number): NewTask {
+  return {
+    name: copyWithdrawnNameOf(target.queue, copy).name,
+    scheduleTime: new Date(nowMs + COPY_WITHDRAWN_RECORD_MS).toISOString(),
+    httpRequest: {
+      url: controlUrlOf(target).toString(),
+      httpMethod: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: Buffer.from(JSON.stringify({ kind: COPY_WITHDRAWN_KIND })).toString('base64'),
+      oidcToken: { serviceAccountEmail: target.invokerServiceAccount, audience: target.selfUrl },
+    },
+  };
+}
+
+/** True for the body of a withdrawn copy's record, which falls due after every use of it. */
+export function isCopyWithdrawnBody(body: unknown): boolean {
+  return (body as { kind?: unknown } | null)?.kind === COPY_WITHDRAWN_KIND;
 }

@@ -269,7 +269,7 @@ export class Copier {
     );
     if ('stop' in recovery) return recovery;
     const account = this.#shape.accountOf(fresh);
-    const created = await this.#mover.copy(queue, fresh, copyName, account, slotMs);
+    const created = await this.#mover.copy(queue, fresh, copyName, account, slotMs, recovery);
     if ('stop' in created) return created;
     const copy = { name: copyName, dueMs: created.dueMs };
     return { seenAttempts: fresh.dispatchCount ?? 0, copy, recovery };

@@ -4,6 +4,7 @@
  * withdrawn. When in doubt, a task is kept rather than lost.
  */
 import type { CloudTasksError, Task } from '../cloud-tasks/client.js';
+import { recordWithdrawn } from '../control/withdrawn-copies.js';
 import { firstTaskOf, type CopyDeps, type CopyResult, type CopyShape } from './copy.js';
 import type { TaskName } from '../cloud-tasks/names.js';
 import type { QueueRun } from './plan.js';
@@ -15,6 +16,8 @@ import { hasAttemptUnderWay } from './select.js';
 export interface Recovery {
   readonly name: string | undefined;
   readonly dueMs: number;
+  /** Written by an earlier delivery whose move is not settled (found live), not by this one. */
+  readonly earlier: boolean;
 }
 
 /** The original's delete is sent at least this long before its copy or its recovery task falls due. */
@@ -25,7 +28,9 @@ export class Mover {
   readonly #cannotActAs = new Set<string>();
 
   constructor(
-    private readonly deps: Pick<CopyDeps, 'tasks' | 'budget' | 'armingDelayMs'> & { shape: CopyShape },
+    private readonly deps: Pick<CopyDeps, 'tasks' | 'budget' | 'armingDelayMs' | 'recovery'> & {
+      shape: CopyShape;
+    },
     private readonly calls: RedriveCalls,
     /** The original as it is now, read after its copy exists, answered by `answerByMs` if it can be. */
     private readonly secondRead: (
@@ -51,6 +56,7 @@ export class Mover {
     copyName: TaskName,
     account: string | undefined,
     slotMs: number,
+    recovery: Recovery,
   ): Promise<Stop | { dueMs: number }> {
     const { budget, tasks, armingDelayMs } = this.deps;
     let dueMs = 0;
@@ -63,7 +69,9 @@ export class Mover {
       },
       (failure) => {
         if (failure === undefined) return { dueMs };
-        if (failure.status === 'ALREADY_EXISTS') return this.#existingCopy(copyName, firstTaskOf(original));
+        if (failure.status === 'ALREADY_EXISTS') {
+          return this.#existingCopy(copyName, firstTaskOf(original), recovery);
+        }
         if (failure.status === 'PERMISSION_DENIED' && account !== undefined) {
           // Creating a task with a token needs iam.serviceAccounts.actAs on its account; the original stays.
           this.#cannotActAs.add(account);
@@ -85,7 +93,11 @@ export class Mover {
   }
 
   /** ALREADY_EXISTS: go on only if the task under the copy's name is this original's copy. */
-  async #existingCopy(copyName: TaskName, first: string): Promise<Stop | { dueMs: number }> {
+  async #existingCopy(
+    copyName: TaskName,
+    first: string,
+    recovery: Recovery,
+  ): Promise<Stop | { dueMs: number }> {
     const existing = await this.calls.read(copyName, 'FULL');
     if (!('stop' in existing)) {
       if (firstTaskOf(existing) === first) {
@@ -101,6 +113,9 @@ export class Mover {
     if (!this.deps.shape.originalRuns) return { dueMs: this.deps.budget.now() };
     // The name is a tombstone: an earlier delivery's copy already ran, or was withdrawn. Either way this
     // request cannot copy the task again, and deleting the original could lose it: it stays as it is.
+    // With no earlier move left unsettled, that move ended with its original kept; this move's own
+    // recovery task must read it so (docs/claims.md "Withdrawn copies are recorded").
+    if (!recovery.earlier) await this.#recordWithdrawn(copyName);
     return {
       stop: {
         outcome: 'failed',
@@ -137,17 +152,25 @@ export class Mover {
     const { name: copyName, dueMs } = copy;
     if ('stop' in again) {
       if (again.stop.outcome === 'gone') return this.#originalGone(copyName);
-      return this.#withdraw(copyName, {
-        outcome: 'deferred',
-        error: `the original could not be read again (${describe(again.stop)}); its copy was withdrawn`,
-      });
+      return this.#withdraw(
+        copyName,
+        {
+          outcome: 'deferred',
+          error: `the original could not be read again (${describe(again.stop)}); its copy was withdrawn`,
+        },
+        { originalMayBeIdle: true },
+      );
     }
     const attempted = (again.dispatchCount ?? 0) > seenAttempts || hasAttemptUnderWay(again);
     if (attempted) {
-      return this.#withdraw(copyName, {
-        outcome: 'deferred',
-        error: 'an attempt of the original started meanwhile; its copy was withdrawn',
-      });
+      return this.#withdraw(
+        copyName,
+        {
+          outcome: 'deferred',
+          error: 'an attempt of the original started meanwhile; its copy was withdrawn',
+        },
+        { originalMayBeIdle: false },
+      );
     }
     return this.#deleteOriginal(name, copyName, dueMs, recovery);
   }
@@ -172,7 +195,11 @@ export class Mover {
           return this.#originalGone(copyName);
         }
         if (!isInDoubt(failure)) {
-          return this.#withdraw(copyName, { outcome: 'failed', error: `DeleteTask: ${failure.message}` });
+          return this.#withdraw(
+            copyName,
+            { outcome: 'failed', error: `DeleteTask: ${failure.message}` },
+            { originalMayBeIdle: true },
+          );
         }
         answerLost ||= failure.answerLost || failure.status === 'DEADLINE_EXCEEDED';
         return undefined;
@@ -191,19 +218,37 @@ export class Mover {
    */
   #originalGone(copyName: TaskName): Promise<CopyResult> {
     const gone: CopyResult = { outcome: 'gone' };
-    return this.deps.shape.originalRuns ? this.#withdraw(copyName, gone) : Promise.resolve(gone);
+    return this.deps.shape.originalRuns
+      ? this.#withdraw(copyName, gone, { originalMayBeIdle: false })
+      : Promise.resolve(gone);
   }
 
   /**
-   * Deletes a copy that must not run (its original finished, or is running); `then` is the task's result.
+   * Deletes a copy that must not run (its original finished or is running, or could not be read or
+   * deleted); `then` is the task's result. With a control queue, the record that the copy was withdrawn
+   * is written first, so the move's recovery task does not take the copy's used name for a copy that ran
+   * (docs/claims.md "Withdrawn copies are recorded"). When that record cannot be written and the original
+   * may be idle, the copy stays and the recovery task settles the move.
    * A copy of a task that never runs by itself (a parked one) is kept: it runs once, and the move's
    * recovery task (or the same request sent again) finds its name used and deletes what is left behind.
    */
-  async #withdraw(copyName: TaskName, then: CopyResult): Promise<CopyResult> {
+  async #withdraw(
+    copyName: TaskName,
+    then: CopyResult,
+    { originalMayBeIdle }: { readonly originalMayBeIdle: boolean },
+  ): Promise<CopyResult> {
     if (!this.deps.shape.originalRuns) {
       return {
         outcome: 'deferred',
         error: `the move stopped halfway; the copy ${copyName.name} stays, and its recovery task (or the same request sent again) deletes the task left behind`,
+      };
+    }
+    const unrecorded = await this.#recordWithdrawn(copyName);
+    if (unrecorded && originalMayBeIdle) {
+      return {
+        outcome: 'deferred',
+        error: `the copy ${copyName.name} must be withdrawn, but its withdrawal could not be recorded (${unrecorded.message}): it stays, and the move's recovery task settles the move`,
+        unsettled: true,
       };
     }
     const cannot = (failure: CloudTasksError): CopyResult => ({
@@ -221,6 +266,21 @@ export class Mover {
             : cannot(failure),
       cannot,
     );
+  }
+
+  /** With a control queue, records that the copy is withdrawn; the failure when it could not be. */
+  async #recordWithdrawn(copyName: TaskName): Promise<CloudTasksError | undefined> {
+    const { recovery: target, tasks, budget } = this.deps;
+    if (!target) return undefined;
+    const recorded = await this.calls.sendChange<CloudTasksError | 'recorded'>(
+      async () => {
+        const failure = await recordWithdrawn(tasks, target, copyName, budget.now());
+        if (failure) throw failure;
+      },
+      (failure) => (failure === undefined ? 'recorded' : isInDoubt(failure) ? undefined : failure),
+      (failure) => failure,
+    );
+    return recorded === 'recorded' ? undefined : recorded;
   }
 }
 

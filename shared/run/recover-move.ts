@@ -4,21 +4,23 @@
  * stopped anywhere in it (a crash, a lost answer, a deferral), this finishes the move or undoes it, so the
  * task neither runs twice nor is lost:
  *   copy there, original idle        -> the original is deleted (the move is finished)
- *   copy there, original ran/running -> the copy is deleted (the move is undone)
+ *   copy there, original ran/running -> the copy is withdrawn (the move is undone)
  *   copy there, original gone        -> nothing to do (the move was finished)
- *   no copy, original idle           -> the copy is made from the original, then as above
+ *   no copy, original idle           -> the copy is made from the original, then as above; when its name
+ *                                       is used up, the copy ran unless its withdrawal was recorded
  *   no copy, original ran or gone    -> the copy's name is used up, so a create still in flight cannot land
- * Each step is safe to repeat: a delivery that stops is answered non-2xx and Cloud Tasks delivers it again.
+ * Whatever withdraws a copy or uses its name up records that first (withdrawn-copies.ts). Each step is
+ * safe to repeat: a delivery that stops is answered non-2xx and Cloud Tasks delivers it again.
  *
  * An unpark is a move too (docs/parking.md "Unparking"): its original is a parked task, in its home queue's
- * parking queue, and its copy goes home. The same table holds, with two differences: the copy it makes is
- * the home copy (its token put back), and a parked task never runs by itself, so a home copy's name found
- * used up means the copy was made and has run: the move is finished, and the parked task deleted.
+ * parking queue, and its copy goes home. The same table holds, but the copy it makes is the home copy (its
+ * token put back).
  *
  * A park is a move into the home queue's parking queue, with the parking stage's own rules (recoverPark).
  */
 import { toCloudTasksError, type CloudTasksClient, type NewTask, type Task } from '../cloud-tasks/client.js';
-import { moveOfControlUrl, type MoveRecovery } from '../control/control-tasks.js';
+import { moveOfControlUrl, type ControlTarget, type MoveRecovery } from '../control/control-tasks.js';
+import { recordWithdrawn, wasWithdrawn } from '../control/withdrawn-copies.js';
 import {
   parkingQueueOf,
   parseQueueName,
@@ -52,32 +54,23 @@ export type RecoveryResult =
 
 type Read = Task | 'gone' | { readonly error: string };
 
-/** The two moves a recovery task settles. */
-interface MoveKind {
-  /** The copy made from the original, when the run that started the move did not make it. */
-  readonly copyOf: (original: Task, copy: TaskName, dueMs: number) => NewTask;
-  /**
-   * Whether a copy's name found used up (taken, no task under it) means the copy was made and ran: true
-   * when the original never runs by itself, so no placeholder was ever made while it was there.
-   */
-  readonly usedUpMeansRan: boolean;
-}
+/** The copy a recovery makes from the original, when the run that started the move did not make it. */
+type CopyOf = (original: Task, copy: TaskName, dueMs: number) => NewTask;
 
-/** A redrive: the copy beside its original. */
-const REDRIVE_MOVE: MoveKind = { copyOf, usedUpMeansRan: false };
-/** An unpark: a parked task's copy in its home queue. */
-const UNPARK_MOVE: MoveKind = { copyOf: homeCopyOf, usedUpMeansRan: true };
-
-/** The kind of a move between `original` and `copy`; undefined for any other pair of queues. */
-function moveKindOf(original: TaskName, copy: TaskName): MoveKind | undefined {
-  if (copy.queueName === original.queueName) return REDRIVE_MOVE;
+/** What a move between `original` and `copy` copies: a redrive beside it, an unpark home; else undefined. */
+function copyOfMove(original: TaskName, copy: TaskName): CopyOf | undefined {
+  if (copy.queueName === original.queueName) return copyOf;
   const home = parseQueueName(copy.queueName)!;
-  return parkingQueueOf(home).name === original.queueName ? UNPARK_MOVE : undefined;
+  return parkingQueueOf(home).name === original.queueName ? homeCopyOf : undefined;
 }
 
-/** Finishes or undoes one move; `nowMs` dates a copy it has to make. */
+/**
+ * Finishes or undoes one move; `nowMs` dates a copy it has to make. `control` is the control queue the
+ * recovery task came from, where withdrawals are recorded.
+ */
 export async function recoverMove(
   tasks: CloudTasksClient,
+  control: ControlTarget,
   move: MoveRecovery,
   armingDelayMs: number,
   nowMs: () => number,
@@ -88,8 +81,8 @@ export async function recoverMove(
   if (original && home && copy && parkingQueueOf(home).name === copy.queueName) {
     return recoverPark(tasks, move, { original, parked: copy, home }, nowMs);
   }
-  const kind = original && copy ? moveKindOf(original, copy) : undefined;
-  if (!original || !copy || !kind) {
+  const makeOf = original && copy ? copyOfMove(original, copy) : undefined;
+  if (!original || !copy || !makeOf) {
     return {
       done: true,
       outcome: 'refused',
@@ -108,18 +101,12 @@ export async function recoverMove(
     if (isError(source)) return retry('the original', source);
     const idle = source !== 'gone' && !ran(source);
     const made = idle
-      ? await makeCopy(tasks, copy, kind.copyOf(source, copy, nowMs() + armingDelayMs))
-      : await useUpName(tasks, copy, source);
+      ? await makeCopy(tasks, copy, makeOf(source, copy, nowMs() + armingDelayMs))
+      : await recordingWithdrawal(tasks, control, copy, nowMs, () => useUpName(tasks, copy, source));
     if (made === USED_UP) {
-      if (idle && kind.usedUpMeansRan) {
-        return deleteTask(
-          tasks,
-          original,
-          'finished',
-          "the copy's name is used up: it was made, and has run",
-        );
-      }
-      return { done: true, outcome: 'undone', why: "the copy's name is used up" };
+      return idle
+        ? afterCopyRanOrWithdrawn(tasks, control, original, copy)
+        : { done: true, outcome: 'undone', why: "the copy's name is used up" };
     }
     if (made === 'made') ours = true;
     else if (isTask(made)) existing = made;
@@ -128,7 +115,7 @@ export async function recoverMove(
     existing = found;
   }
   if (existing !== undefined && headerOf(existing, PLACEHOLDER_HEADER) !== undefined) {
-    return deleteTask(tasks, copy, 'undone', 'a placeholder held the name');
+    return withdrawCopy(tasks, control, copy, 'a placeholder held the name', nowMs);
   }
   const now = await read(tasks, original, 'BASIC');
   if (isError(now)) return retry('the original', now);
@@ -137,8 +124,57 @@ export async function recoverMove(
     return { done: true, outcome: 'refused', why: 'a task not copied from this one holds the name' };
   }
   return ran(now)
-    ? deleteTask(tasks, copy, 'undone', 'the original ran meanwhile')
+    ? withdrawCopy(tasks, control, copy, 'the original ran meanwhile', nowMs)
     : deleteTask(tasks, original, 'finished');
+}
+
+/**
+ * The copy's name is used up and the original idle: the copy ran, unless something withdrew it (and
+ * recorded that first), so the original is deleted only when no record says it was withdrawn.
+ */
+async function afterCopyRanOrWithdrawn(
+  tasks: CloudTasksClient,
+  control: ControlTarget,
+  original: TaskName,
+  copy: TaskName,
+): Promise<RecoveryResult> {
+  const withdrawn = await wasWithdrawn(tasks, control, copy);
+  if (typeof withdrawn !== 'boolean') {
+    return { done: false, error: `the copy's withdrawal record could not be read (${withdrawn.message})` };
+  }
+  if (withdrawn) return { done: true, outcome: 'undone', why: 'the copy was withdrawn' };
+  return deleteTask(
+    tasks,
+    original,
+    'finished',
+    "the copy's name is used up and no withdrawal was recorded: it ran",
+  );
+}
+
+/** Withdraws the copy (or the placeholder under its name), its withdrawal recorded first. */
+function withdrawCopy(
+  tasks: CloudTasksClient,
+  control: ControlTarget,
+  copy: TaskName,
+  why: string,
+  nowMs: () => number,
+): Promise<RecoveryResult> {
+  return recordingWithdrawal(tasks, control, copy, nowMs, () => deleteTask(tasks, copy, 'undone', why));
+}
+
+/** Records that the copy is withdrawn, then withdraws it (`withdraw`); not done when it cannot be recorded. */
+async function recordingWithdrawal<T>(
+  tasks: CloudTasksClient,
+  control: ControlTarget,
+  copy: TaskName,
+  nowMs: () => number,
+  withdraw: () => Promise<T>,
+): Promise<T | RecoveryResult> {
+  const unrecorded = await recordWithdrawn(tasks, control, copy, nowMs());
+  if (unrecorded) {
+    return { done: false, error: `the copy's withdrawal could not be recorded (${unrecorded.message})` };
+  }
+  return withdraw();
 }
 
 /**
@@ -225,7 +261,7 @@ const SWEEP_CONCURRENCY = 64;
  */
 export async function recoverDueMoves(
   tasks: CloudTasksClient,
-  controlQueue: QueueName,
+  control: ControlTarget,
   armingDelayMs: number,
   nowMs: () => number,
   ownId: string,
@@ -233,7 +269,7 @@ export async function recoverDueMoves(
   bodies: Semaphore,
 ): Promise<{ settled: number; left: number }> {
   const due: Array<{ recoveryTask: TaskName; move: MoveRecovery & { dueMs: number } }> = [];
-  for await (const page of tasks.listTaskUrls(controlQueue)) {
+  for await (const page of tasks.listTaskUrls(control.queue)) {
     for (const task of page) {
       const move = moveOfControlUrl(task.httpRequest?.url);
       const recoveryTask = parseTaskName(task.name);
@@ -249,7 +285,7 @@ export async function recoverDueMoves(
   const worker = async (): Promise<void> => {
     for (let next = due.pop(); next; next = due.pop()) {
       await bodies.acquire(Number.POSITIVE_INFINITY, nowMs(), LARGEST_BODY_BYTES);
-      const result = await recoverMove(tasks, next.move, armingDelayMs, nowMs).finally(() =>
+      const result = await recoverMove(tasks, control, next.move, armingDelayMs, nowMs).finally(() =>
         bodies.release(LARGEST_BODY_BYTES),
       );
       if (!result.done) {

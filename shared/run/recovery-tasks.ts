@@ -26,16 +26,16 @@ export class RecoveryTasks {
   /** Writes the move's recovery task, due at `dueMs`; a Stop (nothing was moved) when it cannot be. */
   async arm(move: Omit<MoveRecovery, 'kind'>, dueMs: number): Promise<Stop | Recovery> {
     const { target, tasks, budget } = this.deps;
-    if (!target) return { name: undefined, dueMs: Number.POSITIVE_INFINITY };
+    if (!target) return { name: undefined, dueMs: Number.POSITIVE_INFINITY, earlier: false };
     const written = await createUnderFreeName(
       tasks,
       target.queue,
       (generation) => moveRecoveryTaskFor(move, target, dueMs, generation),
       (call) => this.calls.holdingChange(call),
     );
-    if (written.kind === 'created') return { name: written.name, dueMs };
+    if (written.kind === 'created') return { name: written.name, dueMs, earlier: false };
     // Another delivery's recovery task for this move is live: it may fall due any time now.
-    if (written.kind === 'exists') return { name: written.name, dueMs: budget.now() };
+    if (written.kind === 'exists') return { name: written.name, dueMs: budget.now(), earlier: true };
     return {
       stop: {
         outcome: 'deferred',

@@ -18,7 +18,7 @@ import type { CloudTasksClient } from '../cloud-tasks/client.js';
 import { Claimer, type ClaimRegistry } from './claim.js';
 import { ClusterCollector } from './clusters.js';
 import type { Config } from '../platform/config.js';
-import type { ControlTarget, ControlWork } from '../control/control-tasks.js';
+import { controlTargetOf, type ControlWork } from '../control/control-tasks.js';
 import { DEFAULT_ARMING_DELAY_MS } from './copy.js';
 import type { RerunRequest } from '../triggers/events.js';
 import { TaskFlow } from './flow.js';
@@ -338,12 +338,4 @@ function controlWorkOf(request: RerunRequest): Omit<ControlWork, 'task'> {
     minBackoffLeftMs,
     clusters,
   };
-}
-
-/** Where the run writes its control tasks, each naming the run (`runId`) as its writer. */
-function controlTargetOf(config: Config, runId: string): ControlTarget | undefined {
-  const { controlQueue, selfUrl, invokerServiceAccount } = config;
-  return controlQueue && selfUrl && invokerServiceAccount
-    ? { queue: controlQueue, selfUrl, invokerServiceAccount, writtenBy: runId }
-    : undefined;
 }

@@ -101,4 +101,35 @@ describe('redrive recovery', () => {
     },
     60_000,
   );
+
+  it('a process killed mid-redrive, its recovery tasks delivered only after the copies ran: none twice, none lost', async () => {
+    const originals = world.loadFailed(300);
+    // The control queue dispatches nothing until the copies made before the crash have run.
+    const controlQueue = (verb: 'pause' | 'resume') =>
+      fetch(`${world.emulator.url}/v2/${CONTROL}:${verb}`, { method: 'POST', body: '{}' });
+    await controlQueue('pause');
+    const port = await freePort();
+    const first = await world.rerunProcess(port, { armingMs: ARMING_MS, batch: true, control: true });
+    const delivery = post(first.url, {
+      kind: 'fix-deployed',
+      mode: 'redrive',
+      verify: '0s',
+      requestId: 'late-recovery',
+      deployedAt: new Date(Date.now() - 1_000).toISOString(),
+    }).catch(() => undefined);
+    const creates = () =>
+      world.emulator.calls.filter((c) => c.method === 'BatchCreateTasks' && c.name === ORDERS).length;
+    await expect.poll(creates, { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(2);
+    await first.kill();
+    await delivery;
+    await world.copiesSettled(ARMING_MS);
+    const ranBeforeRecovery = world.target.requests.length;
+    expect(ranBeforeRecovery).toBeGreaterThan(0);
+    await world.rerunProcess(port, { armingMs: ARMING_MS, batch: true, control: true });
+    await controlQueue('resume');
+    await expect.poll(() => world.recoveriesLeft(), { timeout: 20_000, interval: 200 }).toBe(0);
+    // Each copy that ran had its original deleted by the late recovery; tasks not moved wait, once each.
+    expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
+    expect(world.target.requests).toHaveLength(ranBeforeRecovery);
+  }, 60_000);
 });

@@ -6,9 +6,9 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type SeedTask } from '../../emulator/server.js';
-import { claimIdOf } from '../../shared/control/control-tasks.js';
+import { claimIdOf, copyWithdrawnNameOf } from '../../shared/control/control-tasks.js';
 import { copyNameOf } from '../../shared/run/copy.js';
-import { parseTaskName } from '../../shared/cloud-tasks/names.js';
+import { parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
 import { startCloudTasksProxy, type ProxiedCall } from '../helpers/cloud-tasks-proxy.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
@@ -557,6 +557,128 @@ describe('redrive', () => {
     expect(controlCreates() - createsBefore).toBe(1);
     expect(controlDeletes()).toBe(3);
     expect(s.emulator.task(`${ORDERS}/tasks/b`)).toBeUndefined();
+  });
+
+  describe('with a control queue, a copy withdrawn is recorded first (docs/claims.md "Withdrawn copies are recorded")', () => {
+    const CONTROL = queueName('rerun-control');
+    const A = `${ORDERS}/tasks/a`;
+
+    async function startWithControl(): Promise<RerunServer> {
+      server = await startRerunServer(
+        {
+          RERUN_QUEUES: ORDERS,
+          RERUN_REDRIVE_BATCH: 'false',
+          RERUN_CONTROL_QUEUE: CONTROL,
+          RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
+          RERUN_INVOKER_SA: 'rerun-invoker@test-project.iam.gserviceaccount.com',
+        },
+        {},
+        undefined,
+        { redriveArmingDelayMs: 5_000 },
+      );
+      server.emulator.load({
+        queues: [
+          { name: ORDERS, tasks: [secretTask('a')] },
+          { name: CONTROL, state: 'PAUSED', tasks: [] },
+        ],
+      });
+      return server;
+    }
+
+    /** The request's copy of `a`, and the name of the record of its withdrawal. */
+    function namesOf(requestId: string, cutoff: string) {
+      const copy = copyNameOf(parseTaskName(A)!, requestId, Date.parse(cutoff)).name;
+      return { copy, record: copyWithdrawnNameOf(parseQueueName(CONTROL)!, copy).name };
+    }
+
+    const recoveryTasks = async (s: RerunServer) =>
+      (
+        (await (await fetch(`${s.emulator.url}/v2/${CONTROL}/tasks?responseView=FULL`)).json()) as Json
+      ).tasks?.filter((t: Json) =>
+        Buffer.from(t.httpRequest.body, 'base64').toString().includes('finish-move'),
+      ) ?? [];
+
+    it('an attempt of the original started meanwhile: the record, then the copy withdrawn; once due, a no-op', async () => {
+      target.setRespond(() => new Promise<number>(() => undefined));
+      const s = await startWithControl();
+      const cutoff = new Date(Date.now() - 1_000).toISOString();
+      const { copy, record } = namesOf('w-1', cutoff);
+      s.emulator.injectFault({
+        method: 'CreateTask',
+        kind: 'delay',
+        delayMs: 150,
+        times: 1,
+        resources: [ORDERS],
+      });
+      const answer = s.post({
+        kind: 'fix-deployed',
+        mode: 'redrive',
+        verify: '0s',
+        deployedAt: cutoff,
+        requestId: 'w-1',
+      });
+      while (!callsOf(s, 'CreateTask').some((c) => c.name === ORDERS))
+        await new Promise((r) => setTimeout(r, 10));
+      await fetch(`${s.emulator.url}/v2/${A}:run`, { method: 'POST' });
+      const { body } = await answer;
+      // Deferred, and so left to its claim in the control queue.
+      expect(body.tasks[0]).toMatchObject({ outcome: 'queued' });
+      expect(s.emulator.task(copy)).toBeUndefined();
+      const written = s.emulator.task(record);
+      expect(Date.parse(written?.scheduleTime ?? '')).toBeGreaterThan(Date.now() + 9 * 24 * 3_600_000);
+      // The move settled: its recovery task is gone.
+      expect(await recoveryTasks(s)).toEqual([]);
+      // Delivered as Cloud Tasks delivers it, once due: its own headers and body, and the X-CloudTasks-* headers.
+      const before = s.emulator.calls.length;
+      const delivered = await s.post(Buffer.from(written?.httpRequest?.body ?? '', 'base64').toString(), {
+        ...written?.httpRequest?.headers,
+        'X-CloudTasks-QueueName': 'rerun-control',
+        'X-CloudTasks-TaskName': idOf(record),
+      });
+      expect(delivered.status).toBe(204);
+      expect(s.emulator.calls.length).toBe(before);
+    });
+
+    it('the original could not be read again and the record cannot be written: the copy stays for the recovery task', async () => {
+      const s = await startWithControl();
+      const cutoff = new Date(Date.now() - 1_000).toISOString();
+      const { copy, record } = namesOf('w-2', cutoff);
+      s.emulator.injectFault({
+        method: 'CreateTask',
+        kind: 'delay',
+        delayMs: 150,
+        times: 1,
+        resources: [ORDERS],
+      });
+      const answer = s.post({
+        kind: 'fix-deployed',
+        mode: 'redrive',
+        verify: '0s',
+        deployedAt: cutoff,
+        requestId: 'w-2',
+      });
+      while (!callsOf(s, 'CreateTask').some((c) => c.name === ORDERS))
+        await new Promise((r) => setTimeout(r, 10));
+      // While the copy's create is held: the second read is refused, and so is every create in the control queue.
+      s.emulator.injectFault({ method: 'GetTask', kind: 403, resources: [A] });
+      s.emulator.injectFault({ method: 'CreateTask', kind: 503, resources: [CONTROL] });
+      const { body } = await answer;
+      expect(body.tasks[0]).toMatchObject({ outcome: 'queued' });
+      expect(s.emulator.task(copy)).toBeDefined();
+      expect(s.emulator.task(A)).toBeDefined();
+      expect(s.emulator.task(record)).toBeUndefined();
+      // The recovery task stays; delivered, it finishes the move.
+      const [recovery] = await recoveryTasks(s);
+      expect(recovery).toBeDefined();
+      s.emulator.clearFaults();
+      const delivered = await s.post(Buffer.from(recovery.httpRequest.body, 'base64').toString(), {
+        'X-CloudTasks-QueueName': 'rerun-control',
+        'X-CloudTasks-TaskName': idOf(recovery.name),
+      });
+      expect(delivered.body).toMatchObject({ outcome: 'finished' });
+      expect(s.emulator.task(A)).toBeUndefined();
+      expect(s.emulator.task(copy)).toBeDefined();
+    });
   });
 
   it('skips a task whose token account may not be acted as, and leaves it untouched', async () => {

@@ -6,7 +6,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { createCloudTasksClient, type CloudTasksClient } from '../../shared/cloud-tasks/client.js';
 import { parkingQueueOf, parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
-import type { MoveRecovery } from '../../shared/control/control-tasks.js';
+import {
+  copyWithdrawnNameOf,
+  type ControlTarget,
+  type MoveRecovery,
+} from '../../shared/control/control-tasks.js';
+import { recordWithdrawn } from '../../shared/control/withdrawn-copies.js';
 import { copyNameOf, copyOf } from '../../shared/run/copy.js';
 import {
   homeCopyOf,
@@ -19,6 +24,14 @@ import { recoverMove } from '../../shared/run/recover-move.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
 
 const ORDERS = queueName('orders');
+const CONTROL = queueName('rerun-control');
+/** The control queue the recovery tasks come from, where withdrawals are recorded. */
+const CONTROL_TARGET: ControlTarget = {
+  queue: parseQueueName(CONTROL)!,
+  selfUrl: 'http://127.0.0.1:9/rerun',
+  invokerServiceAccount: 'invoker@p.iam.gserviceaccount.com',
+  writtenBy: 'test',
+};
 const ORIGINAL = `${ORDERS}/tasks/a`;
 const COPY = copyNameOf(parseTaskName(ORIGINAL)!, 'r-1', Date.parse('2026-01-01T00:00:00Z'));
 /** Long enough that nothing is dispatched during a test. */
@@ -30,7 +43,10 @@ let tasks: CloudTasksClient;
 beforeEach(async () => {
   emulator = await startEmulator({ port: 0 });
   emulator.load({
-    queues: [{ name: ORDERS, tasks: [failedTask(ORDERS, 'a', 'http://127.0.0.1:9', { body: 'x=1' })] }],
+    queues: [
+      { name: ORDERS, tasks: [failedTask(ORDERS, 'a', 'http://127.0.0.1:9', { body: 'x=1' })] },
+      { name: CONTROL, state: 'PAUSED', tasks: [] },
+    ],
   });
   tasks = createCloudTasksClient({ emulatorHost: emulator.host, timeoutMs: 1_000 });
 });
@@ -47,7 +63,11 @@ const move = (dispatchCount = 3): MoveRecovery => ({
   dispatchCount,
 });
 
-const recover = (m: MoveRecovery) => recoverMove(tasks, m, ARMING_MS, Date.now);
+const recover = (m: MoveRecovery) => recoverMove(tasks, CONTROL_TARGET, m, ARMING_MS, Date.now);
+
+/** Whether the control queue holds the record that the copy `copy` was withdrawn. */
+const withdrawalRecorded = (copy = COPY.name): boolean =>
+  emulator.task(copyWithdrawnNameOf(CONTROL_TARGET.queue, copy).name) !== undefined;
 
 async function makeCopy(): Promise<void> {
   const original = await tasks.getTask(parseTaskName(ORIGINAL)!, 'FULL');
@@ -72,11 +92,55 @@ describe('recoverMove', () => {
     expect(emulator.task(COPY.name)).toBeDefined();
   });
 
-  it('copy there, original ran meanwhile: deletes the copy (the move is undone)', async () => {
+  it('copy there, original ran meanwhile: withdraws the copy, recorded first (the move is undone)', async () => {
     await makeCopy();
     expect(await recover(move(2))).toMatchObject({ done: true, outcome: 'undone' });
     expect(emulator.task(ORIGINAL)).toBeDefined();
     expect(emulator.task(COPY.name)).toBeUndefined();
+    expect(withdrawalRecorded()).toBe(true);
+  });
+
+  it('a withdrawal that cannot be recorded is not made: not done, the copy stays', async () => {
+    await makeCopy();
+    emulator.injectFault({ method: 'CreateTask', kind: 503, resources: [CONTROL] });
+    expect(await recover(move(2))).toMatchObject({ done: false });
+    expect(emulator.task(COPY.name)).toBeDefined();
+    emulator.clearFaults();
+    expect(await recover(move(2))).toMatchObject({ done: true, outcome: 'undone' });
+    expect(emulator.task(COPY.name)).toBeUndefined();
+  });
+
+  it('copy ran (its name used up), original idle, no withdrawal recorded: deletes the original', async () => {
+    await makeCopy();
+    // Gone as Cloud Tasks removes a copy once it has run: its name stays reserved.
+    await tasks.deleteTask(COPY);
+    expect(await recover(move())).toMatchObject({
+      done: true,
+      outcome: 'finished',
+      why: expect.stringMatching(/ran/),
+    });
+    expect(emulator.task(ORIGINAL)).toBeUndefined();
+    expect(withdrawalRecorded()).toBe(false);
+  });
+
+  it('copy withdrawn (its withdrawal recorded), original idle: keeps the original', async () => {
+    await makeCopy();
+    await recordWithdrawn(tasks, CONTROL_TARGET, COPY, Date.now());
+    await tasks.deleteTask(COPY);
+    expect(await recover(move())).toMatchObject({
+      done: true,
+      outcome: 'undone',
+      why: 'the copy was withdrawn',
+    });
+    expect(emulator.task(ORIGINAL)).toBeDefined();
+  });
+
+  it("the record can't be read: not done, the original stays", async () => {
+    await makeCopy();
+    await tasks.deleteTask(COPY);
+    emulator.injectFault({ method: 'GetTask', kind: 503, resources: [CONTROL] });
+    expect(await recover(move())).toMatchObject({ done: false });
+    expect(emulator.task(ORIGINAL)).toBeDefined();
   });
 
   it('copy there, original gone: nothing to do, the copy stays', async () => {
@@ -103,6 +167,11 @@ describe('recoverMove', () => {
     expect(emulator.task(COPY.name)).toBeUndefined();
     expect(emulator.task(ORIGINAL)).toBeDefined();
     expect(await copyNameTaken()).toBe(true);
+    // A later move of the same task (the request sent again) reads its attempts as they are now: idle. The
+    // record keeps it from taking the used name for a copy that ran.
+    expect(withdrawalRecorded()).toBe(true);
+    expect(await recover(move(3))).toMatchObject({ done: true, outcome: 'undone' });
+    expect(emulator.task(ORIGINAL)).toBeDefined();
   });
 
   it('no copy, original gone: uses the name up', async () => {
@@ -144,6 +213,7 @@ describe('recoverMove of an unpark (docs/parking.md "Unparking")', () => {
       queues: [
         { name: ORDERS, tasks: [] },
         { name: parking.name, state: 'PAUSED', tasks: [] },
+        { name: CONTROL, state: 'PAUSED', tasks: [] },
       ],
     });
     await tasks.createTask(parking, parkedCopyOf(withToken, PARKED, home, Date.now(), false));

@@ -78,6 +78,31 @@ async function start(tasks: SeedTask[], queue: Json = {}, env: Record<string, st
   return server;
 }
 
+const CONTROL = queueName('rerun-control');
+
+/** As `start`, with a control queue, paused: its tasks are delivered by hand. */
+async function startWithControl(tasks: SeedTask[], armingMs = ARMING_MS): Promise<RerunServer> {
+  server = await startRerunServer(
+    {
+      RERUN_QUEUES: ORDERS,
+      RERUN_REDRIVE_BATCH: 'false',
+      RERUN_CONTROL_QUEUE: CONTROL,
+      RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
+      RERUN_INVOKER_SA: 'rerun-invoker@test-project.iam.gserviceaccount.com',
+    },
+    {},
+    undefined,
+    { redriveArmingDelayMs: armingMs },
+  );
+  server.emulator.load({
+    queues: [
+      { name: ORDERS, tasks },
+      { name: CONTROL, state: 'PAUSED', tasks: [] },
+    ],
+  });
+  return server;
+}
+
 const callsOf = (s: RerunServer, method: string) => s.emulator.calls.filter((c) => c.method === method);
 const idOf = (name: string) => name.split('/').pop()!;
 
@@ -501,26 +526,7 @@ describe('redrive', () => {
   });
 
   it('claims each task in the control queue, and a control task carries out its own claim', async () => {
-    const CONTROL = queueName('rerun-control');
-    server = await startRerunServer(
-      {
-        RERUN_QUEUES: ORDERS,
-        RERUN_REDRIVE_BATCH: 'false',
-        RERUN_CONTROL_QUEUE: CONTROL,
-        RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
-        RERUN_INVOKER_SA: 'rerun-invoker@test-project.iam.gserviceaccount.com',
-      },
-      {},
-      undefined,
-      { redriveArmingDelayMs: ARMING_MS },
-    );
-    const s = server;
-    s.emulator.load({
-      queues: [
-        { name: ORDERS, tasks: [secretTask('a'), secretTask('b')] },
-        { name: CONTROL, state: 'PAUSED', tasks: [] },
-      ],
-    });
+    const s = await startWithControl([secretTask('a'), secretTask('b')]);
     const inline = await s.post({
       kind: 'tasks',
       tasks: [`${ORDERS}/tasks/a`],
@@ -560,49 +566,17 @@ describe('redrive', () => {
   });
 
   describe('with a control queue, a copy withdrawn is recorded first (docs/claims.md "Withdrawn copies are recorded")', () => {
-    const CONTROL = queueName('rerun-control');
     const A = `${ORDERS}/tasks/a`;
 
-    async function startWithControl(): Promise<RerunServer> {
-      server = await startRerunServer(
-        {
-          RERUN_QUEUES: ORDERS,
-          RERUN_REDRIVE_BATCH: 'false',
-          RERUN_CONTROL_QUEUE: CONTROL,
-          RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
-          RERUN_INVOKER_SA: 'rerun-invoker@test-project.iam.gserviceaccount.com',
-        },
-        {},
-        undefined,
-        { redriveArmingDelayMs: 5_000 },
-      );
-      server.emulator.load({
-        queues: [
-          { name: ORDERS, tasks: [secretTask('a')] },
-          { name: CONTROL, state: 'PAUSED', tasks: [] },
-        ],
-      });
-      return server;
-    }
-
-    /** The request's copy of `a`, and the name of the record of its withdrawal. */
-    function namesOf(requestId: string, cutoff: string) {
-      const copy = copyNameOf(parseTaskName(A)!, requestId, Date.parse(cutoff)).name;
-      return { copy, record: copyWithdrawnNameOf(parseQueueName(CONTROL)!, copy).name };
-    }
-
-    const recoveryTasks = async (s: RerunServer) =>
-      (
-        (await (await fetch(`${s.emulator.url}/v2/${CONTROL}/tasks?responseView=FULL`)).json()) as Json
-      ).tasks?.filter((t: Json) =>
-        Buffer.from(t.httpRequest.body, 'base64').toString().includes('finish-move'),
-      ) ?? [];
-
-    it('an attempt of the original started meanwhile: the record, then the copy withdrawn; once due, a no-op', async () => {
-      target.setRespond(() => new Promise<number>(() => undefined));
-      const s = await startWithControl();
+    /**
+     * A redrive of `a` whose copy's create is held 150 ms, returned once that create has arrived: the
+     * copy's name, the name of the record of its withdrawal, and the answer to come.
+     */
+    async function redriveHoldingTheCopy(requestId: string) {
+      const s = await startWithControl([secretTask('a')], 5_000);
       const cutoff = new Date(Date.now() - 1_000).toISOString();
-      const { copy, record } = namesOf('w-1', cutoff);
+      const copy = copyNameOf(parseTaskName(A)!, requestId, Date.parse(cutoff)).name;
+      const record = copyWithdrawnNameOf(parseQueueName(CONTROL)!, copy).name;
       s.emulator.injectFault({
         method: 'CreateTask',
         kind: 'delay',
@@ -615,10 +589,24 @@ describe('redrive', () => {
         mode: 'redrive',
         verify: '0s',
         deployedAt: cutoff,
-        requestId: 'w-1',
+        requestId,
       });
-      while (!callsOf(s, 'CreateTask').some((c) => c.name === ORDERS))
-        await new Promise((r) => setTimeout(r, 10));
+      while (!callsOf(s, 'CreateTask').some((c) => c.name === ORDERS)) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return { s, copy, record, answer };
+    }
+
+    const recoveryTasks = async (s: RerunServer) =>
+      (
+        (await (await fetch(`${s.emulator.url}/v2/${CONTROL}/tasks?responseView=FULL`)).json()) as Json
+      ).tasks?.filter((t: Json) =>
+        Buffer.from(t.httpRequest.body, 'base64').toString().includes('finish-move'),
+      ) ?? [];
+
+    it('an attempt of the original started meanwhile: the record, then the copy withdrawn; once due, a no-op', async () => {
+      target.setRespond(() => new Promise<number>(() => undefined));
+      const { s, copy, record, answer } = await redriveHoldingTheCopy('w-1');
       await fetch(`${s.emulator.url}/v2/${A}:run`, { method: 'POST' });
       const { body } = await answer;
       // Deferred, and so left to its claim in the control queue.
@@ -640,25 +628,7 @@ describe('redrive', () => {
     });
 
     it('the original could not be read again and the record cannot be written: the copy stays for the recovery task', async () => {
-      const s = await startWithControl();
-      const cutoff = new Date(Date.now() - 1_000).toISOString();
-      const { copy, record } = namesOf('w-2', cutoff);
-      s.emulator.injectFault({
-        method: 'CreateTask',
-        kind: 'delay',
-        delayMs: 150,
-        times: 1,
-        resources: [ORDERS],
-      });
-      const answer = s.post({
-        kind: 'fix-deployed',
-        mode: 'redrive',
-        verify: '0s',
-        deployedAt: cutoff,
-        requestId: 'w-2',
-      });
-      while (!callsOf(s, 'CreateTask').some((c) => c.name === ORDERS))
-        await new Promise((r) => setTimeout(r, 10));
+      const { s, copy, record, answer } = await redriveHoldingTheCopy('w-2');
       // While the copy's create is held: the second read is refused, and so is every create in the control queue.
       s.emulator.injectFault({ method: 'GetTask', kind: 403, resources: [A] });
       s.emulator.injectFault({ method: 'CreateTask', kind: 503, resources: [CONTROL] });

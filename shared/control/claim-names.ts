@@ -21,7 +21,12 @@ import {
 } from './control-tasks.js';
 
 export type ControlCreateResult =
-  | { readonly kind: 'created'; readonly name: string }
+  | {
+      readonly kind: 'created';
+      readonly name: string;
+      /** An earlier name of the walk was released: another delivery held it and gave it up. */
+      readonly afterRelease: boolean;
+    }
   /** A control task of this request holds the task now (or a create whose answer was lost made one). */
   | { readonly kind: 'exists'; readonly name: string }
   | { readonly kind: 'failed'; readonly error: CloudTasksError };
@@ -59,7 +64,7 @@ export async function createUnderFreeName(
     const task = taskOf(generation);
     try {
       await gate(() => tasks.createTask(queue, task));
-      return { kind: 'created', name: task.name };
+      return { kind: 'created', name: task.name, afterRelease: generation > 0 };
     } catch (error) {
       failure = toCloudTasksError(error);
       if (failure.status !== 'ALREADY_EXISTS' && !failure.answerLost)
@@ -70,7 +75,9 @@ export async function createUnderFreeName(
         // (docs/claims.md "Reserved names").
         const writer = writerOfControlUrl(task.httpRequest?.url);
         const ours = failure.answerLost && writer !== undefined && writerOfControlUrl(state.url) === writer;
-        return { kind: ours ? 'created' : 'exists', name: task.name };
+        return ours
+          ? { kind: 'created', name: task.name, afterRelease: generation > 0 }
+          : { kind: 'exists', name: task.name };
       }
       // A lost answer whose task is not there (yet): unknown, never a reason to take the next name.
       if (failure.answerLost || state !== 'released') return { kind: 'failed', error: failure };

@@ -26,10 +26,15 @@ const CLAIM_HORIZON_MS = 10 * 60_000;
 /** What the registry says of a task another run may hold. */
 export type RegistryAnswer = 'claimed' | 'running' | 'in-doubt';
 
+/** How long the registry remembers that a claim was given up: longer than a run lasts. */
+const RELEASE_MEMORY_MS = 15 * 60_000;
+
 /** The process's claims: which tasks some run in this process is forcing right now. */
 export class ClaimRegistry {
   /** Task name -> in doubt until (epoch ms; Infinity while a run holds it). */
   readonly #held = new Map<string, number>();
+  /** Task name -> when a run last gave its claim up (epoch ms). */
+  readonly #released = new Map<string, number>();
 
   constructor(readonly lostAnswerHoldMs: number = LOST_ANSWER_HOLD_MS) {}
 
@@ -45,15 +50,24 @@ export class ClaimRegistry {
     return 'claimed';
   }
 
-  /** Gives the claim up; a lost answer leaves the task in doubt for a while. */
-  release(task: string, inDoubtFromMs?: number): void {
-    if (inDoubtFromMs === undefined || this.lostAnswerHoldMs <= 0) this.#held.delete(task);
-    else this.#held.set(task, inDoubtFromMs + this.lostAnswerHoldMs);
-    if (this.#held.size > 10_000) this.#sweep(Date.now());
+  /** Gives the claim up at `nowMs`; a lost answer leaves the task in doubt for a while. */
+  release(task: string, nowMs: number, lostAnswer = false): void {
+    if (!lostAnswer || this.lostAnswerHoldMs <= 0) this.#held.delete(task);
+    else this.#held.set(task, nowMs + this.lostAnswerHoldMs);
+    this.#released.set(task, nowMs);
+    if (this.#held.size + this.#released.size > 10_000) this.#sweep(nowMs);
+  }
+
+  /** Whether a run in this process gave up a claim of the task at or after `sinceMs`. */
+  releasedSince(task: string, sinceMs: number): boolean {
+    return (this.#released.get(task) ?? Number.NEGATIVE_INFINITY) >= sinceMs;
   }
 
   #sweep(nowMs: number): void {
     for (const [task, until] of this.#held) if (until <= nowMs) this.#held.delete(task);
+    for (const [task, atMs] of this.#released) {
+      if (atMs + RELEASE_MEMORY_MS <= nowMs) this.#released.delete(task);
+    }
   }
 }
 
@@ -62,6 +76,11 @@ export interface Claim {
   readonly task: string;
   /** The control task that is this claim, when a control queue is configured and this run created it. */
   readonly controlTask: string | undefined;
+  /**
+   * Another delivery held this task's claim while this run was under way, and gave it up: what this run
+   * listed before may be out of date, so the task is read afresh (docs/claims.md "Reserved names").
+   */
+  readonly readAfresh: boolean;
 }
 
 export type ClaimResult =
@@ -88,12 +107,17 @@ export interface ClaimerDeps {
 
 /** The claim stage of one run: the registry's and the control queue's only user. */
 export class Claimer {
+  /** When this run began: a claim given up since may postdate what the run listed. */
+  readonly #startedMs: number;
+
   constructor(
     private readonly deps: ClaimerDeps,
     private readonly work: Omit<ControlWork, 'task'>,
     /** When a claim that this run carries out falls due: after the run's budget and verification. */
     private readonly claimDueMs: number,
-  ) {}
+  ) {
+    this.#startedMs = deps.now();
+  }
 
   async claim(task: string): Promise<ClaimResult> {
     const { registry, tasks, control, ownClaimId, now } = this.deps;
@@ -106,11 +130,17 @@ export class Claimer {
       return { kind: 'unavailable', error: 'another delivery of this request holds the task; retried' };
     }
     if (answer !== 'claimed') return { kind: answer === 'running' ? 'taken' : 'in-doubt' };
-    if (!control || ownClaim) return { kind: 'claimed', claim: { task, controlTask: undefined } };
+    const releasedHere = registry.releasedSince(task, this.#startedMs);
+    if (!control || ownClaim) {
+      return { kind: 'claimed', claim: { task, controlTask: undefined, readAfresh: releasedHere } };
+    }
     const dueMs = Math.min(this.claimDueMs, now() + CLAIM_HORIZON_MS);
     const created = await createControlTask(tasks, control, work, dueMs);
-    if (created.kind === 'created') return { kind: 'claimed', claim: { task, controlTask: created.name } };
-    registry.release(task);
+    if (created.kind === 'created') {
+      const readAfresh = releasedHere || created.afterRelease;
+      return { kind: 'claimed', claim: { task, controlTask: created.name, readAfresh } };
+    }
+    registry.release(task, now());
     // Another delivery of this request holds the task, and forces it or its claim will.
     if (created.kind === 'exists') return { kind: 'taken' };
     return { kind: 'unavailable', error: created.error.message };
@@ -123,7 +153,7 @@ export class Claimer {
    */
   async release(claim: Claim, end: ClaimEnd): Promise<void> {
     const { registry, tasks, log, now } = this.deps;
-    registry.release(claim.task, end === 'lost-answer' ? now() : undefined);
+    registry.release(claim.task, now(), end === 'lost-answer');
     if (end !== 'done' || !claim.controlTask) return;
     const name = parseTaskName(claim.controlTask);
     if (!name) return;

@@ -10,7 +10,7 @@ import type { ForcePolicy } from './force.js';
 import type { Hold } from './hold.js';
 import type { Acting, Unforced } from './modes.js';
 import { hasSlot, Semaphore } from './pace.js';
-import type { Candidate, QueueRun, TaskUnderWay } from './plan.js';
+import { listedStateDropped, type Candidate, type QueueRun, type TaskUnderWay } from './plan.js';
 import type { ReportBuilder, TaskRow } from './settle.js';
 import type { SelectionRules } from './select.js';
 import type { ReadBack, VerdictListener, VerdictResult } from './verify.js';
@@ -201,8 +201,9 @@ export class TaskFlow {
       const claimed = await this.#claimWithSlot(candidate);
       if (!('claim' in claimed)) return claimed;
       this.#acted = true;
+      const underWay = claimed.claim.readAfresh ? listedStateDropped(candidate) : candidate;
       const acted = await acting
-        .act(candidate, claimed.slotMs, { ...this.#policies[canary ? 1 : 0], leave: forced })
+        .act(underWay, claimed.slotMs, { ...this.#policies[canary ? 1 : 0], leave: forced })
         .catch(async (error: unknown) => {
           // Nothing the stages expect throws; if something does, the task may or may not have been acted
           // on: its claim is left in doubt (docs/claims.md "Lifecycle"), never held for good.

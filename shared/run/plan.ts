@@ -72,6 +72,16 @@ export interface Candidate {
  */
 export type TaskUnderWay = Pick<Candidate, 'name' | 'queue' | 'full'>;
 
+/**
+ * The task under way without what was listed of it, so that the mode reads it afresh; a listed body is
+ * let go (docs/claims.md "Reserved names").
+ */
+export function listedStateDropped(candidate: TaskUnderWay): TaskUnderWay {
+  const listed = candidate.full?.take();
+  if (listed) letBodyGo(listed);
+  return { name: candidate.name, queue: candidate.queue };
+}
+
 /** A value handed over once: taken, it is no longer held here (a page's bodies live until copied). */
 export class Handover<T> {
   #value: T | undefined;

@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Fault } from '../../emulator/server.js';
+import { claimIdOf } from '../../shared/control/control-tasks.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { controlQueue, failedTask, laterTask, PROJECT, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
@@ -297,6 +298,50 @@ describe('redrive by batch', () => {
     expect(byTask.get('due')).toBe(1);
     expect(byTask.size).toBe(21);
     expect([...byTask.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('with a control queue, a task whose claim another delivery gave up is read afresh, not taken from the listing', async () => {
+    server = await startRerunServer({ RERUN_QUEUES: ORDERS, ...CONTROL_ENV }, {}, undefined, {
+      redriveArmingDelayMs: ARMING_MS,
+    });
+    const tasks = Array.from({ length: COUNT }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+    server.emulator.load({
+      queues: [
+        { name: ORDERS, rateLimits: { maxDispatchesPerSecond: 500 }, tasks },
+        { ...controlQueue(CONTROL), state: 'PAUSED' as const },
+      ],
+    });
+    const cutoff = new Date(Date.now() - 1_000).toISOString();
+    // An earlier delivery of this request claimed t0 to t4 and gave them up: their first claim names are used.
+    const released = tasks.slice(0, 5).map((t) => t.name);
+    for (const task of released) {
+      const name = `${CONTROL}/tasks/${claimIdOf({ task, requestId: 'batch-2', cutoffMs: Date.parse(cutoff) })}`;
+      const base = `http://${server.emulator.host}/v2`;
+      const created = await fetch(`${base}/${CONTROL}/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ task: { name, httpRequest: { url: 'https://rerun-http.example.run.app/' } } }),
+      });
+      expect(created.status).toBe(200);
+      expect((await fetch(`${base}/${name}`, { method: 'DELETE' })).status).toBe(200);
+    }
+    const { body } = await server.post({
+      kind: 'fix-deployed',
+      mode: 'redrive',
+      verify: '0s',
+      requestId: 'batch-2',
+      deployedAt: cutoff,
+    });
+    expect(body.counts.redriven).toBe(COUNT);
+    // What the run listed of them may predate that delivery's move: each is read on its own, the others not.
+    const readAlone = new Set(server.emulator.calls.filter((c) => c.method === 'GetTask').map((c) => c.name));
+    expect(released.every((name) => readAlone.has(name))).toBe(true);
+    expect(tasks.slice(5).some((t) => readAlone.has(t.name))).toBe(false);
+    const until = Date.now() + 15_000;
+    while (Date.now() < until && target.requests.length < COUNT) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, ARMING_MS + 300));
+    await server.emulator.settled();
+    expectEachRanOnce();
   });
 
   it('works on several queues at once', async () => {

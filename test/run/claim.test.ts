@@ -9,14 +9,23 @@ describe('ClaimRegistry', () => {
     const registry = new ClaimRegistry(1_000);
     expect(registry.tryClaim(T, 0)).toBe('claimed');
     expect(registry.tryClaim(T, 5)).toBe('running');
-    registry.release(T);
+    registry.release(T, 8);
     expect(registry.tryClaim(T, 10)).toBe('claimed');
+  });
+
+  it('remembers when a claim was given up: a run begun before that reads the task afresh', () => {
+    const registry = new ClaimRegistry(1_000);
+    expect(registry.releasedSince(T, 0)).toBe(false);
+    registry.tryClaim(T, 0);
+    registry.release(T, 50);
+    expect(registry.releasedSince(T, 40)).toBe(true);
+    expect(registry.releasedSince(T, 60)).toBe(false);
   });
 
   it('keeps a task whose RunTask lost its answer in doubt for the hold, then frees it', () => {
     const registry = new ClaimRegistry(1_000);
     registry.tryClaim(T, 0);
-    registry.release(T, 100);
+    registry.release(T, 100, true);
     expect(registry.tryClaim(T, 1_099)).toBe('in-doubt');
     expect(registry.tryClaim(T, 1_100)).toBe('claimed');
   });
@@ -24,7 +33,7 @@ describe('ClaimRegistry', () => {
   it('holds nothing in doubt with a hold of 0', () => {
     const registry = new ClaimRegistry(0);
     registry.tryClaim(T, 0);
-    registry.release(T, 0);
+    registry.release(T, 0, true);
     expect(registry.tryClaim(T, 0)).toBe('claimed');
   });
 });

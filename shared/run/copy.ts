@@ -17,7 +17,7 @@ import { taskNameIn, type QueueName, type TaskName } from '../cloud-tasks/names.
 import { reserveSlot, type Semaphore } from './pace.js';
 import type { QueueRun, TaskUnderWay } from './plan.js';
 import { selectTask, type SkipReason } from './select.js';
-import { Mover, type Recovery } from './move.js';
+import { Mover, type MovedCopy, type Recovery } from './move.js';
 import { RecoveryTasks } from './recovery-tasks.js';
 import { listedWithBody, RedriveCalls, type Stop } from './redrive-calls.js';
 import type { SecondReads } from './second-reads.js';
@@ -172,7 +172,7 @@ export function headerOf(task: Task, header: string): string | undefined {
 /** A copy made: what the move's second half needs of it. */
 interface Copied {
   readonly seenAttempts: number;
-  readonly copy: { readonly name: TaskName; readonly dueMs: number };
+  readonly copy: MovedCopy;
   readonly recovery: Recovery;
 }
 
@@ -271,8 +271,7 @@ export class Copier {
     const account = this.#shape.accountOf(fresh);
     const created = await this.#mover.copy(queue, fresh, copyName, account, slotMs, recovery);
     if ('stop' in created) return created;
-    const copy = { name: copyName, dueMs: created.dueMs };
-    return { seenAttempts: fresh.dispatchCount ?? 0, copy, recovery };
+    return { seenAttempts: fresh.dispatchCount ?? 0, copy: created, recovery };
   }
 
   /** The rules on the fresh state, and the queue's; undefined when the task may be copied. */

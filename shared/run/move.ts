@@ -20,6 +20,18 @@ export interface Recovery {
   readonly earlier: boolean;
 }
 
+/** A move's copy, once it exists. */
+export interface MovedCopy {
+  readonly name: TaskName;
+  /** When it falls due. */
+  readonly dueMs: number;
+  /**
+   * Found under its name at this move's first try: another delivery of the request made it. An original
+   * gone meanwhile was then most likely deleted by that delivery's move, so the copy is not withdrawn.
+   */
+  readonly madeElsewhere: boolean;
+}
+
 /** The original's delete is sent at least this long before its copy or its recovery task falls due. */
 const DELETE_MARGIN_MS = 1_000;
 
@@ -57,10 +69,12 @@ export class Mover {
     account: string | undefined,
     slotMs: number,
     recovery: Recovery,
-  ): Promise<Stop | { dueMs: number }> {
+  ): Promise<Stop | MovedCopy> {
     const { budget, tasks, armingDelayMs } = this.deps;
     let dueMs = 0;
-    return this.calls.sendChange<Stop | { dueMs: number }>(
+    // Whether a try before this one may have made the copy (its answer was not a clear refusal).
+    let triedBefore = false;
+    return this.calls.sendChange<Stop | MovedCopy>(
       () => {
         const dueAtMs = Math.max(budget.now(), slotMs) + armingDelayMs;
         const copy = this.deps.shape.taskOf(original, copyName, dueAtMs);
@@ -68,9 +82,9 @@ export class Mover {
         return tasks.createTask(queue.queue, copy);
       },
       (failure) => {
-        if (failure === undefined) return { dueMs };
+        if (failure === undefined) return { name: copyName, dueMs, madeElsewhere: false };
         if (failure.status === 'ALREADY_EXISTS') {
-          return this.#existingCopy(copyName, firstTaskOf(original), recovery);
+          return this.#existingCopy(copyName, firstTaskOf(original), recovery, !triedBefore);
         }
         if (failure.status === 'PERMISSION_DENIED' && account !== undefined) {
           // Creating a task with a token needs iam.serviceAccounts.actAs on its account; the original stays.
@@ -83,6 +97,7 @@ export class Mover {
           return { stop: { outcome: 'failed', error: `CreateTask: ${failure.message}` } };
         }
         // A named create is safe to send again: if the first one landed, the next answers ALREADY_EXISTS.
+        triedBefore = true;
         return undefined;
       },
       // The copy may exist, or land later: the move's recovery settles it.
@@ -92,16 +107,21 @@ export class Mover {
     );
   }
 
-  /** ALREADY_EXISTS: go on only if the task under the copy's name is this original's copy. */
+  /**
+   * ALREADY_EXISTS: go on only if the task under the copy's name is this original's copy (made by another
+   * delivery when `firstTry`, else perhaps by an earlier try of this one).
+   */
   async #existingCopy(
     copyName: TaskName,
     first: string,
     recovery: Recovery,
-  ): Promise<Stop | { dueMs: number }> {
+    firstTry: boolean,
+  ): Promise<Stop | MovedCopy> {
     const existing = await this.calls.read(copyName, 'FULL');
     if (!('stop' in existing)) {
       if (firstTaskOf(existing) === first) {
-        return { dueMs: Date.parse(existing.scheduleTime ?? '') || this.deps.budget.now() };
+        const dueMs = Date.parse(existing.scheduleTime ?? '') || this.deps.budget.now();
+        return { name: copyName, dueMs, madeElsewhere: firstTry };
       }
       return {
         stop: { outcome: 'failed', error: `a task not copied from this one holds the name ${copyName.name}` },
@@ -110,7 +130,9 @@ export class Mover {
     if (existing.stop.outcome !== 'gone') return existing;
     // A parked task's home copy is never withdrawn (below): under its name, it ran. The move's second
     // half deletes the parked copy left behind (docs/parking.md "Limits").
-    if (!this.deps.shape.originalRuns) return { dueMs: this.deps.budget.now() };
+    if (!this.deps.shape.originalRuns) {
+      return { name: copyName, dueMs: this.deps.budget.now(), madeElsewhere: true };
+    }
     // The name is a tombstone: an earlier delivery's copy already ran, or was withdrawn. Either way this
     // request cannot copy the task again, and deleting the original could lose it: it stays as it is.
     // With no earlier move left unsettled, that move ended with its original kept; this move's own
@@ -132,7 +154,7 @@ export class Mover {
     queue: QueueRun,
     name: TaskName,
     seenAttempts: number,
-    copy: { readonly name: TaskName; readonly dueMs: number },
+    copy: MovedCopy,
     recovery: Recovery,
   ): Promise<CopyResult> {
     // Chained, not awaited: thousands of moves await their second read at once (docs/performance.md
@@ -146,12 +168,12 @@ export class Mover {
     again: Task | Stop,
     name: TaskName,
     seenAttempts: number,
-    copy: { readonly name: TaskName; readonly dueMs: number },
+    copy: MovedCopy,
     recovery: Recovery,
   ): Promise<CopyResult> {
-    const { name: copyName, dueMs } = copy;
+    const { name: copyName } = copy;
     if ('stop' in again) {
-      if (again.stop.outcome === 'gone') return this.#originalGone(copyName);
+      if (again.stop.outcome === 'gone') return this.#originalGone(copy);
       return this.#withdraw(
         copyName,
         {
@@ -172,15 +194,11 @@ export class Mover {
         { originalMayBeIdle: false },
       );
     }
-    return this.#deleteOriginal(name, copyName, dueMs, recovery);
+    return this.#deleteOriginal(name, copy, recovery);
   }
 
-  async #deleteOriginal(
-    name: TaskName,
-    copyName: TaskName,
-    dueMs: number,
-    recovery: Recovery,
-  ): Promise<CopyResult> {
+  async #deleteOriginal(name: TaskName, copy: MovedCopy, recovery: Recovery): Promise<CopyResult> {
+    const { name: copyName, dueMs } = copy;
     let answerLost = false;
     return this.calls.sendChange(
       () => this.deps.tasks.deleteTask(name),
@@ -192,7 +210,7 @@ export class Mover {
           if (answerLost || this.deps.budget.now() >= recovery.dueMs) {
             return { outcome: 'redriven', copy: copyName, dueMs };
           }
-          return this.#originalGone(copyName);
+          return this.#originalGone(copy);
         }
         if (!isInDoubt(failure)) {
           return this.#withdraw(
@@ -214,12 +232,13 @@ export class Mover {
 
   /**
    * The original vanished during the move. One that may run finished (or was deleted): its copy must not
-   * run too. One that cannot run was moved by another request under the same copy name: the copy stays.
+   * run too. One that cannot run, or whose copy another delivery made, was moved by that delivery under
+   * the same copy name: the copy stays (when in doubt, a task is kept rather than lost).
    */
-  #originalGone(copyName: TaskName): Promise<CopyResult> {
+  #originalGone(copy: MovedCopy): Promise<CopyResult> {
     const gone: CopyResult = { outcome: 'gone' };
-    return this.deps.shape.originalRuns
-      ? this.#withdraw(copyName, gone, { originalMayBeIdle: false })
+    return this.deps.shape.originalRuns && !copy.madeElsewhere
+      ? this.#withdraw(copy.name, gone, { originalMayBeIdle: false })
       : Promise.resolve(gone);
   }
 

@@ -1,6 +1,6 @@
 /**
- * Two deliveries of one redrive request at once, on two instances (real processes) sharing a control
- * queue (docs/claims.md "Reserved names"): the second starts while the first moves tasks it listed too.
+ * Two deliveries of one redrive request at once, on two instances (real processes): the second starts
+ * while the first moves tasks it listed too (docs/claims.md "Reserved names", docs/redrive.md "Per task").
  * Judged by the queue and the target: every task in one place, run once.
  */
 import { afterEach, beforeEach, expect, it } from 'vitest';
@@ -17,12 +17,19 @@ beforeEach(async () => {
 });
 afterEach(() => world.stop());
 
-it.each([800, 1_200])(
-  'two deliveries of one redrive by batch, the second %i ms after the first: none twice, none lost',
-  async (gapMs) => {
-    // Each run takes at most 1,000 tasks, so the two overlap on the tasks the first releases as it goes.
+it.each([
+  // With a control queue, the second claims a task only once the first gives it up, and reads it afresh.
+  { batch: true, control: true, gapMs: 800 },
+  { batch: true, control: true, gapMs: 1_200 },
+  // Without one, nothing is shared: the second may find the first's copy under the shared name.
+  { batch: true, control: false, gapMs: 800 },
+  { batch: false, control: false, gapMs: 1_200 },
+])(
+  'two deliveries of one redrive (by batch: $batch, control queue: $control), $gapMs ms apart: none twice, none lost',
+  async ({ batch, control, gapMs }) => {
+    // Each run takes at most 1,000 tasks, so the two overlap on the tasks the first moves as it goes.
     const originals = world.loadFailed(2_000);
-    const setup = { armingMs: ARMING_MS, batch: true, control: true };
+    const setup = { armingMs: ARMING_MS, batch, control };
     const first = await world.rerunProcess(await freePort(), setup);
     const second = await world.rerunProcess(await freePort(), setup);
     const event = {

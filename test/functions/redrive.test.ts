@@ -444,6 +444,42 @@ describe('redrive', () => {
     expect(target.requests.filter((r) => idOf(r.path) === 'a')).toHaveLength(1);
   });
 
+  it("keeps another delivery's copy when the original is gone by the second read (that delivery's move deleted it)", async () => {
+    const s = await start([secretTask('a')]);
+    const cutoff = new Date(Date.now() - 1_000).toISOString();
+    const original = `${ORDERS}/tasks/a`;
+    const copy = copyNameOf(parseTaskName(original)!, 'other-1', Date.parse(cutoff)).name;
+    // Another delivery of the request made the copy, due after the arming delay, and is about to delete a.
+    const made = await fetch(`${s.emulator.url}/v2/${ORDERS}/tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        task: {
+          name: copy,
+          scheduleTime: new Date(Date.now() + 1_000).toISOString(),
+          httpRequest: { url: `${target.url}/a`, headers: { 'X-Rerun-Original-Task': original } },
+        },
+      }),
+    });
+    expect(made.status).toBe(200);
+    // This delivery's create (the second CreateTask) is held while the other delivery deletes the original.
+    s.emulator.injectFault({ method: 'CreateTask', kind: 'delay', delayMs: 150, times: 1 });
+    const answer = s.post({
+      kind: 'fix-deployed',
+      mode: 'redrive',
+      verify: '0s',
+      deployedAt: cutoff,
+      requestId: 'other-1',
+    });
+    while (callsOf(s, 'CreateTask').length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect((await fetch(`${s.emulator.url}/v2/${original}`, { method: 'DELETE' })).status).toBe(200);
+    const { body } = await answer;
+    expect(body.tasks.find((row: Json) => row.task === original)).toMatchObject({ outcome: 'gone' });
+    expect(s.emulator.task(copy)).toBeDefined();
+    await copiesAnswered(s, 1);
+    expect(target.requests.filter((r) => idOf(r.path) === 'a')).toHaveLength(1);
+  });
+
   it('withdraws the copy when an attempt of the original starts meanwhile, and leaves the original', async () => {
     target.setRespond(() => new Promise<number>(() => undefined));
     const s = await start([secretTask('a')]);

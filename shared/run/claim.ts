@@ -28,6 +28,8 @@ export type RegistryAnswer = 'claimed' | 'running' | 'in-doubt';
 
 /** How long the registry remembers that a claim was given up: longer than a run lasts. */
 const RELEASE_MEMORY_MS = 15 * 60_000;
+/** How often the registry drops what it no longer needs: a sweep reads every entry. */
+const SWEEP_EVERY_MS = 60_000;
 
 /** The process's claims: which tasks some run in this process is forcing right now. */
 export class ClaimRegistry {
@@ -35,6 +37,7 @@ export class ClaimRegistry {
   readonly #held = new Map<string, number>();
   /** Task name -> when a run last gave its claim up (epoch ms). */
   readonly #released = new Map<string, number>();
+  #nextSweepMs = Number.NEGATIVE_INFINITY;
 
   constructor(readonly lostAnswerHoldMs: number = LOST_ANSWER_HOLD_MS) {}
 
@@ -55,7 +58,10 @@ export class ClaimRegistry {
     if (!lostAnswer || this.lostAnswerHoldMs <= 0) this.#held.delete(task);
     else this.#held.set(task, nowMs + this.lostAnswerHoldMs);
     this.#released.set(task, nowMs);
-    if (this.#held.size + this.#released.size > 10_000) this.#sweep(nowMs);
+    if (nowMs >= this.#nextSweepMs) {
+      this.#nextSweepMs = nowMs + SWEEP_EVERY_MS;
+      this.#sweep(nowMs);
+    }
   }
 
   /** Whether a run in this process gave up a claim of the task at or after `sinceMs`. */

@@ -20,6 +20,11 @@ describe('ClaimRegistry', () => {
     registry.release(T, 50);
     expect(registry.releasedSince(T, 40)).toBe(true);
     expect(registry.releasedSince(T, 60)).toBe(false);
+    // Forgotten after 15 minutes, at the next sweep (a release, at most once a minute).
+    registry.tryClaim(`${T}-2`, 16 * 60_000);
+    registry.release(`${T}-2`, 16 * 60_000);
+    expect(registry.releasedSince(T, 0)).toBe(false);
+    expect(registry.releasedSince(`${T}-2`, 0)).toBe(true);
   });
 
   it('keeps a task whose RunTask lost its answer in doubt for the hold, then frees it', () => {

@@ -6,7 +6,7 @@
  */
 import { sha256Hex } from '../platform/hash.js';
 import { z } from 'zod';
-import type { NewTask } from '../cloud-tasks/client.js';
+import type { HttpRequest, NewTask } from '../cloud-tasks/client.js';
 import type { EventKind, RerunRequest } from '../triggers/events.js';
 import { parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import type { Config } from '../platform/config.js';
@@ -58,6 +58,22 @@ function controlUrlOf(target: ControlTarget): URL {
   const url = new URL(target.selfUrl);
   url.searchParams.set(WRITTEN_BY_PARAM, target.writtenBy);
   return url;
+}
+
+/** A control task's request: `body` as JSON to rerunHttp at `url`, with the invoker's OIDC token. */
+function controlRequestOf(
+  target: ControlTarget,
+  url: URL,
+  body: object,
+  headers: Record<string, string> = {},
+): HttpRequest {
+  return {
+    url: url.toString(),
+    httpMethod: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: Buffer.from(JSON.stringify(body)).toString('base64'),
+    oidcToken: { serviceAccountEmail: target.invokerServiceAccount, audience: target.selfUrl },
+  };
 }
 
 /** What one control task carries out: one task of one request. */
@@ -143,13 +159,7 @@ export function controlTaskFor(
     name: `${target.queue.name}/tasks/${claimIdOf(work, generation)}`,
     ...(scheduleMs !== undefined && { scheduleTime: new Date(scheduleMs).toISOString() }),
     dispatchDeadline: CONTROL_DISPATCH_DEADLINE,
-    httpRequest: {
-      url: url.toString(),
-      httpMethod: 'POST',
-      headers: { 'Content-Type': 'application/json', [REQUEST_KIND_HEADER]: work.requestKind },
-      body: Buffer.from(JSON.stringify(event)).toString('base64'),
-      oidcToken: { serviceAccountEmail: target.invokerServiceAccount, audience: target.selfUrl },
-    },
+    httpRequest: controlRequestOf(target, url, event, { [REQUEST_KIND_HEADER]: work.requestKind }),
   };
 }
 
@@ -193,13 +203,7 @@ export function moveRecoveryTaskFor(
     name: `${target.queue.name}/tasks/${id}`,
     scheduleTime: new Date(scheduleMs).toISOString(),
     dispatchDeadline: CONTROL_DISPATCH_DEADLINE,
-    httpRequest: {
-      url: url.toString(),
-      httpMethod: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: Buffer.from(JSON.stringify(body)).toString('base64'),
-      oidcToken: { serviceAccountEmail: target.invokerServiceAccount, audience: target.selfUrl },
-    },
+    httpRequest: controlRequestOf(target, url, body),
   };
 }
 
@@ -244,7 +248,7 @@ export const COPY_WITHDRAWN_RECORD_MS = 10 * 24 * 3_600_000;
 /** The body of a withdrawn copy's record; its delivery does nothing and is answered 204. */
 const COPY_WITHDRAWN_KIND = 'copy-withdrawn';
 
-/** The name of the record that the copy `copy` was withdrawn (docs/claims.md "A crash mid-redrive"). */
+/** The name of the record that `copy` was withdrawn (docs/claims.md "Withdrawn copies are recorded"). */
 export function copyWithdrawnNameOf(controlQueue: QueueName, copy: string): TaskName {
   return parseTaskName(`${controlQueue.name}/tasks/${sha256Hex(`${COPY_WITHDRAWN_KIND}\n${copy}`)}`)!;
 }
@@ -257,13 +261,7 @@ export function copyWithdrawnTaskFor(copy: string, target: ControlTarget, nowMs:
   return {
     name: copyWithdrawnNameOf(target.queue, copy).name,
     scheduleTime: new Date(nowMs + COPY_WITHDRAWN_RECORD_MS).toISOString(),
-    httpRequest: {
-      url: controlUrlOf(target).toString(),
-      httpMethod: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: Buffer.from(JSON.stringify({ kind: COPY_WITHDRAWN_KIND })).toString('base64'),
-      oidcToken: { serviceAccountEmail: target.invokerServiceAccount, audience: target.selfUrl },
-    },
+    httpRequest: controlRequestOf(target, controlUrlOf(target), { kind: COPY_WITHDRAWN_KIND }),
   };
 }
 

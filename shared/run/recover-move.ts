@@ -162,7 +162,7 @@ function withdrawCopy(
   return recordingWithdrawal(tasks, control, copy, nowMs, () => deleteTask(tasks, copy, 'undone', why));
 }
 
-/** Records that the copy is withdrawn, then withdraws it (`withdraw`); not done when it cannot be recorded. */
+/** Records that the copy is withdrawn, then runs `withdraw`; not done when it cannot be recorded. */
 async function recordingWithdrawal<T>(
   tasks: CloudTasksClient,
   control: ControlTarget,

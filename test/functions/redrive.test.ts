@@ -6,10 +6,11 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type SeedTask } from '../../emulator/server.js';
-import { claimIdOf, copyWithdrawnNameOf } from '../../shared/control/control-tasks.js';
+import { claimIdOf, copyWithdrawnNameOf, moveOfControlUrl } from '../../shared/control/control-tasks.js';
 import { copyNameOf } from '../../shared/run/copy.js';
 import { parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
 import { startCloudTasksProxy, type ProxiedCall } from '../helpers/cloud-tasks-proxy.js';
+import { listTasksFull } from '../helpers/http.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
@@ -634,11 +635,7 @@ describe('redrive', () => {
     }
 
     const recoveryTasks = async (s: RerunServer) =>
-      (
-        (await (await fetch(`${s.emulator.url}/v2/${CONTROL}/tasks?responseView=FULL`)).json()) as Json
-      ).tasks?.filter((t: Json) =>
-        Buffer.from(t.httpRequest.body, 'base64').toString().includes('finish-move'),
-      ) ?? [];
+      (await listTasksFull(s.emulator.url, CONTROL)).filter((t) => moveOfControlUrl(t.httpRequest?.url));
 
     it('an attempt of the original started meanwhile: the record, then the copy withdrawn; once due, a no-op', async () => {
       target.setRespond(() => new Promise<number>(() => undefined));
@@ -677,9 +674,9 @@ describe('redrive', () => {
       const [recovery] = await recoveryTasks(s);
       expect(recovery).toBeDefined();
       s.emulator.clearFaults();
-      const delivered = await s.post(Buffer.from(recovery.httpRequest.body, 'base64').toString(), {
+      const delivered = await s.post(Buffer.from(recovery!.httpRequest.body, 'base64').toString(), {
         'X-CloudTasks-QueueName': 'rerun-control',
-        'X-CloudTasks-TaskName': idOf(recovery.name),
+        'X-CloudTasks-TaskName': idOf(recovery!.name),
       });
       expect(delivered.body).toMatchObject({ outcome: 'finished' });
       expect(s.emulator.task(A)).toBeUndefined();

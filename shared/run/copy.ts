@@ -192,10 +192,13 @@ export class Copier {
     this.#recoveries = new RecoveryTasks({ ...deps, target: deps.recovery }, this.#calls);
     const { secondReads } = deps;
     this.#shape = deps.shape ?? REDRIVE_COPY;
-    this.#mover = new Mover({ ...deps, shape: this.#shape }, this.#calls, (queue, name, answerByMs) =>
-      secondReads
-        ? secondReads.read(queue.queue, queue.report.scanned, name, answerByMs)
-        : this.#calls.read(name, 'BASIC'),
+    this.#mover = new Mover(
+      { ...deps, shape: this.#shape, recoveries: this.#recoveries },
+      this.#calls,
+      (queue, name, answerByMs) =>
+        secondReads
+          ? secondReads.read(queue.queue, queue.report.scanned, name, answerByMs)
+          : this.#calls.read(name, 'BASIC'),
     );
   }
 

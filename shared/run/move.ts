@@ -8,6 +8,7 @@ import { recordWithdrawn } from '../control/withdrawn-copies.js';
 import { firstTaskOf, type CopyDeps, type CopyResult, type CopyShape } from './copy.js';
 import type { TaskName } from '../cloud-tasks/names.js';
 import type { QueueRun } from './plan.js';
+import type { RecoveryTasks } from './recovery-tasks.js';
 import type { RedriveCalls, Stop } from './redrive-calls.js';
 import { actionFor, isInDoubt } from '../cloud-tasks/retry.js';
 import { hasAttemptUnderWay } from './select.js';
@@ -42,6 +43,8 @@ export class Mover {
   constructor(
     private readonly deps: Pick<CopyDeps, 'tasks' | 'budget' | 'armingDelayMs' | 'recovery'> & {
       shape: CopyShape;
+      /** Where this run's moves' recovery tasks are deleted. */
+      recoveries: Pick<RecoveryTasks, 'disarm'>;
     },
     private readonly calls: RedriveCalls,
     /** The original as it is now, read after its copy exists, answered by `answerByMs` if it can be. */
@@ -136,8 +139,10 @@ export class Mover {
     // The name is a tombstone: an earlier delivery's copy already ran, or was withdrawn. Either way this
     // request cannot copy the task again, and deleting the original could lose it: it stays as it is.
     // With no earlier move left unsettled, that move ended with its original kept; this move's own
-    // recovery task must read it so (docs/claims.md "Withdrawn copies are recorded").
-    if (!recovery.earlier) await this.#recordWithdrawn(copyName);
+    // recovery task must read it so, or, when the record cannot be written, not be there to read it
+    // (docs/claims.md "Withdrawn copies are recorded").
+    const unrecorded = !recovery.earlier && (await this.#recordWithdrawn(copyName));
+    if (unrecorded) await this.deps.recoveries.disarm(recovery);
     return {
       stop: {
         outcome: 'failed',

@@ -682,6 +682,32 @@ describe('redrive', () => {
       expect(s.emulator.task(A)).toBeUndefined();
       expect(s.emulator.task(copy)).toBeDefined();
     });
+    it("a copy's name used up by an earlier delivery and the record cannot be written: its recovery task goes, the original stays", async () => {
+      const { s, copy, record, answer } = await redriveHoldingTheCopy('w-3');
+      // While the copy's create is held: an earlier delivery's copy, since withdrawn, used the name up...
+      const api = `${s.emulator.url}/v2`;
+      const made = await fetch(`${api}/${ORDERS}/tasks`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({
+          task: {
+            name: copy,
+            scheduleTime: new Date(Date.now() + 3_600_000).toISOString(),
+            httpRequest: { url: target.url, httpMethod: 'POST' },
+          },
+        }),
+      });
+      expect(made.status).toBe(200);
+      expect((await fetch(`${api}/${copy}`, { method: 'DELETE' })).status).toBe(200);
+      // ...and every create in the control queue is refused from now on.
+      s.emulator.injectFault({ method: 'CreateTask', kind: 503, resources: [CONTROL] });
+      const { body } = await answer;
+      expect(body.tasks[0]).toMatchObject({ outcome: 'failed' });
+      expect(s.emulator.task(record)).toBeUndefined();
+      // No recovery task is left to take the used name for a copy that ran, and delete the original.
+      expect(await recoveryTasks(s)).toEqual([]);
+      expect(s.emulator.task(A)).toBeDefined();
+    });
   });
 
   it('skips a task whose token account may not be acted as, and leaves it untouched', async () => {

@@ -8,7 +8,7 @@ import { sha256Hex } from '../platform/hash.js';
 import { z } from 'zod';
 import type { HttpRequest, NewTask } from '../cloud-tasks/client.js';
 import type { EventKind, RerunRequest } from '../triggers/events.js';
-import { parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
+import { taskNameIn, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import type { Config } from '../platform/config.js';
 
 export interface ControlTarget {
@@ -250,7 +250,7 @@ const COPY_WITHDRAWN_KIND = 'copy-withdrawn';
 
 /** The name of the record that `copy` was withdrawn (docs/claims.md "Withdrawn copies are recorded"). */
 export function copyWithdrawnNameOf(controlQueue: QueueName, copy: string): TaskName {
-  return parseTaskName(`${controlQueue.name}/tasks/${sha256Hex(`${COPY_WITHDRAWN_KIND}\n${copy}`)}`)!;
+  return taskNameIn(controlQueue, sha256Hex(`${COPY_WITHDRAWN_KIND}\n${copy}`));
 }
 
 /**

@@ -10,7 +10,7 @@ import { claimIdOf, copyWithdrawnNameOf, moveOfControlUrl } from '../../shared/c
 import { copyNameOf } from '../../shared/run/copy.js';
 import { parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
 import { startCloudTasksProxy, type ProxiedCall } from '../helpers/cloud-tasks-proxy.js';
-import { listTasksFull } from '../helpers/http.js';
+import { listTasksFull, postJson } from '../helpers/http.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
@@ -451,16 +451,12 @@ describe('redrive', () => {
     const original = `${ORDERS}/tasks/a`;
     const copy = copyNameOf(parseTaskName(original)!, 'other-1', Date.parse(cutoff)).name;
     // Another delivery of the request made the copy, due after the arming delay, and is about to delete a.
-    const made = await fetch(`${s.emulator.url}/v2/${ORDERS}/tasks`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        task: {
-          name: copy,
-          scheduleTime: new Date(Date.now() + 1_000).toISOString(),
-          httpRequest: { url: `${target.url}/a`, headers: { 'X-Rerun-Original-Task': original } },
-        },
-      }),
+    const made = await postJson(`${s.emulator.url}/v2/${ORDERS}/tasks`, {
+      task: {
+        name: copy,
+        scheduleTime: new Date(Date.now() + 1_000).toISOString(),
+        httpRequest: { url: `${target.url}/a`, headers: { 'X-Rerun-Original-Task': original } },
+      },
     });
     expect(made.status).toBe(200);
     // This delivery's create (the second CreateTask) is held while the other delivery deletes the original.
@@ -686,16 +682,12 @@ describe('redrive', () => {
       const { s, copy, record, answer } = await redriveHoldingTheCopy('w-3');
       // While the copy's create is held: an earlier delivery's copy, since withdrawn, used the name up...
       const api = `${s.emulator.url}/v2`;
-      const made = await fetch(`${api}/${ORDERS}/tasks`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({
-          task: {
-            name: copy,
-            scheduleTime: new Date(Date.now() + 3_600_000).toISOString(),
-            httpRequest: { url: target.url, httpMethod: 'POST' },
-          },
-        }),
+      const made = await postJson(`${api}/${ORDERS}/tasks`, {
+        task: {
+          name: copy,
+          scheduleTime: new Date(Date.now() + 3_600_000).toISOString(),
+          httpRequest: { url: target.url, httpMethod: 'POST' },
+        },
       });
       expect(made.status).toBe(200);
       expect((await fetch(`${api}/${copy}`, { method: 'DELETE' })).status).toBe(200);

@@ -44,7 +44,7 @@ export function writerOfControlUrl(url: string | undefined): string | undefined 
 }
 
 /** One query parameter of a control task's URL; undefined when it has none (or is no URL). */
-function paramOfControlUrl(url: string | undefined, param: string): string | undefined {
+export function paramOfControlUrl(url: string | undefined, param: string): string | undefined {
   if (url === undefined) return undefined;
   try {
     return new URL(url).searchParams.get(param) ?? undefined;
@@ -156,7 +156,7 @@ export function controlTaskFor(
   const url = controlUrlOf(target);
   url.searchParams.set('requestId', work.requestId);
   return {
-    name: `${target.queue.name}/tasks/${claimIdOf(work, generation)}`,
+    name: taskNameIn(target.queue, claimIdOf(work, generation)).name,
     ...(scheduleMs !== undefined && { scheduleTime: new Date(scheduleMs).toISOString() }),
     dispatchDeadline: CONTROL_DISPATCH_DEADLINE,
     httpRequest: controlRequestOf(target, url, event, { [REQUEST_KIND_HEADER]: work.requestKind }),
@@ -200,7 +200,7 @@ export function moveRecoveryTaskFor(
     Buffer.from(JSON.stringify({ ...body, dueMs: scheduleMs })).toString('base64url'),
   );
   return {
-    name: `${target.queue.name}/tasks/${id}`,
+    name: taskNameIn(target.queue, id).name,
     scheduleTime: new Date(scheduleMs).toISOString(),
     dispatchDeadline: CONTROL_DISPATCH_DEADLINE,
     httpRequest: controlRequestOf(target, url, body),

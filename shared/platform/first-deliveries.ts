@@ -12,7 +12,8 @@ import {
   type NewTask,
   type Task,
 } from '../cloud-tasks/client.js';
-import { parseTaskName, type QueueName } from '../cloud-tasks/names.js';
+import { parseTaskName, taskNameIn, type QueueName } from '../cloud-tasks/names.js';
+import { paramOfControlUrl } from '../control/control-tasks.js';
 import { CloudTasksUnavailableError } from '../run/run.js';
 import type { RerunRequest } from '../triggers/events.js';
 import type { Config } from './config.js';
@@ -25,6 +26,8 @@ export const FIRST_CUTOFF_RECORD_MS = FIRST_DELIVERY_MEMORY_MS + 10 * 60_000;
 const MAX_REMEMBERED = 10_000;
 /** The body of the control task holding a first cutoff; its delivery is answered 204 and does nothing. */
 const FIRST_CUTOFF_KIND = 'first-cutoff';
+/** The query parameter of that control task's URL holding the cutoff (the BASIC view shows the URL). */
+const FIRST_CUTOFF_PARAM = 'firstCutoff';
 
 export class FirstDeliveries {
   /** requestId -> cutoff; Map order is insertion order, so the oldest entry comes first. */
@@ -159,10 +162,7 @@ async function readCutoff(tasks: CloudTasksClient, name: string): Promise<Shared
       { cause: failure },
     );
   }
-  const text = URL.canParse(task.httpRequest?.url ?? '')
-    ? new URL(task.httpRequest!.url!).searchParams.get('firstCutoff')
-    : null;
-  const cutoffMs = Date.parse(text ?? '');
+  const cutoffMs = Date.parse(paramOfControlUrl(task.httpRequest?.url, FIRST_CUTOFF_PARAM) ?? '');
   const dueMs = Date.parse(task.scheduleTime ?? '');
   return Number.isNaN(cutoffMs) || Number.isNaN(dueMs) ? undefined : { cutoffMs, dueMs };
 }
@@ -174,9 +174,9 @@ async function readCutoff(tasks: CloudTasksClient, name: string): Promise<Shared
  */
 function cutoffTaskOf(share: CutoffShare, request: RerunRequest, dueMs: number): NewTask {
   const url = new URL(share.selfUrl);
-  url.searchParams.set('firstCutoff', new Date(request.cutoffMs).toISOString());
+  url.searchParams.set(FIRST_CUTOFF_PARAM, new Date(request.cutoffMs).toISOString());
   return {
-    name: `${share.queue.name}/tasks/${firstCutoffTaskId(request.requestId)}`,
+    name: taskNameIn(share.queue, firstCutoffTaskId(request.requestId)).name,
     scheduleTime: new Date(dueMs).toISOString(),
     httpRequest: {
       url: url.toString(),

@@ -61,8 +61,8 @@ function controlUrlOf(target: ControlTarget): URL {
 }
 
 /** A control task's request: `body` as JSON to rerunHttp at `url`, with the invoker's OIDC token. */
-function controlRequestOf(
-  target: ControlTarget,
+export function controlRequestOf(
+  target: Pick<ControlTarget, 'selfUrl' | 'invokerServiceAccount'>,
   url: URL,
   body: object,
   headers: Record<string, string> = {},

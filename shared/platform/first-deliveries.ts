@@ -13,7 +13,7 @@ import {
   type Task,
 } from '../cloud-tasks/client.js';
 import { parseTaskName, taskNameIn, type QueueName } from '../cloud-tasks/names.js';
-import { paramOfControlUrl } from '../control/control-tasks.js';
+import { controlRequestOf, paramOfControlUrl } from '../control/control-tasks.js';
 import { CloudTasksUnavailableError } from '../run/run.js';
 import type { RerunRequest } from '../triggers/events.js';
 import type { Config } from './config.js';
@@ -178,12 +178,6 @@ function cutoffTaskOf(share: CutoffShare, request: RerunRequest, dueMs: number):
   return {
     name: taskNameIn(share.queue, firstCutoffTaskId(request.requestId)).name,
     scheduleTime: new Date(dueMs).toISOString(),
-    httpRequest: {
-      url: url.toString(),
-      httpMethod: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: Buffer.from(JSON.stringify({ kind: FIRST_CUTOFF_KIND })).toString('base64'),
-      oidcToken: { serviceAccountEmail: share.invokerServiceAccount, audience: share.selfUrl },
-    },
+    httpRequest: controlRequestOf(share, url, { kind: FIRST_CUTOFF_KIND }),
   };
 }

@@ -318,7 +318,7 @@ function parseJson(raw: Buffer): unknown {
 }
 
 function faultError(
-  kind: 400 | 429 | 500 | 503 | 403,
+  kind: 400 | 404 | 429 | 500 | 503 | 403,
   route: Route,
   runTaskLimit: number,
   withRetryInfo: boolean,
@@ -335,6 +335,7 @@ function faultError(
   if (kind === 503) return new ApiError('UNAVAILABLE', 'The service is currently unavailable.');
   if (kind === 500) return new ApiError('INTERNAL', 'Internal error encountered.');
   if (kind === 400) return new ApiError('INVALID_ARGUMENT', 'The page token is not valid or has expired.');
+  if (kind === 404) return new ApiError('NOT_FOUND', 'Method not found.');
   return permissionDenied(METHOD_PERMISSIONS[route.method] ?? 'cloudtasks.queues.get', route.name);
 }
 

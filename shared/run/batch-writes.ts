@@ -13,6 +13,8 @@
  *   named creates and deletes are safe to send again without one;
  * - a Cloud Tasks without the batch methods (UNIMPLEMENTED, or NOT_FOUND for the method), or a caller
  *   without their permission, turns batching off for the rest of the run, and each item is sent on its own;
+ *   a NOT_FOUND is taken as the method's only when the queue can still be read: a queue deleted meanwhile
+ *   fails its items as NOT_FOUND and leaves batching on for the run's other queues;
  * - a batch refused whole as INVALID_ARGUMENT applied nothing: its items are sent on their own, so an item
  *   the service will not take fails alone, with its own status, and the others go on. Batching stays on.
  */
@@ -174,8 +176,10 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
       }
       const toItems = told(failure);
       if (!isMethodUnavailable(toItems)) return items.forEach((item) => item.reject(toItems));
-      // Nothing was applied: the batch method is not there, or not allowed.
-      stopBatching(toItems);
+      // Nothing was applied. A NOT_FOUND may be about the queue rather than the method.
+      const refused = toItems.status === 'NOT_FOUND' ? await whatWasNotFound(queue) : 'method';
+      if (refused === 'queue') return items.forEach((item) => item.reject(toItems));
+      if (refused === 'method') stopBatching(toItems);
       return void (await eachAlone());
     }
     try {
@@ -188,6 +192,21 @@ export function batchWrites(deps: BatchWritesDeps): BatchingClient {
       return items.forEach((item) => item.reject(unknown));
     }
     settleFrom(operation, items, told);
+  }
+
+  /**
+   * What a batch call's NOT_FOUND was about: the queue when the queue itself is not found (it was deleted:
+   * every item fails as its single call would), the method when the queue is there (an API surface without
+   * the batch methods), unknown when the queue cannot be read now (the items go on their own, batching stays
+   * on).
+   */
+  async function whatWasNotFound(queue: QueueName): Promise<'queue' | 'method' | 'unknown'> {
+    try {
+      await calls.with(() => tasks.getQueue(queue));
+      return 'method';
+    } catch (error) {
+      return toCloudTasksError(error).status === 'NOT_FOUND' ? 'queue' : 'unknown';
+    }
   }
 
   async function untilDone(operation: BatchOperation): Promise<BatchOperation> {

@@ -69,6 +69,24 @@ describe('faults', () => {
     ]);
   });
 
+  it('answers 404 "Method not found." in Google shape, as for a method the API surface does not have', async () => {
+    emulator = await startEmulator({ seed });
+    emulator.injectFault({ method: 'GetTask', kind: 404 });
+    const missing = await rest(emulator, 'GET', taskName('orders', 'a'));
+    expect(missing).toMatchObject({
+      status: 404,
+      body: { error: { code: 404, status: 'NOT_FOUND', message: 'Method not found.' } },
+    });
+    const client = googleClient(emulator);
+    try {
+      await expect(client.getTask({ name: taskName('orders', 'a') })).rejects.toMatchObject({ code: 5 });
+    } finally {
+      await client.close();
+    }
+    // No work was done: the task is still there.
+    expect(emulator.task(taskName('orders', 'a'))).toBeDefined();
+  });
+
   it('resets the connection without doing the work, or after doing it (lost response)', async () => {
     const target = await startTarget({ respond: () => 500 });
     try {

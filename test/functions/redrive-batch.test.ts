@@ -175,23 +175,29 @@ describe('redrive by batch', () => {
     expectEachRanOnce();
   });
 
-  it('falls back to one call per task when the batch method is refused, and says so once', async () => {
-    const answer = await redrive([{ method: 'BatchCreateTasks', kind: 403 }]);
-    expect(answer.body.counts.redriven).toBe(COUNT);
-    expectEachRanOnce();
-    // Batches already on their way when the first refusal came back are refused too; none is sent after it
-    // (a few ms pass between the emulator answering and the client reading the answer).
-    const batches = calls('BatchCreateTasks');
-    const firstRefusalMs = Math.min(...batches.map((c) => c.realEndMs));
-    expect(batches.length).toBeGreaterThanOrEqual(1);
-    expect(batches.every((c) => c.status === 403 && c.realStartMs <= firstRefusalMs + 100)).toBe(true);
-    expect(calls('CreateTask').length).toBeGreaterThanOrEqual(COUNT);
-    const warned = server.logs
-      .lines()
-      .filter((l) => l.message === 'batch calls unavailable: one call per task');
-    expect(warned).toHaveLength(1);
-    expect(answer.body.redriveCalls).toBe('per-task-fallback');
-  });
+  it.each([
+    ['refused', 403],
+    ['not there ("Method not found.")', 404],
+  ] as const)(
+    'falls back to one call per task when the batch method is %s, and says so once',
+    async (_, kind) => {
+      const answer = await redrive([{ method: 'BatchCreateTasks', kind }]);
+      expect(answer.body.counts.redriven).toBe(COUNT);
+      expectEachRanOnce();
+      // Batches already on their way when the first refusal came back are refused too; none is sent after it
+      // (a few ms pass between the emulator answering and the client reading the answer).
+      const batches = calls('BatchCreateTasks');
+      const firstRefusalMs = Math.min(...batches.map((c) => c.realEndMs));
+      expect(batches.length).toBeGreaterThanOrEqual(1);
+      expect(batches.every((c) => c.status === kind && c.realStartMs <= firstRefusalMs + 100)).toBe(true);
+      expect(calls('CreateTask').length).toBeGreaterThanOrEqual(COUNT);
+      const warned = server.logs
+        .lines()
+        .filter((l) => l.message === 'batch calls unavailable: one call per task');
+      expect(warned).toHaveLength(1);
+      expect(answer.body.redriveCalls).toBe('per-task-fallback');
+    },
+  );
 
   it('RERUN_REDRIVE_BATCH=false sends one call per task', async () => {
     const answer = await redrive([], { RERUN_REDRIVE_BATCH: 'false' });

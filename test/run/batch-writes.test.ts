@@ -168,7 +168,8 @@ describe('batchWrites', () => {
   ])(
     "a Cloud Tasks without the batch methods (%i, not in Google's error shape): each item goes on its own",
     async (status, type, text) => {
-      // A stand-in with single creates only: a batch route answers as a plain web server would.
+      // A stand-in with GetQueue and single creates only: a batch route answers as a plain web server would.
+      let queueReads = 0;
       const standIn = createServer((request, response) => {
         let body = '';
         request.on('data', (chunk: Buffer) => (body += chunk.toString()));
@@ -178,6 +179,10 @@ describe('batchWrites', () => {
             return response.end(text);
           }
           response.setHeader('content-type', 'application/json');
+          if (request.method === 'GET') {
+            queueReads++;
+            return response.end(JSON.stringify({ name: ORDERS, state: 'RUNNING' }));
+          }
           response.end(JSON.stringify({ name: (JSON.parse(body) as { task: { name: string } }).task.name }));
         });
       });
@@ -189,6 +194,8 @@ describe('batchWrites', () => {
         const created = await Promise.all(['a', 'b'].map((id) => client.createTask(queue, newTask(id))));
         expect(created).toEqual([{ name: taskName('a').name }, { name: taskName('b').name }]);
         expect(client.batching).toBe(false);
+        // A 404 is the method's only once the queue is seen there.
+        expect(queueReads).toBe(status === 404 ? 1 : 0);
       } finally {
         await new Promise((resolve) => standIn.close(resolve));
       }
@@ -252,5 +259,45 @@ describe('batchWrites', () => {
     expect(callsOf(world.emulator, 'BatchCreateTasks')).toHaveLength(1);
     expect(callsOf(world.emulator, 'CreateTask')).toHaveLength(3);
     expect(lines().filter((l) => l.message === 'batch calls unavailable: one call per task')).toHaveLength(1);
+  });
+
+  it('a Cloud Tasks without the batch methods (404 "Method not found."): batching off once the queue is seen there', async () => {
+    const { client, lines } = writes();
+    world.emulator.injectFault({ method: 'BatchCreateTasks', kind: 404 });
+    world.emulator.injectFault({ method: 'BatchDeleteTasks', kind: 404 });
+    await Promise.all(['a', 'b'].map((id) => client.createTask(queue, newTask(id))));
+    await client.createTask(queue, newTask('c'));
+    await client.deleteTask(taskName('a'));
+    expect(callsOf(world.emulator, 'BatchCreateTasks')).toHaveLength(1);
+    expect(callsOf(world.emulator, 'CreateTask')).toHaveLength(3);
+    expect(callsOf(world.emulator, 'BatchDeleteTasks')).toEqual([]);
+    expect(callsOf(world.emulator, 'DeleteTask')).toHaveLength(1);
+    expect(world.emulator.task(taskName('b').name)).toBeDefined();
+    expect(world.emulator.task(taskName('a').name)).toBeUndefined();
+    // The queue read once, to tell the method's NOT_FOUND from the queue's.
+    expect(callsOf(world.emulator, 'GetQueue')).toEqual([ORDERS]);
+    expect(client.batching).toBe(false);
+    expect(lines().filter((l) => l.message === 'batch calls unavailable: one call per task')).toHaveLength(1);
+  });
+
+  it('a batch to a queue that is gone fails each item NOT_FOUND, and goes on batching for the other queues', async () => {
+    const { client, lines } = writes();
+    const gone = parseQueueName(`${ORDERS}-gone`)!;
+    const goneTask = (id: string) => ({ ...newTask(id), name: `${gone.name}/tasks/${id}` });
+    const failures = await Promise.all(
+      ['a', 'b'].map((id) => client.createTask(gone, goneTask(id)).catch((e: unknown) => e)),
+    );
+    for (const failure of failures) {
+      expect(failure).toBeInstanceOf(CloudTasksError);
+      expect((failure as CloudTasksError).status).toBe('NOT_FOUND');
+      expect((failure as CloudTasksError).answerLost).toBe(false);
+    }
+    expect(callsOf(world.emulator, 'BatchCreateTasks')).toEqual([gone.name]);
+    expect(callsOf(world.emulator, 'GetQueue')).toEqual([gone.name]);
+    await client.createTask(queue, newTask('c'));
+    expect(callsOf(world.emulator, 'BatchCreateTasks')).toEqual([gone.name, ORDERS]);
+    expect(callsOf(world.emulator, 'CreateTask')).toEqual([]);
+    expect(client.batching).toBe(true);
+    expect(lines().filter((l) => l.message === 'batch calls unavailable: one call per task')).toEqual([]);
   });
 });

@@ -43,6 +43,11 @@ export interface RecoveryOptions {
   /** Adds the "calls only" anchor at each size: the batch path's calls alone (calls-only-child.ts). */
   readonly callsOnly: boolean;
   /**
+   * Adds the "calls and duties" anchor at each size: those calls and the product's per-task duties, a batch
+   * at a time (calls-only-child.ts with BENCH_CALLS_DUTIES=1).
+   */
+  readonly callsAndDuties: boolean;
+  /**
    * The product's redrives write their claims and recovery tasks to a control queue, as deploy.sh deploys
    * them (its calls are counted with the rest); none by default.
    */
@@ -146,6 +151,8 @@ export interface RecoverySizeResult {
   readonly perTask: RedriveSizeResult | undefined;
   /** The batch path's calls alone (BENCH_RECOVERY_CALLS_ONLY=1); not measured at the big size. */
   readonly callsOnly: RedriveSizeResult | undefined;
+  /** Those calls and the per-task duties (BENCH_RECOVERY_DUTIES=1); not measured at the big size. */
+  readonly callsAndDuties: RedriveSizeResult | undefined;
 }
 
 export interface RunSampleResult {
@@ -212,7 +219,7 @@ export async function benchRecovery(
   try {
     const sizes: RecoverySizeResult[] = [];
     for (const size of options.sizes)
-      sizes.push(await benchSize(options, target, loadOf(size), options.perTask, progress));
+      sizes.push(await benchSize(options, target, loadOf(size), true, progress));
     const { big: bigRun } = options;
     const big =
       bigRun &&
@@ -276,14 +283,15 @@ export async function benchRecovery(
   }
 }
 
-/** Rounds of floor, batch redrive and (with `perTask`) per-task redrive at one size. */
+/** Rounds of floor, batch redrive and (`withAnchors`, as the options ask) the anchors at one size. */
 async function benchSize(
   options: RecoveryOptions,
   target: Target,
   load: Load,
-  perTask: boolean,
+  withAnchors: boolean,
   progress: (line: string) => void,
 ): Promise<RecoverySizeResult> {
+  const perTask = withAnchors && options.perTask;
   const paths: [string, (id: string) => Promise<Attempt>][] = [
     ['floor', (id) => drainOnce(options, target, load, id)],
     ['batch', (id) => recoverOnce(options, target, 'redrive', load, id, {})],
@@ -295,6 +303,10 @@ async function benchSize(
   if (perTask && options.callsOnly) {
     const child = 'calls-only-child.js';
     paths.push(['calls-only', (id) => recoverOnce(options, target, 'redrive', load, id, { child })]);
+  }
+  if (withAnchors && options.callsAndDuties) {
+    const extra = { child: 'calls-only-child.js', env: { BENCH_CALLS_DUTIES: '1' } };
+    paths.push(['calls-duties', (id) => recoverOnce(options, target, 'redrive', load, id, extra)]);
   }
   const attempts = new Map(paths.map(([path]) => [path, [] as Attempt[]]));
   for (let run = 0; run < options.runs; run++) {
@@ -316,6 +328,9 @@ async function benchSize(
     batch: redriveResult(load.size, attempts.get('batch')!),
     perTask: perTask ? redriveResult(load.size, attempts.get('per-task')!) : undefined,
     callsOnly: attempts.has('calls-only') ? redriveResult(load.size, attempts.get('calls-only')!) : undefined,
+    callsAndDuties: attempts.has('calls-duties')
+      ? redriveResult(load.size, attempts.get('calls-duties')!)
+      : undefined,
   };
 }
 
@@ -629,7 +644,11 @@ function describe(a: Attempt, size: number): string {
     ...(a.lastCopyMs === undefined ? [] : [`last copy dispatched after ${s(a.lastCopyMs)}`]),
     ...(a.child ? [`${a.ownRuns} ran on their own schedule`] : []),
     ...(a.createdInMs === undefined ? [] : [`created in ${a.createdInMs.toFixed(0)} ms`]),
-    ...(a.child ? [`peak heap ${mb(a.child.peakHeapKb).toFixed(1)} MB, CPU ${a.child.cpuMs} ms`] : []),
+    ...(a.child
+      ? [
+          `peak heap ${mb(a.child.peakHeapKb).toFixed(1)} MB, peak RSS ${mb(a.child.maxRssKb).toFixed(1)} MB, CPU ${a.child.cpuMs} ms`,
+        ]
+      : []),
     ...(a.armingSeenMs === undefined ? [] : [`first dispatch ${a.armingSeenMs} ms after the first create`]),
     ...(Number.isFinite(a.createRate) ? [`${a.createRate.toFixed(0)} creates/s`] : []),
     ...(a.note ? [a.note] : []),

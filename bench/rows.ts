@@ -221,20 +221,32 @@ export function recoveryRows(r: RecoveryResult): Row[] {
   const base = r.sizes[0];
   const last = r.sizes.at(-1);
   if (base?.batch.peakHeapMb && last?.batch.peakHeapMb && last !== base) {
-    const callsOnlyGrowth = (pick: (d: RedriveSizeResult) => Summary | undefined) => {
-      const [small, large] = [base.callsOnly && pick(base.callsOnly), last.callsOnly && pick(last.callsOnly)];
-      return small && large && `calls only: ${signedMb(large.median - small.median)}`;
-    };
+    // An anchor's growth from the first size to the last.
+    const growthOf = (pick: (d: RedriveSizeResult) => Summary | undefined) =>
+      anchors(
+        (
+          [
+            ['calls only', (d: RecoverySizeResult) => d.callsOnly],
+            ['calls and duties', (d: RecoverySizeResult) => d.callsAndDuties],
+          ] as const
+        ).map(([label, of]) => {
+          const [from, to] = [base, last].map((d) => {
+            const anchor = of(d);
+            return anchor && pick(anchor);
+          });
+          return from && to && `${label}: ${signedMb(to.median - from.median)}`;
+        }),
+      );
     const memory = [
-      ['peak heap', base.batch.peakHeapMb, last.batch.peakHeapMb, callsOnlyGrowth((d) => d.peakHeapMb)],
-      ['peak RSS', base.batch.maxRssMb!, last.batch.maxRssMb!, callsOnlyGrowth((d) => d.maxRssMb)],
+      ['peak heap', base.batch.peakHeapMb, last.batch.peakHeapMb, growthOf((d) => d.peakHeapMb)],
+      ['peak RSS', base.batch.maxRssMb!, last.batch.maxRssMb!, growthOf((d) => d.maxRssMb)],
     ] as const;
-    for (const [what, small, large, callsOnlyAnchor] of memory) {
+    for (const [what, small, large, anchorGrowth] of memory) {
       const growth = large.median - small.median;
       rows.push({
         figure: `5 recovery: ${what} of the redriving process, batch, ${size(last.size)} vs ${size(base.size)} tasks (${bytes(base.bodyBytes)} bodies)`,
         value: mb(large),
-        anchor: anchors([`${size(base.size)}: ${mb(small)}`, callsOnlyAnchor]),
+        anchor: anchors([`${size(base.size)}: ${mb(small)}`, anchorGrowth]),
         ratio: `${signedMb(growth)} (${x(large.median / small.median)})`,
         goal:
           what === 'peak RSS' ? 'flat: at most 30 MB above' : `flat: ≈ 1× (not ${x(last.size / base.size)})`,
@@ -277,12 +289,14 @@ const anchors = (parts: readonly (string | false | undefined)[]) =>
   parts.filter((part): part is string => typeof part === 'string').join('; ') || '-';
 /** BENCH_RECOVERY_CALLS_ONLY=1: the batch path's calls with none of the product's logic. */
 const CALLS_ONLY_LABEL = 'calls only (the batch calls with no product logic, bench/calls-only-child.ts)';
+const CALLS_AND_DUTIES_LABEL =
+  "calls and duties (the same calls, and the product's per-task duties a batch at a time: BENCH_CALLS_DUTIES=1)";
 
 /** One size: batch redrive against run mode, the floor and the per-task path; calls, CPU and RSS of each. */
 function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
   const rows: Row[] = [];
   const { run, settings } = r;
-  const { floor, batch, perTask, callsOnly } = s;
+  const { floor, batch, perTask, callsOnly, callsAndDuties } = s;
   const projected = (secs: number) =>
     secs >= 3600 ? `${(secs / 3600).toFixed(1)} h` : `${(secs / 60).toFixed(1)} min`;
   const at = `5 recovery ${size(s.size)}${s.bodyBytes === settings.bodyBytes ? '' : ` (${bytes(s.bodyBytes)} bodies)`}`;
@@ -333,6 +347,7 @@ function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
   const paths: [string, RedriveSizeResult, string | undefined][] = [['batch redrive', batch, '0 RunTask']];
   if (perTask) paths.push([perTaskLabel, perTask, '≈ 4 + read-backs; 0 RunTask']);
   if (callsOnly) paths.push([CALLS_ONLY_LABEL, callsOnly, undefined]);
+  if (callsAndDuties) paths.push([CALLS_AND_DUTIES_LABEL, callsAndDuties, undefined]);
   for (const [label, d, goal] of paths) {
     // Calls made once per run (GetQueue, the permission check) round to 0 per task: they are given in all.
     const methods = Object.entries(d.callsPerTaskByMethod).sort(([, a], [, b]) => b - a);
@@ -360,12 +375,16 @@ function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
       anchor: anchors([
         perTask?.cpuMsPerTask && `per-task ${perTask.cpuMsPerTask.median.toFixed(2)} ms (${pace(perTask)})`,
         callsOnly?.cpuMsPerTask && `calls only ${callsOnly.cpuMsPerTask.median.toFixed(2)} ms`,
+        callsAndDuties?.cpuMsPerTask &&
+          `calls and duties ${callsAndDuties.cpuMsPerTask.median.toFixed(2)} ms`,
       ]),
       ratio: anchors([
         perTask?.cpuMsPerTask &&
           `batch/per-task ${x(batch.cpuMsPerTask.median / perTask.cpuMsPerTask.median)}`,
         callsOnly?.cpuMsPerTask &&
           `batch/calls only ${x(batch.cpuMsPerTask.median / callsOnly.cpuMsPerTask.median)}`,
+        callsAndDuties?.cpuMsPerTask &&
+          `batch/calls and duties ${x(batch.cpuMsPerTask.median / callsAndDuties.cpuMsPerTask.median)}`,
       ]),
       goal: '-',
       met: undefined,
@@ -379,6 +398,7 @@ function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
       anchor: anchors([
         perTask?.maxRssMb && `per-task ${mb(perTask.maxRssMb)}`,
         callsOnly?.maxRssMb && `calls only ${mb(callsOnly.maxRssMb)}`,
+        callsAndDuties?.maxRssMb && `calls and duties ${mb(callsAndDuties.maxRssMb)}`,
       ]),
       ratio: perTask?.maxRssMb ? `batch/per-task ${x(batch.maxRssMb.median / perTask.maxRssMb.median)}` : '-',
       goal: '-',

@@ -16,6 +16,8 @@
  * RERUN_TIME_BUDGET is the larger of 300 s and this less 120 s), BENCH_RECOVERY_NODE_FLAGS (Node and V8
  * flags of the redriving child, e.g. `--cpu-prof`; default none), BENCH_RECOVERY_CALLS_ONLY=1 (adds a third
  * anchor at each size: the batch path's calls made with none of the product's logic, calls-only-child.ts),
+ * BENCH_RECOVERY_DUTIES=1 (adds a fourth, "calls and duties": those calls and the product's per-task duties a
+ * batch at a time, calls-only-child.ts with BENCH_CALLS_DUTIES=1; measured even with BENCH_RECOVERY_PER_TASK=0),
  * BENCH_RECOVERY_CONTROL=1 (the product's redrives write claims and recovery tasks to a control queue, as
  * deploy.sh deploys them; its calls count with the rest).
  * Every recovery size runs a floor (the emulator alone draining the N tasks created due now), the batch
@@ -140,6 +142,7 @@ if (only.has('recovery')) {
       childFlags: (env.BENCH_RECOVERY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
       perTask: env.BENCH_RECOVERY_PER_TASK !== '0',
       callsOnly: env.BENCH_RECOVERY_CALLS_ONLY === '1',
+      callsAndDuties: env.BENCH_RECOVERY_DUTIES === '1',
       controlQueue: env.BENCH_RECOVERY_CONTROL === '1',
       runSample: { tasks: int('BENCH_RECOVERY_RUN_TASKS', 60), ratePerSecond: 10, windowMs: 6000 },
       big: env.BENCH_RECOVERY_BIG

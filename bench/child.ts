@@ -3,6 +3,7 @@
  * bench, with a minimal environment, and reports one message over IPC.
  */
 import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
@@ -27,7 +28,9 @@ export function baseEnv(extra: Record<string, string> = {}): Record<string, stri
 
 /**
  * Runs `build/bench/<script>` in a child Node and resolves with the first message it sends. Its stdout
- * (log lines) goes to /dev/null. Rejects if it exits without a message or runs past `timeoutMs`.
+ * (log lines) goes to /dev/null, or is appended to the file BENCH_CHILD_STDOUT names (what V8 prints
+ * under `--trace-gc` or `--trace-opt`, given through BENCH_RECOVERY_NODE_FLAGS). Rejects if it exits
+ * without a message or runs past `timeoutMs`.
  */
 export function runChild<T>(
   script: string,
@@ -39,7 +42,7 @@ export function runChild<T>(
   return new Promise<T>((done, fail) => {
     const child = spawn(process.execPath, [...execArgv, resolve(BENCH_DIR, script), ...args], {
       env,
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      stdio: ['ignore', stdoutOf(process.env.BENCH_CHILD_STDOUT), 'pipe', 'ipc'],
     });
     let stderr = '';
     let result: { value: T } | undefined;
@@ -64,6 +67,11 @@ export function runChild<T>(
         fail(new Error(`${script} ${args.join(' ')} exited (${code ?? signal}) without a result\n${stderr}`));
     });
   });
+}
+
+/** Where a child's stdout goes: appended to `file`, or nowhere. */
+function stdoutOf(file: string | undefined): 'ignore' | number {
+  return file ? openSync(file, 'a') : 'ignore';
 }
 
 /** What a child measures of its own work (recovery-child.ts, calls-only-child.ts). */

@@ -42,8 +42,8 @@ const BATCH_KINDS: ReadonlySet<Fault['kind']> = new Set<BatchFaultKind>([
  * gets its RunTask dispatched); 'late-landing' destroys the socket at once and does the work `delayMs` real
  * milliseconds later (a create whose answer was lost lands after the caller has moved on). 429 =
  * RESOURCE_EXHAUSTED, 400 = INVALID_ARGUMENT (as an expired page token is answered), 500 = INTERNAL, 503 = UNAVAILABLE, 403 = PERMISSION_DENIED, all in Google's error shape.
- * 404 stands for a method this API surface does not have: NOT_FOUND `Method not found.`, in Google's error shape,
- * as Google's front end answers a path that no method serves.
+ * 404 stands for a method this API surface does not have: NOT_FOUND `Method not found.` in Google's error
+ * shape, as Google's front end answers a path that no method serves.
  *
  * Batch kinds (BatchCreateTasks, BatchDeleteTasks only): 'fail-items' fails the chosen `items` with `code`;
  * 'operation-failed' ends the operation FAILED with `code` (default INTERNAL) after applying the first

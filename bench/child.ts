@@ -3,8 +3,7 @@
  * bench, with a minimal environment, and reports one message over IPC.
  */
 import { spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { getHeapStatistics } from 'node:v8';

@@ -221,20 +221,13 @@ export function recoveryRows(r: RecoveryResult): Row[] {
   const base = r.sizes[0];
   const last = r.sizes.at(-1);
   if (base?.batch.peakHeapMb && last?.batch.peakHeapMb && last !== base) {
-    // An anchor's growth from the first size to the last.
+    // Each anchor's growth from the first size to the last.
     const growthOf = (pick: (d: RedriveSizeResult) => Summary | undefined) =>
       anchors(
-        (
-          [
-            ['calls only', (d: RecoverySizeResult) => d.callsOnly],
-            ['calls and duties', (d: RecoverySizeResult) => d.callsAndDuties],
-          ] as const
-        ).map(([label, of]) => {
-          const [from, to] = [base, last].map((d) => {
-            const anchor = of(d);
-            return anchor && pick(anchor);
-          });
-          return from && to && `${label}: ${signedMb(to.median - from.median)}`;
+        MEMORY_ANCHORS.map(([label, of]) => {
+          const [from, to] = [of(base), of(last)];
+          const [small, large] = [from && pick(from), to && pick(to)];
+          return small && large && `${label}: ${signedMb(large.median - small.median)}`;
         }),
       );
     const memory = [
@@ -289,6 +282,11 @@ const anchors = (parts: readonly (string | false | undefined)[]) =>
   parts.filter((part): part is string => typeof part === 'string').join('; ') || '-';
 /** BENCH_RECOVERY_CALLS_ONLY=1: the batch path's calls with none of the product's logic. */
 const CALLS_ONLY_LABEL = 'calls only (the batch calls with no product logic, bench/calls-only-child.ts)';
+/** The anchors whose memory growth is given beside the batch redrive's. */
+const MEMORY_ANCHORS = [
+  ['calls only', (s: RecoverySizeResult) => s.callsOnly],
+  ['calls and duties', (s: RecoverySizeResult) => s.callsAndDuties],
+] as const;
 const CALLS_AND_DUTIES_LABEL =
   "calls and duties (the same calls, and the product's per-task duties a batch at a time: BENCH_CALLS_DUTIES=1)";
 

@@ -17,7 +17,7 @@ import { taskNameIn, type QueueName, type TaskName } from '../cloud-tasks/names.
 import { reserveSlot, type Semaphore } from './pace.js';
 import type { QueueRun, TaskUnderWay } from './plan.js';
 import { selectTask, type SkipReason } from './select.js';
-import { Mover, type MovedCopy, type Recovery } from './move.js';
+import { Mover, type MovedCopy, type MoveEnd, type Recovery } from './move.js';
 import { RecoveryTasks } from './recovery-tasks.js';
 import { listedWithBody, RedriveCalls, type Stop } from './redrive-calls.js';
 import type { SecondReads } from './second-reads.js';
@@ -169,6 +169,12 @@ export function headerOf(task: Task, header: string): string | undefined {
   return key === undefined ? undefined : headers[key];
 }
 
+/** Told how a task's copy and move went. */
+export interface CopyListener extends MoveEnd {
+  /** The copy exists and the body is let go: the rest of the move holds no body. */
+  copied(): void;
+}
+
 /** A copy made: what the move's second half needs of it. */
 interface Copied {
   readonly seenAttempts: number;
@@ -195,10 +201,13 @@ export class Copier {
     this.#mover = new Mover(
       { ...deps, shape: this.#shape, recoveries: this.#recoveries },
       this.#calls,
-      (queue, name, answerByMs) =>
-        secondReads
-          ? secondReads.read(queue.queue, queue.report.scanned, name, answerByMs)
-          : this.#calls.read(name, 'BASIC'),
+      (queue, name, answerByMs, reader) => {
+        if (secondReads) return secondReads.read(queue.queue, queue.report.scanned, name, answerByMs, reader);
+        this.#calls
+          .read(name, 'BASIC')
+          .then((answer) => reader.secondRead(answer))
+          .catch((error: unknown) => reader.readFailed(error));
+      },
     );
   }
 
@@ -210,24 +219,28 @@ export class Copier {
 
   /**
    * At the task's slot: the FULL read (the FULL listing's, when the plan listed bodies) and the rules, the
-   * copy, the second read, the original's delete.
+   * copy, the second read, the original's delete; `end` is told the task's result.
    */
-  async copy(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<CopyResult> {
+  copy(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy, end: CopyListener): void {
+    this.#firstHalf(candidate, slotMs, policy)
+      .then((copied) => {
+        if ('stop' in copied) return end.moved(copied.stop);
+        end.copied();
+        // No call waits for the second read: thousands of moves wait for it at once (docs/performance.md
+        // "Memory").
+        const { seenAttempts, copy, recovery } = copied;
+        this.#mover.replace(candidate.queue, candidate.name, seenAttempts, copy, recovery, end);
+      })
+      .catch((error: unknown) => end.failed(error));
+  }
+
+  /** At the task's slot (less the create lead): the copy made, or why not. */
+  async #firstHalf(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<Stop | Copied> {
     const { budget } = this.deps;
     await budget.sleepUntil(slotMs - (this.deps.createLeadMs ?? 0), policy.heldSignal);
-    if (policy.isHeld()) return { outcome: 'held' };
-    if (budget.isOver()) return { outcome: 'deferred' };
-    const copied = await this.#copy(candidate, slotMs, policy);
-    if ('stop' in copied) return copied.stop;
-    // The copy exists and the body is let go: the rest of the move needs no place among those under way.
-    policy.leave?.();
-    const { seenAttempts, copy, recovery } = copied;
-    // Chained, not awaited: thousands of moves await their second read at once, and a suspended call per
-    // move costs more than the move (docs/performance.md "Memory").
-    return this.#mover.replace(candidate.queue, candidate.name, seenAttempts, copy, recovery).then((result) =>
-      // docs/claims.md "A crash mid-redrive": a move left unsettled keeps its recovery task.
-      'unsettled' in result ? result : this.#recoveries.disarm(recovery).then(() => result),
-    );
+    if (policy.isHeld()) return { stop: { outcome: 'held' } };
+    if (budget.isOver()) return { stop: { outcome: 'deferred' } };
+    return this.#copy(candidate, slotMs, policy);
   }
 
   /**

@@ -8,7 +8,7 @@ import type { Budget } from './budget.js';
 import type { Claim, ClaimEnd, Claimer } from './claim.js';
 import type { ForcePolicy } from './force.js';
 import type { Hold } from './hold.js';
-import type { Acting, Unforced } from './modes.js';
+import type { Acted, Acting, ActListener, Unforced } from './modes.js';
 import { hasSlot, Semaphore } from './pace.js';
 import { listedStateDropped, type Candidate, type QueueRun, type TaskUnderWay } from './plan.js';
 import type { ReportBuilder, TaskRow } from './settle.js';
@@ -33,32 +33,42 @@ export interface FlowDeps {
 
 type Claimed = { readonly claim: Claim; readonly slotMs: number };
 
-/** A forced task, to verify: its row so far, how to read it back, and its place to give up after. */
+/** A forced task, to verify: its row so far, and how to read it back. */
 type ForcedTask = {
   readonly row: Omit<TaskRow, 'task'>;
   readonly verify: ReadBack;
-  readonly leave: () => void;
 };
 
 /** What a started task's end does to the flow: its row recorded, or the run's failure kept. */
 interface FlowLedger {
   readonly breaker: Breaker;
   readonly hold: Hold;
+  readonly claimer: Claimer;
   record(row: TaskRow): void;
   fail(error: unknown): void;
   /** One task fewer without its row. */
   ended(): void;
+  /** Reads a forced task back (or gives its row at once when it has no window). */
+  verify(started: StartedTask, forced: ForcedTask): void;
 }
 
 /**
  * A started task until it has its row, recorded once: by `settle`, by its verdict, or by `failed` (a stage
- * threw; the run ends with the error, the row unrecorded). One object per task and no closures: thousands
- * of tasks await their verdicts at once (docs/performance.md "Memory").
+ * threw; the run ends with the error, the row unrecorded). It carries the task from its claim to its row:
+ * the claim and the place it holds while acted on, released when the act ends. One object per task, and no
+ * call of the flow's suspended while the task is acted on or read back: thousands of tasks are under way at
+ * once for seconds (docs/performance.md "Memory").
  */
-class StartedTask implements VerdictListener {
+class StartedTask implements ActListener, VerdictListener {
   #open = true;
-  /** While its verdict is awaited: the forced task's row so far, and its place to give up. */
-  #forced: Pick<ForcedTask, 'row' | 'leave'> | undefined;
+  /** Its place among its queue's tasks under way, until it is forced (or ends). */
+  #pending: Semaphore | undefined;
+  /** While acted on: the claim, released when the act ends. */
+  #claim: Claim | undefined;
+  /** The place among the tasks under way the mode gave it, held until its act ends or its verdict is in. */
+  #leave: (() => void) | undefined;
+  /** While its verdict is awaited: the forced task's row so far. */
+  #forcedRow: Omit<TaskRow, 'task'> | undefined;
 
   constructor(
     private readonly ledger: FlowLedger,
@@ -66,10 +76,25 @@ class StartedTask implements VerdictListener {
     readonly canary: boolean,
     /** A canary's row, for the gate. */
     private readonly onRow: ((row: TaskRow) => void) | undefined,
-  ) {}
+    pending: Semaphore,
+  ) {
+    this.#pending = pending;
+  }
 
-  awaitVerdict(forced: Pick<ForcedTask, 'row' | 'leave'>): void {
-    this.#forced = forced;
+  /** Gives up the task's place among its queue's tasks under way (once): it is forced, or at its end. */
+  forced(): void {
+    this.#pending?.release();
+    this.#pending = undefined;
+  }
+
+  /** Claimed, with its place, and about to be acted on (its end comes to `acted` or `actFailed`). */
+  claimed(claim: Claim, leave: () => void): void {
+    this.#claim = claim;
+    this.#leave = leave;
+  }
+
+  awaitVerdict(row: Omit<TaskRow, 'task'>): void {
+    this.#forcedRow = row;
   }
 
   settle(fields: TaskRow): void {
@@ -80,31 +105,72 @@ class StartedTask implements VerdictListener {
   }
 
   verdict(result: VerdictResult): void {
-    if (!this.#forced) return;
-    const { row, leave } = this.#forced;
-    leave();
+    const row = this.#forcedRow;
+    if (!row) return;
+    this.leave();
     if (this.ledger.breaker.record(result.verdict)) this.ledger.hold.hold();
     this.settle({ task: this.task, ...row, ...result });
   }
 
   failed(error: unknown): void {
-    this.#forced?.leave();
+    this.leave();
+    this.forced();
     if (!this.#open) return;
     this.ledger.fail(error);
     this.#end({ task: this.task, outcome: 'failed', error: 'the run failed' });
   }
 
+  /** Gives up the place the mode gave the task (once). */
+  leave(): void {
+    const leave = this.#leave;
+    this.#leave = undefined;
+    leave?.();
+  }
+
+  /** The act ended: the claim released, then the row of a task not forced, or the forced task read back. */
+  acted(acted: Acted): void {
+    this.forced();
+    const claim = this.#claim;
+    this.#claim = undefined;
+    if (!claim) return;
+    this.ledger.claimer
+      .release(claim, acted.forced ? 'done' : claimEndOf(acted.result))
+      .then(() => {
+        if (acted.forced) return this.ledger.verify(this, acted);
+        this.leave();
+        this.settle(rowOf(this.task, claim, acted.result));
+      })
+      .catch((error: unknown) => this.failed(error));
+  }
+
+  /**
+   * Nothing the stages expect throws; if something does, the task may or may not have been acted on: its
+   * claim is left in doubt (docs/claims.md "Lifecycle"), never held for good, and the run ends with the error.
+   */
+  actFailed(error: unknown): void {
+    const claim = this.#claim;
+    this.#claim = undefined;
+    if (!claim) return this.failed(error);
+    this.ledger.claimer.release(claim, 'lost-answer').then(
+      () => this.failed(error),
+      (releaseError: unknown) => this.failed(releaseError),
+    );
+  }
+
   #end(row: TaskRow): void {
     this.#open = false;
-    this.#forced = undefined;
+    this.#forcedRow = undefined;
     this.onRow?.(row);
     this.ledger.ended();
   }
 }
 
 export class TaskFlow {
-  /** Bounds tasks between planning and their outcome, so a long listing never piles up in memory. */
-  readonly #pending: Semaphore;
+  /**
+   * Bounds each queue's tasks between planning and their outcome, so a long listing never piles up in
+   * memory; per queue, so that queues worked on at once each keep their own pace.
+   */
+  readonly #pending = new Map<string, Semaphore>();
   /** Tasks started that have no row yet, and the wake-up of a drain waiting for none. */
   #unsettled = 0;
   #allSettled: (() => void) | undefined;
@@ -117,15 +183,16 @@ export class TaskFlow {
   readonly #policies: readonly [ForcePolicy, ForcePolicy];
 
   constructor(private readonly deps: FlowDeps) {
-    this.#pending = new Semaphore(Math.max(8, deps.concurrency * 4));
     this.#ledger = {
       breaker: deps.breaker,
       hold: deps.hold,
+      claimer: deps.claimer,
       record: (row) => deps.report.record(row),
       fail: (error) => (this.#failure ??= { error }),
       ended: () => {
         if (--this.#unsettled === 0) this.#allSettled?.();
       },
+      verify: (started, forced) => this.#verify(started, forced),
     };
     const { hold, rulesFor } = deps;
     this.#policies = [
@@ -143,29 +210,32 @@ export class TaskFlow {
    * `row` settles once it has its row (every task's row is recorded in the report).
    */
   async start(candidate: Candidate, canary: boolean): Promise<{ row?: Promise<TaskRow> }> {
-    await this.#pending.acquire();
-    let pendingHeld = true;
-    const forced = (): void => {
-      if (pendingHeld) this.#pending.release();
-      pendingHeld = false;
-    };
     const { name, queue, full } = candidate;
+    const pending = this.#pendingOf(queue);
+    await pending.acquire();
     let onRow: ((row: TaskRow) => void) | undefined;
     const row = canary ? new Promise<TaskRow>((resolve) => (onRow = resolve)) : undefined;
     this.#unsettled++;
-    const started = new StartedTask(this.#ledger, name.name, canary, onRow);
+    const started = new StartedTask(this.#ledger, name.name, canary, onRow, pending);
     // A task under way holds no listed state (docs/performance.md "Memory").
-    this.#act({ name, queue, full }, canary, forced)
-      .then((acted) => {
-        forced();
-        if (!('outcome' in acted)) return this.#verify(started, acted);
-        started.settle(acted);
+    this.#begin(started, { name, queue, full }, canary)
+      .then((row) => {
+        if (!row) return;
+        started.forced();
+        started.settle(row);
       })
-      .catch((error: unknown) => {
-        forced();
-        started.failed(error);
-      });
+      .catch((error: unknown) => started.failed(error));
     return row ? { row } : {};
+  }
+
+  #pendingOf(queue: QueueRun): Semaphore {
+    const key = queue.queue.name;
+    let pending = this.#pending.get(key);
+    if (!pending) {
+      pending = new Semaphore(Math.max(8, this.deps.concurrency * 4));
+      this.#pending.set(key, pending);
+    }
+    return pending;
   }
 
   /** Waits until every task started has its row; throws what a task's flow threw, if one did. */
@@ -175,49 +245,44 @@ export class TaskFlow {
   }
 
   /** A forced task's verdict, read back for its window; its place among the attempts is held until then. */
-  #verify(started: StartedTask, forced: ForcedTask): void {
-    const { row, verify, leave } = forced;
+  #verify(started: StartedTask, { row, verify }: ForcedTask): void {
     const windowMs = started.canary ? this.deps.canaryWaitMs : this.deps.verifyMs;
     if (windowMs <= 0) {
-      leave();
+      started.leave();
       return started.settle({ task: started.task, ...row });
     }
-    started.awaitVerdict({ row, leave });
+    started.awaitVerdict(row);
     verify(windowMs, started);
   }
 
   /**
-   * Claim, act, release: the row of a task not forced, or a forced task to verify. `forced` is called once
-   * the task no longer needs its pending place (verification needs none).
+   * Claim, then act: the row of a task that cannot be acted on, else undefined with the act under way (the
+   * started task carries it on, and releases the claim when it ends).
    */
-  async #act(candidate: TaskUnderWay, canary: boolean, forced: () => void): Promise<TaskRow | ForcedTask> {
-    const { acting, claimer, hold } = this.deps;
+  async #begin(started: StartedTask, candidate: TaskUnderWay, canary: boolean): Promise<TaskRow | undefined> {
+    const { acting, hold } = this.deps;
     const task = candidate.name.name;
     if (hold.isHeld) return { task, outcome: 'held' };
     const leave = await acting.enter(candidate.queue);
     if (!leave) return { task, ...(await this.#noSlot(task)) };
-    let verifying = false;
-    try {
-      const claimed = await this.#claimWithSlot(candidate);
-      if (!('claim' in claimed)) return claimed;
-      this.#acted = true;
-      const underWay = claimed.claim.readAfresh ? listedStateDropped(candidate) : candidate;
-      const acted = await acting
-        .act(underWay, claimed.slotMs, { ...this.#policies[canary ? 1 : 0], leave: forced })
-        .catch(async (error: unknown) => {
-          // Nothing the stages expect throws; if something does, the task may or may not have been acted
-          // on: its claim is left in doubt (docs/claims.md "Lifecycle"), never held for good.
-          await claimer.release(claimed.claim, 'lost-answer');
-          throw error;
-        });
-      forced();
-      await claimer.release(claimed.claim, acted.forced ? 'done' : claimEndOf(acted.result));
-      if (!acted.forced) return rowOf(task, claimed.claim, acted.result);
-      verifying = true;
-      return { row: acted.row, verify: acted.verify, leave };
-    } finally {
-      if (!verifying) leave();
+    const claimed = await this.#claimWithSlot(candidate).catch((error: unknown) => {
+      leave();
+      throw error;
+    });
+    if (!('claim' in claimed)) {
+      leave();
+      return claimed;
     }
+    this.#acted = true;
+    // The place is the started task's from here on, until its act ends or its verdict is in.
+    started.claimed(claimed.claim, leave);
+    const fresh = claimed.claim.readAfresh ? listedStateDropped(candidate) : candidate;
+    try {
+      acting.act(fresh, claimed.slotMs, this.#policies[canary ? 1 : 0], started);
+    } catch (error) {
+      started.actFailed(error);
+    }
+    return undefined;
   }
 
   /**

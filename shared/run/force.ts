@@ -61,11 +61,6 @@ export interface ForcePolicy {
   isHeld(): boolean;
   /** Aborts when the rest is held, so a task waiting for its slot is held at once. */
   readonly heldSignal: AbortSignal | undefined;
-  /**
-   * Gives up the task's place among the tasks under way before its act ends (a redrive's copy exists: the
-   * rest of its move holds no body). Optional to call: the place is given up when the act ends anyway.
-   */
-  readonly leave?: (() => void) | undefined;
 }
 
 export class Forcer {

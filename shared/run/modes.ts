@@ -8,7 +8,7 @@ import type { Budget } from './budget.js';
 import type { CloudTasksClient } from '../cloud-tasks/client.js';
 import type { Config } from '../platform/config.js';
 import type { ControlTarget, ControlWork } from '../control/control-tasks.js';
-import { Copier, type CopyResult, type CopyShape } from './copy.js';
+import { Copier, type CopyListener, type CopyResult, type CopyShape } from './copy.js';
 import { CopyVerdicts } from './copy-verdicts.js';
 import { Enqueuer } from './enqueue.js';
 import { estimateOf, LoadCollector, type Estimate } from './estimate.js';
@@ -43,6 +43,22 @@ export type Acted =
     }
   | { readonly forced: false; readonly result: Unforced };
 
+/** Told how a claimed task's act ended: an object, not a promise, as thousands are acted on at once. */
+export interface ActListener {
+  acted(acted: Acted): void;
+  actFailed(error: unknown): void;
+  /**
+   * The task no longer needs its place among the tasks under way, before its act ends (a redrive's copy
+   * exists: the rest of its move holds no body). Optional to call: the place is given up when the act ends.
+   */
+  forced(): void;
+}
+
+/** Tells `done` how an act given as a promise ended. */
+export function tellActed(act: Promise<Acted>, done: ActListener): void {
+  act.then((acted) => done.acted(acted)).catch((error: unknown) => done.actFailed(error));
+}
+
 /** How a task is carried out once admitted (flow.ts: claim, act, release, verify). */
 export interface Acting {
   /** The place the task holds from before its claim to its verdict; undefined when none is left in time. */
@@ -51,8 +67,8 @@ export interface Acting {
   pacersOf(queue: Pick<QueueRun, 'pacers' | 'copyPacers'>): readonly Pacer[];
   /** Reserves the task's paced slot; undefined when none is left in the budget. */
   reserve(queue: QueueRun): number | undefined;
-  /** At the slot: the fresh read, the rules, and the act. */
-  act(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<Acted>;
+  /** At the slot: the fresh read, the rules, and the act; `done` is told how it ended. */
+  act(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy, done: ActListener): void;
   /** No slot left in the budget: what the task gets instead. */
   noSlot(task: string): Promise<Omit<TaskRow, 'task'>>;
 }
@@ -246,7 +262,11 @@ export class RunTaskMode implements Mode, Acting {
     return this.forcer.reserve(queue);
   }
 
-  async act(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<Acted> {
+  act(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy, done: ActListener): void {
+    tellActed(this.#act(candidate, slotMs, policy), done);
+  }
+
+  async #act(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<Acted> {
     const result = await this.forcer.force(candidate, slotMs, policy);
     if (result.outcome !== 'dispatched') return { forced: false, result };
     const { fresh } = result;
@@ -328,24 +348,54 @@ export class RedriveMode implements Mode, Acting {
 
   /** Cloud Tasks dispatches the copies itself, within maxConcurrentDispatches: no place to hold. */
   enter(): Promise<() => void> {
-    return Promise.resolve(() => undefined);
+    return NO_PLACE;
   }
 
   reserve(queue: QueueRun): number | undefined {
     return this.copier.reserve(queue);
   }
 
-  act(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<Acted> {
-    // Chained, not awaited, as the copy's second half is (docs/performance.md "Memory").
-    return this.copier.copy(candidate, slotMs, policy).then((result) => this.#acted(candidate, result));
+  act(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy, done: ActListener): void {
+    this.copier.copy(candidate, slotMs, policy, new CopyEnd(this.verdicts, candidate, done));
   }
 
-  #acted(candidate: TaskUnderWay, result: CopyResult): Acted {
+  noSlot(): Promise<Omit<TaskRow, 'task'>> {
+    return Promise.resolve({ outcome: 'deferred' });
+  }
+}
+
+/** The place a redriven task holds: none. */
+const NO_PLACE: Promise<() => void> = Promise.resolve(() => undefined);
+
+/**
+ * How a redrive's move ended, told to the flow as the task's act: one object per task, for the seconds its
+ * move waits for its second read (docs/performance.md "Memory").
+ */
+class CopyEnd implements CopyListener {
+  constructor(
+    private readonly verdicts: CopyVerdicts,
+    private readonly candidate: TaskUnderWay,
+    private readonly done: ActListener,
+  ) {}
+
+  copied(): void {
+    this.done.forced();
+  }
+
+  moved(result: CopyResult): void {
+    this.done.acted(this.#acted(result));
+  }
+
+  failed(error: unknown): void {
+    this.done.actFailed(error);
+  }
+
+  #acted(result: CopyResult): Acted {
     if (result.outcome !== 'redriven') return { forced: false, result };
     const { dueMs } = result;
     // The copy's name alone: thousands of copies may await their verdicts at once.
     const copy = result.copy.name;
-    const { queue, report } = candidate.queue;
+    const { queue, report } = this.candidate.queue;
     return {
       forced: true,
       row: { outcome: 'redriven', copy },
@@ -353,10 +403,6 @@ export class RedriveMode implements Mode, Acting {
       verify: (windowMs, listener) =>
         this.verdicts.verdictOf(queue, report.scanned, copy, dueMs, windowMs, listener),
     };
-  }
-
-  noSlot(): Promise<Omit<TaskRow, 'task'>> {
-    return Promise.resolve({ outcome: 'deferred' });
   }
 }
 

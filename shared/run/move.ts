@@ -12,6 +12,7 @@ import type { RecoveryTasks } from './recovery-tasks.js';
 import type { RedriveCalls, Stop } from './redrive-calls.js';
 import { actionFor, isInDoubt } from '../cloud-tasks/retry.js';
 import { hasAttemptUnderWay } from './select.js';
+import type { SecondReader } from './second-reads.js';
 
 /** A move's recovery task: its name (none without a control queue) and when it falls due. */
 export interface Recovery {
@@ -33,6 +34,35 @@ export interface MovedCopy {
   readonly madeElsewhere: boolean;
 }
 
+/** How a move's second half ends: with the task's result, or with what a stage threw. */
+export interface MoveEnd {
+  moved(result: CopyResult): void;
+  failed(error: unknown): void;
+}
+
+/**
+ * A move waiting for its original's second read: what its second half needs, in one object rather than a
+ * chain of calls (docs/performance.md "Memory").
+ */
+class SecondHalf implements SecondReader {
+  constructor(
+    private readonly settle: (half: SecondHalf, again: Task | Stop) => void,
+    readonly name: TaskName,
+    readonly seenAttempts: number,
+    readonly copy: MovedCopy,
+    readonly recovery: Recovery,
+    readonly end: MoveEnd,
+  ) {}
+
+  secondRead(again: Task | Stop): void {
+    this.settle(this, again);
+  }
+
+  readFailed(error: unknown): void {
+    this.end.failed(error);
+  }
+}
+
 /** The original's delete is sent at least this long before its copy or its recovery task falls due. */
 const DELETE_MARGIN_MS = 1_000;
 
@@ -47,12 +77,13 @@ export class Mover {
       recoveries: Pick<RecoveryTasks, 'disarm'>;
     },
     private readonly calls: RedriveCalls,
-    /** The original as it is now, read after its copy exists, answered by `answerByMs` if it can be. */
+    /** Tells `reader` the original as it is now, read after its copy exists, by `answerByMs` if it can be. */
     private readonly secondRead: (
       queue: QueueRun,
       name: TaskName,
       answerByMs: number,
-    ) => Promise<Task | Stop>,
+      reader: SecondReader,
+    ) => void,
   ) {}
 
   /** Whether this run may create a task carrying the account's token, as far as it knows. */
@@ -153,7 +184,8 @@ export class Mover {
 
   /**
    * The move's second half, with the copy made: the original, seen with `seenAttempts` attempts, is
-   * deleted only while idle (DeleteTask does not stop an attempt).
+   * deleted only while idle (DeleteTask does not stop an attempt). A settled move's recovery task is then
+   * deleted (docs/claims.md "A crash mid-redrive": a move left unsettled keeps it), and `end` is told.
    */
   replace(
     queue: QueueRun,
@@ -161,13 +193,21 @@ export class Mover {
     seenAttempts: number,
     copy: MovedCopy,
     recovery: Recovery,
-  ): Promise<CopyResult> {
-    // Chained, not awaited: thousands of moves await their second read at once (docs/performance.md
-    // "Memory").
-    return this.secondRead(queue, name, Math.min(copy.dueMs, recovery.dueMs) - DELETE_MARGIN_MS).then(
-      (again) => this.#afterSecondRead(again, name, seenAttempts, copy, recovery),
-    );
+    end: MoveEnd,
+  ): void {
+    const half = new SecondHalf(this.#settle, name, seenAttempts, copy, recovery, end);
+    this.secondRead(queue, name, Math.min(copy.dueMs, recovery.dueMs) - DELETE_MARGIN_MS, half);
   }
+
+  readonly #settle = (half: SecondHalf, again: Task | Stop): void => {
+    const { name, seenAttempts, copy, recovery, end } = half;
+    this.#afterSecondRead(again, name, seenAttempts, copy, recovery)
+      .then((result) =>
+        'unsettled' in result ? result : this.deps.recoveries.disarm(recovery).then(() => result),
+      )
+      .then((result) => end.moved(result))
+      .catch((error: unknown) => end.failed(error));
+  };
 
   async #afterSecondRead(
     again: Task | Stop,

@@ -18,7 +18,8 @@ import { hasAttemptUnderWay, type SkipReason } from './select.js';
 import { TaskFlow } from './flow.js';
 import { Breaker } from './breaker.js';
 import { Hold } from './hold.js';
-import type { Acted, Acting } from './modes.js';
+import { tellActed, type Acted, type Acting, type ActListener } from './modes.js';
+import type { ForcePolicy } from './force.js';
 import type { Logger } from '../platform/log.js';
 import { parkingQueueOf, parseTaskName, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import type { ControlTarget } from '../control/control-tasks.js';
@@ -281,7 +282,11 @@ class ParkActing implements Acting {
     return Promise.resolve({ outcome: 'deferred' });
   }
 
-  async act(candidate: TaskUnderWay): Promise<Acted> {
+  act(candidate: TaskUnderWay, _slotMs: number, _policy: ForcePolicy, done: ActListener): void {
+    tellActed(this.#act(candidate), done);
+  }
+
+  async #act(candidate: TaskUnderWay): Promise<Acted> {
     const result = await this.#park(candidate);
     if (result.outcome === 'parked') {
       const report = this.reportOf(candidate.queue);

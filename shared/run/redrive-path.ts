@@ -47,7 +47,7 @@ export interface RedrivePathDeps {
  * Tasks under way by batch, before their copy exists (each holds its body until then): ahead of the
  * queue's pace by a second at its full 500 tasks a second. A task whose copy exists gives its place up.
  */
-const BATCH_TASKS_UNDER_WAY = 500;
+const BATCH_TASKS_UNDER_WAY = 200;
 /** The longest a create or delete waits for others to join its batch. */
 const MAX_BATCH_GATHER_MS = 250;
 /**

@@ -28,10 +28,19 @@ const FIRST_PAGE_MS_GUESS = 100;
 
 type Answer = Task | Stop;
 
+/**
+ * Who waits for a task's second read: told the answer once, or why there is none. An object rather than a
+ * promise: thousands of moves wait for their second read at once, for seconds (docs/performance.md "Memory").
+ */
+export interface SecondReader {
+  secondRead(answer: Answer): void;
+  readFailed(error: unknown): void;
+}
+
 /** One task's second reads waiting, and when the first of them must be answered. */
 interface WaitingRead {
   readonly name: TaskName;
-  readonly answers: ((answer: Answer) => void)[];
+  readonly readers: SecondReader[];
   answerByMs: number;
 }
 
@@ -55,10 +64,16 @@ export class SecondReads {
   constructor(private readonly deps: SecondReadsDeps) {}
 
   /**
-   * The task as it is now, read after this call was made, answered by `answerByMs` if it can be (a read
-   * that cannot wait for a listing is made on its own); `plannedSize`: the tasks the plan listed.
+   * Tells `reader` the task as it is now, read after this call was made, by `answerByMs` if it can be (a
+   * read that cannot wait for a listing is made on its own); `plannedSize`: the tasks the plan listed.
    */
-  read(queue: QueueName, plannedSize: number, name: TaskName, answerByMs: number): Promise<Answer> {
+  read(
+    queue: QueueName,
+    plannedSize: number,
+    name: TaskName,
+    answerByMs: number,
+    reader: SecondReader,
+  ): void {
     let reads = this.#queues.get(queue.name);
     if (!reads) {
       reads = {
@@ -72,16 +87,13 @@ export class SecondReads {
       };
       this.#queues.set(queue.name, reads);
     }
-    const queueReads = reads;
-    return new Promise<Answer>((resolve) => {
-      const waiting = queueReads.waiting.get(name.name);
-      if (waiting) {
-        waiting.answers.push(resolve);
-        waiting.answerByMs = Math.min(waiting.answerByMs, answerByMs);
-      } else queueReads.waiting.set(name.name, { name, answers: [resolve], answerByMs });
-      queueReads.answerByMs = Math.min(queueReads.answerByMs, answerByMs);
-      this.#schedule(queue, queueReads);
-    });
+    const waiting = reads.waiting.get(name.name);
+    if (waiting) {
+      waiting.readers.push(reader);
+      waiting.answerByMs = Math.min(waiting.answerByMs, answerByMs);
+    } else reads.waiting.set(name.name, { name, readers: [reader], answerByMs });
+    reads.answerByMs = Math.min(reads.answerByMs, answerByMs);
+    this.#schedule(queue, reads);
   }
 
   /** The answer starts once the first read waiting must be answered, less a listing's time. */
@@ -121,13 +133,19 @@ export class SecondReads {
     }
     // Reads asked from now on wait for a listing that starts after them; the rest are read one by one.
     this.#schedule(queue, reads);
-    await Promise.all(
-      [...waiting.values()].map(async ({ name, answers }) => {
-        // A task the listing did not show is read on its own: a paged listing is not a snapshot.
-        const answer = listed?.get(name.name) ?? (await this.deps.calls.read(name, 'BASIC'));
-        for (const send of answers) send(answer);
-      }),
-    );
+    for (const read of waiting.values()) {
+      const shown = listed?.get(read.name.name);
+      // A task the listing did not show is read on its own: a paged listing is not a snapshot.
+      if (shown) tell(read, shown);
+      else {
+        this.deps.calls
+          .read(read.name, 'BASIC')
+          .then((answer) => tell(read, answer))
+          .catch((error: unknown) => {
+            for (const reader of read.readers) reader.readFailed(error);
+          });
+      }
+    }
   }
 
   /** Moves the reads that can wait until the list budget has room for `pages`, and a listing, back to wait. */
@@ -161,4 +179,8 @@ export class SecondReads {
     reads.pageMs = (budget.now() - startMs) / Math.max(1, pages);
     return shown;
   }
+}
+
+function tell(read: WaitingRead, answer: Answer): void {
+  for (const reader of read.readers) reader.secondRead(answer);
 }

@@ -7,11 +7,17 @@ import { BodyBytes, LARGEST_BODY_BYTES } from '../../shared/cloud-tasks/body-byt
 import type { Task } from '../../shared/cloud-tasks/client.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { Budget } from '../../shared/run/budget.js';
-import { Copier, copyNameOf, ORIGINAL_TASK_HEADER, type CopyDeps } from '../../shared/run/copy.js';
+import {
+  Copier,
+  copyNameOf,
+  ORIGINAL_TASK_HEADER,
+  type CopyDeps,
+  type CopyResult,
+} from '../../shared/run/copy.js';
 import type { ForcePolicy } from '../../shared/run/force.js';
 import { Semaphore } from '../../shared/run/pace.js';
 import { MAX_BODY_BYTES_HELD } from '../../shared/run/redrive-calls.js';
-import { Handover } from '../../shared/run/plan.js';
+import { Handover, type TaskUnderWay } from '../../shared/run/plan.js';
 import { failedTask } from '../helpers/seeds.js';
 import {
   callsOf,
@@ -57,7 +63,8 @@ afterEach(async () => {
   await world.stop();
 });
 
-function copier(deps: Partial<CopyDeps> = {}): Copier {
+/** The stage, with each task's result as a promise. */
+function copier(deps: Partial<CopyDeps> = {}) {
   const base = {
     tasks: world.tasks,
     calls: new Semaphore(4),
@@ -65,7 +72,12 @@ function copier(deps: Partial<CopyDeps> = {}): Copier {
     budget: new Budget(20_000),
     armingDelayMs: ARMING_MS,
   };
-  return new Copier({ ...base, ...deps }, REQUEST);
+  const stage = new Copier({ ...base, ...deps }, REQUEST);
+  return {
+    copies: stage.copies,
+    copy: (...task: [TaskUnderWay, number, ForcePolicy]): Promise<CopyResult> =>
+      new Promise((moved, failed) => stage.copy(...task, { moved, failed, copied: () => undefined })),
+  };
 }
 
 const copyOfTask = (id: string) => copyNameOf(taskName(id), REQUEST.requestId, REQUEST.cutoffMs).name;

@@ -9,7 +9,8 @@ import { Budget } from '../../shared/run/budget.js';
 import { Claimer, ClaimRegistry } from '../../shared/run/claim.js';
 import { TaskFlow } from '../../shared/run/flow.js';
 import { Hold } from '../../shared/run/hold.js';
-import type { Acted, Acting, Unforced } from '../../shared/run/modes.js';
+import type { Acted, Acting, ActListener, Unforced } from '../../shared/run/modes.js';
+import type { ForcePolicy } from '../../shared/run/force.js';
 import { Pacer } from '../../shared/run/pace.js';
 import type { Candidate, QueueRun, TaskUnderWay } from '../../shared/run/plan.js';
 import { ReportBuilder, type TaskRow } from '../../shared/run/settle.js';
@@ -44,21 +45,24 @@ class RecordingActing implements Acting {
     this.steps.push(`reserve ${queue.queue.queue}`);
     return this.options.noSlot ? undefined : 0;
   }
-  act(candidate: TaskUnderWay): Promise<Acted> {
+  act(candidate: TaskUnderWay, _slotMs: number, _policy: ForcePolicy, done: ActListener): void {
+    done.acted(this.acted(candidate));
+  }
+  acted(candidate: TaskUnderWay): Acted {
     const task = candidate.name.task;
     // The claim is held while the task is acted on.
     expect(this.options.registry?.tryClaim(candidate.name.name, 0)).toBe('running');
     this.steps.push(`act ${task}`);
     const unforced = this.options.unforced?.(task);
-    if (unforced) return Promise.resolve({ forced: false, result: unforced });
-    return Promise.resolve({
+    if (unforced) return { forced: false, result: unforced };
+    return {
       forced: true,
       row: { outcome: 'dispatched' },
       verify: (_windowMs, listener) => {
         this.steps.push(`verify ${task}`);
         listener.verdict({ verdict: this.options.verdict?.(task) ?? 'succeeded' });
       },
-    });
+    };
   }
   noSlot(task: string): Promise<Omit<TaskRow, 'task'>> {
     this.steps.push(`no-slot ${task.split('/').pop()}`);
@@ -199,7 +203,7 @@ describe('TaskFlow', () => {
   it('an act that throws leaves the claim in doubt for a while, never held for good, and the error surfaces', async () => {
     const registry = new ClaimRegistry();
     const acting = new RecordingActing({ registry });
-    acting.act = () => Promise.reject(new Error('unexpected'));
+    acting.act = (_candidate, _slotMs, _policy, done) => done.actFailed(new Error('unexpected'));
     const { flow, report } = flowOf(acting, registry);
     const candidate = candidateOf('t1', queue());
     await flow.start(candidate, false);
@@ -216,12 +220,13 @@ describe('TaskFlow', () => {
     const acting = new RecordingActing({ registry });
     let left = 0;
     acting.enter = () => Promise.resolve(() => void left++);
-    const act = acting.act.bind(acting);
-    acting.act = async (candidate) => {
-      const acted = await act(candidate);
-      return acted.forced
-        ? { ...acted, verify: (_windowMs, listener) => listener.failed(new Error('lost')) }
-        : acted;
+    acting.act = (candidate, _slotMs, _policy, done) => {
+      const acted = acting.acted(candidate);
+      done.acted(
+        acted.forced
+          ? { ...acted, verify: (_windowMs, listener) => listener.failed(new Error('lost')) }
+          : acted,
+      );
     };
     const { flow, report } = flowOf(acting, registry);
     await flow.start(candidateOf('t1', queue()), false);

@@ -8,7 +8,9 @@ import { Budget } from '../../shared/run/budget.js';
 import { TASK_PAGE_SIZE as LIST_PAGE_SIZE } from '../../shared/cloud-tasks/client.js';
 import { ListBudget, listingPays, pagesOf } from '../../shared/run/list-budget.js';
 import { Semaphore } from '../../shared/run/pace.js';
-import { RedriveCalls } from '../../shared/run/redrive-calls.js';
+import { RedriveCalls, type Stop } from '../../shared/run/redrive-calls.js';
+import type { Task } from '../../shared/cloud-tasks/client.js';
+import type { QueueName, TaskName } from '../../shared/cloud-tasks/names.js';
 import { SecondReads } from '../../shared/run/second-reads.js';
 import { failedTask, laterTask } from '../helpers/seeds.js';
 import { callsOf, ORDERS, ORDERS_QUEUE, startWorld, taskName, type World } from './stage-fixtures.js';
@@ -19,10 +21,15 @@ beforeEach(async () => {
 });
 afterEach(() => world.stop());
 
+/** The stage, with each read's answer as a promise. */
 function secondReads(lists = new ListBudget(Date.now)) {
   const budget = new Budget(20_000);
   const calls = new RedriveCalls({ tasks: world.tasks, calls: new Semaphore(8), budget });
-  return new SecondReads({ tasks: world.tasks, calls, budget, lists });
+  const reads = new SecondReads({ tasks: world.tasks, calls, budget, lists });
+  return {
+    read: (...asked: [QueueName, number, TaskName, number]): Promise<Task | Stop> =>
+      new Promise((secondRead, readFailed) => reads.read(...asked, { secondRead, readFailed })),
+  };
 }
 
 /** Reads answered by then: the first copies fall due a moment from now. */

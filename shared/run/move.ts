@@ -218,7 +218,13 @@ export class Mover {
   ): Promise<CopyResult> {
     const { name: copyName } = copy;
     if ('stop' in again) {
-      if (again.stop.outcome === 'gone') return this.#originalGone(copy);
+      if (again.stop.outcome === 'gone') {
+        // Once the move's recovery task is due, its delivery may have finished the move (deleted the
+        // original, the copy being there): the copy stays, as when the delete finds the original gone.
+        if (this.deps.budget.now() >= recovery.dueMs)
+          return { outcome: 'redriven', copy: copyName, dueMs: copy.dueMs };
+        return this.#originalGone(copy);
+      }
       return this.#withdraw(
         copyName,
         {

@@ -122,6 +122,37 @@ describe('Copier', () => {
     expect(deleted[1]!.startsWith(`${CONTROL}/tasks/`)).toBe(true);
   });
 
+  it("keeps the copy when the original is gone once the move's recovery task was due: its delivery may have finished the move", async () => {
+    const recovery = {
+      queue: parseQueueName(CONTROL)!,
+      selfUrl: 'http://127.0.0.1:9/',
+      invokerServiceAccount: SA,
+      writtenBy: 'run-1',
+    };
+    // The second read (the task's second GetTask) is held past the recovery task's due time (half the
+    // arming delay), and the recovery's delivery deletes the original meanwhile, the copy being there.
+    world.emulator.injectFault({
+      method: 'GetTask',
+      kind: 'delay',
+      delayMs: 600,
+      resources: [taskName('a').name],
+      after: 1,
+      times: 1,
+    });
+    const moving = copier({ recovery, armingDelayMs: 400 }).copy(
+      candidateOf('a', queue),
+      Date.now(),
+      policy(),
+    );
+    const original = taskName('a').name;
+    await expect.poll(() => callsOf(world.emulator, 'GetTask').filter((n) => n === original).length).toBe(2);
+    await world.tasks.deleteTask(taskName('a'));
+    const result = await moving;
+    expect(result).toMatchObject({ outcome: 'redriven', copy: { name: copyOfTask('a') } });
+    // Not withdrawn: the copy runs (it falls due 400 ms after its slot), and the task is not lost.
+    expect(callsOf(world.emulator, 'DeleteTask')).not.toContain(copyOfTask('a'));
+  });
+
   it('refuses a name some other task holds: the task fails and its original stays', async () => {
     world.emulator.load({
       queues: [

@@ -34,6 +34,13 @@ const CONTROL = queueName('control');
 const REQUEST = { requestId: 'r-1', cutoffMs: Date.now() };
 const ARMING_MS = 60_000;
 const SA = 'worker@test-project.iam.gserviceaccount.com';
+/** The control queue each move's recovery task is written to, when a test has one. */
+const RECOVERY = {
+  queue: parseQueueName(CONTROL)!,
+  selfUrl: 'http://127.0.0.1:9/',
+  invokerServiceAccount: SA,
+  writtenBy: 'run-1',
+};
 
 let world: World;
 const queue = queueRunOf();
@@ -108,13 +115,7 @@ describe('Copier', () => {
   });
 
   it("with a control queue, writes the move's recovery task before the copy and deletes it once the move is settled", async () => {
-    const recovery = {
-      queue: parseQueueName(CONTROL)!,
-      selfUrl: 'http://127.0.0.1:9/',
-      invokerServiceAccount: SA,
-      writtenBy: 'run-1',
-    };
-    const result = await copier({ recovery }).copy(candidateOf('a', queue), Date.now(), policy());
+    const result = await copier({ recovery: RECOVERY }).copy(candidateOf('a', queue), Date.now(), policy());
     expect(result.outcome).toBe('redriven');
     expect(callsOf(world.emulator, 'CreateTask')).toEqual([CONTROL, ORDERS]);
     const deleted = callsOf(world.emulator, 'DeleteTask');
@@ -123,12 +124,6 @@ describe('Copier', () => {
   });
 
   it("keeps the copy when the original is gone once the move's recovery task was due: its delivery may have finished the move", async () => {
-    const recovery = {
-      queue: parseQueueName(CONTROL)!,
-      selfUrl: 'http://127.0.0.1:9/',
-      invokerServiceAccount: SA,
-      writtenBy: 'run-1',
-    };
     // The second read (the task's second GetTask) is held past the recovery task's due time (half the
     // arming delay), and the recovery's delivery deletes the original meanwhile, the copy being there.
     world.emulator.injectFault({
@@ -139,7 +134,7 @@ describe('Copier', () => {
       after: 1,
       times: 1,
     });
-    const moving = copier({ recovery, armingDelayMs: 400 }).copy(
+    const moving = copier({ recovery: RECOVERY, armingDelayMs: 400 }).copy(
       candidateOf('a', queue),
       Date.now(),
       policy(),

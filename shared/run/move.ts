@@ -225,6 +225,15 @@ export class Mover {
           return { outcome: 'redriven', copy: copyName, dueMs: copy.dueMs };
         return this.#originalGone(copy);
       }
+      // Once the recovery task is due, it may have finished the move already: withdrawing the copy could
+      // lose the task. The copy stays and the recovery task settles the move, as when the delete gives up.
+      if (this.deps.budget.now() >= recovery.dueMs) {
+        return {
+          outcome: 'deferred',
+          error: `the original could not be read again (${describe(again.stop)}); the copy ${copyName.name} stays, and the move's recovery task settles the move`,
+          unsettled: true,
+        };
+      }
       return this.#withdraw(
         copyName,
         {

@@ -45,5 +45,5 @@ it.each([
     await world.copiesSettled(ARMING_MS);
     expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
   },
-  60_000,
+  120_000,
 );

@@ -58,7 +58,7 @@ describe('redrive recovery', () => {
     expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
     // Every recovery task is done; the claims of the tasks the first delivery left stay until they fall due.
     expect((await listFull(CONTROL)).filter((t) => bodyOf(t).kind === 'finish-move')).toEqual([]);
-  }, 45_000);
+  }, 90_000);
 
   it.each([
     // Killed once copies are being made: one call per task, past 100 creates; by batch, after two batch
@@ -99,7 +99,7 @@ describe('redrive recovery', () => {
       // Tasks whose claim the killed process holds are left to that claim (due later): still there, once.
       expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
     },
-    60_000,
+    120_000,
   );
 
   it('a process killed mid-redrive, its recovery tasks delivered only after the copies ran: none twice, none lost', async () => {
@@ -131,5 +131,5 @@ describe('redrive recovery', () => {
     // Each copy that ran had its original deleted by the late recovery; tasks not moved wait, once each.
     expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
     expect(world.target.requests).toHaveLength(ranBeforeRecovery);
-  }, 60_000);
+  }, 120_000);
 });

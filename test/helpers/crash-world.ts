@@ -18,6 +18,8 @@ export const PARKING = parkingQueueOf(parseQueueName(ORDERS)!).name;
 export const CONTROL = queueName('rerun-control');
 
 const MINUTE = 60_000;
+/** How long `copiesSettled` waits for the copies to be answered, once they have fallen due. */
+const SETTLE_MS = 30_000;
 
 /**
  * How a process is set up: copies arm after `armingMs`; by batch or not; parking on; a control queue;
@@ -122,12 +124,16 @@ export class CrashWorld {
     return placesOf(originals, ran, listed.flat());
   }
 
-  /** Waits until every copy made so far in ORDERS has fallen due and been answered. */
+  /**
+   * Waits until every copy made so far in ORDERS has fallen due and been answered. Hundreds of copies are
+   * dispatched and answered by processes sharing two cores with the rest of the suite: on a loaded machine
+   * that has taken over 10 s, so the wait allows SETTLE_MS (the tests' timeouts leave room for it).
+   */
   async copiesSettled(armingMs: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, armingMs + 1_000));
     const copiesLeft = async () =>
       (await this.listed(ORDERS)).filter((t) => t.httpRequest?.headers?.['X-Rerun-Original-Task']).length;
-    await expect.poll(copiesLeft, { timeout: 10_000, interval: 200 }).toBe(0);
+    await expect.poll(copiesLeft, { timeout: SETTLE_MS, interval: 200 }).toBe(0);
     await this.emulator.settled();
   }
 

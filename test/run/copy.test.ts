@@ -148,6 +148,37 @@ describe('Copier', () => {
     expect(callsOf(world.emulator, 'DeleteTask')).not.toContain(copyOfTask('a'));
   });
 
+  it("keeps the copy when the original cannot be read again once the move's recovery task was due: that task settles the move", async () => {
+    // The run's clock jumps past the recovery task's due time (half the arming delay) while the copy is
+    // being created; the second read then fails for good. The recovery's delivery may already have
+    // deleted the original, so withdrawing the copy could lose the task.
+    let skewMs = 0;
+    const budget = new Budget(600_000, () => Date.now() + skewMs);
+    world.emulator.injectFault({
+      method: 'CreateTask',
+      kind: 'delay',
+      delayMs: 300,
+      resources: [ORDERS],
+      times: 1,
+    });
+    world.emulator.injectFault({
+      method: 'GetTask',
+      kind: 400,
+      resources: [taskName('a').name],
+      after: 1,
+      times: 1,
+    });
+    const moving = copier({ recovery: RECOVERY, budget }).copy(candidateOf('a', queue), Date.now(), policy());
+    await expect.poll(() => callsOf(world.emulator, 'CreateTask')).toContain(ORDERS);
+    skewMs = ARMING_MS;
+    const result = await moving;
+    expect(result).toMatchObject({ outcome: 'deferred', unsettled: true });
+    expect(world.emulator.task(copyOfTask('a'))).toBeDefined();
+    expect(world.emulator.task(`${ORDERS}/tasks/a`)).toBeDefined();
+    // Not withdrawn, and the recovery task left armed to settle the move.
+    expect(callsOf(world.emulator, 'DeleteTask')).toEqual([]);
+  });
+
   it('refuses a name some other task holds: the task fails and its original stays', async () => {
     world.emulator.load({
       queues: [

@@ -55,6 +55,6 @@ describe('redrive soak', () => {
       await world.copiesSettled(ARMING_MS);
       expect(await world.places(originals)).toEqual({ twice: 0, never: 0 });
     },
-    120_000,
+    180_000,
   );
 });

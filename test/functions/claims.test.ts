@@ -3,14 +3,14 @@
  * dispatch records: a claim released without its task being acted on never blocks the request's next
  * delivery, and a control task is acknowledged only once its task has an outcome.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { controlTaskFor, type ControlWork } from '../../shared/control/control-tasks.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { forcedTwiceOrNever } from '../helpers/forced.js';
 import { listTasksFull } from '../helpers/http.js';
-import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { rerunServersPerTest, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
-import { startTarget, type Target } from '../helpers/target-server.js';
+import { targetPerTest } from '../helpers/target-server.js';
 
 const ORDERS = queueName('orders');
 const CONTROL = queueName('rerun-control');
@@ -21,21 +21,13 @@ const CONTROL_ENV = {
   RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
 };
 
-let target: Target;
+const target = targetPerTest({ respond: () => 200 });
+const servers = rerunServersPerTest();
 let server: RerunServer | undefined;
-
-beforeEach(async () => {
-  target = await startTarget({ respond: () => 200 });
-});
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  await target.stop();
-});
 
 /** A server with a paused control queue (its control tasks are delivered by the test, as Cloud Tasks would). */
 async function start(count: number, env: Record<string, string> = {}) {
-  server = await startRerunServer({ ...CONTROL_ENV, ...env });
+  server = await servers.start({ ...CONTROL_ENV, ...env });
   const tasks = Array.from({ length: count }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
   server.emulator.load({
     queues: [

@@ -2,30 +2,22 @@
  * A queue paused during a run (docs/selection.md "A queue paused during a run"): the run stops forcing its
  * tasks within QUEUE_RECHECK_MS and one pacing slot, judged by the emulator's own call records.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { QUEUE_RECHECK_MS } from '../../shared/run/queue-state.js';
-import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { rerunServersPerTest, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
-import { startTarget, type Target } from '../helpers/target-server.js';
+import { targetPerTest } from '../helpers/target-server.js';
 
 const ORDERS = queueName('orders');
 /** RunTask pace: one slot every 100 ms. */
 const RATE = 10;
 
-let target: Target;
+const target = targetPerTest({ respond: () => 200 });
+const servers = rerunServersPerTest();
 let server: RerunServer | undefined;
 
-beforeEach(async () => {
-  target = await startTarget({ respond: () => 200 });
-});
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  await target.stop();
-});
-
 async function runPausedAfter(pauseAfterMs: number, force: boolean) {
-  server = await startRerunServer({ RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: String(RATE) });
+  server = await servers.start({ RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: String(RATE) });
   const tasks = Array.from({ length: 40 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
   server.emulator.load({ queues: [{ name: ORDERS, tasks }] });
   const s = server;

@@ -4,16 +4,16 @@
  * read the calls of one task at a time, so they take the one-call-per-task path (RERUN_REDRIVE_BATCH=false);
  * redrive-batch.test.ts covers the batch path.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startEmulator, type SeedTask } from '../../emulator/server.js';
 import { claimIdOf, copyWithdrawnNameOf, moveOfControlUrl } from '../../shared/control/control-tasks.js';
 import { copyNameOf } from '../../shared/run/copy.js';
 import { parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
 import { startCloudTasksProxy, type ProxiedCall } from '../helpers/cloud-tasks-proxy.js';
 import { listTasksFull, postJson } from '../helpers/http.js';
-import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { rerunServersPerTest, startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
-import { startTarget, type Target } from '../helpers/target-server.js';
+import { targetPerTest } from '../helpers/target-server.js';
 
 const ORDERS = queueName('orders');
 const SECRET_HEADER = 'key-redrive-secret-token-7f3a';
@@ -24,17 +24,9 @@ const ARMING_MS = 300;
 
 type Json = Record<string, any>;
 
-let target: Target;
+const target = targetPerTest({ respond: () => 200 });
+const servers = rerunServersPerTest();
 let server: RerunServer | undefined;
-
-beforeEach(async () => {
-  target = await startTarget({ respond: () => 200 });
-});
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  await target.stop();
-});
 
 /** A failed task carrying a body, a secret header, an OIDC token and its own dispatch deadline. */
 function secretTask(id: string, extra: Json = {}) {
@@ -67,7 +59,7 @@ function secretTasks(count: number) {
 }
 
 async function start(tasks: SeedTask[], queue: Json = {}, env: Record<string, string> = {}) {
-  server = await startRerunServer(
+  server = await servers.start(
     { RERUN_QUEUES: ORDERS, RERUN_REDRIVE_BATCH: 'false', ...env },
     {},
     undefined,
@@ -83,7 +75,7 @@ const CONTROL = queueName('rerun-control');
 
 /** As `start`, with a control queue, paused: its tasks are delivered by hand. */
 async function startWithControl(tasks: SeedTask[], armingMs = ARMING_MS): Promise<RerunServer> {
-  server = await startRerunServer(
+  server = await servers.start(
     {
       RERUN_QUEUES: ORDERS,
       RERUN_REDRIVE_BATCH: 'false',

@@ -1,23 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startTarget, type Target } from '../helpers/target-server.js';
-import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { describe, expect, it } from 'vitest';
+import { targetPerTest } from '../helpers/target-server.js';
+import { rerunServersPerTest, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, inFlightTask, laterTask, queueName } from '../helpers/seeds.js';
 
 const ORDERS = queueName('orders');
 const BILLING = queueName('billing');
 
-let target: Target;
+const target = targetPerTest({ respond: () => 500 });
+const servers = rerunServersPerTest();
 let server: RerunServer | undefined;
-
-beforeEach(async () => {
-  target = await startTarget({ respond: () => 500 });
-});
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  await target.stop();
-});
 
 function runTaskCalls(s: RerunServer): string[] {
   return s.emulator.calls.filter((c) => c.method === 'RunTask').map((c) => c.name);
@@ -39,7 +31,7 @@ async function serverWith(
   queues: { name: string; state?: string; tasks: object[] }[],
   runtimeOptions: { lostAnswerHoldMs?: number } = {},
 ) {
-  server = await startRerunServer(
+  server = await servers.start(
     { RERUN_QUEUES: [ORDERS, BILLING].join(','), ...env },
     {},
     undefined,
@@ -242,7 +234,7 @@ describe('rerunHttp: bad requests', () => {
       /GET/,
     ],
   ])('%s gets %i in Google shape, and no call', async (_, send, status, message) => {
-    server = await startRerunServer({ RERUN_QUEUES: ORDERS });
+    server = await servers.start({ RERUN_QUEUES: ORDERS });
     const response = await send();
     expect(response.status).toBe(status);
     expect(response.body.error).toMatchObject({ code: status, status: expect.any(String) });
@@ -251,7 +243,7 @@ describe('rerunHttp: bad requests', () => {
   });
 
   it('names every offending field in the details', async () => {
-    server = await startRerunServer({ RERUN_QUEUES: ORDERS });
+    server = await servers.start({ RERUN_QUEUES: ORDERS });
     const { body } = await server.post({
       kind: 'fix-deployed',
       maxTasks: -1,
@@ -268,7 +260,7 @@ describe('rerunHttp: bad requests', () => {
 describe('rerunHttp: pacing', () => {
   it('never exceeds the rate, and the quota never answers 429 at the quota', async () => {
     const tasks = Array.from({ length: 70 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
-    server = await startRerunServer(
+    server = await servers.start(
       { RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: '20', RERUN_CONCURRENCY: '4' },
       // The real quota is 60 per 60 s; compressed to 3 s, the 1% spacing margin is 30 ms of jitter room.
       { runTaskQuota: { limit: 60, windowMs: 3000 } },
@@ -285,7 +277,7 @@ describe('rerunHttp: pacing', () => {
 
   it('slows to the queue rate and the request rate, and bounds calls in flight', async () => {
     const tasks = Array.from({ length: 12 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
-    server = await startRerunServer(
+    server = await servers.start(
       { RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: '200', RERUN_CONCURRENCY: '2' },
       { latencyMs: 40 },
     );
@@ -409,7 +401,7 @@ describe('rerunHttp: errors of the calls', () => {
   });
 
   it('answers 503 when Cloud Tasks is unreachable before anything ran', async () => {
-    server = await startRerunServer({ RERUN_QUEUES: ORDERS, CLOUD_TASKS_EMULATOR_HOST: '127.0.0.1:9' });
+    server = await servers.start({ RERUN_QUEUES: ORDERS, CLOUD_TASKS_EMULATOR_HOST: '127.0.0.1:9' });
     const { status, body } = await server.post({ kind: 'fix-deployed' });
     expect(status).toBe(503);
     expect(body.error).toMatchObject({ code: 503, status: 'UNAVAILABLE' });

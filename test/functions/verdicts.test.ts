@@ -3,37 +3,29 @@
  * with a real target that succeeds, fails or never answers per task; and the breaker that stops a run into
  * a target that is still broken.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { describe, expect, it } from 'vitest';
+import { rerunServersPerTest, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
-import { startTarget, type Target } from '../helpers/target-server.js';
+import { targetPerTest } from '../helpers/target-server.js';
 
 const ORDERS = queueName('orders');
 
-let target: Target;
-let server: RerunServer | undefined;
-
 /** The target answers by the task ID's prefix: ok-* 200, bad-* 503, hang-* never. */
-beforeEach(async () => {
-  target = await startTarget({
-    respond: ({ path }) => {
-      const id = path.split('/').pop() ?? '';
-      if (id.startsWith('ok')) return 200;
-      if (id.startsWith('bad')) return 503;
-      return new Promise<number>(() => undefined);
-    },
-  });
+const target = targetPerTest({
+  respond: ({ path }) => {
+    const id = path.split('/').pop() ?? '';
+    if (id.startsWith('ok')) return 200;
+    if (id.startsWith('bad')) return 503;
+    return new Promise<number>(() => undefined);
+  },
 });
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  await target.stop();
-});
+const servers = rerunServersPerTest();
+let server: RerunServer | undefined;
 
 type Json = Record<string, any>;
 
 async function start(ids: string[], env: Record<string, string> = {}, queue: Json = {}) {
-  server = await startRerunServer({ RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: '50', ...env });
+  server = await servers.start({ RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: '50', ...env });
   server.emulator.load({
     queues: [{ name: ORDERS, ...queue, tasks: ids.map((id) => failedTask(ORDERS, id, target.url)) }],
   });

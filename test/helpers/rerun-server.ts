@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import * as ff from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { afterEach } from 'vitest';
 import '../../functions/framework-errors.js';
 import { rerunHttpHandler } from '../../functions/rerun-http.js';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../emulator/server.js';
@@ -48,6 +49,7 @@ export async function startRerunServer(
   const server = getTestServer(name);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  let closed: Promise<void> | undefined;
   return {
     url,
     emulator,
@@ -62,9 +64,31 @@ export async function startRerunServer(
       const text = await response.text();
       return { status: response.status, body: text ? JSON.parse(text) : undefined };
     },
-    async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      if (!existing) await emulator.stop();
+    close() {
+      // Once: a test may close its server before the file's hook does.
+      closed ??= (async () => {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        if (!existing) await emulator.stop();
+      })();
+      return closed;
+    },
+  };
+}
+
+/**
+ * For a test file: `start` starts a server as startRerunServer does, and each server a test started is
+ * closed after that test (the hook is registered here).
+ */
+export function rerunServersPerTest(): { start: typeof startRerunServer } {
+  const started: RerunServer[] = [];
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((server) => server.close()));
+  });
+  return {
+    async start(...args) {
+      const server = await startRerunServer(...args);
+      started.push(server);
+      return server;
     },
   };
 }

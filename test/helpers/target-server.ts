@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach } from 'vitest';
 
 /** One request the target received. */
 export interface TargetRequest {
@@ -66,5 +67,34 @@ export async function startTarget(options: { respond?: Respond } = {}): Promise<
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/**
+ * For a test file: a target started before each of its tests and stopped after it (the hooks are registered
+ * here). What it returns stands for the running test's target.
+ */
+export function targetPerTest(options: { respond?: Respond } = {}): Target {
+  let current: Target | undefined;
+  beforeEach(async () => {
+    current = await startTarget(options);
+  });
+  afterEach(async () => {
+    await current?.stop();
+    current = undefined;
+  });
+  const running = (): Target => {
+    if (!current) throw new Error('the target runs only while a test does');
+    return current;
+  };
+  return {
+    get url() {
+      return running().url;
+    },
+    get requests() {
+      return running().requests;
+    },
+    setRespond: (respond) => running().setRespond(respond),
+    stop: () => running().stop(),
   };
 }

@@ -7,32 +7,29 @@ import { startPubsubServer, type PubsubServer } from '../../emulator/pubsub-serv
 import { createLogger } from '../../shared/platform/log.js';
 import { createNotifier } from '../../shared/notify/publish.js';
 import { logSink } from '../helpers/log-sink.js';
-import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { rerunServersPerTest, startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
-import { startTarget, type Target } from '../helpers/target-server.js';
+import { targetPerTest } from '../helpers/target-server.js';
 import { reportWith } from './report-fixture.js';
 
 const ORDERS = queueName('orders');
 const TOPIC = 'projects/test-project/topics/rerun-runs';
 const OPERATION = 'logging.googleapis.com/operation';
 
-let target: Target;
+const target = targetPerTest({ respond: () => 200 });
+const servers = rerunServersPerTest();
 let pubsub: PubsubServer;
 let server: RerunServer | undefined;
 
 beforeEach(async () => {
-  target = await startTarget({ respond: () => 200 });
   pubsub = await startPubsubServer();
 });
 afterEach(async () => {
-  await server?.close();
-  server = undefined;
   await pubsub.close();
-  await target.stop();
 });
 
 async function serverWith(env: Record<string, string> = {}): Promise<RerunServer> {
-  server = await startRerunServer({
+  server = await servers.start({
     RERUN_QUEUES: ORDERS,
     RERUN_NOTIFY_TOPIC: TOPIC,
     PUBSUB_EMULATOR_HOST: pubsub.host,

@@ -20,7 +20,7 @@ import { selectTask, type SkipReason } from './select.js';
 import { Mover, type MovedCopy, type MoveEnd, type Recovery } from './move.js';
 import { RecoveryTasks } from './recovery-tasks.js';
 import { listedWithBody, RedriveCalls, type Stop } from './redrive-calls.js';
-import type { SecondReads } from './second-reads.js';
+import { readAlone, type SecondReads } from './second-reads.js';
 
 /** The header a copy carries: the name of the first task of the chain (kept as it is on a copy's copy). */
 export const ORIGINAL_TASK_HEADER = 'X-Rerun-Original-Task';
@@ -201,13 +201,10 @@ export class Copier {
     this.#mover = new Mover(
       { ...deps, shape: this.#shape, recoveries: this.#recoveries },
       this.#calls,
-      (queue, name, answerByMs, reader) => {
-        if (secondReads) return secondReads.read(queue.queue, queue.report.scanned, name, answerByMs, reader);
-        this.#calls
-          .read(name, 'BASIC')
-          .then((answer) => reader.secondRead(answer))
-          .catch((error: unknown) => reader.readFailed(error));
-      },
+      (queue, name, answerByMs, reader) =>
+        secondReads
+          ? secondReads.read(queue.queue, queue.report.scanned, name, answerByMs, reader)
+          : readAlone(this.#calls, name, [reader]),
     );
   }
 

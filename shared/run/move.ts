@@ -218,22 +218,18 @@ export class Mover {
   ): Promise<CopyResult> {
     const { name: copyName } = copy;
     if ('stop' in again) {
-      if (again.stop.outcome === 'gone') {
-        // Once the move's recovery task is due, its delivery may have finished the move (deleted the
-        // original, the copy being there): the copy stays, as when the delete finds the original gone.
-        if (this.deps.budget.now() >= recovery.dueMs)
-          return { outcome: 'redriven', copy: copyName, dueMs: copy.dueMs };
-        return this.#originalGone(copy);
-      }
-      // Once the recovery task is due, it may have finished the move already: withdrawing the copy could
-      // lose the task. The copy stays and the recovery task settles the move, as when the delete gives up.
-      if (this.deps.budget.now() >= recovery.dueMs) {
+      const gone = again.stop.outcome === 'gone';
+      if (this.#recoveryIsDue(recovery)) {
+        // The copy stays: an original gone is taken as the recovery's delete (as the delete's NOT_FOUND
+        // is); one that cannot be read is left to the recovery task (as when the delete gives up).
+        if (gone) return { outcome: 'redriven', copy: copyName, dueMs: copy.dueMs };
         return {
           outcome: 'deferred',
           error: `the original could not be read again (${describe(again.stop)}); the copy ${copyName.name} stays, and the move's recovery task settles the move`,
           unsettled: true,
         };
       }
+      if (gone) return this.#originalGone(copy);
       return this.#withdraw(
         copyName,
         {
@@ -267,7 +263,7 @@ export class Mover {
         if (failure.status === 'NOT_FOUND') {
           // After a lost answer, NOT_FOUND most likely means the first delete went through; once the
           // recovery task is due, that its delivery deleted it: keep the copy.
-          if (answerLost || this.deps.budget.now() >= recovery.dueMs) {
+          if (answerLost || this.#recoveryIsDue(recovery)) {
             return { outcome: 'redriven', copy: copyName, dueMs };
           }
           return this.#originalGone(copy);
@@ -288,6 +284,15 @@ export class Mover {
         unsettled: true,
       }),
     );
+  }
+
+  /**
+   * Whether the move's recovery task is due: its delivery may then have finished the move (deleted the
+   * original, the copy being there), so withdrawing the copy could lose the task (docs/claims.md "A crash
+   * mid-redrive"). Never, without a control queue.
+   */
+  #recoveryIsDue(recovery: Recovery): boolean {
+    return this.deps.budget.now() >= recovery.dueMs;
   }
 
   /**

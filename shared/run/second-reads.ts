@@ -136,15 +136,8 @@ export class SecondReads {
     for (const read of waiting.values()) {
       const shown = listed?.get(read.name.name);
       // A task the listing did not show is read on its own: a paged listing is not a snapshot.
-      if (shown) tell(read, shown);
-      else {
-        this.deps.calls
-          .read(read.name, 'BASIC')
-          .then((answer) => tell(read, answer))
-          .catch((error: unknown) => {
-            for (const reader of read.readers) reader.readFailed(error);
-          });
-      }
+      if (shown) tell(read.readers, shown);
+      else readAlone(this.deps.calls, read.name, read.readers);
     }
   }
 
@@ -181,6 +174,16 @@ export class SecondReads {
   }
 }
 
-function tell(read: WaitingRead, answer: Answer): void {
-  for (const reader of read.readers) reader.secondRead(answer);
+/** Tells `readers` the task as a GetTask of its own (BASIC) reads it now. */
+export function readAlone(calls: RedriveCalls, name: TaskName, readers: readonly SecondReader[]): void {
+  calls
+    .read(name, 'BASIC')
+    .then((answer) => tell(readers, answer))
+    .catch((error: unknown) => {
+      for (const reader of readers) reader.readFailed(error);
+    });
+}
+
+function tell(readers: readonly SecondReader[], answer: Answer): void {
+  for (const reader of readers) reader.secondRead(answer);
 }

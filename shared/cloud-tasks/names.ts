@@ -10,6 +10,8 @@ const PROJECT_ID = /^(?:[a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{0,61}[
 const LOCATION_ID = /^[a-z][a-z0-9-]{0,62}$/;
 const QUEUE_ID = /^[A-Za-z0-9-]{1,100}$/;
 const TASK_ID = /^[A-Za-z0-9_-]{1,500}$/;
+/** What stands between a queue's name and a task ID in a task's name. */
+const TASKS_SEGMENT = '/tasks/';
 
 /** The parts of a queue name `projects/P/locations/L/queues/Q`. */
 export interface QueueName {
@@ -74,8 +76,28 @@ export function parseTaskName(name: string): TaskName | undefined {
 export function taskNameIn(queue: QueueName | TaskName, id: string): TaskName {
   if (!isTaskId(id)) throw new Error(`not a Cloud Tasks task ID: ${id}`);
   const queueName = 'queueName' in queue ? queue.queueName : queue.name;
+  return nameOfTask(queue, queueName, id, `${queueName}${TASKS_SEGMENT}${id}`);
+}
+
+/**
+ * A listed task's name, parsed as parseTaskName would parse it when it names a task of `queue`, else
+ * undefined; the queue's parts are the ones already checked, shared rather than split again per task.
+ */
+export function taskNameOfQueue(queue: QueueName, name: string): TaskName | undefined {
+  const idAt = queue.name.length + TASKS_SEGMENT.length;
+  if (!name.startsWith(queue.name) || !name.startsWith(TASKS_SEGMENT, queue.name.length)) return undefined;
+  const id = name.slice(idAt);
+  return isTaskId(id) ? nameOfTask(queue, queue.name, id, name) : undefined;
+}
+
+function nameOfTask(
+  queue: Pick<QueueName, 'project' | 'location' | 'queue'>,
+  queueName: string,
+  id: string,
+  name: string,
+): TaskName {
   const { project, location } = queue;
-  return { project, location, queue: queue.queue, task: id, queueName, name: `${queueName}/tasks/${id}` };
+  return { project, location, queue: queue.queue, task: id, queueName, name };
 }
 
 /** The last segment of a task name: its ID. */

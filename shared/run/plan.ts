@@ -22,7 +22,7 @@ import {
   isParkingQueue,
   isQueueAllowed,
   parseQueueName,
-  parseTaskName,
+  taskNameOfQueue,
   type QueueName,
   type TaskName,
 } from '../cloud-tasks/names.js';
@@ -393,8 +393,8 @@ export class Plan {
     if (selection.kind === 'unmatched') return undefined;
     run.report.matched++;
     split.matched.push(task);
-    const name = parseTaskName(task.name);
-    if (!name || name.queueName !== run.listed.name) {
+    const name = taskNameOfQueue(run.listed, task.name);
+    if (!name) {
       split.rows.push({ task: task.name, outcome: 'failed', error: 'invalid task name in the listing' });
       return undefined;
     }

@@ -5,6 +5,7 @@ import {
   parseQueuePattern,
   parseTaskName,
   taskNameIn,
+  taskNameOfQueue,
 } from '../../shared/cloud-tasks/names.js';
 
 const Q = 'projects/my-proj/locations/us-central1/queues/orders';
@@ -55,6 +56,27 @@ describe('taskNameIn', () => {
 
   it.each(['', 'a/b', '..', 'a b', 'a'.repeat(501)])('refuses the ID %j', (id) => {
     expect(() => taskNameIn(parseQueueName(Q)!, id)).toThrow(/task ID/);
+  });
+});
+
+describe('taskNameOfQueue', () => {
+  const queue = parseQueueName(Q)!;
+
+  it('gives what parseTaskName gives for a task of the queue', () => {
+    expect(taskNameOfQueue(queue, `${Q}/tasks/abc_DEF-1`)).toEqual(parseTaskName(`${Q}/tasks/abc_DEF-1`));
+  });
+
+  it.each([
+    `${Q}-x/tasks/t1`,
+    'projects/my-proj/locations/us-central1/queues/billing/tasks/t1',
+    `${Q}/task/t1`,
+    `${Q}/tasks/`,
+    `${Q}/tasks/a/b`,
+    `${Q}/tasks/a b`,
+    `${Q}/tasks/${'a'.repeat(501)}`,
+    Q,
+  ])('refuses %s', (name) => {
+    expect(taskNameOfQueue(queue, name)).toBeUndefined();
   });
 });
 

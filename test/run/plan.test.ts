@@ -2,7 +2,7 @@ import { ListBudget } from '../../shared/run/list-budget.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BodyBytes } from '../../shared/cloud-tasks/body-bytes.js';
 import type { CloudTasksClient, Task, TaskView } from '../../shared/cloud-tasks/client.js';
-import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
 import { Pacer, QueueAttempts } from '../../shared/run/pace.js';
 import { Plan, type PlanMode, type PlannedPage } from '../../shared/run/plan.js';
 import { resolveScope } from '../../shared/triggers/scope.js';
@@ -208,6 +208,31 @@ describe('Plan', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+
+  it("fails a listed task whose name is not a task of the listed queue's, and plans the others", async () => {
+    const url = world.target.url;
+    world.emulator.load({
+      queues: [{ name: ORDERS, tasks: ['a', 'b', 'c'].map((id) => failedTask(ORDERS, id, url)) }],
+    });
+    const renamed: Record<string, string> = {
+      [`${ORDERS}/tasks/b`]: `${BILLING}/tasks/b`,
+      [`${ORDERS}/tasks/c`]: `${ORDERS}/tasks/c d`,
+    };
+    const renaming: CloudTasksClient = {
+      ...world.tasks,
+      listTasks: async function* (queue, view) {
+        for await (const page of world.tasks.listTasks(queue, view)) {
+          yield page.map((task) => ({ ...task, name: renamed[task.name] ?? task.name }));
+        }
+      },
+    };
+    const { candidates, rows } = await allPages(planOf({}, runMode(), ORDERS, renaming));
+    expect(candidates.map((candidate) => candidate.name)).toEqual([parseTaskName(`${ORDERS}/tasks/a`)]);
+    expect(rows).toEqual([
+      { task: `${BILLING}/tasks/b`, outcome: 'failed', error: 'invalid task name in the listing' },
+      { task: `${ORDERS}/tasks/c d`, outcome: 'failed', error: 'invalid task name in the listing' },
+    ]);
   });
 
   it('a listing that breaks off on page 2 marks the queue broken off (undone), whatever the error', async () => {

@@ -15,7 +15,7 @@
 set -euo pipefail
 
 state=${FAKE_GCLOUD_STATE:?FAKE_GCLOUD_STATE is not set}
-mkdir -p "$state/r"
+[[ -d $state/r ]] || mkdir -p "$state/r"
 {
   printf '%s\x1f' "$@"
   printf '\n'
@@ -24,9 +24,10 @@ mkdir -p "$state/r"
 # command | positional arguments (n, or n+ for at least n) | flags (a trailing = takes a value) | page
 # Pages: https://cloud.google.com/sdk/gcloud/reference/<the command, with / for spaces>. Flags that
 # gcloud offers but deploy.sh never uses are listed only where a neighbour of a used one makes a typo
-# plausible; everything not listed is refused, as gcloud refuses unknown flags.
-read -r -d '' TABLE <<'EOF' || true
-projects describe|1||projects/describe
+# plausible; everything not listed is refused, as gcloud refuses unknown flags. The table is a literal,
+# split below by word splitting: bash reads a heredoc or a here-string one byte a syscall, which made up
+# most of each call's time.
+TABLE='projects describe|1||projects/describe
 projects get-iam-policy|1|filter= limit= sort-by= page-size=|projects/get-iam-policy
 projects add-iam-policy-binding|1|member= role= condition= condition-from-file=|projects/add-iam-policy-binding
 projects remove-iam-policy-binding|1|member= role= condition= condition-from-file= all|projects/remove-iam-policy-binding
@@ -91,8 +92,7 @@ monitoring dashboards delete|1||monitoring/dashboards/delete
 monitoring policies list|0|filter= limit= sort-by= page-size= uri|monitoring/policies/list
 monitoring policies create|0|notification-channels= policy= policy-from-file= aggregation= condition-display-name= condition-filter= duration= if= trigger-count= trigger-percent= combiner= display-name= no-enabled user-labels= documentation-format= documentation= documentation-from-file=|monitoring/policies/create
 monitoring policies update|1|fields= combiner= display-name= enabled no-enabled add-notification-channels= clear-notification-channels remove-notification-channels= set-notification-channels= documentation-format= documentation= documentation-from-file= update-user-labels= clear-user-labels remove-user-labels= policy= policy-from-file=|monitoring/policies/update
-monitoring policies delete|1||monitoring/policies/delete
-EOF
+monitoring policies delete|1||monitoring/policies/delete'
 # Flags every command takes (gcloud wide flags: gcloud topic flags).
 GLOBAL_FLAGS='project= quiet format= flatten= verbosity= account= impersonate-service-account= billing-project= configuration= log-http user-output-enabled= trace-token='
 
@@ -117,17 +117,27 @@ for arg in "$@"; do
 done
 command=
 spec=
-joined="${words[*]} "
-while IFS= read -r line; do
-  path=${line%%|*}
-  if [[ -n $line && $joined == "$path "* && ${#path} -gt ${#command} ]]; then
+# The longest run of leading words that names a command.
+declare -A spec_of=()
+IFS=$'\n'
+set -f
+for line in $TABLE; do spec_of[${line%%|*}]=$line; done
+set +f
+unset IFS
+for ((n = ${#words[@]}; n > 0; n--)); do
+  path=${words[*]:0:n}
+  if [[ -n $path && -n ${spec_of[$path]:-} ]]; then
     command=$path
-    spec=$line
+    spec=${spec_of[$path]}
+    break
   fi
-done <<<"$TABLE"
+done
 group=.${command// /.}
 [[ -n $command ]] || fail 2 "Invalid choice: '${words[*]:0:3}' (fake gcloud: not a command deploy.sh may use)"
-IFS='|' read -r _ positional allowed _ <<<"$spec"
+positional=${spec#*|}
+allowed=${positional#*|}
+positional=${positional%%|*}
+allowed=${allowed%%|*}
 read -r -a parts <<<"$command"
 args=("${words[@]:${#parts[@]}}")
 if [[ $positional == *+ ]]; then

@@ -20,8 +20,8 @@ function gcloud(...args: string[]) {
 
 /** The fake's table: command, positional arguments, flags, reference page. */
 const table = readFileSync(FAKE_GCLOUD, 'utf8')
-  .split("<<'EOF' || true\n")[1]!
-  .split('\nEOF\n')[0]!
+  .split("\nTABLE='")[1]!
+  .split("'\n")[0]!
   .split('\n')
   .map((line) => line.split('|'));
 

@@ -84,9 +84,8 @@ export function taskNameIn(queue: QueueName | TaskName, id: string): TaskName {
  * undefined; the queue's parts are the ones already checked, shared rather than split again per task.
  */
 export function taskNameOfQueue(queue: QueueName, name: string): TaskName | undefined {
-  const idAt = queue.name.length + TASKS_SEGMENT.length;
   if (!name.startsWith(queue.name) || !name.startsWith(TASKS_SEGMENT, queue.name.length)) return undefined;
-  const id = name.slice(idAt);
+  const id = name.slice(queue.name.length + TASKS_SEGMENT.length);
   return isTaskId(id) ? nameOfTask(queue, queue.name, id, name) : undefined;
 }
 

@@ -117,7 +117,7 @@ for arg in "$@"; do
 done
 command=
 spec=
-# The longest run of leading words that names a command.
+# The longest run of leading words that names a command: its first n words; the rest are its arguments.
 declare -A spec_of=()
 IFS=$'\n'
 set -f
@@ -138,8 +138,7 @@ positional=${spec#*|}
 allowed=${positional#*|}
 positional=${positional%%|*}
 allowed=${allowed%%|*}
-read -r -a parts <<<"$command"
-args=("${words[@]:${#parts[@]}}")
+args=("${words[@]:n}")
 if [[ $positional == *+ ]]; then
   ((${#args[@]} >= ${positional%+})) || fail 2 "argument: Must be specified."
 else

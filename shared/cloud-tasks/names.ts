@@ -59,14 +59,7 @@ export function parseTaskName(name: string): TaskName | undefined {
   const queue = parseQueueName(parts.slice(0, 6).join('/'));
   const task = parts[7] ?? '';
   if (!queue || !isTaskId(task)) return undefined;
-  return {
-    project: queue.project,
-    location: queue.location,
-    queue: queue.queue,
-    task,
-    queueName: queue.name,
-    name,
-  };
+  return nameOfTask(queue, queue.name, task, name);
 }
 
 /**
@@ -89,6 +82,7 @@ export function taskNameOfQueue(queue: QueueName, name: string): TaskName | unde
   return isTaskId(id) ? nameOfTask(queue, queue.name, id, name) : undefined;
 }
 
+/** A task name's parts, from its queue's parts already checked and its ID. */
 function nameOfTask(
   queue: Pick<QueueName, 'project' | 'location' | 'queue'>,
   queueName: string,

@@ -160,15 +160,28 @@ if [[ -n ${FAKE_GCLOUD_FAIL:-} && "$*" == *"$FAKE_GCLOUD_FAIL"* ]]; then
 fi
 id=${args[0]:-}
 number=123456789012
+# The queue a tasks command names, by its full name.
+queue=projects/$project/locations/${flag[location]:-}/queues/$id
 
 # --- State ---------------------------------------------------------------------------------------------
 
-# A resource's state file.
-file() {
+# Helpers answer in variables, not on standard output: each $(...) forks a process, and forks made up
+# most of a call's time.
+# A resource's state file, into FILE.
+at() {
   [[ -d $state/r/$1 ]] || mkdir -p "$state/r/$1"
-  printf '%s/r/%s/%s' "$state" "$1" "${2//\//\~}"
+  FILE=$state/r/$1/${2//\//\~}
 }
-exists() { [[ -e $(file "$1" "$2") ]]; }
+# Whether a resource exists; FILE is its state file either way.
+exists() { at "$1" "$2" && [[ -e $FILE ]]; }
+# Whether file $1 has the line $2 (grep -qxF without starting grep).
+has_line() {
+  local line
+  while IFS= read -r line; do
+    if [[ $line == "$2" ]]; then return 0; fi
+  done <"$1"
+  return 1
+}
 # The settings a command was given, one `--flag=value` a line (env-vars-file paths are temporary).
 record() {
   local arg
@@ -241,13 +254,12 @@ check_permissions() {
     fi
   done
 }
-queue_name() { printf 'projects/%s/locations/%s/queues/%s' "$project" "${flag[location]:-}" "$1"; }
 queue_exists() {
   [[ " ${FAKE_GCLOUD_QUEUES:-} " == *" $1 "* || " ${FAKE_GCLOUD_QUEUES:-} " == *" $1:PAUSED "* ]] || exists queue "$1"
 }
 # A queue's state: what pause and resume wrote, else how it was given beforehand, else RUNNING.
 queue_state() {
-  if exists queue-state "$1"; then cat "$(file queue-state "$1")"
+  if exists queue-state "$1"; then cat "$FILE"
   elif [[ " ${FAKE_GCLOUD_QUEUES:-} " == *" $1:PAUSED "* ]]; then echo PAUSED
   else echo RUNNING; fi
 }
@@ -266,40 +278,46 @@ queues_in() {
   done
 }
 require_queue() { queue_exists "$1" || fail 1 'NOT_FOUND: Requested entity was not found.'; }
-short_topic() { local t=${1#"projects/$project/topics/"}; printf '%s' "$t"; }
-topic_exists() { [[ $1 == projects/* && $1 != "projects/$project/"* ]] || exists topic "$(short_topic "$1")"; }
+topic_exists() { [[ $1 == projects/* && $1 != "projects/$project/"* ]] || exists topic "${1#"projects/$project/topics/"}"; }
 
-# The IAM resource a command names, checked to exist.
+# The IAM resource a command names, checked to exist, into RESOURCE.
 iam_resource() {
   case ${words[0]} in
-    projects) [[ $id == "$project" ]] || fail 1 "NOT_FOUND: Project $id not found."; echo "project:$id" ;;
-    tasks) require_queue "$(queue_name "$id")"; echo "queue:$(queue_name "$id")" ;;
-    iam) require_account "$id"; echo "account:$id" ;;
+    projects) [[ $id == "$project" ]] || fail 1 "NOT_FOUND: Project $id not found."; RESOURCE=project:$id ;;
+    tasks) require_queue "$queue"; RESOURCE=queue:$queue ;;
+    iam) require_account "$id"; RESOURCE=account:$id ;;
     pubsub)
       if [[ ${words[1]} == topics ]]; then
         topic_exists "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
-        echo "topic:$(short_topic "$id")"
+        RESOURCE=topic:${id#"projects/$project/topics/"}
       else
         exists subscription "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
-        echo "subscription:$id"
+        RESOURCE=subscription:$id
       fi
       ;;
-    run) exists service "$id" || fail 1 "Cannot find service [$id]"; echo "service:$id" ;;
+    run) exists service "$id" || fail 1 "Cannot find service [$id]"; RESOURCE=service:$id ;;
   esac
 }
 
 iam_command() {
-  local resource policy member=${flag[member]:-} role=${flag[role]:-}
-  resource=$(iam_resource)
-  policy=$(file binding "$resource")
-  touch "$policy"
+  local policy member=${flag[member]:-} role=${flag[role]:-}
+  iam_resource
+  at binding "$RESOURCE"
+  policy=$FILE
+  [[ -e $policy ]] || : >"$policy"
   case ${command##* } in
     get-iam-policy)
       [[ ${flag[flatten]:-} == 'bindings[].members' ]] || fail 2 'fake gcloud: get-iam-policy is read flattened'
+      # The policy file has one "member role" line a binding.
+      local bound_member bound_role
       if [[ ${flag[filter]:-} == bindings.members=* && ${flag[format]:-} == 'value(bindings.role)' ]]; then
-        awk -v m="${flag[filter]#bindings.members=}" '$1 == m { print $2 }' "$policy"
+        while read -r bound_member bound_role; do
+          if [[ $bound_member == "${flag[filter]#bindings.members=}" ]]; then echo "$bound_role"; fi
+        done <"$policy"
       elif [[ ${flag[filter]:-} == bindings.role=* && ${flag[format]:-} == 'value(bindings.members)' ]]; then
-        awk -v r="${flag[filter]#bindings.role=}" '$2 == r { print $1 }' "$policy"
+        while read -r bound_member bound_role; do
+          if [[ $bound_role == "${flag[filter]#bindings.role=}" ]]; then echo "$bound_member"; fi
+        done <"$policy"
       else
         fail 2 "fake gcloud: unsupported policy read ${flag[filter]:-} ${flag[format]:-}"
       fi
@@ -313,14 +331,14 @@ iam_command() {
         lagging "${member#serviceAccount:}"
       fi
       if [[ $role == projects/*/roles/* ]] &&
-        { ! exists role "${role##*/}" || grep -qx 'deleted=true' "$(file role "${role##*/}")"; }; then
+        { ! exists role "${role##*/}" || has_line "$FILE" deleted=true; }; then
         fail 1 "INVALID_ARGUMENT: Role ($role) does not exist in the resource's hierarchy."
       fi
-      grep -qxF "$member $role" "$policy" || printf '%s %s\n' "$member" "$role" >>"$policy"
+      has_line "$policy" "$member $role" || printf '%s %s\n' "$member" "$role" >>"$policy"
       printf 'Updated IAM policy for [%s].\n' "$id" >&2
       ;;
     remove-iam-policy-binding)
-      grep -qxF "$member $role" "$policy" ||
+      has_line "$policy" "$member $role" ||
         fail 1 'Policy binding with the specified principal, role, and condition not found!'
       grep -vxF "$member $role" "$policy" >"$policy.new" || true
       mv "$policy.new" "$policy"
@@ -339,16 +357,17 @@ case $command in
     ;;
   'services enable') echo 'Operation "operations/acf.p2-fake" finished successfully.' >&2 ;;
   'tasks queues describe')
-    require_queue "$(queue_name "$id")"
+    require_queue "$queue"
     case ${flag[format]:-} in
-      'value(name)') queue_name "$id" && echo ;;
-      'value(state)') queue_state "$(queue_name "$id")" ;;
+      'value(name)') echo "$queue" ;;
+      'value(state)') queue_state "$queue" ;;
       *) fail 2 'fake gcloud: unsupported format' ;;
     esac
     ;;
   'tasks queues pause' | 'tasks queues resume')
-    require_queue "$(queue_name "$id")"
-    if [[ $command == *pause ]]; then echo PAUSED; else echo RUNNING; fi >"$(file queue-state "$(queue_name "$id")")"
+    require_queue "$queue"
+    at queue-state "$queue"
+    if [[ $command == *pause ]]; then echo PAUSED; else echo RUNNING; fi >"$FILE"
     ;;
   'tasks queues list')
     need location
@@ -356,45 +375,52 @@ case $command in
     queues_in "${flag[location]}"
     ;;
   'tasks queues create')
-    ! queue_exists "$(queue_name "$id")" || fail 1 "ALREADY_EXISTS: Requested entity already exists"
-    record >"$(file queue "$(queue_name "$id")")"
+    ! queue_exists "$queue" || fail 1 "ALREADY_EXISTS: Requested entity already exists"
+    at queue "$queue"
+    record >"$FILE"
     ;;
   'tasks queues update')
-    require_queue "$(queue_name "$id")"
-    record >"$(file queue "$(queue_name "$id")")"
+    require_queue "$queue"
+    at queue "$queue"
+    record >"$FILE"
     ;;
   'tasks queues delete')
-    exists queue "$(queue_name "$id")" || fail 1 'NOT_FOUND: Requested entity was not found.'
-    rm -f "$(file queue "$(queue_name "$id")")" "$(file binding "queue:$(queue_name "$id")")"
+    exists queue "$queue" || fail 1 'NOT_FOUND: Requested entity was not found.'
+    rm -f "$FILE"
+    at binding "queue:$queue"
+    rm -f "$FILE"
     ;;
   'iam service-accounts describe')
     require_account "$id"
     case ${flag[format]:-} in
       'value(email)') echo "$id" ;;
-      'value(description)') sed -n 's/^--description=//p' "$(file account "$id")" 2>/dev/null || true ;;
+      'value(description)') at account "$id" && { sed -n 's/^--description=//p' "$FILE" 2>/dev/null || true; } ;;
       *) fail 2 'fake gcloud: unsupported format' ;;
     esac
     ;;
   'iam service-accounts create')
     email=$id@$project.iam.gserviceaccount.com
     ! account_exists "$email" || fail 1 "ALREADY_EXISTS: Service account $id already exists within project projects/$project."
-    record >"$(file account "$email")"
+    at account "$email"
+    record >"$FILE"
     ;;
   'iam service-accounts update')
     exists account "$id" || fail 1 "NOT_FOUND: Service account projects/$project/serviceAccounts/$id does not exist."
-    { grep -v '^--description=' "$(file account "$id")" || true; record; } >"$state/tmp" && mv "$state/tmp" "$(file account "$id")"
+    { grep -v '^--description=' "$FILE" || true; record; } >"$state/tmp" && mv "$state/tmp" "$FILE"
     ;;
   'iam service-accounts delete')
     exists account "$id" || fail 1 "NOT_FOUND: Service account projects/$project/serviceAccounts/$id does not exist."
-    rm -f "$(file account "$id")" "$(file binding "account:$id")"
+    rm -f "$FILE"
+    at binding "account:$id"
+    rm -f "$FILE"
     ;;
   'iam roles describe')
     exists role "$id" || fail 1 "NOT_FOUND: The role named projects/$project/roles/$id was not found."
     [[ ${flag[format]:-} == yaml\(* ]] || fail 2 'fake gcloud: unsupported format'
     echo "name: projects/$project/roles/$id"
-    if grep -qx 'deleted=true' "$(file role "$id")"; then echo 'deleted: true'; fi
+    if has_line "$FILE" deleted=true; then echo 'deleted: true'; fi
     echo 'includedPermissions:'
-    sed -n 's/^permissions=//p' "$(file role "$id")" | tr ',' '\n' | sed 's/^/- /'
+    sed -n 's/^permissions=//p' "$FILE" | tr ',' '\n' | sed 's/^/- /'
     ;;
   'iam roles create')
     [[ $id =~ ^[a-zA-Z0-9_.]{3,64}$ ]] || fail 1 "INVALID_ARGUMENT: The role id $id is not valid."
@@ -402,22 +428,23 @@ case $command in
     need permissions
     check_permissions "${flag[permissions]}"
     ! exists role "$id" || fail 1 "ALREADY_EXISTS: A role named $id in projects/$project already exists."
-    printf 'deleted=false\npermissions=%s\n' "${flag[permissions]}" >"$(file role "$id")"
+    printf 'deleted=false\npermissions=%s\n' "${flag[permissions]}" >"$FILE"
     ;;
   'iam roles update')
-    if ! exists role "$id" || grep -qx 'deleted=true' "$(file role "$id")"; then
+    if ! exists role "$id" || has_line "$FILE" deleted=true; then
       fail 1 "FAILED_PRECONDITION: You can't update a deleted role."
     fi
     check_permissions "${flag[permissions]:-}"
-    printf 'deleted=false\npermissions=%s\n' "${flag[permissions]}" >"$(file role "$id")"
+    printf 'deleted=false\npermissions=%s\n' "${flag[permissions]}" >"$FILE"
     ;;
   'iam roles undelete')
-    grep -qx 'deleted=true' "$(file role "$id")" 2>/dev/null || fail 1 "FAILED_PRECONDITION: Role $id is not deleted."
-    sed -i 's/^deleted=true$/deleted=false/' "$(file role "$id")"
+    at role "$id"
+    grep -qx 'deleted=true' "$FILE" 2>/dev/null || fail 1 "FAILED_PRECONDITION: Role $id is not deleted."
+    sed -i 's/^deleted=true$/deleted=false/' "$FILE"
     ;;
   'iam roles delete')
     exists role "$id" || fail 1 "NOT_FOUND: The role named projects/$project/roles/$id was not found."
-    sed -i 's/^deleted=false$/deleted=true/' "$(file role "$id")"
+    sed -i 's/^deleted=false$/deleted=true/' "$FILE"
     ;;
   'pubsub topics describe')
     exists topic "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
@@ -425,11 +452,13 @@ case $command in
     ;;
   'pubsub topics create')
     ! exists topic "$id" || fail 1 "ALREADY_EXISTS: Resource already exists in the project (resource=$id)."
-    record >"$(file topic "$id")"
+    record >"$FILE"
     ;;
   'pubsub topics delete')
     exists topic "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
-    rm -f "$(file topic "$id")" "$(file binding "topic:$id")"
+    rm -f "$FILE"
+    at binding "topic:$id"
+    rm -f "$FILE"
     ;;
   'pubsub subscriptions describe')
     exists subscription "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
@@ -455,16 +484,19 @@ case $command in
         fail 1 "INVALID_ARGUMENT: Service account ${flag[push-auth-service-account]} does not exist."
       lagging "${flag[push-auth-service-account]}"
     fi
+    at subscription "$id"
     if [[ ${words[2]} == create ]]; then
-      record >"$(file subscription "$id")"
+      record >"$FILE"
     else
-      { grep -- '^--topic=' "$(file subscription "$id")" || true; record; } >"$state/tmp"
-      mv "$state/tmp" "$(file subscription "$id")"
+      { grep -- '^--topic=' "$FILE" || true; record; } >"$state/tmp"
+      mv "$state/tmp" "$FILE"
     fi
     ;;
   'pubsub subscriptions delete')
     exists subscription "$id" || fail 1 "NOT_FOUND: Resource not found (resource=$id)."
-    rm -f "$(file subscription "$id")" "$(file binding "subscription:$id")"
+    rm -f "$FILE"
+    at binding "subscription:$id"
+    rm -f "$FILE"
     ;;
   'run deploy' | 'run services update')
     need region
@@ -486,17 +518,19 @@ case $command in
     if ((${flag[concurrency]:-80} > 1)) && [[ ${flag[cpu]:-1} == 0.* ]]; then
       fail 1 'INVALID_ARGUMENT: concurrency above 1 needs at least 1 CPU'
     fi
-    labels=$(file service-labels "$id")
-    touch "$labels"
+    at service-labels "$id"
+    labels=$FILE
+    [[ -e $labels ]] || : >"$labels"
     IFS=, read -r -a pairs <<<"${flag[update-labels]:-}"
     for pair in "${pairs[@]}"; do
       { grep -v "^${pair%%=*}=" "$labels" || true; echo "$pair"; } >"$state/tmp" && mv "$state/tmp" "$labels"
     done
     if [[ $command == 'run deploy' ]]; then
-      record | grep -v -- '^--update-labels=' >"$(file service "$id")"
+      at service "$id"
+      record | grep -v -- '^--update-labels=' >"$FILE"
       echo "build=$(($(cat "$state/builds" 2>/dev/null || echo 0) + 1))" >"$state/builds"
     fi
-    if [[ -n ${flag[env-vars-file]:-} ]]; then cp "${flag[env-vars-file]}" "$(file service-env "$id")"; fi
+    if [[ -n ${flag[env-vars-file]:-} ]]; then at service-env "$id" && cp "${flag[env-vars-file]}" "$FILE"; fi
     echo "Service [$id] revision has been deployed and is serving 100 percent of traffic." >&2
     ;;
   'run services describe')
@@ -504,16 +538,21 @@ case $command in
     [[ ${flag[format]:-} == 'yaml(metadata.labels,spec.template.spec.containers[0].env)' ]] ||
       fail 2 'fake gcloud: unsupported format'
     printf 'metadata:\n  labels:\n'
-    sed 's/^\([^=]*\)=\(.*\)$/    \1: \2/' "$(file service-labels "$id")"
+    at service-labels "$id"
+    sed 's/^\([^=]*\)=\(.*\)$/    \1: \2/' "$FILE"
+    at service-env "$id"
     printf 'spec:\n  template:\n    spec:\n      containers:\n      - env:\n'
     while IFS= read -r line; do
       [[ $line =~ ^([A-Z_]+):\ \"(.*)\"$ ]] || continue
       printf '        - name: %s\n          value: %s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]//\\\"/\"}"
-    done <"$(file service-env "$id")"
+    done <"$FILE"
     ;;
   'run services delete')
     exists service "$id" || fail 1 "Cannot find service [$id]"
-    rm -f "$(file service "$id")" "$(file service-env "$id")" "$(file service-labels "$id")" "$(file binding "service:$id")"
+    rm -f "$FILE"
+    for kind in service-env service-labels; do at "$kind" "$id" && rm -f "$FILE"; done
+    at binding "service:$id"
+    rm -f "$FILE"
     ;;
   'scheduler jobs describe')
     exists job "$id" || fail 1 'NOT_FOUND: Job not found.'
@@ -529,11 +568,12 @@ case $command in
       exists job "$id" || fail 1 'NOT_FOUND: Job not found.'
     fi
     topic_exists "${flag[topic]:-none}" || fail 1 'NOT_FOUND: Topic not found.'
-    record >"$(file job "$id")"
+    at job "$id"
+    record >"$FILE"
     ;;
   'scheduler jobs delete')
     exists job "$id" || fail 1 'NOT_FOUND: Job not found.'
-    rm -f "$(file job "$id")"
+    rm -f "$FILE"
     ;;
   'beta monitoring channels list')
     [[ ${flag[filter]:-} =~ labels\.topic=\"([^\"]+)\" ]] || fail 2 'fake gcloud: list channels by labels.topic'
@@ -548,12 +588,13 @@ case $command in
     [[ ${flag[type]:-} == pubsub ]] || fail 2 'fake gcloud: only pubsub channels'
     next=$(($(cat "$state/channel-counter" 2>/dev/null || echo 4100) + 1))
     echo "$next" >"$state/channel-counter"
-    record >"$(file channel "$next")"
+    at channel "$next"
+    record >"$FILE"
     echo "projects/$project/notificationChannels/$next"
     ;;
   'beta monitoring channels delete')
     exists channel "${id##*/}" || fail 1 "NOT_FOUND: Notification channel $id does not exist."
-    rm -f "$(file channel "${id##*/}")"
+    rm -f "$FILE"
     ;;
   'logging metrics describe')
     exists metric "$id" || fail 1 "NOT_FOUND: Metric $id does not exist."
@@ -568,15 +609,16 @@ case $command in
     else
       exists metric "$id" || fail 1 "NOT_FOUND: Metric $id does not exist."
     fi
-    mv "$state/json" "$(file metric "$id")"
+    at metric "$id"
+    mv "$state/json" "$FILE"
     ;;
   'logging metrics delete')
     exists metric "$id" || fail 1 "NOT_FOUND: Metric $id does not exist."
-    rm -f "$(file metric "$id")"
+    rm -f "$FILE"
     ;;
   'monitoring dashboards describe')
     exists dashboard "${id##*/}" || fail 1 'NOT_FOUND: Requested entity was not found.'
-    hash <"$(file dashboard "${id##*/}")"
+    hash <"$FILE"
     ;;
   'monitoring dashboards create' | 'monitoring dashboards update')
     need config-from-file
@@ -589,15 +631,16 @@ case $command in
     else
       [[ $name == "$id" || -z $name ]] || fail 1 'INVALID_ARGUMENT: the name differs from the dashboard updated'
       exists dashboard "${id##*/}" || fail 1 'NOT_FOUND: Requested entity was not found.'
-      [[ $JSON_etag == $(hash <"$(file dashboard "${id##*/}")") ]] ||
+      [[ $JSON_etag == $(hash <"$FILE") ]] ||
         fail 1 'ABORTED: The dashboard was changed since it was read (etag mismatch).'
       name=$id
     fi
-    mv "$state/json" "$(file dashboard "${name##*/}")"
+    at dashboard "${name##*/}"
+    mv "$state/json" "$FILE"
     ;;
   'monitoring dashboards delete')
     exists dashboard "${id##*/}" || fail 1 'NOT_FOUND: Requested entity was not found.'
-    rm -f "$(file dashboard "${id##*/}")"
+    rm -f "$FILE"
     ;;
   'monitoring policies list')
     [[ ${flag[filter]:-} =~ ^userLabels\.([a-z_]+)=\"([^\"]+)\"$ ]] || fail 2 'fake gcloud: list policies by a user label'
@@ -631,17 +674,18 @@ case $command in
     for channel in "${list[@]}"; do
       exists channel "${channel##*/}" || fail 1 "NOT_FOUND: Notification channel $channel does not exist."
     done
+    at policy "$policy_id"
     {
       cat "$state/json"
       echo
       IFS=, read -r -a pairs <<<"$labels"
       for pair in "${pairs[@]}"; do echo "label:$pair"; done
       for channel in "${list[@]}"; do echo "channel:$channel"; done
-    } >"$(file policy "$policy_id")"
+    } >"$FILE"
     ;;
   'monitoring policies delete')
     exists policy "${id##*/}" || fail 1 'NOT_FOUND: Requested entity was not found.'
-    rm -f "$(file policy "${id##*/}")"
+    rm -f "$FILE"
     ;;
   *) fail 2 "fake gcloud: $command has no behaviour here" ;;
 esac

@@ -20,6 +20,8 @@ import { join, relative, resolve } from 'node:path';
 export const REPO = resolve(import.meta.dirname, '../..');
 export const DEPLOY = join(REPO, 'deploy.sh');
 export const FAKE_GCLOUD = join(import.meta.dirname, 'fake-gcloud.sh');
+/** The bash that runs deploy.sh, by its path: the fake gcloud's `#!` line names it. */
+const BASH = spawnSync('bash', ['-c', 'command -v bash'], { encoding: 'utf8' }).stdout.trim();
 
 export const PROJECT = 'shop-prod';
 export const PROJECT_NUMBER = '123456789012';
@@ -106,7 +108,8 @@ export function createSandbox(
   const bin = join(dir, 'bin');
   const state = join(dir, 'state');
   mkdirSync(bin);
-  writeFileSync(join(bin, 'gcloud'), `#!/bin/sh\nexec bash '${FAKE_GCLOUD}' "$@"\n`);
+  // One process a call: bash itself runs the fake (a `#!/bin/sh` line that execs bash would start two).
+  writeFileSync(join(bin, 'gcloud'), `#!${BASH}\n. '${FAKE_GCLOUD}' "$@"\n`);
   chmodSync(join(bin, 'gcloud'), 0o755);
   const log = join(state, 'calls.log');
   const readCalls = (): string[][] => (existsSync(log) ? parseCallLog(readFileSync(log, 'utf8')) : []);

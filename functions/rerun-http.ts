@@ -14,6 +14,7 @@ import { answerControlEvent, answerMoveRecovery } from './control-http.js';
 import { isCopyWithdrawnBody, isMoveRecoveryKind } from '../shared/control/control-tasks.js';
 import { isFirstCutoffBody } from '../shared/platform/first-deliveries.js';
 import { badRequestDetail, sendGoogleError } from './google-error.js';
+import { outsideDomain } from './outside-domain.js';
 
 /** Largest plain event accepted. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -22,7 +23,7 @@ export const MAX_MESSAGE_BODY_BYTES = 14 * 1024 * 1024;
 
 /** The HTTP handler over a runtime (index.ts registers it; tests register their own). */
 export function rerunHttpHandler(runtime: Runtime): HttpFunction {
-  return async (req, res) => {
+  return outsideDomain(async (req: Request, res: Response) => {
     const refuse = refusalFor(runtime, req, res);
     if (req.method !== 'POST') {
       res.set('Allow', 'POST');
@@ -79,7 +80,7 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
       runtime.log.error({ err: error }, 'rerun failed unexpectedly');
       sendGoogleError(res, 500, 'internal error; see the logs');
     }
-  };
+  });
 }
 
 /** Answers a request that can never be carried out, as it is: bad input or a refusal. */

@@ -8,6 +8,7 @@ import type { CloudEvent, CloudEventFunction } from '@google-cloud/functions-fra
 import { deliverMessage } from '../shared/platform/delivery.js';
 import type { PubsubMessage } from '../shared/triggers/messages.js';
 import type { Runtime } from '../shared/platform/runtime.js';
+import { outsideDomain } from './outside-domain.js';
 
 export { MESSAGE_PUBLISHED } from '../shared/platform/delivery.js';
 
@@ -24,7 +25,7 @@ export class RerunIncompleteError extends Error {
 
 /** The CloudEvent handler over a runtime (index.ts registers it; tests register their own). */
 export function rerunPubsubHandler(runtime: Runtime): CloudEventFunction<MessagePublishedData> {
-  return async (event: CloudEvent<MessagePublishedData>) => {
+  return outsideDomain(async (event: CloudEvent<MessagePublishedData>) => {
     const answer = await deliverMessage(runtime, {
       type: event.type,
       id: event.id,
@@ -35,5 +36,5 @@ export function rerunPubsubHandler(runtime: Runtime): CloudEventFunction<Message
       },
     });
     if (!answer.ack) throw new RerunIncompleteError(answer.problem, { cause: answer.cause });
-  };
+  });
 }

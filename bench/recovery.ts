@@ -52,6 +52,11 @@ export interface RecoveryOptions {
    * them (its calls are counted with the rest); none by default.
    */
   readonly controlQueue: boolean;
+  /**
+   * The product's requests go through a Functions Framework server in the child, as the deployed function
+   * takes them (docs/performance.md "In the deployed function"); through the core alone by default.
+   */
+  readonly throughFramework: boolean;
   /** One more size, batch redrive and floor only, with its own bodies and timeout (undefined: none). */
   readonly big: { readonly size: number; readonly bodyBytes: number; readonly timeoutMs: number } | undefined;
   /** Run mode's sample: tasks, at a quota of `ratePerSecond` compressed into windows of `windowMs`. */
@@ -184,6 +189,7 @@ export interface RecoveryResult {
     timeBudget: string;
     timeoutMs: number;
     controlQueue: boolean;
+    throughFramework: boolean;
   };
 }
 
@@ -276,6 +282,7 @@ export async function benchRecovery(
         timeBudget: `${TIME_BUDGET_MS / 1000}s`,
         timeoutMs: options.timeoutMs,
         controlQueue: options.controlQueue,
+        throughFramework: options.throughFramework,
       },
     };
   } finally {
@@ -466,6 +473,7 @@ async function recoverOnce(
       BENCH_EVENT: JSON.stringify(event),
       BENCH_ARMING_MS: String(options.armingDelayMs),
       BENCH_QUEUE_RATE: String(QUEUE_RATE),
+      ...(options.throughFramework && extra.child === undefined && { BENCH_THROUGH_FRAMEWORK: '1' }),
       ...(control && {
         RERUN_CONTROL_QUEUE: controlQueue,
         // Nothing listens there: a claim falls due after the run, and a move's recovery task is deleted

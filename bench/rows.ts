@@ -306,7 +306,7 @@ function recoverySizeRows(r: RecoveryResult, s: RecoverySizeResult): Row[] {
       ? `; ${batch.runs - batch.finishedRuns} of ${batch.runs} runs unfinished`
       : '';
   rows.push({
-    figure: `${at}: time to an empty queue, batch redrive (queue ${settings.queueRatePerSecond}/s, arming ${settings.armingDelayMs / 1000} s, ${settings.redriveConcurrency} calls in flight, verify ${settings.verify}${settings.controlQueue ? ', control queue' : ''}${unfinished})`,
+    figure: `${at}: time to an empty queue, batch redrive (queue ${settings.queueRatePerSecond}/s, arming ${settings.armingDelayMs / 1000} s, ${settings.redriveConcurrency} calls in flight, verify ${settings.verify}${settings.controlQueue ? ', control queue' : ''}${settings.throughFramework ? ', through the Functions Framework' : ''}${unfinished})`,
     value: batch.recoveryMs ? sec(batch.recoveryMs.median) : 'did not finish',
     anchor: `run at 60/min, PROJECTED: ${projected(runS)} (sample utilization ${run.utilization.median.toFixed(3)}); doing nothing: ${projected(OWN_SCHEDULE_MS / 1000)} (the tasks' own schedule)`,
     ratio: batch.recoveryMs ? `run/redrive ${x(runS / (batch.recoveryMs.median / 1000))}` : '-',

@@ -19,7 +19,8 @@
  * BENCH_RECOVERY_DUTIES=1 (adds a fourth, "calls and duties": those calls and the product's per-task duties a
  * batch at a time, calls-only-child.ts with BENCH_CALLS_DUTIES=1; measured even with BENCH_RECOVERY_PER_TASK=0),
  * BENCH_RECOVERY_CONTROL=1 (the product's redrives write claims and recovery tasks to a control queue, as
- * deploy.sh deploys them; its calls count with the rest).
+ * deploy.sh deploys them; its calls count with the rest), BENCH_RECOVERY_FRAMEWORK=1 (the product's requests
+ * are served by a Functions Framework server in the child, as deployed, instead of calling the core).
  * Every recovery size runs a floor (the emulator alone draining the N tasks created due now), the batch
  * redrive (the product's default) and the per-task redrive (RERUN_REDRIVE_BATCH=false);
  * BENCH_RECOVERY_PER_TASK=0 leaves the per-task redrive (and calls only) out, for a quick run.
@@ -144,6 +145,7 @@ if (only.has('recovery')) {
       callsOnly: env.BENCH_RECOVERY_CALLS_ONLY === '1',
       callsAndDuties: env.BENCH_RECOVERY_DUTIES === '1',
       controlQueue: env.BENCH_RECOVERY_CONTROL === '1',
+      throughFramework: env.BENCH_RECOVERY_FRAMEWORK === '1',
       runSample: { tasks: int('BENCH_RECOVERY_RUN_TASKS', 60), ratePerSecond: 10, windowMs: 6000 },
       big: env.BENCH_RECOVERY_BIG
         ? {

@@ -3,11 +3,13 @@
  * per process, configuration from the environment.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createServer, type AddressInfo } from 'node:net';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
@@ -42,9 +44,12 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function startFunction(targetName: string, port: number, env: Record<string, string>) {
+/** The framework's CLI serving `targetName` from the package main, or from the module at `source`. */
+function startFunction(targetName: string, port: number, env: Record<string, string>, source?: string) {
   let output = '';
-  child = spawn(process.execPath, [frameworkMain, `--target=${targetName}`, `--port=${port}`], {
+  const args = [frameworkMain, `--target=${targetName}`, `--port=${port}`];
+  if (source) args.push(`--source=${source}`);
+  child = spawn(process.execPath, args, {
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -120,5 +125,61 @@ describe('the deployed entry point', () => {
     const fn = startFunction('rerunHttp', await freePort(), { RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: 'fast' });
     expect(await fn.exited).not.toBe(0);
     expect(fn.output()).toContain('RERUN_MAX_RATE');
+  });
+});
+
+describe("an exception thrown from a request's callback, under the framework's CLI", () => {
+  const repo = resolve(import.meta.dirname, '../..');
+  const folders: string[] = [];
+  afterAll(() => folders.forEach((folder) => rmSync(folder, { recursive: true, force: true })));
+
+  /**
+   * A function module whose POST handler answers nothing and throws from a timer; GET answers "up". With
+   * `wrapped`, the handler is in outsideDomain, as rerunHttp and rerunPubsub are.
+   */
+  function strayThrowModule(wrapped: boolean): string {
+    const folder = mkdtempSync(join(tmpdir(), 'stray-'));
+    folders.push(folder);
+    const path = join(folder, 'index.mjs');
+    const outsideDomain = pathToFileURL(join(repo, 'build/functions/outside-domain.js')).href;
+    writeFileSync(
+      path,
+      [
+        `import { createRequire } from 'node:module';`,
+        `import { outsideDomain } from ${JSON.stringify(outsideDomain)};`,
+        `const ff = createRequire(${JSON.stringify(join(repo, 'package.json'))})('@google-cloud/functions-framework');`,
+        `const handler = (req, res) => {`,
+        `  if (req.method === 'GET') return void res.send('up');`,
+        `  setTimeout(() => { throw new Error('a stray exception'); }, 10);`,
+        `};`,
+        `ff.http('stray', ${wrapped ? 'outsideDomain(handler)' : 'handler'});`,
+      ].join('\n'),
+    );
+    return path;
+  }
+
+  it("inside the framework's domain: answered 500, and the instance goes on", async () => {
+    const port = await freePort();
+    const fn = startFunction('stray', port, {}, strayThrowModule(false));
+    const url = `http://127.0.0.1:${port}/`;
+    await waitForServer(url);
+    expect((await fetch(url, { method: 'POST' })).status).toBe(500);
+    expect(await (await fetch(url)).text()).toBe('up');
+    expect(fn.output()).toContain('a stray exception');
+  });
+
+  it(`outside it (docs/architecture.md "The framework's domain"): the instance ends with 16`, async () => {
+    const port = await freePort();
+    const fn = startFunction('stray', port, {}, strayThrowModule(true));
+    const url = `http://127.0.0.1:${port}/`;
+    await waitForServer(url);
+    // The framework answers 500 and exits at once: the answer is seldom out before the process ends.
+    const answer = await fetch(url, { method: 'POST' }).then(
+      (response) => response.status,
+      () => 'connection closed',
+    );
+    expect([500, 'connection closed']).toContain(answer);
+    expect(await fn.exited).toBe(16);
+    expect(fn.output()).toContain('a stray exception');
   });
 });

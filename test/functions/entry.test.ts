@@ -8,9 +8,9 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { freePort } from '../helpers/rerun-process.js';
 import { failedTask, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
 
@@ -35,14 +35,6 @@ afterEach(async () => {
   await emulator?.stop();
   await target?.stop();
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** The framework's CLI serving `targetName` from the package main, or from the module at `source`. */
 function startFunction(targetName: string, port: number, env: Record<string, string>, source?: string) {

@@ -7,9 +7,9 @@
 import { expect } from 'vitest';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../emulator/server.js';
 import { parkingQueueOf, parseQueueName } from '../../shared/cloud-tasks/names.js';
-import { listTasksFull } from './http.js';
+import { listTasksFull, postJson } from './http.js';
 import { placesOf } from './places.js';
-import { startRerunProcess, type RerunProcess } from './rerun-process.js';
+import { freePort, startRerunProcess, type RerunProcess } from './rerun-process.js';
 import { controlQueue, failedTask, PROJECT, queueName } from './seeds.js';
 import { startTarget, type Target } from './target-server.js';
 
@@ -100,6 +100,51 @@ export class CrashWorld {
     });
     this.#processes.push(child);
     return child;
+  }
+
+  /**
+   * Sends `event` to `child` and kills the process with SIGKILL once it has sent `creates` creates to
+   * ORDERS (batch creates when `batch`); resolves once its request has ended, answered or cut off.
+   */
+  async killAfterCreates(child: RerunProcess, event: object, creates: number, batch: boolean): Promise<void> {
+    const delivery = postJson(child.url, event).catch(() => undefined);
+    const method = batch ? 'BatchCreateTasks' : 'CreateTask';
+    const sent = () => this.emulator.calls.filter((c) => c.method === method && c.name === ORDERS).length;
+    await expect.poll(sent, { timeout: 20_000, interval: 5 }).toBeGreaterThanOrEqual(creates);
+    await child.kill();
+    await delivery;
+  }
+
+  /**
+   * The crash scenario of a redrive with a control queue: `count` failed tasks redriven by a process killed
+   * once it has sent `killAfterCreates` creates, a new process on its port, and the request again once the
+   * copies made before the crash have fallen due, as a redelivery would (without the recovery tasks, those
+   * whose original was not deleted ran twice by then). Resolves with the second delivery's status and,
+   * once its own copies have fallen due, where each task is.
+   */
+  async redriveKilledThenAgain(scenario: {
+    readonly batch: boolean;
+    readonly count: number;
+    readonly killAfterCreates: number;
+    readonly armingMs: number;
+  }): Promise<{ status: number; places: { twice: number; never: number } }> {
+    const { batch, count, killAfterCreates, armingMs } = scenario;
+    const originals = this.loadFailed(count);
+    const port = await freePort();
+    const setup = { armingMs, batch, control: true };
+    const event = {
+      kind: 'fix-deployed',
+      mode: 'redrive',
+      verify: '0s',
+      requestId: `crash-${count}`,
+      deployedAt: new Date(Date.now() - 1_000).toISOString(),
+    };
+    await this.killAfterCreates(await this.rerunProcess(port, setup), event, killAfterCreates, batch);
+    const second = await this.rerunProcess(port, setup);
+    await this.copiesSettled(armingMs);
+    const { status } = await postJson(second.url, event);
+    await this.copiesSettled(armingMs);
+    return { status, places: await this.places(originals) };
   }
 
   /** Kills every process started, then stops the emulator and the target. */

@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 /**
  * Child of the recovery bench: one request (BENCH_EVENT) through the product's core, its heap and RSS
  * sampled while it runs, so the memory figures are the product's alone (the emulator and the target live
@@ -7,6 +5,8 @@ import type { AddressInfo } from 'node:net';
  * Framework server in this process, as the deployed function takes it. Env: the product's RERUN_* and
  * CLOUD_TASKS_EMULATOR_HOST, BENCH_EVENT, and BENCH_ARMING_MS (the runtime's redrive arming delay).
  */
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import * as ff from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { rerunHttpHandler } from '../functions/rerun-http.js';

@@ -438,8 +438,7 @@ case $command in
     printf 'deleted=false\npermissions=%s\n' "${flag[permissions]}" >"$FILE"
     ;;
   'iam roles undelete')
-    at role "$id"
-    grep -qx 'deleted=true' "$FILE" 2>/dev/null || fail 1 "FAILED_PRECONDITION: Role $id is not deleted."
+    { exists role "$id" && has_line "$FILE" deleted=true; } || fail 1 "FAILED_PRECONDITION: Role $id is not deleted."
     sed -i 's/^deleted=true$/deleted=false/' "$FILE"
     ;;
   'iam roles delete')

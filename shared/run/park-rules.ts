@@ -8,7 +8,7 @@ import type { HttpRequest, NewTask, Queue, Task } from '../cloud-tasks/client.js
 import { parseQueueName, taskNameIn, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import { parseProtoDurationMs } from '../platform/duration.js';
 import { firstTaskOf, headerOf, newTaskFrom, ORIGINAL_TASK_HEADER } from './copy.js';
-import { retryLimitsOf, type RetryLimits } from './select.js';
+import { dispatchDeadlineMsOf, retryLimitsOf, type RetryLimits } from './select.js';
 
 /** Cloud Tasks deletes every task this long after its creation, whatever its state. */
 export const TASK_RETENTION_MS = 31 * 24 * 3_600_000;
@@ -49,10 +49,13 @@ export function backoffMs(policy: RetryPolicy, failures: number): number {
   return Math.min(wait, policy.maxBackoffMs);
 }
 
-/** Whether Cloud Tasks gives a task up after its `attempts`-th attempt fails at `atMs`: both limits used up. */
-function givenUpAfter(policy: RetryPolicy, attempts: number, firstMs: number, atMs: number): boolean {
+/**
+ * Whether Cloud Tasks gives a task up after its `attempts`-th attempt fails at `failedMs`: both limits used
+ * up.
+ */
+function givenUpAfter(policy: RetryPolicy, attempts: number, firstMs: number, failedMs: number): boolean {
   if (policy.maxAttempts === -1 || attempts < policy.maxAttempts) return false;
-  return policy.maxRetryDurationMs === 0 || atMs - firstMs >= policy.maxRetryDurationMs;
+  return policy.maxRetryDurationMs === 0 || failedMs - firstMs >= policy.maxRetryDurationMs;
 }
 
 /**
@@ -64,11 +67,14 @@ export function isAtRisk(task: Task, policy: RetryPolicy, nowMs: number, untilMs
   const createdMs = timeMs(task.createTime) ?? Number.NEGATIVE_INFINITY;
   if (createdMs + TASK_RETENTION_MS <= untilMs) return true;
   const firstMs = timeMs(task.firstAttempt?.dispatchTime) ?? Number.NEGATIVE_INFINITY;
+  // An attempt started before the next sweep may fail as late as its dispatch deadline: the sweep sees it
+  // under way and cannot park it.
+  const deadlineMs = dispatchDeadlineMsOf(task);
   let attempts = task.dispatchCount ?? 0;
   let atMs = Math.max(timeMs(task.scheduleTime) ?? nowMs, nowMs);
   for (let step = 0; step < MAX_STEPS && atMs <= untilMs; step++) {
     attempts++;
-    if (givenUpAfter(policy, attempts, firstMs, atMs)) return true;
+    if (givenUpAfter(policy, attempts, firstMs, atMs + deadlineMs)) return true;
     atMs += backoffMs(policy, attempts);
   }
   return atMs <= untilMs;

@@ -108,6 +108,10 @@ export type ParkingStage = Parking | typeof NO_PARKING;
 /** Tasks parked at once. */
 const PARK_CONCURRENCY = 8;
 
+/** Why a move marked possibly done is not settled: its plain parked copy could not be deleted. */
+const PLAIN_COPY_LEFT =
+  'the task is parked marked possibly done, but its plain parked copy could not be deleted: its recovery task deletes it (without a control queue, delete it by hand before any unpark)';
+
 export class Parking {
   readonly #flow: TaskFlow;
   readonly #act: ParkActing;
@@ -250,9 +254,10 @@ export class Parking {
   }
 }
 
-/** A paused home queue makes no attempts: only the 31 days put its tasks at risk. */
+/** A paused or disabled home queue makes no attempts: only the 31 days put its tasks at risk. */
 function policyOf(queue: QueueRun): RetryPolicy {
-  return queue.report.state === 'PAUSED' ? { ...queue.retry, maxAttempts: -1 } : queue.retry;
+  const { state } = queue.report;
+  return state === 'PAUSED' || state === 'DISABLED' ? { ...queue.retry, maxAttempts: -1 } : queue.retry;
 }
 
 /** Parking's act, as the flow calls it: no place to hold, no pace, the move. */
@@ -347,7 +352,8 @@ class ParkActing implements Acting {
     if ('stop' in again || running) {
       const marked = await this.#markPossiblyDone(parking, parkedName, original, queue.queue);
       if ('stop' in marked) return marked.stop;
-      if (running) await this.#deleteOriginal(name);
+      const deleted = running ? await this.#deleteOriginal(name) : 'deleted';
+      if (deleted !== 'deleted' && deleted !== 'vanished') return deleted;
       return { outcome: 'parked', parkedAs: marked, possiblyDone: true };
     }
     // Idle: an attempt that ran and failed since the first read left it here, so it was not done either.
@@ -409,8 +415,27 @@ class ParkActing implements Acting {
       parkedCopyOf(original, marked, home, this.budget.now(), true),
     );
     if (created) return { stop: created };
-    await this.calls.change(() => this.tasks.deleteTask(parkedName));
-    return marked;
+    const plainGone = await this.#deletePlainCopy(parkedName);
+    return plainGone ? { stop: plainGone } : marked;
+  }
+
+  /**
+   * Deletes the plain parked copy once its marked one exists; a result when it may still be there. Left
+   * beside the marked copy, it would be unparked as not done: the move is not settled, and its recovery
+   * task stays armed to finish it.
+   */
+  async #deletePlainCopy(parkedName: TaskName): Promise<ParkResult | undefined> {
+    return this.calls
+      .sendChange<ParkResult | 'gone'>(
+        () => this.tasks.deleteTask(parkedName),
+        (failure) => {
+          if (failure === undefined || failure.status === 'NOT_FOUND') return 'gone';
+          if (isInDoubt(failure)) return undefined;
+          return { outcome: 'failed', error: `${PLAIN_COPY_LEFT} (DeleteTask: ${failure.message})` };
+        },
+        (failure) => ({ outcome: 'deferred', error: `${PLAIN_COPY_LEFT} (DeleteTask: ${failure.message})` }),
+      )
+      .then((result) => (result === 'gone' ? undefined : result));
   }
 
   /** Deletes the original: `vanished` when it was already gone (it may have been done). */

@@ -79,8 +79,12 @@ export function isLastAttempt(task: Task, retry: RetryLimits, nowMs: number): bo
   if (retry.maxAttempts === -1 || (task.dispatchCount ?? 0) + 1 < retry.maxAttempts) return false;
   if (retry.maxRetryDurationMs === 0) return true;
   const firstMs = timeMs(task.firstAttempt?.dispatchTime) ?? Number.NEGATIVE_INFINITY;
-  const deadlineMs = parseProtoDurationMs(task.dispatchDeadline) ?? DEFAULT_DISPATCH_DEADLINE_MS;
-  return firstMs + retry.maxRetryDurationMs < nowMs + deadlineMs;
+  return firstMs + retry.maxRetryDurationMs < nowMs + dispatchDeadlineMsOf(task);
+}
+
+/** The longest an attempt of the task may run before it fails: its `dispatchDeadline`, or the default. */
+export function dispatchDeadlineMsOf(task: Task): number {
+  return parseProtoDurationMs(task.dispatchDeadline) ?? DEFAULT_DISPATCH_DEADLINE_MS;
 }
 
 /** Whether the task has at least half of its attempts left: only such tasks serve as canaries. */

@@ -97,6 +97,15 @@ async function sweepWhileLastAttemptRuns() {
   return answer;
 }
 
+/** The row of the task `last` in a sweep's answer. */
+const lastRowOf = (answer: { body: any }) => answer.body.tasks.find((r: any) => r.task.endsWith('/last'));
+
+/** The name a plain parked copy of `last` takes. */
+const PLAIN_PARKED = parkedNameOf(
+  parseTaskName(`${ORDERS}/tasks/last`)!,
+  parkingQueueOf(parseQueueName(ORDERS)!),
+).name;
+
 async function getTask(name: string, view: 'BASIC' | 'FULL' = 'FULL'): Promise<any> {
   const response = await fetch(`${emulator.url}/v2/${name}?responseView=${view}`);
   return response.status === 200 ? response.json() : undefined;
@@ -179,6 +188,22 @@ describe('parking', () => {
     expect(await listTasks(parkingOf(ORDERS))).toHaveLength(2);
   });
 
+  it.each(['PAUSED', 'DISABLED'] as const)(
+    'parks nothing of a %s home queue for its attempts: it makes none',
+    async (state) => {
+      const last = failedTask(ORDERS, 'last', target.url, { attempts: 4, nextMs: 10 * MINUTE });
+      emulator.load({
+        queues: [
+          { name: ORDERS, state, retryConfig: LONG, tasks: [last] },
+          { name: parkingOf(ORDERS), state: 'PAUSED', tasks: [] },
+        ],
+      });
+      const answer = await sweep({ queues: [ORDERS] });
+      expect(answer.body.parking).toEqual([expect.objectContaining({ queue: ORDERS, atRisk: 0 })]);
+      expect(await listTasks(parkingOf(ORDERS))).toEqual([]);
+    },
+  );
+
   it('without park, a sweep leaves the tasks at risk alone as before', async () => {
     seed();
     const answer = await sweep({ park: false });
@@ -229,14 +254,41 @@ describe('parking', () => {
     expect(await getTask(original.name)).toBeUndefined();
   });
 
-  it('keeps the parked copy, marked possibly done, when the last attempt starts during the move', async () => {
+  it.each([
+    ['', []],
+    [
+      ", its plain copy's delete sent again after a failure that may pass",
+      [{ method: 'DeleteTask', kind: 503, times: 1, resources: [PLAIN_PARKED] }],
+    ],
+  ] as const)(
+    'keeps the parked copy, marked possibly done, when the last attempt starts during the move%s',
+    async (_, faults) => {
+      seed();
+      faults.forEach((fault) => emulator.injectFault({ ...fault, resources: [...fault.resources] }));
+      const row = lastRowOf(await sweepWhileLastAttemptRuns());
+      expect(row).toMatchObject({ outcome: 'parked', possiblyDone: true });
+      const parked = await listTasks(parkingOf(ORDERS));
+      expect(parked.map((t) => t.name)).toEqual([row.copy]);
+      expect(header(parked[0], PARK_HEADER.possiblyDone)).toBe('true');
+    },
+  );
+
+  it('a plain parked copy that cannot be deleted beside its marked one: not parked, and the row says what is left', async () => {
     seed();
-    const answer = await sweepWhileLastAttemptRuns();
-    const row = answer.body.tasks.find((r: any) => r.task.endsWith('/last'));
-    expect(row).toMatchObject({ outcome: 'parked', possiblyDone: true });
+    emulator.injectFault({ method: 'DeleteTask', kind: 403, times: 5, resources: [PLAIN_PARKED] });
+    const row = lastRowOf(await sweepWhileLastAttemptRuns());
+    expect(row.outcome).toBe('failed');
+    expect(row.error).toMatch(/plain parked copy could not be deleted/);
     const parked = await listTasks(parkingOf(ORDERS));
-    expect(parked.map((t) => t.name)).toEqual([row.copy]);
-    expect(header(parked[0], PARK_HEADER.possiblyDone)).toBe('true');
+    expect(parked.map((t) => header(t, PARK_HEADER.possiblyDone)).sort()).toEqual(['true', undefined]);
+  });
+
+  it('a running original that cannot be deleted once its copy is marked: not parked, the move left to its recovery', async () => {
+    seed();
+    emulator.injectFault({ method: 'DeleteTask', kind: 503, times: 10, resources: [`${ORDERS}/tasks/last`] });
+    const row = lastRowOf(await sweepWhileLastAttemptRuns());
+    expect(row.outcome).toBe('deferred');
+    expect(row.error).toMatch(/original could not be deleted/);
   });
 
   it('an original deleted by another move while it could not run (a sweep beside this one): parked, not possibly done', async () => {

@@ -96,6 +96,20 @@ describe('isAtRisk', () => {
       isAtRisk(young, policy({ maxRetryDurationMs: 5 * MINUTE, maxBackoffMs: 10_000 }), NOW, until),
     ).toBe(true);
   });
+  it('judges maxRetryDuration when an attempt may fail: as late as its dispatch deadline', () => {
+    // Five attempts made, the first 50 minutes ago; the next comes in 5 minutes, the one after 30 later.
+    const slow = (dispatchDeadline: string) =>
+      failed({ dispatchCount: 5, scheduleTime: iso(NOW + 5 * MINUTE), dispatchDeadline });
+    const halfHourly = policy({
+      maxRetryDurationMs: 60 * MINUTE,
+      minBackoffMs: 30 * MINUTE,
+      maxBackoffMs: 30 * MINUTE,
+    });
+    // Timing out after 10 minutes, it fails 65 minutes after its first attempt: dropped.
+    expect(isAtRisk(slow('600s'), halfHourly, NOW, until)).toBe(true);
+    // Failing within 30 s, it is 55.5 minutes old; the attempt after that is past the horizon.
+    expect(isAtRisk(slow('30s'), halfHourly, NOW, until)).toBe(false);
+  });
 });
 
 describe('shortestLifeMs', () => {

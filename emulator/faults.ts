@@ -79,6 +79,11 @@ export interface Fault {
   resources?: string[];
   /** @deprecated The old name of `resources`. */
   tasks?: string[];
+  /**
+   * For an error kind (400 to 503): the call's work is done first, then the error answered, as a server
+   * error that comes after the change was made.
+   */
+  afterWork?: boolean;
   /** How many calls it hits, then it is spent (default unlimited). */
   times?: number;
   /** How many matching calls it lets through before it hits (default 0): `after: 1` on ListTasks hits page 2. */

@@ -1,5 +1,5 @@
 /**
- * A local Cloud Tasks v2 REST emulator on node:http, listening on 127.0.0.1 only: the API, real dispatch,
+ * A local Cloud Tasks v2 (and v2beta3) REST emulator on node:http, listening on 127.0.0.1 only: the API, real dispatch,
  * the RunTask quota, and knobs for tests and benchmarks (latency, faults, permissions, call and dispatch
  * records, a controllable clock, seeds).
  */
@@ -132,14 +132,13 @@ const MAX_BODY_BYTES = 10 * 1024 * 1024;
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const clock = options.clock ?? new RealClock();
   const log = options.log ?? (() => undefined);
-  const retention = new Retention({
-    clock,
-    store: () => store,
-    retentionMs: options.taskRetentionMs ?? TASK_RETENTION_MS,
-    log,
-  });
+  const ttls = {
+    taskTtlMs: options.taskRetentionMs ?? TASK_RETENTION_MS,
+    tombstoneTtlMs: options.dedupWindowMs ?? 3_600_000,
+  };
+  const retention = new Retention({ clock, store: () => store, retentionMs: ttls.taskTtlMs, log });
   const store: Store = new Store({
-    dedupWindowMs: options.dedupWindowMs ?? 3_600_000,
+    dedupWindowMs: ttls.tombstoneTtlMs,
     queueReuseWindowMs: options.queueReuseWindowMs ?? 7 * 24 * 3_600_000,
     onTaskCreated: (task) => retention.track(task),
   });
@@ -148,7 +147,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const runTaskQuota = new SlidingWindowQuota(quota.limit, quota.windowMs);
   const quotaRetryInfo = options.quotaRetryInfo ?? true;
   const iam = new Iam({ permissions: options.permissions, actAs: options.actAs });
-  const api = new CloudTasksApi({ store, dispatcher, clock, runTaskQuota, quotaRetryInfo, iam });
+  const api = new CloudTasksApi({ store, dispatcher, clock, runTaskQuota, quotaRetryInfo, iam, ttls });
   const faults = new Faults(options.random);
   const calls: CallRecord[] = [];
   let latencyMs = options.latencyMs ?? 0;
@@ -183,7 +182,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     };
     const fault = faults.take(route.method, route.name);
     // A call answered with an error or reset does no work, so it uses up no batch fault.
-    const noWork = fault !== undefined && (typeof fault.kind === 'number' || fault.kind === 'reset');
+    const noWork =
+      fault !== undefined && ((typeof fault.kind === 'number' && !fault.afterWork) || fault.kind === 'reset');
     const batchFaults = noWork ? [] : faults.takeBatch(route.method, route.name);
     const hit = [...(fault ? [fault] : []), ...batchFaults].map((f) => String(f.kind));
     if (hit.length > 0) call.fault = hit.join(',');
@@ -201,6 +201,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       answerOf(route, req, url, raw, batchFaults, log);
       return;
     }
+    if (typeof fault?.kind === 'number' && fault.afterWork) answerOf(route, req, url, raw, batchFaults, log);
     const answer =
       typeof fault?.kind === 'number'
         ? errorAnswer(faultError(fault.kind, route, quota.limit, quotaRetryInfo))

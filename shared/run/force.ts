@@ -179,12 +179,11 @@ export class Forcer {
         return 'quota';
       }
       if (isInDoubt(failure)) {
-        const why =
-          failure.answerLost || failure.status === 'DEADLINE_EXCEEDED' ? 'lost-answer' : 'transient';
+        // An answered UNAVAILABLE was not served; any other doubt is a lost answer (docs/execution.md).
+        const why = failure.status === 'UNAVAILABLE' && !failure.answerLost ? 'transient' : 'lost-answer';
         const settled = await this.#afterDoubt(name, fresh, why, failure.message);
         // Only an answered UNAVAILABLE that left no attempt behind is sent again.
-        if (settled.outcome === 'deferred' && why === 'transient' && failure.status === 'UNAVAILABLE')
-          return 'retry';
+        if (settled.outcome === 'deferred' && why === 'transient') return 'retry';
         return settled;
       }
       switch (actionFor(failure)) {

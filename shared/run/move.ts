@@ -275,7 +275,8 @@ export class Mover {
             { originalMayBeIdle: true },
           );
         }
-        answerLost ||= failure.answerLost || failure.status === 'DEADLINE_EXCEEDED';
+        // No answer, or a server-side error: the delete may have gone through (docs/cloud-tasks-calls.md).
+        answerLost = true;
         return undefined;
       },
       (failure) => ({

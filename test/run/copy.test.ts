@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BodyBytes, LARGEST_BODY_BYTES } from '../../shared/cloud-tasks/body-bytes.js';
 import type { Task } from '../../shared/cloud-tasks/client.js';
-import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
 import { Budget } from '../../shared/run/budget.js';
 import {
   Copier,
@@ -221,6 +221,14 @@ describe('Copier', () => {
     world.emulator.injectFault({ method: 'DeleteTask', kind: 503, times: 1 });
     expect((await copier().copy(candidateOf('a', queue), Date.now(), policy())).outcome).toBe('redriven');
     expect(callsOf(world.emulator, 'DeleteTask')).toEqual([`${ORDERS}/tasks/a`, `${ORDERS}/tasks/a`]);
+  });
+
+  it('a delete answered INTERNAL after it went through: NOT_FOUND on the resend keeps the copy', async () => {
+    world.emulator.injectFault({ method: 'DeleteTask', kind: 500, afterWork: true, times: 1 });
+    const moved = await copier().copy(candidateOf('a', queue), Date.now(), policy());
+    expect(moved).toMatchObject({ outcome: 'redriven', copy: parseTaskName(copyOfTask('a')) });
+    expect(world.emulator.task(`${ORDERS}/tasks/a`)).toBeUndefined();
+    expect(world.emulator.task(copyOfTask('a'))).toBeDefined();
   });
 
   it("copies a FULL listing's bodies intact, and lets them go once each move's copy is settled, made or not", async () => {

@@ -122,4 +122,10 @@ describe('Forcer', () => {
     expect(await force('a')).toMatchObject({ outcome: 'deferred', why: 'transient' });
     expect(callsOf(world.emulator, 'RunTask')).toEqual([T('a'), T('a'), T('a')]);
   });
+
+  it('an answered INTERNAL is a lost answer: read back, never sent again, held as in doubt', async () => {
+    world.emulator.injectFault({ method: 'RunTask', kind: 500, times: 1 });
+    expect(await force('a')).toMatchObject({ outcome: 'deferred', why: 'lost-answer' });
+    expect(callsOf(world.emulator, 'RunTask')).toEqual([T('a')]);
+  });
 });

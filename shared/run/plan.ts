@@ -164,6 +164,8 @@ export class Plan {
   readonly #queueReports: QueueReport[] = [];
   /** The first "cannot reach Cloud Tasks" error, if any. */
   #unreachable: CloudTasksError | undefined;
+  /** Every matched task listed so far: each has one outcome, however often it is listed. */
+  readonly #matchedNames = new Set<string>();
 
   constructor(
     private readonly request: RerunRequest,
@@ -391,6 +393,9 @@ export class Plan {
     if (this.deps.mode.isOwnWork(task.name)) return undefined;
     const selection = selectTask(task, rules);
     if (selection.kind === 'unmatched') return undefined;
+    // A listing is no snapshot: a task listed again (on a later page, or named twice) has its outcome.
+    if (this.#matchedNames.has(task.name)) return undefined;
+    this.#matchedNames.add(task.name);
     run.report.matched++;
     split.matched.push(task);
     const name = taskNameOfQueue(run.listed, task.name);

@@ -1,7 +1,7 @@
 /**
  * The run (docs/architecture.md): one request over its scope, as stages with one job and one state each:
  *   plan       queues -> pages -> candidates and skips (plan.ts, pure selection in select.ts)
- *   admission  a task once, and at most the task cap (admission.ts)
+ *   admission  at most the task cap (admission.ts)
  *   gate       canaries first; a failed canary holds the rest (gate.ts, hold.ts)
  *   flow       per task: claim (claim.ts), act, release, verify (verify.ts), written once (flow.ts)
  *   mode       what run, redrive and a dry run do differently: force (force.ts), copy (copy.ts),
@@ -270,15 +270,12 @@ class Run {
   /** One candidate: the cap and the canary gate, then its flow in the background. */
   async #admit(candidate: Candidate): Promise<void> {
     const task = candidate.name.name;
-    const admitted = this.#admission.check(task);
-    if (admitted === 'seen') return;
-    if (admitted === 'over-cap')
+    if (this.#admission.check() === 'over-cap')
       return this.#report.record({ task, outcome: 'skipped', skipReason: 'over-cap' });
     switch (this.#gate.admit(candidate)) {
       case 'wait':
         return;
       case 'held':
-        this.#admission.hold(task);
         return this.#report.record({ task, outcome: 'held' });
       case 'canary':
         await this.#start(candidate, true);
@@ -290,7 +287,7 @@ class Run {
   }
 
   async #start(candidate: Candidate, canary: boolean): Promise<void> {
-    this.#admission.take(candidate.name.name);
+    this.#admission.take();
     const row = this.#mode.rowAtOnce(candidate);
     if (row) return this.#report.record(row);
     const started = await this.#flow.start(candidate, canary);

@@ -6,7 +6,7 @@ import { parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js
 import { Pacer, QueueAttempts } from '../../shared/run/pace.js';
 import { Plan, type PlanMode, type PlannedPage } from '../../shared/run/plan.js';
 import { resolveScope } from '../../shared/triggers/scope.js';
-import { failedTask, laterTask } from '../helpers/seeds.js';
+import { failedTask, inFlightTask, laterTask } from '../helpers/seeds.js';
 import {
   configOf,
   ORDERS,
@@ -233,6 +233,31 @@ describe('Plan', () => {
       { task: `${BILLING}/tasks/b`, outcome: 'failed', error: 'invalid task name in the listing' },
       { task: `${ORDERS}/tasks/c d`, outcome: 'failed', error: 'invalid task name in the listing' },
     ]);
+  });
+
+  it('a task listed again (a listing is no snapshot) is matched once: one candidate or one row', async () => {
+    const url = world.target.url;
+    world.emulator.load({
+      queues: [
+        {
+          name: ORDERS,
+          tasks: [failedTask(ORDERS, 'a', url), inFlightTask(ORDERS, 'running', url)],
+        },
+      ],
+    });
+    const twice: CloudTasksClient = {
+      ...world.tasks,
+      listTasks: async function* (queue, view) {
+        for await (const page of world.tasks.listTasks(queue, view)) {
+          yield page;
+          yield page;
+        }
+      },
+    };
+    const { queue, candidates, rows } = await allPages(planOf({}, runMode(), ORDERS, twice));
+    expect(candidates.map((candidate) => candidate.name.name)).toEqual([`${ORDERS}/tasks/a`]);
+    expect(rows.map((row) => row.task)).toEqual([`${ORDERS}/tasks/running`]);
+    expect(queue.report).toMatchObject({ matched: 2 });
   });
 
   it('a listing that breaks off on page 2 marks the queue broken off (undone), whatever the error', async () => {

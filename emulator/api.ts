@@ -1,7 +1,7 @@
 /**
- * The Cloud Tasks v2 REST methods: maps a request path to its method and resource name, decodes the request
- * as Google's front end does, validates names by Cloud Tasks' rules, checks the caller's permissions, and
- * answers from the store.
+ * The Cloud Tasks v2 REST methods, also under v2beta3 paths (docs/emulator.md "v2beta3"): maps a request
+ * path to its method and resource name, decodes the request as Google's front end does, validates names by
+ * Cloud Tasks' rules, checks the caller's permissions, and answers from the store.
  * https://cloud.google.com/tasks/docs/reference/rest
  */
 import { isLocationId, isProjectId, parseQueueName, parseTaskName } from '../shared/cloud-tasks/names.js';
@@ -11,14 +11,17 @@ import type { Dispatcher } from './dispatcher.js';
 import { ApiError, errorInfo, help, invalidPayload, retryInfo } from './errors.js';
 import type { ApiMethod, Fault } from './faults.js';
 import { FULL_VIEW_PERMISSION, METHOD_PERMISSIONS, type Iam } from './iam.js';
-import { invalidQueueName, invalidTaskId, type TaskRecord } from './model.js';
+import { invalidQueueName, invalidTaskId, type QueueRecord, type TaskRecord } from './model.js';
 import type { ApiVersion } from './operations.js';
 import {
+  BetaCreateTaskBody,
+  BetaGetQueueQuery,
+  BetaListQueuesQuery,
+  BetaQueue,
   CreateTaskBody,
   decodeMessage,
   decodeQuery,
   GetTaskQuery,
-  BetaGetQueueQuery,
   ListQueuesQuery,
   ListTasksQuery,
   NameOnlyQuery,
@@ -34,6 +37,7 @@ import type { SlidingWindowQuota } from './quota.js';
 import { betaQueueJson } from './queue-stats.js';
 import { queueJson, taskJson, type TaskView } from './resources.js';
 import type { Store } from './store.js';
+import { betaQueue, maskFromBeta, queueFromBeta, type Ttls } from './v2beta3.js';
 
 /** A parsed API request. */
 export interface ApiRequest {
@@ -65,9 +69,11 @@ export interface ApiOptions {
   runTaskQuota: SlidingWindowQuota;
   quotaRetryInfo: boolean;
   iam: Iam;
+  /** What a v2beta3 queue answers as its `taskTtl` and `tombstoneTtl`. */
+  ttls: Ttls;
 }
 
-/** The v2 methods over a store and a dispatcher. */
+/** The v2 methods, under v2 and v2beta3 paths, over a store and a dispatcher. */
 export class CloudTasksApi {
   readonly #batch: BatchMethods;
 
@@ -113,7 +119,6 @@ export class CloudTasksApi {
       };
       return project === undefined ? { method, name, handle } : { method, name, project, handle };
     };
-    // docs/emulator.md "Batch calls": under v2beta3 only the batch methods and operations are served.
     const batchCall = (request: ApiRequest) => ({
       name,
       version,
@@ -131,33 +136,26 @@ export class CloudTasksApi {
           decodeQuery(r.query, NameOnlyQuery);
           return this.#batch.getOperation(batchCall(r));
         });
-    }
-    // docs/emulator.md "Queue stats": v2beta3 GetQueue, for the `stats` v2 does not have.
-    if (key === 'GET queue' && version === 'v2beta3') {
-      return on('GetQueue', (r) => this.#getBetaQueue(name, r));
-    }
-    if (version !== 'v2') return unknownRoute(name, shape === 'other' ? 'NOT_FOUND' : 'UNIMPLEMENTED');
-    switch (key) {
       case 'GET location/queues':
-        return on('ListQueues', (r) => this.#listQueues(name, r));
+        return on('ListQueues', (r) => this.#listQueues(name, r, version));
       case 'POST location/queues':
-        return on('CreateQueue', (r) => this.#createQueue(name, r));
+        return on('CreateQueue', (r) => this.#createQueue(name, r, version));
       case 'GET queue':
-        return on('GetQueue', (r) => this.#getQueue(name, r));
+        return on('GetQueue', (r) => this.#getQueue(name, r, version));
       case 'PATCH queue':
-        return on('UpdateQueue', (r) => this.#updateQueue(name, r));
+        return on('UpdateQueue', (r) => this.#updateQueue(name, r, version));
       case 'DELETE queue':
         return on('DeleteQueue', (r) => this.#deleteQueue(name, r));
       case 'POST queue:pause':
-        return on('PauseQueue', (r) => this.#setQueueState(name, r, 'PAUSED'));
+        return on('PauseQueue', (r) => this.#setQueueState(name, r, 'PAUSED', version));
       case 'POST queue:resume':
-        return on('ResumeQueue', (r) => this.#setQueueState(name, r, 'RUNNING'));
+        return on('ResumeQueue', (r) => this.#setQueueState(name, r, 'RUNNING', version));
       case 'POST queue:testIamPermissions':
         return on('TestIamPermissions', (r) => this.#testIamPermissions(name, r));
       case 'GET queue/tasks':
         return on('ListTasks', (r) => this.#listTasks(name, r));
       case 'POST queue/tasks':
-        return on('CreateTask', (r) => this.#createTask(name, r));
+        return on('CreateTask', (r) => this.#createTask(name, r, version));
       case 'GET task':
         return on('GetTask', (r) => this.#getTask(name, r));
       case 'DELETE task':
@@ -169,8 +167,8 @@ export class CloudTasksApi {
     }
   }
 
-  #listQueues(parent: string, request: ApiRequest): ApiAnswer {
-    const query = decodeQuery(request.query, ListQueuesQuery);
+  #listQueues(parent: string, request: ApiRequest, version: ApiVersion): ApiAnswer {
+    const query = decodeQuery(request.query, version === 'v2' ? ListQueuesQuery : BetaListQueuesQuery);
     checkParent(parent);
     const page = this.deps.store.listQueues(
       parent,
@@ -178,30 +176,49 @@ export class CloudTasksApi {
       query.pageSize as number | undefined,
       query.pageToken as string | undefined,
     );
-    const numeric = wantsNumericEnums(request);
+    const readMask = query.readMask as string | undefined;
     return pageJson(
       'queues',
-      page.items.map((q) => queueJson(q, numeric)),
+      page.items.map((q) => this.#queueAnswer(q, request, version, readMask)),
       page.nextPageToken,
     );
   }
 
-  #createQueue(parent: string, request: ApiRequest): ApiAnswer {
+  #createQueue(parent: string, request: ApiRequest, version: ApiVersion): ApiAnswer {
     decodeQuery(request.query, NameOnlyQuery);
-    const queue = decodeMessage(queueBody(request), Queue, 'queue');
+    const queue = this.#queueOf(request, version);
     checkParent(parent);
     this.#checkActAs(queue.httpTarget as Decoded | undefined);
     const record = this.deps.store.createQueue(parent, queue, this.deps.clock.now());
-    return queueJson(record, wantsNumericEnums(request));
+    return this.#queueAnswer(record, request, version);
+  }
+
+  // The request's Queue as v2's.
+  #queueOf(request: ApiRequest, version: ApiVersion): Decoded {
+    if (version === 'v2') return decodeMessage(queueBody(request), Queue, 'queue');
+    return queueFromBeta(decodeMessage(queueBody(request), BetaQueue, 'queue'), this.deps.ttls);
+  }
+
+  // A queue as the path's version answers it; under v2beta3, with `stats` when the read mask asks.
+  #queueAnswer(queue: QueueRecord, request: ApiRequest, version: ApiVersion, readMask?: string): ApiAnswer {
+    const numeric = wantsNumericEnums(request);
+    const json = queueJson(queue, numeric);
+    if (version === 'v2') return json;
+    const beta = betaQueue(json, this.deps.ttls, numeric);
+    if (readMask === undefined) return beta;
+    const activity = this.deps.dispatcher.activityOf(queue, this.deps.clock.now());
+    return betaQueueJson(queue, beta, readMask, activity);
   }
 
   // `PATCH v2/{queue.name}`, body the Queue, `updateMask` in the query. "This method creates the queue if it
   // does not exist and updates the queue if it does exist." The name in the path wins over one in the body.
-  #updateQueue(name: string, request: ApiRequest): ApiAnswer {
+  #updateQueue(name: string, request: ApiRequest, version: ApiVersion): ApiAnswer {
     const query = decodeQuery(request.query, UpdateQueueQuery);
-    const given = decodeMessage(queueBody(request), Queue, 'queue');
+    const given = this.#queueOf(request, version);
     checkQueueName(name);
-    const mask = parseUpdateMask(query.updateMask as string | undefined);
+    const updateMask = query.updateMask as string | undefined;
+    const mask =
+      version === 'v2' ? parseUpdateMask(updateMask) : maskFromBeta(parseUpdateMask(updateMask, BetaQueue));
     if (!mask || mask.some((path) => path[0] === 'httpTarget')) {
       this.#checkActAs(given.httpTarget as Decoded | undefined);
     }
@@ -211,26 +228,19 @@ export class CloudTasksApi {
       const settings = applyUpdateMask({}, given, mask);
       const parent = name.split('/').slice(0, 4).join('/');
       const created = this.deps.store.createQueue(parent, { ...settings, name }, now);
-      return queueJson(created, wantsNumericEnums(request));
+      return this.#queueAnswer(created, request, version);
     }
     this.deps.store.updateQueue(existing, applyUpdateMask(queueDecoded(existing), given, mask));
     this.deps.dispatcher.queueChanged(existing);
-    return queueJson(existing, wantsNumericEnums(request));
+    return this.#queueAnswer(existing, request, version);
   }
 
-  #getQueue(name: string, request: ApiRequest): ApiAnswer {
-    decodeQuery(request.query, NameOnlyQuery);
+  // docs/emulator.md "Queue stats": v2beta3's read mask may ask for the `stats` v2 does not have.
+  #getQueue(name: string, request: ApiRequest, version: ApiVersion): ApiAnswer {
+    const query = decodeQuery(request.query, version === 'v2' ? NameOnlyQuery : BetaGetQueueQuery);
     checkQueueName(name);
-    return queueJson(this.deps.store.getQueue(name), wantsNumericEnums(request));
-  }
-
-  #getBetaQueue(name: string, request: ApiRequest): ApiAnswer {
-    const query = decodeQuery(request.query, BetaGetQueueQuery);
-    checkQueueName(name);
-    const queue = this.deps.store.getQueue(name);
-    const activity = this.deps.dispatcher.activityOf(queue, this.deps.clock.now());
-    const json = queueJson(queue, wantsNumericEnums(request));
-    return betaQueueJson(queue, json, query.readMask as string | undefined, activity);
+    const readMask = query.readMask as string | undefined;
+    return this.#queueAnswer(this.deps.store.getQueue(name), request, version, readMask);
   }
 
   #deleteQueue(name: string, request: ApiRequest): ApiAnswer {
@@ -241,7 +251,12 @@ export class CloudTasksApi {
     return {};
   }
 
-  #setQueueState(name: string, request: ApiRequest, state: 'RUNNING' | 'PAUSED'): ApiAnswer {
+  #setQueueState(
+    name: string,
+    request: ApiRequest,
+    state: 'RUNNING' | 'PAUSED',
+    version: ApiVersion,
+  ): ApiAnswer {
     decodeQuery(request.query, NameOnlyQuery);
     decodeMessage(request.body, QueueActionBody, '');
     checkQueueName(name);
@@ -251,7 +266,7 @@ export class CloudTasksApi {
     }
     queue.state = state;
     if (state === 'RUNNING') this.deps.dispatcher.queueChanged(queue);
-    return queueJson(queue, wantsNumericEnums(request));
+    return this.#queueAnswer(queue, request, version);
   }
 
   #listTasks(parent: string, request: ApiRequest): ApiAnswer {
@@ -272,9 +287,9 @@ export class CloudTasksApi {
     );
   }
 
-  #createTask(parent: string, request: ApiRequest): ApiAnswer {
+  #createTask(parent: string, request: ApiRequest, version: ApiVersion): ApiAnswer {
     decodeQuery(request.query, NameOnlyQuery);
-    const body = decodeMessage(request.body, CreateTaskBody, '');
+    const body = decodeMessage(request.body, version === 'v2' ? CreateTaskBody : BetaCreateTaskBody, '');
     checkQueueName(parent);
     const { record, view } = this.#createOne(parent, body, this.deps.clock.now());
     return taskJson(record, view, wantsNumericEnums(request));

@@ -24,6 +24,7 @@ import {
 import {
   BatchCreateTasksBody,
   BatchDeleteTasksBody,
+  BetaCreateTaskBody,
   CreateTaskBody,
   decodeMessage,
   type Decoded,
@@ -90,7 +91,8 @@ export class BatchMethods {
     checkBodyParent(body, parent);
     const raw = (body.requests as unknown[] | undefined) ?? [];
     checkCount(raw.length, MAX_BATCH_CREATE, 'requests');
-    const requests = raw.map((item, i) => decodeMessage(item, CreateTaskBody, `requests[${i}]`));
+    const itemType = call.version === 'v2' ? CreateTaskBody : BetaCreateTaskBody;
+    const requests = raw.map((item, i) => decodeMessage(item, itemType, `requests[${i}]`));
     // CreateTaskRequest.parent is required, and in a batch it is the batch's own (cloudtasks.proto).
     requests.forEach((request, i) => {
       if (request.parent === undefined || request.parent === '') {

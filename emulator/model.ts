@@ -172,11 +172,16 @@ export interface TaskFields {
 /**
  * Checks a decoded Task's payload and times and returns what a new task keeps. Output-only fields are
  * ignored here (a seed copies them separately).
- * @throws ApiError INVALID_ARGUMENT for a missing or malformed payload; UNIMPLEMENTED for App Engine tasks.
+ * @throws ApiError INVALID_ARGUMENT for a missing or malformed payload; UNIMPLEMENTED for App Engine and pull
+ * tasks, and a task-level retry_config.
  */
 export function taskFields(task: Decoded, nowMs: number): TaskFields {
-  if (task.appEngineHttpRequest !== undefined) {
+  // A v2beta3 Task may also carry pullMessage and a retryConfig of its own (docs/emulator.md "v2beta3").
+  if (task.appEngineHttpRequest !== undefined || task.pullMessage !== undefined) {
     throw new ApiError('UNIMPLEMENTED', 'The emulator supports HTTP target tasks only (httpRequest).');
+  }
+  if (task.retryConfig !== undefined) {
+    throw new ApiError('UNIMPLEMENTED', "The emulator has no task-level retry_config: the queue's applies.");
   }
   const http = task.httpRequest as Decoded | undefined;
   if (!http) throw invalidPayload('Task.http_request is required.', 'task.http_request');

@@ -104,8 +104,7 @@ const Attempt = message(`${PKG}.Attempt`, {
   responseStatus: { message: Status },
 });
 
-/** `google.cloud.tasks.v2.Task`. */
-export const Task = message(`${PKG}.Task`, {
+const TASK_FIELDS = {
   name: 'string',
   appEngineHttpRequest: { message: AppEngineHttpRequest },
   httpRequest: { message: HttpRequest },
@@ -117,7 +116,9 @@ export const Task = message(`${PKG}.Task`, {
   firstAttempt: { message: Attempt },
   lastAttempt: { message: Attempt },
   view: View,
-});
+} satisfies Record<string, FieldType>;
+/** `google.cloud.tasks.v2.Task`. */
+export const Task = message(`${PKG}.Task`, TASK_FIELDS);
 
 const RateLimits = message(`${PKG}.RateLimits`, {
   maxDispatchesPerSecond: 'double',
@@ -171,13 +172,59 @@ export const Queue = message(`${PKG}.Queue`, {
   stackdriverLoggingConfig: { message: StackdriverLoggingConfig },
 });
 
+// v2beta3's messages where they differ from v2's (google/cloud/tasks/v2beta3/*.proto); the messages they
+// share are v2's.
+const BETA = 'google.cloud.tasks.v2beta3';
+/** v2beta3 `Queue.Type` values, indexed by their number. */
+export const QUEUE_TYPES = ['TYPE_UNSPECIFIED', 'PULL', 'PUSH'];
+const PullMessage = message(`${BETA}.PullMessage`, { payload: 'bytes', tag: 'string' });
+const AppEngineHttpQueue = message(`${BETA}.AppEngineHttpQueue`, {
+  appEngineRoutingOverride: { message: AppEngineRouting },
+});
+const QueueStats = message(`${BETA}.QueueStats`, {
+  tasksCount: 'int64',
+  oldestEstimatedArrivalTime: 'timestamp',
+  executedLastMinuteCount: 'int64',
+  concurrentDispatchesCount: 'int64',
+  effectiveExecutionRate: 'double',
+});
+
+/** `google.cloud.tasks.v2beta3.Task`: v2's, and `pullMessage` and a task-level `retryConfig`. */
+export const BetaTask = message(`${BETA}.Task`, {
+  ...TASK_FIELDS,
+  pullMessage: { message: PullMessage },
+  retryConfig: { message: RetryConfig },
+});
+
+/** `google.cloud.tasks.v2beta3.Queue`: App Engine routing under `appEngineHttpQueue`; TTLs, type, stats. */
+export const BetaQueue = message(`${BETA}.Queue`, {
+  name: 'string',
+  appEngineHttpQueue: { message: AppEngineHttpQueue },
+  httpTarget: { message: HttpTarget },
+  rateLimits: { message: RateLimits },
+  retryConfig: { message: RetryConfig },
+  state: { enum: `${BETA}.Queue.State`, values: QUEUE_STATES },
+  purgeTime: 'timestamp',
+  taskTtl: 'duration',
+  tombstoneTtl: 'duration',
+  stackdriverLoggingConfig: { message: StackdriverLoggingConfig },
+  type: { enum: `${BETA}.Queue.Type`, values: QUEUE_TYPES },
+  stats: { message: QueueStats },
+});
+
 /** The body of CreateTask (`body: "*"`, the parent comes from the path). */
 export const CreateTaskBody = message(`${PKG}.CreateTaskRequest`, {
   parent: 'string',
   task: { message: Task },
   responseView: View,
 });
-/** The body of BatchCreateTasks; each of `requests` is then decoded as a {@link CreateTaskBody}. */
+/** The body of v2beta3 CreateTask. */
+export const BetaCreateTaskBody = message(`${BETA}.CreateTaskRequest`, {
+  parent: 'string',
+  task: { message: BetaTask },
+  responseView: View,
+});
+/** The body of BatchCreateTasks; each of `requests` is then decoded as its version's CreateTask body. */
 export const BatchCreateTasksBody = message(`${PKG}.BatchCreateTasksRequest`, {
   parent: 'string',
   requests: 'any[]',
@@ -214,12 +261,20 @@ export const ListQueuesQuery = message(`${PKG}.ListQueuesRequest`, {
   pageSize: 'int32',
   pageToken: 'string',
 });
+/** The query of v2beta3 ListQueues: v2's, and `readMask` as in v2beta3 GetQueue. */
+export const BetaListQueuesQuery = message(`${BETA}.ListQueuesRequest`, {
+  parent: 'string',
+  filter: 'string',
+  pageSize: 'int32',
+  pageToken: 'string',
+  readMask: 'string',
+});
 /** The query of UpdateQueue (`PATCH v2/{queue.name}`, body the Queue): `updateMask`, comma-separated paths. */
 export const UpdateQueueQuery = message(`${PKG}.UpdateQueueRequest`, { updateMask: 'string' });
 /** The query of a method whose request has only the resource name (GetQueue, DeleteQueue, DeleteTask). */
 export const NameOnlyQuery = message(`${PKG}.GetQueueRequest`, { name: 'string' });
 /** The query of v2beta3 GetQueue: `readMask` (a FieldMask, comma-separated paths) may ask for `stats`. */
-export const BetaGetQueueQuery = message('google.cloud.tasks.v2beta3.GetQueueRequest', {
+export const BetaGetQueueQuery = message(`${BETA}.GetQueueRequest`, {
   name: 'string',
   readMask: 'string',
 });

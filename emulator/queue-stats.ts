@@ -1,10 +1,10 @@
 /**
- * v2beta3 GetQueue: the queue as v2 answers it, and `stats` (google.cloud.tasks.v2beta3.QueueStats) only
- * when the read mask names it; a read mask keeps only the fields it names. docs/emulator.md "Queue stats".
+ * v2beta3 GetQueue and ListQueues: the queue as v2beta3 answers it (v2beta3.ts), and `stats`
+ * (google.cloud.tasks.v2beta3.QueueStats) only when the read mask names it; a read mask keeps only the fields
+ * it names. docs/emulator.md "Queue stats".
  */
 import type { QueueRecord } from './model.js';
 import { formatTimestamp } from './proto-json.js';
-import type { Queue } from './resources.js';
 
 /** google.cloud.tasks.v2beta3.QueueStats as JSON: int64 counts as strings, zero values left out. */
 export interface QueueStats {
@@ -22,16 +22,16 @@ export interface QueueActivity {
 }
 
 /**
- * The answer of v2beta3 GetQueue. `readMask` is the query's FieldMask (comma-separated paths, camelCase or
- * snake_case); a path `stats.x` selects the whole `stats`.
+ * A queue of v2beta3 GetQueue or ListQueues. `readMask` is the query's FieldMask (comma-separated paths,
+ * camelCase or snake_case); a path `stats.x` selects the whole `stats`.
  */
 export function betaQueueJson(
   queue: QueueRecord,
-  json: Queue,
+  json: Record<string, unknown>,
   readMask: string | undefined,
   activity: QueueActivity,
 ): Record<string, unknown> {
-  const full = { ...json } as Record<string, unknown>;
+  const full = { ...json };
   const paths = readMask?.split(',').map((path) => camelCase(path.trim().split('.')[0] ?? ''));
   if (paths === undefined) return full;
   if (paths.includes('stats')) full.stats = statsOf(queue, activity);

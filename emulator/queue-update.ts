@@ -24,23 +24,26 @@ const SETTABLE = [
 const IGNORED = new Set(['name', 'state', 'purgeTime', 'rateLimits.maxBurstSize']);
 
 /**
- * Parses an `updateMask` query value (comma-separated paths, snake_case or camelCase, `.` between levels).
- * Undefined when it is absent or empty: every field is updated.
+ * Parses an `updateMask` query value (comma-separated paths, snake_case or camelCase, `.` between levels)
+ * against `queueType` (v2's Queue unless told). Undefined when it is absent or empty: every field is updated.
  * @throws ApiError INVALID_ARGUMENT naming a path that is not a field of the Queue.
  */
-export function parseUpdateMask(text: string | undefined): MaskPath[] | undefined {
+export function parseUpdateMask(
+  text: string | undefined,
+  queueType: MessageType = Queue,
+): MaskPath[] | undefined {
   const paths = (text ?? '')
     .split(',')
     .map((p) => p.trim())
     .filter((p) => p !== '');
   if (paths.length === 0) return undefined;
   return paths.map((path) => {
-    let type: MessageType | undefined = Queue;
+    let type: MessageType | undefined = queueType;
     return path.split('.').map((segment) => {
       const spec = type?.fields.get(segment);
       if (!spec) {
         throw invalidPayload(
-          `Invalid value for update_mask: "${path}" is not a field of google.cloud.tasks.v2.Queue.`,
+          `Invalid value for update_mask: "${path}" is not a field of ${queueType.name}.`,
           'update_mask',
         );
       }

@@ -411,8 +411,9 @@ async function* inFullView(pages: AsyncIterable<Task[]>): AsyncIterable<Task[]> 
 }
 
 /**
- * The canonical status of an answer without Google's error JSON (a proxy's, a stand-in's): a method the
- * server does not have (405, as well as 501) is UNIMPLEMENTED.
+ * The canonical status of an answer whose error JSON names none (a proxy's, a stand-in's): a method the
+ * server does not have (405, as well as 501) is UNIMPLEMENTED (docs/cloud-tasks-calls.md "An error without
+ * its status").
  */
 const HTTP_TO_CANONICAL: Record<number, CanonicalCode> = {
   400: 'INVALID_ARGUMENT',
@@ -429,6 +430,12 @@ const HTTP_TO_CANONICAL: Record<number, CanonicalCode> = {
   504: 'DEADLINE_EXCEEDED',
 };
 
+/** An HTTP status as its canonical one: a 409 whose message says the entity already exists is ALREADY_EXISTS. */
+function canonicalOfHttp(httpStatus: number, message: string | undefined): CanonicalCode {
+  if (httpStatus === 409 && /already exists/i.test(message ?? '')) return 'ALREADY_EXISTS';
+  return HTTP_TO_CANONICAL[httpStatus] ?? (httpStatus >= 500 ? 'INTERNAL' : 'UNKNOWN');
+}
+
 /** Maps any failure of a call to a CloudTasksError; Google's error JSON gives the canonical status. */
 export function toCloudTasksError(error: unknown): CloudTasksError {
   if (error instanceof CloudTasksError) return error;
@@ -438,7 +445,7 @@ export function toCloudTasksError(error: unknown): CloudTasksError {
     const named = failure.facts.status;
     const status = CANONICAL_CODES.includes(named as CanonicalCode)
       ? (named as CanonicalCode)
-      : (HTTP_TO_CANONICAL[httpStatus] ?? (httpStatus >= 500 ? 'INTERNAL' : 'UNKNOWN'));
+      : canonicalOfHttp(httpStatus, failure.facts.apiMessage);
     return new CloudTasksError(`${status}: ${failure.facts.apiMessage ?? `HTTP ${httpStatus}`}`, status, {
       httpStatus,
       ...(retryDelayMs !== undefined && { retryDelayMs }),

@@ -5,10 +5,10 @@
  * `tasks:batchDelete` (at most 1000). Each caller gets its own item's answer, as if it had made the single
  * call, so the move's rules (move.ts) stay as they are:
  * - an item that failed fails with its own status (ALREADY_EXISTS, NOT_FOUND, PERMISSION_DENIED...);
- * - an operation that ended FAILED or CANCELLED, a batch whose answer was lost, or one still running when
- *   the budget ends, leaves every item's fate unknown: each fails as an answer lost, and the move reads its
- *   task again or sends the named create again (ALREADY_EXISTS if it landed); so does an operation that
- *   carries an error, for each item its metadata does not name;
+ * - a batch whose answer was lost, or one still running when the budget ends, leaves every item's fate
+ *   unknown: each fails as an answer lost, and the move reads its task again or sends the named create again
+ *   (ALREADY_EXISTS if it landed); so does an operation that ended FAILED or CANCELLED, or that carries an
+ *   error, for each item its metadata does not name;
  * - no requestId is sent: a batch sent again with one would get its first operation back, FAILED again;
  *   named creates and deletes are safe to send again without one;
  * - a Cloud Tasks without the batch methods (UNIMPLEMENTED, or NOT_FOUND for the method), or a caller
@@ -40,7 +40,12 @@ const GATHER_MS = 20;
 /** Reads of a running operation, this far apart. */
 const POLL_MS = 200;
 
-const OPERATION_NAME = /^projects\/[^/]+\/locations\/[^/]+\/operations\/[^/]+$/;
+/**
+ * An operation name safe to read, as it becomes a URL path (docs/redrive.md "Batch calls"): any relative
+ * resource name whose segments hold only a name's characters, none empty, `.` or `..`, and no `:` in the
+ * first, which would read as a URL scheme.
+ */
+const OPERATION_NAME = /^[A-Za-z0-9_-]+(\/(?!\.{1,2}(\/|$))[A-Za-z0-9._~:-]+)*$/;
 
 /** A failure as an item is told it, cleaned of the content of the payloads it is about (all, by default). */
 type Told<T> = (failure: CloudTasksError, about?: readonly T[]) => CloudTasksError;
@@ -269,20 +274,21 @@ async function settleSingle<T>(item: Item<T>, single: (payload: T) => Promise<un
 }
 
 /**
- * Each item from a finished operation: its own failure, or done. A FAILED or CANCELLED operation reports no
- * item's outcome, and one that carries an error did not apply every item (a batch delete of which none
- * succeeded carries one): an item not named as failed is then unknown, never taken as done. Each failure
- * is `told` as it reaches an item: the operation's own is about the whole batch, an item's about that item.
+ * Each item from a finished operation: its own failure, or done. An operation that ended FAILED or
+ * CANCELLED did not finish, and one that carries an error did not apply every item (a batch delete of which
+ * none succeeded carries one): an item its metadata does not name may have been applied or not, so it is
+ * unknown, never taken as done. Each failure is `told` as it reaches an item: the operation's own is about
+ * the whole batch, an item's about that item.
  */
 function settleFrom<T>(operation: BatchOperation, items: readonly Item<T>[], told: Told<T>): void {
   const state = operation.metadata?.state;
-  const unreported = state === 'FAILED' || state === 'CANCELLED';
-  const failed = unreported ? {} : (operation.metadata?.failedRequests ?? {});
+  const unfinished = state === 'FAILED' || state === 'CANCELLED';
+  const failed = operation.metadata?.failedRequests ?? {};
   const unnamed =
-    (unreported || operation.error !== undefined) &&
+    (unfinished || operation.error !== undefined) &&
     told(
       unknownFate(
-        `the batch operation ended ${unreported ? state : 'with an error'}: ${operation.error?.message ?? 'no detail'}`,
+        `the batch operation ended ${unfinished ? state : 'with an error'}: ${operation.error?.message ?? 'no detail'}`,
       ),
     );
   items.forEach((item, index) => {

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import {
@@ -140,6 +142,35 @@ describe('the Cloud Tasks REST client', () => {
       else await expect(read).resolves.toMatchObject({ name: name.name });
     } finally {
       await proxy.close();
+    }
+  });
+
+  it.each([
+    ['Requested entity already exists', 'ALREADY_EXISTS'],
+    ['Task already exists.', 'ALREADY_EXISTS'],
+    ['Concurrent modification, try again.', 'ABORTED'],
+  ])('a 409 without a status, "%s", is %s', async (message, status) => {
+    // A stand-in whose error JSON has only a code and a message.
+    const standIn = createServer((request, response) => {
+      request.resume().on('end', () => {
+        response.writeHead(409, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ error: { code: 409, message } }));
+      });
+    });
+    await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = standIn.address() as AddressInfo;
+      const created = createCloudTasksClient({ emulatorHost: `127.0.0.1:${port}` }).createTask(queue, {
+        name: `${ORDERS}/tasks/copy`,
+        httpRequest: { url: 'http://127.0.0.1:9/work' },
+      });
+      await expect(created).rejects.toMatchObject({
+        status,
+        answerLost: false,
+        options: { httpStatus: 409 },
+      });
+    } finally {
+      await new Promise((resolve) => standIn.close(resolve));
     }
   });
 

@@ -3,11 +3,11 @@
  * client in REST fallback mode, then by direct REST calls under both v2 and v2beta3 paths for per-item
  * failures, operation states, requestId and the batch fault knobs.
  */
-import { protos, v2beta3 } from '@google-cloud/tasks';
-import { PassThroughClient } from 'google-auth-library';
+import type { v2beta3 } from '@google-cloud/tasks';
+import { protos } from '@google-cloud/tasks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock, startEmulator, type Emulator } from '../../emulator/server.js';
-import { LOCATION, PROJECT, queueName, taskName } from './helpers.js';
+import { googleBetaClient, LOCATION, PROJECT, queueName, taskName } from './helpers.js';
 
 const T0 = Date.UTC(2026, 11, 5, 12, 0, 0);
 const LATER = new Date(T0 + 3_600_000).toISOString();
@@ -43,21 +43,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await emulator.stop();
 });
-
-/**
- * Google's v2beta3 client in REST fallback mode, unchanged, against the emulator. `fallback: 'rest'` (not
- * `true`): only then does the client give its operations client Cloud Tasks' own operations.get path under
- * /v2beta3; with `true` it polls the generic `/v1/operations/...`, which Cloud Tasks does not serve.
- */
-function betaClient(): v2beta3.CloudTasksClient {
-  return new v2beta3.CloudTasksClient({
-    fallback: 'rest',
-    apiEndpoint: '127.0.0.1',
-    port: Number(emulator.host.split(':')[1]),
-    protocol: 'http',
-    authClient: new PassThroughClient(),
-  });
-}
 
 /** A raw REST call under `v2` or `v2beta3`; answers the status and parsed JSON body. */
 async function call(
@@ -113,7 +98,7 @@ function load(ids: string[]): void {
 describe("Google's v2beta3 client", () => {
   let client: v2beta3.CloudTasksClient;
   beforeEach(() => {
-    client = betaClient();
+    client = googleBetaClient(emulator);
   });
   afterEach(async () => {
     await client.close();
@@ -274,8 +259,8 @@ describe('REST: shapes under v2 and v2beta3', () => {
     expect(deleted.body.metadata.state).toBe(3); // BatchDeleteTasksMetadata.PARTIALLY_SUCCEEDED
   });
 
-  it('serves only the batch methods, operations and queue stats under v2beta3', async () => {
-    expect((await call('GET', `${QUEUE}/tasks`, undefined, 'v2beta3')).status).toBe(501);
+  it('answers an operation not found under both versions, and a method it leaves out as UNIMPLEMENTED', async () => {
+    expect((await call('POST', `${QUEUE}:purge`, {}, 'v2beta3')).status).toBe(501);
     expect((await call('GET', `${LOCATION}/operations/nope`)).status).toBe(404);
     expect((await call('GET', `${LOCATION}/operations/nope`, undefined, 'v2beta3')).status).toBe(404);
   });

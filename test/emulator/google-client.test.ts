@@ -6,7 +6,7 @@ import type { CloudTasksClient } from '@google-cloud/tasks';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock, startEmulator, type Emulator } from '../../emulator/server.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
-import { googleClient, LOCATION, queueName, taskName } from './helpers.js';
+import { codeOf, googleClient, inAnHour, LOCATION, queueName, taskName } from './helpers.js';
 
 let target: Target;
 let emulator: Emulator;
@@ -26,19 +26,6 @@ afterEach(async () => {
   await client.close();
   await emulator.stop();
 });
-
-/** The gRPC code of the error a call rejects with. */
-async function codeOf(call: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await call;
-  } catch (err) {
-    const { code, message } = err as { code: number; message: string };
-    return { code, message };
-  }
-  throw new Error('the call succeeded');
-}
-
-const inAnHour = () => ({ seconds: Math.floor(Date.now() / 1000) + 3600 });
 
 describe('queues', () => {
   it('creates, gets, lists, pauses, resumes and deletes queues', async () => {

@@ -2,12 +2,10 @@
  * v2beta3 GetQueue with `stats` (docs/emulator.md "Queue stats"), judged by Google's own v2beta3 client in
  * REST fallback mode, and by a plain REST call for the JSON itself.
  */
-import { v2beta3 } from '@google-cloud/tasks';
-import { PassThroughClient } from 'google-auth-library';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock, startEmulator, type Emulator } from '../../emulator/server.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
-import { queueName } from './helpers.js';
+import { googleBetaClient, queueName } from './helpers.js';
 
 const T0 = Date.UTC(2026, 11, 5, 12, 0, 0);
 const QUEUE = queueName('orders');
@@ -43,19 +41,9 @@ afterEach(async () => {
   await target.stop();
 });
 
-function betaClient(): v2beta3.CloudTasksClient {
-  return new v2beta3.CloudTasksClient({
-    fallback: 'rest',
-    apiEndpoint: '127.0.0.1',
-    port: Number(emulator.host.split(':')[1]),
-    protocol: 'http',
-    authClient: new PassThroughClient(),
-  });
-}
-
 describe('v2beta3 GetQueue', () => {
   it('answers stats only when the read mask asks for them (Google v2beta3 client, REST fallback)', async () => {
-    const client = betaClient();
+    const client = googleBetaClient(emulator);
     const [plain] = await client.getQueue({ name: QUEUE });
     expect(plain.name).toBe(QUEUE);
     expect(plain.rateLimits?.maxDispatchesPerSecond).toBe(7);

@@ -8,7 +8,7 @@ import type { HttpFunction, Request, Response } from '@google-cloud/functions-fr
 import { httpDelivery, parseRerunEvent } from '../shared/triggers/events.js';
 import { deliverMessage } from '../shared/platform/delivery.js';
 import { CloudTasksUnavailableError } from '../shared/run/run.js';
-import { rerun, type Runtime } from '../shared/platform/runtime.js';
+import { controlTaskOf, rerun, type Runtime } from '../shared/platform/runtime.js';
 import { isControlEventKind } from '../shared/control/status.js';
 import { answerControlEvent, answerMoveRecovery } from './control-http.js';
 import { isCopyWithdrawnBody, isMoveRecoveryKind } from '../shared/control/control-tasks.js';
@@ -64,7 +64,7 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
       const { report } = result;
       // A control task is delivered by Cloud Tasks, which retries only on a non-2xx answer: work left
       // undone must not be acknowledged. Every other caller gets the report, whatever the mix.
-      if (req.get('x-cloudtasks-taskname') && report.continueWith) {
+      if (refuse.controlTask !== undefined && report.continueWith) {
         return sendGoogleError(
           res,
           503,
@@ -95,7 +95,7 @@ type Refuse = ((code: number, reason: string, message: string, details?: object[
  * (docs/events.md "Control tasks that can never be carried out").
  */
 function refusalFor(runtime: Runtime, req: Request, res: Response): Refuse {
-  const controlTask = controlTaskOf(req, runtime);
+  const controlTask = controlTaskOf((name) => req.get(name), runtime.config.controlQueue);
   const refuse = (code: number, reason: string, message: string, details: object[] = []) => {
     if (controlTask === undefined) return sendGoogleError(res, code, message, details);
     runtime.log.error(
@@ -105,13 +105,6 @@ function refusalFor(runtime: Runtime, req: Request, res: Response): Refuse {
     res.status(200).json({ dropped: { controlTask, reason, message } });
   };
   return Object.assign(refuse, { controlTask });
-}
-
-/** The control task's ID when the control queue delivers this request (Cloud Tasks' own headers). */
-function controlTaskOf(req: Request, runtime: Runtime): string | undefined {
-  const queue = runtime.config.controlQueue;
-  const task = req.get('x-cloudtasks-taskname');
-  return queue && task && req.get('x-cloudtasks-queuename') === queue.queue ? task : undefined;
 }
 
 /** A Pub/Sub delivery: 200 with the report or 204 acknowledge; 503 has it redelivered. */
@@ -133,11 +126,21 @@ async function answerMessage(runtime: Runtime, req: Request, res: Response): Pro
   else res.status(204).end();
 }
 
-/** `{"message": {...}, "subscription": "..."}`: the body of a Pub/Sub push subscription. */
+/**
+ * `{"message": {"messageId": "...", ...}, "subscription": "..."}`: the body of a Pub/Sub push subscription,
+ * which always carries both (https://cloud.google.com/pubsub/docs/push#receive_push). Anything else is a
+ * plain event.
+ */
 function isPushEnvelope(body: unknown): boolean {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
-  const record = body as Record<string, unknown>;
-  return !('kind' in record) && typeof record.message === 'object' && record.message !== null;
+  if (!isRecord(body) || 'kind' in body || typeof body.subscription !== 'string') return false;
+  const { message } = body;
+  return (
+    isRecord(message) && (typeof message.messageId === 'string' || typeof message.message_id === 'string')
+  );
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function errorInfo(reason: string, runId: string | undefined): object {

@@ -14,6 +14,9 @@ import { rerun, type Runtime } from './runtime.js';
 /** The CloudEvent type of a Pub/Sub message. */
 export const MESSAGE_PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';
 
+/** A Pub/Sub message ID: the only shape of a CloudEvent id that is used (docs/events.md "Request identity"). */
+const PUBSUB_MESSAGE_ID = /^[0-9]{1,64}$/;
+
 /** What the adapter answers: acknowledge, or have the message redelivered. */
 export type MessageAnswer =
   | { readonly ack: true; readonly report?: RerunReport }
@@ -28,7 +31,7 @@ export type MessageAnswer =
 export interface MessageDelivery {
   /** The CloudEvent type (undefined for a push envelope, which is always a message). */
   readonly type: string | undefined;
-  /** The CloudEvent's id: the messageId when the envelope is unreadable. */
+  /** The CloudEvent's id (a header value in binary mode): the messageId when the data has none. */
   readonly id: string | undefined;
   /** The `{message, subscription}` object. */
   readonly data: unknown;
@@ -38,7 +41,8 @@ export interface MessageDelivery {
 /** Decodes the message, runs what it asks for, and decides the acknowledgement. Never throws. */
 export async function deliverMessage(runtime: Runtime, delivery: MessageDelivery): Promise<MessageAnswer> {
   const envelope = parseEnvelope(delivery.data);
-  const messageId = (envelope.ok ? envelope.message.messageId : undefined) ?? delivery.id;
+  const eventId = delivery.id !== undefined && PUBSUB_MESSAGE_ID.test(delivery.id) ? delivery.id : undefined;
+  const messageId = (envelope.ok ? envelope.message.messageId : undefined) ?? eventId;
   // `base` goes to the run, which adds the trace itself; the adapter's own lines carry it too.
   const base = runtime.log.child({ messageId });
   const log = base.child(traceFields(delivery.header, runtime.traceProject));
@@ -48,10 +52,10 @@ export async function deliverMessage(runtime: Runtime, delivery: MessageDelivery
   };
 
   if (delivery.type !== undefined && delivery.type !== MESSAGE_PUBLISHED) {
-    return rejected({ problem: `CloudEvent type ${delivery.type} is not ${MESSAGE_PUBLISHED}` });
+    return rejected({ problem: `the CloudEvent type is not ${MESSAGE_PUBLISHED}`, fields: ['type'] });
   }
   if (!envelope.ok) return rejected({ problem: envelope.error.message, fields: envelope.error.fields });
-  const decoded = decodeMessage(envelope.message, runtime.config.routes, Date.now());
+  const decoded = decodeMessage({ ...envelope.message, messageId }, runtime.config.routes, Date.now());
   switch (decoded.kind) {
     case 'reject':
       return rejected({

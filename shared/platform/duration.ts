@@ -11,11 +11,14 @@ export function parseDurationMs(text: string): number | undefined {
   return Math.round(Number(amount) * UNIT_MS[unit]);
 }
 
-/** A zod schema turning a duration string into milliseconds, with an error naming the accepted form. */
+/**
+ * A zod schema turning a duration string into milliseconds, with an error naming the accepted form. The
+ * value is not echoed: it may be anything a caller sent (docs/events.md "Bad input").
+ */
 export const DurationMs = z.string().transform((text, ctx) => {
   const ms = parseDurationMs(text);
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration like 30s, 10m or 2h` });
+    ctx.addIssue({ code: 'custom', message: 'not a duration like 30s, 10m or 2h' });
     return z.NEVER;
   }
   return ms;

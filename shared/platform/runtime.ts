@@ -14,7 +14,8 @@ import {
   type Notifier,
   type NotifierOptions,
 } from '../notify/publish.js';
-import type { RerunRequest } from '../triggers/events.js';
+import { MAX_NAMED, type RerunRequest } from '../triggers/events.js';
+import type { QueueName } from '../cloud-tasks/names.js';
 import { FirstDeliveries, firstCutoffOf } from './first-deliveries.js';
 import { createLogger, operationLast, traceFields, type HeaderLookup } from './log.js';
 import { Pacer, QueueAttempts, Semaphore } from '../run/pace.js';
@@ -98,14 +99,17 @@ export async function rerun(
   });
   const scope = resolveScope(received, runtime.config.allowlist, runtime.config.controlQueue);
   if (!scope.ok) {
-    log.error({ refused: scope.refused }, 'request names queues outside the allowlist; nothing called');
-    const message = `queues outside the allowlist (RERUN_QUEUES): ${scope.refused.join(', ')}`;
+    // Names the request chose: at most MAX_NAMED of them, so the line stays within Cloud Logging's entry.
+    const more = scope.refused.length - MAX_NAMED;
+    const refused = [...scope.refused.slice(0, MAX_NAMED), ...(more > 0 ? [`and ${more} more`] : [])];
+    log.error({ refused }, 'request names queues outside the allowlist; nothing called');
+    const message = `queues outside the allowlist (RERUN_QUEUES): ${refused.join(', ')}`;
     return { ok: false, runId, reason: 'QUEUE_NOT_ALLOWED', message };
   }
   // Every delivery of a request uses its first delivery's cutoff (docs/events.md "Cutoff"): that matters
   // where deliveries differ, a cutoff taken from the time received or clamped to it.
   const request = { ...received, cutoffMs: await firstCutoffOf(runtime, received) };
-  const ownClaimId = header('x-cloudtasks-taskname');
+  const ownClaimId = controlTaskOf(header, runtime.config.controlQueue);
   let report: RerunReport;
   try {
     report = await runRerun(request, scope.scope, { ...runtime, log, ownClaimId }, runId);
@@ -120,4 +124,14 @@ export async function rerun(
   }
   await notifyRunEnd(runtime, report, header, Date.now() + NOTIFY_BUDGET_MS);
   return { ok: true, report };
+}
+
+/**
+ * The control task's ID when the control queue delivers this request: Cloud Tasks' `X-CloudTasks-TaskName`
+ * with the control queue's ID in `X-CloudTasks-QueueName`. A task from any other queue is any caller
+ * (docs/configuration.md "RERUN_CONTROL_QUEUE").
+ */
+export function controlTaskOf(header: HeaderLookup, controlQueue: QueueName | undefined): string | undefined {
+  const task = header('x-cloudtasks-taskname');
+  return controlQueue && task && header('x-cloudtasks-queuename') === controlQueue.queue ? task : undefined;
 }

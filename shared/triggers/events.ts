@@ -269,29 +269,49 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-/** Every field path named by zod's issues, as `match.taskIds[0]`. */
-export function issuePaths(error: z.ZodError): string[] {
-  const pathOf = (keys: readonly PropertyKey[]) =>
-    keys.reduce<string>(
-      (path, key) =>
-        typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${String(key)}` : String(key),
-      '',
-    );
-  return [
-    ...new Set(
-      error.issues.flatMap((issue) =>
-        // An unknown field is named by its own path, not its parent's.
-        issue.code === 'unrecognized_keys'
-          ? issue.keys.map((key) => pathOf([...issue.path, key]))
-          : [pathOf(issue.path)],
-      ),
-    ),
-  ];
+/**
+ * The most fields an input error names, and the longest echo of a name the payload chose (an unknown key, a
+ * record's key): a line must stay within Cloud Logging's 256 KB entry.
+ */
+export const MAX_NAMED = 20;
+export const MAX_ECHOED = 64;
+
+/** `text` cut to `max` characters, the cut shown by an ellipsis. */
+export function clipped(text: string, max = MAX_ECHOED): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
-/** Turns a zod failure into an InputError naming the fields, never echoing the payload. */
+/** One problem per field: an unknown field by its own path, not its parent's; keys clipped. */
+function problemsOf(error: z.ZodError): { path: string; message: string }[] {
+  const pathOf = (keys: readonly PropertyKey[]) =>
+    keys.reduce<string>((path, key) => {
+      if (typeof key === 'number') return `${path}[${key}]`;
+      const name = clipped(String(key));
+      return path ? `${path}.${name}` : name;
+    }, '');
+  return error.issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ path: pathOf([...issue.path, key]), message: 'unknown field' }))
+      : [{ path: pathOf(issue.path), message: issue.message }],
+  );
+}
+
+/** Every field path named by zod's issues, as `match.taskIds[0]`: at most MAX_NAMED. */
+export function issuePaths(error: z.ZodError): string[] {
+  return [...new Set(problemsOf(error).map((problem) => problem.path))].slice(0, MAX_NAMED);
+}
+
+/**
+ * Turns a zod failure into an InputError naming each field and what it expects, never echoing the payload:
+ * zod's own messages name types and limits, not values, and an unknown key is named by its clipped path.
+ */
 export function inputErrorOf(error: z.ZodError, what = 'event'): InputError {
-  return new InputError(`invalid ${what}: ${z.prettifyError(error)}`, issuePaths(error));
+  const problems = problemsOf(error);
+  const lines = problems
+    .slice(0, MAX_NAMED)
+    .map(({ path, message }) => `✖ ${message}${path ? `\n  → at ${path}` : ''}`);
+  if (problems.length > MAX_NAMED) lines.push(`✖ and ${problems.length - MAX_NAMED} more`);
+  return new InputError(`invalid ${what}: ${lines.join('\n')}`, issuePaths(error));
 }
 
 /**

@@ -7,10 +7,12 @@
 import { z } from 'zod';
 import { parseDurationMs } from '../platform/duration.js';
 import {
+  clipped,
   EVIDENCE_CANARY,
   InputError,
   inputErrorOf,
   parseRerunEvent,
+  RequestId,
   type Delivery,
   type RerunRequest,
 } from './events.js';
@@ -32,9 +34,10 @@ const Envelope = z.object({
   message: z.object({
     data: z.string().nullish(),
     attributes: z.record(z.string(), z.string()).nullish(),
-    messageId: z.string().optional(),
+    // The message's requestId (docs/events.md "Request identity"), so shaped as one.
+    messageId: RequestId.optional(),
     // Pub/Sub push bodies may carry the snake_case spellings as well.
-    message_id: z.string().optional(),
+    message_id: RequestId.optional(),
     publishTime: z.string().optional(),
     publish_time: z.string().optional(),
   }),
@@ -121,15 +124,20 @@ const MAX_NAME = 200;
 
 /**
  * Decides what one message asks for. `nowMs` is the time it was received. The request is the message
- * (requestId = messageId) and its default cutoff the message's publishTime, so every delivery of one message
- * yields the same request and cutoff.
+ * (docs/events.md "Request identity") and its default cutoff the message's publishTime, so every delivery
+ * of one message yields the same request and cutoff. A message without an ID is rejected.
  */
 export function decodeMessage(message: PubsubMessage, routes: Routes, nowMs: number): Decoded {
-  const messageId = message.messageId ?? 'unknown';
+  const { messageId } = message;
+  if (messageId === undefined) {
+    return reject(undefined, "a Pub/Sub message needs a messageId: it is the request's identity", [
+      'message.messageId',
+    ]);
+  }
   const published = Date.parse(message.publishTime ?? '');
   const delivery: Delivery = {
     receivedMs: nowMs,
-    requestId: message.messageId ?? `message-${messageId}`,
+    requestId: messageId,
     ...(!Number.isNaN(published) && { defaultCutoffMs: published }),
   };
   const attributes = message.attributes ?? {};
@@ -204,7 +212,8 @@ function decodeIncident(json: Record<string, unknown>, routes: Routes, delivery:
   if (json.version === 'test') {
     // Test notifications ("Send test notification" on the channel) have no stable shape: only recognise them.
     const incident = isRecord(json.incident) ? json.incident : {};
-    const policy = typeof incident.policy_name === 'string' ? ` (${incident.policy_name})` : '';
+    const policy =
+      typeof incident.policy_name === 'string' ? ` (${clipped(incident.policy_name, MAX_NAME)})` : '';
     return {
       kind: 'ignore',
       source: 'incident',
@@ -218,7 +227,9 @@ function decodeIncident(json: Record<string, unknown>, routes: Routes, delivery:
   }
   const incident = parsed.data.incident;
   const policyName = incident.policy_name ?? undefined;
-  const label = `incident ${incident.incident_id}${policyName ? ` (${policyName})` : ''}`;
+  // What the payload names is echoed clipped: a log line stays within Cloud Logging's entry size.
+  const policyLabel = policyName === undefined ? undefined : clipped(policyName, MAX_NAME);
+  const label = `incident ${incident.incident_id}${policyLabel ? ` (${policyLabel})` : ''}`;
   const state = incident.state.toLowerCase();
   const route = routeForAlert(routes, {
     policyName,
@@ -230,7 +241,7 @@ function decodeIncident(json: Record<string, unknown>, routes: Routes, delivery:
       kind: 'ignore',
       source: 'incident',
       level: 'info',
-      reason: `${label} is ${state}: nothing to rerun`,
+      reason: `${label} is ${clipped(state)}: nothing to rerun`,
     };
   }
   if (state === 'open' && !route?.onOpen) {
@@ -249,7 +260,7 @@ function decodeIncident(json: Record<string, unknown>, routes: Routes, delivery:
   if (!ownQueue && !route) {
     return reject(
       'incident',
-      `${label} on ${resourceType ?? 'an unknown resource'} is unroutable: it names no Cloud Tasks queue ` +
+      `${label} on ${resourceType === undefined ? 'an unknown resource' : clipped(resourceType)} is unroutable: it names no Cloud Tasks queue ` +
         'and no route in RERUN_ROUTES matches its policy name or user labels',
       ['incident.resource', 'incident.policy_name', 'incident.policy_user_labels'],
     );
@@ -263,10 +274,12 @@ function decodeIncident(json: Record<string, unknown>, routes: Routes, delivery:
     ...(queues.length > 0 && { queues }),
     ...(since !== undefined && { since: iso(since) }),
     ...(until !== undefined && { until: iso(until) }),
-    reason: truncate(`${label} ${state === 'closed' ? 'closed' : 'opened'}`, MAX_REASON),
+    reason: clipped(`${label} ${state === 'closed' ? 'closed' : 'opened'}`, MAX_REASON),
     // An incident also closes when failures stop only because every task sits in backoff, or when data
     // stops (autoClose): no evidence the cause is gone, so prove it on a few first.
-    canary: { count: EVIDENCE_CANARY.count, wait: `${EVIDENCE_CANARY.waitMs / 1000}s` },
+    ...(state === 'closed' && {
+      canary: { count: EVIDENCE_CANARY.count, wait: `${EVIDENCE_CANARY.waitMs / 1000}s` },
+    }),
     ...routeOptions(route),
   };
   return mapped('incident', event, delivery, `incident:${incident.incident_id}:${state}`, {
@@ -317,7 +330,7 @@ function decodeBuild(
     return { kind: 'reject', source: 'build', error: inputErrorOf(parsed.error, 'Cloud Build notification') };
   }
   const build = parsed.data;
-  const buildId = build.id ?? attributes.buildId;
+  const buildId = build.id ?? (attributes.buildId && clipped(attributes.buildId, MAX_NAME));
   const status = attributes.status ?? build.status;
   if (!buildId) return reject('build', 'Cloud Build notification without a build ID', ['id']);
   if (!status) return reject('build', `build ${buildId}: notification without a status`, ['status']);
@@ -326,7 +339,7 @@ function decodeBuild(
       kind: 'ignore',
       source: 'build',
       level: 'debug',
-      reason: `build ${buildId} is ${status}: only SUCCESS triggers a rerun`,
+      reason: `build ${buildId} is ${clipped(status)}: only SUCCESS triggers a rerun`,
     };
   }
   const substitutions = stringsOf(build.substitutions);
@@ -348,9 +361,9 @@ function decodeBuild(
     kind: 'fix-deployed',
     ...(route.queues && { queues: route.queues }),
     ...(!Number.isNaN(finishedMs) && { deployedAt: iso(finishedMs) }),
-    ...(service !== undefined && { service: truncate(service, MAX_NAME) }),
-    ...(revision !== undefined && { revision: truncate(revision, MAX_NAME) }),
-    reason: truncate(`build ${buildId} succeeded${trigger ? ` (trigger ${trigger})` : ''}`, MAX_REASON),
+    ...(service !== undefined && { service: clipped(service, MAX_NAME) }),
+    ...(revision !== undefined && { revision: clipped(revision, MAX_NAME) }),
+    reason: clipped(`build ${buildId} succeeded${trigger ? ` (trigger ${trigger})` : ''}`, MAX_REASON),
     ...routeOptions(route),
   };
   return mapped('build', event, delivery, `build:${buildId}`, {
@@ -373,7 +386,11 @@ function mapped(
 ): Decoded {
   const parsed = parseRerunEvent(event, delivery);
   if (!parsed.success) return { kind: 'reject', source, error: parsed.error };
-  const request: RerunRequest = { ...parsed.data, context: { ...parsed.data.context, ...context } };
+  // Context values come from the payload (a build's commit, its trigger's ID): clipped, as the names are.
+  const clippedContext = Object.fromEntries(
+    Object.entries(context).map(([key, value]) => [key, clipped(value, MAX_NAME)]),
+  );
+  const request: RerunRequest = { ...parsed.data, context: { ...parsed.data.context, ...clippedContext } };
   return { kind: 'request', source, request, dedupeKey };
 }
 
@@ -439,8 +456,4 @@ function unique(values: readonly string[]): string[] {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
-}
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

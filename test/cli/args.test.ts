@@ -109,7 +109,7 @@ describe('parseCommand: flags map 1:1 to the event rerunHttp takes', () => {
       ['plan', '--queue', Q, '--min-attempts', '5', '--max-attempts', '2'],
       /^--min-attempts: minAttempts is above maxAttempts/,
     ],
-    [['plan', '--queue', Q, '--verify', 'later'], /^--verify: "later" is not a duration/],
+    [['plan', '--queue', Q, '--verify', 'later'], /^--verify: not a duration/],
     [['plan', '--queue', Q, '--response-code', 'SLOW'], /^--response-code: /],
     [['plan', '--queue', Q, '--max-rate', '0'], /^--max-rate must be a number above 0/],
     [['plan', '--queue', Q, 'extra'], /Unexpected argument 'extra'/],

@@ -80,6 +80,65 @@ describe('a body nested thousands of levels deep', () => {
   });
 });
 
+describe('a bad value, and unknown fields (docs/events.md "Bad input")', () => {
+  const fromControlQueue = { 'X-CloudTasks-TaskName': 'c1', 'X-CloudTasks-QueueName': 'rerun-control' };
+  const push = (event: unknown) => ({
+    message: {
+      data: Buffer.from(JSON.stringify(event)).toString('base64'),
+      messageId: '5500001',
+      publishTime: new Date().toISOString(),
+    },
+    subscription: `projects/${PROJECT}/subscriptions/rerun-push`,
+  });
+
+  it('a value is named by its field in every answer and log line, never echoed', async () => {
+    const s = await start();
+    const event = { kind: 'tasks', tasks: [`${ORDERS}/tasks/t1`], verify: 'card=4111111111111111' };
+    const direct = await s.post(event);
+    expect(direct.status).toBe(400);
+    expect(direct.body.error.message).toBe(
+      'invalid event: ✖ not a duration like 30s, 10m or 2h\n  → at verify',
+    );
+    expect(direct.body.error.details[0].fieldViolations).toEqual([
+      { field: 'verify', description: 'invalid value' },
+    ]);
+    const dropped = await s.post(event, fromControlQueue);
+    expect(dropped).toMatchObject({ status: 200, body: { dropped: { reason: 'INVALID_EVENT' } } });
+    expect(dropped.body.dropped.message).toMatch(/→ at verify$/);
+    expect((await s.post(push(event))).status).toBe(204);
+
+    const lines = s.logs.lines();
+    expect(lines.map((line) => line.message)).toEqual([
+      'invalid event rejected',
+      'invalid event rejected',
+      'control task dropped: it can never be carried out',
+      'message rejected; acknowledged without a rerun',
+    ]);
+    for (const line of lines) expect(JSON.stringify(line)).toMatch(/\bverify\b/);
+    expect(JSON.stringify([direct.body, dropped.body])).not.toContain('4111111111111111');
+    expect(s.logs.text()).not.toContain('4111111111111111');
+  });
+
+  it('unknown fields: each name clipped to 64 characters, at most 20 named; every line stays small', async () => {
+    const s = await start();
+    // 500 keys of 1,000 characters: half a megabyte of names.
+    const keys = Array.from({ length: 500 }, (_, i) => `${String(i).padStart(3, '0')}${'k'.repeat(997)}`);
+    const event = { kind: 'sweep', ...Object.fromEntries(keys.map((key) => [key, 1])) };
+    const direct = await s.post(event);
+    expect(direct.status).toBe(400);
+    const fields = direct.body.error.details[0].fieldViolations.map((v: { field: string }) => v.field);
+    expect(fields).toHaveLength(20);
+    expect(fields[0]).toBe(`000${'k'.repeat(60)}…`);
+    expect(direct.body.error.message).toMatch(/✖ unknown field\n {2}→ at 000k+…\n/);
+    expect(direct.body.error.message).toMatch(/✖ and 480 more$/);
+    expect(JSON.stringify(direct.body).length).toBeLessThan(8_000);
+    expect((await s.post(push(event))).status).toBe(204);
+    const lines = s.logs.text().trim().split('\n');
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(line.length).toBeLessThan(8_000);
+  });
+});
+
 describe('10,000 fuzzed bodies', () => {
   it('get no 5xx', async () => {
     const s = await start();

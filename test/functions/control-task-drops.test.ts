@@ -8,7 +8,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
-import { PROJECT, queueName } from '../helpers/seeds.js';
+import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
+import { startTarget, type Target } from '../helpers/target-server.js';
 
 const ORDERS = queueName('orders');
 const BILLING = queueName('billing');
@@ -16,11 +17,13 @@ const CONTROL = queueName('rerun-control');
 
 let emulator: Emulator | undefined;
 let server: RerunServer | undefined;
+let target: Target | undefined;
 
 afterEach(async () => {
   await server?.close();
   await emulator?.stop();
-  server = emulator = undefined;
+  await target?.stop();
+  server = emulator = target = undefined;
 });
 
 /** A control task as rerun makes one, POSTing `event` to `url`. */
@@ -125,5 +128,59 @@ describe('control tasks that can never be carried out', () => {
       status: 200,
       body: { dropped: { controlTask: 'x2', reason: 'INVALID_EVENT' } },
     });
+  });
+});
+
+describe('a task from another queue (docs/configuration.md "RERUN_CONTROL_QUEUE")', () => {
+  const fromDeploys = { 'X-CloudTasks-TaskName': 'deploy-123', 'X-CloudTasks-QueueName': 'deploys' };
+
+  it('is answered as any caller: work left undone gets 200 with continueWith, not 503', async () => {
+    target = await startTarget({ respond: () => 500 });
+    emulator = await startEmulator({ port: 0 });
+    emulator.load({
+      queues: [
+        { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] },
+        { name: BILLING, tasks: [] },
+      ],
+    });
+    server = await startRerunServer({ RERUN_QUEUES: `${ORDERS},${BILLING}` }, {}, emulator);
+    // BILLING cannot be listed: the run forces what it can and leaves BILLING undone.
+    emulator.injectFault({ method: 'ListTasks', kind: 503, resources: [BILLING] });
+    const answer = await server.post({ kind: 'fix-deployed', verify: '0s' }, fromDeploys);
+    expect(answer.status).toBe(200);
+    expect(answer.body.counts.dispatched).toBe(1);
+    expect(answer.body.continueWith).toMatchObject({ incompleteQueues: [BILLING] });
+  });
+
+  it('with a control queue configured, queues what has no slot, as for any caller: it is no control task', async () => {
+    target = await startTarget({ respond: () => 500 });
+    emulator = await startEmulator({ port: 0 });
+    emulator.load({
+      queues: [
+        { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url), failedTask(ORDERS, 'b', target.url)] },
+        { name: CONTROL, state: 'PAUSED', tasks: [] },
+      ],
+    } as never);
+    server = await startRerunServer(
+      {
+        RERUN_QUEUES: ORDERS,
+        // One RunTask every 10 s, process-wide: the first request takes the only slot within the budget.
+        RERUN_MAX_RATE: '0.1',
+        RERUN_TIME_BUDGET: '3s',
+        RERUN_CONTROL_QUEUE: CONTROL,
+        RERUN_SELF_URL: 'http://127.0.0.1:9/rerun',
+        RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+      },
+      {},
+      emulator,
+    );
+    const tasks = (id: string) => ({ kind: 'tasks', tasks: [`${ORDERS}/tasks/${id}`], verify: '0s' });
+    const first = await server.post(tasks('a'));
+    expect(first.body.counts).toMatchObject({ dispatched: 1 });
+    // A control task's own delivery never queues more (its work would be deferred); this is no control task.
+    const answer = await server.post(tasks('b'), fromDeploys);
+    expect(answer.status).toBe(200);
+    expect(answer.body.counts).toMatchObject({ dispatched: 0, queued: 1, deferred: 0 });
+    expect(answer.body).not.toHaveProperty('continueWith');
   });
 });

@@ -2,10 +2,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { targetPerTest } from '../helpers/target-server.js';
 import { rerunServersPerTest, type RerunServer } from '../helpers/rerun-server.js';
-import { failedTask, inFlightTask, laterTask, queueName } from '../helpers/seeds.js';
+import { claimIdOf } from '../../shared/control/control-tasks.js';
+import { failedTask, inFlightTask, laterTask, PROJECT, queueName } from '../helpers/seeds.js';
 
 const ORDERS = queueName('orders');
 const BILLING = queueName('billing');
+const CONTROL = queueName('rerun-control');
 
 const target = targetPerTest({ respond: () => 500 });
 const servers = rerunServersPerTest();
@@ -531,12 +533,25 @@ describe('rerunHttp: budget, canary, queued mode', () => {
 
 describe('rerunHttp: control tasks', () => {
   it("answers 503 to Cloud Tasks while a control task's work is left undone, so it is retried", async () => {
-    const s = await serverWith({ RERUN_TIME_BUDGET: '1s' }, [
-      { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] },
-    ]);
-    const event = { kind: 'tasks', tasks: [`${ORDERS}/tasks/a`], cutoff: new Date().toISOString() };
+    const s = await serverWith(
+      {
+        RERUN_TIME_BUDGET: '1s',
+        RERUN_CONTROL_QUEUE: CONTROL,
+        RERUN_SELF_URL: 'http://127.0.0.1:9/rerun',
+        RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+      },
+      [
+        { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] },
+        // Paused: the test delivers the control task itself.
+        { name: CONTROL, state: 'PAUSED', tasks: [] },
+      ],
+    );
+    const task = `${ORDERS}/tasks/a`;
+    const cutoff = new Date();
+    const event = { kind: 'tasks', tasks: [task], cutoff: cutoff.toISOString(), requestId: 'deploy-1' };
+    // The control task that delivers this task's claim, as a claim names it.
     const fromCloudTasks = {
-      'X-CloudTasks-TaskName': 'rerun-0123',
+      'X-CloudTasks-TaskName': claimIdOf({ task, requestId: 'deploy-1', cutoffMs: cutoff.getTime() }),
       'X-CloudTasks-QueueName': 'rerun-control',
     };
     s.emulator.injectFault({ method: 'RunTask', kind: 429, times: 1 });

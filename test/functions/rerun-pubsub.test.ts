@@ -440,7 +440,10 @@ describe('rerunPubsub: poison messages are logged once at ERROR and acknowledged
     const message = pubsubMessage({ kind: 'sweep' });
     expect(await sendBinary(h, message, { 'ce-type': 'google.cloud.storage.object.v1.finalized' })).toBe(204);
     expect(h.logs.lines().filter((l) => l.severity === 'ERROR')).toEqual([
-      expect.objectContaining({ messageId: message.messageId, problem: expect.stringMatching(/storage/) }),
+      expect.objectContaining({
+        messageId: message.messageId,
+        problem: expect.stringMatching(/is not google\.cloud\.pubsub\.topic\.v1\.messagePublished/),
+      }),
     ]);
     expect(h.emulator.calls).toEqual([]);
   });

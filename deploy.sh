@@ -462,8 +462,9 @@ RETRY_DELAY_S=${DEPLOY_RETRY_DELAY:-10}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/deploy-rerun.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 # gcloud's answers for a resource that is not there, and nothing else (a bare "404" could be a project
-# number): NOT_FOUND from the APIs, Cloud Run's "Cannot find service", IAM's missing binding.
-NOT_FOUND_RE='NOT_FOUND|Cannot find service|Policy binding with the specified principal, role, and condition not found|Resource not found \(resource='
+# number): NOT_FOUND from the APIs, Cloud Run's "Cannot find service", IAM's missing binding (worded
+# with the condition by the commands that take one, without it by the others).
+NOT_FOUND_RE='NOT_FOUND|Cannot find service|Policy bindings? with the specified principal(, role, and condition| and role) not found|Resource not found \(resource='
 
 # Appends one word to LINE, quoted for a shell only when it needs it, so printed commands can be pasted.
 append_quoted() {

@@ -165,8 +165,9 @@ limits, its tasks and failing tasks, the largest failure clusters and the oldest
 the queue's stats (Cloud Tasks v2beta3) where they answer. Nothing is changed.
 
   --queue NAME            a queue to show, projects/P/locations/L/queues/Q (repeat for more)
-  --max-list-calls N      list calls in all, shared by the queues (default 30; 1 to 600: the project
-                          shares 600 a minute). A queue not listed to the end is shown as sampled.
+  --max-list-calls N      list calls in all, ListQueues pages included, shared by the queues (default
+                          30; 1 to 600: the project shares 600 a minute). A queue not listed to the end
+                          is shown as sampled; one with no call left, as not read.
   --json                  print the overview as JSON
   -h, --help              this help
 

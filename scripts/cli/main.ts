@@ -29,7 +29,7 @@ import {
 import { formatParked, readParked } from './parked.js';
 import { logLineSink, ProgressLine, ProgressTracker } from './progress.js';
 import { formatOverview, namedQueues, readOverview } from './queues.js';
-import { errorMessageOf, IdTokenError, postEvent } from './remote.js';
+import { errorMessageOf, IdTokenError, postEvent, UnreachableError } from './remote.js';
 import {
   continueCommand,
   countOf,
@@ -244,10 +244,13 @@ async function controlCommand(command: ControlCommand, env: NodeJS.ProcessEnv): 
   return EXIT.done;
 }
 
-/** rerunHttp's error answers as exit codes: the caller's fault is 2, a retryable one 3 (docs/reports-and-logs.md "HTTP answers"). */
+/**
+ * rerunHttp's error answers as exit codes (docs/cli.md "Exit codes"): an event refused, or credentials
+ * refused (Cloud Run's 401 and 403), is 2; a retryable one 3 (docs/reports-and-logs.md "HTTP answers").
+ */
 function remoteFailure(status: number, body: unknown): CommandError {
   const message = `rerunHttp answered ${status}: ${errorMessageOf(body)}`;
-  if ([400, 403, 404, 405, 413, 415].includes(status)) return new CommandError(message, EXIT.badInput);
+  if ([400, 401, 403, 404, 405, 413, 415].includes(status)) return new CommandError(message, EXIT.badInput);
   if (status === 503 || status === 429)
     return new CommandError(`${message} (safe to run again)`, EXIT.incomplete);
   return new CommandError(message, EXIT.failed);
@@ -264,13 +267,13 @@ function failureOf(error: unknown): { message: string; exitCode: number } {
       exitCode: EXIT.incomplete,
     };
   }
+  if (error instanceof UnreachableError) {
+    return { message: `${error.message}, safe to run again`, exitCode: EXIT.incomplete };
+  }
   if (error instanceof CloudTasksError) {
+    // A call was made: a queue that does not exist is one not read for good, not bad input.
     const exitCode =
-      error.status === 'NOT_FOUND' || error.status === 'INVALID_ARGUMENT'
-        ? EXIT.badInput
-        : error.status === 'UNAVAILABLE' || error.status === 'DEADLINE_EXCEEDED'
-          ? EXIT.incomplete
-          : EXIT.failed;
+      error.status === 'UNAVAILABLE' || error.status === 'DEADLINE_EXCEEDED' ? EXIT.incomplete : EXIT.failed;
     return { message: `Cloud Tasks: ${error.message}`, exitCode };
   }
   return { message: error instanceof Error ? error.message : String(error), exitCode: EXIT.failed };

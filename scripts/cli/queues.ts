@@ -2,7 +2,8 @@
  * `cloud-tasks-rerun queues`: for each queue, what someone on call looks for first (docs/cli.md "queues"):
  * state and limits, tasks and failing tasks, the largest failure clusters, the oldest failure. Counts come
  * from the v2beta3 queue stats where they answer; the listing is bounded by a stated number of list calls
- * (the project shares 600 a minute), and a queue it does not cover to the end is shown as sampled.
+ * (the project shares 600 a minute), and a queue it does not cover to the end is shown as sampled, one it
+ * has no call left for as not read.
  */
 import { ClusterCollector, lastAttemptFailed, type ClusterSummary } from '../../shared/run/clusters.js';
 import {
@@ -53,6 +54,8 @@ export interface QueueOverview {
   clusters: ClusterSummary[];
   /** Why the queue could not be read (then only `queue` is meaningful). */
   error?: string | undefined;
+  /** Why the queue was not read though it could be: no list calls were left (then only `queue` is meaningful). */
+  notRead?: string | undefined;
 }
 
 export interface QueuesOverview {
@@ -98,13 +101,17 @@ export function namedQueues(
   };
 }
 
-/** Reads the overview of every queue, within `listCallLimit` list calls in all. */
+/**
+ * Reads the overview of every queue, within `listCallLimit` list calls in all (ListQueues pages included):
+ * a queue is read only while a call is left.
+ */
 export async function readOverview(
   tasks: CloudTasksClient,
   named: { queues: readonly QueueName[]; patterns: readonly QueuePattern[] },
   listCallLimit: number,
 ): Promise<QueuesOverview> {
   let listCalls = 0;
+  const noCallLeft = `no list calls left of the ${listCallLimit} allowed (--max-list-calls)`;
   const queues = new Map(named.queues.map((queue) => [queue.name, queue]));
   const unread: QueueOverview[] = [];
   for (const pattern of named.patterns) {
@@ -112,23 +119,43 @@ export async function readOverview(
       unread.push(failed(pattern.pattern, 'cannot list: name the project and location'));
       continue;
     }
+    const pages = tasks.listQueues(pattern)[Symbol.asyncIterator]();
     try {
-      for await (const page of tasks.listQueues(pattern)) {
+      for (;;) {
+        if (listCalls >= listCallLimit) {
+          unread.push(
+            notRead(
+              pattern.pattern,
+              `ListQueues stopped, ${noCallLeft}: queues past those listed are not shown`,
+            ),
+          );
+          break;
+        }
+        // A call only when the last page named a next one.
+        const page = await pages.next();
+        if (page.done) break;
         listCalls++;
-        for (const { name } of page) {
+        for (const { name } of page.value) {
           const queue = parseQueueName(name);
           if (queue && isQueueAllowed(queue, [pattern])) queues.set(queue.name, queue);
         }
       }
     } catch (error) {
       unread.push(failed(pattern.pattern, toCloudTasksError(error).message));
+    } finally {
+      await pages.return?.();
     }
   }
   const overviews: QueueOverview[] = [];
   const all = [...queues.values()];
   for (const [index, queue] of all.entries()) {
-    // An even share of what is left, at least one call each.
-    const share = Math.max(1, Math.floor((listCallLimit - listCalls) / (all.length - index)));
+    const left = listCallLimit - listCalls;
+    if (left <= 0) {
+      overviews.push(notRead(queue.name, noCallLeft));
+      continue;
+    }
+    // An even share of what is left, at least one call while one is left.
+    const share = Math.max(1, Math.floor(left / (all.length - index)));
     const overview = await readQueue(tasks, queue, share);
     listCalls += overview.listCalls;
     overviews.push(overview);
@@ -203,13 +230,22 @@ function statsOf(stats: QueueStats | undefined): QueueOverview['stats'] {
 }
 
 function failed(queue: string, error: string): QueueOverview {
-  return { queue, tasks: 0, listed: 0, listCalls: 0, sampled: false, failing: 0, clusters: [], error };
+  return { ...nothingRead(queue), error };
+}
+
+function notRead(queue: string, why: string): QueueOverview {
+  return { ...nothingRead(queue), notRead: why };
+}
+
+function nothingRead(queue: string): QueueOverview {
+  return { queue, tasks: 0, listed: 0, listCalls: 0, sampled: false, failing: 0, clusters: [] };
 }
 
 /** The overview as text: a block per queue, then the list calls made. */
 export function formatOverview(overview: QueuesOverview, nowMs: number): string {
   const blocks = overview.queues.map((q) => {
-    if (q.error !== undefined) return `${q.queue}\n  not read: ${q.error}`;
+    const why = q.error ?? q.notRead;
+    if (why !== undefined) return `${q.queue}\n  not read: ${why}`;
     const limits = q.rateLimits ?? {};
     const lines = [
       `${q.queue}  ${q.state ?? 'RUNNING'}`,

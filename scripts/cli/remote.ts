@@ -17,15 +17,31 @@ export function isLoopbackUrl(url: string): boolean {
 }
 
 /**
- * POSTs one event as JSON. Throws when the service cannot be reached or no ID token can be had (no
- * Application Default Credentials, or credentials that cannot mint ID tokens).
+ * POSTs one event as JSON. Throws UnreachableError when no connection to the service could be made,
+ * IdTokenError when no ID token can be had (no Application Default Credentials, or credentials that
+ * cannot mint ID tokens).
  */
 export async function postEvent(url: string, event: unknown): Promise<RemoteAnswer> {
   const headers = new Headers({ 'Content-Type': 'application/json' });
   if (!isLoopbackUrl(url)) {
     for (const [name, value] of await idTokenHeaders(url)) headers.set(name, value);
   }
-  const response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(event) });
+  let response: Response;
+  try {
+    response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(event) });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (error as Error).message;
+    if (cause?.code !== undefined && CONNECT_FAILURES.has(cause.code)) {
+      throw new UnreachableError(`--url: ${url} could not be reached (${why}): nothing was sent`, {
+        cause: error,
+      });
+    }
+    // Anything else (a connection lost once made, a TLS failure): the event may have been received.
+    throw new Error(`--url: no answer from ${url} (${why}): the event may have been received`, {
+      cause: error,
+    });
+  }
   const text = await response.text();
   let body: unknown = text;
   try {
@@ -34,6 +50,21 @@ export async function postEvent(url: string, event: unknown): Promise<RemoteAnsw
     // Not JSON (a proxy's error page): keep the text for the message.
   }
   return { status: response.status, body };
+}
+
+/** Errors of a connection that was never made (no name, no route, no listener): nothing was sent. */
+const CONNECT_FAILURES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** Thrown when no connection to the URL could be made: nothing was sent. */
+export class UnreachableError extends Error {
+  override readonly name = 'UnreachableError';
 }
 
 /** Thrown when no ID token can be had for the URL: nothing was sent. */

@@ -57,6 +57,8 @@ export interface SummaryMessage<Data> {
 export function runSummaryMessage(report: RerunReport): SummaryMessage<RunSummary> {
   const outcome = runOutcomeOf(report);
   const failedAgain = report.tasks.filter((row) => row.verdict === 'failed-again').map((row) => row.task);
+  const named = failedAgain.slice(0, MAX_FAILED_AGAIN_NAMES);
+  // Fewer named than failed again: past the name limit, or past the report's rows (docs/reports-and-logs.md "The report").
   const failedAgainCount = Math.max(failedAgain.length, report.counts.verdicts.failedAgain);
   const data: RunSummary = {
     event: 'run-finished',
@@ -74,8 +76,8 @@ export function runSummaryMessage(report: RerunReport): SummaryMessage<RunSummar
     clusters: report.clusters.slice(0, MAX_NOTIFIED_CLUSTERS),
     ...(report.parking && { parking: report.parking }),
     ...(report.continueWith && { continueWith: report.continueWith }),
-    failedAgain: failedAgain.slice(0, MAX_FAILED_AGAIN_NAMES),
-    ...(failedAgainCount > MAX_FAILED_AGAIN_NAMES && { failedAgainTruncated: true as const }),
+    failedAgain: named,
+    ...(named.length < failedAgainCount && { failedAgainTruncated: true as const }),
     durationMs: report.durationMs,
   };
   return { data, attributes: attributesOf(data, { outcome }) };

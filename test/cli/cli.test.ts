@@ -278,6 +278,25 @@ describe('cloud-tasks-rerun --url (a Functions Framework server of rerunHttp)', 
     expect(result.stderr).toMatch(/^cloud-tasks-rerun: --url: no ID token for https:\/\/rerun.invalid\/: /);
   });
 
+  it('exits 3 naming the URL when nothing listens there: nothing was sent', async () => {
+    const gone = await startTarget();
+    await gone.stop();
+    const result = await runCli(['run', '--queue', ORDERS, '--url', gone.url], cliEnv('127.0.0.1:1'));
+    expect(result.code).toBe(3);
+    expect(result.stderr).toBe(
+      `cloud-tasks-rerun: --url: ${gone.url} could not be reached (ECONNREFUSED): nothing was sent, safe to run again\n`,
+    );
+    expect(result.stdout).toBe('');
+  });
+
+  it('exits 2 when the service refuses the credentials (401, as Cloud Run answers a bad ID token)', async () => {
+    target.setRespond(() => 401);
+    const result = await runCli(['run', '--queue', ORDERS, '--url', target.url], cliEnv('127.0.0.1:1'));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('rerunHttp answered 401: 401');
+    expect(target.requests).toHaveLength(1);
+  });
+
   it('exits 2 with the service message for a queue it refuses', async () => {
     server = await startRerunServer({ RERUN_QUEUES: ORDERS }, {}, emulator);
     const result = await runCli(['run', '--queue', BILLING, '--url', server.url], cliEnv('127.0.0.1:1'));
@@ -356,5 +375,15 @@ describe('cloud-tasks-rerun status and cancel (queued mode, in process)', () => 
     const missing = await runCli(['status', '--request-id', 'r1'], cliEnv(emulator.host));
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('--control-queue (or RERUN_CONTROL_QUEUE) is required');
+  });
+
+  it('exits 1 for a control queue that does not exist: it could not be read', async () => {
+    const env = cliEnv(emulator.host, { RERUN_CONTROL_QUEUE: `${CONTROL}-typo` });
+    for (const command of ['status', 'cancel']) {
+      const result = await runCli([command, '--request-id', 'r1'], env);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/^cloud-tasks-rerun: Cloud Tasks: NOT_FOUND/);
+      expect(result.stdout).toBe('');
+    }
   });
 });

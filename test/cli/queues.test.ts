@@ -1,6 +1,7 @@
 /**
  * `cloud-tasks-rerun queues`, run as a person would (the bin, under a pseudo-terminal), against the emulator:
- * a queue read to its end, and one too large for its share of the list calls, shown as sampled.
+ * a queue read to its end, and one too large for its share of the list calls, shown as sampled; queues
+ * past the list calls allowed, shown as not read.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server.js';
@@ -14,6 +15,12 @@ beforeAll(warmUp, 120_000);
 const ORDERS = queueName('orders');
 const BIG = queueName('big');
 const BIG_TASKS = 2500;
+/** Five small queues, and more than a ListQueues page holds, each in a location of its own. */
+const SMALL = [1, 2, 3, 4, 5].map((i) => `projects/test-project/locations/europe-west1/queues/small-${i}`);
+const MANY = Array.from(
+  { length: 1001 },
+  (_, i) => `projects/test-project/locations/asia-east1/queues/q-${i}`,
+);
 
 let target: Target;
 let emulator: Emulator;
@@ -41,6 +48,8 @@ beforeAll(async () => {
           failedTask(BIG, `t-${i}`, target.url, { httpStatus: i % 2 === 0 ? 503 : 500 }),
         ),
       },
+      ...SMALL.map((name) => ({ name, tasks: [failedTask(name, 'only', target.url, { httpStatus: 503 })] })),
+      ...MANY.map((name) => ({ name, tasks: [] })),
     ],
   });
 });
@@ -49,7 +58,8 @@ afterAll(async () => {
   await target.stop();
 });
 
-const listTaskCalls = () => emulator.calls.filter((call) => call.method === 'ListTasks').length;
+const callsOf = (method: string) => emulator.calls.filter((call) => call.method === method).length;
+const listTaskCalls = () => callsOf('ListTasks');
 
 describe('cloud-tasks-rerun queues', () => {
   it('shows each queue, samples the one too large for its list calls, and says how many calls it made', async () => {
@@ -126,6 +136,51 @@ describe('cloud-tasks-rerun queues', () => {
       listed: BIG_TASKS,
       sampled: false,
     });
+  });
+
+  it('reads no more queues than --max-list-calls allows, and names those it did not read', async () => {
+    const before = listTaskCalls();
+    const result = await runCli(
+      ['queues', ...SMALL.flatMap((name) => ['--queue', name]), '--max-list-calls', '3'],
+      cliEnv(emulator.host),
+    );
+    expect(result.code).toBe(0);
+    expect(listTaskCalls() - before).toBe(3);
+    const blocks = result.stdout.trimEnd().split('\n\n');
+    expect(blocks.slice(0, 3).map((block) => block.split('\n')[0])).toEqual(
+      SMALL.slice(0, 3).map((name) => `${name}  RUNNING`),
+    );
+    expect(blocks.slice(3)).toEqual([
+      `${SMALL[3]}\n  not read: no list calls left of the 3 allowed (--max-list-calls)`,
+      `${SMALL[4]}\n  not read: no list calls left of the 3 allowed (--max-list-calls)`,
+      '3 list calls of at most 3 (the project shares 600 a minute)',
+    ]);
+  });
+
+  it('counts the ListQueues pages of a pattern among the list calls, and stops them at the limit', async () => {
+    const [queuesBefore, tasksBefore] = [callsOf('ListQueues'), listTaskCalls()];
+    const small = await runCli(
+      ['queues', '--json', '--max-list-calls', '3'],
+      cliEnv(emulator.host, { RERUN_QUEUES: 'projects/test-project/locations/europe-west1/queues/*' }),
+    );
+    expect(small.code).toBe(0);
+    expect([callsOf('ListQueues') - queuesBefore, listTaskCalls() - tasksBefore]).toEqual([1, 2]);
+    const overview = JSON.parse(small.stdout);
+    expect(overview.listCalls).toBe(3);
+    expect(overview.queues.filter((q: { notRead?: string }) => q.notRead).length).toBe(3);
+
+    // 1001 queues take two ListQueues pages: one call allows the first only.
+    const many = await runCli(
+      ['queues', '--max-list-calls', '1'],
+      cliEnv(emulator.host, { RERUN_QUEUES: 'projects/test-project/locations/asia-east1/queues/*' }),
+    );
+    expect(many.code).toBe(0);
+    expect([callsOf('ListQueues') - queuesBefore, listTaskCalls() - tasksBefore]).toEqual([2, 2]);
+    expect(many.stdout).toContain(
+      'projects/test-project/locations/asia-east1/queues/*\n  not read: ListQueues stopped, no list calls left of the 1 allowed (--max-list-calls): queues past those listed are not shown',
+    );
+    expect(many.stdout.match(/not read: no list calls left/g)).toHaveLength(1000);
+    expect(many.stdout).toMatch(/\n1 list calls of at most 1 /);
   });
 
   it('lists a queue it cannot read with the reason (exit 1), and refuses one outside the allowlist (exit 2)', async () => {

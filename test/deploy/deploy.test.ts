@@ -336,6 +336,19 @@ describe('deploy.sh against the fake gcloud: the delivery path', () => {
     expect(sandbox.bindings('topic:rerun')).not.toContain(`${RUNTIME} roles/pubsub.publisher`);
   });
 
+  it('takes a binding removed by someone else meanwhile as already gone (gcloud words it without a condition)', () => {
+    const sandbox = createSandbox();
+    const own = `projects/${PROJECT}/topics/rerun`;
+    expect(sandbox.run([...BASE, '--notify-topic', own]).status).toBe(0);
+    const result = sandbox.run(BASE, { FAKE_GCLOUD_GONE: 'pubsub topics remove-iam-policy-binding' });
+    expect(result.stderr).not.toMatch(/deploy\.sh:/);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(
+      /\+ gcloud pubsub topics remove-iam-policy-binding .*\n==> {3}already gone\n/,
+    );
+    expect(sandbox.bindings('topic:rerun')).not.toContain(`${RUNTIME} roles/pubsub.publisher`);
+  });
+
   it('creates the alerting policy of --alert-policy on the rerun channel, and the channel publishes on the topic', () => {
     const { sandbox } = fullDeployment();
     const channels = resourcesOf(sandbox.snapshot(), 'channel');

@@ -12,6 +12,8 @@
 #   FAKE_GCLOUD_FAIL      a fragment: a call whose arguments, joined by spaces, contain it is denied
 #   FAKE_GCLOUD_FAIL_TEXT the error text of that denial (default: PERMISSION_DENIED)
 #   FAKE_GCLOUD_IAM_LAG   1: the first IAM call naming a new account answers that it does not exist yet
+#   FAKE_GCLOUD_GONE      a fragment: a remove-iam-policy-binding call that contains it finds its binding
+#                         gone (removed by someone else since deploy.sh read the policy)
 set -euo pipefail
 
 state=${FAKE_GCLOUD_STATE:?FAKE_GCLOUD_STATE is not set}
@@ -76,8 +78,8 @@ run services add-iam-policy-binding|1|region= member= role= condition= condition
 run services remove-iam-policy-binding|1|region= member= role= condition= condition-from-file= all|run/services/remove-iam-policy-binding
 scheduler jobs describe|1|location=|scheduler/jobs/describe
 scheduler jobs delete|1|location=|scheduler/jobs/delete
-scheduler jobs create pubsub|1|location= schedule= topic= message-body= message-body-from-file= attributes= time-zone= description= attempt-deadline= max-retry-attempts= max-retry-duration= min-backoff= max-backoff= max-doublings=|scheduler/jobs/create/pubsub
-scheduler jobs update pubsub|1|location= schedule= topic= message-body= message-body-from-file= update-attributes= clear-attributes remove-attributes= time-zone= description= attempt-deadline= max-retry-attempts= max-retry-duration= min-backoff= max-backoff= max-doublings= clear-max-retry-attempts|scheduler/jobs/update/pubsub
+scheduler jobs create pubsub|1|location= schedule= topic= message-body= message-body-from-file= attributes= time-zone= description= max-retry-attempts= max-retry-duration= min-backoff= max-backoff= max-doublings=|scheduler/jobs/create/pubsub
+scheduler jobs update pubsub|1|location= schedule= topic= message-body= message-body-from-file= update-attributes= clear-attributes remove-attributes= time-zone= description= max-retry-attempts= max-retry-duration= min-backoff= max-backoff= max-doublings= clear-max-retry-attempts|scheduler/jobs/update/pubsub
 beta monitoring channels list|0|filter= limit= sort-by= page-size= uri|beta/monitoring/channels/list
 beta monitoring channels create|0|display-name= type= channel-labels= description= enabled no-enabled user-labels= channel-content= channel-content-from-file=|beta/monitoring/channels/create
 beta monitoring channels delete|1|force|beta/monitoring/channels/delete
@@ -155,7 +157,8 @@ done
 project=${flag[project]:-}
 [[ -n $project ]] || fail 1 'The required property [project] is not currently set.'
 [[ ${flag[quiet]:-} == true ]] || fail 1 'fake gcloud: deploy.sh must pass --quiet (no prompts)'
-if [[ -n ${FAKE_GCLOUD_FAIL:-} && "$*" == *"$FAKE_GCLOUD_FAIL"* ]]; then
+call=$*
+if [[ -n ${FAKE_GCLOUD_FAIL:-} && $call == *"$FAKE_GCLOUD_FAIL"* ]]; then
   fail 1 "${FAKE_GCLOUD_FAIL_TEXT:-PERMISSION_DENIED: The caller does not have permission. This command is authenticated as fake@example.com.}"
 fi
 id=${args[0]:-}
@@ -338,8 +341,20 @@ iam_command() {
       printf 'Updated IAM policy for [%s].\n' "$id" >&2
       ;;
     remove-iam-policy-binding)
-      has_line "$policy" "$member $role" ||
+      if [[ -n ${FAKE_GCLOUD_GONE:-} && $call == *"$FAKE_GCLOUD_GONE"* ]]; then
+        grep -vxF "$member $role" "$policy" >"$policy.new" || true
+        mv "$policy.new" "$policy"
+      fi
+      if ! has_line "$policy" "$member $role"; then
+        # gcloud's words: a command that takes conditions looks for the principal, role and condition
+        # (with --all, for the principal and role under any condition); the others for the two.
+        if [[ " $allowed " != *' condition= '* ]]; then
+          fail 1 'Policy binding with the specified principal and role not found!'
+        elif [[ ${flag[all]:-} == true ]]; then
+          fail 1 'Policy bindings with the specified principal and role not found!'
+        fi
         fail 1 'Policy binding with the specified principal, role, and condition not found!'
+      fi
       grep -vxF "$member $role" "$policy" >"$policy.new" || true
       mv "$policy.new" "$policy"
       ;;

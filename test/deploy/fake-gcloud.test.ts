@@ -49,6 +49,29 @@ describe('the fake gcloud', () => {
     expect(role('operations', 'cloudtasks.operations.get').status).toBe(0);
   });
 
+  it('words a missing binding as gcloud does: with the condition only for commands that take one', () => {
+    expect(gcloud('pubsub', 'topics', 'create', 'gone').status).toBe(0);
+    const member = `--member=serviceAccount:nobody@${PROJECT}.iam.gserviceaccount.com`;
+    const topic = gcloud(
+      'pubsub',
+      'topics',
+      'remove-iam-policy-binding',
+      'gone',
+      member,
+      '--role=roles/pubsub.publisher',
+    );
+    expect(topic.status).toBe(1);
+    expect(topic.stderr).toContain('Policy binding with the specified principal and role not found!');
+    const project = (...extra: string[]) =>
+      gcloud('projects', 'remove-iam-policy-binding', PROJECT, member, '--role=roles/viewer', ...extra);
+    expect(project('--condition=None').stderr).toContain(
+      'Policy binding with the specified principal, role, and condition not found!',
+    );
+    expect(project('--all').stderr).toContain(
+      'Policy bindings with the specified principal and role not found!',
+    );
+  });
+
   it('names a reference page for every command it knows', () => {
     expect(table.length).toBeGreaterThan(50);
     for (const [command, positional, , page] of table) {

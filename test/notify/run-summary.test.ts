@@ -110,6 +110,20 @@ describe('runSummaryMessage', () => {
     expect(few.data.failedAgainTruncated).toBe(true);
   });
 
+  it('says so whenever it names fewer than failed again, under 20 too (rows past the report cap)', () => {
+    const tasks = Array.from({ length: 3 }, (_, i) => ({
+      task: `${Q}/tasks/t${i}`,
+      outcome: 'dispatched' as const,
+      verdict: 'failed-again' as const,
+    }));
+    const fewer = runSummaryMessage(reportWith({ dispatched: 10, ...verdicts(0, 10, 0) }, { tasks }));
+    expect(fewer.data.failedAgain).toHaveLength(3);
+    expect(fewer.data.failedAgainTruncated).toBe(true);
+    const all = runSummaryMessage(reportWith({ dispatched: 3, ...verdicts(0, 3, 0) }, { tasks }));
+    expect(all.data.failedAgain).toHaveLength(3);
+    expect(all.data).not.toHaveProperty('failedAgainTruncated');
+  });
+
   it('passes continueWith on, and never a row status, body or header', () => {
     const report = reportWith(
       { dispatched: 1, deferred: 1, ...verdicts(0, 1, 0) },

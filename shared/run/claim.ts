@@ -87,6 +87,8 @@ export interface Claim {
    * listed before may be out of date, so the task is read afresh (docs/claims.md "Reserved names").
    */
   readonly readAfresh: boolean;
+  /** When its control task falls due and the control queue carries the task out (Infinity: none). */
+  readonly dueMs: number;
 }
 
 export type ClaimResult =
@@ -97,6 +99,15 @@ export type ClaimResult =
   | { readonly kind: 'in-doubt' }
   /** The control queue could not be written: nothing was forced, the task is left for a later delivery. */
   | { readonly kind: 'unavailable'; readonly error: string };
+
+/**
+ * Whether this run may act on a claimed task at `slotMs`: its claim falls due (and the control queue
+ * carries the task out) no sooner than a call sent then could still take effect. A run with no budget may
+ * reach a slot past its claim's rolling horizon; the control queue then carries the task out instead.
+ */
+export function claimOutlives(claim: Claim, slotMs: number): boolean {
+  return slotMs + LOST_ANSWER_HOLD_MS < claim.dueMs;
+}
 
 /** How a claim ends: its task has an outcome, or was left for the control queue to carry out. */
 export type ClaimEnd = 'done' | 'lost-answer' | 'left-to-control-queue';
@@ -138,13 +149,16 @@ export class Claimer {
     if (answer !== 'claimed') return { kind: answer === 'running' ? 'taken' : 'in-doubt' };
     const releasedHere = registry.releasedSince(task, this.#startedMs);
     if (!control || ownClaim) {
-      return { kind: 'claimed', claim: { task, controlTask: undefined, readAfresh: releasedHere } };
+      return {
+        kind: 'claimed',
+        claim: { task, controlTask: undefined, readAfresh: releasedHere, dueMs: Number.POSITIVE_INFINITY },
+      };
     }
     const dueMs = Math.min(this.claimDueMs, now() + CLAIM_HORIZON_MS);
     const created = await createControlTask(tasks, control, work, dueMs);
     if (created.kind === 'created') {
       const readAfresh = releasedHere || created.afterRelease;
-      return { kind: 'claimed', claim: { task, controlTask: created.name, readAfresh } };
+      return { kind: 'claimed', claim: { task, controlTask: created.name, readAfresh, dueMs } };
     }
     registry.release(task, now());
     // Another delivery of this request holds the task, and forces it or its claim will.

@@ -5,7 +5,7 @@
  */
 import type { Breaker } from './breaker.js';
 import type { Budget } from './budget.js';
-import type { Claim, ClaimEnd, Claimer } from './claim.js';
+import { claimOutlives, type Claim, type ClaimEnd, type Claimer } from './claim.js';
 import type { ForcePolicy } from './force.js';
 import type { Hold } from './hold.js';
 import type { Acted, Acting, ActListener, Unforced } from './modes.js';
@@ -299,8 +299,8 @@ export class TaskFlow {
     const claimed = await this.#claim(task);
     if (!('claim' in claimed)) return claimed;
     const slotMs = acting.reserve(candidate.queue);
-    if (slotMs !== undefined) return { claim: claimed.claim, slotMs };
-    // Another run took the last slot meanwhile.
+    if (slotMs !== undefined && claimOutlives(claimed.claim, slotMs)) return { claim: claimed.claim, slotMs };
+    // Another run took the last slot meanwhile, or the slot comes after the claim falls due.
     await claimer.release(claimed.claim, 'left-to-control-queue');
     if (claimed.claim.controlTask !== undefined) return { task, outcome: 'queued' };
     return { task, ...(await this.#noSlot(task)) };

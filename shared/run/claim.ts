@@ -5,6 +5,7 @@
  * refuses a second claim of the same request on any instance, and a claim whose instance died is carried
  * out by the control queue. A released claim's name stays reserved: docs/claims.md "Reserved names".
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { toCloudTasksError, type CloudTasksClient } from '../cloud-tasks/client.js';
 import { createControlTask } from '../control/claim-names.js';
 import { isClaimIdOf, type ControlTarget, type ControlWork } from '../control/control-tasks.js';
@@ -89,6 +90,8 @@ export interface Claim {
   readonly readAfresh: boolean;
   /** When its control task falls due and the control queue carries the task out (Infinity: none). */
   readonly dueMs: number;
+  /** This delivery is the claim's own control task: Cloud Tasks retries it on any instance. */
+  readonly ownDelivery: boolean;
 }
 
 export type ClaimResult =
@@ -151,14 +154,23 @@ export class Claimer {
     if (!control || ownClaim) {
       return {
         kind: 'claimed',
-        claim: { task, controlTask: undefined, readAfresh: releasedHere, dueMs: Number.POSITIVE_INFINITY },
+        claim: {
+          task,
+          controlTask: undefined,
+          readAfresh: releasedHere,
+          dueMs: Number.POSITIVE_INFINITY,
+          ownDelivery: ownClaim,
+        },
       };
     }
     const dueMs = Math.min(this.claimDueMs, now() + CLAIM_HORIZON_MS);
     const created = await createControlTask(tasks, control, work, dueMs);
     if (created.kind === 'created') {
       const readAfresh = releasedHere || created.afterRelease;
-      return { kind: 'claimed', claim: { task, controlTask: created.name, readAfresh, dueMs } };
+      return {
+        kind: 'claimed',
+        claim: { task, controlTask: created.name, readAfresh, dueMs, ownDelivery: false },
+      };
     }
     registry.release(task, now());
     // Another delivery of this request holds the task, and forces it or its claim will.
@@ -174,6 +186,10 @@ export class Claimer {
   async release(claim: Claim, end: ClaimEnd): Promise<void> {
     const { registry, tasks, log, now } = this.deps;
     registry.release(claim.task, now(), end === 'lost-answer');
+    // A control task delivering its own claim is answered non-2xx, and Cloud Tasks may deliver it again on
+    // another instance, whose registry knows nothing: it is answered once the in-doubt hold is over
+    // (docs/claims.md "Lifecycle", 5).
+    if (end === 'lost-answer' && claim.ownDelivery) await sleep(registry.lostAnswerHoldMs);
     if (end !== 'done' || !claim.controlTask) return;
     const name = parseTaskName(claim.controlTask);
     if (!name) return;

@@ -532,19 +532,20 @@ describe('rerunHttp: budget, canary, queued mode', () => {
 });
 
 describe('rerunHttp: control tasks', () => {
-  it("answers 503 to Cloud Tasks while a control task's work is left undone, so it is retried", async () => {
+  /** A server with a paused control queue (the test delivers its tasks), and the claim of task `a`. */
+  async function controlled(env: Record<string, string>, runtimeOptions: { lostAnswerHoldMs?: number } = {}) {
     const s = await serverWith(
       {
-        RERUN_TIME_BUDGET: '1s',
         RERUN_CONTROL_QUEUE: CONTROL,
         RERUN_SELF_URL: 'http://127.0.0.1:9/rerun',
         RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+        ...env,
       },
       [
         { name: ORDERS, tasks: [failedTask(ORDERS, 'a', target.url)] },
-        // Paused: the test delivers the control task itself.
         { name: CONTROL, state: 'PAUSED', tasks: [] },
       ],
+      runtimeOptions,
     );
     const task = `${ORDERS}/tasks/a`;
     const cutoff = new Date();
@@ -554,9 +555,14 @@ describe('rerunHttp: control tasks', () => {
       'X-CloudTasks-TaskName': claimIdOf({ task, requestId: 'deploy-1', cutoffMs: cutoff.getTime() }),
       'X-CloudTasks-QueueName': 'rerun-control',
     };
+    return { s, deliver: () => s.post(event, fromCloudTasks) };
+  }
+
+  it("answers 503 to Cloud Tasks while a control task's work is left undone, so it is retried", async () => {
+    const { s, deliver } = await controlled({ RERUN_TIME_BUDGET: '1s' });
     s.emulator.injectFault({ method: 'RunTask', kind: 429, times: 1 });
     const sentMs = Date.now();
-    const deferred = await s.post(event, fromCloudTasks);
+    const deferred = await deliver();
     expect(deferred.status).toBe(503);
     expect(deferred.body.error.details[0]).toMatchObject({ reason: 'RERUN_INCOMPLETE' });
     // The retry, once the quota is back, runs it and is acknowledged. It comes once the 429's RetryInfo
@@ -564,9 +570,23 @@ describe('rerunHttp: control tasks', () => {
     // process's RunTask pacer pushed back to the very end of its own 1 s budget, and a timer firing a few
     // milliseconds late on a busy machine would defer it.
     await sleep(Math.max(0, sentMs + 1_000 - Date.now()));
-    const retried = await s.post(event, fromCloudTasks);
+    const retried = await deliver();
     expect(retried.status).toBe(200);
     expect(retried.body.counts.dispatched).toBe(1);
+  });
+
+  it('answers a control task whose RunTask lost its answer only once the in-doubt hold is over', async () => {
+    const { s, deliver } = await controlled({}, { lostAnswerHoldMs: 1_500 });
+    // The RunTask lands 300 ms after its answer was lost.
+    s.emulator.injectFault({ method: 'RunTask', kind: 'late-landing', delayMs: 300, times: 1 });
+    const sentMs = Date.now();
+    const deferred = await deliver();
+    expect(deferred.status).toBe(503);
+    expect(Date.now() - sentMs).toBeGreaterThanOrEqual(1_500);
+    // Delivered again (on any instance), it reads the task fresh and finds the late attempt.
+    const retried = await deliver();
+    expect(retried.status).toBe(200);
+    expect(runTaskCalls(s)).toEqual([`${ORDERS}/tasks/a`]);
   });
 });
 

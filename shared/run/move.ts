@@ -6,7 +6,7 @@
 import type { CloudTasksError, Task } from '../cloud-tasks/client.js';
 import { recordWithdrawn } from '../control/withdrawn-copies.js';
 import { firstTaskOf, type CopyDeps, type CopyResult, type CopyShape } from './copy.js';
-import type { TaskName } from '../cloud-tasks/names.js';
+import { parseTaskName, type TaskName } from '../cloud-tasks/names.js';
 import type { QueueRun } from './plan.js';
 import type { RecoveryTasks } from './recovery-tasks.js';
 import type { RedriveCalls, Stop } from './redrive-calls.js';
@@ -219,7 +219,7 @@ export class Mover {
     const { name: copyName } = copy;
     if ('stop' in again) {
       const gone = again.stop.outcome === 'gone';
-      if (this.#recoveryIsDue(recovery)) {
+      if (await this.#recoveryMayHaveRun(recovery)) {
         // The copy stays: an original gone is taken as the recovery's delete (as the delete's NOT_FOUND
         // is); one that cannot be read is left to the recovery task (as when the delete gives up).
         if (gone) return { outcome: 'redriven', copy: copyName, dueMs: copy.dueMs };
@@ -262,11 +262,11 @@ export class Mover {
         if (failure === undefined) return { outcome: 'redriven', copy: copyName, dueMs };
         if (failure.status === 'NOT_FOUND') {
           // After a lost answer, NOT_FOUND most likely means the first delete went through; once the
-          // recovery task is due, that its delivery deleted it: keep the copy.
-          if (answerLost || this.#recoveryIsDue(recovery)) {
-            return { outcome: 'redriven', copy: copyName, dueMs };
-          }
-          return this.#originalGone(copy);
+          // recovery task may have run, that its delivery deleted it: keep the copy.
+          if (answerLost) return { outcome: 'redriven', copy: copyName, dueMs };
+          return this.#recoveryMayHaveRun(recovery).then((mayHaveRun) =>
+            mayHaveRun ? { outcome: 'redriven', copy: copyName, dueMs } : this.#originalGone(copy),
+          );
         }
         if (!isInDoubt(failure)) {
           return this.#withdraw(
@@ -288,12 +288,19 @@ export class Mover {
   }
 
   /**
-   * Whether the move's recovery task is due: its delivery may then have finished the move (deleted the
-   * original, the copy being there), so withdrawing the copy could lose the task (docs/claims.md "A crash
-   * mid-redrive"). Never, without a control queue.
+   * Whether the move's recovery task may have been delivered: its delivery may then have finished the move
+   * (deleted the original, the copy being there), so withdrawing the copy could lose the task
+   * (docs/claims.md "A crash mid-redrive"). Never, without a control queue. Before it is due by this
+   * process's clock, the task itself is read: Cloud Tasks delivers it by its own clock, which may be ahead.
+   * Gone (delivered and done), attempted, or unreadable: it may have run, and the copy is kept.
    */
-  #recoveryIsDue(recovery: Recovery): boolean {
-    return this.deps.budget.now() >= recovery.dueMs;
+  async #recoveryMayHaveRun(recovery: Recovery): Promise<boolean> {
+    if (recovery.name === undefined) return false;
+    if (this.deps.budget.now() >= recovery.dueMs) return true;
+    const name = parseTaskName(recovery.name);
+    if (!name) return true;
+    const task = await this.calls.read(name, 'BASIC');
+    return 'stop' in task || (task.dispatchCount ?? 0) > 0 || task.lastAttempt !== undefined;
   }
 
   /**

@@ -148,6 +148,29 @@ describe('Copier', () => {
     expect(callsOf(world.emulator, 'DeleteTask')).not.toContain(copyOfTask('a'));
   });
 
+  it("keeps the copy when the original is gone and the move's recovery task was delivered early, by Cloud Tasks' clock ahead of the run's", async () => {
+    // The run's recovery task is not due by its own clock (an arming delay of a minute), but Cloud Tasks,
+    // whose clock is ahead, delivers it: it deletes the original, the copy being there, and is done.
+    world.emulator.injectFault({
+      method: 'GetTask',
+      kind: 'delay',
+      delayMs: 300,
+      resources: [taskName('a').name],
+      after: 1,
+      times: 1,
+    });
+    const moving = copier({ recovery: RECOVERY }).copy(candidateOf('a', queue), Date.now(), policy());
+    const original = taskName('a').name;
+    await expect.poll(() => callsOf(world.emulator, 'GetTask').filter((n) => n === original).length).toBe(2);
+    for await (const page of world.tasks.listTasks(RECOVERY.queue)) {
+      for (const recovery of page) await world.tasks.deleteTask(parseTaskName(recovery.name)!);
+    }
+    await world.tasks.deleteTask(taskName('a'));
+    const result = await moving;
+    expect(result).toMatchObject({ outcome: 'redriven', copy: { name: copyOfTask('a') } });
+    expect(world.emulator.task(copyOfTask('a'))).toBeDefined();
+  });
+
   it("keeps the copy when the original cannot be read again once the move's recovery task was due: that task settles the move", async () => {
     // The run's clock jumps past the recovery task's due time (half the arming delay) while the copy is
     // being created; the second read then fails for good. The recovery's delivery may already have

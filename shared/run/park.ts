@@ -210,8 +210,11 @@ export class Parking {
       this.#taken.add(task.name);
       report.atRisk++;
       const name = parseTaskName(task.name)!;
-      if (this.deps.dryRun) this.deps.report.record({ task: task.name, outcome: 'parked' });
-      else await this.#flow.start({ name, listed: task, queue }, false);
+      if (this.deps.dryRun) {
+        // As it would be parked: the row and the queue's count agree.
+        report.parked++;
+        this.deps.report.record({ task: task.name, outcome: 'parked' });
+      } else await this.#flow.start({ name, listed: task, queue }, false);
     }
     return rest;
   }

@@ -186,8 +186,10 @@ export function runOutcomeOf(report: RerunReport): RunOutcome {
   const { counts } = report;
   const { verdicts } = counts;
   const forced = counts.dispatched + counts.redriven;
-  const unverified = Math.max(0, forced - verdicts.succeeded - verdicts.failedAgain - verdicts.running);
-  const succeeded = verdicts.succeeded + unverified;
+  // With verification on, a forced task without a verdict (gone after what may have been its last
+  // attempt) is not known to have succeeded.
+  const verificationOff = verdicts.succeeded + verdicts.failedAgain + verdicts.running === 0;
+  const succeeded = verificationOff ? forced : verdicts.succeeded;
   const failures = counts.failed + verdicts.failedAgain + counts.held;
   if (succeeded === 0 && failures > 0) return 'failed';
   // Queued tasks are still to run (in the control queue): their request ends later.

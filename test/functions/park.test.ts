@@ -204,6 +204,17 @@ describe('parking', () => {
     },
   );
 
+  it('a dry run counts what it would park alike in its rows and per queue, and moves nothing', async () => {
+    seed();
+    const answer = await sweep({ dryRun: true });
+    expect(answer.body.counts.parked).toBe(2);
+    const parked = answer.body.parking
+      .map((queue: any) => queue.parked)
+      .reduce((a: number, b: number) => a + b);
+    expect(parked).toBe(2);
+    expect(await listTasks(parkingOf(ORDERS))).toEqual([]);
+  });
+
   it('without park, a sweep leaves the tasks at risk alone as before', async () => {
     seed();
     const answer = await sweep({ park: false });

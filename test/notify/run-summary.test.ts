@@ -19,6 +19,12 @@ describe('runOutcomeOf', () => {
     ['still running is not a failure', { dispatched: 2, ...verdicts(1, 0, 1) }, {}, 'recovered'],
     ['some failed again', { dispatched: 3, ...verdicts(2, 1, 0) }, {}, 'partial'],
     [
+      'verification on: a forced task without a verdict is not a success',
+      { dispatched: 3, ...verdicts(0, 1, 0) },
+      {},
+      'failed',
+    ],
+    [
       'a permanent failure beside a success',
       { dispatched: 1, failed: 1, ...verdicts(1, 0, 0) },
       {},

@@ -43,7 +43,8 @@ const BATCH_KINDS: ReadonlySet<Fault['kind']> = new Set<BatchFaultKind>([
  * milliseconds later (a create whose answer was lost lands after the caller has moved on). 429 =
  * RESOURCE_EXHAUSTED, 400 = INVALID_ARGUMENT (as an expired page token is answered), 500 = INTERNAL, 503 = UNAVAILABLE, 403 = PERMISSION_DENIED, all in Google's error shape.
  * 404 stands for a method this API surface does not have: NOT_FOUND `Method not found.` in Google's error
- * shape, as Google's front end answers a path that no method serves.
+ * shape, as Google's front end answers a path that no method serves; 501 for one a stand-in does not
+ * implement (UNIMPLEMENTED).
  *
  * Batch kinds (BatchCreateTasks, BatchDeleteTasks only): 'fail-items' fails the chosen `items` with `code`;
  * 'operation-failed' ends the operation FAILED with `code` (default INTERNAL) after applying the first
@@ -54,7 +55,18 @@ const BATCH_KINDS: ReadonlySet<Fault['kind']> = new Set<BatchFaultKind>([
 export interface Fault {
   method: ApiMethod;
   kind:
-    400 | 404 | 429 | 500 | 503 | 403 | 'reset' | 'lost-response' | 'late-landing' | 'delay' | BatchFaultKind;
+    | 400
+    | 404
+    | 429
+    | 500
+    | 501
+    | 503
+    | 403
+    | 'reset'
+    | 'lost-response'
+    | 'late-landing'
+    | 'delay'
+    | BatchFaultKind;
   /**
    * For 'delay': how long the call is held, in real milliseconds. For 'late-landing': how long after its
    * answer was lost (the socket destroyed at once) the call's work is done.

@@ -319,7 +319,7 @@ function parseJson(raw: Buffer): unknown {
 }
 
 function faultError(
-  kind: 400 | 404 | 429 | 500 | 503 | 403,
+  kind: 400 | 404 | 429 | 500 | 501 | 503 | 403,
   route: Route,
   runTaskLimit: number,
   withRetryInfo: boolean,
@@ -337,6 +337,7 @@ function faultError(
   if (kind === 500) return new ApiError('INTERNAL', 'Internal error encountered.');
   if (kind === 400) return new ApiError('INVALID_ARGUMENT', 'The page token is not valid or has expired.');
   if (kind === 404) return new ApiError('NOT_FOUND', 'Method not found.');
+  if (kind === 501) return new ApiError('UNIMPLEMENTED', 'Method not implemented.');
   return permissionDenied(METHOD_PERMISSIONS[route.method] ?? 'cloudtasks.queues.get', route.name);
 }
 

@@ -46,7 +46,12 @@ export class RedriveCheckError extends Error {
 /**
  * Asks Cloud Tasks (queues.testIamPermissions) which of redrive's permissions the caller holds on each
  * queue. Throws RedriveForbiddenError when any is missing, and RedriveCheckError on any other answer but
- * NOT_FOUND (nothing was called that changes anything, so the request is safe to send again).
+ * NOT_FOUND or UNIMPLEMENTED (nothing was called that changes anything, so the request is safe to send
+ * again).
+ * - A queue that does not exist holds no permission (the API answers an empty set): one found missing
+ *   by GetQueue is left to the run, which finds it gone and reports it (docs/events.md "Bad input").
+ * - A Cloud Tasks without the method (UNIMPLEMENTED) cannot be asked: the run goes on, and a call it may
+ *   not make is refused on its own.
  */
 export async function checkRedrivePermissions(
   tasks: CloudTasksClient,
@@ -54,21 +59,37 @@ export async function checkRedrivePermissions(
 ): Promise<void> {
   const lacking = await Promise.all(
     queues.map(async (queue): Promise<MissingPermissions> => {
-      let held: readonly string[];
-      try {
-        held = await tasks.testQueuePermissions(queue, REDRIVE_PERMISSIONS);
-      } catch (error) {
-        const failure = toCloudTasksError(error);
-        const action = actionFor(failure);
-        // A queue that no longer exists: the run finds it gone and reports it (docs/events.md "Bad input").
-        if (action === 'gone') return { queue: queue.name, missing: [] };
-        if (action !== 'stop-queue') throw new RedriveCheckError(queue.name, failure.status, failure.message);
-        // A queue the caller may not even ask about lacks every permission.
-        held = [];
-      }
-      return { queue: queue.name, missing: REDRIVE_PERMISSIONS.filter((p) => !held.includes(p)) };
+      const held = await heldOn(tasks, queue);
+      const missing = REDRIVE_PERMISSIONS.filter((p) => !held.includes(p));
+      if (missing.length === 0 || (await isGone(tasks, queue))) return { queue: queue.name, missing: [] };
+      return { queue: queue.name, missing };
     }),
   );
   const missing = lacking.filter((q) => q.missing.length > 0);
   if (missing.length > 0) throw new RedriveForbiddenError(missing);
+}
+
+/** Redrive's permissions the caller holds on the queue (all of them where it cannot be asked). */
+async function heldOn(tasks: CloudTasksClient, queue: QueueName): Promise<readonly string[]> {
+  try {
+    return await tasks.testQueuePermissions(queue, REDRIVE_PERMISSIONS);
+  } catch (error) {
+    const failure = toCloudTasksError(error);
+    if (failure.status === 'UNIMPLEMENTED') return REDRIVE_PERMISSIONS;
+    const action = actionFor(failure);
+    if (action === 'gone') return REDRIVE_PERMISSIONS;
+    if (action !== 'stop-queue') throw new RedriveCheckError(queue.name, failure.status, failure.message);
+    // A queue the caller may not even ask about lacks every permission.
+    return [];
+  }
+}
+
+/** Whether GetQueue finds the queue missing; any other answer leaves the permissions to speak. */
+async function isGone(tasks: CloudTasksClient, queue: QueueName): Promise<boolean> {
+  try {
+    await tasks.getQueue(queue);
+    return false;
+  } catch (error) {
+    return actionFor(toCloudTasksError(error)) === 'gone';
+  }
 }

@@ -430,9 +430,13 @@ const HTTP_TO_CANONICAL: Record<number, CanonicalCode> = {
   504: 'DEADLINE_EXCEEDED',
 };
 
-/** An HTTP status as its canonical one: a 409 whose message says the entity already exists is ALREADY_EXISTS. */
+/**
+ * An HTTP status as its canonical one: a 409 whose message says the entity exists, or that a task with
+ * the name existed too recently (a reserved name), is ALREADY_EXISTS.
+ */
 function canonicalOfHttp(httpStatus: number, message: string | undefined): CanonicalCode {
-  if (httpStatus === 409 && /already exists/i.test(message ?? '')) return 'ALREADY_EXISTS';
+  if (httpStatus === 409 && /already exists|existed too recently/i.test(message ?? ''))
+    return 'ALREADY_EXISTS';
   return HTTP_TO_CANONICAL[httpStatus] ?? (httpStatus >= 500 ? 'INTERNAL' : 'UNKNOWN');
 }
 

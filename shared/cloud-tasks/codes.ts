@@ -23,8 +23,11 @@ export const CANONICAL_CODES = [
 ] as const;
 export type CanonicalCode = (typeof CANONICAL_CODES)[number];
 
-/** The target's HTTP status, from Cloud Tasks' message "INTERNAL(13): HTTP status code 500". */
+/**
+ * The target's HTTP status, from Cloud Tasks' message "INTERNAL(13): HTTP status code 500", or a message
+ * that is the status alone ("503").
+ */
 export function httpStatusOf(status: { code?: number; message?: string }): number | undefined {
-  const match = /HTTP status code (\d{3})/.exec(status.message ?? '');
-  return match ? Number(match[1]) : undefined;
+  const match = /HTTP status code (\d{3})|^\s*(\d{3})\s*$/.exec(status.message ?? '');
+  return match ? Number(match[1] ?? match[2]) : undefined;
 }

@@ -302,7 +302,10 @@ export class TaskFlow {
     if (slotMs !== undefined && claimOutlives(claimed.claim, slotMs)) return { claim: claimed.claim, slotMs };
     // Another run took the last slot meanwhile, or the slot comes after the claim falls due.
     await claimer.release(claimed.claim, 'left-to-control-queue');
-    if (claimed.claim.controlTask !== undefined) return { task, outcome: 'queued' };
+    if (claimed.claim.controlTask !== undefined) {
+      this.#acted = true;
+      return { task, outcome: 'queued' };
+    }
     return { task, ...(await this.#noSlot(task)) };
   }
 

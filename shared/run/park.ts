@@ -100,6 +100,7 @@ export const NO_PARKING = {
   open: (): Promise<void> => Promise.resolve(),
   sift: (page: PlannedPage): Promise<PlannedPage> => Promise.resolve(page),
   drain: (): Promise<void> => Promise.resolve(),
+  hasActed: false,
   reports: undefined,
 };
 
@@ -221,6 +222,11 @@ export class Parking {
 
   drain(): Promise<void> {
     return this.#flow.drain();
+  }
+
+  /** Whether a task was taken on to be parked: a run that did so has done something. */
+  get hasActed(): boolean {
+    return this.#flow.hasActed;
   }
 
   /** Failed, and before the request's cutoff: what parking may save. */

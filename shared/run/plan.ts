@@ -274,7 +274,8 @@ export class Plan {
         run.report.complete = true;
         return;
       }
-      run.report.brokenOff = true;
+      // Broken off once it started, whatever the error; refused at its first page, as the error says.
+      if (listed) run.report.brokenOff = true;
       this.#queueFailed(run.report, error);
     }
   }
@@ -421,10 +422,11 @@ export class Plan {
   #queueFailed(report: QueueReport, error: unknown): void {
     const failure = toCloudTasksError(error);
     report.error = failure.message;
-    const action = actionFor(failure);
-    if (action === 'retry' || action === 'wait-quota' || failure.status === 'DEADLINE_EXCEEDED') {
+    // A queue whose read failed is left for later as a task's failed read is (retry.ts).
+    if (outcomeOfFailedRead(failure) === 'deferred') {
       report.transient = true;
-      if (action === 'retry' || failure.status === 'DEADLINE_EXCEEDED') this.#unreachable ??= failure;
+      if (actionFor(failure) === 'retry' || failure.status === 'DEADLINE_EXCEEDED')
+        this.#unreachable ??= failure;
     }
     this.deps.log.error(
       { queue: report.queue, status: failure.status, error: failure.message },

@@ -224,7 +224,7 @@ class Run {
       clearInterval(progress);
     }
     const { unreachable } = this.#plan;
-    if (unreachable && !this.#flow.hasActed) {
+    if (unreachable && !this.#flow.hasActed && !this.#parking.hasActed) {
       log.error({ err: unreachable }, 'Cloud Tasks unreachable; nothing was dispatched');
       throw new CloudTasksUnavailableError(unreachable.message, { cause: unreachable });
     }

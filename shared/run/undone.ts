@@ -5,10 +5,10 @@
 import type { QueueReport, RerunReport } from './settle.js';
 
 /**
- * A queue is undone when it was not read to its end: cut short by the budget, met a transient error, or its
- * listing broke off after it started, whatever the error (a 500 on page 2, an expired page token). A queue
- * that could not be opened for a permanent reason (gone for good, not permitted) is done: sending the
- * request again would meet the same answer.
+ * A queue is undone when it was not read to its end: cut short by the budget, met an error a task's read
+ * is deferred for, or its listing broke off after it started, whatever the error (a 500 on page 2, an
+ * expired page token). A queue that could not be opened or listed at all for a permanent reason (gone for
+ * good, not permitted) is done: sending the request again would meet the same answer.
  */
 export function isQueueUndone(queue: QueueReport): boolean {
   return (

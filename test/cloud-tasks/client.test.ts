@@ -148,6 +148,7 @@ describe('the Cloud Tasks REST client', () => {
   it.each([
     ['Requested entity already exists', 'ALREADY_EXISTS'],
     ['Task already exists.', 'ALREADY_EXISTS'],
+    ['The task cannot be created because a task with this name existed too recently.', 'ALREADY_EXISTS'],
     ['Concurrent modification, try again.', 'ABORTED'],
   ])('a 409 without a status, "%s", is %s', async (message, status) => {
     // A stand-in whose error JSON has only a code and a message.

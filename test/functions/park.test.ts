@@ -215,6 +215,22 @@ describe('parking', () => {
     expect(await listTasks(parkingOf(ORDERS))).toEqual([]);
   });
 
+  it('a sweep that parked a task and then met an unreachable queue answers its report, not "nothing was dispatched"', async () => {
+    const last = failedTask(ORDERS, 'last', target.url, { attempts: 4, nextMs: 10 * MINUTE });
+    emulator.load({
+      queues: [
+        { name: ORDERS, retryConfig: LONG, tasks: [last] },
+        { name: EMAILS, retryConfig: SHORT, tasks: [] },
+        { name: parkingOf(ORDERS), state: 'PAUSED', tasks: [] },
+      ],
+    });
+    emulator.injectFault({ method: 'GetQueue', kind: 503, resources: [EMAILS] });
+    const answer = await sweep();
+    expect(answer.status).toBe(200);
+    expect(answer.body.counts.parked).toBe(1);
+    expect(answer.body.continueWith.incompleteQueues).toEqual([EMAILS]);
+  });
+
   it('without park, a sweep leaves the tasks at risk alone as before', async () => {
     seed();
     const answer = await sweep({ park: false });

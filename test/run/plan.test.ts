@@ -5,6 +5,7 @@ import type { CloudTasksClient, Task, TaskView } from '../../shared/cloud-tasks/
 import { parseQueueName, parseTaskName } from '../../shared/cloud-tasks/names.js';
 import { Pacer, QueueAttempts } from '../../shared/run/pace.js';
 import { Plan, type PlanMode, type PlannedPage } from '../../shared/run/plan.js';
+import { isQueueUndone } from '../../shared/run/undone.js';
 import { resolveScope } from '../../shared/triggers/scope.js';
 import { failedTask, inFlightTask, laterTask } from '../helpers/seeds.js';
 import {
@@ -266,6 +267,25 @@ describe('Plan', () => {
     world.emulator.injectFault({ method: 'ListTasks', kind: 400, after: 1, times: 1 });
     const { queue } = await allPages(planOf());
     expect(queue.report).toMatchObject({ complete: false, brokenOff: true, scanned: 1000 });
+  });
+
+  it('a listing refused at its first page is as its error says: permanent (not permitted) done, a server error undone', async () => {
+    world.emulator.load({ queues: [{ name: ORDERS, tasks: [failedTask(ORDERS, 'a', world.target.url)] }] });
+    world.emulator.injectFault({ method: 'ListTasks', kind: 403, times: 1 });
+    const denied = await allPages(planOf());
+    expect(denied.queue.report.brokenOff).toBeUndefined();
+    expect(isQueueUndone(denied.queue.report)).toBe(false);
+    world.emulator.injectFault({ method: 'ListTasks', kind: 500, times: 1 });
+    const internal = await allPages(planOf());
+    expect(isQueueUndone(internal.queue.report)).toBe(true);
+  });
+
+  it('a queue whose GetQueue is answered INTERNAL is undone, as a task whose read is', async () => {
+    world.emulator.load({ queues: [{ name: ORDERS }] });
+    world.emulator.injectFault({ method: 'GetQueue', kind: 500, times: 1 });
+    const plan = planOf();
+    expect(await plan.openQueue(parseQueueName(ORDERS)!)).toBeUndefined();
+    expect(isQueueUndone(plan.queueReports[0]!)).toBe(true);
   });
 
   it('a queue the budget left no time for is reported incomplete', () => {

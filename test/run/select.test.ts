@@ -125,6 +125,18 @@ describe('selectTask: match', () => {
     expect(selectTask(failedTask(), rules(match)).kind !== 'unmatched').toBe(matches);
   });
 
+  it('reads the HTTP code from a status message that is the code alone', () => {
+    const task = failedTask({
+      lastAttempt: {
+        dispatchTime: at(-10),
+        responseTime: at(-9.9),
+        responseStatus: { code: 14, message: '503' },
+      },
+    });
+    expect(selectTask(task, rules({ responseCodes: [503] })).kind).toBe('candidate');
+    expect(selectTask(task, rules({ responseCodes: [500] })).kind).toBe('unmatched');
+  });
+
   it('matches App Engine tasks on relativeUri', () => {
     const task = failedTask({ httpRequest: undefined, appEngineHttpRequest: { relativeUri: '/orders/42' } });
     expect(selectTask(task, rules({ urlPrefix: '/orders/' })).kind).toBe('candidate');

@@ -25,6 +25,11 @@ export interface SecondReadsDeps {
 const MAX_GATHER_MS = 5_000;
 /** A listing's page is taken to last this long until one was timed. */
 const FIRST_PAGE_MS_GUESS = 100;
+/**
+ * A listing that ends this long after the first read it answers was due took longer than reckoned: its
+ * first pages may be older than an attempt started since, so its answers are read again one by one.
+ */
+const LATE_ANSWER_MS = 1_000;
 
 type Answer = Task | Stop;
 
@@ -133,10 +138,12 @@ export class SecondReads {
     }
     // Reads asked from now on wait for a listing that starts after them; the rest are read one by one.
     this.#schedule(queue, reads);
+    const nowMs = this.deps.budget.now();
     for (const read of waiting.values()) {
       const shown = listed?.get(read.name.name);
-      // A task the listing did not show is read on its own: a paged listing is not a snapshot.
-      if (shown) tell(read.readers, shown);
+      // A task the listing did not show is read on its own: a paged listing is not a snapshot. So is one
+      // the listing answers late (LATE_ANSWER_MS): the move deletes the original on the answer.
+      if (shown && nowMs <= read.answerByMs + LATE_ANSWER_MS) tell(read.readers, shown);
       else readAlone(this.deps.calls, read.name, read.readers);
     }
   }

@@ -92,11 +92,13 @@ export async function rerun(
   header: HeaderLookup = () => undefined,
 ): Promise<RerunResult> {
   const runId = randomUUID();
-  const log = runtime.log.child({
-    runId,
-    ...(received.reason !== undefined && { reason: received.reason }),
-    ...traceFields(header, runtime.traceProject),
-  });
+  const logOf = (id: string) =>
+    runtime.log.child({
+      runId: id,
+      ...(received.reason !== undefined && { reason: received.reason }),
+      ...traceFields(header, runtime.traceProject),
+    });
+  const log = logOf(runId);
   const scope = resolveScope(received, runtime.config.allowlist, runtime.config.controlQueue);
   if (!scope.ok) {
     // Names the request chose: at most MAX_NAMED of them, so the line stays within Cloud Logging's entry.
@@ -112,7 +114,7 @@ export async function rerun(
   const ownClaimId = controlTaskOf(header, runtime.config.controlQueue);
   let report: RerunReport;
   try {
-    report = await runRerun(request, scope.scope, { ...runtime, log, ownClaimId }, runId);
+    report = await runRerun(request, scope.scope, { ...runtime, ownClaimId }, runId, logOf);
   } catch (error) {
     // An unexpected answer to the permission check: like Cloud Tasks unreachable, nothing was dispatched.
     if (error instanceof RedriveCheckError) {

@@ -30,6 +30,7 @@ import { modeOf, type Mode } from './modes.js';
 import { Semaphore, type Pacer, type QueueAttempts } from './pace.js';
 import { NO_PARKING, Parking, type ParkingStage } from './park.js';
 import { Plan, type Candidate } from './plan.js';
+import { RedriveCheckError, RedriveForbiddenError } from './redrive-permissions.js';
 import { logFinished, logStarted, ReportBuilder, reportOf, type RerunReport } from './settle.js';
 import type { Scope } from '../triggers/scope.js';
 import type { QueueName } from '../cloud-tasks/names.js';
@@ -76,25 +77,36 @@ const CLAIM_MARGIN_MS = 60_000;
 
 /**
  * Runs one request over its scope and returns the report. Throws CloudTasksUnavailableError only when
- * Cloud Tasks was unreachable and nothing was dispatched or queued.
+ * Cloud Tasks was unreachable and nothing was dispatched or queued. `logOf` gives a run's logger by its
+ * runId: the unpark that may ride on the request is a run of its own (docs/parking.md "Unparking").
  */
 export async function runRerun(
   request: RerunRequest,
   scope: Scope,
-  deps: RerunDeps,
+  deps: Omit<RerunDeps, 'log'>,
   runId: string,
+  logOf: (runId: string) => Logger,
 ): Promise<RerunReport> {
-  const report = await new Run(request, scope, deps, runId).execute();
+  const report = await new Run(request, scope, { ...deps, log: logOf(runId) }, runId).execute();
   if (!(request.includeParked ?? deps.config.park)) return report;
   // The queues' parked tasks come home after the run, within what is left of its budget.
   const { config } = deps;
   const left = { ...config, timeBudgetMs: Math.max(0, config.timeBudgetMs - report.durationMs) };
-  const unparked = await new Run(
-    unparkOf(request),
-    scope,
-    { ...deps, config: left },
-    `${runId}-unpark`,
-  ).execute();
+  const unparkId = `${runId}-unpark`;
+  const log = logOf(unparkId);
+  let unparked: RerunReport;
+  try {
+    unparked = await new Run(unparkOf(request), scope, { ...deps, config: left, log }, unparkId).execute();
+  } catch (error) {
+    // The run's report stands, whatever became of the unpark: its tasks stay parked, safe, for the next.
+    const refused =
+      error instanceof RedriveForbiddenError ||
+      error instanceof RedriveCheckError ||
+      error instanceof CloudTasksUnavailableError;
+    if (!refused) throw error;
+    log.error({ err: error }, 'unpark not done; the parked tasks stay parked');
+    return { ...report, unparkError: (error as Error).message };
+  }
   return {
     ...report,
     unparked,

@@ -93,6 +93,8 @@ export interface RerunReport {
   parking?: ParkingReport[];
   /** The unpark that rode on this request (`includeParked`): its own report (docs/parking.md "Unparking"). */
   unparked?: RerunReport;
+  /** The unpark that was to ride on this request could not be made: why (its tasks stay parked). */
+  unparkError?: string;
   /** Present when work is left undone: send the same request again (its cutoff makes that safe). */
   continueWith?: {
     requestId: string;

@@ -452,6 +452,31 @@ describe('unparking', () => {
     expect(received('short')).toHaveLength(1);
   });
 
+  it("an unpark riding on a request that is refused leaves the run's report standing, and logs under its own runId", async () => {
+    seed();
+    await sweep();
+    target.setRespond(() => 200);
+    // EMAILS grants nothing now: the run reports it refused, and the unpark's permission check refuses.
+    emulator.setPermissions({ [EMAILS]: [] });
+    const answer = await server.post({
+      kind: 'fix-deployed',
+      queues: [ORDERS, EMAILS],
+      verify: '0s',
+      includeParked: true,
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.body.unparkError).toMatch(/nothing was created or deleted/);
+    expect(answer.body.unparked).toBeUndefined();
+    expect(await listTasks(parkingOf(ORDERS))).toHaveLength(1);
+    const runIds = (message: string) =>
+      server.logs
+        .lines()
+        .filter((line) => line.message === message)
+        .map((line) => line.runId);
+    expect(runIds('unpark not done; the parked tasks stay parked')).toEqual([`${answer.body.runId}-unpark`]);
+    expect(runIds('rerun finished').filter((id) => id === answer.body.runId)).toHaveLength(1);
+  });
+
   it('a home queue without a parking queue has nothing parked: the request is complete', async () => {
     emulator.load({ queues: [{ name: ORDERS, tasks: [failedTask(ORDERS, 'x', target.url)] }] });
     const answer = await server.post({

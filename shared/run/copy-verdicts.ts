@@ -11,6 +11,7 @@ import { parseTaskName, type QueueName } from '../cloud-tasks/names.js';
 import type { Budget } from './budget.js';
 import { listingPays, listPaid, pagesOf, type ListBudget } from './list-budget.js';
 import {
+  hasCompletedSince,
   readIntervalMs,
   tellWhenRead,
   type Verifier,
@@ -53,7 +54,7 @@ export function judgeListing(
     if (listing && copy.fromMs <= listing.fromMs) {
       const task = listing.tasks.get(name);
       copy.misses = task === undefined ? copy.misses + 1 : 0;
-      if (task !== undefined && (task.responseCount ?? 0) > 0) {
+      if (task !== undefined && hasCompletedSince(task, NOT_ATTEMPTED)) {
         // Listed while its next attempt runs, the failed attempt's status is no longer shown.
         const status = task.lastAttempt?.responseStatus?.message ?? 'failed; its next attempt is running';
         verdicts.set(name, { verdict: 'failed-again', status });
@@ -68,6 +69,9 @@ export function judgeListing(
   }
   return verdicts;
 }
+
+/** The counts of a copy as it was made. */
+const NOT_ATTEMPTED: Task = { name: '', dispatchCount: 0, responseCount: 0 };
 
 /** A copy as it was made: not yet attempted. */
 function unattempted(copy: string): Task {

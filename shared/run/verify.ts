@@ -133,13 +133,12 @@ export class Verifier {
 }
 
 /**
- * Whether an attempt completed since the fresh read: a higher responseCount; where a server leaves
- * responseCount out, a higher dispatchCount whose last attempt has a response.
+ * Whether an attempt completed since the fresh read (and failed: the task is still there): a higher
+ * responseCount, or a higher dispatchCount whose last attempt has ended. An attempt that got no response
+ * (a timeout, a refused connection) may not count in responseCount, but it ends all the same.
  */
-function hasCompletedSince(task: Task, fresh: Task): boolean {
-  if (task.responseCount !== undefined || fresh.responseCount !== undefined) {
-    return (task.responseCount ?? 0) > (fresh.responseCount ?? 0);
-  }
+export function hasCompletedSince(task: Task, fresh: Task): boolean {
+  if ((task.responseCount ?? 0) > (fresh.responseCount ?? 0)) return true;
   return (
     (task.dispatchCount ?? 0) > (fresh.dispatchCount ?? 0) && task.lastAttempt?.responseTime !== undefined
   );

@@ -57,6 +57,22 @@ describe('verdicts', () => {
     expect(s.emulator.calls.filter((c) => c.method === 'RunTask')).toHaveLength(4);
   });
 
+  it.each(['run', 'redrive'])(
+    'a target that refuses the connection (no response counted) fails again (%s)',
+    async (mode) => {
+      server = await servers.start({ RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: '50' }, {}, undefined, {
+        redriveArmingDelayMs: 1_000,
+      });
+      const down = (id: string) => ({
+        ...failedTask(ORDERS, id, target.url),
+        httpRequest: { url: `http://127.0.0.1:9/work/${id}`, httpMethod: 'POST' as const },
+      });
+      server.emulator.load({ queues: [{ name: ORDERS, tasks: [down('down-1'), down('down-2')] }] });
+      const { body } = await server.post({ kind: 'fix-deployed', mode, verify: '4s', breaker: false });
+      expect(body.counts.verdicts).toEqual({ succeeded: 0, failedAgain: 2, running: 0 });
+    },
+  );
+
   it('is off with verify 0s: dispatched, no verdict, no read-back', async () => {
     const s = await start(['ok-1']);
     const { body } = await s.post({ kind: 'fix-deployed', verify: '0s' });

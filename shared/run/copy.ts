@@ -15,7 +15,7 @@ import { claimIdOf, type ControlTarget } from '../control/control-tasks.js';
 import type { ForcePolicy } from './force.js';
 import { taskNameIn, type QueueName, type TaskName } from '../cloud-tasks/names.js';
 import { reserveSlot, type Semaphore } from './pace.js';
-import type { QueueRun, TaskUnderWay } from './plan.js';
+import { listedStateDropped, type QueueRun, type TaskUnderWay } from './plan.js';
 import { selectTask, type SkipReason } from './select.js';
 import { Mover, type MovedCopy, type MoveEnd, type Recovery } from './move.js';
 import { RecoveryTasks } from './recovery-tasks.js';
@@ -235,9 +235,11 @@ export class Copier {
   async #firstHalf(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy): Promise<Stop | Copied> {
     const { budget } = this.deps;
     await budget.sleepUntil(slotMs - (this.deps.createLeadMs ?? 0), policy.heldSignal);
-    if (policy.isHeld()) return { stop: { outcome: 'held' } };
-    if (budget.isOver()) return { stop: { outcome: 'deferred' } };
-    return this.#copy(candidate, slotMs, policy);
+    const held = policy.isHeld();
+    if (!held && !budget.isOver()) return this.#copy(candidate, slotMs, policy);
+    // Not copied: a listed body is let go now, as after a copy (docs/redrive.md "Bodies held").
+    listedStateDropped(candidate);
+    return { stop: { outcome: held ? 'held' : 'deferred' } };
   }
 
   /**

@@ -218,9 +218,13 @@ export class TaskFlow {
     this.#unsettled++;
     const started = new StartedTask(this.#ledger, name.name, canary, onRow, pending);
     // A task under way holds no listed state (docs/performance.md "Memory").
-    this.#begin(started, { name, queue, full }, canary)
+    const underWay = { name, queue, full };
+    this.#begin(started, underWay, canary)
       .then((row) => {
         if (!row) return;
+        // Not acted on (held, no slot, claimed elsewhere): a listed body is let go now, not left to the
+        // collector with its page (docs/redrive.md "Bodies held").
+        listedStateDropped(underWay);
         started.forced();
         started.settle(row);
       })

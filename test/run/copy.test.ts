@@ -106,6 +106,28 @@ describe('Copier', () => {
     expect(callsOf(world.emulator, 'CreateTask')).toEqual([ORDERS]);
   });
 
+  it("lets a held task's listed body go: it is never copied", async () => {
+    world.emulator.load({
+      queues: [
+        {
+          name: queueName('bodies'),
+          tasks: [failedTask(queueName('bodies'), 'c', world.target.url, { body: 'c'.repeat(6_000) })],
+        },
+      ],
+    });
+    const listed: Task[] = [];
+    for await (const page of world.tasks.listTasks(parseQueueName(queueName('bodies'))!, 'FULL'))
+      listed.push(...page);
+    const body = listed[0]!.httpRequest!.body as BodyBytes;
+    const held = await copier().copy(
+      { ...candidateOf('a', queue), full: new Handover(listed[0]!) },
+      Date.now(),
+      policy(true),
+    );
+    expect(held).toEqual({ outcome: 'held' });
+    expect(() => body.json).toThrow(/read after it was let go/);
+  });
+
   it('holds a task once the rest is held, before any call', async () => {
     const calls = world.emulator.calls.length;
     expect(await copier().copy(candidateOf('a', queue), Date.now(), policy(true))).toEqual({

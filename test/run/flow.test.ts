@@ -12,10 +12,12 @@ import { Hold } from '../../shared/run/hold.js';
 import type { Acted, Acting, ActListener, Unforced } from '../../shared/run/modes.js';
 import type { ForcePolicy } from '../../shared/run/force.js';
 import { Pacer } from '../../shared/run/pace.js';
-import type { Candidate, QueueRun, TaskUnderWay } from '../../shared/run/plan.js';
+import { BodyBytes } from '../../shared/cloud-tasks/body-bytes.js';
+import type { Task } from '../../shared/cloud-tasks/client.js';
+import { Handover, type Candidate, type QueueRun, type TaskUnderWay } from '../../shared/run/plan.js';
 import { ReportBuilder, type TaskRow } from '../../shared/run/settle.js';
 import type { Verdict } from '../../shared/run/verify.js';
-import { candidateOf, queueRunOf, requestOf, silentLog } from './stage-fixtures.js';
+import { candidateOf, ORDERS, queueRunOf, requestOf, silentLog } from './stage-fixtures.js';
 
 type Step = `${'enter' | 'leave' | 'reserve' | 'act' | 'verify' | 'no-slot'} ${string}`;
 
@@ -198,6 +200,19 @@ describe('TaskFlow', () => {
     expect(held).toEqual({ task: held.task, outcome: 'held' });
     expect(acting.steps).not.toContain('act t3');
     expect(report.counts).toMatchObject({ dispatched: 2, held: 1, verdicts: { failedAgain: 2 } });
+  });
+
+  it('lets the listed body of a task it does not act on go (held)', async () => {
+    const registry = new ClaimRegistry();
+    const acting = new RecordingActing({ registry });
+    const { flow, report, hold } = flowOf(acting, registry);
+    hold.hold();
+    const chunk = Buffer.alloc(64);
+    const body = new BodyBytes(chunk.subarray(0, 8), { chunk, held: 1 });
+    const listed: Task = { name: `${ORDERS}/tasks/t1`, httpRequest: { url: 'https://w.example/', body } };
+    const candidate = { ...candidateOf('t1', queue()), full: new Handover(listed) };
+    expect(await rowOf({ flow, report }, candidate)).toMatchObject({ outcome: 'held' });
+    expect(() => body.json).toThrow(/read after it was let go/);
   });
 
   it('an act that throws leaves the claim in doubt for a while, never held for good, and the error surfaces', async () => {

@@ -87,6 +87,23 @@ function copier(deps: Partial<CopyDeps> = {}) {
   };
 }
 
+/**
+ * Holds the task's second read (its second GetTask) `ms` real milliseconds; resolves once it is under way.
+ * Injected before the move's first call reaches the emulator: call it right after starting the move.
+ */
+async function secondReadHeld(id: string, ms: number): Promise<void> {
+  const task = taskName(id).name;
+  world.emulator.injectFault({
+    method: 'GetTask',
+    kind: 'delay',
+    delayMs: ms,
+    resources: [task],
+    after: 1,
+    times: 1,
+  });
+  await expect.poll(() => callsOf(world.emulator, 'GetTask').filter((n) => n === task).length).toBe(2);
+}
+
 const copyOfTask = (id: string) => copyNameOf(taskName(id), REQUEST.requestId, REQUEST.cutoffMs).name;
 
 describe('Copier', () => {
@@ -146,23 +163,14 @@ describe('Copier', () => {
   });
 
   it("keeps the copy when the original is gone once the move's recovery task was due: its delivery may have finished the move", async () => {
-    // The second read (the task's second GetTask) is held past the recovery task's due time (half the
-    // arming delay), and the recovery's delivery deletes the original meanwhile, the copy being there.
-    world.emulator.injectFault({
-      method: 'GetTask',
-      kind: 'delay',
-      delayMs: 600,
-      resources: [taskName('a').name],
-      after: 1,
-      times: 1,
-    });
+    // The second read is held past the recovery task's due time (half the arming delay), and the
+    // recovery's delivery deletes the original meanwhile, the copy being there.
     const moving = copier({ recovery: RECOVERY, armingDelayMs: 400 }).copy(
       candidateOf('a', queue),
       Date.now(),
       policy(),
     );
-    const original = taskName('a').name;
-    await expect.poll(() => callsOf(world.emulator, 'GetTask').filter((n) => n === original).length).toBe(2);
+    await secondReadHeld('a', 600);
     await world.tasks.deleteTask(taskName('a'));
     const result = await moving;
     expect(result).toMatchObject({ outcome: 'redriven', copy: { name: copyOfTask('a') } });
@@ -173,17 +181,8 @@ describe('Copier', () => {
   it("keeps the copy when the original is gone and the move's recovery task was delivered early, by Cloud Tasks' clock ahead of the run's", async () => {
     // The run's recovery task is not due by its own clock (an arming delay of a minute), but Cloud Tasks,
     // whose clock is ahead, delivers it: it deletes the original, the copy being there, and is done.
-    world.emulator.injectFault({
-      method: 'GetTask',
-      kind: 'delay',
-      delayMs: 300,
-      resources: [taskName('a').name],
-      after: 1,
-      times: 1,
-    });
     const moving = copier({ recovery: RECOVERY }).copy(candidateOf('a', queue), Date.now(), policy());
-    const original = taskName('a').name;
-    await expect.poll(() => callsOf(world.emulator, 'GetTask').filter((n) => n === original).length).toBe(2);
+    await secondReadHeld('a', 300);
     for await (const page of world.tasks.listTasks(RECOVERY.queue)) {
       for (const recovery of page) await world.tasks.deleteTask(parseTaskName(recovery.name)!);
     }

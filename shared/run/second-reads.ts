@@ -26,12 +26,20 @@ const MAX_GATHER_MS = 5_000;
 /** A listing's page is taken to last this long until one was timed. */
 const FIRST_PAGE_MS_GUESS = 100;
 /**
- * A listing that ends this long after the first read it answers was due took longer than reckoned: its
- * first pages may be older than an attempt started since, so its answers are read again one by one.
+ * The oldest a listed state may be when it answers a read. A listing that took longer than reckoned (a
+ * queue larger than its first pages showed, slow pages) has first pages older than an attempt started
+ * since may be: the tasks on them are read again one by one, since the move deletes the original on the
+ * answer.
  */
-const LATE_ANSWER_MS = 1_000;
+const MAX_LISTED_AGE_MS = 3_000;
 
 type Answer = Task | Stop;
+
+/** A task as a listing showed it, and when its page came. */
+interface Listed {
+  readonly task: Task;
+  readonly atMs: number;
+}
 
 /**
  * Who waits for a task's second read: told the answer once, or why there is none. An object rather than a
@@ -125,7 +133,7 @@ export class SecondReads {
     reads.waiting = new Map();
     reads.answerByMs = Number.POSITIVE_INFINITY;
     const pages = pagesOf(reads.size);
-    let listed: Map<string, Task> | undefined;
+    let listed: Map<string, Listed> | undefined;
     if (listingPays(waiting.size, reads.size)) {
       if (this.deps.lists.tryTake(pages)) {
         reads.reading = true;
@@ -142,8 +150,8 @@ export class SecondReads {
     for (const read of waiting.values()) {
       const shown = listed?.get(read.name.name);
       // A task the listing did not show is read on its own: a paged listing is not a snapshot. So is one
-      // the listing answers late (LATE_ANSWER_MS): the move deletes the original on the answer.
-      if (shown && nowMs <= read.answerByMs + LATE_ANSWER_MS) tell(read.readers, shown);
+      // whose page is too old (MAX_LISTED_AGE_MS).
+      if (shown && nowMs - shown.atMs <= MAX_LISTED_AGE_MS) tell(read.readers, shown.task);
       else readAlone(this.deps.calls, read.name, read.readers);
     }
   }
@@ -165,14 +173,15 @@ export class SecondReads {
     reads: QueueReads,
     paid: number,
     waiting: ReadonlyMap<string, unknown>,
-  ): Promise<Map<string, Task> | undefined> {
+  ): Promise<Map<string, Listed> | undefined> {
     const { budget } = this.deps;
-    const shown = new Map<string, Task>();
+    const shown = new Map<string, Listed>();
     const startMs = budget.now();
     let size = 0;
     const pages = await listPaid(this.deps, queue, paid, (page) => {
       size += page.length;
-      for (const task of page) if (waiting.has(task.name)) shown.set(task.name, task);
+      const atMs = budget.now();
+      for (const task of page) if (waiting.has(task.name)) shown.set(task.name, { task, atMs });
     });
     if (pages === undefined) return undefined;
     reads.size = size;

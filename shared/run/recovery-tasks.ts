@@ -9,6 +9,7 @@ import { createUnderFreeName } from '../control/claim-names.js';
 import { moveRecoveryTaskFor, type ControlTarget, type MoveRecovery } from '../control/control-tasks.js';
 import { parseTaskName } from '../cloud-tasks/names.js';
 import type { CloudTasksClient } from '../cloud-tasks/client.js';
+import { isInDoubt } from '../cloud-tasks/retry.js';
 import type { Recovery } from './move.js';
 import type { RedriveCalls, Stop } from './redrive-calls.js';
 
@@ -44,9 +45,19 @@ export class RecoveryTasks {
     };
   }
 
-  /** Deletes the recovery task of a settled move; left in place, it falls due and finds nothing to do. */
+  /**
+   * Deletes the recovery task of a settled move; left in place, it falls due and finds nothing to do,
+   * except where the move could not record a withdrawn copy (move.ts): a delete that may pass is sent
+   * again.
+   */
   async disarm(recovery: Recovery): Promise<void> {
     const name = recovery.name === undefined ? undefined : parseTaskName(recovery.name);
-    if (name) await this.calls.change(() => this.deps.tasks.deleteTask(name));
+    if (!name) return;
+    await this.calls.sendChange(
+      () => this.deps.tasks.deleteTask(name),
+      (failure) =>
+        failure === undefined || failure.status === 'NOT_FOUND' || !isInDoubt(failure) ? 'done' : undefined,
+      () => 'done',
+    );
   }
 }

@@ -145,6 +145,30 @@ describe('Copier', () => {
     expect(() => body.json).toThrow(/read after it was let go/);
   });
 
+  it("a copy name used before whose withdrawal cannot be recorded: the move's recovery task is deleted, sent again after a 503", async () => {
+    // An earlier delivery's copy of `a` was made and is gone: its name is reserved (a tombstone).
+    const used = copyNameOf(taskName('a'), REQUEST.requestId, REQUEST.cutoffMs);
+    await world.tasks.createTask(parseQueueName(ORDERS)!, {
+      name: used.name,
+      httpRequest: { url: world.target.url },
+    });
+    await world.tasks.deleteTask(used);
+    // The record of the withdrawal (the second create in the control queue) is refused; the recovery
+    // task's first delete answers 503.
+    world.emulator.injectFault({ method: 'CreateTask', kind: 403, resources: [CONTROL], after: 1, times: 3 });
+    world.emulator.injectFault({ method: 'DeleteTask', kind: 503, resources: [CONTROL], times: 1 });
+    const result = await copier({ recovery: RECOVERY }).copy(candidateOf('a', queue), Date.now(), policy());
+    expect(result).toMatchObject({
+      outcome: 'failed',
+      error: expect.stringMatching(/used by an earlier delivery/),
+    });
+    // Left in place, the recovery task would read the used name as a copy that ran, and delete `a`.
+    const left: string[] = [];
+    for await (const page of world.tasks.listTasks(RECOVERY.queue)) left.push(...page.map((t) => t.name));
+    expect(left).toEqual([]);
+    expect(world.emulator.task(`${ORDERS}/tasks/a`)).toBeDefined();
+  });
+
   it('holds a task once the rest is held, before any call', async () => {
     const calls = world.emulator.calls.length;
     expect(await copier().copy(candidateOf('a', queue), Date.now(), policy(true))).toEqual({

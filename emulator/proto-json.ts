@@ -160,16 +160,20 @@ const HttpTarget = message(`${PKG}.HttpTarget`, {
   oidcToken: { message: OidcToken },
 });
 
-/** `google.cloud.tasks.v2.Queue`. */
-export const Queue = message(`${PKG}.Queue`, {
+/** The fields v2's and v2beta3's Queue share, under the same names. */
+const QUEUE_FIELDS = {
   name: 'string',
-  appEngineRoutingOverride: { message: AppEngineRouting },
   httpTarget: { message: HttpTarget },
   rateLimits: { message: RateLimits },
   retryConfig: { message: RetryConfig },
-  state: { enum: `${PKG}.Queue.State`, values: QUEUE_STATES },
   purgeTime: 'timestamp',
   stackdriverLoggingConfig: { message: StackdriverLoggingConfig },
+} satisfies Record<string, FieldType>;
+/** `google.cloud.tasks.v2.Queue`. */
+export const Queue = message(`${PKG}.Queue`, {
+  ...QUEUE_FIELDS,
+  appEngineRoutingOverride: { message: AppEngineRouting },
+  state: { enum: `${PKG}.Queue.State`, values: QUEUE_STATES },
 });
 
 // v2beta3's messages where they differ from v2's (google/cloud/tasks/v2beta3/*.proto); the messages they
@@ -198,16 +202,11 @@ export const BetaTask = message(`${BETA}.Task`, {
 
 /** `google.cloud.tasks.v2beta3.Queue`: App Engine routing under `appEngineHttpQueue`; TTLs, type, stats. */
 export const BetaQueue = message(`${BETA}.Queue`, {
-  name: 'string',
+  ...QUEUE_FIELDS,
   appEngineHttpQueue: { message: AppEngineHttpQueue },
-  httpTarget: { message: HttpTarget },
-  rateLimits: { message: RateLimits },
-  retryConfig: { message: RetryConfig },
   state: { enum: `${BETA}.Queue.State`, values: QUEUE_STATES },
-  purgeTime: 'timestamp',
   taskTtl: 'duration',
   tombstoneTtl: 'duration',
-  stackdriverLoggingConfig: { message: StackdriverLoggingConfig },
   type: { enum: `${BETA}.Queue.Type`, values: QUEUE_TYPES },
   stats: { message: QueueStats },
 });

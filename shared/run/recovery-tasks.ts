@@ -55,8 +55,8 @@ export class RecoveryTasks {
     if (!name) return;
     await this.calls.sendChange(
       () => this.deps.tasks.deleteTask(name),
-      (failure) =>
-        failure === undefined || failure.status === 'NOT_FOUND' || !isInDoubt(failure) ? 'done' : undefined,
+      // NOT_FOUND is done too; only a failure that may pass is sent again.
+      (failure) => (failure !== undefined && isInDoubt(failure) ? undefined : 'done'),
       () => 'done',
     );
   }

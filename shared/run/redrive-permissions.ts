@@ -75,9 +75,9 @@ async function heldOn(tasks: CloudTasksClient, queue: QueueName): Promise<readon
     return await tasks.testQueuePermissions(queue, REDRIVE_PERMISSIONS);
   } catch (error) {
     const failure = toCloudTasksError(error);
-    if (failure.status === 'UNIMPLEMENTED') return REDRIVE_PERMISSIONS;
     const action = actionFor(failure);
-    if (action === 'gone') return REDRIVE_PERMISSIONS;
+    // No such method, or no such queue (the run finds it gone): nothing to refuse here.
+    if (failure.status === 'UNIMPLEMENTED' || action === 'gone') return REDRIVE_PERMISSIONS;
     if (action !== 'stop-queue') throw new RedriveCheckError(queue.name, failure.status, failure.message);
     // A queue the caller may not even ask about lacks every permission.
     return [];

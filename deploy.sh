@@ -90,6 +90,11 @@ Configuration of the service (each also read from the environment variable of th
   --control-queue NAME   RERUN_CONTROL_QUEUE (default projects/P/locations/REGION/queues/PREFIX-control,
                          created here with maxAttempts -1 and the RunTask quota as its rate)
   --no-control-queue     no control queue (exactly once holds across instances only with one)
+  --abandon-control-queue-tasks
+                         move off the deployed control queue (another --control-queue, --no-control-queue,
+                         --delete) even while it holds tasks: its claims and queued work are lost, and a
+                         redrive move it was to settle may run its task twice. Without it, such a run is
+                         refused before anything is changed
   --invoker-sa EMAIL     RERUN_INVOKER_SA: the account whose OIDC token control tasks carry
                          (default PREFIX-invoker, created here)
   --self-url URL         RERUN_SELF_URL (default the service's URL, https://SERVICE-NUMBER.REGION.run.app)
@@ -127,6 +132,7 @@ CLOUD_BUILDS=${DEPLOY_CLOUD_BUILDS:-false}
 REDRIVE=false
 PARK=false
 CONTROL_QUEUE_ON=true
+ABANDON_CONTROL_TASKS=false
 DRY_RUN=false
 DELETE=false
 QUEUE_ARGS=()
@@ -192,6 +198,7 @@ while [[ $# -gt 0 ]]; do
     --notify-topic) need_value "$@"; CONFIG[RERUN_NOTIFY_TOPIC]=$2; shift 2 ;;
     --control-queue) need_value "$@"; CONFIG[RERUN_CONTROL_QUEUE]=$2; shift 2 ;;
     --no-control-queue) CONTROL_QUEUE_ON=false; shift ;;
+    --abandon-control-queue-tasks) ABANDON_CONTROL_TASKS=true; shift ;;
     --invoker-sa) need_value "$@"; CONFIG[RERUN_INVOKER_SA]=$2; shift 2 ;;
     --self-url) need_value "$@"; CONFIG[RERUN_SELF_URL]=$2; shift 2 ;;
     --dry-run) DRY_RUN=true; shift ;;
@@ -772,6 +779,38 @@ read_act_as() {
   fi
 }
 
+# check_control_queue_empty NEW WHY: a run that stops using the deployed service's control queue (NEW is
+# another queue, or empty) is refused while that queue holds tasks, unless --abandon-control-queue-tasks.
+# Called before anything is changed (docs/deploy.md "Moving the control queue").
+CONTROL_LIST_LIMIT=100
+check_control_queue_empty() {
+  local new=$1 why=$2 old=${PREVIOUS[RERUN_CONTROL_QUEUE]:-} location id count noun=tasks
+  if [[ -z $old || $old == "$new" ]]; then return 0; fi
+  where_of_list "$old"
+  [[ ${#WHERE_LIST[@]} -eq 1 ]] || return 0
+  read -r location id <<<"${WHERE_LIST[0]}"
+  note "The control queue $old: left only once it holds no task"
+  lookup '' tasks list "--queue=$id" "--location=$location" "--limit=$CONTROL_LIST_LIMIT" \
+    "--page-size=$CONTROL_LIST_LIMIT" '--format=value(name)' || return 0
+  count=$(grep -c . <<<"$REPLY")
+  if ((count == 1)); then noun=task; fi
+  if ((count >= CONTROL_LIST_LIMIT)); then count="at least $count"; fi
+  if $ABANDON_CONTROL_TASKS; then
+    note "WARNING: --abandon-control-queue-tasks: $old still holds $count $noun; they are abandoned"
+    return 0
+  fi
+  die "the control queue $old still holds $count $noun, and this run would stop using it ($why).
+  They are the deployed service's own work: claims and queued work of requests, recovery tasks of redrive
+  moves not yet settled, and records (docs/claims.md). Left behind, the claims and queued work are lost, a
+  move that is not settled runs its task twice, and a record no longer guards a request sent again.
+  Nothing was created, granted, deleted or deployed. Wait until the queue is empty (claims and queued work
+  within minutes, records up to 10 days), then run deploy.sh again. What waits there:
+    gcloud tasks list --queue=$id --location=$location --project=$PROJECT
+  The product's status and cancel count and stop a queued request's work (docs/cli.md \"status and
+  cancel\"); never delete a recovery task or a record by hand. To go on and lose them anyway:
+  --abandon-control-queue-tasks (docs/deploy.md \"Moving the control queue\")."
+}
+
 # --- Files: the service's environment, the monitoring JSON ---------------------------------------------
 
 # YAML with JSON-escaped double-quoted values: gcloud's --set-env-vars would split RERUN_QUEUES at commas.
@@ -913,6 +952,23 @@ deploy() {
   note "What is deployed now (to take back what this run no longer asks for)"
   read_previous
   read_act_as
+  local new_control=${CONFIG[RERUN_CONTROL_QUEUE]:-} old_control=${PREVIOUS[RERUN_CONTROL_QUEUE]:-}
+  if [[ -n $new_control ]]; then
+    check_control_queue_empty "$new_control" "its control queue becomes $new_control"
+  else
+    check_control_queue_empty '' --no-control-queue
+  fi
+  # At once after the check, so the deployed service can write nothing there that would be left behind:
+  # until the new service serves, its runs cannot claim, so they defer their tasks (docs/deploy.md "Moving
+  # the control queue").
+  if [[ -n $old_control && $old_control != "$new_control" ]]; then
+    note "The control queue $old_control: no longer used; the runtime account's grant taken back"
+    where_of_list "$old_control"
+    for where in "${WHERE_LIST[@]}"; do
+      converge queue "$where" "serviceAccount:$RUNTIME_SA" "projects/$PROJECT/roles/$CONTROL_ROLE" ''
+    done
+    if [[ $old_control == "$CONTROL_OWN" ]]; then remove tasks queues delete "$NAME-control" "--location=$REGION"; fi
+  fi
 
   note "Service accounts: runtime, push (Pub/Sub's OIDC identity), build (Cloud Build)"
   ensure_account "$NAME-runtime" 'cloud-tasks-rerun runtime'
@@ -981,13 +1037,6 @@ deploy() {
 
   note "Control queue grants: claims, and control tasks signed as ${CONFIG[RERUN_INVOKER_SA]:-nobody}"
   if [[ -n $CONTROL_WHERE ]]; then converge queue "$CONTROL_WHERE" "$member" "$control" "$control"; fi
-  if [[ -n ${PREVIOUS[RERUN_CONTROL_QUEUE]:-} && ${PREVIOUS[RERUN_CONTROL_QUEUE]} != "${CONFIG[RERUN_CONTROL_QUEUE]:-}" ]]; then
-    where_of_list "${PREVIOUS[RERUN_CONTROL_QUEUE]}"
-    for where in "${WHERE_LIST[@]}"; do converge queue "$where" "$member" "$control" ''; done
-    if [[ ${PREVIOUS[RERUN_CONTROL_QUEUE]} == "$CONTROL_OWN" ]]; then
-      run tasks queues delete "$NAME-control" "--location=$REGION"
-    fi
-  fi
 
   note "Accounts the runtime account may act as (control tasks' invoker; redrive's task accounts)"
   local acting=("${ACT_AS[@]}") account
@@ -1229,6 +1278,7 @@ delete_all() {
   note "What is deployed (its queues, control queue, notify topic and act-as accounts)"
   read_previous
   read_act_as
+  check_control_queue_empty '' --delete
 
   note "Grants on the queues, the control queue, the project, the accounts and the notify topic"
   where_of_list "${PREVIOUS[RERUN_QUEUES]:-}"

@@ -210,14 +210,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       req.socket.destroy();
       return finish(0);
     }
-    send(res, answer.status, answer.json);
+    send(res, answer.status, answer.json, clock);
     finish(answer.status);
   };
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       log(`emulator error: ${String(err)}`);
-      if (!res.headersSent) send(res, 500, new ApiError('INTERNAL', 'Internal error.').toBody());
+      if (!res.headersSent) send(res, 500, new ApiError('INTERNAL', 'Internal error.').toBody(), clock);
       else res.destroy();
     });
   });
@@ -341,9 +341,11 @@ function faultError(
   return permissionDenied(METHOD_PERMISSIONS[route.method] ?? 'cloudtasks.queues.get', route.name);
 }
 
-function send(res: http.ServerResponse, status: number, json: object): void {
+/** An answer, dated by the emulator's clock as Google's front end dates its own (to the second). */
+function send(res: http.ServerResponse, status: number, json: object, clock: Clock): void {
   const body = JSON.stringify(json);
   res.writeHead(status, {
+    Date: new Date(clock.now()).toUTCString(),
     'Content-Type': 'application/json; charset=UTF-8',
     'Content-Length': Buffer.byteLength(body),
   });

@@ -218,12 +218,14 @@ export class Store {
 
   /**
    * The live task of that name.
-   * @throws ApiError NOT_FOUND, with Cloud Tasks' "existed recently" message for a task gone within the
-   * dedup window when `explainRecent` is set (GetTask does; RunTask and DeleteTask do not).
+   * @throws ApiError NOT_FOUND: Cloud Tasks' queue message when its queue does not exist; its "existed
+   * recently" message for a task gone within the dedup window when `explainRecent` is set (GetTask does;
+   * RunTask and DeleteTask do not).
    */
   getTask(name: string, nowMs: number, explainRecent = false): TaskRecord {
     const task = this.findTask(name);
     if (task) return task;
+    this.getQueue(name.slice(0, name.lastIndexOf('/tasks/')));
     if (explainRecent && this.isRecentlyUsed(name, nowMs)) {
       throw new ApiError(
         'NOT_FOUND',

@@ -6,6 +6,7 @@ import type { Response } from '@google-cloud/functions-framework';
 import { CloudTasksError } from '../shared/cloud-tasks/client.js';
 import {
   cancelRequest,
+  NoCancelTargetError,
   NoControlQueueError,
   parseControlEvent,
   requestStatus,
@@ -34,9 +35,11 @@ export async function answerControlEvent(runtime: ControlScope, body: unknown, r
         kind === 'status' ? await requestStatus(runtime, requestId) : await cancelRequest(runtime, requestId),
       );
   } catch (error) {
-    if (error instanceof NoControlQueueError) return sendGoogleError(res, 400, error.message);
+    if (error instanceof NoControlQueueError || error instanceof NoCancelTargetError) {
+      return sendGoogleError(res, 400, error.message);
+    }
     if (error instanceof CloudTasksError) {
-      return sendGoogleError(res, 503, `the control queue could not be read: ${error.status}`);
+      return sendGoogleError(res, 503, `the control queue could not be read or written: ${error.status}`);
     }
     throw error;
   }

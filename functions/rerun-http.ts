@@ -11,7 +11,7 @@ import { CloudTasksUnavailableError } from '../shared/run/run.js';
 import { controlTaskOf, rerun, type Runtime } from '../shared/platform/runtime.js';
 import { isControlEventKind } from '../shared/control/status.js';
 import { answerControlEvent, answerMoveRecovery } from './control-http.js';
-import { isCopyWithdrawnBody, isMoveRecoveryKind } from '../shared/control/control-tasks.js';
+import { isMoveRecoveryKind, isNoOpRecordBody } from '../shared/control/control-tasks.js';
 import { isFirstCutoffBody } from '../shared/platform/first-deliveries.js';
 import { badRequestDetail, sendGoogleError } from './google-error.js';
 import { outsideDomain } from './outside-domain.js';
@@ -38,8 +38,9 @@ export function rerunHttpHandler(runtime: Runtime): HttpFunction {
     if (!/^application\/json\s*(;|$)/i.test(req.get('content-type') ?? '')) {
       return refuse(415, 'NOT_JSON', 'Content-Type must be application/json');
     }
-    if (refuse.controlTask !== undefined && (isFirstCutoffBody(req.body) || isCopyWithdrawnBody(req.body))) {
-      // A record (a request's first cutoff, a withdrawn copy) falls due after every use of it: nothing to do.
+    if (refuse.controlTask !== undefined && (isFirstCutoffBody(req.body) || isNoOpRecordBody(req.body))) {
+      // A record (a request's first cutoff, a withdrawn copy, a cancelled request) or a delivery's lease
+      // falls due after every use of it: nothing to do.
       runtime.log.debug({ controlTask: refuse.controlTask }, "a record's control task fell due");
       return void res.status(204).end();
     }

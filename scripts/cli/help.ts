@@ -190,7 +190,9 @@ Examples:
   cloud-tasks-rerun status --request-id deploy-42 --control-queue projects/P/locations/L/queues/rerun-control`,
   cancel: `Usage: cloud-tasks-rerun cancel --request-id ID [--control-queue NAME] [--url URL] [--json]
 
-Deletes the control tasks of a queued request that are still waiting; tasks already forced stay forced.
+Records the request as cancelled for 10 days, so no later delivery of it forces or queues anything, then
+deletes its control tasks still waiting; tasks already forced stay forced. In process it also needs
+RERUN_SELF_URL and RERUN_INVOKER_SA: the record is a control task sent to rerunHttp.
 
   --request-id ID         the request (the report's requestId)
   --control-queue NAME    the control queue (default RERUN_CONTROL_QUEUE)

@@ -223,9 +223,14 @@ async function controlCommand(command: ControlCommand, env: NodeJS.ProcessEnv): 
     const controlQueue = parseQueueName(name);
     if (!controlQueue)
       throw new UsageError(`RERUN_CONTROL_QUEUE: "${name}" is not projects/P/locations/L/queues/Q`);
+    if (command.name === 'cancel' && !(env.RERUN_SELF_URL && env.RERUN_INVOKER_SA)) {
+      throw new UsageError(
+        'RERUN_SELF_URL and RERUN_INVOKER_SA are required for cancel: its record is a control task',
+      );
+    }
     const scope = {
       tasks: createCloudTasksClient({ emulatorHost: env.CLOUD_TASKS_EMULATOR_HOST }),
-      config: { controlQueue },
+      config: { controlQueue, selfUrl: env.RERUN_SELF_URL, invokerServiceAccount: env.RERUN_INVOKER_SA },
     };
     answer =
       command.name === 'status'

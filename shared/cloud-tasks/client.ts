@@ -8,6 +8,7 @@ import { bodyBytesOf, parseTaskPage, type BodyBytes } from './body-bytes.js';
 import { CANONICAL_CODES, type CanonicalCode } from './codes.js';
 import type { QueueName, TaskName } from './names.js';
 import { createGoogleApi, googleApiErrorOf, sendWithRetries } from '../platform/google-api.js';
+import { ServerClock } from '../platform/server-clock.js';
 import { readRetryWaitMs } from './retry.js';
 import { messageWithoutContent } from './task-content.js';
 
@@ -176,6 +177,8 @@ export interface CloudTasksClient {
   getOperation(name: string): Promise<BatchOperation>;
   /** The permissions of `permissions` the caller holds on the queue (queues.testIamPermissions). */
   testQueuePermissions(queue: QueueName, permissions: readonly string[]): Promise<string[]>;
+  /** Cloud Tasks' own time, as its answers tell it (docs/selection.md "Two clocks"). */
+  readonly serverClock?: ServerClock;
 }
 
 export interface CloudTasksClientOptions {
@@ -235,6 +238,7 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
   const base = options.emulatorHost
     ? `http://${options.emulatorHost}/v2/`
     : 'https://cloudtasks.googleapis.com/v2/';
+  const serverClock = new ServerClock();
   const api = createGoogleApi({
     baseUrl: base,
     service: 'Cloud Tasks',
@@ -242,19 +246,22 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
     local: options.emulatorHost !== undefined && options.emulatorHost !== '',
     authClient: options.authClient,
     timeoutMs: options.timeoutMs ?? 20_000,
+    serverClock,
   });
 
+  /** One call; `onTasks` for a call on tasks that exist rather than on a queue (`toCloudTasksError`). */
   async function call<T>(
     method: 'GET' | 'POST' | 'DELETE',
     path: string,
     params?: object,
     data?: object | Buffer,
     readAnswer?: (chunks: readonly Buffer[]) => unknown,
+    onTasks = false,
   ): Promise<T> {
     try {
       return await api.call<T>({ method, path, params, data, readAnswer });
     } catch (error) {
-      throw toCloudTasksError(error);
+      throw toCloudTasksError(error, onTasks);
     }
   }
 
@@ -266,9 +273,10 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
     path: string,
     params?: object,
     readAnswer?: (chunks: readonly Buffer[]) => unknown,
+    onTasks = false,
   ): Promise<T> {
     return sendWithRetries(
-      () => call<T>('GET', path, params, undefined, readAnswer),
+      () => call<T>('GET', path, params, undefined, readAnswer, onTasks),
       (error, attempt) => (error instanceof CloudTasksError ? readRetryWaitMs(error, attempt) : undefined),
     );
   }
@@ -300,6 +308,7 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
   }
 
   return {
+    serverClock,
     getQueue: (queue) => read<Queue>(queue.name),
     getQueueStats: async (queue) =>
       (await read<{ stats?: QueueStats }>(`/v2beta3/${queue.name}`, { readMask: 'stats' })).stats,
@@ -334,10 +343,17 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
       }),
     getTask: (task, view = 'BASIC') =>
       view === 'FULL'
-        ? read<Task>(task.name, { responseView: 'FULL' }).then(fullView)
-        : read<Task>(task.name, { responseView: 'BASIC', fields: TASK_FIELDS }),
+        ? read<Task>(task.name, { responseView: 'FULL' }, undefined, true).then(fullView)
+        : read<Task>(task.name, { responseView: 'BASIC', fields: TASK_FIELDS }, undefined, true),
     runTask: (task) =>
-      call<Task>('POST', `${task.name}:run`, { fields: TASK_FIELDS }, { responseView: 'BASIC' }),
+      call<Task>(
+        'POST',
+        `${task.name}:run`,
+        { fields: TASK_FIELDS },
+        { responseView: 'BASIC' },
+        undefined,
+        true,
+      ),
     createTask: async (queue, task) => {
       try {
         return await call<Task>(
@@ -351,7 +367,7 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
       }
     },
     deleteTask: async (task) => {
-      await call<unknown>('DELETE', task.name);
+      await call<unknown>('DELETE', task.name, undefined, undefined, undefined, true);
     },
     batchCreateTasks: (queue, tasks) =>
       call<BatchOperation>(
@@ -361,9 +377,14 @@ export function createCloudTasksClient(options: CloudTasksClientOptions = {}): C
         batchCreateJson(queue.name, tasks),
       ),
     batchDeleteTasks: (queue, tasks) =>
-      call<BatchOperation>('POST', `${queue.name}/tasks:batchDelete`, BATCH_FIELDS, {
-        names: tasks.map((task) => task.name),
-      }),
+      call<BatchOperation>(
+        'POST',
+        `${queue.name}/tasks:batchDelete`,
+        BATCH_FIELDS,
+        { names: tasks.map((task) => task.name) },
+        undefined,
+        true,
+      ),
     getOperation: (name) => read<BatchOperation>(name, BATCH_FIELDS),
     testQueuePermissions: async (queue, permissions) => {
       const answer = await call<{ permissions?: string[] }>(
@@ -440,24 +461,43 @@ function canonicalOfHttp(httpStatus: number, message: string | undefined): Canon
   return HTTP_TO_CANONICAL[httpStatus] ?? (httpStatus >= 500 ? 'INTERNAL' : 'UNKNOWN');
 }
 
-/** Maps any failure of a call to a CloudTasksError; Google's error JSON gives the canonical status. */
-export function toCloudTasksError(error: unknown): CloudTasksError {
+/**
+ * The message of Cloud Tasks' NOT_FOUND for a queue that is not there, or not yet, or not again (one just
+ * made, or waking after 30 days idle, answers it for a few minutes): "Queue does not exist. If you just
+ * created the queue, wait at least a minute for the queue to initialize."
+ */
+const QUEUE_NOT_FOUND = /\bqueue does not exist\b/i;
+
+/**
+ * Maps any failure of a call to a CloudTasksError; Google's error JSON gives the canonical status. A call
+ * that was never sent (no credentials) and, for a call `onTasks` (GetTask, RunTask, DeleteTask, the batch
+ * delete), a NOT_FOUND about the queue are UNAVAILABLE with an answer (not lost): the call did nothing, and
+ * it says nothing about the tasks (docs/cloud-tasks-calls.md "Credentials" and "A queue not found").
+ */
+export function toCloudTasksError(error: unknown, onTasks = false): CloudTasksError {
   if (error instanceof CloudTasksError) return error;
   const failure = googleApiErrorOf(error, 'Cloud Tasks');
-  const { httpStatus, retryDelayMs, timedOut } = failure.facts;
+  const { httpStatus, retryDelayMs, timedOut, apiMessage } = failure.facts;
+  if (failure.facts.noCredentials) {
+    return new CloudTasksError(`UNAVAILABLE: ${failure.message}`, 'UNAVAILABLE', { cause: error });
+  }
   if (httpStatus !== undefined) {
     const named = failure.facts.status;
-    const status = CANONICAL_CODES.includes(named as CanonicalCode)
+    const answered = CANONICAL_CODES.includes(named as CanonicalCode)
       ? (named as CanonicalCode)
-      : canonicalOfHttp(httpStatus, failure.facts.apiMessage);
-    return new CloudTasksError(`${status}: ${failure.facts.apiMessage ?? `HTTP ${httpStatus}`}`, status, {
+      : canonicalOfHttp(httpStatus, apiMessage);
+    const status =
+      onTasks && answered === 'NOT_FOUND' && QUEUE_NOT_FOUND.test(apiMessage ?? '')
+        ? 'UNAVAILABLE'
+        : answered;
+    return new CloudTasksError(`${status}: ${apiMessage ?? `HTTP ${httpStatus}`}`, status, {
       httpStatus,
       ...(retryDelayMs !== undefined && { retryDelayMs }),
       cause: error,
     });
   }
-  // No HTTP answer: a reset, a refused connection, a timeout (or no credentials). The call may or may not
-  // have happened.
+  // No HTTP answer: a reset, a refused connection, a timeout, an answer that is not the API's. The call
+  // may or may not have happened.
   const status = timedOut ? 'DEADLINE_EXCEEDED' : 'UNAVAILABLE';
   return new CloudTasksError(`${status}: ${failure.message}`, status, { answerLost: true, cause: error });
 }

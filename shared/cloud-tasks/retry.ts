@@ -34,11 +34,13 @@ export function actionFor(failure: CallFailure): ErrorAction {
 
 /**
  * What a task becomes when reading it failed: gone, failed for good, or left for a later delivery. A read
- * has no side effect, so a server error to it (INTERNAL, UNKNOWN, DEADLINE_EXCEEDED) says nothing about
- * the task: it is deferred, the delivery is not acknowledged, and the redelivery reads it again.
+ * has no side effect, so a server error to it (INTERNAL, UNKNOWN, DEADLINE_EXCEEDED), or a read aborted or
+ * cancelled (AIP-194: ABORTED is retried at a higher level), says nothing about the task: it is deferred,
+ * the delivery is not acknowledged, and the redelivery reads it again. So is a queue whose read failed so.
  */
 export function outcomeOfFailedRead(failure: CallFailure): 'gone' | 'failed' | 'deferred' {
-  if (isServerError(failure)) return 'deferred';
+  if (isServerError(failure) || failure.status === 'ABORTED' || failure.status === 'CANCELLED')
+    return 'deferred';
   switch (actionFor(failure)) {
     case 'gone':
       return 'gone';
@@ -90,19 +92,23 @@ export const MAX_READ_ATTEMPTS = 5;
 
 /** The longest wait a read's retry takes; a longer RetryInfo or Retry-After gives the read up instead. */
 const MAX_READ_WAIT_MS = 5_000;
+/** The same for a read refused for quota (a list call's quota is per minute). */
+const MAX_QUOTA_READ_WAIT_MS = 10_000;
 
 /**
- * How long to wait before a failed read is sent again, or undefined when it is not: only what actionFor
- * retries, up to MAX_READ_ATTEMPTS, after the server's asked-for delay (RetryInfo, else Retry-After) or
- * backoff with jitter (docs/cloud-tasks-calls.md "When a call is sent again").
+ * How long to wait before a failed read is sent again, or undefined when it is not: what actionFor retries
+ * and a read refused for quota (RESOURCE_EXHAUSTED), up to MAX_READ_ATTEMPTS, after the server's asked-for
+ * delay (RetryInfo, else Retry-After) or backoff with jitter (docs/cloud-tasks-calls.md "When a call is
+ * sent again").
  */
 export function readRetryWaitMs(
   failure: CallFailure & { readonly retryDelayMs?: number | undefined },
   attempt: number,
   random: () => number = Math.random,
 ): number | undefined {
-  if (actionFor(failure) !== 'retry' || attempt + 1 >= MAX_READ_ATTEMPTS) return undefined;
+  const action = actionFor(failure);
+  if ((action !== 'retry' && action !== 'wait-quota') || attempt + 1 >= MAX_READ_ATTEMPTS) return undefined;
   const asked = failure.retryDelayMs;
   if (asked === undefined) return backoffDelayMs(attempt, random);
-  return asked <= MAX_READ_WAIT_MS ? asked : undefined;
+  return asked <= (action === 'retry' ? MAX_READ_WAIT_MS : MAX_QUOTA_READ_WAIT_MS) ? asked : undefined;
 }

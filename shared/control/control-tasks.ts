@@ -84,6 +84,8 @@ export interface ControlWork extends Pick<
 > {
   /** The request's failure clusters, when it names any: the control task selects as the request did. */
   readonly clusters?: readonly string[] | undefined;
+  /** The request's `maxRate`, when it names one: the control task's run keeps it as the request did. */
+  readonly maxRatePerSecond?: number | undefined;
   readonly task: string;
   /** The request's own kind, which the request-ended notification names (the control task is a `tasks`). */
   readonly requestKind: EventKind;
@@ -131,7 +133,7 @@ export function requestIdOfControlUrl(url: string | undefined): string | undefin
 
 /**
  * The control task for one task of one request, due at `scheduleMs` (a claim the inline run carries out:
- * after its budget; queued mode: now). Its body is a `tasks` event for that one task.
+ * after its budget; queued mode: its paced slot). Its body is a `tasks` event for that one task.
  */
 export function controlTaskFor(
   work: ControlWork,
@@ -152,6 +154,7 @@ export function controlTaskFor(
     minBackoffLeft: `${work.minBackoffLeftMs}ms`,
     ...(work.reason !== undefined && { reason: work.reason }),
     ...(work.clusters !== undefined && { clusters: work.clusters }),
+    ...(work.maxRatePerSecond !== undefined && { maxRate: work.maxRatePerSecond }),
   };
   const url = controlUrlOf(target);
   url.searchParams.set('requestId', work.requestId);
@@ -265,7 +268,55 @@ export function copyWithdrawnTaskFor(copy: string, target: ControlTarget, nowMs:
   };
 }
 
-/** True for the body of a withdrawn copy's record, which falls due after every use of it. */
-export function isCopyWithdrawnBody(body: unknown): boolean {
-  return (body as { kind?: unknown } | null)?.kind === COPY_WITHDRAWN_KIND;
+/** The body of a cancelled request's record; its delivery does nothing and is answered 204. */
+const REQUEST_CANCELLED_KIND = 'request-cancelled';
+
+/** The name of the record that `requestId` was cancelled (docs/claims.md "Cancelled requests"). */
+export function cancelRecordNameOf(controlQueue: QueueName, requestId: string): TaskName {
+  return taskNameIn(controlQueue, sha256Hex(`${REQUEST_CANCELLED_KIND}\n${requestId}`));
+}
+
+/**
+ * The record that `requestId` was cancelled, due after COPY_WITHDRAWN_RECORD_MS: until then no delivery of
+ * the request forces or queues anything. Its URL names no requestId: status and cancel do not count it.
+ */
+export function cancelRecordTaskFor(
+  requestId: string,
+  target: Pick<ControlTarget, 'queue' | 'selfUrl' | 'invokerServiceAccount'>,
+  nowMs: number,
+): NewTask {
+  return {
+    name: cancelRecordNameOf(target.queue, requestId).name,
+    scheduleTime: new Date(nowMs + COPY_WITHDRAWN_RECORD_MS).toISOString(),
+    httpRequest: controlRequestOf(target, new URL(target.selfUrl), { kind: REQUEST_CANCELLED_KIND }),
+  };
+}
+
+/** The body of a control task delivery's lease; its delivery does nothing and is answered 204. */
+const DELIVERY_LEASE_KIND = 'delivery-lease';
+
+/**
+ * The lease one delivery of the control task `controlTaskId` takes before it forces its task (docs/claims.md
+ * "One delivery at a time"), named by the task's ID and its X-CloudTasks-TaskRetryCount: two deliveries of one
+ * dispatch meet on it, a retry has a name of its own. Due after COPY_WITHDRAWN_RECORD_MS, so one left behind
+ * does nothing; its URL names no requestId.
+ */
+export function deliveryLeaseTaskFor(
+  controlTaskId: string,
+  retryCount: string,
+  target: ControlTarget,
+  nowMs: number,
+): NewTask {
+  const id = sha256Hex(`${DELIVERY_LEASE_KIND}\n${controlTaskId}\n${retryCount}`);
+  return {
+    name: taskNameIn(target.queue, id).name,
+    scheduleTime: new Date(nowMs + COPY_WITHDRAWN_RECORD_MS).toISOString(),
+    httpRequest: controlRequestOf(target, controlUrlOf(target), { kind: DELIVERY_LEASE_KIND }),
+  };
+}
+
+/** True for the body of a record or lease that does nothing when it falls due (answered 204). */
+export function isNoOpRecordBody(body: unknown): boolean {
+  const kind = (body as { kind?: unknown } | null)?.kind;
+  return kind === COPY_WITHDRAWN_KIND || kind === REQUEST_CANCELLED_KIND || kind === DELIVERY_LEASE_KIND;
 }

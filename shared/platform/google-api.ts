@@ -2,10 +2,10 @@
  * The one transport to Google's REST APIs (Cloud Tasks, Pub/Sub): an authenticated JSON call, its failure
  * as one error shape, and the one loop that sends a call again.
  *
- * The call is google-auth-library's AuthClient.request, which is gaxios: credentials, JSON, the timeout and
- * an AbortSignal come from there. gaxios's own retry (retryConfig) stays off: it decides by HTTP method and
- * status and reads Retry-After, but not google.rpc.RetryInfo, and it cannot tell a RunTask whose answer was
- * lost (never resent) from a read (resent). So the loop here only waits and counts; whether a failed call
+ * The call goes through google-auth-library's auth client: its request headers (the token), then its gaxios
+ * transporter, which gives JSON, the timeout and an AbortSignal. gaxios's own retry (retryConfig) stays
+ * off: it decides by HTTP method and status and reads Retry-After, but not google.rpc.RetryInfo, and it
+ * cannot tell a RunTask whose answer was lost (never resent) from a read (resent). So the loop here only waits and counts; whether a failed call
  * may be sent again is the caller's per kind of call (shared/cloud-tasks/retry.ts for Cloud Tasks), and the
  * wait honours RetryInfo, then Retry-After (docs/cloud-tasks-calls.md "When a call is sent again").
  */
@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GoogleAuth, PassThroughClient, type AuthClient } from 'google-auth-library';
 import { parseProtoDurationMs } from './duration.js';
 import { freeNow } from './free-bytes.js';
+import type { ServerClock } from './server-clock.js';
 
 /** A failed call: Google's error JSON when an answer came, else no answer (the call may have happened). */
 export class GoogleApiError extends Error {
@@ -33,7 +34,10 @@ export class GoogleApiError extends Error {
       readonly timedOut: boolean;
       /** google.rpc.RetryInfo's delay, else Retry-After's. */
       readonly retryDelayMs?: number;
-      /** The credentials could not be had: the call was never sent. */
+      /**
+       * The credentials could not be had (no client, or no token from the metadata server, token endpoint or
+       * IAM): the call was never sent.
+       */
       readonly noCredentials?: true;
     },
     options: { cause?: unknown } = {},
@@ -90,17 +94,21 @@ export function googleApiErrorOf(error: unknown, service: string): GoogleApiErro
 
 /** Retry-After in seconds or as an HTTP date (RFC 9110), from gaxios's Headers or a plain object. */
 function retryAfterMs(headers: unknown): number | undefined {
-  // Duck-typed: gaxios may answer with its fetch's own Headers class.
-  const get = (headers as { get?: unknown } | undefined)?.get;
-  const value =
-    typeof get === 'function'
-      ? (get as (name: string) => unknown).call(headers, 'retry-after')
-      : (headers as Record<string, unknown> | undefined)?.['retry-after'];
+  const value = headerOf(headers, 'retry-after');
   if (typeof value !== 'string' || value === '') return undefined;
   const seconds = Number(value);
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
   const atMs = Date.parse(value);
   return Number.isNaN(atMs) ? undefined : Math.max(0, atMs - Date.now());
+}
+
+/** One header of an answer (lower-case name). */
+function headerOf(headers: unknown, name: string): unknown {
+  // Duck-typed: gaxios may answer with its fetch's own Headers class.
+  const get = (headers as { get?: unknown } | undefined)?.get;
+  return typeof get === 'function'
+    ? (get as (name: string) => unknown).call(headers, name)
+    : (headers as Record<string, unknown> | undefined)?.[name];
 }
 
 /** One call: a path relative to the API's base URL (an absolute path names another version). */
@@ -135,6 +143,8 @@ export interface GoogleApiOptions {
   /** Credentials; default Application Default Credentials. */
   readonly authClient?: AuthClient | undefined;
   readonly timeoutMs: number;
+  /** Told every answer's Date header: the server's time (docs/selection.md "Two clocks"). */
+  readonly serverClock?: ServerClock | undefined;
 }
 
 /** Creates the transport; credentials are looked up on first use, and again after a failed look-up. */
@@ -146,53 +156,62 @@ export function createGoogleApi(options: GoogleApiOptions): GoogleApi {
       : options.local
         ? Promise.resolve(new PassThroughClient())
         : new GoogleAuth({ scopes: options.scope }).getClient());
+  const noCredentials = (error: unknown): GoogleApiError =>
+    new GoogleApiError(`no credentials for ${options.service}: ${(error as Error | undefined)?.message}`, {
+      answerLost: false,
+      timedOut: false,
+      noCredentials: true,
+    });
   return {
     async call<T>(call: ApiCall): Promise<T> {
+      const url = new URL(call.path, options.baseUrl).href;
       let client: AuthClient;
       try {
         client = await authClient();
       } catch (error) {
         auth = undefined;
-        throw new GoogleApiError(`no credentials for ${options.service}: ${(error as Error).message}`, {
-          answerLost: false,
-          timedOut: false,
-          noCredentials: true,
-        });
+        throw noCredentials(error);
       }
+      // The token is had in a step of its own, before the call: a token server's answer (the metadata
+      // server's 404, IAM's 403) is never read as the API's (docs/cloud-tasks-calls.md "Credentials").
+      let headers: Headers;
       try {
-        const response = await client.request<Readable | ''>({
-          url: new URL(call.path, options.baseUrl).href,
+        headers = new Headers(await client.getRequestHeaders(url));
+      } catch (error) {
+        throw noCredentials(error);
+      }
+      // An object goes as its JSON text: gaxios deep-copies an object it is given, every body included.
+      if (call.data) headers.set('content-type', 'application/json');
+      try {
+        // The auth client's transporter, with the headers had above: its request() would get them again.
+        const response = await client.transporter.request<Readable | ''>({
+          url,
           method: call.method,
           timeout: call.timeoutMs ?? options.timeoutMs,
+          headers,
           ...(call.params && { params: call.params }),
-          // An object goes as its JSON text: gaxios deep-copies an object it is given, every body included.
           ...(call.data && {
             data: Buffer.isBuffer(call.data) ? call.data : JSON.stringify(call.data),
-            headers: JSON_CONTENT,
           }),
           ...(call.signal && { signal: call.signal }),
           // The answer's bytes as they came, every status's: gaxios's error keeps a streamed answer's body
           // only once read, and its ArrayBuffer is one more copy (docs/performance.md "Where the CPU goes").
-          // No status throws, so the auth client's one retry after a 401 or 403 (for credentials without
-          // an expiry only) does not happen: the credentials rerun uses are refreshed before they expire.
+          // No status throws: the credentials rerun uses are refreshed before they expire.
           responseType: 'stream',
           validateStatus: () => true,
         });
         const chunks = response.data === '' ? undefined : await chunksOf(response.data);
-        const { status, headers } = response;
-        const ok = status >= 200 && status < 300;
-        if (ok && chunks && call.readAnswer) return call.readAnswer(chunks) as T;
+        const { status, headers: answered } = response;
+        options.serverClock?.observe(headerOf(answered, 'date'));
+        if (status >= 200 && status < 300) return okAnswer(chunks, call.readAnswer, options.service) as T;
         const data = chunks === undefined ? '' : jsonOf(textOfAll(chunks));
-        if (ok) return data as T;
-        throw googleApiErrorOf({ response: { status, data, headers } }, options.service);
+        throw googleApiErrorOf({ response: { status, data, headers: answered } }, options.service);
       } catch (error) {
         throw googleApiErrorOf(error, options.service);
       }
     },
   };
 }
-
-const JSON_CONTENT = { 'content-type': 'application/json' } as const;
 
 /** A streamed answer's chunks, gathered here: node:stream/consumers goes through a Blob, one more copy. */
 async function chunksOf(stream: Readable): Promise<Buffer[]> {
@@ -218,7 +237,30 @@ function textOfAll(chunks: readonly Buffer[]): string {
   return text;
 }
 
-/** An answer's JSON; an answer that is not JSON is its text. */
+/**
+ * A 2xx answer: its JSON object (read by `readAnswer` if given). Any other 2xx answer (none, an HTML page, a
+ * bare string) is not the API's: it is taken as an answer lost (docs/cloud-tasks-calls.md "An answer that
+ * is not JSON").
+ */
+function okAnswer(
+  chunks: readonly Buffer[] | undefined,
+  readAnswer: ((chunks: readonly Buffer[]) => unknown) | undefined,
+  service: string,
+): object {
+  let answer: unknown;
+  try {
+    if (chunks) answer = readAnswer ? readAnswer(chunks) : JSON.parse(textOfAll(chunks));
+  } catch {
+    answer = undefined;
+  }
+  if (typeof answer === 'object' && answer !== null && !Array.isArray(answer)) return answer;
+  throw new GoogleApiError(`no answer from ${service} (a 2xx answer that is not a JSON object)`, {
+    answerLost: true,
+    timedOut: false,
+  });
+}
+
+/** An error answer's JSON; an answer that is not JSON is its text. */
 function jsonOf(text: string): unknown {
   try {
     return JSON.parse(text);

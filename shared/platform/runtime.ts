@@ -112,9 +112,12 @@ export async function rerun(
   // where deliveries differ, a cutoff taken from the time received or clamped to it.
   const request = { ...received, cutoffMs: await firstCutoffOf(runtime, received) };
   const ownClaimId = controlTaskOf(header, runtime.config.controlQueue);
+  // Its lease's name (docs/claims.md "One delivery at a time"); never logged.
+  const ownClaimRetryCount = ownClaimId && header('x-cloudtasks-taskretrycount');
+  const deps = { ...runtime, ownClaimId, ownClaimRetryCount };
   let report: RerunReport;
   try {
-    report = await runRerun(request, scope.scope, { ...runtime, ownClaimId }, runId, logOf);
+    report = await runRerun(request, scope.scope, deps, runId, logOf);
   } catch (error) {
     // An unexpected answer to the permission check: like Cloud Tasks unreachable, nothing was dispatched.
     if (error instanceof RedriveCheckError) {

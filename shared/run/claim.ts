@@ -3,12 +3,19 @@
  * registry is keyed by task name, across every request. With a control queue, every claim is also a
  * control task named from the task, the requestId and the cutoff, so Cloud Tasks' name deduplication
  * refuses a second claim of the same request on any instance, and a claim whose instance died is carried
- * out by the control queue. A released claim's name stays reserved: docs/claims.md "Reserved names".
+ * out by the control queue. A released claim's name stays reserved: docs/claims.md "Reserved names". A
+ * cancelled request claims nothing (docs/claims.md "Cancelled requests"), and a control task delivering
+ * its own claim takes a lease first (docs/claims.md "One delivery at a time").
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toCloudTasksError, type CloudTasksClient } from '../cloud-tasks/client.js';
-import { createControlTask } from '../control/claim-names.js';
-import { isClaimIdOf, type ControlTarget, type ControlWork } from '../control/control-tasks.js';
+import { createControlTask, createOnce, requestCancelledForRun } from '../control/claim-names.js';
+import {
+  deliveryLeaseTaskFor,
+  isClaimIdOf,
+  type ControlTarget,
+  type ControlWork,
+} from '../control/control-tasks.js';
 import type { Logger } from '../platform/log.js';
 import { parseTaskName } from '../cloud-tasks/names.js';
 
@@ -92,6 +99,8 @@ export interface Claim {
   readonly dueMs: number;
   /** This delivery is the claim's own control task: Cloud Tasks retries it on any instance. */
   readonly ownDelivery: boolean;
+  /** The own delivery's lease in the control queue, deleted when the claim ends. */
+  readonly lease?: string | undefined;
 }
 
 export type ClaimResult =
@@ -100,6 +109,8 @@ export type ClaimResult =
   | { readonly kind: 'taken' }
   /** An earlier RunTask of the task lost its answer moments ago: left for a later delivery. */
   | { readonly kind: 'in-doubt' }
+  /** The request was cancelled: nothing is forced or queued for it. */
+  | { readonly kind: 'cancelled' }
   /** The control queue could not be written: nothing was forced, the task is left for a later delivery. */
   | { readonly kind: 'unavailable'; readonly error: string };
 
@@ -121,9 +132,14 @@ export interface ClaimerDeps {
   readonly control: ControlTarget | undefined;
   /** The claim this delivery is, when it is a control task (its X-CloudTasks-TaskName). */
   readonly ownClaimId: string | undefined;
+  /** That delivery's X-CloudTasks-TaskRetryCount: its lease's name (docs/claims.md "One delivery at a time"). */
+  readonly ownClaimRetryCount?: string | undefined;
   readonly log: Logger;
   readonly now: () => number;
 }
+
+const CLAIM_LEFT = 'claim not deleted; it falls due later and finds nothing to do';
+const LEASE_LEFT = 'lease not deleted; it falls due in 10 days and does nothing';
 
 /** The claim stage of one run: the registry's and the control queue's only user. */
 export class Claimer {
@@ -152,6 +168,11 @@ export class Claimer {
     if (answer !== 'claimed') return { kind: answer === 'running' ? 'taken' : 'in-doubt' };
     const releasedHere = registry.releasedSince(task, this.#startedMs);
     if (!control || ownClaim) {
+      const lease = control && (await this.#leaseOrCancel(control, work.requestId, ownClaimId!));
+      if (typeof lease === 'object') {
+        registry.release(task, now());
+        return lease;
+      }
       return {
         kind: 'claimed',
         claim: {
@@ -160,6 +181,7 @@ export class Claimer {
           readAfresh: releasedHere,
           dueMs: Number.POSITIVE_INFINITY,
           ownDelivery: ownClaim,
+          lease,
         },
       };
     }
@@ -175,7 +197,36 @@ export class Claimer {
     registry.release(task, now());
     // Another delivery of this request holds the task, and forces it or its claim will.
     if (created.kind === 'exists') return { kind: 'taken' };
+    if (created.kind === 'cancelled') return created;
     return { kind: 'unavailable', error: created.error.message };
+  }
+
+  /**
+   * A control task delivering its own claim: its lease's name (none without X-CloudTasks-TaskRetryCount,
+   * which Cloud Tasks always sends), or why it may not force the task: the request was cancelled (read once
+   * a run), or another delivery of the same dispatch holds the lease (docs/claims.md "One delivery at a
+   * time"), answered non-2xx so that Cloud Tasks delivers it again later.
+   */
+  async #leaseOrCancel(
+    control: ControlTarget,
+    requestId: string,
+    ownClaimId: string,
+  ): Promise<string | undefined | Exclude<ClaimResult, { kind: 'claimed' }>> {
+    const { tasks, ownClaimRetryCount, now } = this.deps;
+    const cancelled = await requestCancelledForRun(tasks, control, requestId);
+    if (cancelled?.kind === 'cancelled') return cancelled;
+    if (cancelled) return { kind: 'unavailable', error: cancelled.error.message };
+    if (ownClaimRetryCount === undefined) return undefined;
+    const lease = deliveryLeaseTaskFor(ownClaimId, ownClaimRetryCount, control, now());
+    const taken = await createOnce(tasks, control.queue, lease);
+    if (taken.kind === 'created') return taken.name;
+    return {
+      kind: 'unavailable',
+      error:
+        taken.kind === 'exists' || taken.error.status === 'ALREADY_EXISTS'
+          ? 'another delivery of this control task holds its lease; retried'
+          : `the delivery's lease could not be written: ${taken.error.message}`,
+    };
   }
 
   /**
@@ -184,24 +235,28 @@ export class Claimer {
    * the control queue: the control task stays and carries the task out.
    */
   async release(claim: Claim, end: ClaimEnd): Promise<void> {
-    const { registry, tasks, log, now } = this.deps;
+    const { registry, now } = this.deps;
     registry.release(claim.task, now(), end === 'lost-answer');
     // A control task delivering its own claim is answered non-2xx, and Cloud Tasks may deliver it again on
     // another instance, whose registry knows nothing: it is answered once the in-doubt hold is over
     // (docs/claims.md "Lifecycle", 5).
     if (end === 'lost-answer' && claim.ownDelivery) await sleep(registry.lostAnswerHoldMs);
+    // The lease is held until then, so a second delivery of the dispatch never forces beside this one.
+    if (claim.lease) await this.#delete(claim.task, claim.lease, LEASE_LEFT);
     if (end !== 'done' || !claim.controlTask) return;
-    const name = parseTaskName(claim.controlTask);
+    await this.#delete(claim.task, claim.controlTask, CLAIM_LEFT);
+  }
+
+  /** Deletes a control task this run wrote; a failure is logged (NOT_FOUND is done). */
+  async #delete(task: string, controlTask: string, warning: string): Promise<void> {
+    const name = parseTaskName(controlTask);
     if (!name) return;
     try {
-      await tasks.deleteTask(name);
+      await this.deps.tasks.deleteTask(name);
     } catch (error) {
       const failure = toCloudTasksError(error);
       if (failure.status !== 'NOT_FOUND') {
-        log.warn(
-          { task: claim.task, claimTask: claim.controlTask, status: failure.status },
-          'claim not deleted; it falls due later and finds nothing to do',
-        );
+        this.deps.log.warn({ task, claimTask: controlTask, status: failure.status }, warning);
       }
     }
   }

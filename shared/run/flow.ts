@@ -3,6 +3,7 @@
  * among the tasks under way, then claim, act, release, verify, ending in the task's one row. The mode
  * (modes.ts) says how the task is acted on and read back, and what it gets when no slot is left.
  */
+import type { Place } from './admission.js';
 import type { Breaker } from './breaker.js';
 import type { Budget } from './budget.js';
 import { claimOutlives, type Claim, type ClaimEnd, type Claimer } from './claim.js';
@@ -77,6 +78,8 @@ class StartedTask implements ActListener, VerdictListener {
     /** A canary's row, for the gate. */
     private readonly onRow: ((row: TaskRow) => void) | undefined,
     pending: Semaphore,
+    /** Its place under the task cap, used once it is acted on, else given back at its end. */
+    private readonly place: Place | undefined,
   ) {
     this.#pending = pending;
   }
@@ -130,6 +133,7 @@ class StartedTask implements ActListener, VerdictListener {
   /** The act ended: the claim released, then the row of a task not forced, or the forced task read back. */
   acted(acted: Acted): void {
     this.forced();
+    if (countsAgainstCap(acted)) this.place?.use();
     const claim = this.#claim;
     this.#claim = undefined;
     if (!claim) return;
@@ -158,6 +162,9 @@ class StartedTask implements ActListener, VerdictListener {
   }
 
   #end(row: TaskRow): void {
+    // Queued: the control queue carries it out.
+    if (row.outcome === 'queued') this.place?.use();
+    else this.place?.giveBack();
     this.#open = false;
     this.#forcedRow = undefined;
     this.onRow?.(row);
@@ -207,16 +214,17 @@ export class TaskFlow {
 
   /**
    * Waits for a place among the tasks under way, then carries the task out in the background. A canary's
-   * `row` settles once it has its row (every task's row is recorded in the report).
+   * `row` settles once it has its row (every task's row is recorded in the report). `place`, its place under
+   * the task cap, is used once the task is acted on, else given back.
    */
-  async start(candidate: Candidate, canary: boolean): Promise<{ row?: Promise<TaskRow> }> {
+  async start(candidate: Candidate, canary: boolean, place?: Place): Promise<{ row?: Promise<TaskRow> }> {
     const { name, queue, full } = candidate;
     const pending = this.#pendingOf(queue);
     await pending.acquire();
     let onRow: ((row: TaskRow) => void) | undefined;
     const row = canary ? new Promise<TaskRow>((resolve) => (onRow = resolve)) : undefined;
     this.#unsettled++;
-    const started = new StartedTask(this.#ledger, name.name, canary, onRow, pending);
+    const started = new StartedTask(this.#ledger, name.name, canary, onRow, pending, place);
     // A task under way holds no listed state (docs/performance.md "Memory").
     const underWay = { name, queue, full };
     this.#begin(started, underWay, canary)
@@ -268,7 +276,7 @@ export class TaskFlow {
     const task = candidate.name.name;
     if (hold.isHeld) return { task, outcome: 'held' };
     const leave = await acting.enter(candidate.queue);
-    if (!leave) return { task, ...(await this.#noSlot(task)) };
+    if (!leave) return { task, ...(await this.#noSlot(task, candidate.queue)) };
     const claimed = await this.#claimWithSlot(candidate).catch((error: unknown) => {
       leave();
       throw error;
@@ -282,7 +290,8 @@ export class TaskFlow {
     started.claimed(claimed.claim, leave);
     const fresh = claimed.claim.readAfresh ? listedStateDropped(candidate) : candidate;
     try {
-      acting.act(fresh, claimed.slotMs, this.#policies[canary ? 1 : 0], started);
+      const policy = { ...this.#policies[canary ? 1 : 0], claim: claimed.claim };
+      acting.act(fresh, claimed.slotMs, policy, started);
     } catch (error) {
       started.actFailed(error);
     }
@@ -292,25 +301,29 @@ export class TaskFlow {
   /**
    * The claim and the task's paced slot, or the row of a task that cannot have them. The slot is reserved
    * only once the task is claimed, so a task another run holds never uses up a slot of the shared pacer.
-   * No slot left: the mode's answer; a claim already made then stays for the control queue to carry out.
+   * No slot left: the mode's answer; a claim already made then stays for the control queue to carry out
+   * (or, where the mode queues at a paced slot, is withdrawn and the task queued).
    */
   async #claimWithSlot(candidate: TaskUnderWay): Promise<Claimed | TaskRow> {
     const { acting, budget, claimer } = this.deps;
     const task = candidate.name.name;
     if (!hasSlot(acting.pacersOf(candidate.queue), budget.now(), budget.deadlineMs)) {
-      return { task, ...(await this.#noSlot(task)) };
+      return { task, ...(await this.#noSlot(task, candidate.queue)) };
     }
     const claimed = await this.#claim(task);
     if (!('claim' in claimed)) return claimed;
     const slotMs = acting.reserve(candidate.queue);
     if (slotMs !== undefined && claimOutlives(claimed.claim, slotMs)) return { claim: claimed.claim, slotMs };
-    // Another run took the last slot meanwhile, or the slot comes after the claim falls due.
-    await claimer.release(claimed.claim, 'left-to-control-queue');
-    if (claimed.claim.controlTask !== undefined) {
+    // Another task took the last slot meanwhile, or the slot comes after the claim falls due. With no slot,
+    // a mode that queues at a paced slot withdraws the claim, then queues the task (docs/claims.md
+    // "Queued work").
+    const requeued = slotMs === undefined && acting.queuesAtSlot === true;
+    await claimer.release(claimed.claim, requeued ? 'done' : 'left-to-control-queue');
+    if (!requeued && claimed.claim.controlTask !== undefined) {
       this.#acted = true;
       return { task, outcome: 'queued' };
     }
-    return { task, ...(await this.#noSlot(task)) };
+    return { task, ...(await this.#noSlot(task, candidate.queue)) };
   }
 
   /** The claim, or the row of a task that cannot be claimed now. */
@@ -321,6 +334,8 @@ export class TaskFlow {
         return { claim: claim.claim };
       case 'taken':
         return { task, outcome: 'skipped', skipReason: 'claimed' };
+      case 'cancelled':
+        return { task, outcome: 'skipped', skipReason: 'cancelled' };
       case 'unavailable':
         return { task, outcome: 'deferred', error: claim.error };
       case 'in-doubt':
@@ -332,10 +347,31 @@ export class TaskFlow {
     }
   }
 
-  async #noSlot(task: string): Promise<Omit<TaskRow, 'task'>> {
-    const row = await this.deps.acting.noSlot(task);
+  async #noSlot(task: string, queue: QueueRun): Promise<Omit<TaskRow, 'task'>> {
+    const row = await this.deps.acting.noSlot(task, queue);
     if (row.outcome === 'queued') this.#acted = true;
     return row;
+  }
+}
+
+/**
+ * Whether an act counts against the task cap (docs/configuration.md "RERUN_MAX_TASKS"): the task was forced
+ * or moved, or may have been (a RunTask whose answer was lost, a move left unsettled), or the act failed.
+ */
+function countsAgainstCap(acted: Acted): boolean {
+  if (acted.forced) return true;
+  const { result } = acted;
+  switch (result.outcome) {
+    case 'failed':
+    case 'parked':
+      return true;
+    case 'deferred':
+      return (
+        ('why' in result && result.why === 'lost-answer') ||
+        ('unsettled' in result && result.unsettled === true)
+      );
+    default:
+      return false;
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * The canary gate (docs/execution.md "Canary"): a few tasks first, chosen at random among the candidates and never
  * one with less than half of its attempts left; the rest wait for the canaries' verdicts, and go on only if
- * every dispatched canary succeeded. A canary still running when its wait ends counts as not succeeded.
+ * every dispatched canary succeeded. A canary still running when its wait ends counts as not succeeded. When
+ * no canary was forced and none failed, nothing was learned: the rest are left for the next delivery.
  */
 import type { Hold } from './hold.js';
 import type { Logger } from '../platform/log.js';
@@ -9,9 +10,9 @@ import type { Candidate } from './plan.js';
 import type { TaskRow } from './settle.js';
 import { hasHalfItsAttemptsLeft, isLastAttempt } from './select.js';
 
-export type Admission = 'go' | 'canary' | 'wait' | 'held';
+export type Admission = 'go' | 'canary' | 'wait' | 'held' | 'deferred';
 
-type State = 'choosing' | 'passed' | 'failed';
+type State = 'choosing' | 'passed' | 'failed' | 'undecided';
 
 export class Gate {
   #state: State;
@@ -63,6 +64,7 @@ export class Gate {
   admit(candidate: Candidate): Admission {
     if (this.#state === 'passed') return 'go';
     if (this.#state === 'failed') return 'held';
+    if (this.#state === 'undecided') return 'deferred';
     const { listed, queue } = candidate;
     const eligible =
       !this.isFull &&
@@ -85,12 +87,28 @@ export class Gate {
   async settle(): Promise<void> {
     if (this.#state !== 'choosing') return;
     const rows = await Promise.all(this.#rows);
+    const { log } = this.deps;
+    // Nothing came to the gate: nothing to hold.
+    if (this.#canaries.length === 0 && this.#waiting.length === 0) {
+      this.#state = 'passed';
+      return;
+    }
     // A canary is forced by RunTask (`dispatched`) or, in redrive, copied (`redriven`): its verdict decides.
     const forced = rows.filter((row) => row.outcome === 'dispatched' || row.outcome === 'redriven');
+    const failed = rows.some((row) => row.outcome === 'failed');
+    if (this.#canaries.length > 0 && forced.length === 0 && !failed) {
+      // Gone, skipped, claimed, queued or deferred: never forced, so they say nothing about the fix.
+      this.#state = 'undecided';
+      const outcomes = rows.map((row) => row.outcome);
+      log.warn(
+        { canaries: this.#canaries, outcomes },
+        'no canary was forced; the rest are left for the next delivery',
+      );
+      return;
+    }
     const passed = forced.length > 0 && forced.every((row) => row.verdict === 'succeeded');
     this.#state = passed ? 'passed' : 'failed';
     if (!passed) this.deps.hold.hold();
-    const { log } = this.deps;
     const fields = { canaries: this.#canaries, verdicts: forced.map((row) => row.verdict ?? 'none') };
     if (passed) log.info(fields, 'canary succeeded; going on');
     else if (this.#canaries.length === 0)
@@ -105,9 +123,9 @@ export class Gate {
     return waiting;
   }
 
-  /** The report's `canary` field, when the request had canaries. */
+  /** The report's `canary` field, when the request had canaries and a candidate came to the gate. */
   get summary(): { tasks: string[]; passed: boolean } | undefined {
-    if (!this.canary) return undefined;
+    if (!this.canary || (this.#state === 'passed' && this.#canaries.length === 0)) return undefined;
     return { tasks: this.#canaries, passed: this.passed };
   }
 }

@@ -69,8 +69,10 @@ export interface Acting {
   reserve(queue: QueueRun): number | undefined;
   /** At the slot: the fresh read, the rules, and the act; `done` is told how it ended. */
   act(candidate: TaskUnderWay, slotMs: number, policy: ForcePolicy, done: ActListener): void;
-  /** No slot left in the budget: what the task gets instead. */
-  noSlot(task: string): Promise<Omit<TaskRow, 'task'>>;
+  /** No slot left in the budget: what the task of `queue` gets instead. */
+  noSlot(task: string, queue: QueueRun): Promise<Omit<TaskRow, 'task'>>;
+  /** Whether noSlot queues the task at its own paced slot (docs/claims.md "Queued work"). */
+  readonly queuesAtSlot?: boolean;
 }
 
 export interface Mode extends PlanMode {
@@ -281,9 +283,13 @@ export class RunTaskMode implements Mode, Acting {
     };
   }
 
-  /** The control queue takes the task, else a later delivery. */
-  async noSlot(task: string): Promise<Omit<TaskRow, 'task'>> {
-    return this.enqueuer ? this.enqueuer.enqueue(task) : { outcome: 'deferred' };
+  get queuesAtSlot(): boolean {
+    return this.enqueuer !== undefined;
+  }
+
+  /** The control queue takes the task, at the queue's pace, else a later delivery. */
+  async noSlot(task: string, queue: QueueRun): Promise<Omit<TaskRow, 'task'>> {
+    return this.enqueuer ? this.enqueuer.enqueue(task, this.pacersOf(queue)) : { outcome: 'deferred' };
   }
 }
 

@@ -10,40 +10,58 @@
 /** Slots spread a little wider than the rate, so late timers and network jitter never overshoot a quota window. */
 const SPACING_MARGIN = 1.01;
 
-/** Hands out evenly spaced slots at `ratePerSecond`. */
+/**
+ * Hands out evenly spaced slots at `ratePerSecond`. The rate may change (the queue's own, read again during a
+ * run: docs/execution.md "Pacing"): the next slot and call come one new interval after the last ones.
+ */
 export class Pacer {
-  private nextMs = 0;
-  private nextCallMs = 0;
-  readonly intervalMs: number;
+  #lastSlotMs = Number.NEGATIVE_INFINITY;
+  #lastCallMs = Number.NEGATIVE_INFINITY;
+  #pushedBackMs = 0;
+  #ratePerSecond = 0;
+  #intervalMs = 0;
 
-  constructor(readonly ratePerSecond: number) {
-    this.intervalMs = (1000 / ratePerSecond) * SPACING_MARGIN;
+  constructor(ratePerSecond: number) {
+    this.setRate(ratePerSecond);
+  }
+
+  get ratePerSecond(): number {
+    return this.#ratePerSecond;
+  }
+
+  get intervalMs(): number {
+    return this.#intervalMs;
+  }
+
+  /** Changes the rate from the next slot and call on. */
+  setRate(ratePerSecond: number): void {
+    this.#ratePerSecond = ratePerSecond;
+    this.#intervalMs = (1000 / ratePerSecond) * SPACING_MARGIN;
   }
 
   /** The earliest instant this pacer allows a call at or after `nowMs`. */
   earliestMs(nowMs: number): number {
-    return Math.max(nowMs, this.nextMs);
+    return Math.max(nowMs, this.#lastSlotMs + this.#intervalMs, this.#pushedBackMs);
   }
 
   /** Marks the slot at `slotMs` as used. */
   take(slotMs: number): void {
-    this.nextMs = Math.max(this.nextMs, slotMs + this.intervalMs);
+    this.#lastSlotMs = Math.max(this.#lastSlotMs, slotMs);
   }
 
   /** No slot before `untilMs` (the quota is exhausted until then). */
   pushBack(untilMs: number): void {
-    this.nextMs = Math.max(this.nextMs, untilMs);
-    this.nextCallMs = Math.max(this.nextCallMs, untilMs);
+    this.#pushedBackMs = Math.max(this.#pushedBackMs, untilMs);
   }
 
   /** The earliest instant the next call itself may go out: calls stay spaced even when slots ran late. */
   earliestCallMs(nowMs: number): number {
-    return Math.max(nowMs, this.nextCallMs);
+    return Math.max(nowMs, this.#lastCallMs + this.#intervalMs, this.#pushedBackMs);
   }
 
   /** Marks a call as going out at `callMs`. */
   called(callMs: number): void {
-    this.nextCallMs = Math.max(this.nextCallMs, callMs + this.intervalMs);
+    this.#lastCallMs = Math.max(this.#lastCallMs, callMs);
   }
 }
 
@@ -53,7 +71,7 @@ export function rateOf(pacers: readonly Pacer[]): number | undefined {
 }
 
 /** The earliest instant at or after `nowMs` that every pacer allows. */
-function earliestSlotMs(pacers: readonly Pacer[], nowMs: number): number {
+export function earliestSlotMs(pacers: readonly Pacer[], nowMs: number): number {
   return pacers.reduce((slot, pacer) => pacer.earliestMs(slot), nowMs);
 }
 
@@ -93,7 +111,22 @@ export class Semaphore {
   private active = 0;
   private readonly waiters: { readonly units: number; readonly wake: () => void }[] = [];
 
-  constructor(readonly limit: number) {}
+  constructor(private limitNow: number) {}
+
+  get limit(): number {
+    return this.limitNow;
+  }
+
+  /** Changes the limit: a lower one lets no one in until enough is released; the holders keep their units. */
+  setLimit(limit: number): void {
+    this.limitNow = limit;
+    this.#wakeWaiters();
+  }
+
+  /** Whether more units are held than the limit allows (it was lowered meanwhile). */
+  get overLimit(): boolean {
+    return this.active > this.limitNow;
+  }
 
   /**
    * Resolves once `units` are free; the caller must release them exactly once afterwards (in parts if it
@@ -132,6 +165,18 @@ export class Semaphore {
     this.#wakeWaiters();
   }
 
+  /**
+   * A holder of one unit gives it up and waits for it behind the waiters, as a holder over a lowered limit
+   * does. Resolves false when `untilMs` passes first: the unit is held again all the same, for the holder
+   * to release once.
+   */
+  async requeue(untilMs: number, nowMs: number): Promise<boolean> {
+    this.release();
+    if (await this.acquire(untilMs, nowMs)) return true;
+    this.active += 1;
+    return false;
+  }
+
   /** Runs `work` holding a place. */
   async with<T>(work: () => Promise<T>): Promise<T> {
     await this.acquire();
@@ -143,7 +188,7 @@ export class Semaphore {
   }
 
   #fits(units: number): boolean {
-    return this.active === 0 || this.active + units <= this.limit;
+    return this.active === 0 || this.active + units <= this.limitNow;
   }
 
   /** Hands the free units to the waiters in order, while the first one fits. */
@@ -162,16 +207,19 @@ export class Semaphore {
 
 /**
  * Forced attempts still running, per queue and process-wide (docs/execution.md "Queue concurrency"): every request
- * of the process that forces a queue shares one bound, the queue's maxConcurrentDispatches. A queue whose
- * limit changed gets a new bound; holders of the old one release the old one.
+ * of the process that forces a queue shares one bound, the queue's maxConcurrentDispatches. A limit read
+ * again changes that one bound, so runs that read the old and the new limit never exceed the new one together.
  */
 export class QueueAttempts {
   readonly #byQueue = new Map<string, Semaphore>();
 
-  /** The bound of `queue` at `limit`. */
+  /** The bound of `queue`, its limit set to `limit`. */
   of(queue: string, limit: number): Semaphore {
     const known = this.#byQueue.get(queue);
-    if (known?.limit === limit) return known;
+    if (known) {
+      known.setLimit(limit);
+      return known;
+    }
     const bound = new Semaphore(limit);
     this.#byQueue.set(queue, bound);
     return bound;

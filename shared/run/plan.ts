@@ -46,6 +46,7 @@ export interface QueueRun {
   readonly retry: RetryPolicy;
   /** A rule that skips every task of the queue (paused, disabled, serial). */
   readonly skipReason: SkipReason | undefined;
+  /** The due-soon rule holds unless the queue, as last read, is PAUSED and the request says `force`. */
   readonly dueSoonApplies: boolean;
   /** Forced attempts still running count against the queue's maxConcurrentDispatches (docs/execution.md "Queue concurrency"). */
   readonly attemptsRunning: Semaphore;
@@ -198,8 +199,10 @@ export class Plan {
         this.#newReport(pattern.pattern).error = 'cannot list: name the project and location';
         continue;
       }
+      let listed = false;
       try {
         for await (const page of this.deps.tasks.listQueues(pattern)) {
+          listed = true;
           for (const { name } of page) {
             const queue = parseQueueName(name);
             if (
@@ -212,7 +215,10 @@ export class Plan {
           }
         }
       } catch (error) {
-        this.#queueFailed(this.#newReport(pattern.pattern), error);
+        // Broken off once a page came, whatever the error: the later pages' queues were never opened.
+        const report = this.#newReport(pattern.pattern);
+        if (listed) report.brokenOff = true;
+        this.#queueFailed(report, error);
       }
     }
     return [...queues.values()];
@@ -229,15 +235,26 @@ export class Plan {
       return undefined;
     }
     const queueRate = state.rateLimits?.maxDispatchesPerSecond;
-    const copyPacers = [this.#requestPacer, queueRate ? new Pacer(queueRate) : undefined].filter(
-      (p): p is Pacer => p !== undefined,
-    );
+    const queuePacer = queueRate ? new Pacer(queueRate) : undefined;
+    const copyPacers = [this.#requestPacer, queuePacer].filter((p): p is Pacer => p !== undefined);
     const pacers = [this.deps.pacer, ...copyPacers];
     report.state = state.state ?? 'STATE_UNSPECIFIED';
     const { mode } = this.deps;
     const rate = rateOf(mode.pacersOf({ pacers, copyPacers }));
     if (rate !== undefined) report.rate = rate;
     const rule = { force: this.request.force, bypassesDispatchLimit: mode.bypassesDispatchLimit };
+    const concurrencyOf = (read: Queue): number =>
+      read.rateLimits?.maxConcurrentDispatches ?? Number.MAX_SAFE_INTEGER;
+    const dueSoonAppliesTo = (read: Queue): boolean => !(read.state === 'PAUSED' && this.request.force);
+    const attemptsRunning = this.deps.queueAttempts.of(queue.name, concurrencyOf(state));
+    let dueSoonApplies = dueSoonAppliesTo(state);
+    // Each state read again brings the queue's rate, concurrency and state (docs/execution.md "Pacing").
+    const onRead = (read: Queue): void => {
+      const readRate = read.rateLimits?.maxDispatchesPerSecond;
+      if (readRate) queuePacer?.setRate(readRate);
+      attemptsRunning.setLimit(concurrencyOf(read));
+      dueSoonApplies = dueSoonAppliesTo(read);
+    };
     return {
       queue,
       listed: mode.listing?.queueOf(queue) ?? queue,
@@ -246,12 +263,11 @@ export class Plan {
       copyPacers,
       retry: retryPolicyOf(state),
       skipReason: queueSkipReason(state, rule.force, rule.bypassesDispatchLimit),
-      dueSoonApplies: !(state.state === 'PAUSED' && this.request.force),
-      attemptsRunning: this.deps.queueAttempts.of(
-        queue.name,
-        state.rateLimits?.maxConcurrentDispatches ?? Number.MAX_SAFE_INTEGER,
-      ),
-      state: new QueueState(this.deps, queue, rule, state),
+      get dueSoonApplies(): boolean {
+        return dueSoonApplies;
+      },
+      attemptsRunning,
+      state: new QueueState(this.deps, queue, rule, state, onRead),
       // IF_NOT_EXISTS leaves a task that has its own URL (every HTTP task) where it is.
       overridesUrl:
         state.httpTarget?.uriOverride !== undefined &&

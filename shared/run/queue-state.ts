@@ -2,7 +2,8 @@
  * The queue's state as the run goes: someone who pauses (or disables) a queue during a run means stop
  * (docs/selection.md "A queue paused during a run"). The state read when the queue was opened is read again
  * at most every QUEUE_RECHECK_MS, just before a task is acted on; the rule that turns a state into a skip is
- * select.ts's queueSkipReason, the same one the plan applies when it opens the queue.
+ * select.ts's queueSkipReason, the same one the plan applies when it opens the queue. Each read also hands the
+ * queue's rate and limits to the run (docs/execution.md "Pacing").
  */
 import type { CloudTasksClient, Queue } from '../cloud-tasks/client.js';
 import type { QueueName } from '../cloud-tasks/names.js';
@@ -29,6 +30,8 @@ export class QueueState {
     private readonly queue: QueueName,
     private readonly rule: { readonly force: boolean; readonly bypassesDispatchLimit: boolean },
     opened: Queue,
+    /** Told each state read again: the run applies the queue's rate, concurrency and state from it. */
+    private readonly onRead: (queue: Queue) => void = () => undefined,
   ) {
     this.#readMs = deps.now();
     this.#reason = this.#reasonOf(opened);
@@ -58,7 +61,9 @@ export class QueueState {
 
   async #read(): Promise<SkipReason | undefined> {
     try {
-      this.#reason = this.#reasonOf(await this.deps.tasks.getQueue(this.queue));
+      const queue = await this.deps.tasks.getQueue(this.queue);
+      this.#reason = this.#reasonOf(queue);
+      this.onRead(queue);
     } catch {
       // Kept as it was; see skipReason.
     }

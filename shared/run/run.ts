@@ -12,7 +12,7 @@
  * This file wires them: it owns no rule and no state of its own.
  */
 import { Breaker } from './breaker.js';
-import { Admission } from './admission.js';
+import { Admission, type Place } from './admission.js';
 import { Budget } from './budget.js';
 import type { CloudTasksClient } from '../cloud-tasks/client.js';
 import { Claimer, type ClaimRegistry } from './claim.js';
@@ -56,6 +56,8 @@ export interface ProcessParts {
 export interface RerunDeps extends ProcessParts {
   /** The claim this delivery is, when a control task delivers it (its X-CloudTasks-TaskName). */
   readonly ownClaimId?: string | undefined;
+  /** That control task's X-CloudTasks-TaskRetryCount (docs/claims.md "One delivery at a time"). */
+  readonly ownClaimRetryCount?: string | undefined;
   /** How far ahead a redrive copy is due (default 10 s; tests shorten it). */
   readonly redriveArmingDelayMs?: number | undefined;
   readonly now?: () => number;
@@ -149,7 +151,10 @@ class Run {
     const hold = new Hold(deps.stop);
     const report = new ReportBuilder(log, request.dryRun);
     const control = controlTargetOf(config, runId);
-    const work = controlWorkOf(request);
+    // The last-attempt rule as the run applies it now: lifted once the canaries passed (docs/execution.md
+    // "Canary"); queued work carries it as it stood when written (docs/claims.md "Queued work").
+    const allowsLastAttempts = (): boolean => request.lastAttempts || gate.passed;
+    const work = controlWorkOf(request, allowsLastAttempts);
     const lists = new ListBudget(now);
     const armingDelayMs = deps.redriveArmingDelayMs ?? DEFAULT_ARMING_DELAY_MS;
     const mode = modeOf(request, {
@@ -186,7 +191,7 @@ class Run {
       hold,
       report,
       breaker: new Breaker(request.breaker, log),
-      rulesFor: (queue) => plan.rulesFor(queue, request.lastAttempts || gate.passed),
+      rulesFor: (queue) => plan.rulesFor(queue, allowsLastAttempts()),
       verifyMs: request.verifyMs,
       canaryWaitMs: mode.canary?.waitMs ?? 0,
       concurrency: mode.concurrency,
@@ -279,30 +284,37 @@ class Run {
     }
   }
 
-  /** One candidate: the cap and the canary gate, then its flow in the background. */
+  /** One candidate: a place under the cap and the canary gate, then its flow in the background. */
   async #admit(candidate: Candidate): Promise<void> {
     const task = candidate.name.name;
-    if (this.#admission.check() === 'over-cap')
-      return this.#report.record({ task, outcome: 'skipped', skipReason: 'over-cap' });
-    switch (this.#gate.admit(candidate)) {
+    const place = await this.#admission.enter();
+    if (!place) return this.#report.record({ task, outcome: 'skipped', skipReason: 'over-cap' });
+    const admitted = this.#gate.admit(candidate);
+    if (admitted !== 'canary' && admitted !== 'go') place.giveBack();
+    switch (admitted) {
       case 'wait':
         return;
       case 'held':
         return this.#report.record({ task, outcome: 'held' });
+      case 'deferred':
+        return this.#report.record({ task, outcome: 'deferred' });
       case 'canary':
-        await this.#start(candidate, true);
+        await this.#start(candidate, place, true);
         if (this.#gate.isFull) await this.#openGate();
         return;
       case 'go':
-        return this.#start(candidate, false);
+        return this.#start(candidate, place, false);
     }
   }
 
-  async #start(candidate: Candidate, canary: boolean): Promise<void> {
-    this.#admission.take();
+  /** The place is used once the task is acted on (at once in a dry run), else given back. */
+  async #start(candidate: Candidate, place: Place, canary: boolean): Promise<void> {
     const row = this.#mode.rowAtOnce(candidate);
-    if (row) return this.#report.record(row);
-    const started = await this.#flow.start(candidate, canary);
+    if (row) {
+      place.use();
+      return this.#report.record(row);
+    }
+    const started = await this.#flow.start(candidate, canary, place);
     if (started.row) this.#gate.track(started.row);
   }
 
@@ -321,20 +333,12 @@ function parksAtRisk(request: RerunRequest, config: Config): boolean {
   return !request.lastAttempts && (request.park ?? (request.kind === 'sweep' && config.park));
 }
 
-/** The request's options a claim or control task carries, for every task. */
-function controlWorkOf(request: RerunRequest): Omit<ControlWork, 'task'> {
-  const {
-    requestId,
-    cutoffMs,
-    mode,
-    reason,
-    kind,
-    force,
-    lastAttempts,
-    verifyMs,
-    minBackoffLeftMs,
-    clusters,
-  } = request;
+/**
+ * The request's options a claim or control task carries, for every task; `lastAttempts` is read each time
+ * a control task is written: the rule as the run applies it then.
+ */
+function controlWorkOf(request: RerunRequest, allowsLastAttempts: () => boolean): Omit<ControlWork, 'task'> {
+  const { requestId, cutoffMs, mode, reason, kind, force, verifyMs, minBackoffLeftMs, clusters } = request;
   return {
     requestId,
     cutoffMs,
@@ -342,9 +346,12 @@ function controlWorkOf(request: RerunRequest): Omit<ControlWork, 'task'> {
     reason,
     requestKind: kind,
     force,
-    lastAttempts,
+    get lastAttempts() {
+      return allowsLastAttempts();
+    },
     verifyMs,
     minBackoffLeftMs,
     clusters,
+    maxRatePerSecond: request.maxRatePerSecond,
   };
 }

@@ -22,6 +22,7 @@ export type SkipReason =
   | 'queue-serial'
   | 'last-attempt'
   | 'claimed'
+  | 'cancelled'
   | 'no-longer-matches'
   | 'cannot-act-as'
   | 'over-cap'

@@ -333,6 +333,12 @@ describe('cloud-tasks-rerun --url (a Functions Framework server of rerunHttp)', 
   });
 });
 
+/** Where cancel's record is sent when it falls due (docs/cli.md "status and cancel"). */
+const CANCEL_TARGET = {
+  RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
+  RERUN_INVOKER_SA: 'rerun@test-project.iam.gserviceaccount.com',
+};
+
 /** Control tasks of each request, due in an hour (waiting), their requestId in the URL as rerun names it. */
 function seedControl(requests: Record<string, number>): void {
   const tasks = Object.entries(requests).flatMap(([requestId, count]) =>
@@ -348,7 +354,7 @@ function seedControl(requests: Record<string, number>): void {
 describe('cloud-tasks-rerun status and cancel (queued mode, in process)', () => {
   it('counts the waiting control tasks of a request, cancels them, and counts none after', async () => {
     seedControl({ 'deploy-42': 3, 'deploy-43': 1 });
-    const env = cliEnv(emulator.host, { RERUN_CONTROL_QUEUE: CONTROL });
+    const env = cliEnv(emulator.host, { RERUN_CONTROL_QUEUE: CONTROL, ...CANCEL_TARGET });
     const before = await runCli(['status', '--request-id', 'deploy-42'], env);
     expect(before.code).toBe(0);
     expect(before.stdout).toBe(`request deploy-42: 3 control tasks in ${CONTROL} waiting\n`);
@@ -377,8 +383,17 @@ describe('cloud-tasks-rerun status and cancel (queued mode, in process)', () => 
     expect(missing.stderr).toContain('--control-queue (or RERUN_CONTROL_QUEUE) is required');
   });
 
+  it('cancel exits 2 without RERUN_SELF_URL and RERUN_INVOKER_SA, and deletes nothing', async () => {
+    seedControl({ r1: 1 });
+    const env = cliEnv(emulator.host, { RERUN_CONTROL_QUEUE: CONTROL });
+    const result = await runCli(['cancel', '--request-id', 'r1'], env);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('RERUN_SELF_URL and RERUN_INVOKER_SA are required for cancel');
+    expect(emulator.task(`${CONTROL}/tasks/r1-0`)).toBeDefined();
+  });
+
   it('exits 1 for a control queue that does not exist: it could not be read', async () => {
-    const env = cliEnv(emulator.host, { RERUN_CONTROL_QUEUE: `${CONTROL}-typo` });
+    const env = cliEnv(emulator.host, { RERUN_CONTROL_QUEUE: `${CONTROL}-typo`, ...CANCEL_TARGET });
     for (const command of ['status', 'cancel']) {
       const result = await runCli([command, '--request-id', 'r1'], env);
       expect(result.code).toBe(1);

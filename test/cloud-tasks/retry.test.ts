@@ -16,6 +16,9 @@ describe('outcomeOfFailedRead', () => {
     ['UNAVAILABLE', false, 'deferred'],
     ['DEADLINE_EXCEEDED', true, 'deferred'],
     ['RESOURCE_EXHAUSTED', false, 'deferred'],
+    // AIP-194: ABORTED is retried at a higher level; a cancelled read says nothing either.
+    ['ABORTED', false, 'deferred'],
+    ['CANCELLED', false, 'deferred'],
     // A read has no side effect: a server error to it is transient, not a verdict on the task.
     ['INTERNAL', false, 'deferred'],
     ['UNKNOWN', false, 'deferred'],
@@ -102,8 +105,15 @@ describe('readRetryWaitMs', () => {
 
   it('never resends what actionFor does not retry', () => {
     expect(readRetryWaitMs({ status: 'NOT_FOUND', answerLost: false }, 0)).toBeUndefined();
-    expect(
-      readRetryWaitMs({ status: 'RESOURCE_EXHAUSTED', answerLost: false, retryDelayMs: 10 }, 0),
-    ).toBeUndefined();
+    expect(readRetryWaitMs({ status: 'ABORTED', answerLost: false }, 0)).toBeUndefined();
+  });
+
+  it('waits out a read refused for quota, what RetryInfo asks up to 10 s, else backoff', () => {
+    const quota = { status: 'RESOURCE_EXHAUSTED', answerLost: false } as const;
+    expect(readRetryWaitMs({ ...quota, retryDelayMs: 10 }, 0)).toBe(10);
+    expect(readRetryWaitMs({ ...quota, retryDelayMs: 8_000 }, 0)).toBe(8_000);
+    expect(readRetryWaitMs({ ...quota, retryDelayMs: 30_000 }, 0)).toBeUndefined();
+    expect(readRetryWaitMs(quota, 1, () => 1)).toBe(400);
+    expect(readRetryWaitMs({ ...quota, retryDelayMs: 10 }, 4)).toBeUndefined();
   });
 });

@@ -9,6 +9,7 @@
 #   FAKE_GCLOUD_QUEUES    space-separated full names of the Cloud Tasks queues that exist beforehand
 #                         (RUNNING; a name followed by :PAUSED exists PAUSED)
 #   FAKE_GCLOUD_ACCOUNTS  space-separated e-mails of service accounts that exist beforehand
+#   FAKE_GCLOUD_TASKS     space-separated QUEUE=N: the queue (full name) holds N tasks while it exists
 #   FAKE_GCLOUD_FAIL      a fragment: a call whose arguments, joined by spaces, contain it is denied
 #   FAKE_GCLOUD_FAIL_TEXT the error text of that denial (default: PERMISSION_DENIED)
 #   FAKE_GCLOUD_IAM_LAG   1: the first IAM call naming a new account answers that it does not exist yet
@@ -41,6 +42,7 @@ tasks queues delete|1|location=|tasks/queues/delete
 tasks queues pause|1|location=|tasks/queues/pause
 tasks queues resume|1|location=|tasks/queues/resume
 tasks queues list|0|location= filter= limit= sort-by= page-size= uri|tasks/queues/list
+tasks list|0|queue= location= filter= limit= sort-by= page-size= uri|tasks/list
 tasks queues get-iam-policy|1|location= filter= limit= sort-by= page-size=|tasks/queues/get-iam-policy
 tasks queues add-iam-policy-binding|1|location= member= role=|tasks/queues/add-iam-policy-binding
 tasks queues remove-iam-policy-binding|1|location= member= role=|tasks/queues/remove-iam-policy-binding
@@ -388,6 +390,18 @@ case $command in
     need location
     [[ ${flag[format]:-} == 'value(name)' ]] || fail 2 'fake gcloud: unsupported format'
     queues_in "${flag[location]}"
+    ;;
+  'tasks list')
+    need queue
+    need location
+    queue=projects/$project/locations/${flag[location]}/queues/${flag[queue]}
+    require_queue "$queue"
+    [[ ${flag[format]:-} == 'value(name)' ]] || fail 2 'fake gcloud: unsupported format'
+    held=0
+    for entry in ${FAKE_GCLOUD_TASKS:-}; do
+      if [[ ${entry%=*} == "$queue" ]]; then held=${entry##*=}; fi
+    done
+    for ((i = 1; i <= held && i <= ${flag[limit]:-held}; i++)); do echo "$queue/tasks/task-$i"; done
     ;;
   'tasks queues create')
     ! queue_exists "$queue" || fail 1 "ALREADY_EXISTS: Requested entity already exists"

@@ -129,7 +129,10 @@ describe('createGoogleApi against a local server', () => {
       .call({ method: 'POST', path: 'refused', data: {} })
       .catch((e: unknown) => e)) as GoogleApiError;
     expect(failure.message).toBe('INVALID_ARGUMENT: nom déjà pris ✓');
-    await expect(api.call({ method: 'GET', path: 'empty' })).resolves.toBe('');
+    // A 2xx answer with no JSON object in it is not the API's: an answer lost.
+    await expect(api.call({ method: 'GET', path: 'empty' })).rejects.toMatchObject({
+      facts: { answerLost: true },
+    });
   });
 
   it('a call ended by its AbortSignal fails with no answer', async () => {

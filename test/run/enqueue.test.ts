@@ -38,7 +38,7 @@ const controlTasks = () =>
 describe('Enqueuer', () => {
   it('hands a task to the control queue: one control task, due now, aimed at rerunHttp', async () => {
     world.emulator.load({ queues: [{ name: CONTROL }] });
-    expect(await enqueuer().enqueue(`${ORDERS}/tasks/a`)).toEqual({ outcome: 'queued' });
+    expect(await enqueuer().enqueue(`${ORDERS}/tasks/a`, [])).toEqual({ outcome: 'queued' });
     expect(callsOf(world.emulator, 'CreateTask')).toEqual([CONTROL]);
     const listed = [];
     for await (const page of world.tasks.listTasks(TARGET.queue)) listed.push(...page);
@@ -49,13 +49,13 @@ describe('Enqueuer', () => {
 
   it('enqueues a task once for its request: a second delivery finds it queued', async () => {
     world.emulator.load({ queues: [{ name: CONTROL }] });
-    expect(await enqueuer().enqueue(`${ORDERS}/tasks/a`)).toEqual({ outcome: 'queued' });
-    expect(await enqueuer().enqueue(`${ORDERS}/tasks/a`)).toEqual({ outcome: 'queued' });
+    expect(await enqueuer().enqueue(`${ORDERS}/tasks/a`, [])).toEqual({ outcome: 'queued' });
+    expect(await enqueuer().enqueue(`${ORDERS}/tasks/a`, [])).toEqual({ outcome: 'queued' });
     expect(controlTasks()).toHaveLength(1);
   });
 
   it('defers the task, naming the error, when the control queue cannot take it', async () => {
-    const result = await enqueuer().enqueue(`${ORDERS}/tasks/a`);
+    const result = await enqueuer().enqueue(`${ORDERS}/tasks/a`, []);
     expect(result).toMatchObject({ outcome: 'deferred', error: expect.any(String) });
   });
 });

@@ -4,6 +4,7 @@
  * the claim registry, budget, hold, breaker and report are the real stages.
  */
 import { describe, expect, it } from 'vitest';
+import { Admission } from '../../shared/run/admission.js';
 import { Breaker } from '../../shared/run/breaker.js';
 import { Budget } from '../../shared/run/budget.js';
 import { Claimer, ClaimRegistry } from '../../shared/run/claim.js';
@@ -248,6 +249,54 @@ describe('TaskFlow', () => {
     await expect(flow.drain()).rejects.toThrow('lost');
     expect(left).toBe(1);
     expect(report.counts.matched).toBe(0);
+  });
+
+  it('uses its place under the task cap only when the task was acted on or may have been', async () => {
+    const cases: [Unforced | undefined, boolean][] = [
+      [undefined, true],
+      [{ outcome: 'deferred', why: 'lost-answer' }, true],
+      [{ outcome: 'deferred', unsettled: true }, true],
+      [{ outcome: 'failed', error: 'FAILED_PRECONDITION' }, true],
+      [{ outcome: 'gone' }, false],
+      [{ outcome: 'skipped', skipReason: 'in-flight' }, false],
+      [{ outcome: 'deferred', why: 'out-of-time' }, false],
+    ];
+    for (const [unforced, used] of cases) {
+      const registry = new ClaimRegistry();
+      const acting = new RecordingActing({ registry, unforced: () => unforced });
+      const { flow } = flowOf(acting, registry);
+      const admission = new Admission(1);
+      await flow.start(candidateOf('t1', queue()), false, await admission.enter());
+      await flow.drain();
+      expect(await admission.enter(), unforced?.outcome ?? 'dispatched').toEqual(
+        used ? undefined : expect.anything(),
+      );
+    }
+  });
+
+  it('gives its place under the task cap back when it is not acted on: held, or no slot', async () => {
+    const registry = new ClaimRegistry();
+    const first = flowOf(new RecordingActing({ registry }), registry);
+    first.hold.hold();
+    const held = new Admission(1);
+    await first.flow.start(candidateOf('t1', queue()), false, await held.enter());
+    await first.flow.drain();
+    expect(await held.enter()).toBeDefined();
+
+    const second = flowOf(new RecordingActing({ registry, noSlot: true }), registry);
+    const noSlot = new Admission(1);
+    await second.flow.start(candidateOf('t2', queue()), false, await noSlot.enter());
+    await second.flow.drain();
+    expect(await noSlot.enter()).toBeDefined();
+
+    // Queued to the control queue instead, it is acted on: the control queue forces it.
+    const toControl = new RecordingActing({ registry, noSlot: true });
+    toControl.noSlot = () => Promise.resolve({ outcome: 'queued' });
+    const third = flowOf(toControl, registry);
+    const queued = new Admission(1);
+    await third.flow.start(candidateOf('t3', queue()), false, await queued.enter());
+    await third.flow.drain();
+    expect(await queued.enter()).toBeUndefined();
   });
 
   it('marks a canary row, and reads a canary back', async () => {

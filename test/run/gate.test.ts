@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Gate } from '../../shared/run/gate.js';
 import { Hold } from '../../shared/run/hold.js';
 import type { TaskRow } from '../../shared/run/settle.js';
-import { candidateOf, capturedLog, queueRunOf } from './stage-fixtures.js';
+import { candidateOf, capturedLog, ORDERS, queueRunOf } from './stage-fixtures.js';
 
 const queue = queueRunOf({ retry: { maxAttempts: 10, maxRetryDurationMs: 0 } });
 const now = () => Date.now();
@@ -64,12 +64,49 @@ describe('Gate', () => {
     }
   });
 
-  it('holds the rest when no canary could be chosen or none was forced', async () => {
+  it('holds the rest when no candidate could be chosen as a canary', async () => {
     const { gate: g, hold, lines } = gate({ count: 1, waitMs: 1000 });
     expect(g.admit(candidateOf('old', queue, { dispatchCount: 9 }))).toBe('wait');
     await g.settle();
     expect(hold.isHeld).toBe(true);
     expect(lines().some((l) => String(l.message).startsWith('no candidate has half'))).toBe(true);
+  });
+
+  it('leaves the rest undone, not held, when no canary was forced and none failed', async () => {
+    const { gate: g, hold, lines } = gate({ count: 2, waitMs: 1000 });
+    g.admit(candidateOf('a', queue));
+    g.admit(candidateOf('b', queue));
+    expect(g.admit(candidateOf('c', queue))).toBe('wait');
+    g.track(row('a', { outcome: 'gone' }));
+    g.track(row('b', { outcome: 'skipped', skipReason: 'claimed' }));
+    await g.settle();
+    expect(hold.isHeld).toBe(false);
+    expect(g.failed).toBe(false);
+    expect(g.takeWaiting().map((c) => g.admit(c))).toEqual(['deferred']);
+    expect(g.admit(candidateOf('d', queue))).toBe('deferred');
+    expect(g.summary).toEqual({ tasks: [`${ORDERS}/tasks/a`, `${ORDERS}/tasks/b`], passed: false });
+    expect(
+      lines().some((l) => l.message === 'no canary was forced; the rest are left for the next delivery'),
+    ).toBe(true);
+  });
+
+  it('holds the rest when a canary that was not forced failed', async () => {
+    const { gate: g, hold } = gate({ count: 2, waitMs: 1000 });
+    g.admit(candidateOf('a', queue));
+    g.admit(candidateOf('b', queue));
+    g.track(row('a', { outcome: 'gone' }));
+    g.track(row('b', { outcome: 'failed', error: 'PERMISSION_DENIED' }));
+    await g.settle();
+    expect(hold.isHeld).toBe(true);
+    expect(g.admit(candidateOf('c', queue))).toBe('held');
+  });
+
+  it('with nothing come to it, judges nothing: no line, no summary', async () => {
+    const { gate: g, hold, lines } = gate({ count: 2, waitMs: 1000 });
+    await g.settle();
+    expect(hold.isHeld).toBe(false);
+    expect(g.summary).toBeUndefined();
+    expect(lines()).toEqual([]);
   });
 
   it('shuffles a page while choosing, and leaves it in order after', async () => {

@@ -99,8 +99,11 @@ describe('modeOf', () => {
 
 describe('when no slot is left in the budget', () => {
   it('RunTask defers without a control queue; redrive always defers (the control queue runs at the RunTask quota)', async () => {
-    expect(await modeFor(requestOf()).acting.noSlot(`${ORDERS}/tasks/t`)).toEqual({ outcome: 'deferred' });
-    expect(await modeFor(requestOf({ mode: 'redrive' })).acting.noSlot(`${ORDERS}/tasks/t`)).toEqual({
+    const queue = queueRunOf();
+    expect(await modeFor(requestOf()).acting.noSlot(`${ORDERS}/tasks/t`, queue)).toEqual({
+      outcome: 'deferred',
+    });
+    expect(await modeFor(requestOf({ mode: 'redrive' })).acting.noSlot(`${ORDERS}/tasks/t`, queue)).toEqual({
       outcome: 'deferred',
     });
   });

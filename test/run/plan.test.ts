@@ -87,6 +87,26 @@ describe('Plan', () => {
     expect((await plan.queueNames()).map((q) => q.name).sort()).toEqual([BILLING, ORDERS]);
   });
 
+  it('a queue pattern whose listing breaks off after a page is undone, whatever the error', async () => {
+    world.emulator.load({ queues: [{ name: ORDERS }, { name: BILLING }] });
+    // Page 1 as the emulator lists it; page 2 answered INVALID_ARGUMENT (as an expired page token is).
+    world.emulator.injectFault({ method: 'ListQueues', kind: 400, after: 1, times: 1 });
+    const brokenOff: CloudTasksClient = {
+      ...world.tasks,
+      listQueues: async function* (parent) {
+        for await (const page of world.tasks.listQueues(parent)) yield page;
+        yield* world.tasks.listQueues(parent);
+      },
+    };
+    const pattern = queueName('*');
+    const plan = planOf({ queues: undefined }, runMode(), pattern, brokenOff);
+    expect((await plan.queueNames()).map((q) => q.name).sort()).toEqual([BILLING, ORDERS]);
+    const [report] = plan.queueReports;
+    expect(report).toMatchObject({ queue: pattern, complete: false, brokenOff: true });
+    expect(report!.error).toMatch(/INVALID_ARGUMENT/);
+    expect(isQueueUndone(report!)).toBe(true);
+  });
+
   it('reports the state and the lowest rate of a queue it opens; a serial queue is skipped unless force', async () => {
     world.emulator.load({
       queues: [{ name: ORDERS, rateLimits: { maxDispatchesPerSecond: 5, maxConcurrentDispatches: 1 } }],

@@ -1,0 +1,133 @@
+/**
+ * A control task delivered twice at once, to two instances (docs/claims.md "One delivery at a time"):
+ * Cloud Tasks delivers at least once. The delivery that takes the lease forces the task; the other is
+ * answered 503, and Cloud Tasks' retry finds the task forced. Judged by the emulator's own dispatch
+ * records, with two real rerunHttp servers sharing one emulator.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startEmulator, type Emulator } from '../../emulator/server.js';
+import {
+  controlTaskFor,
+  deliveryLeaseTaskFor,
+  type ControlWork,
+} from '../../shared/control/control-tasks.js';
+import { parseQueueName } from '../../shared/cloud-tasks/names.js';
+import { forcedTwiceOrNever } from '../helpers/forced.js';
+import { listTasksFull } from '../helpers/http.js';
+import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
+import { startTarget, type Target } from '../helpers/target-server.js';
+
+const ORDERS = queueName('orders');
+const CONTROL = queueName('rerun-control');
+const CONTROL_ENV = {
+  RERUN_QUEUES: ORDERS,
+  RERUN_CONTROL_QUEUE: CONTROL,
+  RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
+  RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+};
+const TARGET = {
+  queue: parseQueueName(CONTROL)!,
+  selfUrl: CONTROL_ENV.RERUN_SELF_URL,
+  invokerServiceAccount: CONTROL_ENV.RERUN_INVOKER_SA,
+  writtenBy: 'an-earlier-run',
+};
+
+let target: Target;
+let emulator: Emulator;
+const servers: RerunServer[] = [];
+
+beforeEach(async () => {
+  // Every forced attempt fails again and waits out a long backoff: a second force would show.
+  target = await startTarget({ respond: () => 503 });
+  emulator = await startEmulator({ port: 0, runTaskQuota: { limit: 60_000, windowMs: 60_000 } });
+});
+afterEach(async () => {
+  for (const server of servers.splice(0)) await server.close();
+  await emulator.stop();
+  await target.stop();
+});
+
+async function instance(): Promise<RerunServer> {
+  const s = await startRerunServer({ ...CONTROL_ENV, RERUN_MAX_RATE: '200' }, {}, emulator);
+  servers.push(s);
+  return s;
+}
+
+function workOf(task: string, requestId: string, cutoffMs: number): ControlWork {
+  return {
+    task,
+    requestId,
+    cutoffMs,
+    mode: 'run',
+    reason: undefined,
+    requestKind: 'tasks',
+    force: false,
+    lastAttempts: false,
+    verifyMs: 0,
+    minBackoffLeftMs: 30_000,
+  };
+}
+
+/** POSTs a control task's body to `s` as Cloud Tasks delivers it, on its `retry`-th retry. */
+function deliver(s: RerunServer, task: ReturnType<typeof controlTaskFor>, retry: number) {
+  return s.post(Buffer.from(task.httpRequest!.body as string, 'base64').toString('utf8'), {
+    'X-CloudTasks-TaskName': task.name.split('/').pop()!,
+    'X-CloudTasks-QueueName': 'rerun-control',
+    'X-CloudTasks-TaskRetryCount': String(retry),
+  });
+}
+
+describe('a control task delivered to two instances at once', () => {
+  it('is forced once: the other delivery is answered 503, and the retry finds the task forced', async () => {
+    const tasks = Array.from({ length: 10 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
+    emulator.load({
+      queues: [
+        { name: ORDERS, retryConfig: { minBackoff: '3600s', maxBackoff: '3600s' }, tasks },
+        { name: CONTROL, state: 'PAUSED', tasks: [] },
+      ],
+    });
+    const [a, b] = [await instance(), await instance()];
+    const cutoffMs = Date.now() - 1000;
+    // Queued work of one request: a control task per task, due now.
+    const controlTasks = tasks.map((task) =>
+      controlTaskFor(workOf(task.name, 'twice-1', cutoffMs), TARGET, Date.now()),
+    );
+    for (const task of controlTasks) {
+      const made = await fetch(`${emulator.url}/v2/${CONTROL}/tasks`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ task }),
+      });
+      expect(made.status).toBe(200);
+    }
+    const both = await Promise.all(
+      controlTasks.map((task) => Promise.all([deliver(a, task, 0), deliver(b, task, 0)])),
+    );
+    expect(forcedTwiceOrNever(emulator, tasks)).toEqual({ twice: 0, never: 0 });
+    for (const pair of both) expect(pair.map((d) => d.status).sort()).toEqual([200, 503]);
+    // Cloud Tasks retries each 503 with a higher retry count: the task's fresh read finds it forced.
+    const retried = await Promise.all(
+      controlTasks.map((task, i) => deliver(both[i]![0].status === 503 ? a : b, task, 1)),
+    );
+    expect(retried.map((d) => d.status)).toEqual(Array(10).fill(200));
+    expect(retried.map((d) => d.body.skipped)).toEqual(Array(10).fill({ 'after-cutoff': 1 }));
+    expect(forcedTwiceOrNever(emulator, tasks)).toEqual({ twice: 0, never: 0 });
+    // Every lease was deleted once its delivery ended: only the control tasks themselves are left.
+    const left = await listTasksFull(emulator.url, CONTROL);
+    expect(left.map((t) => t.name).sort()).toEqual(controlTasks.map((t) => t.name).sort());
+  });
+
+  it('a lease left behind is acknowledged doing nothing, and status does not count it', async () => {
+    emulator.load({ queues: [{ name: CONTROL, state: 'PAUSED', tasks: [] }] });
+    const s = await instance();
+    const lease = deliveryLeaseTaskFor('some-control-task', '3', TARGET, Date.now());
+    const answer = await s.post(Buffer.from(lease.httpRequest!.body as string, 'base64').toString('utf8'), {
+      'X-CloudTasks-TaskName': lease.name.split('/').pop()!,
+      'X-CloudTasks-QueueName': 'rerun-control',
+    });
+    expect(answer.status).toBe(204);
+    expect(new URL(lease.httpRequest!.url!).searchParams.has('requestId')).toBe(false);
+    expect(Date.parse(lease.scheduleTime!)).toBeGreaterThan(Date.now() + 24 * 3_600_000);
+  });
+});

@@ -4,15 +4,14 @@
  * live run is never taken over. Judged by the emulator's own dispatch records, with real rerunHttp servers
  * sharing one emulator.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { describe, expect, it } from 'vitest';
 import { cancelRecordNameOf } from '../../shared/control/control-tasks.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { forcedCounts } from '../helpers/forced.js';
 import { listTasksFull } from '../helpers/http.js';
-import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import type { RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
-import { startTarget, type Target } from '../helpers/target-server.js';
+import { instancesPerTest } from '../helpers/instances.js';
 
 const ORDERS = queueName('orders');
 const CONTROL = queueName('rerun-control');
@@ -23,32 +22,17 @@ const CONTROL_ENV = {
   RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
 };
 
-let target: Target;
-let emulator: Emulator;
-const servers: RerunServer[] = [];
-
-beforeEach(async () => {
-  // Every forced attempt fails again and waits out a long backoff: a second force would show.
-  target = await startTarget({ respond: () => 503 });
-  emulator = await startEmulator({ port: 0, runTaskQuota: { limit: 60_000, windowMs: 60_000 } });
-});
-afterEach(async () => {
-  for (const server of servers.splice(0)) await server.close();
-  await emulator.stop();
-  await target.stop();
-});
+const instances = instancesPerTest();
 
 /** A new instance: its own process state, the shared emulator. */
 async function instance(env: Record<string, string> = {}): Promise<RerunServer> {
-  const s = await startRerunServer({ ...CONTROL_ENV, ...env }, {}, emulator);
-  servers.push(s);
-  return s;
+  return instances.start({ ...CONTROL_ENV, ...env });
 }
 
 /** Failed tasks in ORDERS and a paused control queue: its tasks wait until the test delivers them. */
 function seed(count: number): string[] {
-  const tasks = Array.from({ length: count }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
-  emulator.load({
+  const tasks = Array.from({ length: count }, (_, i) => failedTask(ORDERS, `t${i}`, instances.target.url));
+  instances.emulator.load({
     queues: [
       { name: ORDERS, retryConfig: { minBackoff: '3600s', maxBackoff: '3600s' }, tasks },
       { name: CONTROL, state: 'PAUSED', tasks: [] },
@@ -57,9 +41,9 @@ function seed(count: number): string[] {
   return tasks.map((task) => task.name);
 }
 
-const forced = (task: string) => forcedCounts(emulator.dispatches).get(task) ?? 0;
+const forced = (task: string) => forcedCounts(instances.emulator.dispatches).get(task) ?? 0;
 const controlTasksOf = async (requestId: string) =>
-  (await listTasksFull(emulator.url, CONTROL)).filter((t) =>
+  (await listTasksFull(instances.emulator.url, CONTROL)).filter((t) =>
     String(t.httpRequest?.url).includes(`requestId=${requestId}`),
   );
 
@@ -113,7 +97,7 @@ describe('cancel lasts', () => {
     const status = await s.post({ kind: 'status', requestId: event.requestId });
     expect(status.body.waiting).toBe(0);
     const record = cancelRecordNameOf(parseQueueName(CONTROL)!, event.requestId).name;
-    expect(emulator.task(record)).toBeDefined();
+    expect(instances.emulator.task(record)).toBeDefined();
     // A cancel sent again finds the record there: still cancelled, nothing to delete.
     const twice = await s.post({ kind: 'cancel', requestId: event.requestId });
     expect(twice.body).toMatchObject({ cancelled: 0, alreadyGone: 0 });
@@ -129,12 +113,12 @@ describe('cancel lasts', () => {
       verify: '0s',
     };
     // A forces `slow`: its RunTask is held 4.5 s, and A holds the claim meanwhile.
-    emulator.injectFault({ method: 'RunTask', kind: 'delay', delayMs: 4_500, resources: [slow!] });
+    instances.emulator.injectFault({ method: 'RunTask', kind: 'delay', delayMs: 4_500, resources: [slow!] });
     const first = a.post({ ...event, tasks: [slow] });
-    const runTaskSent = () => emulator.calls.some((c) => c.method === 'RunTask' && c.name === slow);
+    const runTaskSent = () => instances.emulator.calls.some((c) => c.method === 'RunTask' && c.name === slow);
     await expect.poll(runTaskSent, { timeout: 10_000 }).toBe(true);
     // B's delivery of the same request is under way: its claim of `slow` reaches the control queue late.
-    emulator.injectFault({
+    instances.emulator.injectFault({
       method: 'CreateTask',
       kind: 'delay',
       delayMs: 3_000,
@@ -142,7 +126,8 @@ describe('cancel lasts', () => {
       times: 1,
     });
     const second = b.post({ ...event, tasks: [slow] });
-    const createHeld = () => emulator.calls.some((c) => c.fault === 'delay' && c.method === 'CreateTask');
+    const createHeld = () =>
+      instances.emulator.calls.some((c) => c.fault === 'delay' && c.method === 'CreateTask');
     await expect.poll(createHeld, { timeout: 10_000 }).toBe(true);
     // Cancel deletes A's claim before B's create is done: B meets the name released.
     const cancel = await a.post({ kind: 'cancel', requestId: event.requestId });
@@ -162,7 +147,7 @@ describe('cancel lasts', () => {
     const names = seed(3);
     const s = await instance();
     const record = cancelRecordNameOf(parseQueueName(CONTROL)!, 'cancel-unknown').name;
-    emulator.injectFault({ method: 'GetTask', kind: 500, resources: [record] });
+    instances.emulator.injectFault({ method: 'GetTask', kind: 500, resources: [record] });
     const event = {
       kind: 'tasks',
       tasks: names,
@@ -174,7 +159,7 @@ describe('cancel lasts', () => {
     expect(r.body.counts).toMatchObject({ dispatched: 0, deferred: 3 });
     expect(r.body.continueWith).toBeDefined();
     expect(names.filter((name) => forced(name) > 0)).toEqual([]);
-    emulator.clearFaults();
+    instances.emulator.clearFaults();
     const again = await s.post(event);
     expect(again.body.counts.dispatched).toBe(3);
   });

@@ -4,8 +4,7 @@
  * answered 503, and Cloud Tasks' retry finds the task forced. Judged by the emulator's own dispatch
  * records, with two real rerunHttp servers sharing one emulator.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { describe, expect, it } from 'vitest';
 import {
   controlTaskFor,
   deliveryLeaseTaskFor,
@@ -14,9 +13,9 @@ import {
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { forcedTwiceOrNever } from '../helpers/forced.js';
 import { listTasksFull } from '../helpers/http.js';
-import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import type { RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
-import { startTarget, type Target } from '../helpers/target-server.js';
+import { instancesPerTest } from '../helpers/instances.js';
 
 const ORDERS = queueName('orders');
 const CONTROL = queueName('rerun-control');
@@ -33,25 +32,10 @@ const TARGET = {
   writtenBy: 'an-earlier-run',
 };
 
-let target: Target;
-let emulator: Emulator;
-const servers: RerunServer[] = [];
-
-beforeEach(async () => {
-  // Every forced attempt fails again and waits out a long backoff: a second force would show.
-  target = await startTarget({ respond: () => 503 });
-  emulator = await startEmulator({ port: 0, runTaskQuota: { limit: 60_000, windowMs: 60_000 } });
-});
-afterEach(async () => {
-  for (const server of servers.splice(0)) await server.close();
-  await emulator.stop();
-  await target.stop();
-});
+const instances = instancesPerTest();
 
 async function instance(): Promise<RerunServer> {
-  const s = await startRerunServer({ ...CONTROL_ENV, RERUN_MAX_RATE: '200' }, {}, emulator);
-  servers.push(s);
-  return s;
+  return instances.start({ ...CONTROL_ENV, RERUN_MAX_RATE: '200' });
 }
 
 function workOf(task: string, requestId: string, cutoffMs: number): ControlWork {
@@ -80,8 +64,8 @@ function deliver(s: RerunServer, task: ReturnType<typeof controlTaskFor>, retry:
 
 describe('a control task delivered to two instances at once', () => {
   it('is forced once: the other delivery is answered 503, and the retry finds the task forced', async () => {
-    const tasks = Array.from({ length: 10 }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
-    emulator.load({
+    const tasks = Array.from({ length: 10 }, (_, i) => failedTask(ORDERS, `t${i}`, instances.target.url));
+    instances.emulator.load({
       queues: [
         { name: ORDERS, retryConfig: { minBackoff: '3600s', maxBackoff: '3600s' }, tasks },
         { name: CONTROL, state: 'PAUSED', tasks: [] },
@@ -94,7 +78,7 @@ describe('a control task delivered to two instances at once', () => {
       controlTaskFor(workOf(task.name, 'twice-1', cutoffMs), TARGET, Date.now()),
     );
     for (const task of controlTasks) {
-      const made = await fetch(`${emulator.url}/v2/${CONTROL}/tasks`, {
+      const made = await fetch(`${instances.emulator.url}/v2/${CONTROL}/tasks`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ task }),
@@ -104,7 +88,7 @@ describe('a control task delivered to two instances at once', () => {
     const both = await Promise.all(
       controlTasks.map((task) => Promise.all([deliver(a, task, 0), deliver(b, task, 0)])),
     );
-    expect(forcedTwiceOrNever(emulator, tasks)).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(instances.emulator, tasks)).toEqual({ twice: 0, never: 0 });
     for (const pair of both) expect(pair.map((d) => d.status).sort()).toEqual([200, 503]);
     // Cloud Tasks retries each 503 with a higher retry count: the task's fresh read finds it forced.
     const retried = await Promise.all(
@@ -112,14 +96,14 @@ describe('a control task delivered to two instances at once', () => {
     );
     expect(retried.map((d) => d.status)).toEqual(Array(10).fill(200));
     expect(retried.map((d) => d.body.skipped)).toEqual(Array(10).fill({ 'after-cutoff': 1 }));
-    expect(forcedTwiceOrNever(emulator, tasks)).toEqual({ twice: 0, never: 0 });
+    expect(forcedTwiceOrNever(instances.emulator, tasks)).toEqual({ twice: 0, never: 0 });
     // Every lease was deleted once its delivery ended: only the control tasks themselves are left.
-    const left = await listTasksFull(emulator.url, CONTROL);
+    const left = await listTasksFull(instances.emulator.url, CONTROL);
     expect(left.map((t) => t.name).sort()).toEqual(controlTasks.map((t) => t.name).sort());
   });
 
   it('a lease left behind is acknowledged doing nothing, and status does not count it', async () => {
-    emulator.load({ queues: [{ name: CONTROL, state: 'PAUSED', tasks: [] }] });
+    instances.emulator.load({ queues: [{ name: CONTROL, state: 'PAUSED', tasks: [] }] });
     const s = await instance();
     const lease = deliveryLeaseTaskFor('some-control-task', '3', TARGET, Date.now());
     const answer = await s.post(Buffer.from(lease.httpRequest!.body as string, 'base64').toString('utf8'), {

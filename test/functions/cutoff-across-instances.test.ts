@@ -3,32 +3,18 @@
  * "Cutoff"): a Pub/Sub message's clamp comes from its publishTime, and an HTTP request's first cutoff is
  * shared through the control queue. Judged by the emulator's own dispatch records.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../emulator/server.js';
+import { describe, expect, it } from 'vitest';
 import { firstCutoffTaskId } from '../../shared/platform/first-deliveries.js';
 import { forcedTwiceOrNever } from '../helpers/forced.js';
-import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
+import type { RerunServer } from '../helpers/rerun-server.js';
 import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
-import { startTarget, type Target } from '../helpers/target-server.js';
+import { instancesPerTest } from '../helpers/instances.js';
 
 const ORDERS = queueName('orders');
 const CONTROL = queueName('rerun-control');
 const MINUTE = 60_000;
 
-let target: Target;
-let emulator: Emulator;
-const servers: RerunServer[] = [];
-
-beforeEach(async () => {
-  // Every forced attempt fails again and waits out a long backoff: a second force would show.
-  target = await startTarget({ respond: () => 503 });
-  emulator = await startEmulator({ port: 0, runTaskQuota: { limit: 60_000, windowMs: 60_000 } });
-});
-afterEach(async () => {
-  for (const server of servers.splice(0)) await server.close();
-  await emulator.stop();
-  await target.stop();
-});
+const instances = instancesPerTest();
 
 const CONTROL_ENV = {
   RERUN_CONTROL_QUEUE: CONTROL,
@@ -38,14 +24,12 @@ const CONTROL_ENV = {
 
 /** A new instance: its own process state (claims, memory of first deliveries), the shared emulator. */
 async function instance(env: Record<string, string> = {}): Promise<RerunServer> {
-  const s = await startRerunServer({ RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: '200', ...env }, {}, emulator);
-  servers.push(s);
-  return s;
+  return instances.start({ RERUN_QUEUES: ORDERS, RERUN_MAX_RATE: '200', ...env });
 }
 
 function seed(count: number, withControlQueue = false) {
-  const tasks = Array.from({ length: count }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
-  emulator.load({
+  const tasks = Array.from({ length: count }, (_, i) => failedTask(ORDERS, `t${i}`, instances.target.url));
+  instances.emulator.load({
     queues: [
       { name: ORDERS, retryConfig: { minBackoff: '3600s', maxBackoff: '3600s' }, tasks },
       ...(withControlQueue ? [{ name: CONTROL, tasks: [] }] : []),
@@ -55,7 +39,7 @@ function seed(count: number, withControlQueue = false) {
 }
 
 function forcedOnce(tasks: readonly { name: string }[]): number {
-  const forced = new Set(emulator.dispatches.filter((d) => d.trigger === 'run').map((d) => d.task));
+  const forced = new Set(instances.emulator.dispatches.filter((d) => d.trigger === 'run').map((d) => d.task));
   return tasks.filter((task) => forced.has(task.name)).length;
 }
 
@@ -84,7 +68,7 @@ describe('a Pub/Sub message whose deployedAt is ahead of the clock', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     const again = await (await instance()).post(envelope);
     expect(again.status).toBe(200);
-    expect({ once: forcedOnce(tasks), twice: forcedTwiceOrNever(emulator, tasks).twice }).toEqual({
+    expect({ once: forcedOnce(tasks), twice: forcedTwiceOrNever(instances.emulator, tasks).twice }).toEqual({
       once: 20,
       twice: 0,
     });
@@ -106,13 +90,13 @@ describe('an HTTP request whose cutoff depends on when it was received, on two i
     const again = await (await instance(CONTROL_ENV)).post(event);
     expect(again.status).toBe(200);
     expect(again.body.requestId).toBe(first.body.requestId);
-    expect({ once: forcedOnce(tasks), twice: forcedTwiceOrNever(emulator, tasks).twice }).toEqual({
+    expect({ once: forcedOnce(tasks), twice: forcedTwiceOrNever(instances.emulator, tasks).twice }).toEqual({
       once: 30,
       twice: 0,
     });
     expect(again.body.cutoff).toBe(first.body.cutoff);
     // The first cutoff waits in the control queue for the hour an instance remembers it, and more.
-    const record = emulator.task(`${CONTROL}/tasks/${firstCutoffTaskId(first.body.requestId)}`);
+    const record = instances.emulator.task(`${CONTROL}/tasks/${firstCutoffTaskId(first.body.requestId)}`);
     expect(Date.parse(record?.scheduleTime ?? '')).toBeGreaterThan(Date.now() + 60 * MINUTE);
   });
 
@@ -120,9 +104,9 @@ describe('an HTTP request whose cutoff depends on when it was received, on two i
     seed(3, true);
     const s = await instance(CONTROL_ENV);
     const first = await s.post({ kind: 'fix-deployed', queues: [ORDERS], requestId: 'deploy-7' });
-    const record = emulator.task(`${CONTROL}/tasks/${firstCutoffTaskId('deploy-7')}`);
+    const record = instances.emulator.task(`${CONTROL}/tasks/${firstCutoffTaskId('deploy-7')}`);
     expect(record).toBeDefined();
-    const before = emulator.calls.length;
+    const before = instances.emulator.calls.length;
     // Delivered as Cloud Tasks delivers it: its own headers and body, and the X-CloudTasks-* headers.
     const { body = '', headers = {} } = record?.httpRequest ?? {};
     const answer = await s.post(Buffer.from(body, 'base64').toString(), {
@@ -131,7 +115,7 @@ describe('an HTTP request whose cutoff depends on when it was received, on two i
       'X-CloudTasks-TaskName': firstCutoffTaskId('deploy-7'),
     });
     expect(answer.status).toBe(204);
-    expect(emulator.calls.length).toBe(before);
+    expect(instances.emulator.calls.length).toBe(before);
     expect(first.body.counts.dispatched).toBe(3);
   });
 
@@ -144,7 +128,7 @@ describe('an HTTP request whose cutoff depends on when it was received, on two i
     expect(again.body.requestId).toBe(first.body.requestId);
     expect(Date.parse(again.body.cutoff)).toBeGreaterThan(Date.parse(first.body.cutoff));
     // docs/events.md "Cutoff", limits: what failed again since the first delivery is forced again.
-    expect(forcedTwiceOrNever(emulator, tasks).twice).toBe(10);
+    expect(forcedTwiceOrNever(instances.emulator, tasks).twice).toBe(10);
   });
 
   it("a first cutoff's control task that fell due (its name still reserved) makes the resend a new request", async () => {
@@ -153,24 +137,24 @@ describe('an HTTP request whose cutoff depends on when it was received, on two i
     const first = await (await instance(CONTROL_ENV)).post(event);
     const record = `${CONTROL}/tasks/${firstCutoffTaskId('deploy-8')}`;
     // Delivered and gone: Cloud Tasks keeps the name reserved for a while.
-    expect((await fetch(`${emulator.url}/v2/${record}`, { method: 'DELETE' })).status).toBe(200);
+    expect((await fetch(`${instances.emulator.url}/v2/${record}`, { method: 'DELETE' })).status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, 50));
     const again = await (await instance(CONTROL_ENV)).post(event);
     expect(again.status).toBe(200);
     expect(Date.parse(again.body.cutoff)).toBeGreaterThan(Date.parse(first.body.cutoff));
-    const creates = emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === CONTROL);
+    const creates = instances.emulator.calls.filter((c) => c.method === 'CreateTask' && c.name === CONTROL);
     expect(creates.map((c) => c.status)).toContain(409);
   });
 
   it('a control queue that cannot be written: 503 before anything is called, safe to send again', async () => {
     const tasks = seed(5, true);
     const s = await instance(CONTROL_ENV);
-    emulator.injectFault({ method: 'CreateTask', kind: 503, resources: [CONTROL] });
+    instances.emulator.injectFault({ method: 'CreateTask', kind: 503, resources: [CONTROL] });
     const refused = await s.post({ kind: 'fix-deployed', queues: [ORDERS], verify: '0s' });
     expect(refused.status).toBe(503);
     expect(refused.body.error.message).toContain(CONTROL);
-    expect(emulator.calls.filter((c) => c.method === 'RunTask')).toHaveLength(0);
-    emulator.clearFaults();
+    expect(instances.emulator.calls.filter((c) => c.method === 'RunTask')).toHaveLength(0);
+    instances.emulator.clearFaults();
     const sent = await s.post({ kind: 'fix-deployed', queues: [ORDERS], verify: '0s' });
     expect(sent.status).toBe(200);
     expect(forcedOnce(tasks)).toBe(5);

@@ -10,23 +10,17 @@ import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { forcedCounts } from '../helpers/forced.js';
 import { listTasksFull } from '../helpers/http.js';
 import type { RerunServer } from '../helpers/rerun-server.js';
-import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
+import { CONTROL, CONTROL_ENV, failedTask, queueName } from '../helpers/seeds.js';
 import { instancesPerTest } from '../helpers/instances.js';
 
 const ORDERS = queueName('orders');
-const CONTROL = queueName('rerun-control');
-const CONTROL_ENV = {
-  RERUN_QUEUES: ORDERS,
-  RERUN_CONTROL_QUEUE: CONTROL,
-  RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
-  RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
-};
+const ENV = { RERUN_QUEUES: ORDERS, ...CONTROL_ENV };
 
 const instances = instancesPerTest();
 
 /** A new instance: its own process state, the shared emulator. */
 async function instance(env: Record<string, string> = {}): Promise<RerunServer> {
-  return instances.start({ ...CONTROL_ENV, ...env });
+  return instances.start({ ...ENV, ...env });
 }
 
 /** Failed tasks in ORDERS and a paused control queue: its tasks wait until the test delivers them. */

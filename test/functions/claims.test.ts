@@ -9,17 +9,11 @@ import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { forcedTwiceOrNever } from '../helpers/forced.js';
 import { listTasksFull } from '../helpers/http.js';
 import { rerunServersPerTest, type RerunServer } from '../helpers/rerun-server.js';
-import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
+import { CONTROL, CONTROL_ENV, failedTask, queueName } from '../helpers/seeds.js';
 import { targetPerTest } from '../helpers/target-server.js';
 
 const ORDERS = queueName('orders');
-const CONTROL = queueName('rerun-control');
-const CONTROL_ENV = {
-  RERUN_QUEUES: ORDERS,
-  RERUN_CONTROL_QUEUE: CONTROL,
-  RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
-  RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
-};
+const ENV = { RERUN_QUEUES: ORDERS, ...CONTROL_ENV };
 
 const target = targetPerTest({ respond: () => 200 });
 const servers = rerunServersPerTest();
@@ -27,7 +21,7 @@ let server: RerunServer | undefined;
 
 /** A server with a paused control queue (its control tasks are delivered by the test, as Cloud Tasks would). */
 async function start(count: number, env: Record<string, string> = {}) {
-  server = await servers.start({ ...CONTROL_ENV, ...env });
+  server = await servers.start({ ...ENV, ...env });
   const tasks = Array.from({ length: count }, (_, i) => failedTask(ORDERS, `t${i}`, target.url));
   server.emulator.load({
     queues: [
@@ -156,8 +150,8 @@ describe('claims: a control task is acknowledged only once its task has an outco
 function controlTarget() {
   return {
     queue: parseQueueName(CONTROL)!,
-    selfUrl: CONTROL_ENV.RERUN_SELF_URL,
-    invokerServiceAccount: CONTROL_ENV.RERUN_INVOKER_SA,
+    selfUrl: ENV.RERUN_SELF_URL,
+    invokerServiceAccount: ENV.RERUN_INVOKER_SA,
     writtenBy: 'an-earlier-run',
   };
 }

@@ -14,28 +14,22 @@ import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { forcedTwiceOrNever } from '../helpers/forced.js';
 import { listTasksFull } from '../helpers/http.js';
 import type { RerunServer } from '../helpers/rerun-server.js';
-import { failedTask, PROJECT, queueName } from '../helpers/seeds.js';
+import { CONTROL, CONTROL_ENV, failedTask, queueName } from '../helpers/seeds.js';
 import { instancesPerTest } from '../helpers/instances.js';
 
 const ORDERS = queueName('orders');
-const CONTROL = queueName('rerun-control');
-const CONTROL_ENV = {
-  RERUN_QUEUES: ORDERS,
-  RERUN_CONTROL_QUEUE: CONTROL,
-  RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
-  RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
-};
+const ENV = { RERUN_QUEUES: ORDERS, ...CONTROL_ENV };
 const TARGET = {
   queue: parseQueueName(CONTROL)!,
-  selfUrl: CONTROL_ENV.RERUN_SELF_URL,
-  invokerServiceAccount: CONTROL_ENV.RERUN_INVOKER_SA,
+  selfUrl: ENV.RERUN_SELF_URL,
+  invokerServiceAccount: ENV.RERUN_INVOKER_SA,
   writtenBy: 'an-earlier-run',
 };
 
 const instances = instancesPerTest();
 
 async function instance(): Promise<RerunServer> {
-  return instances.start({ ...CONTROL_ENV, RERUN_MAX_RATE: '200' });
+  return instances.start({ ...ENV, RERUN_MAX_RATE: '200' });
 }
 
 function workOf(task: string, requestId: string, cutoffMs: number): ControlWork {

@@ -8,11 +8,10 @@ import type { Fault } from '../../emulator/server.js';
 import { cancelRecordNameOf, claimIdOf } from '../../shared/control/control-tasks.js';
 import { parseQueueName } from '../../shared/cloud-tasks/names.js';
 import { startRerunServer, type RerunServer } from '../helpers/rerun-server.js';
-import { controlQueue, failedTask, laterTask, PROJECT, queueName } from '../helpers/seeds.js';
+import { CONTROL, CONTROL_ENV, controlQueue, failedTask, laterTask, queueName } from '../helpers/seeds.js';
 import { startTarget, type Target } from '../helpers/target-server.js';
 
 const ORDERS = queueName('orders');
-const CONTROL = queueName('rerun-control');
 const SECRET_HEADER = 'sk-batch-secret-header';
 const SECRET_BODY = 'card=4111-batch-secret-body';
 const ARMING_MS = 500;
@@ -63,12 +62,6 @@ async function redrive(faults: Fault[] = [], env: Record<string, string> = {}) {
 }
 
 /** rerun with a control queue: claims and recovery tasks are written there, by batch. */
-const CONTROL_ENV = {
-  RERUN_CONTROL_QUEUE: CONTROL,
-  RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
-  RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
-};
-
 /** Whether an injected fault of that kind hit a call of that method (about that queue). */
 const hit = (method: string, kind: string, queue = ORDERS) =>
   calls(method, queue).some((c) => c.fault?.includes(kind) === true);

@@ -80,3 +80,13 @@ export function controlQueue(name: string) {
     tasks: [],
   };
 }
+
+/** The control queue of tests that run with one. */
+export const CONTROL = queueName('rerun-control');
+
+/** A control queue's settings, as deploy.sh gives them (tests deliver its tasks themselves). */
+export const CONTROL_ENV = {
+  RERUN_CONTROL_QUEUE: CONTROL,
+  RERUN_SELF_URL: 'https://rerun-http.example.run.app/',
+  RERUN_INVOKER_SA: `rerun-invoker@${PROJECT}.iam.gserviceaccount.com`,
+};

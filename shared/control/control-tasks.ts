@@ -248,58 +248,67 @@ export function moveOfControlUrl(url: string | undefined): (MoveRecovery & { due
  */
 export const COPY_WITHDRAWN_RECORD_MS = 10 * 24 * 3_600_000;
 
-/** The body of a withdrawn copy's record; its delivery does nothing and is answered 204. */
-const COPY_WITHDRAWN_KIND = 'copy-withdrawn';
+/**
+ * The kinds of control task that record a fact by existing: a withdrawn copy, a cancelled request, a
+ * delivery's lease. Each is named by its kind and its key, falls due after COPY_WITHDRAWN_RECORD_MS, and its
+ * delivery does nothing (answered 204). Its URL names no requestId: status, cancel and a request's end do
+ * not count it.
+ */
+const NO_OP_KINDS = ['copy-withdrawn', 'request-cancelled', 'delivery-lease'] as const;
+type NoOpKind = (typeof NO_OP_KINDS)[number];
 
-/** The name of the record that `copy` was withdrawn (docs/claims.md "Withdrawn copies are recorded"). */
-export function copyWithdrawnNameOf(controlQueue: QueueName, copy: string): TaskName {
-  return taskNameIn(controlQueue, sha256Hex(`${COPY_WITHDRAWN_KIND}\n${copy}`));
+function noOpRecordNameOf(controlQueue: QueueName, kind: NoOpKind, key: string): TaskName {
+  return taskNameIn(controlQueue, sha256Hex(`${kind}\n${key}`));
 }
 
-/**
- * The record that the copy `copy` was taken out (or its name used up) without running, due after
- * COPY_WITHDRAWN_RECORD_MS. It carries no requestId: status, cancel and a request's end do not count it.
- */
-export function copyWithdrawnTaskFor(copy: string, target: ControlTarget, nowMs: number): NewTask {
+function noOpRecordTaskOf(
+  kind: NoOpKind,
+  key: string,
+  target: Pick<ControlTarget, 'queue' | 'selfUrl' | 'invokerServiceAccount'>,
+  url: URL,
+  nowMs: number,
+): NewTask {
   return {
-    name: copyWithdrawnNameOf(target.queue, copy).name,
+    name: noOpRecordNameOf(target.queue, kind, key).name,
     scheduleTime: new Date(nowMs + COPY_WITHDRAWN_RECORD_MS).toISOString(),
-    httpRequest: controlRequestOf(target, controlUrlOf(target), { kind: COPY_WITHDRAWN_KIND }),
+    httpRequest: controlRequestOf(target, url, { kind }),
   };
 }
 
-/** The body of a cancelled request's record; its delivery does nothing and is answered 204. */
-const REQUEST_CANCELLED_KIND = 'request-cancelled';
+/** True for the body of a record or lease that does nothing when it falls due (answered 204). */
+export function isNoOpRecordBody(body: unknown): boolean {
+  const kind = (body as { kind?: unknown } | null)?.kind;
+  return NO_OP_KINDS.some((known) => known === kind);
+}
+
+/** The name of the record that `copy` was withdrawn (docs/claims.md "Withdrawn copies are recorded"). */
+export function copyWithdrawnNameOf(controlQueue: QueueName, copy: string): TaskName {
+  return noOpRecordNameOf(controlQueue, 'copy-withdrawn', copy);
+}
+
+/** The record that the copy `copy` was taken out (or its name used up) without running. */
+export function copyWithdrawnTaskFor(copy: string, target: ControlTarget, nowMs: number): NewTask {
+  return noOpRecordTaskOf('copy-withdrawn', copy, target, controlUrlOf(target), nowMs);
+}
 
 /** The name of the record that `requestId` was cancelled (docs/claims.md "Cancelled requests"). */
 export function cancelRecordNameOf(controlQueue: QueueName, requestId: string): TaskName {
-  return taskNameIn(controlQueue, sha256Hex(`${REQUEST_CANCELLED_KIND}\n${requestId}`));
+  return noOpRecordNameOf(controlQueue, 'request-cancelled', requestId);
 }
 
-/**
- * The record that `requestId` was cancelled, due after COPY_WITHDRAWN_RECORD_MS: until then no delivery of
- * the request forces or queues anything. Its URL names no requestId: status and cancel do not count it.
- */
+/** The record that `requestId` was cancelled: until it falls due, no delivery of the request forces or queues. */
 export function cancelRecordTaskFor(
   requestId: string,
   target: Pick<ControlTarget, 'queue' | 'selfUrl' | 'invokerServiceAccount'>,
   nowMs: number,
 ): NewTask {
-  return {
-    name: cancelRecordNameOf(target.queue, requestId).name,
-    scheduleTime: new Date(nowMs + COPY_WITHDRAWN_RECORD_MS).toISOString(),
-    httpRequest: controlRequestOf(target, new URL(target.selfUrl), { kind: REQUEST_CANCELLED_KIND }),
-  };
+  return noOpRecordTaskOf('request-cancelled', requestId, target, new URL(target.selfUrl), nowMs);
 }
-
-/** The body of a control task delivery's lease; its delivery does nothing and is answered 204. */
-const DELIVERY_LEASE_KIND = 'delivery-lease';
 
 /**
  * The lease one delivery of the control task `controlTaskId` takes before it forces its task (docs/claims.md
  * "One delivery at a time"), named by the task's ID and its X-CloudTasks-TaskRetryCount: two deliveries of one
- * dispatch meet on it, a retry has a name of its own. Due after COPY_WITHDRAWN_RECORD_MS, so one left behind
- * does nothing; its URL names no requestId.
+ * dispatch meet on it, a retry has a name of its own.
  */
 export function deliveryLeaseTaskFor(
   controlTaskId: string,
@@ -307,16 +316,11 @@ export function deliveryLeaseTaskFor(
   target: ControlTarget,
   nowMs: number,
 ): NewTask {
-  const id = sha256Hex(`${DELIVERY_LEASE_KIND}\n${controlTaskId}\n${retryCount}`);
-  return {
-    name: taskNameIn(target.queue, id).name,
-    scheduleTime: new Date(nowMs + COPY_WITHDRAWN_RECORD_MS).toISOString(),
-    httpRequest: controlRequestOf(target, controlUrlOf(target), { kind: DELIVERY_LEASE_KIND }),
-  };
-}
-
-/** True for the body of a record or lease that does nothing when it falls due (answered 204). */
-export function isNoOpRecordBody(body: unknown): boolean {
-  const kind = (body as { kind?: unknown } | null)?.kind;
-  return kind === COPY_WITHDRAWN_KIND || kind === REQUEST_CANCELLED_KIND || kind === DELIVERY_LEASE_KIND;
+  return noOpRecordTaskOf(
+    'delivery-lease',
+    `${controlTaskId}\n${retryCount}`,
+    target,
+    controlUrlOf(target),
+    nowMs,
+  );
 }
